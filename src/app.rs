@@ -1,0 +1,157 @@
+//! Building and running the gateway: load the specs, bind the listener, assemble Socket.IO, the
+//! HTTP routes and CORS on one port, serve until told to stop, then drain.
+//!
+//! [`App::build`] binds before returning, so callers (tests, `main`) learn the real port, even
+//! when they asked for port 0.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::http::{HeaderValue, Method, header};
+use socketioxide::{SocketIo, TransportType};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::{
+    auth::{ApiKeys, TokenVerifier},
+    config::{Config, NamespaceSource},
+    engine::{Engine, EngineSettings},
+    http::{self, HttpState, Readiness},
+    metrics::Metrics,
+    spec::{self, NamespaceSpec, SpecErrors},
+};
+
+/// A bound, ready-to-run gateway.
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    io: SocketIo,
+    engine: Engine,
+    readiness: Arc<Readiness>,
+    shutdown_timeout: Duration,
+}
+
+/// Loads the specs named by the config, with the config's rate-limit overrides applied.
+pub fn load_specs(config: &Config) -> anyhow::Result<Vec<NamespaceSpec>> {
+    let mut specs = match &config.namespaces {
+        NamespaceSource::Embedded => spec::load_embedded(),
+        NamespaceSource::Dir(dir) => spec::load_dir(dir),
+    }
+    .map_err(|e: SpecErrors| anyhow::anyhow!("the namespace specs have errors:\n{e}"))?;
+    for (path, events) in &config.rate_limit_overrides {
+        let spec = specs
+            .iter_mut()
+            .find(|s| &s.path == path)
+            .with_context(|| format!("rate_limits: no namespace `{path}` is loaded"))?;
+        for (event, limit) in events {
+            let e = spec.events.get_mut(event).with_context(|| format!("rate_limits: `{path}` has no event `{event}`"))?;
+            e.rate_limit = Some(*limit);
+        }
+    }
+    Ok(specs)
+}
+
+impl App {
+    /// Loads the specs, binds `config.listen` and assembles the gateway.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let specs = load_specs(config)?;
+        let verifier = TokenVerifier::new(&config.jwt)?;
+        let transport = &config.transport;
+        let (socket_layer, io) = SocketIo::builder()
+            .ping_interval(transport.ping_interval)
+            .ping_timeout(transport.ping_timeout)
+            .upgrade_timeout(transport.upgrade_timeout)
+            .max_payload(transport.max_http_buffer_size)
+            .ws_max_message_size(usize::try_from(transport.max_http_buffer_size).unwrap_or(usize::MAX))
+            .max_buffer_size(transport.max_buffer_size)
+            .transports([TransportType::Polling, TransportType::Websocket])
+            .build_layer();
+
+        let metrics = Arc::new(Metrics::default());
+        let settings = EngineSettings {
+            limits: config.limits.clone(),
+            metrics_interval: config.metrics_interval,
+            cleanup_interval: config.cleanup_interval,
+        };
+        let engine = Engine::new(specs, io.clone(), verifier, settings, metrics.clone());
+        engine.mount(&io);
+
+        let readiness = Arc::new(Readiness::default());
+        let state = HttpState {
+            engine: engine.clone(),
+            api_keys: ApiKeys::new(config.api_keys.clone()),
+            readiness: readiness.clone(),
+            metrics,
+            max_batch: config.limits.api_max_batch,
+            max_body_bytes: config.limits.api_max_body_bytes,
+        };
+        let router = http::router(state).layer(socket_layer).layer(cors(&config.cors_origins)?);
+
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        Ok(Self { listener, router, io, engine, readiness, shutdown_timeout: config.shutdown_timeout })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The engine, to publish from in-process (tests).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Serves until `shutdown` completes, then drains: `/readyz` turns 503, the listener stops
+    /// accepting, every socket is closed so its client reconnects elsewhere, and in-flight HTTP
+    /// requests get up to the shutdown timeout to finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let addr = self.local_addr();
+        let tasks: Vec<JoinHandle<()>> = self.engine.spawn_tasks();
+        let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = accepting_stopped.await;
+            });
+        let mut server = tokio::spawn(server.into_future());
+        tracing::info!(%addr, namespaces = ?self.engine.specs().map(|s| s.path.as_str()).collect::<Vec<_>>(), "listening");
+
+        tokio::select! {
+            () = shutdown => {}
+            result = &mut server => {
+                tasks.iter().for_each(JoinHandle::abort);
+                return result.context("the server task failed")?.context("the server failed");
+            }
+        }
+
+        tracing::info!("shutting down: draining connections");
+        self.readiness.start_draining();
+        let _ = stop_accepting.send(());
+        if tokio::time::timeout(self.shutdown_timeout, self.io.close()).await.is_err() {
+            tracing::warn!("closing sockets took longer than the shutdown timeout");
+        }
+        tasks.iter().for_each(JoinHandle::abort);
+        match tokio::time::timeout(self.shutdown_timeout, &mut server).await {
+            Ok(result) => result.context("the server task failed")?.context("the server failed")?,
+            Err(_) => {
+                tracing::warn!("in-flight requests outlived the shutdown timeout; stopping anyway");
+                server.abort();
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// CORS for the polling transport and the API: the listed origins, with credentials (cookies),
+/// never a wildcard.
+fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
+    let origins = origins
+        .iter()
+        .map(|o| HeaderValue::from_str(o).with_context(|| format!("CORS_ORIGINS: `{o}` is not a valid origin")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::HeaderName::from_static("x-api-key")]))
+}

@@ -1,0 +1,385 @@
+//! Who is calling: client tokens (where to find them in a handshake, how they are verified, what
+//! identity they carry), the HS256 signer behind dev mode and the `token` subcommand, and the API
+//! keys of the HTTP API.
+//!
+//! The algorithm is pinned by the configured key: a token whose header names any other algorithm
+//! is refused before its signature is looked at. Verification failures are logged with their
+//! cause; clients only ever learn "invalid" or "expired".
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::config::{JwtConfig, JwtKey, PublicKeyAlgorithm};
+
+/// The identity a socket acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `sub` (or `userId`); `None` for an anonymous socket.
+    pub user_id: Option<Arc<str>>,
+    /// `tenantId`, when the token has one.
+    pub tenant_id: Option<Arc<str>>,
+    /// `roles`.
+    pub roles: Arc<[Arc<str>]>,
+    /// `exp`, in seconds since the epoch.
+    pub expires_at: Option<u64>,
+}
+
+impl Identity {
+    /// A socket that connected without a token where the namespace allows it.
+    pub fn anonymous() -> Self {
+        Self { user_id: None, tenant_id: None, roles: Arc::from([]), expires_at: None }
+    }
+
+    /// Whether a token backs this identity.
+    pub fn is_authenticated(&self) -> bool {
+        self.user_id.is_some()
+    }
+
+    /// Whether the user has at least one of `roles`.
+    pub fn has_any_role(&self, roles: &[String]) -> bool {
+        roles.iter().any(|wanted| self.roles.iter().any(|r| **r == **wanted))
+    }
+
+    /// The `user` variable of spec templates.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.user_id.as_deref(),
+            "tenantId": self.tenant_id.as_deref(),
+            "roles": self.roles.iter().map(|r| r.as_ref()).collect::<Vec<_>>(),
+            "authenticated": self.is_authenticated(),
+            "expiresAt": self.expires_at,
+        })
+    }
+}
+
+/// Why a token was refused. `Display` is what the client is told.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// No token in any of the places looked at.
+    #[error("Authentication token required")]
+    Missing,
+    /// Bad signature, wrong algorithm, malformed, wrong issuer or audience, no subject.
+    #[error("Invalid authentication token")]
+    Invalid,
+    /// `exp` is in the past.
+    #[error("Authentication token expired")]
+    Expired,
+    /// The namespace needs a tenant and the token has none.
+    #[error("Authentication token has no tenantId")]
+    MissingTenant,
+}
+
+/// The claims the gateway reads; anything else in the token is ignored.
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: Option<IdClaim>,
+    #[serde(rename = "userId")]
+    user_id: Option<IdClaim>,
+    #[serde(rename = "tenantId")]
+    tenant_id: Option<IdClaim>,
+    #[serde(default)]
+    roles: RolesClaim,
+    exp: Option<u64>,
+}
+
+/// Ids may be strings or numbers in the tokens of existing backends.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum IdClaim {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+impl IdClaim {
+    fn into_string(self) -> Option<String> {
+        let s = match self {
+            IdClaim::Text(s) => s,
+            IdClaim::Number(n) => n.to_string(),
+        };
+        (!s.is_empty()).then_some(s)
+    }
+}
+
+/// `roles` is an array of strings; a single string is accepted as one role.
+#[derive(Debug, Default, Deserialize)]
+#[serde(untagged)]
+enum RolesClaim {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Verifies client tokens.
+pub struct TokenVerifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl TokenVerifier {
+    /// Builds a verifier for the configured key; fails on an unreadable public key.
+    pub fn new(config: &JwtConfig) -> anyhow::Result<Self> {
+        let (key, algorithm) = match &config.key {
+            JwtKey::Hs256(secret) => (DecodingKey::from_secret(secret.expose_secret().as_bytes()), Algorithm::HS256),
+            JwtKey::Public { algorithm: PublicKeyAlgorithm::RS256, pem } => (
+                DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| anyhow::anyhow!("JWT_PUBLIC_KEY is not an RSA public key in PEM: {e}"))?,
+                Algorithm::RS256,
+            ),
+            JwtKey::Public { algorithm: PublicKeyAlgorithm::ES256, pem } => (
+                DecodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| anyhow::anyhow!("JWT_PUBLIC_KEY is not an EC public key in PEM: {e}"))?,
+                Algorithm::ES256,
+            ),
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = config.leeway.as_secs();
+        validation.set_required_spec_claims(&["exp"]);
+        validation.validate_nbf = true;
+        match &config.issuer {
+            Some(iss) => validation.set_issuer(&[iss]),
+            None => validation.iss = None,
+        }
+        match &config.audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        Ok(Self { key, validation })
+    }
+
+    /// Verifies `token` and returns the identity it carries.
+    pub fn verify(&self, token: &str) -> Result<Identity, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => TokenError::Expired,
+            kind => {
+                tracing::debug!(reason = ?kind, "token refused");
+                TokenError::Invalid
+            }
+        })?;
+        let claims = data.claims;
+        let user_id = claims.sub.and_then(IdClaim::into_string).or_else(|| claims.user_id.and_then(IdClaim::into_string));
+        let Some(user_id) = user_id else {
+            tracing::debug!("token refused: neither sub nor userId");
+            return Err(TokenError::Invalid);
+        };
+        let roles: Vec<Arc<str>> = match claims.roles {
+            RolesClaim::None => vec![],
+            RolesClaim::One(r) => vec![Arc::from(r)],
+            RolesClaim::Many(rs) => rs.into_iter().map(Arc::from).collect(),
+        };
+        Ok(Identity {
+            user_id: Some(Arc::from(user_id)),
+            tenant_id: claims.tenant_id.and_then(IdClaim::into_string).map(Arc::from),
+            roles: Arc::from(roles),
+            expires_at: claims.exp,
+        })
+    }
+
+    /// The tolerance on `exp`, in seconds.
+    pub fn leeway_secs(&self) -> u64 {
+        self.validation.leeway
+    }
+}
+
+/// Finds the token of a Socket.IO handshake, in the seed's order: the `auth` payload's `token`,
+/// the `?token=` query parameter, then `Authorization: Bearer`. The first place that has one
+/// decides; an empty value counts as absent. A `Bearer ` prefix is tolerated everywhere.
+pub fn handshake_token(auth: Option<&Value>, parts: &http::request::Parts) -> Option<String> {
+    let from_auth = auth.and_then(|a| a.get("token")).and_then(Value::as_str).map(str::to_string);
+    let from_query = parts.uri.query().and_then(|q| query_param(q, "token"));
+    let from_header = parts
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| strip_bearer(v).map(str::to_string));
+    [from_auth, from_query, from_header]
+        .into_iter()
+        .flatten()
+        .map(|t| strip_bearer(&t).unwrap_or(&t).trim().to_string())
+        .find(|t| !t.is_empty())
+}
+
+fn strip_bearer(value: &str) -> Option<&str> {
+    let value = value.trim();
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// The percent-decoded value of `name` in a query string.
+pub fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| percent_decode_query(v))
+    })
+}
+
+fn percent_decode_query(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                Some(decoded) => {
+                    out.push(decoded);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Signs HS256 tokens: the dev-mode demo token and `realtime-gateway token`.
+pub struct TokenSigner {
+    key: EncodingKey,
+}
+
+/// The claims of a minted token.
+#[derive(Debug, Serialize)]
+struct MintedClaims<'a> {
+    sub: &'a str,
+    #[serde(rename = "tenantId", skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<&'a str>,
+    roles: &'a [String],
+    iat: u64,
+    exp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
+}
+
+impl TokenSigner {
+    /// A signer for the configured key; only HS256 secrets can sign here.
+    pub fn new(config: &JwtConfig) -> anyhow::Result<Self> {
+        match &config.key {
+            JwtKey::Hs256(secret) => Ok(Self { key: EncodingKey::from_secret(secret.expose_secret().as_bytes()) }),
+            JwtKey::Public { .. } => anyhow::bail!(
+                "the gateway only holds a public key (JWT_PUBLIC_KEY); mint tokens with the private key where your tokens are issued"
+            ),
+        }
+    }
+
+    /// Mints a token for `sub` valid for `ttl`, with the configured issuer and audience.
+    pub fn mint(&self, config: &JwtConfig, sub: &str, tenant: Option<&str>, roles: &[String], ttl: Duration) -> String {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        let claims = MintedClaims {
+            sub,
+            tenant_id: tenant,
+            roles,
+            iat: now,
+            exp: now + ttl.as_secs().max(1),
+            iss: config.issuer.as_deref(),
+            aud: config.audience.as_deref(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key).expect("HS256 signing with a secret cannot fail")
+    }
+}
+
+/// The API keys of the HTTP API, compared in constant time.
+#[derive(Clone)]
+pub struct ApiKeys {
+    keys: Arc<[SecretString]>,
+}
+
+impl ApiKeys {
+    /// Wraps the configured keys.
+    pub fn new(keys: Vec<SecretString>) -> Self {
+        Self { keys: Arc::from(keys) }
+    }
+
+    /// Whether no key is configured (the API then refuses everything).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Whether the request carries a configured key in `X-API-Key` or `Authorization: Bearer`.
+    pub fn authorize(&self, headers: &http::HeaderMap) -> bool {
+        let presented = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .or_else(|| headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(strip_bearer));
+        let Some(presented) = presented.filter(|p| !p.is_empty()) else {
+            return false;
+        };
+        // Every key is compared, so timing does not tell which (or whether one) nearly matched.
+        self.keys.iter().fold(false, |found, key| found | bool::from(key.expose_secret().as_bytes().ct_eq(presented.as_bytes())))
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(secret: &str) -> JwtConfig {
+        JwtConfig { key: JwtKey::Hs256(SecretString::from(secret.to_string())), issuer: None, audience: None, leeway: Duration::ZERO }
+    }
+
+    #[test]
+    fn minted_tokens_verify_and_carry_claims() {
+        let c = config("secret");
+        let token = TokenSigner::new(&c).unwrap().mint(&c, "u1", Some("t1"), &["admin".into()], Duration::from_secs(60));
+        let id = TokenVerifier::new(&c).unwrap().verify(&token).unwrap();
+        assert_eq!(id.user_id.as_deref(), Some("u1"));
+        assert_eq!(id.tenant_id.as_deref(), Some("t1"));
+        assert!(id.has_any_role(&["admin".into()]));
+    }
+
+    #[test]
+    fn other_secrets_and_garbage_are_invalid() {
+        let c = config("secret");
+        let token = TokenSigner::new(&config("other")).unwrap().mint(&c, "u1", None, &[], Duration::from_secs(60));
+        let v = TokenVerifier::new(&c).unwrap();
+        assert_eq!(v.verify(&token), Err(TokenError::Invalid));
+        assert_eq!(v.verify("not.a.token"), Err(TokenError::Invalid));
+        assert_eq!(v.verify(""), Err(TokenError::Invalid));
+        assert_eq!(v.verify("a.b"), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn the_bearer_header_and_query_are_sources_after_auth() {
+        let parts = |uri: &str, header: Option<&str>| {
+            let mut b = http::Request::builder().uri(uri);
+            if let Some(h) = header {
+                b = b.header("authorization", h);
+            }
+            b.body(()).unwrap().into_parts().0
+        };
+        let auth = json!({ "token": "from-auth" });
+        assert_eq!(handshake_token(Some(&auth), &parts("/?token=q", Some("Bearer h"))).as_deref(), Some("from-auth"));
+        assert_eq!(handshake_token(None, &parts("/?EIO=4&token=a%2Eb", Some("Bearer h"))).as_deref(), Some("a.b"));
+        assert_eq!(handshake_token(Some(&json!({ "token": "" })), &parts("/", Some("bearer  h "))).as_deref(), Some("h"));
+        assert_eq!(handshake_token(None, &parts("/", Some("Basic x"))), None);
+    }
+
+    #[test]
+    fn api_keys_match_exactly() {
+        let keys = ApiKeys::new(vec![SecretString::from("k1".to_string())]);
+        let mut h = http::HeaderMap::new();
+        assert!(!keys.authorize(&h));
+        h.insert("x-api-key", "k1".parse().unwrap());
+        assert!(keys.authorize(&h));
+        h.insert("x-api-key", "k1x".parse().unwrap());
+        assert!(!keys.authorize(&h));
+        let mut h = http::HeaderMap::new();
+        h.insert("authorization", "Bearer k1".parse().unwrap());
+        assert!(keys.authorize(&h));
+    }
+}

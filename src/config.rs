@@ -1,0 +1,462 @@
+//! Typed configuration: defaults in code, overridden by an optional YAML file, overridden by
+//! environment variables (the names the seed gateways already used).
+//!
+//! This is the only module that reads the process environment. Everything else receives a
+//! [`Config`]; tests build one in code with [`Config::for_tests`] and never touch the environment.
+//! Secrets are [`SecretString`]s so that no `Debug` or log line can print them.
+
+use std::{
+    collections::BTreeMap,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::spec::RateLimit;
+
+/// Everything the gateway needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the HTTP listener binds (`HOST`, `PORT`).
+    pub listen: SocketAddr,
+    /// Browser origins allowed by CORS (`CORS_ORIGINS`, alias `ALLOWED_ORIGINS`), exact matches.
+    pub cors_origins: Vec<String>,
+    /// How client tokens are verified.
+    pub jwt: JwtConfig,
+    /// Keys accepted by the HTTP API (`API_KEYS`).
+    pub api_keys: Vec<SecretString>,
+    /// True when `api_keys` holds a random demo key made because dev mode had none.
+    pub api_key_generated: bool,
+    /// True when no signing key was configured: the gateway runs on a random secret and says so.
+    pub dev_mode: bool,
+    /// Engine.IO transport settings.
+    pub transport: TransportConfig,
+    /// Per-socket limits the engine enforces for every namespace.
+    pub limits: LimitsConfig,
+    /// How often idle rate-limiter entries are dropped (`WS_CLEANUP_INTERVAL`).
+    pub cleanup_interval: Duration,
+    /// Period of `tenant_stats` and other `metrics_interval` timers (`WS_METRICS_INTERVAL`).
+    pub metrics_interval: Duration,
+    /// Where the namespace specs come from.
+    pub namespaces: NamespaceSource,
+    /// Per-namespace, per-event rate limits that replace the spec's (config file only).
+    pub rate_limit_overrides: BTreeMap<String, BTreeMap<String, RateLimit>>,
+    /// Log filter (`LOG_LEVEL`), in `tracing_subscriber::EnvFilter` syntax.
+    pub log_level: String,
+    /// Log line format (`LOG_FORMAT`).
+    pub log_format: LogFormat,
+    /// Upper bound on a graceful shutdown (`SHUTDOWN_TIMEOUT`).
+    pub shutdown_timeout: Duration,
+}
+
+/// Token verification settings.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    /// The key, and with it the one algorithm accepted.
+    pub key: JwtKey,
+    /// Required `iss` claim, when set (`JWT_ISSUER`).
+    pub issuer: Option<String>,
+    /// Required `aud` claim, when set (`JWT_AUDIENCE`).
+    pub audience: Option<String>,
+    /// Clock skew tolerated on `exp`/`nbf` (`JWT_LEEWAY`), default none, as the seeds' `jsonwebtoken`.
+    pub leeway: Duration,
+}
+
+/// The verification key. The algorithm is pinned by the key: a token signed any other way is refused.
+#[derive(Debug, Clone)]
+pub enum JwtKey {
+    /// HS256 with a shared secret (`JWT_SECRET`, or a random one in dev mode).
+    Hs256(SecretString),
+    /// RS256 or ES256 with a PEM public key (`JWT_PUBLIC_KEY` or `JWT_PUBLIC_KEY_FILE`).
+    Public {
+        /// RS256 or ES256.
+        algorithm: PublicKeyAlgorithm,
+        /// The PEM-encoded public key.
+        pem: String,
+    },
+}
+
+/// Asymmetric algorithms the gateway verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum PublicKeyAlgorithm {
+    /// RSA PKCS#1 v1.5 with SHA-256.
+    RS256,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+}
+
+/// Engine.IO settings, named after the seed's `@WebSocketGateway` options.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// `WS_PING_INTERVAL`.
+    pub ping_interval: Duration,
+    /// `WS_PING_TIMEOUT`.
+    pub ping_timeout: Duration,
+    /// `WS_UPGRADE_TIMEOUT`.
+    pub upgrade_timeout: Duration,
+    /// `WS_MAX_HTTP_BUFFER_SIZE`: the largest message or polling body, in bytes. Beyond it the
+    /// transport closes the connection, as socket.io does.
+    pub max_http_buffer_size: u64,
+    /// `WS_MAX_BUFFER_SIZE`: packets queued per socket before emits to it are dropped.
+    pub max_buffer_size: usize,
+}
+
+/// Limits the engine applies to every socket, whatever its namespace.
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    /// Rooms one socket may be in (`WS_MAX_ROOMS_PER_SOCKET`).
+    pub max_rooms_per_socket: usize,
+    /// Default largest client event payload in bytes (`WS_MAX_EVENT_SIZE`); a spec may lower or
+    /// raise it per event. Larger events get a validation error; the connection stays.
+    pub max_event_bytes: usize,
+    /// Client events per second per socket, all events together (`WS_MAX_EVENTS_PER_SECOND`).
+    pub events_per_second: u32,
+    /// Largest HTTP API body in bytes (`API_MAX_BODY_SIZE`).
+    pub api_max_body_bytes: usize,
+    /// Most events in one publish call (`API_MAX_BATCH`).
+    pub api_max_batch: usize,
+}
+
+/// Where namespace specs are loaded from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceSource {
+    /// The specs compiled into the binary (`namespaces/` at build time).
+    Embedded,
+    /// Every `*.yaml`/`*.yml` file in a folder (`NAMESPACES_DIR`).
+    Dir(PathBuf),
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when stdout is not a terminal, human-readable otherwise.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
+
+/// The optional config file, every field optional. Environment variables win over it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    host: Option<IpAddr>,
+    port: Option<u16>,
+    cors_origins: Option<Vec<String>>,
+    jwt_secret: Option<String>,
+    jwt_algorithm: Option<String>,
+    jwt_public_key: Option<String>,
+    jwt_public_key_file: Option<PathBuf>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    jwt_leeway: Option<DurationSetting>,
+    api_keys: Option<Vec<String>>,
+    ws_ping_interval: Option<DurationSetting>,
+    ws_ping_timeout: Option<DurationSetting>,
+    ws_upgrade_timeout: Option<DurationSetting>,
+    ws_max_http_buffer_size: Option<u64>,
+    ws_max_buffer_size: Option<usize>,
+    ws_max_rooms_per_socket: Option<usize>,
+    ws_max_event_size: Option<usize>,
+    ws_max_events_per_second: Option<u32>,
+    ws_cleanup_interval: Option<DurationSetting>,
+    ws_metrics_interval: Option<DurationSetting>,
+    api_max_body_size: Option<usize>,
+    api_max_batch: Option<usize>,
+    namespaces_dir: Option<PathBuf>,
+    rate_limits: Option<BTreeMap<String, BTreeMap<String, RateLimit>>>,
+    log_level: Option<String>,
+    log_format: Option<LogFormat>,
+    shutdown_timeout: Option<DurationSetting>,
+}
+
+/// A duration written as milliseconds (`60000`, the seeds' style) or with a unit (`60s`, `1m`).
+#[derive(Debug, Clone, Copy)]
+struct DurationSetting(Duration);
+
+impl<'de> Deserialize<'de> for DurationSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Millis(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Millis(ms) => Ok(Self(Duration::from_millis(ms))),
+            Raw::Text(s) => parse_duration(&s).map(Self).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parses `60000` (milliseconds) or a humantime duration such as `60s`, `1m`, `500ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(ms) = s.parse::<u64>() {
+        return Ok(Duration::from_millis(ms));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration (milliseconds, or e.g. 30s, 1m): {e}"))
+}
+
+impl Config {
+    /// Reads the configuration of a real process: the file named by `--config` or `CONFIG_FILE`
+    /// (if any), then the environment.
+    pub fn load(config_file: Option<&Path>) -> anyhow::Result<Self> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let file_path = config_file.map(Path::to_path_buf).or_else(|| env("CONFIG_FILE").map(PathBuf::from));
+        let file = match &file_path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                serde_saphyr::from_str::<FileConfig>(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        Self::from_sources(file, env)
+    }
+
+    /// Builds a config from a parsed file and an environment lookup; `env` wins over `file`.
+    fn from_sources(file: FileConfig, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let duration = |name: &str, file: Option<DurationSetting>, default_ms: u64| -> anyhow::Result<Duration> {
+            match env(name) {
+                Some(v) => parse_duration(&v).map_err(|e| anyhow::anyhow!("{name}: {e}")),
+                None => Ok(file.map(|d| d.0).unwrap_or(Duration::from_millis(default_ms))),
+            }
+        };
+        fn number<T: std::str::FromStr>(
+            env: &impl Fn(&str) -> Option<String>,
+            name: &str,
+            file: Option<T>,
+            default: T,
+        ) -> anyhow::Result<T> {
+            match env(name) {
+                Some(v) => v.trim().parse().map_err(|_| anyhow::anyhow!("{name}: `{v}` is not a valid number")),
+                None => Ok(file.unwrap_or(default)),
+            }
+        }
+        let list = |v: String| -> Vec<String> {
+            v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+        };
+
+        let host: IpAddr = match env("HOST") {
+            Some(h) => h.parse().map_err(|_| anyhow::anyhow!("HOST: `{h}` is not an IP address"))?,
+            None => file.host.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        };
+        let port = number(&env, "PORT", file.port, 3000u16)?;
+
+        let cors_origins = env("CORS_ORIGINS")
+            .or_else(|| env("ALLOWED_ORIGINS"))
+            .map(list)
+            .or(file.cors_origins)
+            .unwrap_or_else(|| vec!["http://localhost:3000".to_string()]);
+        if cors_origins.iter().any(|o| o == "*") {
+            bail!(
+                "CORS_ORIGINS: `*` is not allowed, because credentials are allowed; list the origins instead"
+            );
+        }
+
+        let secret = env("JWT_SECRET").or(file.jwt_secret);
+        let public_pem = match (env("JWT_PUBLIC_KEY").or(file.jwt_public_key), env("JWT_PUBLIC_KEY_FILE").map(PathBuf::from).or(file.jwt_public_key_file)) {
+            (Some(pem), _) => Some(pem.replace("\\n", "\n")),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("JWT_PUBLIC_KEY_FILE: cannot read {}", path.display()))?,
+            ),
+            (None, None) => None,
+        };
+        let algorithm = env("JWT_ALGORITHM").or(file.jwt_algorithm);
+        let (key, dev_mode) = match (secret, public_pem) {
+            (Some(_), Some(_)) => bail!("set either JWT_SECRET (HS256) or JWT_PUBLIC_KEY (RS256/ES256), not both"),
+            (Some(secret), None) => {
+                if let Some(alg) = algorithm.as_deref().filter(|a| !a.eq_ignore_ascii_case("HS256")) {
+                    bail!("JWT_ALGORITHM is {alg}, but JWT_SECRET is an HS256 secret; set JWT_PUBLIC_KEY for {alg}");
+                }
+                (JwtKey::Hs256(SecretString::from(secret)), false)
+            }
+            (None, Some(pem)) => {
+                let algorithm = match algorithm.as_deref().map(str::to_ascii_uppercase).as_deref() {
+                    Some("RS256") => PublicKeyAlgorithm::RS256,
+                    Some("ES256") => PublicKeyAlgorithm::ES256,
+                    Some(other) => bail!("JWT_ALGORITHM: `{other}` is not supported with a public key (RS256, ES256)"),
+                    None => bail!("JWT_PUBLIC_KEY is set: set JWT_ALGORITHM to RS256 or ES256 as well, so the algorithm is pinned"),
+                };
+                (JwtKey::Public { algorithm, pem }, false)
+            }
+            (None, None) => (JwtKey::Hs256(SecretString::from(random_hex(32))), true),
+        };
+        let jwt = JwtConfig {
+            key,
+            issuer: env("JWT_ISSUER").or(file.jwt_issuer),
+            audience: env("JWT_AUDIENCE").or(file.jwt_audience),
+            leeway: match env("JWT_LEEWAY") {
+                // Seconds, as jsonwebtoken's clockTolerance, unless a unit is given.
+                Some(v) => match v.trim().parse::<u64>() {
+                    Ok(secs) => Duration::from_secs(secs),
+                    Err(_) => parse_duration(&v).map_err(|e| anyhow::anyhow!("JWT_LEEWAY: {e}"))?,
+                },
+                None => file.jwt_leeway.map(|d| d.0).unwrap_or(Duration::ZERO),
+            },
+        };
+
+        let mut api_keys: Vec<SecretString> = env("API_KEYS")
+            .map(list)
+            .or(file.api_keys)
+            .unwrap_or_default()
+            .into_iter()
+            .map(SecretString::from)
+            .collect();
+        // Dev mode should be usable end to end with nothing configured, publish API included.
+        let api_key_generated = dev_mode && api_keys.is_empty();
+        if api_key_generated {
+            api_keys.push(SecretString::from(format!("dev-{}", random_hex(16))));
+        }
+
+        let transport = TransportConfig {
+            ping_interval: duration("WS_PING_INTERVAL", file.ws_ping_interval, 25_000)?,
+            ping_timeout: duration("WS_PING_TIMEOUT", file.ws_ping_timeout, 60_000)?,
+            upgrade_timeout: duration("WS_UPGRADE_TIMEOUT", file.ws_upgrade_timeout, 10_000)?,
+            max_http_buffer_size: number(&env, "WS_MAX_HTTP_BUFFER_SIZE", file.ws_max_http_buffer_size, 1_000_000u64)?,
+            max_buffer_size: number(&env, "WS_MAX_BUFFER_SIZE", file.ws_max_buffer_size, 1024usize)?,
+        };
+        let limits = LimitsConfig {
+            max_rooms_per_socket: number(&env, "WS_MAX_ROOMS_PER_SOCKET", file.ws_max_rooms_per_socket, 100usize)?,
+            max_event_bytes: number(&env, "WS_MAX_EVENT_SIZE", file.ws_max_event_size, 64 * 1024usize)?,
+            events_per_second: number(&env, "WS_MAX_EVENTS_PER_SECOND", file.ws_max_events_per_second, 50u32)?,
+            api_max_body_bytes: number(&env, "API_MAX_BODY_SIZE", file.api_max_body_size, 1_000_000usize)?,
+            api_max_batch: number(&env, "API_MAX_BATCH", file.api_max_batch, 1000usize)?,
+        };
+        if limits.events_per_second == 0 {
+            bail!("WS_MAX_EVENTS_PER_SECOND must be at least 1");
+        }
+
+        let namespaces = match env("NAMESPACES_DIR").map(PathBuf::from).or(file.namespaces_dir) {
+            Some(dir) => NamespaceSource::Dir(dir),
+            None => NamespaceSource::Embedded,
+        };
+        let log_format = match env("LOG_FORMAT") {
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "json" => LogFormat::Json,
+                "pretty" | "text" => LogFormat::Pretty,
+                "auto" => LogFormat::Auto,
+                other => bail!("LOG_FORMAT: `{other}` is not one of json, pretty, auto"),
+            },
+            None => file.log_format.unwrap_or(LogFormat::Auto),
+        };
+
+        Ok(Config {
+            listen: SocketAddr::new(host, port),
+            cors_origins,
+            jwt,
+            api_keys,
+            api_key_generated,
+            dev_mode,
+            transport,
+            limits,
+            cleanup_interval: duration("WS_CLEANUP_INTERVAL", file.ws_cleanup_interval, 300_000)?,
+            metrics_interval: duration("WS_METRICS_INTERVAL", file.ws_metrics_interval, 60_000)?,
+            namespaces,
+            rate_limit_overrides: file.rate_limits.unwrap_or_default(),
+            log_level: env("LOG_LEVEL").or(file.log_level).unwrap_or_else(|| "info".to_string()),
+            log_format,
+            shutdown_timeout: duration("SHUTDOWN_TIMEOUT", file.shutdown_timeout, 10_000)?,
+        })
+    }
+
+    /// A config for tests: loopback, port 0, a known secret and API key, fast timers.
+    pub fn for_tests(jwt_secret: &str, api_key: &str) -> Self {
+        let mut config = Self::from_sources(FileConfig::default(), |_| None)
+            .expect("the defaults are a valid config");
+        config.listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+        config.jwt.key = JwtKey::Hs256(SecretString::from(jwt_secret.to_string()));
+        config.dev_mode = false;
+        config.api_keys = vec![SecretString::from(api_key.to_string())];
+        config.api_key_generated = false;
+        config.transport.ping_interval = Duration::from_millis(300);
+        config.transport.ping_timeout = Duration::from_millis(1000);
+        config.shutdown_timeout = Duration::from_secs(2);
+        config
+    }
+}
+
+/// `n` random bytes as lowercase hex.
+pub fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut bytes = vec![0u8; n];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn from_env(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_sources(FileConfig::default(), |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_seed() {
+        let c = from_env(&[]).unwrap();
+        assert_eq!(c.listen.port(), 3000);
+        assert_eq!(c.transport.ping_interval, Duration::from_millis(25_000));
+        assert_eq!(c.transport.ping_timeout, Duration::from_millis(60_000));
+        assert_eq!(c.transport.upgrade_timeout, Duration::from_millis(10_000));
+        assert_eq!(c.transport.max_http_buffer_size, 1_000_000);
+        assert_eq!(c.cleanup_interval, Duration::from_millis(300_000));
+        assert_eq!(c.metrics_interval, Duration::from_millis(60_000));
+        assert_eq!(c.cors_origins, vec!["http://localhost:3000"]);
+        assert!(c.dev_mode, "no key configured means dev mode");
+    }
+
+    #[test]
+    fn env_values_are_read_in_milliseconds_or_with_units() {
+        let c = from_env(&[("WS_PING_INTERVAL", "1000"), ("WS_METRICS_INTERVAL", "5s"), ("PORT", "8080")]).unwrap();
+        assert_eq!(c.transport.ping_interval, Duration::from_secs(1));
+        assert_eq!(c.metrics_interval, Duration::from_secs(5));
+        assert_eq!(c.listen.port(), 8080);
+    }
+
+    #[test]
+    fn allowed_origins_is_an_alias_and_wildcards_are_refused() {
+        let c = from_env(&[("ALLOWED_ORIGINS", "https://a.example, https://b.example")]).unwrap();
+        assert_eq!(c.cors_origins, vec!["https://a.example", "https://b.example"]);
+        let err = from_env(&[("CORS_ORIGINS", "*")]).unwrap_err();
+        assert!(err.to_string().contains("not allowed"), "{err}");
+    }
+
+    #[test]
+    fn a_public_key_needs_a_pinned_algorithm() {
+        let err = from_env(&[("JWT_PUBLIC_KEY", "pem")]).unwrap_err();
+        assert!(err.to_string().contains("JWT_ALGORITHM"), "{err}");
+        let c = from_env(&[("JWT_PUBLIC_KEY", "pem"), ("JWT_ALGORITHM", "es256")]).unwrap();
+        assert!(matches!(c.jwt.key, JwtKey::Public { algorithm: PublicKeyAlgorithm::ES256, .. }));
+        assert!(!c.dev_mode);
+    }
+
+    #[test]
+    fn a_secret_leaves_dev_mode_and_never_prints() {
+        let c = from_env(&[("JWT_SECRET", "s3cr3t-value"), ("API_KEYS", "k1,k2")]).unwrap();
+        assert!(!c.dev_mode);
+        assert_eq!(c.api_keys.len(), 2);
+        assert_eq!(c.api_keys[1].expose_secret(), "k2");
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("s3cr3t-value") && !printed.contains("k1"), "{printed}");
+    }
+
+    #[test]
+    fn bad_numbers_name_the_variable() {
+        let err = from_env(&[("WS_MAX_HTTP_BUFFER_SIZE", "lots")]).unwrap_err();
+        assert!(err.to_string().contains("WS_MAX_HTTP_BUFFER_SIZE"), "{err}");
+    }
+}

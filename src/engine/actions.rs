@@ -1,0 +1,250 @@
+//! The actions of `on_connect` and of client events, run for one socket: join and leave rooms
+//! (with their access rules and the socket's tenant), emit, and reply. Also the template scope
+//! those actions render with, and room snapshots (`room.snapshot`).
+
+use std::{borrow::Cow, cell::OnceCell};
+
+use serde_json::{Map, Value, json};
+use socketioxide::{adapter::Adapter, extract::SocketRef};
+
+use super::{clock::iso_now, errors::ClientError, namespace::NamespaceRuntime};
+use crate::{
+    auth::Identity,
+    rooms::{self, RoomScope},
+    spec::{
+        Action, EmitSpec, FamilyRef, RoomFamily, RoomId, RoomTarget,
+        template::{Root, Scope},
+    },
+};
+
+/// A room a socket just joined: what `room.*` describes.
+struct JoinedRoom {
+    family: RoomId,
+    /// `{key, name, params}`.
+    json: Value,
+}
+
+/// Everything an action list of one socket needs, and the scope its templates render in.
+pub(super) struct ActionCtx<'a, A: Adapter> {
+    ns: &'a NamespaceRuntime<A>,
+    socket: &'a SocketRef<A>,
+    identity: &'a Identity,
+    payload: Option<&'a Value>,
+    /// Set when the actions answer a client event: server-only rooms are then off limits.
+    pub from_client: bool,
+    room: Option<JoinedRoom>,
+    now: String,
+    user_json: OnceCell<Value>,
+    socket_json: OnceCell<Value>,
+}
+
+impl<'a, A: Adapter> ActionCtx<'a, A> {
+    pub(super) fn new(ns: &'a NamespaceRuntime<A>, socket: &'a SocketRef<A>, identity: &'a Identity, payload: Option<&'a Value>) -> Self {
+        Self {
+            ns,
+            socket,
+            identity,
+            payload,
+            from_client: false,
+            room: None,
+            now: iso_now(),
+            user_json: OnceCell::new(),
+            socket_json: OnceCell::new(),
+        }
+    }
+
+    /// Runs `actions` in order, stopping at the first failure. Returns the data of the `reply`,
+    /// which is also the ack.
+    pub(super) fn run(&mut self, actions: &[Action]) -> Result<Option<Value>, ClientError> {
+        let mut reply = None;
+        for action in actions {
+            match action {
+                Action::Join { target, optional } => self.join(target, *optional)?,
+                Action::Leave { target } => self.leave(target)?,
+                Action::Emit(emit) => {
+                    self.emit(emit);
+                }
+                Action::Reply(emit) => reply = Some(self.emit(emit)),
+            }
+        }
+        Ok(reply)
+    }
+
+    fn emit(&self, emit: &EmitSpec) -> Value {
+        let event = emit.event.render_text(self);
+        let data = emit.data.as_ref().and_then(|d| d.render(self));
+        let result = match &data {
+            Some(d) => self.socket.emit(&event, d),
+            None => self.socket.emit(&event, &()),
+        };
+        if let Err(e) = result {
+            self.ns.shared.note_emit_failure(&e);
+        }
+        data.unwrap_or(Value::Null)
+    }
+
+    /// Which family and parameter values a target means, rendered now.
+    fn resolve(&self, target: &RoomTarget) -> Result<(RoomId, Vec<Option<String>>), ClientError> {
+        let spec = &self.ns.spec;
+        match target {
+            RoomTarget::Family { family, params } => {
+                let id = match family {
+                    FamilyRef::Fixed(id) => *id,
+                    FamilyRef::Dynamic(t) => {
+                        let name = t.render_text(self);
+                        spec.room_id(&name).ok_or_else(|| ClientError::validation(format!("`{name}` is not a room type here")))?
+                    }
+                };
+                let values = spec.rooms[id]
+                    .pattern
+                    .params()
+                    .iter()
+                    .map(|p| {
+                        params.iter().find(|(name, _)| *name == p.name).and_then(|(_, t)| t.render_key(self)).filter(|v| !v.is_empty())
+                    })
+                    .collect();
+                Ok((id, values))
+            }
+            RoomTarget::Name(t) => {
+                let name = t.render_text(self);
+                spec.rooms
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| !(self.from_client && f.server_only))
+                    .find_map(|(id, f)| f.pattern.parse_name(&name).map(|values| (id, values)))
+                    .ok_or_else(|| ClientError::validation(format!("`{}` is not a room name here", truncate(&name))))
+            }
+        }
+    }
+
+    /// The internal room name for a family and values, checking what applies to this socket.
+    fn room_for(&self, id: RoomId, values: &[Option<String>]) -> Result<(String, String), ClientError> {
+        let family = &self.ns.spec.rooms[id];
+        if self.from_client && family.server_only {
+            return Err(ClientError::permission(format!("room `{}` is managed by the server", family.name)));
+        }
+        let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+        let visible = family.pattern.render(&refs).ok_or_else(|| {
+            let missing: Vec<&str> = family.pattern.params().iter().zip(values).filter(|(p, v)| !p.optional && v.is_none()).map(|(p, _)| p.name.as_str()).collect();
+            if missing.is_empty() {
+                ClientError::validation(format!("the room name for `{}` is too long", family.name))
+            } else {
+                ClientError::validation(format!("room `{}` needs {}", family.name, missing.join(", ")))
+            }
+        })?;
+        let internal = rooms::internal_name(family.scope, self.identity.tenant_id.as_deref(), &visible)
+            .ok_or_else(|| ClientError::permission(format!("room `{visible}` belongs to a tenant, and this connection has none")))?;
+        Ok((visible, internal))
+    }
+
+    fn join(&mut self, target: &RoomTarget, optional: bool) -> Result<(), ClientError> {
+        let (id, values) = self.resolve(target)?;
+        let (visible, internal) = match self.room_for(id, &values) {
+            Ok(names) => names,
+            Err(_) if optional => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let family = &self.ns.spec.rooms[id];
+        if !self.allowed(family, &values) {
+            if optional {
+                return Ok(());
+            }
+            return Err(ClientError::permission(format!("not allowed to join `{visible}`")));
+        }
+        let current = self.socket.rooms();
+        if !current.iter().any(|r| *r == internal) {
+            let max = self.ns.shared.limits.max_rooms_per_socket;
+            if current.len() >= max {
+                return Err(ClientError::rate_limit(format!("too many rooms: a socket may be in {max} at most"), None));
+            }
+            self.socket.join(internal);
+        }
+        let params: Map<String, Value> = family
+            .pattern
+            .params()
+            .iter()
+            .zip(&values)
+            .filter_map(|(p, v)| v.as_ref().map(|v| (p.name.clone(), json!(v))))
+            .collect();
+        let json = json!({ "key": visible, "name": family.name, "params": params });
+        self.room = Some(JoinedRoom { family: id, json });
+        Ok(())
+    }
+
+    fn leave(&mut self, target: &RoomTarget) -> Result<(), ClientError> {
+        let (id, values) = self.resolve(target)?;
+        let (_, internal) = self.room_for(id, &values)?;
+        // Leaving a room one is not in is not an error: unsubscribing twice is harmless.
+        self.socket.leave(internal);
+        Ok(())
+    }
+
+    /// The family's access rules: any rule may let the socket in; without rules, any
+    /// authenticated socket may join.
+    fn allowed(&self, family: &RoomFamily, values: &[Option<String>]) -> bool {
+        if family.access.is_empty() {
+            return self.identity.is_authenticated();
+        }
+        family.access.iter().any(|rule| {
+            (rule.anonymous || self.identity.is_authenticated())
+                && (rule.roles.is_empty() || self.identity.has_any_role(&rule.roles))
+                && rule.params.iter().all(|(i, t)| {
+                    let want = t.render_key(self);
+                    values[*i].is_some() && values[*i] == want
+                })
+        })
+    }
+
+    /// The snapshot of the room just joined, read in the state of its tenant.
+    fn snapshot(&self) -> Option<Value> {
+        let room = self.room.as_ref()?;
+        let family = &self.ns.spec.rooms[room.family];
+        let snap = family.snapshot.as_ref()?;
+        let tenant = match family.scope {
+            RoomScope::Tenant => self.identity.tenant_id.as_deref().unwrap_or_default(),
+            RoomScope::Global => "",
+        };
+        let key = snap.key.as_ref().and_then(|k| k.render_key(self)).filter(|k| !k.is_empty());
+        let filters: Vec<(&str, String)> = snap.matches.iter().filter_map(|(field, t)| t.render_key(self).map(|v| (field.as_str(), v))).collect();
+        Some(self.ns.stores.read_filtered(snap.store, tenant, key.as_deref(), &filters, snap.limit).unwrap_or(Value::Null))
+    }
+}
+
+impl<A: Adapter> Scope for ActionCtx<'_, A> {
+    fn root(&self, root: Root) -> Option<Cow<'_, Value>> {
+        match root {
+            Root::Socket => Some(Cow::Borrowed(self.socket_json.get_or_init(|| {
+                json!({ "id": self.socket.id.to_string(), "transport": format!("{:?}", self.socket.transport_type()).to_lowercase() })
+            }))),
+            Root::User => Some(Cow::Borrowed(self.user_json.get_or_init(|| self.identity.to_json()))),
+            Root::Payload => self.payload.map(Cow::Borrowed),
+            Root::Room => self.room.as_ref().map(|r| Cow::Borrowed(&r.json)),
+            Root::Now => Some(Cow::Owned(Value::String(self.now.clone()))),
+            _ => None,
+        }
+    }
+
+    fn computed(&self, root: Root, field: &str) -> Option<Value> {
+        match (root, field) {
+            (Root::Room, "snapshot") => self.snapshot(),
+            _ => None,
+        }
+    }
+
+    fn state(&self, store: &str, key: Option<&str>) -> Option<Value> {
+        let id = self.ns.spec.store_id(store)?;
+        let tenant = self.identity.tenant_id.as_deref().unwrap_or_default();
+        self.ns.stores.read(id, tenant, key, 100)
+    }
+}
+
+fn truncate(s: &str) -> String {
+    if s.len() <= 80 {
+        return s.to_string();
+    }
+    let mut cut = 80;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &s[..cut])
+}

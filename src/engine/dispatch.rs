@@ -1,0 +1,180 @@
+//! A client event, from packet to answer: size, token expiry, flood and per-event limits, payload
+//! schema, then the spec's actions. Whatever fails, the client gets an `error` event with the
+//! seed's shape (and an `{error}` ack if it asked for one); the socket stays connected.
+
+use std::sync::Arc;
+
+use serde_json::{Value as Json, json};
+use socketioxide::{
+    adapter::Adapter,
+    extract::{AckSender, SocketRef},
+    handler::Value,
+};
+
+use super::{
+    actions::ActionCtx,
+    clock::{iso_from_secs, iso_now, now_millis},
+    errors::ClientError,
+    namespace::NamespaceRuntime,
+    session::Session,
+};
+use crate::auth::{TokenError, now_secs};
+
+/// Rate-limit notices to one socket are at most this often; refused events beyond are dropped
+/// quietly (their acks are still answered).
+const LIMIT_NOTICE_GAP_MS: u64 = 1000;
+
+impl<A: Adapter> NamespaceRuntime<A> {
+    /// Handles one client event. Runs on the socket's receive path: no awaiting.
+    pub(super) fn handle_event(&self, socket: &SocketRef<A>, session: &Arc<Session>, packet: Value, ack: AckSender<A>, wants_ack: bool) {
+        self.shared.metrics.events_received.inc();
+        let (raw, size) = match &packet {
+            Value::Str(text, _) => (text.as_str(), text.len()),
+            Value::Bytes(_) => {
+                return self.fail(socket, None, ack, wants_ack, ClientError::validation("binary packets are not supported"));
+            }
+        };
+        let (name, payload) = match parse_event(raw) {
+            Some(parsed) => parsed,
+            None => return self.fail(socket, None, ack, wants_ack, ClientError::validation("the event is not a JSON array starting with its name")),
+        };
+        let name = name.as_str();
+
+        let identity = session.identity();
+        if identity.expires_at.is_some_and(|exp| exp + self.shared.verifier.leeway_secs() < now_secs()) {
+            // The sweeper would end it within a second; do not serve it meanwhile.
+            self.end_expired(socket);
+            return;
+        }
+
+        if let Err(wait) = self.flood_limiter.check(socket.id) {
+            return self.refuse_limited(socket, session, name, ack, wants_ack, wait, "too many events: slow down");
+        }
+
+        if name == self.spec.auth.refresh_event {
+            return self.refresh_token(socket, session, name, payload, ack, wants_ack);
+        }
+
+        let Some(event) = self.spec.events.get(name) else {
+            // The seeds' gateways ignored events they did not handle; do the same, but do not
+            // leave an ack callback waiting.
+            tracing::debug!(ns = %self.spec.path, sid = %socket.id, event = name, "unknown event ignored");
+            if wants_ack {
+                let error = ClientError::validation(format!("unknown event `{name}`"));
+                send_ack(ack, &json!({ "error": error.payload(Some(name)) }));
+            }
+            return;
+        };
+
+        let max = event.max_bytes.unwrap_or(self.shared.limits.max_event_bytes);
+        if size > max {
+            return self.fail(socket, Some(name), ack, wants_ack, ClientError::validation(format!("payload too large: {size} bytes, the limit is {max}")));
+        }
+
+        if let Some(limiter) = self.event_limiters.get(name)
+            && let Err(wait) = limiter.check(socket.id)
+        {
+            return self.refuse_limited(socket, session, name, ack, wants_ack, wait, &format!("rate limit exceeded for `{name}`"));
+        }
+
+        if let Some(schema) = &event.schema
+            && let Err(message) = schema.check(&payload)
+        {
+            return self.fail(socket, Some(name), ack, wants_ack, ClientError::validation(message));
+        }
+
+        let mut ctx = ActionCtx::new(self, socket, &identity, Some(&payload));
+        ctx.from_client = true;
+        match ctx.run(&event.actions) {
+            Ok(reply) => {
+                if wants_ack {
+                    send_ack(ack, &reply.unwrap_or_else(|| json!({ "ok": true })));
+                }
+            }
+            Err(error) => self.fail(socket, Some(name), ack, wants_ack, error),
+        }
+    }
+
+    /// Sends `error` to the client and answers its ack with the same payload under `error`.
+    pub(super) fn fail(&self, socket: &SocketRef<A>, event: Option<&str>, ack: AckSender<A>, wants_ack: bool, error: ClientError) {
+        self.shared.metrics.events_rejected.inc();
+        tracing::debug!(ns = %self.spec.path, sid = %socket.id, event, kind = error.kind.as_str(), message = %error.message, "client event refused");
+        let payload = error.payload(event);
+        if let Err(e) = socket.emit("error", &payload) {
+            self.shared.note_emit_failure(&e);
+        }
+        if wants_ack {
+            send_ack(ack, &json!({ "error": payload }));
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn refuse_limited(&self, socket: &SocketRef<A>, session: &Session, event: &str, ack: AckSender<A>, wants_ack: bool, wait: std::time::Duration, message: &str) {
+        self.shared.metrics.rate_limited.inc();
+        let error = ClientError::rate_limit(message, Some(wait.as_millis().max(1) as u64));
+        if session.may_notify_limit(now_millis(), LIMIT_NOTICE_GAP_MS) {
+            self.fail(socket, Some(event), ack, wants_ack, error);
+        } else if wants_ack {
+            self.shared.metrics.events_rejected.inc();
+            send_ack(ack, &json!({ "error": error.payload(Some(event)) }));
+        }
+    }
+
+    /// The refresh event: `{token}` (or the token as a string) replaces the socket's token, for
+    /// the same user and tenant. Answered with `auth:refreshed` `{expiresAt, timestamp}`.
+    fn refresh_token(&self, socket: &SocketRef<A>, session: &Session, name: &str, payload: Json, ack: AckSender<A>, wants_ack: bool) {
+        if let Err(wait) = self.refresh_limiter.check(socket.id) {
+            return self.refuse_limited(socket, session, name, ack, wants_ack, wait, "too many token refreshes");
+        }
+        let token = match &payload {
+            Json::String(t) => Some(t.as_str()),
+            other => other.get("token").and_then(Json::as_str),
+        };
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return self.fail(socket, Some(name), ack, wants_ack, ClientError::validation("send the new token as {\"token\": \"...\"}"));
+        };
+        let current = session.identity();
+        let fresh = match self.shared.verifier.verify(token) {
+            Ok(fresh) => fresh,
+            Err(e) => return self.fail(socket, Some(name), ack, wants_ack, ClientError::auth(e.to_string())),
+        };
+        if fresh.user_id != current.user_id || fresh.tenant_id != current.tenant_id {
+            return self.fail(socket, Some(name), ack, wants_ack, ClientError::auth("the new token must be for the same user and tenant"));
+        }
+        if current.is_authenticated() && self.spec.auth.require_tenant && fresh.tenant_id.is_none() {
+            return self.fail(socket, Some(name), ack, wants_ack, ClientError::auth(TokenError::MissingTenant.to_string()));
+        }
+        if let Some(old) = current.expires_at {
+            self.shared.expiry.cancel(old, self.index, socket.id);
+        }
+        if let Some(exp) = fresh.expires_at {
+            self.shared.expiry.schedule(exp, self.index, socket.id);
+        }
+        let reply = json!({
+            "expiresAt": fresh.expires_at.map(iso_from_secs),
+            "timestamp": iso_now(),
+        });
+        session.set_identity(fresh);
+        if let Err(e) = socket.emit("auth:refreshed", &reply) {
+            self.shared.note_emit_failure(&e);
+        }
+        if wants_ack {
+            send_ack(ack, &reply);
+        }
+    }
+}
+
+/// Splits a Socket.IO event array into its name and first argument (`null` when absent).
+fn parse_event(raw: &str) -> Option<(String, Json)> {
+    let Json::Array(items) = serde_json::from_str::<Json>(raw).ok()? else { return None };
+    let mut items = items.into_iter();
+    let Json::String(name) = items.next()? else { return None };
+    Some((name, items.next().unwrap_or(Json::Null)))
+}
+
+/// Answers the client's ack callback (a no-op when it did not pass one).
+fn send_ack<A: Adapter>(ack: AckSender<A>, data: &Json) {
+    if let Err(e) = ack.send(data) {
+        tracing::debug!(error = %e, "could not send an ack");
+    }
+}

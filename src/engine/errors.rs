@@ -1,0 +1,86 @@
+//! The errors a client is told about: the seeds' `error` event, `{message, type, timestamp}`.
+//!
+//! Each failure of a client event becomes one of these; the dispatcher sends it as an `error`
+//! event and, when the client asked for an ack, as `{ error: <same payload> }` in the ack. The
+//! connection always stays up, except for token expiry, which ends it.
+
+use serde_json::{Value, json};
+
+use super::clock::iso_now;
+
+/// The `type` field of an `error` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Missing, invalid or expired token.
+    Auth,
+    /// The payload does not fit the event's schema, or names something that does not exist.
+    Validation,
+    /// Too many requests, or too many rooms.
+    RateLimit,
+    /// The room's access rules refuse this user.
+    Permission,
+    /// A failure of the gateway itself; details are logged, not sent.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Auth => "auth",
+            ErrorKind::Validation => "validation",
+            ErrorKind::RateLimit => "rate_limit",
+            ErrorKind::Permission => "permission",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+/// A failure to report to one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientError {
+    /// Its category.
+    pub kind: ErrorKind,
+    /// A sentence for a developer reading the client's console.
+    pub message: String,
+    /// For rate limits: when the next attempt can succeed.
+    pub retry_after_ms: Option<u64>,
+}
+
+impl ClientError {
+    /// A validation error.
+    pub fn validation(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Validation, message: message.into(), retry_after_ms: None }
+    }
+
+    /// A permission error.
+    pub fn permission(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Permission, message: message.into(), retry_after_ms: None }
+    }
+
+    /// An auth error.
+    pub fn auth(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Auth, message: message.into(), retry_after_ms: None }
+    }
+
+    /// A rate-limit error, optionally with the wait before a retry can succeed.
+    pub fn rate_limit(message: impl Into<String>, retry_after_ms: Option<u64>) -> Self {
+        Self { kind: ErrorKind::RateLimit, message: message.into(), retry_after_ms }
+    }
+
+    /// The `error` event payload; `event` names the client event that failed, when there was one.
+    pub fn payload(&self, event: Option<&str>) -> Value {
+        let mut payload = json!({
+            "message": self.message,
+            "type": self.kind.as_str(),
+            "timestamp": iso_now(),
+        });
+        if let Some(event) = event {
+            payload["event"] = json!(event);
+        }
+        if let Some(ms) = self.retry_after_ms {
+            payload["retryAfterMs"] = json!(ms);
+        }
+        payload
+    }
+}

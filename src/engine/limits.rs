@@ -1,0 +1,58 @@
+//! Rate limits on client events: one keyed limiter per limited event (and one for all events
+//! together), keyed by socket id, so a socket costs nothing until it sends something limited.
+//!
+//! The limiters are GCRA (governor): `max` per `per` with a burst of `max`, refilling smoothly
+//! rather than resetting at window edges. Keys of sockets that went quiet are dropped every
+//! `WS_CLEANUP_INTERVAL`.
+
+use std::{num::NonZeroU32, time::Duration};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
+use socketioxide::socket::Sid;
+
+use crate::spec::RateLimit;
+
+/// A per-socket limiter for one event (or for all events).
+pub struct SocketLimiter {
+    limiter: DefaultKeyedRateLimiter<Sid>,
+}
+
+impl SocketLimiter {
+    /// `limit.max` requests per `limit.per`.
+    pub fn new(limit: RateLimit) -> Self {
+        let max = NonZeroU32::new(limit.max.max(1)).expect("at least 1");
+        let period = (limit.per / max.get()).max(Duration::from_nanos(1));
+        let quota = Quota::with_period(period).expect("non-zero period").allow_burst(max);
+        Self { limiter: RateLimiter::keyed(quota) }
+    }
+
+    /// Takes one request for `sid`; on refusal, how long until one would pass.
+    pub fn check(&self, sid: Sid) -> Result<(), Duration> {
+        self.limiter
+            .check_key(&sid)
+            .map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
+    }
+
+    /// Forgets sockets whose budget is full again (they are indistinguishable from new ones).
+    pub fn cleanup(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allows_the_burst_then_refuses_with_a_wait() {
+        let l = SocketLimiter::new(RateLimit { max: 3, per: Duration::from_secs(60) });
+        let a = Sid::new();
+        for _ in 0..3 {
+            assert!(l.check(a).is_ok());
+        }
+        let wait = l.check(a).unwrap_err();
+        assert!(wait > Duration::from_secs(10) && wait <= Duration::from_secs(20), "{wait:?}");
+        assert!(l.check(Sid::new()).is_ok(), "other sockets have their own budget");
+    }
+}

@@ -1,0 +1,213 @@
+//! The engine: serves namespace specs on socketioxide, and delivers published events.
+//!
+//! - `namespace`: admission (tokens) and the socketioxide handlers of one spec;
+//! - `dispatch`: a client event from packet to answer (limits, schema, actions, errors);
+//! - `actions`: joining and leaving rooms under access rules, emitting, replying;
+//! - `publish`: checking a batch of published events and fanning one out by rooms;
+//! - `state`: last-known state built from published events;
+//! - `timers`, `expiry`, `limits`, `session`, `errors`, `clock`: what their names say.
+//!
+//! Everything here is generic over the socketioxide adapter, so the same engine runs on the
+//! in-memory adapter and, for a cluster, on a remote one. It never names a namespace: what a
+//! namespace does comes from its spec.
+
+mod actions;
+mod clock;
+mod dispatch;
+pub mod errors;
+mod expiry;
+mod limits;
+mod namespace;
+mod publish;
+mod session;
+mod state;
+mod timers;
+
+use std::{sync::Arc, time::Duration};
+
+use socketioxide::{
+    BroadcastError, SendError, SocketError, SocketIo,
+    adapter::{Adapter, LocalAdapter},
+};
+use socketioxide_core::adapter::DefinedAdapter;
+use tokio::task::JoinHandle;
+
+pub use publish::PublishedEvent;
+
+use crate::{
+    auth::{TokenVerifier, now_secs},
+    config::LimitsConfig,
+    metrics::Metrics,
+    spec::{NamespaceSpec, TimerInterval},
+};
+use expiry::ExpiryQueue;
+use namespace::NamespaceRuntime;
+
+/// What every namespace shares. Behind one `Arc`, built once at start-up.
+pub(crate) struct Shared {
+    /// Verifies handshake and refresh tokens.
+    pub verifier: TokenVerifier,
+    /// Per-socket limits.
+    pub limits: LimitsConfig,
+    /// Sockets by token expiry.
+    pub expiry: ExpiryQueue,
+    /// Counters, also read by `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    /// Counts and logs an emit to one socket that failed (buffer full, socket closing).
+    pub fn note_emit_failure(&self, error: &SendError) {
+        self.metrics.deliveries_dropped.inc();
+        tracing::debug!(%error, "emit to a socket failed");
+    }
+
+    /// Counts and logs what a broadcast could not deliver. A full send buffer means a slow
+    /// consumer: the message is dropped for it, and its next heartbeat fails and closes it, so
+    /// its client reconnects and resubscribes rather than silently missing events.
+    pub fn note_broadcast_failure(&self, ns: &str, error: &BroadcastError) {
+        match error {
+            BroadcastError::Socket(errors) => {
+                self.metrics.deliveries_dropped.add(errors.len() as u64);
+                let full = errors.iter().filter(|e| matches!(e, SocketError::InternalChannelFull)).count();
+                if full > 0 {
+                    tracing::warn!(ns, sockets = full, "send buffers full: dropped messages for slow consumers");
+                }
+            }
+            other => tracing::error!(ns, error = %other, "broadcast failed"),
+        }
+    }
+}
+
+/// The engine's settings, taken from [`crate::config::Config`].
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Per-socket limits.
+    pub limits: LimitsConfig,
+    /// `metrics_interval` timers.
+    pub metrics_interval: Duration,
+    /// How often rate-limiter entries of quiet sockets are dropped.
+    pub cleanup_interval: Duration,
+}
+
+/// The running namespaces. Cheap to clone.
+pub struct Engine<A: Adapter = LocalAdapter> {
+    namespaces: Arc<[Arc<NamespaceRuntime<A>>]>,
+    shared: Arc<Shared>,
+    settings: EngineSettings,
+}
+
+impl<A: Adapter> Clone for Engine<A> {
+    fn clone(&self) -> Self {
+        Self { namespaces: self.namespaces.clone(), shared: self.shared.clone(), settings: self.settings.clone() }
+    }
+}
+
+impl<A: Adapter> Engine<A> {
+    /// An engine serving `specs` on `io`.
+    pub fn new(specs: Vec<NamespaceSpec>, io: SocketIo<A>, verifier: TokenVerifier, settings: EngineSettings, metrics: Arc<Metrics>) -> Self {
+        let shared = Arc::new(Shared { verifier, limits: settings.limits.clone(), expiry: ExpiryQueue::default(), metrics });
+        let namespaces = specs
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| Arc::new(NamespaceRuntime::new(spec, i, io.clone(), shared.clone())))
+            .collect();
+        Self { namespaces, shared, settings }
+    }
+
+    /// The specs served.
+    pub fn specs(&self) -> impl Iterator<Item = &NamespaceSpec> {
+        self.namespaces.iter().map(|n| &n.spec)
+    }
+
+    /// Registers every namespace with socketioxide. Remote adapters return a future per namespace
+    /// (their subscriptions) for the caller to await.
+    pub fn mount(&self, io: &SocketIo<A>) -> Vec<A::InitRes>
+    where
+        A: DefinedAdapter,
+    {
+        self.namespaces.iter().map(|ns| io.ns(ns.spec.path.clone(), ns.connect_handler())).collect()
+    }
+
+    /// Checks a batch of published events against every spec; the error names the event.
+    pub fn check(&self, events: &[PublishedEvent]) -> Result<(), String> {
+        for (i, event) in events.iter().enumerate() {
+            let at = format!("events[{i}]");
+            let mut routed = false;
+            for ns in self.namespaces.iter().filter(|ns| ns.accepts(event)) {
+                routed = true;
+                ns.check(event, &at)?;
+            }
+            if !routed {
+                return Err(format!("{at}.type `{}` is not routed by any namespace spec", event.event_type()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a batch and, when it is valid, delivers every event in order.
+    pub async fn publish(&self, events: Vec<PublishedEvent>) -> Result<usize, String> {
+        self.check(&events)?;
+        for event in &events {
+            self.deliver(event).await;
+        }
+        self.shared.metrics.events_accepted.add(events.len() as u64);
+        Ok(events.len())
+    }
+
+    /// Applies one (checked) event on this node: state, then emits to local sockets.
+    pub async fn deliver(&self, event: &PublishedEvent) {
+        for ns in self.namespaces.iter().filter(|ns| ns.accepts(event)) {
+            ns.deliver(event).await;
+        }
+    }
+
+    /// Starts the background work: timers, rate-limiter cleanup and the token-expiry sweep.
+    /// The tasks run until aborted.
+    pub fn spawn_tasks(&self) -> Vec<JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        for ns in self.namespaces.iter() {
+            for index in 0..ns.spec.timers.len() {
+                let ns = ns.clone();
+                let period = match ns.spec.timers[index].interval {
+                    TimerInterval::Fixed(d) => d,
+                    TimerInterval::Metrics => self.settings.metrics_interval,
+                };
+                tasks.push(tokio::spawn(async move {
+                    let mut ticks = tokio::time::interval(period);
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    ticks.tick().await;
+                    loop {
+                        ticks.tick().await;
+                        ns.run_timer(&ns.spec.timers[index]).await;
+                    }
+                }));
+            }
+        }
+        let namespaces = self.namespaces.clone();
+        let cleanup = self.settings.cleanup_interval;
+        tasks.push(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(cleanup);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                namespaces.iter().for_each(|ns| ns.cleanup());
+            }
+        }));
+        let namespaces = self.namespaces.clone();
+        let shared = self.shared.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                ticks.tick().await;
+                let cutoff = now_secs().saturating_sub(shared.verifier.leeway_secs() + 1);
+                for (exp, index, sid) in shared.expiry.take_due(cutoff) {
+                    if let Some(ns) = namespaces.get(index) {
+                        ns.expire(sid, exp);
+                    }
+                }
+            }
+        }));
+        tasks
+    }
+}

@@ -1,0 +1,236 @@
+//! One namespace spec served on socketioxide: admission (token, tenant), the connect actions, and
+//! the per-socket handlers.
+//!
+//! socketioxide's handler traits are implemented here directly rather than through closures:
+//! - admission runs in the connect *middleware*, which finishes before the namespace CONNECT
+//!   packet is sent, so the event handler exists before the client can send anything;
+//! - a refused token still connects and is then told `error {type: "auth"}` and disconnected,
+//!   which is what the seed gateways did (their `handleConnection` ran after the connect);
+//! - the event handler runs synchronously on the socket's receive path, so one client's events
+//!   are handled in the order it sent them, and no task is spawned per message.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+};
+
+use serde_json::Value as Json;
+use socketioxide::{
+    SocketIo,
+    adapter::Adapter,
+    extract::{AckSender, SocketRef},
+    handler::{ConnectHandler, DisconnectHandler, FromMessageParts, MessageHandler, Value},
+    socket::{DisconnectReason, Socket},
+};
+
+use super::{
+    Shared,
+    actions::ActionCtx,
+    errors::ClientError,
+    limits::SocketLimiter,
+    session::{Refusal, Session},
+    state::Stores,
+};
+use crate::{
+    auth::{Identity, TokenError, handshake_token},
+    spec::{NamespaceSpec, RateLimit},
+};
+
+/// A namespace spec and everything it needs at run time.
+pub struct NamespaceRuntime<A: Adapter> {
+    /// The spec served.
+    pub spec: NamespaceSpec,
+    /// Position in the engine's namespace list (the expiry queue refers to namespaces by it).
+    pub index: usize,
+    pub(super) io: SocketIo<A>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) stores: Stores,
+    /// One limiter per rate-limited event.
+    pub(super) event_limiters: HashMap<String, SocketLimiter>,
+    /// All events of one socket together (`WS_MAX_EVENTS_PER_SECOND`).
+    pub(super) flood_limiter: SocketLimiter,
+    /// Token refreshes, which cost a signature check each.
+    pub(super) refresh_limiter: SocketLimiter,
+    /// Events published per tenant, for `tenant.stats`.
+    pub(super) tenant_events: Mutex<HashMap<String, u64>>,
+}
+
+impl<A: Adapter> fmt::Debug for NamespaceRuntime<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NamespaceRuntime").field("path", &self.spec.path).finish()
+    }
+}
+
+impl<A: Adapter> NamespaceRuntime<A> {
+    pub(super) fn new(spec: NamespaceSpec, index: usize, io: SocketIo<A>, shared: Arc<Shared>) -> Self {
+        let event_limiters = spec
+            .events
+            .values()
+            .filter_map(|e| e.rate_limit.map(|l| (e.name.clone(), SocketLimiter::new(l))))
+            .collect();
+        let flood_limiter = SocketLimiter::new(RateLimit {
+            max: shared.limits.events_per_second.saturating_mul(2),
+            per: std::time::Duration::from_secs(2),
+        });
+        let refresh_limiter = SocketLimiter::new(RateLimit { max: 10, per: std::time::Duration::from_secs(60) });
+        let stores = Stores::new(&spec.stores);
+        Self { spec, index, io, shared, stores, event_limiters, flood_limiter, refresh_limiter, tenant_events: Mutex::new(HashMap::new()) }
+    }
+
+    /// The socketioxide connect handler for this namespace.
+    pub fn connect_handler(self: &Arc<Self>) -> ConnectFlow<A> {
+        ConnectFlow { ns: self.clone() }
+    }
+
+    /// Drops rate-limiter entries of quiet sockets.
+    pub(super) fn cleanup(&self) {
+        for l in self.event_limiters.values() {
+            l.cleanup();
+        }
+        self.flood_limiter.cleanup();
+        self.refresh_limiter.cleanup();
+    }
+
+    /// Decides who the connecting socket is, before CONNECT is sent.
+    fn admit(self: &Arc<Self>, s: &Arc<Socket<A>>, auth: &Option<Value>) {
+        let auth_json: Option<Json> = auth.as_ref().and_then(|v| v.as_str()).and_then(|s| serde_json::from_str(s.as_str()).ok());
+        let policy = &self.spec.auth;
+        let outcome = match handshake_token(auth_json.as_ref(), s.req_parts()) {
+            None if !policy.required => Ok(Identity::anonymous()),
+            None => Err(TokenError::Missing),
+            Some(token) => self.shared.verifier.verify(&token),
+        };
+        let outcome = outcome.and_then(|id| {
+            if policy.require_tenant && id.is_authenticated() && id.tenant_id.is_none() { Err(TokenError::MissingTenant) } else { Ok(id) }
+        });
+        match outcome {
+            Err(e) => {
+                self.shared.metrics.auth_refused.inc();
+                tracing::info!(ns = %self.spec.path, sid = %s.id, reason = %e, "connection refused");
+                s.extensions.insert(Refusal { message: e.to_string() });
+            }
+            Ok(identity) => {
+                let expires_at = identity.expires_at;
+                let session = Session::new(identity);
+                s.extensions.insert(session.clone());
+                s.on_fallback(EventHandler { ns: self.clone(), session });
+                s.on_disconnect(DisconnectFlow { ns: self.clone() });
+                if let Some(exp) = expires_at {
+                    self.shared.expiry.schedule(exp, self.index, s.id);
+                }
+            }
+        }
+    }
+
+    /// Runs after CONNECT was sent: turns a refused socket away, or runs `on_connect`.
+    fn on_connected(&self, s: SocketRef<A>) {
+        if let Some(refusal) = s.extensions.get::<Refusal>() {
+            let payload = ClientError::auth(refusal.message).payload(None);
+            if let Err(e) = s.emit("error", &payload) {
+                tracing::debug!(sid = %s.id, error = %e, "could not send the auth error");
+            }
+            if let Err(e) = s.disconnect() {
+                tracing::debug!(error = %e, "could not disconnect a refused socket");
+            }
+            return;
+        }
+        let Some(session) = s.extensions.get::<Arc<Session>>() else { return };
+        self.shared.metrics.connections.inc();
+        let identity = session.identity();
+        tracing::debug!(ns = %self.spec.path, sid = %s.id, user = ?identity.user_id, tenant = ?identity.tenant_id, "connected");
+        let mut ctx = ActionCtx::new(self, &s, &identity, None);
+        if let Err(e) = ctx.run(&self.spec.on_connect) {
+            tracing::warn!(ns = %self.spec.path, sid = %s.id, error = %e.message, "an on_connect action failed");
+        }
+    }
+
+    /// Disconnects a socket whose token expired, unless it was refreshed meanwhile.
+    pub(super) fn expire(&self, sid: socketioxide::socket::Sid, exp: u64) {
+        let Some(socket) = self.io.of(self.spec.path.as_str()).and_then(|op| op.get_socket(sid)) else { return };
+        let Some(session) = socket.extensions.get::<Arc<Session>>() else { return };
+        if session.identity().expires_at != Some(exp) {
+            return;
+        }
+        self.end_expired(&socket);
+    }
+
+    /// Tells the client its token expired and disconnects it.
+    pub(super) fn end_expired(&self, socket: &SocketRef<A>) {
+        tracing::info!(ns = %self.spec.path, sid = %socket.id, "token expired, disconnecting");
+        let payload = ClientError::auth(TokenError::Expired.to_string()).payload(None);
+        if let Err(e) = socket.emit("error", &payload) {
+            tracing::debug!(error = %e, "could not send the expiry error");
+        }
+        if let Err(e) = socket.clone().disconnect() {
+            tracing::debug!(error = %e, "could not disconnect an expired socket");
+        }
+    }
+}
+
+/// Marker type naming our handler implementations to socketioxide.
+#[doc(hidden)]
+pub struct SpecHandler;
+
+/// The connect middleware and handler of a namespace.
+pub struct ConnectFlow<A: Adapter> {
+    ns: Arc<NamespaceRuntime<A>>,
+}
+
+impl<A: Adapter> Clone for ConnectFlow<A> {
+    fn clone(&self) -> Self {
+        Self { ns: self.ns.clone() }
+    }
+}
+
+type MiddlewareFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Box<dyn fmt::Display + Send>>> + Send + 'a>>;
+
+impl<A: Adapter> ConnectHandler<A, SpecHandler> for ConnectFlow<A> {
+    fn call(&self, s: Arc<Socket<A>>, _auth: Option<Value>) {
+        self.ns.on_connected(SocketRef::from(s));
+    }
+
+    fn call_middleware<'a>(&'a self, s: Arc<Socket<A>>, auth: &'a Option<Value>) -> MiddlewareFuture<'a> {
+        // Admission never refuses at the protocol level: a refused socket is told why after it
+        // connects, as the seeds' gateways did.
+        self.ns.admit(&s, auth);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// The per-socket client event handler: every event goes through [`NamespaceRuntime::handle_event`].
+pub struct EventHandler<A: Adapter> {
+    ns: Arc<NamespaceRuntime<A>>,
+    session: Arc<Session>,
+}
+
+impl<A: Adapter> MessageHandler<A, SpecHandler> for EventHandler<A> {
+    fn call(&self, s: Arc<Socket<A>>, mut v: Value, ack_id: Option<i64>) {
+        let ack = match AckSender::from_message_parts(&s, &mut v, &ack_id) {
+            Ok(ack) => ack,
+            Err(never) => match never {},
+        };
+        self.ns.handle_event(&SocketRef::from(s), &self.session, v, ack, ack_id.is_some());
+    }
+}
+
+/// Cleans up after a socket leaves the namespace.
+pub struct DisconnectFlow<A: Adapter> {
+    ns: Arc<NamespaceRuntime<A>>,
+}
+
+impl<A: Adapter> DisconnectHandler<A, SpecHandler> for DisconnectFlow<A> {
+    fn call_with_defer(&self, s: Arc<Socket<A>>, reason: DisconnectReason, defer: fn(Arc<Socket<A>>)) {
+        if let Some(session) = s.extensions.get::<Arc<Session>>() {
+            self.ns.shared.metrics.connections.dec();
+            if let Some(exp) = session.identity().expires_at {
+                self.ns.shared.expiry.cancel(exp, self.ns.index, s.id);
+            }
+        }
+        tracing::debug!(ns = %self.ns.spec.path, sid = %s.id, %reason, "disconnected");
+        // socketioxide removes the socket from the namespace in `defer`; it must always run.
+        defer(s);
+    }
+}

@@ -1,0 +1,158 @@
+//! Published domain events: what a backend sends (`{type, tenantId, data, timestamp}`), how a
+//! batch is checked against the specs, and how one event reaches sockets.
+//!
+//! A batch is checked whole before anything is delivered, so a 400 means nothing was published.
+//! Delivery, per namespace that routes the type: the state rules update the last-known state,
+//! then the first matching route renders its event once and emits it to the union of its rooms
+//! (each socket once, however many of the rooms it is in).
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value, json};
+use socketioxide::adapter::Adapter;
+
+use super::{clock::iso_now, namespace::NamespaceRuntime};
+use crate::{
+    rooms::{self, RoomScope},
+    spec::template::{Root, Scope},
+};
+
+/// Longest accepted event type.
+const MAX_TYPE_LEN: usize = 200;
+
+/// One published event, kept as the JSON object templates see as `event`.
+#[derive(Debug, Clone)]
+pub struct PublishedEvent {
+    json: Value,
+}
+
+impl PublishedEvent {
+    /// Checks one element of a publish body; `at` names it in errors (`events[2]`).
+    pub fn from_json(value: Value, at: &str) -> Result<Self, String> {
+        let Value::Object(mut obj) = value else {
+            return Err(format!("{at} must be an object like {{\"type\": \"execution.started\", \"tenantId\": \"t1\", \"data\": {{}}}}"));
+        };
+        let event_type = match obj.remove("type") {
+            Some(Value::String(t)) if !t.trim().is_empty() && t.len() <= MAX_TYPE_LEN => t,
+            Some(Value::String(t)) if t.len() > MAX_TYPE_LEN => return Err(format!("{at}.type is longer than {MAX_TYPE_LEN} characters")),
+            Some(_) | None => return Err(format!("{at}.type must be a non-empty string, such as \"execution.started\"")),
+        };
+        let tenant = match obj.remove("tenantId") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(t)) if !t.is_empty() => Some(t),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            Some(_) => return Err(format!("{at}.tenantId must be a non-empty string")),
+        };
+        let data = match obj.remove("data") {
+            None | Some(Value::Null) => Value::Object(Map::new()),
+            Some(Value::Object(d)) => Value::Object(d),
+            Some(_) => return Err(format!("{at}.data must be an object")),
+        };
+        let timestamp = match obj.remove("timestamp") {
+            None | Some(Value::Null) => iso_now(),
+            Some(Value::String(t)) if !t.is_empty() => t,
+            Some(_) => return Err(format!("{at}.timestamp must be a string (ISO 8601)")),
+        };
+        if let Some(unknown) = obj.keys().next() {
+            return Err(format!("{at} has an unknown field `{unknown}` (known: type, tenantId, data, timestamp)"));
+        }
+        Ok(Self { json: json!({ "type": event_type, "tenantId": tenant, "data": data, "timestamp": timestamp }) })
+    }
+
+    /// The event type.
+    pub fn event_type(&self) -> &str {
+        self.json["type"].as_str().unwrap_or_default()
+    }
+
+    /// The tenant, if any.
+    pub fn tenant_id(&self) -> Option<&str> {
+        self.json["tenantId"].as_str()
+    }
+
+    /// The event data (always an object).
+    pub fn data(&self) -> &Value {
+        &self.json["data"]
+    }
+}
+
+/// The scope of templates rendered for a published event.
+struct EventScope<'a> {
+    event: &'a PublishedEvent,
+    now: String,
+}
+
+impl Scope for EventScope<'_> {
+    fn root(&self, root: Root) -> Option<Cow<'_, Value>> {
+        match root {
+            Root::Event => Some(Cow::Borrowed(&self.event.json)),
+            Root::Data => Some(Cow::Borrowed(self.event.data())),
+            Root::Now => Some(Cow::Owned(Value::String(self.now.clone()))),
+            _ => None,
+        }
+    }
+}
+
+impl<A: Adapter> NamespaceRuntime<A> {
+    /// Whether this namespace takes events of this type.
+    pub(super) fn accepts(&self, event: &PublishedEvent) -> bool {
+        self.spec.routes_type(event.event_type())
+    }
+
+    /// Checks what this namespace's route needs of the event; the error names `at`.
+    pub(super) fn check(&self, event: &PublishedEvent, at: &str) -> Result<(), String> {
+        let Some(route) = self.spec.routes.iter().find(|r| r.types.matches(event.event_type())) else {
+            return Ok(());
+        };
+        for field in &route.require {
+            if event.data().get(field).is_none_or(Value::is_null) {
+                return Err(format!("{at}.data.{field} is required for `{}` events", event.event_type()));
+            }
+        }
+        let needs_tenant = route.targets.iter().any(|t| self.spec.rooms[t.room].scope == RoomScope::Tenant);
+        if needs_tenant && event.tenant_id().is_none() {
+            return Err(format!("{at}.tenantId is required: `{}` events go to tenant rooms of {}", event.event_type(), self.spec.path));
+        }
+        Ok(())
+    }
+
+    /// Updates state and emits the event to its rooms on this node.
+    pub(super) async fn deliver(&self, event: &PublishedEvent) {
+        let scope = EventScope { event, now: iso_now() };
+        let tenant = event.tenant_id();
+        self.stores.apply(&self.spec.stores, event.event_type(), tenant.unwrap_or_default(), &scope);
+        if let Some(t) = tenant {
+            let mut counts = self.tenant_events.lock().unwrap_or_else(|e| e.into_inner());
+            *counts.entry(t.to_string()).or_default() += 1;
+        }
+        let Some(route) = self.spec.routes.iter().find(|r| r.types.matches(event.event_type())) else { return };
+
+        let mut targets: Vec<String> = Vec::new();
+        for target in &route.targets {
+            let family = &self.spec.rooms[target.room];
+            let values: Vec<Option<String>> = target.params.iter().map(|p| p.as_ref().and_then(|t| t.render_key(&scope))).collect();
+            let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+            for visible in family.pattern.fanout(&refs, target.exact) {
+                if let Some(internal) = rooms::internal_name(family.scope, tenant, &visible) {
+                    targets.push(internal);
+                }
+            }
+        }
+        targets.sort_unstable();
+        targets.dedup();
+        if targets.is_empty() {
+            return;
+        }
+        let name = route.emit.event.render_text(&scope);
+        let data = route.emit.data.as_ref().and_then(|d| d.render(&scope));
+        let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
+        let op = op.to(targets);
+        let result = match &data {
+            Some(d) => op.emit(&name, d).await,
+            None => op.emit(&name, &()).await,
+        };
+        self.shared.metrics.published.inc();
+        if let Err(e) = result {
+            self.shared.note_broadcast_failure(&self.spec.path, &e);
+        }
+    }
+}

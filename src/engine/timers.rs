@@ -1,0 +1,127 @@
+//! Periodic emits (`every:` in a spec): once per tick into every live instance of a room family,
+//! such as each tenant's `tenant` room for `tenant_stats`. Also the per-tenant statistics
+//! (`tenant.stats`) those emits can carry.
+
+use std::{borrow::Cow, collections::{HashMap, HashSet}, sync::Arc};
+
+use serde_json::{Value, json};
+use socketioxide::adapter::Adapter;
+
+use super::{clock::iso_now, namespace::NamespaceRuntime, session::Session};
+use crate::{
+    rooms,
+    spec::{TimerSpec, template::{Root, Scope}},
+};
+
+/// What one tenant has on this node in one namespace.
+#[derive(Debug, Default, Clone)]
+struct TenantStats {
+    connections: u64,
+    users: HashSet<Arc<str>>,
+    subscriptions: u64,
+}
+
+struct TimerScope<'a, A: Adapter> {
+    ns: &'a NamespaceRuntime<A>,
+    tenant: Option<&'a str>,
+    tenant_json: Value,
+    stats: Option<&'a TenantStats>,
+    now: String,
+}
+
+impl<A: Adapter> Scope for TimerScope<'_, A> {
+    fn root(&self, root: Root) -> Option<Cow<'_, Value>> {
+        match root {
+            Root::Tenant => Some(Cow::Borrowed(&self.tenant_json)),
+            Root::Now => Some(Cow::Owned(Value::String(self.now.clone()))),
+            _ => None,
+        }
+    }
+
+    fn computed(&self, root: Root, field: &str) -> Option<Value> {
+        match (root, field) {
+            (Root::Tenant, "stats") => {
+                let stats = self.stats.cloned().unwrap_or_default();
+                let events = self.tenant.and_then(|t| self.ns.tenant_events.lock().unwrap_or_else(|e| e.into_inner()).get(t).copied()).unwrap_or(0);
+                Some(json!({
+                    "connections": stats.connections,
+                    "users": stats.users.len(),
+                    "subscriptions": stats.subscriptions,
+                    "eventsPublished": events,
+                }))
+            }
+            _ => None,
+        }
+    }
+
+    fn state(&self, store: &str, key: Option<&str>) -> Option<Value> {
+        let id = self.ns.spec.store_id(store)?;
+        self.ns.stores.read(id, self.tenant.unwrap_or_default(), key, 100)
+    }
+}
+
+impl<A: Adapter> NamespaceRuntime<A> {
+    /// Runs one tick of `timer`.
+    pub(super) async fn run_timer(&self, timer: &TimerSpec) {
+        let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
+        let family = &self.spec.rooms[timer.room];
+        let rooms = match op.clone().rooms().await {
+            Ok(rooms) => rooms,
+            Err(e) => {
+                tracing::warn!(ns = %self.spec.path, error = %e, "cannot list rooms for a timer");
+                return;
+            }
+        };
+        let instances: Vec<(Option<String>, String)> = rooms
+            .iter()
+            .filter_map(|room| {
+                let (tenant, visible) = rooms::split_internal(room)?;
+                family.pattern.parse_name(visible)?;
+                Some((tenant, room.to_string()))
+            })
+            .collect();
+        if instances.is_empty() {
+            return;
+        }
+        let stats = self.tenant_stats();
+        for (tenant, room) in instances {
+            let scope = TimerScope {
+                ns: self,
+                tenant: tenant.as_deref(),
+                tenant_json: json!({ "id": tenant }),
+                stats: tenant.as_ref().and_then(|t| stats.get(t.as_str())),
+                now: iso_now(),
+            };
+            let name = timer.emit.event.render_text(&scope);
+            let data = timer.emit.data.as_ref().and_then(|d| d.render(&scope)).unwrap_or(Value::Null);
+            if let Err(e) = op.clone().to(room).emit(&name, &data).await {
+                self.shared.note_broadcast_failure(&self.spec.path, &e);
+            }
+        }
+    }
+
+    /// Connections, distinct users and subscriptions per tenant, from this node's sockets.
+    fn tenant_stats(&self) -> HashMap<String, TenantStats> {
+        let mut stats: HashMap<String, TenantStats> = HashMap::new();
+        let Some(op) = self.io.of(self.spec.path.as_str()) else { return stats };
+        for socket in op.sockets() {
+            let Some(session) = socket.extensions.get::<Arc<Session>>() else { continue };
+            let identity = session.identity();
+            let Some(tenant) = identity.tenant_id.as_deref() else { continue };
+            let entry = stats.entry(tenant.to_string()).or_default();
+            entry.connections += 1;
+            if let Some(user) = &identity.user_id {
+                entry.users.insert(user.clone());
+            }
+            entry.subscriptions += socket
+                .rooms()
+                .iter()
+                .filter(|room| {
+                    rooms::split_internal(room)
+                        .is_some_and(|(_, visible)| self.spec.rooms.iter().any(|f| !f.server_only && f.pattern.parse_name(visible).is_some()))
+                })
+                .count() as u64;
+        }
+        stats
+    }
+}

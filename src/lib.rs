@@ -1,0 +1,22 @@
+#![warn(missing_docs)]
+//! realtime-gateway: a self-hosted, Socket.IO-compatible realtime gateway.
+//!
+//! Layout (ARCHITECTURE.md has the full map):
+//! - [`config`]: typed configuration; the only reader of the environment.
+//! - [`spec`]: the namespace spec format, its loader and checker. Knows nothing of sockets.
+//! - [`rooms`]: room names; the only place that builds them.
+//! - [`auth`]: tokens and API keys.
+//! - [`engine`]: serves specs on socketioxide and delivers published events.
+//! - [`http`]: the publish API, health, readiness, metrics.
+//! - [`app`]: assembles everything on one port and runs it; [`cli`], [`telemetry`]: the binary's helpers.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod metrics;
+pub mod rooms;
+pub mod spec;
+pub mod telemetry;

@@ -1,0 +1,142 @@
+//! The `realtime-gateway` binary: parse the command line, read the config, then serve, check
+//! specs or mint a token. Everything else lives in the library.
+
+use std::{io::IsTerminal, process::ExitCode, time::Duration};
+
+use clap::Parser;
+use realtime_gateway::{
+    app::App,
+    auth::TokenSigner,
+    cli::{Cli, Command},
+    config::{Config, NamespaceSource, parse_duration},
+    spec,
+    telemetry,
+};
+use secrecy::ExposeSecret;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.config.as_deref()),
+        Command::Check { dir } => check(cli.config.as_deref(), dir),
+        Command::Token { sub, tenant, roles, ttl } => token(cli.config.as_deref(), &sub, tenant.as_deref(), &roles, &ttl),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config_file: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    telemetry::init(&config.log_level, config.log_format)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let app = App::build(&config).await?;
+        if config.dev_mode {
+            announce_dev_mode(&config, app.local_addr())?;
+        }
+        app.run(shutdown_signal()).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Dev mode: say loudly that it is not for production, and hand out a working token (and API
+/// key), the one time secrets are printed, because trying the gateway is the point.
+fn announce_dev_mode(config: &Config, addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    let signer = TokenSigner::new(&config.jwt)?;
+    let roles = vec!["admin".to_string()];
+    let token = signer.mint(&config.jwt, "demo-user", Some("demo-tenant"), &roles, Duration::from_secs(24 * 3600));
+    let api_key = config.api_key_generated.then(|| config.api_keys[0].expose_secret().to_string());
+    let port = addr.port();
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+        eprintln!("  DEV MODE: JWT_SECRET is not set, so tokens are signed with a random secret that dies with");
+        eprintln!("  this process. Do not run this in production: set JWT_SECRET (or JWT_PUBLIC_KEY) and API_KEYS.");
+        eprintln!();
+        eprintln!("  Demo token (user demo-user, tenant demo-tenant, role admin, valid 24h):");
+        eprintln!("    {token}");
+        if let Some(key) = &api_key {
+            eprintln!("  Demo API key (API_KEYS is not set):");
+            eprintln!("    {key}");
+        }
+        eprintln!();
+        eprintln!("  Connect:  io('http://localhost:{port}/workflow', {{ auth: {{ token }} }})");
+        eprintln!("  Publish:  curl -X POST http://localhost:{port}/api/v1/events -H 'X-API-Key: <key>' \\");
+        eprintln!("              -H 'Content-Type: application/json' -d '{{\"type\":\"execution.started\",\"tenantId\":\"demo-tenant\",\"data\":{{\"executionId\":\"e1\"}}}}'");
+        eprintln!();
+    }
+    tracing::warn!(
+        demo_token = %token,
+        demo_api_key = api_key.as_deref().unwrap_or("(set by API_KEYS)"),
+        "dev mode: JWT_SECRET is not set; tokens use a random secret. Not for production"
+    );
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
+
+fn check(config_file: Option<&std::path::Path>, dir: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
+    let (loaded, source) = match dir {
+        Some(dir) => (spec::load_dir(&dir), dir.display().to_string()),
+        None => match Config::load(config_file)?.namespaces {
+            NamespaceSource::Dir(dir) => (spec::load_dir(&dir), dir.display().to_string()),
+            NamespaceSource::Embedded => (spec::load_embedded(), "the built-in specs".to_string()),
+        },
+    };
+    match loaded {
+        Ok(specs) => {
+            let paths: Vec<&str> = specs.iter().map(|s| s.path.as_str()).collect();
+            println!("ok: {} namespace spec(s) in {source}: {}", specs.len(), paths.join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("\n{} error(s) in {source}", errors.0.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn token(config_file: Option<&std::path::Path>, sub: &str, tenant: Option<&str>, roles: &[String], ttl: &str) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    if config.dev_mode {
+        anyhow::bail!(
+            "JWT_SECRET is not set. A gateway in dev mode signs with a random secret of its own (use the token it printed), \
+             or set the same JWT_SECRET for the gateway and for this command"
+        );
+    }
+    let ttl = parse_duration(ttl).map_err(|e| anyhow::anyhow!("--ttl: {e}"))?;
+    let signer = TokenSigner::new(&config.jwt)?;
+    println!("{}", signer.mint(&config.jwt, sub, tenant, roles, ttl));
+    Ok(ExitCode::SUCCESS)
+}

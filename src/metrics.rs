@@ -1,0 +1,93 @@
+//! Process-wide counters, exposed at `/metrics` in the Prometheus text format.
+//!
+//! A handful of atomics rendered by hand: the format is a few lines per metric, and the counters
+//! sit on hot paths (every event, every delivery), where an atomic add is all we want to pay.
+
+use std::{
+    fmt::Write,
+    sync::atomic::{AtomicI64, AtomicU64, Ordering},
+};
+
+/// A monotonically increasing count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// The current count.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Removes one.
+    pub fn dec(&self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Everything the gateway counts.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Sockets connected (admitted) right now, all namespaces.
+    pub connections: Gauge,
+    /// Connections turned away for their token.
+    pub auth_refused: Counter,
+    /// Client events received.
+    pub events_received: Counter,
+    /// Client events answered with an error.
+    pub events_rejected: Counter,
+    /// Client events refused by a rate limit.
+    pub rate_limited: Counter,
+    /// Events accepted by the publish API.
+    pub events_accepted: Counter,
+    /// Route emits performed (one per event per namespace that routes it).
+    pub published: Counter,
+    /// Messages not delivered to a socket because its send buffer was full or it was closing.
+    pub deliveries_dropped: Counter,
+}
+
+impl Metrics {
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(out, "# HELP realtime_gateway_{name} {help}");
+            let _ = writeln!(out, "# TYPE realtime_gateway_{name} {kind}");
+            let _ = writeln!(out, "realtime_gateway_{name} {value}");
+        };
+        metric("connections", "gauge", "Sockets connected now, all namespaces.", self.connections.get().to_string());
+        metric("auth_refused_total", "counter", "Connections refused for their token.", self.auth_refused.get().to_string());
+        metric("client_events_total", "counter", "Client events received.", self.events_received.get().to_string());
+        metric("client_events_rejected_total", "counter", "Client events answered with an error.", self.events_rejected.get().to_string());
+        metric("client_events_rate_limited_total", "counter", "Client events refused by a rate limit.", self.rate_limited.get().to_string());
+        metric("published_events_total", "counter", "Events accepted by the publish API.", self.events_accepted.get().to_string());
+        metric("route_emits_total", "counter", "Emits of published events, one per event per namespace.", self.published.get().to_string());
+        metric("deliveries_dropped_total", "counter", "Messages dropped because a socket's send buffer was full or it was closing.", self.deliveries_dropped.get().to_string());
+        out
+    }
+}

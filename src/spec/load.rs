@@ -1,0 +1,232 @@
+//! Reading spec files: from a folder (`NAMESPACES_DIR`, `check DIR`) or from the copies embedded
+//! in the binary at build time, so the gateway runs from any directory.
+//!
+//! Errors carry the file, line and column, and print as `file:line:col: message` followed by the
+//! offending line, the way compilers do.
+
+use std::{fmt, path::Path};
+
+use include_dir::{Dir, include_dir};
+
+use super::{NamespaceSpec, compile::compile, raw::RawSpec};
+
+/// The `namespaces/` folder as it was when the binary was built.
+static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/namespaces");
+
+/// One problem in one spec file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    /// The file, as given to the loader.
+    pub file: String,
+    /// 1-based line, 0 when the problem is the whole file.
+    pub line: u64,
+    /// 1-based column, 0 when unknown.
+    pub column: u64,
+    /// What is wrong.
+    pub message: String,
+    /// The source line, for display.
+    pub source_line: Option<String>,
+}
+
+impl SpecError {
+    pub(super) fn at(file: &str, line: u64, column: u64, message: impl Into<String>) -> Self {
+        Self { file: file.to_string(), line, column, message: message.into(), source_line: None }
+    }
+
+    fn whole_file(file: &str, message: impl Into<String>) -> Self {
+        Self::at(file, 0, 0, message)
+    }
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.line, self.column) {
+            (0, _) => write!(f, "{}: {}", self.file, self.message)?,
+            (line, 0) => write!(f, "{}:{line}: {}", self.file, self.message)?,
+            (line, col) => write!(f, "{}:{line}:{col}: {}", self.file, self.message)?,
+        }
+        if let Some(src) = &self.source_line {
+            write!(f, "\n    | {src}")?;
+            if self.column > 0 {
+                write!(f, "\n    | {}^", " ".repeat(self.column as usize - 1))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found while loading a set of specs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecErrors(pub Vec<SpecError>);
+
+impl fmt::Display for SpecErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SpecErrors {}
+
+/// Loads the specs embedded in the binary.
+pub fn load_embedded() -> Result<Vec<NamespaceSpec>, SpecErrors> {
+    let sources: Vec<(String, String)> = EMBEDDED
+        .files()
+        .filter(|f| is_spec_file(f.path()))
+        .map(|f| {
+            let name = format!("namespaces/{}", f.path().display());
+            (name, f.contents_utf8().unwrap_or_default().to_string())
+        })
+        .collect();
+    load_sources(sources)
+}
+
+/// Loads every `*.yaml` / `*.yml` file of `dir`.
+pub fn load_dir(dir: &Path) -> Result<Vec<NamespaceSpec>, SpecErrors> {
+    let shown = dir.display().to_string();
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| SpecErrors(vec![SpecError::whole_file(&shown, format!("cannot read the folder: {e}"))]))?;
+    let mut paths: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| is_spec_file(p)).collect();
+    paths.sort();
+    let mut sources = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(&path) {
+            Ok(text) => sources.push((name, text)),
+            Err(e) => errors.push(SpecError::whole_file(&name, format!("cannot read: {e}"))),
+        }
+    }
+    if sources.is_empty() && errors.is_empty() {
+        errors.push(SpecError::whole_file(&shown, "no namespace specs here (*.yaml or *.yml files)"));
+    }
+    match load_sources(sources) {
+        Ok(specs) if errors.is_empty() => Ok(specs),
+        Ok(_) => Err(SpecErrors(errors)),
+        Err(SpecErrors(more)) => {
+            errors.extend(more);
+            Err(SpecErrors(errors))
+        }
+    }
+}
+
+/// Parses and checks `(file name, text)` pairs; also checks that namespaces are unique.
+pub fn load_sources(sources: Vec<(String, String)>) -> Result<Vec<NamespaceSpec>, SpecErrors> {
+    let mut specs: Vec<NamespaceSpec> = Vec::new();
+    let mut errors = Vec::new();
+    for (name, text) in &sources {
+        let mut file_errors = match serde_saphyr::from_str::<RawSpec>(text) {
+            Ok(raw) => match compile(raw, name) {
+                Ok(spec) => {
+                    if let Some(other) = specs.iter().find(|s| s.path == spec.path) {
+                        errors.push(SpecError::whole_file(name, format!("namespace `{}` is already defined in {}", spec.path, other.file)));
+                    } else {
+                        specs.push(spec);
+                    }
+                    Vec::new()
+                }
+                Err(errs) => errs,
+            },
+            Err(e) => vec![yaml_error(name, &e)],
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        for e in &mut file_errors {
+            if e.line > 0 {
+                e.source_line = lines.get(e.line as usize - 1).map(|l| l.to_string());
+            }
+        }
+        errors.extend(file_errors);
+    }
+    if errors.is_empty() { Ok(specs) } else { Err(SpecErrors(errors)) }
+}
+
+/// A YAML or shape error from the parser, as a [`SpecError`] (without the parser's own snippet).
+fn yaml_error(file: &str, e: &serde_saphyr::Error) -> SpecError {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let message = match first.split_once(": ") {
+        Some((prefix, rest)) if prefix.starts_with("line ") => rest,
+        _ => first,
+    };
+    match e.location() {
+        Some(loc) => SpecError::at(file, loc.line(), loc.column(), message),
+        None => SpecError::whole_file(file, message),
+    }
+}
+
+fn is_spec_file(path: &Path) -> bool {
+    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(text: &str) -> Vec<String> {
+        match load_sources(vec![("t.yaml".into(), text.into())]) {
+            Ok(_) => vec![],
+            Err(SpecErrors(errs)) => errs.iter().map(|e| format!("{}:{}: {}", e.line, e.column, e.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn the_embedded_specs_load() {
+        let specs = load_embedded().unwrap_or_else(|e| panic!("{e}"));
+        assert!(specs.iter().any(|s| s.path == "/workflow"));
+    }
+
+    #[test]
+    fn unknown_fields_are_reported_with_their_line() {
+        let errs = errors_of("namespace: /x\nrooms:\n  a:\n    patern: x\n");
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].starts_with("4:5: unknown field `patern`"), "{errs:?}");
+    }
+
+    #[test]
+    fn references_are_checked() {
+        let errs = errors_of(
+            "namespace: /x\nrooms:\n  a: { pattern: \"a:{id?}\" }\non_connect:\n  - join: { room: b }\nevents:\n  e:\n    do:\n      - join: { room: a, params: { nope: \"{payload.x}\" } }\n      - reply: { event: r, data: \"{room.key} {paylod.x}\" }\n",
+        );
+        assert!(errs.iter().any(|e| e.starts_with("5:") && e.contains("unknown room `b`")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.starts_with("9:") && e.contains("no parameter `nope`")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.starts_with("10:") && e.contains("unknown variable `paylod`")), "{errs:?}");
+    }
+
+    #[test]
+    fn room_before_join_and_wrong_context_variables_are_refused() {
+        let errs = errors_of(
+            "namespace: /x\nrooms:\n  a: { pattern: a }\nevents:\n  e:\n    do:\n      - emit: { event: x, data: \"{room.key}\" }\npublish:\n  routes:\n    - types: [t]\n      emit: { event: u, data: \"{payload.x}\" }\n      to: [{ room: a }]\n",
+        );
+        assert!(errs.iter().any(|e| e.starts_with("7:") && e.contains("only set after a `join`")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.starts_with("10:") && e.contains("`payload` is not available in a publish route")), "{errs:?}");
+    }
+
+    #[test]
+    fn enum_values_of_a_dynamic_room_must_be_rooms() {
+        let errs = errors_of(
+            "namespace: /x\nrooms:\n  a: { pattern: a }\n  s: { pattern: s, server_only: true }\nevents:\n  sub:\n    payload: { properties: { type: { enum: [a, b, s] } } }\n    do:\n      - join: { room: \"{payload.type}\" }\n",
+        );
+        assert!(errs.iter().any(|e| e.contains("`\"b\"`, which is not a room")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("`s`, a server_only room")), "{errs:?}");
+    }
+
+    #[test]
+    fn duplicate_namespaces_are_refused() {
+        let err = load_sources(vec![("a.yaml".into(), "namespace: /x\n".into()), ("b.yaml".into(), "namespace: /x\n".into())]).unwrap_err();
+        assert!(err.to_string().contains("already defined in a.yaml"), "{err}");
+    }
+
+    #[test]
+    fn errors_show_the_source_line() {
+        let err = load_sources(vec![("t.yaml".into(), "namespace: nope\n".into())]).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with("t.yaml:1:12: namespace `nope` must start with `/`"), "{shown}");
+        assert!(shown.contains("| namespace: nope"), "{shown}");
+    }
+}

@@ -1,0 +1,373 @@
+//! Namespace specs: the declarative description of one Socket.IO namespace (its auth policy,
+//! rooms and their access rules, client events, state, routes for published events and timers).
+//!
+//! This module owns the format and its checks; it knows nothing of sockets. `load` reads files
+//! (or the specs embedded in the binary), `compile` checks them into the model below, which the
+//! engine (`crate::engine`) serves. The format is documented in `docs/namespace-spec.md`.
+
+mod compile;
+mod load;
+mod raw;
+pub mod schema;
+pub mod template;
+
+use std::{collections::HashMap, time::Duration};
+
+use serde::Deserialize;
+
+pub use load::{SpecError, SpecErrors, load_dir, load_embedded, load_sources};
+
+use crate::rooms::{RoomPattern, RoomScope};
+use schema::PayloadSchema;
+use template::{StrTemplate, ValueTemplate};
+
+/// Events a client may not declare: Socket.IO's reserved names, and `error`, which the gateway
+/// itself sends.
+pub const RESERVED_EVENTS: &[&str] =
+    &["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener", "error"];
+
+/// The default name of the event a client sends to replace its token before it expires.
+pub const DEFAULT_REFRESH_EVENT: &str = "auth:refresh";
+
+/// A checked namespace spec, ready to serve.
+#[derive(Debug)]
+pub struct NamespaceSpec {
+    /// The Socket.IO namespace, such as `/workflow`.
+    pub path: String,
+    /// The file it came from, for messages.
+    pub file: String,
+    /// Who may connect.
+    pub auth: AuthPolicy,
+    /// Room families, in file order (the order in which names are matched).
+    pub rooms: Vec<RoomFamily>,
+    /// What happens when a socket connects.
+    pub on_connect: Vec<Action>,
+    /// Client events by name.
+    pub events: HashMap<String, EventSpec>,
+    /// Last-known state kept from published events.
+    pub stores: Vec<StoreSpec>,
+    /// How published events reach sockets.
+    pub routes: Vec<Route>,
+    /// Periodic emits.
+    pub timers: Vec<TimerSpec>,
+}
+
+impl NamespaceSpec {
+    /// The room family called `name`.
+    pub fn room_id(&self, name: &str) -> Option<RoomId> {
+        self.rooms.iter().position(|r| r.name == name)
+    }
+
+    /// The store called `name`.
+    pub fn store_id(&self, name: &str) -> Option<StoreId> {
+        self.stores.iter().position(|s| s.name == name)
+    }
+
+    /// Whether some route of this namespace takes events of this type.
+    pub fn routes_type(&self, event_type: &str) -> bool {
+        self.routes.iter().any(|r| r.types.matches(event_type))
+            || self.stores.iter().any(|s| s.rules.iter().any(|r| r.types.matches(event_type) && !r.types.is_catch_all()))
+    }
+}
+
+/// Who may connect, and how a token is refreshed.
+#[derive(Debug, Clone)]
+pub struct AuthPolicy {
+    /// Refuse sockets without a valid token (`false`: anonymous sockets connect, with only the
+    /// access their rooms' rules give anonymous users).
+    pub required: bool,
+    /// Refuse tokens without a `tenantId` claim.
+    pub require_tenant: bool,
+    /// The client event that replaces the socket's token.
+    pub refresh_event: String,
+}
+
+/// Index of a room family in [`NamespaceSpec::rooms`].
+pub type RoomId = usize;
+/// Index of a store in [`NamespaceSpec::stores`].
+pub type StoreId = usize;
+
+/// A family of rooms sharing a name pattern and access rules.
+#[derive(Debug)]
+pub struct RoomFamily {
+    /// The family's name in the spec.
+    pub name: String,
+    /// The visible-name pattern.
+    pub pattern: RoomPattern,
+    /// Per tenant, or global.
+    pub scope: RoomScope,
+    /// Joined only by `on_connect`, never by a client event.
+    pub server_only: bool,
+    /// Who may join; empty means any authenticated socket.
+    pub access: Vec<AccessRule>,
+    /// What a new member is given (`room.snapshot`).
+    pub snapshot: Option<SnapshotSpec>,
+}
+
+/// One way to be allowed into a room: every condition must hold.
+#[derive(Debug)]
+pub struct AccessRule {
+    /// Anonymous sockets match too.
+    pub anonymous: bool,
+    /// The user has at least one of these roles (empty: any role).
+    pub roles: Vec<String>,
+    /// Room parameter `i` must equal the rendered template.
+    pub params: Vec<(usize, StrTemplate)>,
+}
+
+/// The data a room hands a new member: one record, or a listing.
+#[derive(Debug)]
+pub struct SnapshotSpec {
+    /// The store read.
+    pub store: StoreId,
+    /// The record or list key; unset means the whole store (most recent first).
+    pub key: Option<StrTemplate>,
+    /// For list stores: keep entries whose field equals the rendered value (unset: no filter).
+    pub matches: Vec<(String, StrTemplate)>,
+    /// Most entries or records returned.
+    pub limit: usize,
+}
+
+/// One step of `on_connect` or of a client event.
+#[derive(Debug)]
+pub enum Action {
+    /// Join a room; afterwards `room.*` describes it.
+    Join {
+        /// The room.
+        target: RoomTarget,
+        /// When the access rules refuse, skip silently instead of failing.
+        optional: bool,
+    },
+    /// Leave a room.
+    Leave {
+        /// The room.
+        target: RoomTarget,
+    },
+    /// Emit an event to this socket.
+    Emit(EmitSpec),
+    /// Emit an event to this socket and answer the client's ack with the same data.
+    Reply(EmitSpec),
+}
+
+/// Which room an action means.
+#[derive(Debug)]
+pub enum RoomTarget {
+    /// A family (fixed, or named by a template) and its parameters. Parameters the family does not
+    /// have are ignored, so one action can serve several families.
+    Family {
+        /// The family.
+        family: FamilyRef,
+        /// Parameter name and value template.
+        params: Vec<(String, StrTemplate)>,
+    },
+    /// A visible name, parsed against the families in file order.
+    Name(StrTemplate),
+}
+
+/// A room family, fixed in the spec or chosen at run time.
+#[derive(Debug)]
+pub enum FamilyRef {
+    /// Known when the spec loads.
+    Fixed(RoomId),
+    /// Rendered per event; must name a family.
+    Dynamic(StrTemplate),
+}
+
+/// An event to send: its name and data.
+#[derive(Debug)]
+pub struct EmitSpec {
+    /// The event name.
+    pub event: StrTemplate,
+    /// The payload; `None` sends the event without arguments.
+    pub data: Option<ValueTemplate>,
+}
+
+/// A client event.
+#[derive(Debug)]
+pub struct EventSpec {
+    /// The event name.
+    pub name: String,
+    /// Requests per socket per window.
+    pub rate_limit: Option<RateLimit>,
+    /// JSON Schema of the first argument (a missing argument is `null`).
+    pub schema: Option<PayloadSchema>,
+    /// Largest payload in bytes; `None` uses the engine default.
+    pub max_bytes: Option<usize>,
+    /// What the event does.
+    pub actions: Vec<Action>,
+}
+
+/// A rate limit: `max` requests per `per`, refilled smoothly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests allowed in one window (also the burst).
+    pub max: u32,
+    /// The window.
+    #[serde(deserialize_with = "deserialize_duration")]
+    pub per: Duration,
+}
+
+fn deserialize_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Millis(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
+        Raw::Text(s) => crate::config::parse_duration(&s).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Event-type patterns: exact names, `prefix.*`, or `*`.
+#[derive(Debug, Clone)]
+pub struct TypeMatcher {
+    patterns: Vec<TypePattern>,
+}
+
+#[derive(Debug, Clone)]
+enum TypePattern {
+    Exact(String),
+    Prefix(String),
+    Any,
+}
+
+impl TypeMatcher {
+    /// Parses `["workflow.*", "log.created"]`.
+    pub fn parse(patterns: &[String]) -> Result<Self, String> {
+        if patterns.is_empty() {
+            return Err("`types` needs at least one event type".into());
+        }
+        let patterns = patterns
+            .iter()
+            .map(|p| {
+                if p == "*" {
+                    Ok(TypePattern::Any)
+                } else if let Some(prefix) = p.strip_suffix(".*") {
+                    if prefix.is_empty() || prefix.contains('*') {
+                        Err(format!("`{p}` is not a type pattern (`name`, `prefix.*` or `*`)"))
+                    } else {
+                        Ok(TypePattern::Prefix(format!("{prefix}.")))
+                    }
+                } else if p.is_empty() || p.contains('*') {
+                    Err(format!("`{p}` is not a type pattern (`name`, `prefix.*` or `*`)"))
+                } else {
+                    Ok(TypePattern::Exact(p.clone()))
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { patterns })
+    }
+
+    /// Whether `event_type` matches.
+    pub fn matches(&self, event_type: &str) -> bool {
+        self.patterns.iter().any(|p| match p {
+            TypePattern::Exact(e) => e == event_type,
+            TypePattern::Prefix(prefix) => event_type.starts_with(prefix.as_str()),
+            TypePattern::Any => true,
+        })
+    }
+
+    /// Whether this matcher takes every type (`*`): such a rule alone does not make a type known.
+    pub fn is_catch_all(&self) -> bool {
+        self.patterns.iter().any(|p| matches!(p, TypePattern::Any))
+    }
+}
+
+/// State kept per tenant from published events.
+#[derive(Debug)]
+pub struct StoreSpec {
+    /// The store's name.
+    pub name: String,
+    /// Records or lists.
+    pub kind: StoreKind,
+    /// How events change it.
+    pub rules: Vec<StoreRule>,
+}
+
+/// The two shapes of state.
+#[derive(Debug, Clone, Copy)]
+pub enum StoreKind {
+    /// Keyed records, changed by merge, replace and delete; the least recently updated go first.
+    Records {
+        /// Records kept per tenant.
+        max_per_tenant: usize,
+    },
+    /// Keyed lists of the last `keep` entries.
+    Lists {
+        /// Entries kept per list.
+        keep: usize,
+        /// Lists kept per tenant.
+        max_keys_per_tenant: usize,
+    },
+}
+
+/// One way published events change a store.
+#[derive(Debug)]
+pub struct StoreRule {
+    /// The event types this rule applies to.
+    pub types: TypeMatcher,
+    /// The record or list key; an event without it is skipped.
+    pub key: StrTemplate,
+    /// The change.
+    pub op: StoreOp,
+}
+
+/// A change to a store.
+#[derive(Debug)]
+pub enum StoreOp {
+    /// Deep-merge each rendered object, in order, into the record.
+    Merge(Vec<ValueTemplate>),
+    /// Replace the record.
+    Replace(ValueTemplate),
+    /// Remove the record.
+    Delete,
+    /// Append one entry, merged from the rendered objects in order.
+    Append(Vec<ValueTemplate>),
+}
+
+/// Where published events of some types go.
+#[derive(Debug)]
+pub struct Route {
+    /// The event types routed.
+    pub types: TypeMatcher,
+    /// Fields of `data` that must be present (the API answers 400 otherwise).
+    pub require: Vec<String>,
+    /// Rooms reached.
+    pub targets: Vec<RouteTarget>,
+    /// What is emitted to them.
+    pub emit: EmitSpec,
+}
+
+/// A room family a route reaches, and its parameters taken from the event.
+#[derive(Debug)]
+pub struct RouteTarget {
+    /// The family.
+    pub room: RoomId,
+    /// One template per pattern parameter (`None`: not given, so only `*` subscribers).
+    pub params: Vec<Option<StrTemplate>>,
+    /// Reach only the room with every parameter set, not the `*` rooms.
+    pub exact: bool,
+}
+
+/// A periodic emit into every live instance of a room family.
+#[derive(Debug)]
+pub struct TimerSpec {
+    /// How often.
+    pub interval: TimerInterval,
+    /// Into which family.
+    pub room: RoomId,
+    /// What.
+    pub emit: EmitSpec,
+}
+
+/// A timer's period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerInterval {
+    /// Written in the spec.
+    Fixed(Duration),
+    /// `metrics_interval`: the configured `WS_METRICS_INTERVAL`.
+    Metrics,
+}
