@@ -44,7 +44,8 @@ pub fn load_specs(config: &Config) -> anyhow::Result<Vec<NamespaceSpec>> {
             .find(|s| &s.path == path)
             .with_context(|| format!("rate_limits: no namespace `{path}` is loaded"))?;
         for (event, limit) in events {
-            let e = spec.events.get_mut(event).with_context(|| format!("rate_limits: `{path}` has no event `{event}`"))?;
+            let e =
+                spec.events.get_mut(event).with_context(|| format!("rate_limits: `{path}` has no event `{event}`"))?;
             e.rate_limit = Some(*limit);
         }
     }
@@ -87,7 +88,8 @@ impl App {
         };
         let router = http::router(state).layer(socket_layer).layer(cors(&config.cors_origins)?);
 
-        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let listener =
+            TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         Ok(Self { listener, router, io, engine, readiness, shutdown_timeout: config.shutdown_timeout })
     }
 

@@ -130,11 +130,13 @@ impl TokenVerifier {
         let (key, algorithm) = match &config.key {
             JwtKey::Hs256(secret) => (DecodingKey::from_secret(secret.expose_secret().as_bytes()), Algorithm::HS256),
             JwtKey::Public { algorithm: PublicKeyAlgorithm::RS256, pem } => (
-                DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| anyhow::anyhow!("JWT_PUBLIC_KEY is not an RSA public key in PEM: {e}"))?,
+                DecodingKey::from_rsa_pem(pem.as_bytes())
+                    .map_err(|e| anyhow::anyhow!("JWT_PUBLIC_KEY is not an RSA public key in PEM: {e}"))?,
                 Algorithm::RS256,
             ),
             JwtKey::Public { algorithm: PublicKeyAlgorithm::ES256, pem } => (
-                DecodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| anyhow::anyhow!("JWT_PUBLIC_KEY is not an EC public key in PEM: {e}"))?,
+                DecodingKey::from_ec_pem(pem.as_bytes())
+                    .map_err(|e| anyhow::anyhow!("JWT_PUBLIC_KEY is not an EC public key in PEM: {e}"))?,
                 Algorithm::ES256,
             ),
         };
@@ -163,7 +165,8 @@ impl TokenVerifier {
             }
         })?;
         let claims = data.claims;
-        let user_id = claims.sub.and_then(IdClaim::into_string).or_else(|| claims.user_id.and_then(IdClaim::into_string));
+        let user_id =
+            claims.sub.and_then(IdClaim::into_string).or_else(|| claims.user_id.and_then(IdClaim::into_string));
         let Some(user_id) = user_id else {
             tracing::debug!("token refused: neither sub nor userId");
             return Err(TokenError::Invalid);
@@ -283,7 +286,8 @@ impl TokenSigner {
             iss: config.issuer.as_deref(),
             aud: config.audience.as_deref(),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key).expect("HS256 signing with a secret cannot fail")
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
+            .expect("HS256 signing with a secret cannot fail")
     }
 }
 
@@ -306,16 +310,17 @@ impl ApiKeys {
 
     /// Whether the request carries a configured key in `X-API-Key` or `Authorization: Bearer`.
     pub fn authorize(&self, headers: &http::HeaderMap) -> bool {
-        let presented = headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .or_else(|| headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(strip_bearer));
+        let presented =
+            headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim).or_else(|| {
+                headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(strip_bearer)
+            });
         let Some(presented) = presented.filter(|p| !p.is_empty()) else {
             return false;
         };
         // Every key is compared, so timing does not tell which (or whether one) nearly matched.
-        self.keys.iter().fold(false, |found, key| found | bool::from(key.expose_secret().as_bytes().ct_eq(presented.as_bytes())))
+        self.keys
+            .iter()
+            .fold(false, |found, key| found | bool::from(key.expose_secret().as_bytes().ct_eq(presented.as_bytes())))
     }
 }
 
@@ -329,13 +334,19 @@ mod tests {
     use super::*;
 
     fn config(secret: &str) -> JwtConfig {
-        JwtConfig { key: JwtKey::Hs256(SecretString::from(secret.to_string())), issuer: None, audience: None, leeway: Duration::ZERO }
+        JwtConfig {
+            key: JwtKey::Hs256(SecretString::from(secret.to_string())),
+            issuer: None,
+            audience: None,
+            leeway: Duration::ZERO,
+        }
     }
 
     #[test]
     fn minted_tokens_verify_and_carry_claims() {
         let c = config("secret");
-        let token = TokenSigner::new(&c).unwrap().mint(&c, "u1", Some("t1"), &["admin".into()], Duration::from_secs(60));
+        let token =
+            TokenSigner::new(&c).unwrap().mint(&c, "u1", Some("t1"), &["admin".into()], Duration::from_secs(60));
         let id = TokenVerifier::new(&c).unwrap().verify(&token).unwrap();
         assert_eq!(id.user_id.as_deref(), Some("u1"));
         assert_eq!(id.tenant_id.as_deref(), Some("t1"));
@@ -365,7 +376,10 @@ mod tests {
         let auth = json!({ "token": "from-auth" });
         assert_eq!(handshake_token(Some(&auth), &parts("/?token=q", Some("Bearer h"))).as_deref(), Some("from-auth"));
         assert_eq!(handshake_token(None, &parts("/?EIO=4&token=a%2Eb", Some("Bearer h"))).as_deref(), Some("a.b"));
-        assert_eq!(handshake_token(Some(&json!({ "token": "" })), &parts("/", Some("bearer  h "))).as_deref(), Some("h"));
+        assert_eq!(
+            handshake_token(Some(&json!({ "token": "" })), &parts("/", Some("bearer  h "))).as_deref(),
+            Some("h")
+        );
         assert_eq!(handshake_token(None, &parts("/", Some("Basic x"))), None);
     }
 

@@ -201,8 +201,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(ms) = s.parse::<u64>() {
         return Ok(Duration::from_millis(ms));
     }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("`{s}` is not a duration (milliseconds, or e.g. 30s, 1m): {e}"))
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration (milliseconds, or e.g. 30s, 1m): {e}"))
 }
 
 impl Config {
@@ -215,8 +214,7 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read config file {}", path.display()))?;
-                serde_saphyr::from_str::<FileConfig>(&text)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                serde_saphyr::from_str::<FileConfig>(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
             }
             None => FileConfig::default(),
         };
@@ -258,13 +256,14 @@ impl Config {
             .or(file.cors_origins)
             .unwrap_or_else(|| vec!["http://localhost:3000".to_string()]);
         if cors_origins.iter().any(|o| o == "*") {
-            bail!(
-                "CORS_ORIGINS: `*` is not allowed, because credentials are allowed; list the origins instead"
-            );
+            bail!("CORS_ORIGINS: `*` is not allowed, because credentials are allowed; list the origins instead");
         }
 
         let secret = env("JWT_SECRET").or(file.jwt_secret);
-        let public_pem = match (env("JWT_PUBLIC_KEY").or(file.jwt_public_key), env("JWT_PUBLIC_KEY_FILE").map(PathBuf::from).or(file.jwt_public_key_file)) {
+        let public_pem = match (
+            env("JWT_PUBLIC_KEY").or(file.jwt_public_key),
+            env("JWT_PUBLIC_KEY_FILE").map(PathBuf::from).or(file.jwt_public_key_file),
+        ) {
             (Some(pem), _) => Some(pem.replace("\\n", "\n")),
             (None, Some(path)) => Some(
                 std::fs::read_to_string(&path)
@@ -286,7 +285,9 @@ impl Config {
                     Some("RS256") => PublicKeyAlgorithm::RS256,
                     Some("ES256") => PublicKeyAlgorithm::ES256,
                     Some(other) => bail!("JWT_ALGORITHM: `{other}` is not supported with a public key (RS256, ES256)"),
-                    None => bail!("JWT_PUBLIC_KEY is set: set JWT_ALGORITHM to RS256 or ES256 as well, so the algorithm is pinned"),
+                    None => bail!(
+                        "JWT_PUBLIC_KEY is set: set JWT_ALGORITHM to RS256 or ES256 as well, so the algorithm is pinned"
+                    ),
                 };
                 (JwtKey::Public { algorithm, pem }, false)
             }
@@ -372,8 +373,7 @@ impl Config {
 
     /// A config for tests: loopback, port 0, a known secret and API key, fast timers.
     pub fn for_tests(jwt_secret: &str, api_key: &str) -> Self {
-        let mut config = Self::from_sources(FileConfig::default(), |_| None)
-            .expect("the defaults are a valid config");
+        let mut config = Self::from_sources(FileConfig::default(), |_| None).expect("the defaults are a valid config");
         config.listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
         config.jwt.key = JwtKey::Hs256(SecretString::from(jwt_secret.to_string()));
         config.dev_mode = false;

@@ -117,7 +117,11 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
 }
 
 /// `POST /api/v1/events`: one event object or an array of them. 202 `{"accepted": n}`.
-async fn publish_events(State(state): State<HttpState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn publish_events(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     if !state.api_keys.authorize(&headers) {
         return Err(ApiError::Unauthorized);
     }
@@ -125,14 +129,19 @@ async fn publish_events(State(state): State<HttpState>, headers: HeaderMap, body
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(state.max_body_bytes),
         _ => ApiError::BadRequest(rejection.body_text()),
     })?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
     let items = match value {
         Value::Array(items) => items,
         single @ Value::Object(_) => vec![single],
         _ => return Err(ApiError::BadRequest("the body must be an event object or an array of them".into())),
     };
     if items.len() > state.max_batch {
-        return Err(ApiError::BadRequest(format!("{} events in one call; the limit is {}", items.len(), state.max_batch)));
+        return Err(ApiError::BadRequest(format!(
+            "{} events in one call; the limit is {}",
+            items.len(),
+            state.max_batch
+        )));
     }
     let events = items
         .into_iter()

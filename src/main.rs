@@ -9,8 +9,7 @@ use realtime_gateway::{
     auth::TokenSigner,
     cli::{Cli, Command},
     config::{Config, NamespaceSource, parse_duration},
-    spec,
-    telemetry,
+    spec, telemetry,
 };
 use secrecy::ExposeSecret;
 
@@ -19,7 +18,9 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config.as_deref()),
         Command::Check { dir } => check(cli.config.as_deref(), dir),
-        Command::Token { sub, tenant, roles, ttl } => token(cli.config.as_deref(), &sub, tenant.as_deref(), &roles, &ttl),
+        Command::Token { sub, tenant, roles, ttl } => {
+            token(cli.config.as_deref(), &sub, tenant.as_deref(), &roles, &ttl)
+        }
     };
     match result {
         Ok(code) => code,
@@ -66,7 +67,9 @@ fn announce_dev_mode(config: &Config, addr: std::net::SocketAddr) -> anyhow::Res
         eprintln!();
         eprintln!("  Connect:  io('http://localhost:{port}/workflow', {{ auth: {{ token }} }})");
         eprintln!("  Publish:  curl -X POST http://localhost:{port}/api/v1/events -H 'X-API-Key: <key>' \\");
-        eprintln!("              -H 'Content-Type: application/json' -d '{{\"type\":\"execution.started\",\"tenantId\":\"demo-tenant\",\"data\":{{\"executionId\":\"e1\"}}}}'");
+        eprintln!(
+            "              -H 'Content-Type: application/json' -d '{{\"type\":\"execution.started\",\"tenantId\":\"demo-tenant\",\"data\":{{\"executionId\":\"e1\"}}}}'"
+        );
         eprintln!();
     }
     tracing::warn!(
@@ -127,7 +130,13 @@ fn check(config_file: Option<&std::path::Path>, dir: Option<std::path::PathBuf>)
     }
 }
 
-fn token(config_file: Option<&std::path::Path>, sub: &str, tenant: Option<&str>, roles: &[String], ttl: &str) -> anyhow::Result<ExitCode> {
+fn token(
+    config_file: Option<&std::path::Path>,
+    sub: &str,
+    tenant: Option<&str>,
+    roles: &[String],
+    ttl: &str,
+) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
     if config.dev_mode {
         anyhow::bail!(

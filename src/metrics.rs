@@ -81,13 +81,43 @@ impl Metrics {
             let _ = writeln!(out, "realtime_gateway_{name} {value}");
         };
         metric("connections", "gauge", "Sockets connected now, all namespaces.", self.connections.get().to_string());
-        metric("auth_refused_total", "counter", "Connections refused for their token.", self.auth_refused.get().to_string());
+        metric(
+            "auth_refused_total",
+            "counter",
+            "Connections refused for their token.",
+            self.auth_refused.get().to_string(),
+        );
         metric("client_events_total", "counter", "Client events received.", self.events_received.get().to_string());
-        metric("client_events_rejected_total", "counter", "Client events answered with an error.", self.events_rejected.get().to_string());
-        metric("client_events_rate_limited_total", "counter", "Client events refused by a rate limit.", self.rate_limited.get().to_string());
-        metric("published_events_total", "counter", "Events accepted by the publish API.", self.events_accepted.get().to_string());
-        metric("route_emits_total", "counter", "Emits of published events, one per event per namespace.", self.published.get().to_string());
-        metric("deliveries_dropped_total", "counter", "Messages dropped because a socket's send buffer was full or it was closing.", self.deliveries_dropped.get().to_string());
+        metric(
+            "client_events_rejected_total",
+            "counter",
+            "Client events answered with an error.",
+            self.events_rejected.get().to_string(),
+        );
+        metric(
+            "client_events_rate_limited_total",
+            "counter",
+            "Client events refused by a rate limit.",
+            self.rate_limited.get().to_string(),
+        );
+        metric(
+            "published_events_total",
+            "counter",
+            "Events accepted by the publish API.",
+            self.events_accepted.get().to_string(),
+        );
+        metric(
+            "route_emits_total",
+            "counter",
+            "Emits of published events, one per event per namespace.",
+            self.published.get().to_string(),
+        );
+        metric(
+            "deliveries_dropped_total",
+            "counter",
+            "Messages dropped because a socket's send buffer was full or it was closing.",
+            self.deliveries_dropped.get().to_string(),
+        );
         out
     }
 }

@@ -167,9 +167,7 @@ impl RoomPattern {
                     let end = match self.segments.get(idx + 1) {
                         None => rest.len(),
                         // The literal after the last parameter is the name's suffix.
-                        Some(Seg::Lit(suffix)) if Some(idx) == last_param => {
-                            rest.strip_suffix(suffix.as_str())?.len()
-                        }
+                        Some(Seg::Lit(suffix)) if Some(idx) == last_param => rest.strip_suffix(suffix.as_str())?.len(),
                         Some(Seg::Lit(next)) => rest.find(next.as_str())?,
                         Some(Seg::Param(_)) => unreachable!("parse() keeps parameters apart"),
                     };

@@ -9,7 +9,8 @@ use crate::config::LogFormat;
 
 /// Installs the global subscriber. Call once, before anything logs.
 pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(level).map_err(|e| anyhow::anyhow!("LOG_LEVEL `{level}` is not a valid filter: {e}"))?;
+    let filter =
+        EnvFilter::try_new(level).map_err(|e| anyhow::anyhow!("LOG_LEVEL `{level}` is not a valid filter: {e}"))?;
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
@@ -17,7 +18,9 @@ pub fn init(level: &str, format: LogFormat) -> anyhow::Result<()> {
     };
     let registry = tracing_subscriber::registry().with(filter);
     if json {
-        registry.with(fmt::layer().json().flatten_event(true).with_current_span(false).with_span_list(false)).try_init()?;
+        registry
+            .with(fmt::layer().json().flatten_event(true).with_current_span(false).with_span_list(false))
+            .try_init()?;
     } else {
         registry.with(fmt::layer().compact()).try_init()?;
     }

@@ -39,7 +39,12 @@ pub(super) struct ActionCtx<'a, A: Adapter> {
 }
 
 impl<'a, A: Adapter> ActionCtx<'a, A> {
-    pub(super) fn new(ns: &'a NamespaceRuntime<A>, socket: &'a SocketRef<A>, identity: &'a Identity, payload: Option<&'a Value>) -> Self {
+    pub(super) fn new(
+        ns: &'a NamespaceRuntime<A>,
+        socket: &'a SocketRef<A>,
+        identity: &'a Identity,
+        payload: Option<&'a Value>,
+    ) -> Self {
         Self {
             ns,
             socket,
@@ -92,7 +97,8 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
                     FamilyRef::Fixed(id) => *id,
                     FamilyRef::Dynamic(t) => {
                         let name = t.render_text(self);
-                        spec.room_id(&name).ok_or_else(|| ClientError::validation(format!("`{name}` is not a room type here")))?
+                        spec.room_id(&name)
+                            .ok_or_else(|| ClientError::validation(format!("`{name}` is not a room type here")))?
                     }
                 };
                 let values = spec.rooms[id]
@@ -100,7 +106,11 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
                     .params()
                     .iter()
                     .map(|p| {
-                        params.iter().find(|(name, _)| *name == p.name).and_then(|(_, t)| t.render_key(self)).filter(|v| !v.is_empty())
+                        params
+                            .iter()
+                            .find(|(name, _)| *name == p.name)
+                            .and_then(|(_, t)| t.render_key(self))
+                            .filter(|v| !v.is_empty())
                     })
                     .collect();
                 Ok((id, values))
@@ -125,15 +135,24 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
         }
         let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
         let visible = family.pattern.render(&refs).ok_or_else(|| {
-            let missing: Vec<&str> = family.pattern.params().iter().zip(values).filter(|(p, v)| !p.optional && v.is_none()).map(|(p, _)| p.name.as_str()).collect();
+            let missing: Vec<&str> = family
+                .pattern
+                .params()
+                .iter()
+                .zip(values)
+                .filter(|(p, v)| !p.optional && v.is_none())
+                .map(|(p, _)| p.name.as_str())
+                .collect();
             if missing.is_empty() {
                 ClientError::validation(format!("the room name for `{}` is too long", family.name))
             } else {
                 ClientError::validation(format!("room `{}` needs {}", family.name, missing.join(", ")))
             }
         })?;
-        let internal = rooms::internal_name(family.scope, self.identity.tenant_id.as_deref(), &visible)
-            .ok_or_else(|| ClientError::permission(format!("room `{visible}` belongs to a tenant, and this connection has none")))?;
+        let internal =
+            rooms::internal_name(family.scope, self.identity.tenant_id.as_deref(), &visible).ok_or_else(|| {
+                ClientError::permission(format!("room `{visible}` belongs to a tenant, and this connection has none"))
+            })?;
         Ok((visible, internal))
     }
 
@@ -205,8 +224,14 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
             RoomScope::Global => "",
         };
         let key = snap.key.as_ref().and_then(|k| k.render_key(self)).filter(|k| !k.is_empty());
-        let filters: Vec<(&str, String)> = snap.matches.iter().filter_map(|(field, t)| t.render_key(self).map(|v| (field.as_str(), v))).collect();
-        Some(self.ns.stores.read_filtered(snap.store, tenant, key.as_deref(), &filters, snap.limit).unwrap_or(Value::Null))
+        let filters: Vec<(&str, String)> =
+            snap.matches.iter().filter_map(|(field, t)| t.render_key(self).map(|v| (field.as_str(), v))).collect();
+        Some(
+            self.ns
+                .stores
+                .read_filtered(snap.store, tenant, key.as_deref(), &filters, snap.limit)
+                .unwrap_or(Value::Null),
+        )
     }
 }
 

@@ -26,17 +26,38 @@ const LIMIT_NOTICE_GAP_MS: u64 = 1000;
 
 impl<A: Adapter> NamespaceRuntime<A> {
     /// Handles one client event. Runs on the socket's receive path: no awaiting.
-    pub(super) fn handle_event(&self, socket: &SocketRef<A>, session: &Arc<Session>, packet: Value, ack: AckSender<A>, wants_ack: bool) {
+    pub(super) fn handle_event(
+        &self,
+        socket: &SocketRef<A>,
+        session: &Arc<Session>,
+        packet: Value,
+        ack: AckSender<A>,
+        wants_ack: bool,
+    ) {
         self.shared.metrics.events_received.inc();
         let (raw, size) = match &packet {
             Value::Str(text, _) => (text.as_str(), text.len()),
             Value::Bytes(_) => {
-                return self.fail(socket, None, ack, wants_ack, ClientError::validation("binary packets are not supported"));
+                return self.fail(
+                    socket,
+                    None,
+                    ack,
+                    wants_ack,
+                    ClientError::validation("binary packets are not supported"),
+                );
             }
         };
         let (name, payload) = match parse_event(raw) {
             Some(parsed) => parsed,
-            None => return self.fail(socket, None, ack, wants_ack, ClientError::validation("the event is not a JSON array starting with its name")),
+            None => {
+                return self.fail(
+                    socket,
+                    None,
+                    ack,
+                    wants_ack,
+                    ClientError::validation("the event is not a JSON array starting with its name"),
+                );
+            }
         };
         let name = name.as_str();
 
@@ -68,13 +89,27 @@ impl<A: Adapter> NamespaceRuntime<A> {
 
         let max = event.max_bytes.unwrap_or(self.shared.limits.max_event_bytes);
         if size > max {
-            return self.fail(socket, Some(name), ack, wants_ack, ClientError::validation(format!("payload too large: {size} bytes, the limit is {max}")));
+            return self.fail(
+                socket,
+                Some(name),
+                ack,
+                wants_ack,
+                ClientError::validation(format!("payload too large: {size} bytes, the limit is {max}")),
+            );
         }
 
         if let Some(limiter) = self.event_limiters.get(name)
             && let Err(wait) = limiter.check(socket.id)
         {
-            return self.refuse_limited(socket, session, name, ack, wants_ack, wait, &format!("rate limit exceeded for `{name}`"));
+            return self.refuse_limited(
+                socket,
+                session,
+                name,
+                ack,
+                wants_ack,
+                wait,
+                &format!("rate limit exceeded for `{name}`"),
+            );
         }
 
         if let Some(schema) = &event.schema
@@ -96,7 +131,14 @@ impl<A: Adapter> NamespaceRuntime<A> {
     }
 
     /// Sends `error` to the client and answers its ack with the same payload under `error`.
-    pub(super) fn fail(&self, socket: &SocketRef<A>, event: Option<&str>, ack: AckSender<A>, wants_ack: bool, error: ClientError) {
+    pub(super) fn fail(
+        &self,
+        socket: &SocketRef<A>,
+        event: Option<&str>,
+        ack: AckSender<A>,
+        wants_ack: bool,
+        error: ClientError,
+    ) {
         self.shared.metrics.events_rejected.inc();
         tracing::debug!(ns = %self.spec.path, sid = %socket.id, event, kind = error.kind.as_str(), message = %error.message, "client event refused");
         let payload = error.payload(event);
@@ -109,7 +151,16 @@ impl<A: Adapter> NamespaceRuntime<A> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn refuse_limited(&self, socket: &SocketRef<A>, session: &Session, event: &str, ack: AckSender<A>, wants_ack: bool, wait: std::time::Duration, message: &str) {
+    fn refuse_limited(
+        &self,
+        socket: &SocketRef<A>,
+        session: &Session,
+        event: &str,
+        ack: AckSender<A>,
+        wants_ack: bool,
+        wait: std::time::Duration,
+        message: &str,
+    ) {
         self.shared.metrics.rate_limited.inc();
         let error = ClientError::rate_limit(message, Some(wait.as_millis().max(1) as u64));
         if session.may_notify_limit(now_millis(), LIMIT_NOTICE_GAP_MS) {
@@ -122,7 +173,15 @@ impl<A: Adapter> NamespaceRuntime<A> {
 
     /// The refresh event: `{token}` (or the token as a string) replaces the socket's token, for
     /// the same user and tenant. Answered with `auth:refreshed` `{expiresAt, timestamp}`.
-    fn refresh_token(&self, socket: &SocketRef<A>, session: &Session, name: &str, payload: Json, ack: AckSender<A>, wants_ack: bool) {
+    fn refresh_token(
+        &self,
+        socket: &SocketRef<A>,
+        session: &Session,
+        name: &str,
+        payload: Json,
+        ack: AckSender<A>,
+        wants_ack: bool,
+    ) {
         if let Err(wait) = self.refresh_limiter.check(socket.id) {
             return self.refuse_limited(socket, session, name, ack, wants_ack, wait, "too many token refreshes");
         }
@@ -131,7 +190,13 @@ impl<A: Adapter> NamespaceRuntime<A> {
             other => other.get("token").and_then(Json::as_str),
         };
         let Some(token) = token.filter(|t| !t.is_empty()) else {
-            return self.fail(socket, Some(name), ack, wants_ack, ClientError::validation("send the new token as {\"token\": \"...\"}"));
+            return self.fail(
+                socket,
+                Some(name),
+                ack,
+                wants_ack,
+                ClientError::validation("send the new token as {\"token\": \"...\"}"),
+            );
         };
         let current = session.identity();
         let fresh = match self.shared.verifier.verify(token) {
@@ -139,10 +204,22 @@ impl<A: Adapter> NamespaceRuntime<A> {
             Err(e) => return self.fail(socket, Some(name), ack, wants_ack, ClientError::auth(e.to_string())),
         };
         if fresh.user_id != current.user_id || fresh.tenant_id != current.tenant_id {
-            return self.fail(socket, Some(name), ack, wants_ack, ClientError::auth("the new token must be for the same user and tenant"));
+            return self.fail(
+                socket,
+                Some(name),
+                ack,
+                wants_ack,
+                ClientError::auth("the new token must be for the same user and tenant"),
+            );
         }
         if current.is_authenticated() && self.spec.auth.require_tenant && fresh.tenant_id.is_none() {
-            return self.fail(socket, Some(name), ack, wants_ack, ClientError::auth(TokenError::MissingTenant.to_string()));
+            return self.fail(
+                socket,
+                Some(name),
+                ack,
+                wants_ack,
+                ClientError::auth(TokenError::MissingTenant.to_string()),
+            );
         }
         if let Some(old) = current.expires_at {
             self.shared.expiry.cancel(old, self.index, socket.id);

@@ -28,9 +28,7 @@ impl SocketLimiter {
 
     /// Takes one request for `sid`; on refusal, how long until one would pass.
     pub fn check(&self, sid: Sid) -> Result<(), Duration> {
-        self.limiter
-            .check_key(&sid)
-            .map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
+        self.limiter.check_key(&sid).map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
     }
 
     /// Forgets sockets whose budget is full again (they are indistinguishable from new ones).

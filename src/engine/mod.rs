@@ -105,8 +105,15 @@ impl<A: Adapter> Clone for Engine<A> {
 
 impl<A: Adapter> Engine<A> {
     /// An engine serving `specs` on `io`.
-    pub fn new(specs: Vec<NamespaceSpec>, io: SocketIo<A>, verifier: TokenVerifier, settings: EngineSettings, metrics: Arc<Metrics>) -> Self {
-        let shared = Arc::new(Shared { verifier, limits: settings.limits.clone(), expiry: ExpiryQueue::default(), metrics });
+    pub fn new(
+        specs: Vec<NamespaceSpec>,
+        io: SocketIo<A>,
+        verifier: TokenVerifier,
+        settings: EngineSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let shared =
+            Arc::new(Shared { verifier, limits: settings.limits.clone(), expiry: ExpiryQueue::default(), metrics });
         let namespaces = specs
             .into_iter()
             .enumerate()

@@ -77,7 +77,17 @@ impl<A: Adapter> NamespaceRuntime<A> {
         });
         let refresh_limiter = SocketLimiter::new(RateLimit { max: 10, per: std::time::Duration::from_secs(60) });
         let stores = Stores::new(&spec.stores);
-        Self { spec, index, io, shared, stores, event_limiters, flood_limiter, refresh_limiter, tenant_events: Mutex::new(HashMap::new()) }
+        Self {
+            spec,
+            index,
+            io,
+            shared,
+            stores,
+            event_limiters,
+            flood_limiter,
+            refresh_limiter,
+            tenant_events: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The socketioxide connect handler for this namespace.
@@ -96,7 +106,8 @@ impl<A: Adapter> NamespaceRuntime<A> {
 
     /// Decides who the connecting socket is, before CONNECT is sent.
     fn admit(self: &Arc<Self>, s: &Arc<Socket<A>>, auth: &Option<Value>) {
-        let auth_json: Option<Json> = auth.as_ref().and_then(|v| v.as_str()).and_then(|s| serde_json::from_str(s.as_str()).ok());
+        let auth_json: Option<Json> =
+            auth.as_ref().and_then(|v| v.as_str()).and_then(|s| serde_json::from_str(s.as_str()).ok());
         let policy = &self.spec.auth;
         let outcome = match handshake_token(auth_json.as_ref(), s.req_parts()) {
             None if !policy.required => Ok(Identity::anonymous()),
@@ -104,7 +115,11 @@ impl<A: Adapter> NamespaceRuntime<A> {
             Some(token) => self.shared.verifier.verify(&token),
         };
         let outcome = outcome.and_then(|id| {
-            if policy.require_tenant && id.is_authenticated() && id.tenant_id.is_none() { Err(TokenError::MissingTenant) } else { Ok(id) }
+            if policy.require_tenant && id.is_authenticated() && id.tenant_id.is_none() {
+                Err(TokenError::MissingTenant)
+            } else {
+                Ok(id)
+            }
         });
         match outcome {
             Err(e) => {

@@ -30,12 +30,18 @@ impl PublishedEvent {
     /// Checks one element of a publish body; `at` names it in errors (`events[2]`).
     pub fn from_json(value: Value, at: &str) -> Result<Self, String> {
         let Value::Object(mut obj) = value else {
-            return Err(format!("{at} must be an object like {{\"type\": \"execution.started\", \"tenantId\": \"t1\", \"data\": {{}}}}"));
+            return Err(format!(
+                "{at} must be an object like {{\"type\": \"execution.started\", \"tenantId\": \"t1\", \"data\": {{}}}}"
+            ));
         };
         let event_type = match obj.remove("type") {
             Some(Value::String(t)) if !t.trim().is_empty() && t.len() <= MAX_TYPE_LEN => t,
-            Some(Value::String(t)) if t.len() > MAX_TYPE_LEN => return Err(format!("{at}.type is longer than {MAX_TYPE_LEN} characters")),
-            Some(_) | None => return Err(format!("{at}.type must be a non-empty string, such as \"execution.started\"")),
+            Some(Value::String(t)) if t.len() > MAX_TYPE_LEN => {
+                return Err(format!("{at}.type is longer than {MAX_TYPE_LEN} characters"));
+            }
+            Some(_) | None => {
+                return Err(format!("{at}.type must be a non-empty string, such as \"execution.started\""));
+            }
         };
         let tenant = match obj.remove("tenantId") {
             None | Some(Value::Null) => None,
@@ -110,7 +116,11 @@ impl<A: Adapter> NamespaceRuntime<A> {
         }
         let needs_tenant = route.targets.iter().any(|t| self.spec.rooms[t.room].scope == RoomScope::Tenant);
         if needs_tenant && event.tenant_id().is_none() {
-            return Err(format!("{at}.tenantId is required: `{}` events go to tenant rooms of {}", event.event_type(), self.spec.path));
+            return Err(format!(
+                "{at}.tenantId is required: `{}` events go to tenant rooms of {}",
+                event.event_type(),
+                self.spec.path
+            ));
         }
         Ok(())
     }
@@ -129,7 +139,8 @@ impl<A: Adapter> NamespaceRuntime<A> {
         let mut targets: Vec<String> = Vec::new();
         for target in &route.targets {
             let family = &self.spec.rooms[target.room];
-            let values: Vec<Option<String>> = target.params.iter().map(|p| p.as_ref().and_then(|t| t.render_key(&scope))).collect();
+            let values: Vec<Option<String>> =
+                target.params.iter().map(|p| p.as_ref().and_then(|t| t.render_key(&scope))).collect();
             let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
             for visible in family.pattern.fanout(&refs, target.exact) {
                 if let Some(internal) = rooms::internal_name(family.scope, tenant, &visible) {

@@ -53,7 +53,9 @@ impl Stores {
             for rule in spec.rules.iter().filter(|r| r.types.matches(event_type)) {
                 let Some(key) = rule.key.render_key(scope).filter(|k| !k.is_empty()) else { continue };
                 let rendered: Vec<Value> = match &rule.op {
-                    StoreOp::Merge(parts) | StoreOp::Append(parts) => parts.iter().filter_map(|t| t.render(scope)).collect(),
+                    StoreOp::Merge(parts) | StoreOp::Append(parts) => {
+                        parts.iter().filter_map(|t| t.render(scope)).collect()
+                    }
                     StoreOp::Replace(t) => t.render(scope).into_iter().collect(),
                     StoreOp::Delete => Vec::new(),
                 };
@@ -105,13 +107,26 @@ impl Stores {
     }
 
     /// Like [`Stores::read`], keeping only list entries whose fields equal the given values.
-    pub fn read_filtered(&self, store: usize, tenant: &str, key: Option<&str>, filters: &[(&str, String)], limit: usize) -> Option<Value> {
+    pub fn read_filtered(
+        &self,
+        store: usize,
+        tenant: &str,
+        key: Option<&str>,
+        filters: &[(&str, String)],
+        limit: usize,
+    ) -> Option<Value> {
         let store = self.stores.get(store)?;
         let tenants = store.tenants.lock().unwrap_or_else(|e| e.into_inner());
-        let keep = |entry: &Value| filters.iter().all(|(field, want)| entry.get(*field).and_then(crate::spec::template::key_string).as_deref() == Some(want.as_str()));
+        let keep = |entry: &Value| {
+            filters.iter().all(|(field, want)| {
+                entry.get(*field).and_then(crate::spec::template::key_string).as_deref() == Some(want.as_str())
+            })
+        };
         match (tenants.get(tenant), key) {
             (Some(TenantData::Records(records)), Some(key)) => records.peek(key).cloned(),
-            (Some(TenantData::Records(records)), None) => Some(Value::Array(records.iter().take(limit).map(|(_, v)| v.clone()).collect())),
+            (Some(TenantData::Records(records)), None) => {
+                Some(Value::Array(records.iter().take(limit).map(|(_, v)| v.clone()).collect()))
+            }
             (Some(TenantData::Lists(lists)), Some(key)) => {
                 let list = lists.peek(key)?;
                 let entries: Vec<Value> = list.iter().map(|(_, v)| v).filter(|v| keep(v)).cloned().collect();
@@ -119,7 +134,8 @@ impl Stores {
                 Some(Value::Array(entries.into_iter().skip(skip).collect()))
             }
             (Some(TenantData::Lists(lists)), None) => {
-                let mut entries: Vec<&(u64, Value)> = lists.iter().flat_map(|(_, l)| l.iter()).filter(|(_, v)| keep(v)).collect();
+                let mut entries: Vec<&(u64, Value)> =
+                    lists.iter().flat_map(|(_, l)| l.iter()).filter(|(_, v)| keep(v)).collect();
                 entries.sort_by_key(|(seq, _)| *seq);
                 let skip = entries.len().saturating_sub(limit);
                 Some(Value::Array(entries.into_iter().skip(skip).map(|(_, v)| v.clone()).collect()))
@@ -140,7 +156,10 @@ fn trim<V>(cache: &mut LruCache<String, V>, max: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::{StoreRule, TypeMatcher, template::{Root, StrTemplate, ValueTemplate}};
+    use crate::spec::{
+        StoreRule, TypeMatcher,
+        template::{Root, StrTemplate, ValueTemplate},
+    };
     use serde_json::json;
     use std::borrow::Cow;
 
@@ -156,7 +175,11 @@ mod tests {
     }
 
     fn rule(types: &str, key: &str, op: StoreOp) -> StoreRule {
-        StoreRule { types: TypeMatcher::parse(&[types.to_string()]).unwrap(), key: StrTemplate::parse(key).unwrap(), op }
+        StoreRule {
+            types: TypeMatcher::parse(&[types.to_string()]).unwrap(),
+            key: StrTemplate::parse(key).unwrap(),
+            op,
+        }
     }
 
     fn t(v: Value) -> ValueTemplate {
@@ -169,7 +192,11 @@ mod tests {
             name: "executions".into(),
             kind: StoreKind::Records { max_per_tenant: 2 },
             rules: vec![
-                rule("execution.*", "{data.executionId}", StoreOp::Merge(vec![t(json!("{data}")), t(json!({ "lastEvent": "{event.type}" }))])),
+                rule(
+                    "execution.*",
+                    "{data.executionId}",
+                    StoreOp::Merge(vec![t(json!("{data}")), t(json!({ "lastEvent": "{event.type}" }))]),
+                ),
                 rule("execution.deleted", "{data.executionId}", StoreOp::Delete),
             ],
         }];
@@ -177,13 +204,21 @@ mod tests {
         let apply = |ty: &str, data: Value| stores.apply(&specs, ty, "t1", &Event(json!({ "type": ty, "data": data })));
         apply("execution.started", json!({ "executionId": "e1", "status": "running" }));
         apply("execution.completed", json!({ "executionId": "e1", "status": "completed", "result": 1 }));
-        assert_eq!(stores.read(0, "t1", Some("e1"), 10), Some(json!({ "executionId": "e1", "status": "completed", "result": 1, "lastEvent": "execution.completed" })));
+        assert_eq!(
+            stores.read(0, "t1", Some("e1"), 10),
+            Some(
+                json!({ "executionId": "e1", "status": "completed", "result": 1, "lastEvent": "execution.completed" })
+            )
+        );
         assert_eq!(stores.read(0, "t2", Some("e1"), 10), None, "tenants are separate");
         apply("execution.started", json!({ "executionId": "e2" }));
         apply("execution.started", json!({ "executionId": "e3" }));
         assert_eq!(stores.read(0, "t1", Some("e1"), 10), None, "the least recently updated is evicted");
         let all = stores.read(0, "t1", None, 10).unwrap();
-        assert_eq!(all.as_array().unwrap().iter().map(|r| r["executionId"].clone()).collect::<Vec<_>>(), vec![json!("e3"), json!("e2")]);
+        assert_eq!(
+            all.as_array().unwrap().iter().map(|r| r["executionId"].clone()).collect::<Vec<_>>(),
+            vec![json!("e3"), json!("e2")]
+        );
         apply("execution.deleted", json!({ "executionId": "e3" }));
         assert_eq!(stores.read(0, "t1", Some("e3"), 10), None);
     }
@@ -196,13 +231,23 @@ mod tests {
             rules: vec![rule("log.created", "{data.executionId}", StoreOp::Append(vec![t(json!("{data}"))]))],
         }];
         let stores = Stores::new(&specs);
-        for (i, (exec, level)) in [("e1", "info"), ("e2", "error"), ("e1", "error"), ("e1", "info"), ("e1", "error")].iter().enumerate() {
-            stores.apply(&specs, "log.created", "t1", &Event(json!({ "data": { "executionId": exec, "level": level, "n": i } })));
+        for (i, (exec, level)) in
+            [("e1", "info"), ("e2", "error"), ("e1", "error"), ("e1", "info"), ("e1", "error")].iter().enumerate()
+        {
+            stores.apply(
+                &specs,
+                "log.created",
+                "t1",
+                &Event(json!({ "data": { "executionId": exec, "level": level, "n": i } })),
+            );
         }
         let e1 = stores.read(0, "t1", Some("e1"), 10).unwrap();
         assert_eq!(e1.as_array().unwrap().iter().map(|v| v["n"].as_u64().unwrap()).collect::<Vec<_>>(), vec![2, 3, 4]);
         let errors = stores.read_filtered(0, "t1", None, &[("level", "error".into())], 10).unwrap();
-        assert_eq!(errors.as_array().unwrap().iter().map(|v| v["n"].as_u64().unwrap()).collect::<Vec<_>>(), vec![1, 2, 4]);
+        assert_eq!(
+            errors.as_array().unwrap().iter().map(|v| v["n"].as_u64().unwrap()).collect::<Vec<_>>(),
+            vec![1, 2, 4]
+        );
         let last = stores.read(0, "t1", None, 1).unwrap();
         assert_eq!(last.as_array().unwrap()[0]["n"], 4);
     }

@@ -2,7 +2,11 @@
 //! such as each tenant's `tenant` room for `tenant_stats`. Also the per-tenant statistics
 //! (`tenant.stats`) those emits can carry.
 
-use std::{borrow::Cow, collections::{HashMap, HashSet}, sync::Arc};
+use std::{
+    borrow::Cow,
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
@@ -10,7 +14,10 @@ use socketioxide::adapter::Adapter;
 use super::{clock::iso_now, namespace::NamespaceRuntime, session::Session};
 use crate::{
     rooms,
-    spec::{TimerSpec, template::{Root, Scope}},
+    spec::{
+        TimerSpec,
+        template::{Root, Scope},
+    },
 };
 
 /// What one tenant has on this node in one namespace.
@@ -42,7 +49,10 @@ impl<A: Adapter> Scope for TimerScope<'_, A> {
         match (root, field) {
             (Root::Tenant, "stats") => {
                 let stats = self.stats.cloned().unwrap_or_default();
-                let events = self.tenant.and_then(|t| self.ns.tenant_events.lock().unwrap_or_else(|e| e.into_inner()).get(t).copied()).unwrap_or(0);
+                let events = self
+                    .tenant
+                    .and_then(|t| self.ns.tenant_events.lock().unwrap_or_else(|e| e.into_inner()).get(t).copied())
+                    .unwrap_or(0);
                 Some(json!({
                     "connections": stats.connections,
                     "users": stats.users.len(),
@@ -117,8 +127,9 @@ impl<A: Adapter> NamespaceRuntime<A> {
                 .rooms()
                 .iter()
                 .filter(|room| {
-                    rooms::split_internal(room)
-                        .is_some_and(|(_, visible)| self.spec.rooms.iter().any(|f| !f.server_only && f.pattern.parse_name(visible).is_some()))
+                    rooms::split_internal(room).is_some_and(|(_, visible)| {
+                        self.spec.rooms.iter().any(|f| !f.server_only && f.pattern.parse_name(visible).is_some())
+                    })
                 })
                 .count() as u64;
         }

@@ -5,9 +5,9 @@ use serde_json::Value;
 use serde_saphyr::{Location, Spanned};
 
 use super::{
-    AccessRule, Action, AuthPolicy, DEFAULT_REFRESH_EVENT, EmitSpec, EventSpec, FamilyRef,
-    NamespaceSpec, RESERVED_EVENTS, RoomFamily, RoomTarget, Route, RouteTarget, SnapshotSpec,
-    StoreKind, StoreOp, StoreRule, StoreSpec, TimerInterval, TimerSpec, TypeMatcher,
+    AccessRule, Action, AuthPolicy, DEFAULT_REFRESH_EVENT, EmitSpec, EventSpec, FamilyRef, NamespaceSpec,
+    RESERVED_EVENTS, RoomFamily, RoomTarget, Route, RouteTarget, SnapshotSpec, StoreKind, StoreOp, StoreRule,
+    StoreSpec, TimerInterval, TimerSpec, TypeMatcher,
     load::SpecError,
     raw::{RawAction, RawEmit, RawRoomTarget, RawScope, RawSpec},
     schema::PayloadSchema,
@@ -86,7 +86,14 @@ impl Checker<'_> {
         }
     }
 
-    fn value_template(&mut self, value: &Value, ctx: Ctx, room_set: bool, at: Location, what: &str) -> Option<ValueTemplate> {
+    fn value_template(
+        &mut self,
+        value: &Value,
+        ctx: Ctx,
+        room_set: bool,
+        at: Location,
+        what: &str,
+    ) -> Option<ValueTemplate> {
         match ValueTemplate::parse(value) {
             Ok(t) => {
                 let mut problems = Vec::new();
@@ -113,10 +120,9 @@ impl Checker<'_> {
         if path.root == Root::State {
             return match path.segments.first() {
                 Some(Segment::Field(store)) if self.store_names.contains(store) => None,
-                Some(Segment::Field(store)) => Some(format!(
-                    "unknown store `{store}` (known: {})",
-                    list_or_none(&self.store_names)
-                )),
+                Some(Segment::Field(store)) => {
+                    Some(format!("unknown store `{store}` (known: {})", list_or_none(&self.store_names)))
+                }
                 _ => Some("`state` must be followed by a store name, as in `state.executions[..]`".into()),
             };
         }
@@ -126,7 +132,8 @@ impl Checker<'_> {
     fn emit(&mut self, raw: &RawEmit, ctx: Ctx, room_set: bool, at: Location) -> Option<EmitSpec> {
         let event = self.str_template(&raw.event, ctx, room_set, at, "event")?;
         if let Some(name) = event.as_literal()
-            && RESERVED_EVENTS.contains(&name) && name != "error"
+            && RESERVED_EVENTS.contains(&name)
+            && name != "error"
         {
             self.error(at, format!("`{name}` is reserved by Socket.IO and cannot be emitted"));
         }
@@ -137,7 +144,14 @@ impl Checker<'_> {
         Some(EmitSpec { event, data })
     }
 
-    fn room_target(&mut self, raw: &RawRoomTarget, ctx: Ctx, room_set: bool, at: Location, rooms: &[RoomFamily]) -> Option<RoomTarget> {
+    fn room_target(
+        &mut self,
+        raw: &RawRoomTarget,
+        ctx: Ctx,
+        room_set: bool,
+        at: Location,
+        rooms: &[RoomFamily],
+    ) -> Option<RoomTarget> {
         match (&raw.room, &raw.name) {
             (Some(_), Some(_)) => {
                 self.error(at, "give either `room` (a family and its params) or `name` (a room name), not both");
@@ -159,7 +173,10 @@ impl Checker<'_> {
                     Some(name) => match rooms.iter().position(|r| r.name == name) {
                         Some(id) => FamilyRef::Fixed(id),
                         None => {
-                            self.error(at, format!("unknown room `{name}` (known: {})", list_or_none(&self.room_names)));
+                            self.error(
+                                at,
+                                format!("unknown room `{name}` (known: {})", list_or_none(&self.room_names)),
+                            );
                             return None;
                         }
                     },
@@ -183,7 +200,10 @@ impl Checker<'_> {
                         }
                     }
                     if ctx == Ctx::ClientEvent && rooms[id].server_only {
-                        self.error(at, format!("room `{}` is server_only: only on_connect can join or leave it", rooms[id].name));
+                        self.error(
+                            at,
+                            format!("room `{}` is server_only: only on_connect can join or leave it", rooms[id].name),
+                        );
                     }
                 }
                 Some(RoomTarget::Family { family, params })
@@ -191,7 +211,13 @@ impl Checker<'_> {
         }
     }
 
-    fn actions(&mut self, raw: &[Spanned<RawAction>], ctx: Ctx, rooms: &[RoomFamily], schema: Option<&PayloadSchema>) -> Vec<Action> {
+    fn actions(
+        &mut self,
+        raw: &[Spanned<RawAction>],
+        ctx: Ctx,
+        rooms: &[RoomFamily],
+        schema: Option<&PayloadSchema>,
+    ) -> Vec<Action> {
         let mut room_set = false;
         let mut replied = false;
         let mut out = Vec::new();
@@ -229,17 +255,33 @@ impl Checker<'_> {
     }
 
     /// `room: "{payload.type}"` with an `enum` on `type`: every value must name a joinable family.
-    fn check_dynamic_family(&mut self, template: &StrTemplate, schema: Option<&PayloadSchema>, rooms: &[RoomFamily], at: Location) {
+    fn check_dynamic_family(
+        &mut self,
+        template: &StrTemplate,
+        schema: Option<&PayloadSchema>,
+        rooms: &[RoomFamily],
+        at: Location,
+    ) {
         let Some(Expr::Path(Path { root: Root::Payload, segments })) = template.as_single_expr() else { return };
         let [Segment::Field(field)] = segments.as_slice() else { return };
-        let Some(values) = schema.and_then(|s| s.raw().pointer(&format!("/properties/{field}/enum"))).and_then(Value::as_array) else {
+        let Some(values) =
+            schema.and_then(|s| s.raw().pointer(&format!("/properties/{field}/enum"))).and_then(Value::as_array)
+        else {
             return;
         };
         for v in values {
             let name = v.as_str().unwrap_or_default();
             match rooms.iter().find(|r| r.name == name) {
-                None => self.error(at, format!("payload.{field} may be `{v}`, which is not a room (known: {})", list_or_none(&self.room_names))),
-                Some(r) if r.server_only => self.error(at, format!("payload.{field} may be `{name}`, a server_only room")),
+                None => self.error(
+                    at,
+                    format!(
+                        "payload.{field} may be `{v}`, which is not a room (known: {})",
+                        list_or_none(&self.room_names)
+                    ),
+                ),
+                Some(r) if r.server_only => {
+                    self.error(at, format!("payload.{field} may be `{name}`, a server_only room"))
+                }
                 Some(_) => {}
             }
         }
@@ -261,7 +303,10 @@ pub fn compile(raw: RawSpec, file: &str) -> Result<NamespaceSpec, Vec<SpecError>
 
     let path = raw.namespace.value.clone();
     if !path.starts_with('/') || path.contains(char::is_whitespace) {
-        c.error(raw.namespace.referenced, format!("namespace `{path}` must start with `/` and contain no spaces, like `/workflow`"));
+        c.error(
+            raw.namespace.referenced,
+            format!("namespace `{path}` must start with `/` and contain no spaces, like `/workflow`"),
+        );
     }
 
     let auth = match &raw.auth {
@@ -322,7 +367,9 @@ pub fn compile(raw: RawSpec, file: &str) -> Result<NamespaceSpec, Vec<SpecError>
                 continue;
             }
             let op = match (kind, r) {
-                (StoreKind::Records { .. }, r) if r.merge.is_some() => StoreOp::Merge(many(&mut c, r.merge.as_ref().expect("checked"), "merge")),
+                (StoreKind::Records { .. }, r) if r.merge.is_some() => {
+                    StoreOp::Merge(many(&mut c, r.merge.as_ref().expect("checked"), "merge"))
+                }
                 (StoreKind::Records { .. }, r) if r.replace.is_some() => {
                     match c.value_template(r.replace.as_ref().expect("checked"), Ctx::StoreRule, false, at, "replace") {
                         Some(t) => StoreOp::Replace(t),
@@ -330,7 +377,9 @@ pub fn compile(raw: RawSpec, file: &str) -> Result<NamespaceSpec, Vec<SpecError>
                     }
                 }
                 (StoreKind::Records { .. }, r) if r.delete => StoreOp::Delete,
-                (StoreKind::Lists { .. }, r) if r.append.is_some() => StoreOp::Append(many(&mut c, r.append.as_ref().expect("checked"), "append")),
+                (StoreKind::Lists { .. }, r) if r.append.is_some() => {
+                    StoreOp::Append(many(&mut c, r.append.as_ref().expect("checked"), "append"))
+                }
                 (StoreKind::Records { .. }, _) => {
                     c.error(at, format!("store `{name}` holds records: use `merge`, `replace` or `delete`"));
                     continue;
@@ -364,7 +413,8 @@ pub fn compile(raw: RawSpec, file: &str) -> Result<NamespaceSpec, Vec<SpecError>
                     c.error(rule.referenced, format!("room `{name}` has no parameter `{param}`"));
                     continue;
                 };
-                if let Some(t) = c.str_template(value, Ctx::Access, false, rule.referenced, &format!("params.{param}")) {
+                if let Some(t) = c.str_template(value, Ctx::Access, false, rule.referenced, &format!("params.{param}"))
+                {
                     params.push((i, t));
                 }
             }
@@ -376,18 +426,32 @@ pub fn compile(raw: RawSpec, file: &str) -> Result<NamespaceSpec, Vec<SpecError>
                 let at = s.referenced;
                 match stores.iter().position(|st| st.name == s.value.store) {
                     None => {
-                        c.error(at, format!("unknown store `{}` (known: {})", s.value.store, list_or_none(&c.store_names)));
+                        c.error(
+                            at,
+                            format!("unknown store `{}` (known: {})", s.value.store, list_or_none(&c.store_names)),
+                        );
                         None
                     }
                     Some(store) => {
                         let key = s.value.key.as_ref().and_then(|k| c.str_template(k, Ctx::Snapshot, true, at, "key"));
-                        let matches: Vec<_> = s.value.matches.iter()
-                            .filter_map(|(field, v)| c.str_template(v, Ctx::Snapshot, true, at, &format!("match.{field}")).map(|t| (field.clone(), t)))
+                        let matches: Vec<_> = s
+                            .value
+                            .matches
+                            .iter()
+                            .filter_map(|(field, v)| {
+                                c.str_template(v, Ctx::Snapshot, true, at, &format!("match.{field}"))
+                                    .map(|t| (field.clone(), t))
+                            })
                             .collect();
                         if !matches.is_empty() && matches!(stores[store].kind, StoreKind::Records { .. }) {
                             c.error(at, "`match` filters list entries; this store holds records");
                         }
-                        Some(SnapshotSpec { store, key, matches, limit: s.value.limit.unwrap_or(DEFAULT_SNAPSHOT_LIMIT).max(1) })
+                        Some(SnapshotSpec {
+                            store,
+                            key,
+                            matches,
+                            limit: s.value.limit.unwrap_or(DEFAULT_SNAPSHOT_LIMIT).max(1),
+                        })
                     }
                 }
             }
@@ -431,7 +495,10 @@ pub fn compile(raw: RawSpec, file: &str) -> Result<NamespaceSpec, Vec<SpecError>
             c.error(at, format!("event `{name}` does nothing: give it a `do` list"));
         }
         let actions = c.actions(&e.actions, Ctx::ClientEvent, &rooms, schema.as_ref());
-        events.insert(name.clone(), EventSpec { name: name.clone(), rate_limit: e.rate_limit, schema, max_bytes: e.max_size, actions });
+        events.insert(
+            name.clone(),
+            EventSpec { name: name.clone(), rate_limit: e.rate_limit, schema, max_bytes: e.max_size, actions },
+        );
     }
 
     let mut routes = Vec::new();
@@ -459,14 +526,20 @@ pub fn compile(raw: RawSpec, file: &str) -> Result<NamespaceSpec, Vec<SpecError>
             for target in &r.to {
                 let t = &target.value;
                 let Some(room) = rooms.iter().position(|f| f.name == t.room) else {
-                    c.error(target.referenced, format!("unknown room `{}` (known: {})", t.room, list_or_none(&c.room_names)));
+                    c.error(
+                        target.referenced,
+                        format!("unknown room `{}` (known: {})", t.room, list_or_none(&c.room_names)),
+                    );
                     continue;
                 };
                 let pattern = &rooms[room].pattern;
                 let mut params = vec![None; pattern.params().len()];
                 for (name, value) in &t.params {
                     match pattern.param_index(name) {
-                        Some(i) => params[i] = c.str_template(value, Ctx::Route, false, target.referenced, &format!("params.{name}")),
+                        Some(i) => {
+                            params[i] =
+                                c.str_template(value, Ctx::Route, false, target.referenced, &format!("params.{name}"))
+                        }
                         None => c.error(target.referenced, format!("room `{}` has no parameter `{name}`", t.room)),
                     }
                 }

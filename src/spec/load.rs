@@ -124,7 +124,10 @@ pub fn load_sources(sources: Vec<(String, String)>) -> Result<Vec<NamespaceSpec>
             Ok(raw) => match compile(raw, name) {
                 Ok(spec) => {
                     if let Some(other) = specs.iter().find(|s| s.path == spec.path) {
-                        errors.push(SpecError::whole_file(name, format!("namespace `{}` is already defined in {}", spec.path, other.file)));
+                        errors.push(SpecError::whole_file(
+                            name,
+                            format!("namespace `{}` is already defined in {}", spec.path, other.file),
+                        ));
                     } else {
                         specs.push(spec);
                     }
@@ -204,7 +207,10 @@ mod tests {
             "namespace: /x\nrooms:\n  a: { pattern: a }\nevents:\n  e:\n    do:\n      - emit: { event: x, data: \"{room.key}\" }\npublish:\n  routes:\n    - types: [t]\n      emit: { event: u, data: \"{payload.x}\" }\n      to: [{ room: a }]\n",
         );
         assert!(errs.iter().any(|e| e.starts_with("7:") && e.contains("only set after a `join`")), "{errs:?}");
-        assert!(errs.iter().any(|e| e.starts_with("10:") && e.contains("`payload` is not available in a publish route")), "{errs:?}");
+        assert!(
+            errs.iter().any(|e| e.starts_with("10:") && e.contains("`payload` is not available in a publish route")),
+            "{errs:?}"
+        );
     }
 
     #[test]
@@ -218,7 +224,11 @@ mod tests {
 
     #[test]
     fn duplicate_namespaces_are_refused() {
-        let err = load_sources(vec![("a.yaml".into(), "namespace: /x\n".into()), ("b.yaml".into(), "namespace: /x\n".into())]).unwrap_err();
+        let err = load_sources(vec![
+            ("a.yaml".into(), "namespace: /x\n".into()),
+            ("b.yaml".into(), "namespace: /x\n".into()),
+        ])
+        .unwrap_err();
         assert!(err.to_string().contains("already defined in a.yaml"), "{err}");
     }
 

@@ -66,7 +66,10 @@ impl NamespaceSpec {
     /// Whether some route of this namespace takes events of this type.
     pub fn routes_type(&self, event_type: &str) -> bool {
         self.routes.iter().any(|r| r.types.matches(event_type))
-            || self.stores.iter().any(|s| s.rules.iter().any(|r| r.types.matches(event_type) && !r.types.is_catch_all()))
+            || self
+                .stores
+                .iter()
+                .any(|s| s.rules.iter().any(|r| r.types.matches(event_type) && !r.types.is_catch_all()))
     }
 }
 

@@ -258,8 +258,8 @@ impl StrTemplate {
                     if !literal.is_empty() {
                         parts.push(Part::Text(std::mem::take(&mut literal)));
                     }
-                    let expr = parse_expr(&text[start..end])
-                        .map_err(|e| format!("in `{{{}}}`: {e}", &text[start..end]))?;
+                    let expr =
+                        parse_expr(&text[start..end]).map_err(|e| format!("in `{{{}}}`: {e}", &text[start..end]))?;
                     parts.push(Part::Expr(expr));
                 }
                 c => literal.push(c),
@@ -349,7 +349,9 @@ impl ValueTemplate {
         let parsed = match value {
             Value::String(s) => ValueTemplate::Str(StrTemplate::parse(s)?),
             Value::Array(items) => ValueTemplate::Array(
-                items.iter().enumerate()
+                items
+                    .iter()
+                    .enumerate()
                     .map(|(i, v)| ValueTemplate::parse(v).map_err(|e| format!("[{i}]: {e}")))
                     .collect::<Result<_, _>>()?,
             ),
@@ -499,8 +501,11 @@ impl Parser<'_> {
         }
         let first = rest.chars().next().expect("not empty");
         if first.is_ascii_digit() || first == '-' {
-            let len = rest.find(|c: char| !(c.is_ascii_digit() || matches!(c, '-' | '.' | 'e' | 'E' | '+'))).unwrap_or(rest.len());
-            let number: Value = serde_json::from_str(&rest[..len]).map_err(|_| format!("`{}` is not a number", &rest[..len]))?;
+            let len = rest
+                .find(|c: char| !(c.is_ascii_digit() || matches!(c, '-' | '.' | 'e' | 'E' | '+')))
+                .unwrap_or(rest.len());
+            let number: Value =
+                serde_json::from_str(&rest[..len]).map_err(|_| format!("`{}` is not a number", &rest[..len]))?;
             self.pos += len;
             return Ok(Expr::Literal(number));
         }
@@ -536,9 +541,7 @@ impl Parser<'_> {
 
     fn ident(&mut self) -> Result<String, String> {
         let rest = self.rest();
-        let len = rest
-            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'))
-            .unwrap_or(rest.len());
+        let len = rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-')).unwrap_or(rest.len());
         if len == 0 {
             return Err(format!("expected a name at `{rest}`"));
         }
@@ -627,7 +630,10 @@ mod tests {
 
     #[test]
     fn templated_keys_render() {
-        assert_eq!(render(json!({ "steps": { "{payload.resourceId}": "{payload.n}" } })), Some(json!({ "steps": { "e1": 3 } })));
+        assert_eq!(
+            render(json!({ "steps": { "{payload.resourceId}": "{payload.n}" } })),
+            Some(json!({ "steps": { "e1": 3 } }))
+        );
     }
 
     #[test]

@@ -1,0 +1,193 @@
+//! The binary: `check`, `token`, dev mode, broken specs at start-up, and SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_realtime-gateway");
+
+fn gateway() -> Command {
+    let mut cmd = Command::new(BIN);
+    // The tests decide every setting; nothing leaks in from the developer's shell.
+    for var in [
+        "JWT_SECRET",
+        "JWT_PUBLIC_KEY",
+        "JWT_PUBLIC_KEY_FILE",
+        "JWT_ALGORITHM",
+        "API_KEYS",
+        "NAMESPACES_DIR",
+        "CONFIG_FILE",
+        "PORT",
+        "HOST",
+        "LOG_FORMAT",
+        "LOG_LEVEL",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn write_spec(dir: &std::path::Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+#[test]
+fn check_accepts_the_built_in_specs() {
+    let out = gateway().arg("check").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/workflow"));
+}
+
+#[test]
+fn check_reports_every_broken_spec_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), "syntax.yaml", "namespace: /a\nrooms: [\n");
+    write_spec(dir.path(), "unknown_field.yaml", "namespace: /b\nrooms:\n  r:\n    patern: r\n");
+    write_spec(
+        dir.path(),
+        "bad_ref.yaml",
+        "namespace: /c\nrooms:\n  r: { pattern: r }\nevents:\n  e:\n    do:\n      - join: { room: missing }\n      - reply: { event: x, data: \"{paylod.a}\" }\n",
+    );
+    let out = gateway().arg("check").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let d = dir.path().display();
+    assert!(stderr.contains(&format!("{d}/syntax.yaml:2:8: ")), "{stderr}");
+    assert!(stderr.contains(&format!("{d}/unknown_field.yaml:4:5: unknown field `patern`")), "{stderr}");
+    assert!(stderr.contains(&format!("{d}/bad_ref.yaml:7:9: unknown room `missing`")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{d}/bad_ref.yaml:8:9: data: in `{{paylod.a}}`: unknown variable `paylod`")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("4 error(s)"), "{stderr}");
+}
+
+#[test]
+fn the_gateway_refuses_to_start_on_broken_specs_and_says_where() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), "x.yaml", "namespace: nope\n");
+    let out = gateway().env("NAMESPACES_DIR", dir.path()).env("JWT_SECRET", "s").env("PORT", "0").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("x.yaml:1:12: namespace `nope` must start with `/`"), "{stderr}");
+}
+
+#[test]
+fn token_mints_with_the_configured_secret_and_refuses_without_one() {
+    let out = gateway()
+        .args(["token", "--sub", "u1", "--tenant", "t1", "--roles", "admin,ops", "--ttl", "5m"])
+        .env("JWT_SECRET", "cli-secret")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.validate_aud = false;
+    let claims = jsonwebtoken::decode::<Value>(
+        token.trim(),
+        &jsonwebtoken::DecodingKey::from_secret(b"cli-secret"),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["sub"], "u1");
+    assert_eq!(claims["tenantId"], "t1");
+    assert_eq!(claims["roles"], serde_json::json!(["admin", "ops"]));
+
+    let out = gateway().args(["token", "--sub", "u1"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("JWT_SECRET is not set"));
+}
+
+/// A gateway process, killed when dropped.
+struct Process {
+    child: std::process::Child,
+    /// Log lines after `listening`.
+    lines: Box<dyn Iterator<Item = Value> + Send>,
+    /// Log lines before `listening`.
+    before: Vec<Value>,
+    addr: std::net::SocketAddr,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the binary with `env` (JSON logs on stdout) until it says where it listens.
+fn start(env: &[(&str, &str)]) -> Process {
+    let mut cmd = gateway();
+    cmd.env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|l| serde_json::from_str::<Value>(&l).ok());
+    let mut before = Vec::new();
+    let addr = loop {
+        let line = lines.next().unwrap_or_else(|| panic!("the gateway exited before listening: {before:?}"));
+        if line["message"] == "listening" {
+            break line["addr"].as_str().unwrap().parse().unwrap();
+        }
+        before.push(line);
+    };
+    Process { child, lines: Box::new(lines), before, addr }
+}
+
+#[tokio::test]
+async fn dev_mode_starts_without_config_and_hands_out_a_working_token_and_key() {
+    let gw = start(&[]);
+    let warning = gw.before.iter().find(|l| l["demo_token"].is_string()).expect("the dev-mode warning carries a token");
+    assert_eq!(warning["level"], "WARN");
+    let token = warning["demo_token"].as_str().unwrap();
+    let key = warning["demo_api_key"].as_str().unwrap();
+    assert!(key.starts_with("dev-"), "{key}");
+
+    let mut client =
+        crate::helpers::SioClient::connect(gw.addr, "/workflow", serde_json::json!({ "token": token })).await;
+    assert_eq!(client.expect("connected").await["tenantId"], "demo-tenant");
+    client.emit_with_ack("subscribe", serde_json::json!({ "type": "execution", "resourceId": "e1" })).await;
+    let res = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/events", gw.addr))
+        .header("x-api-key", key)
+        .json(&serde_json::json!({ "type": "execution.started", "tenantId": "demo-tenant", "data": { "executionId": "e1" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    assert_eq!(client.wait_for("update").await["type"], "execution.started");
+}
+
+#[tokio::test]
+async fn sigterm_closes_sockets_and_exits_cleanly() {
+    let mut gw = start(&[("JWT_SECRET", crate::helpers::SECRET), ("API_KEYS", "k")]);
+    let token = crate::helpers::token("u1", Some("t1"), 60);
+    let mut client =
+        crate::helpers::SioClient::connect(gw.addr, "/workflow", serde_json::json!({ "token": token })).await;
+    client.expect("connected").await;
+    assert!(Command::new("kill").args(["-TERM", &gw.child.id().to_string()]).status().unwrap().success());
+    client.expect_disconnect().await;
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = gw.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the gateway did not exit within 10s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(gw.lines.any(|l| l["message"] == "stopped"));
+}

@@ -1,0 +1,9 @@
+//! Integration tests: the gateway on port 0, driven through real WebSockets and HTTP. One
+//! binary, so the crate links once.
+
+mod api;
+mod auth;
+mod bad_input;
+mod cli;
+mod helpers;
+mod workflow;
