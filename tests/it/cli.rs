@@ -191,3 +191,39 @@ async fn sigterm_closes_sockets_and_exits_cleanly() {
     assert!(status.success(), "{status:?}");
     assert!(gw.lines.any(|l| l["message"] == "stopped"));
 }
+
+#[tokio::test]
+async fn tokens_and_keys_never_reach_the_logs_even_at_trace_level() {
+    let token = crate::helpers::token("u1", Some("t1"), 60);
+    let bad_token = crate::helpers::token("u1", None, 60);
+    let mut gw = start(&[
+        ("JWT_SECRET", crate::helpers::SECRET),
+        ("API_KEYS", "key-that-must-not-print"),
+        ("LOG_LEVEL", "trace"),
+    ]);
+    let mut client =
+        crate::helpers::SioClient::connect(gw.addr, "/workflow", serde_json::json!({ "token": token })).await;
+    client.expect("connected").await;
+    client.emit_with_ack("auth:refresh", serde_json::json!({ "token": token })).await;
+    let mut refused = crate::helpers::SioClient::open(gw.addr, &format!("&token={bad_token}")).await;
+    futures_util::SinkExt::send(&mut refused, tokio_tungstenite::tungstenite::Message::text("40/workflow,"))
+        .await
+        .unwrap();
+    assert!(crate::helpers::next_text(&mut refused).await.unwrap().starts_with("40/workflow,"));
+    let res = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/events", gw.addr))
+        .header("x-api-key", "key-that-must-not-print")
+        .json(&serde_json::json!({ "type": "metrics.updated", "tenantId": "t1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    drop(client);
+    assert!(Command::new("kill").args(["-TERM", &gw.child.id().to_string()]).status().unwrap().success());
+    let logs: Vec<String> = gw.lines.by_ref().map(|l| l.to_string()).collect();
+    let all = logs.join("\n");
+    assert!(all.contains("connection refused"), "the logs were read: {all}");
+    for secret in [token.as_str(), bad_token.as_str(), crate::helpers::SECRET, "key-that-must-not-print"] {
+        assert!(!all.contains(secret), "a secret was logged");
+    }
+}
