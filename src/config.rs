@@ -182,16 +182,22 @@ struct DurationSetting(Duration);
 
 impl<'de> Deserialize<'de> for DurationSetting {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Millis(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Millis(ms) => Ok(Self(Duration::from_millis(ms))),
-            Raw::Text(s) => parse_duration(&s).map(Self).map_err(serde::de::Error::custom),
-        }
+        deserialize_duration(d).map(Self)
+    }
+}
+
+/// Deserializes a duration written as milliseconds (`60000`) or with a unit (`60s`), for config
+/// files and specs alike.
+pub fn deserialize_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Millis(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
+        Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
     }
 }
 

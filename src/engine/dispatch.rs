@@ -18,7 +18,7 @@ use super::{
     namespace::NamespaceRuntime,
     session::Session,
 };
-use crate::auth::{TokenError, now_secs};
+use crate::auth::now_secs;
 
 /// Rate-limit notices to one socket are at most this often; refused events beyond are dropped
 /// quietly (their acks are still answered).
@@ -185,41 +185,31 @@ impl<A: Adapter> NamespaceRuntime<A> {
         if let Err(wait) = self.refresh_limiter.check(socket.id) {
             return self.refuse_limited(socket, session, name, ack, wants_ack, wait, "too many token refreshes");
         }
-        let token = match &payload {
+        match self.replace_token(socket, session, &payload) {
+            Ok(reply) => {
+                if let Err(e) = socket.emit("auth:refreshed", &reply) {
+                    self.shared.note_emit_failure(&e);
+                }
+                if wants_ack {
+                    send_ack(ack, &reply);
+                }
+            }
+            Err(error) => self.fail(socket, Some(name), ack, wants_ack, error),
+        }
+    }
+
+    fn replace_token(&self, socket: &SocketRef<A>, session: &Session, payload: &Json) -> Result<Json, ClientError> {
+        let token = match payload {
             Json::String(t) => Some(t.as_str()),
             other => other.get("token").and_then(Json::as_str),
         };
-        let Some(token) = token.filter(|t| !t.is_empty()) else {
-            return self.fail(
-                socket,
-                Some(name),
-                ack,
-                wants_ack,
-                ClientError::validation("send the new token as {\"token\": \"...\"}"),
-            );
-        };
+        let token = token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ClientError::validation("send the new token as {\"token\": \"...\"}"))?;
         let current = session.identity();
-        let fresh = match self.shared.verifier.verify(token) {
-            Ok(fresh) => fresh,
-            Err(e) => return self.fail(socket, Some(name), ack, wants_ack, ClientError::auth(e.to_string())),
-        };
+        let fresh = self.shared.verifier.verify(token).map_err(|e| ClientError::auth(e.to_string()))?;
         if fresh.user_id != current.user_id || fresh.tenant_id != current.tenant_id {
-            return self.fail(
-                socket,
-                Some(name),
-                ack,
-                wants_ack,
-                ClientError::auth("the new token must be for the same user and tenant"),
-            );
-        }
-        if current.is_authenticated() && self.spec.auth.require_tenant && fresh.tenant_id.is_none() {
-            return self.fail(
-                socket,
-                Some(name),
-                ack,
-                wants_ack,
-                ClientError::auth(TokenError::MissingTenant.to_string()),
-            );
+            return Err(ClientError::auth("the new token must be for the same user and tenant"));
         }
         if let Some(old) = current.expires_at {
             self.shared.expiry.cancel(old, self.index, socket.id);
@@ -227,17 +217,9 @@ impl<A: Adapter> NamespaceRuntime<A> {
         if let Some(exp) = fresh.expires_at {
             self.shared.expiry.schedule(exp, self.index, socket.id);
         }
-        let reply = json!({
-            "expiresAt": fresh.expires_at.map(iso_from_secs),
-            "timestamp": iso_now(),
-        });
+        let reply = json!({ "expiresAt": fresh.expires_at.map(iso_from_secs), "timestamp": iso_now() });
         session.set_identity(fresh);
-        if let Err(e) = socket.emit("auth:refreshed", &reply) {
-            self.shared.note_emit_failure(&e);
-        }
-        if wants_ack {
-            send_ack(ack, &reply);
-        }
+        Ok(reply)
     }
 }
 

@@ -122,27 +122,31 @@ impl Stores {
                 entry.get(*field).and_then(crate::spec::template::key_string).as_deref() == Some(want.as_str())
             })
         };
-        match (tenants.get(tenant), key) {
-            (Some(TenantData::Records(records)), Some(key)) => records.peek(key).cloned(),
-            (Some(TenantData::Records(records)), None) => {
+        let last = |entries: Vec<Value>| {
+            let skip = entries.len().saturating_sub(limit);
+            Value::Array(entries.into_iter().skip(skip).collect())
+        };
+        match (store.kind, tenants.get(tenant), key) {
+            // A record that was never written (or was evicted) is unknown: unset.
+            (StoreKind::Records { .. }, Some(TenantData::Records(records)), Some(key)) => records.peek(key).cloned(),
+            (StoreKind::Records { .. }, Some(TenantData::Records(records)), None) => {
                 Some(Value::Array(records.iter().take(limit).map(|(_, v)| v.clone()).collect()))
             }
-            (Some(TenantData::Lists(lists)), Some(key)) => {
-                let list = lists.peek(key)?;
-                let entries: Vec<Value> = list.iter().map(|(_, v)| v).filter(|v| keep(v)).cloned().collect();
-                let skip = entries.len().saturating_sub(limit);
-                Some(Value::Array(entries.into_iter().skip(skip).collect()))
-            }
-            (Some(TenantData::Lists(lists)), None) => {
+            (StoreKind::Records { .. }, _, Some(_)) => None,
+            // A list that was never written is empty.
+            (StoreKind::Lists { .. }, Some(TenantData::Lists(lists)), Some(key)) => Some(last(
+                lists
+                    .peek(key)
+                    .map(|l| l.iter().map(|(_, v)| v).filter(|v| keep(v)).cloned().collect())
+                    .unwrap_or_default(),
+            )),
+            (StoreKind::Lists { .. }, Some(TenantData::Lists(lists)), None) => {
                 let mut entries: Vec<&(u64, Value)> =
                     lists.iter().flat_map(|(_, l)| l.iter()).filter(|(_, v)| keep(v)).collect();
                 entries.sort_by_key(|(seq, _)| *seq);
-                let skip = entries.len().saturating_sub(limit);
-                Some(Value::Array(entries.into_iter().skip(skip).map(|(_, v)| v.clone()).collect()))
+                Some(last(entries.into_iter().map(|(_, v)| v.clone()).collect()))
             }
-            (None, Some(_)) if matches!(store.kind, StoreKind::Records { .. }) => None,
-            (None, Some(_)) => None,
-            (None, None) => Some(Value::Array(Vec::new())),
+            (_, _, _) => Some(Value::Array(Vec::new())),
         }
     }
 }
@@ -250,5 +254,7 @@ mod tests {
         );
         let last = stores.read(0, "t1", None, 1).unwrap();
         assert_eq!(last.as_array().unwrap()[0]["n"], 4);
+        assert_eq!(stores.read(0, "t1", Some("never-logged"), 10), Some(json!([])), "an unwritten list is empty");
+        assert_eq!(stores.read(0, "t2", Some("e1"), 10), Some(json!([])), "also in a tenant without lists");
     }
 }

@@ -70,22 +70,10 @@ impl Checker<'_> {
 
     /// Parses a template string and checks the variables it uses.
     fn str_template(&mut self, text: &str, ctx: Ctx, room_set: bool, at: Location, what: &str) -> Option<StrTemplate> {
-        match StrTemplate::parse(text) {
-            Ok(t) => {
-                let mut problems = Vec::new();
-                t.for_each_path(&mut |p| problems.extend(self.path_problem(p, ctx, room_set)));
-                for p in problems {
-                    self.error(at, format!("{what}: {p}"));
-                }
-                Some(t)
-            }
-            Err(e) => {
-                self.error(at, format!("{what}: {e}"));
-                None
-            }
-        }
+        self.checked(StrTemplate::parse(text), ctx, room_set, at, what)
     }
 
+    /// Parses a JSON-shaped template and checks the variables it uses.
     fn value_template(
         &mut self,
         value: &Value,
@@ -94,10 +82,22 @@ impl Checker<'_> {
         at: Location,
         what: &str,
     ) -> Option<ValueTemplate> {
-        match ValueTemplate::parse(value) {
+        self.checked(ValueTemplate::parse(value), ctx, room_set, at, what)
+    }
+
+    /// Reports a parse error, or every variable the template may not use here.
+    fn checked<T: HasPaths>(
+        &mut self,
+        parsed: Result<T, String>,
+        ctx: Ctx,
+        room_set: bool,
+        at: Location,
+        what: &str,
+    ) -> Option<T> {
+        match parsed {
             Ok(t) => {
                 let mut problems = Vec::new();
-                t.for_each_path(&mut |p| problems.extend(self.path_problem(p, ctx, room_set)));
+                t.visit_paths(&mut |p| problems.extend(self.path_problem(p, ctx, room_set)));
                 for p in problems {
                     self.error(at, format!("{what}: {p}"));
                 }
@@ -285,6 +285,23 @@ impl Checker<'_> {
                 Some(_) => {}
             }
         }
+    }
+}
+
+/// Templates whose variables can be checked.
+trait HasPaths {
+    fn visit_paths(&self, f: &mut dyn FnMut(&Path));
+}
+
+impl HasPaths for StrTemplate {
+    fn visit_paths(&self, f: &mut dyn FnMut(&Path)) {
+        self.for_each_path(f);
+    }
+}
+
+impl HasPaths for ValueTemplate {
+    fn visit_paths(&self, f: &mut dyn FnMut(&Path)) {
+        self.for_each_path(f);
     }
 }
 

@@ -207,21 +207,8 @@ pub struct RateLimit {
     /// Requests allowed in one window (also the burst).
     pub max: u32,
     /// The window.
-    #[serde(deserialize_with = "deserialize_duration")]
+    #[serde(deserialize_with = "crate::config::deserialize_duration")]
     pub per: Duration,
-}
-
-fn deserialize_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Millis(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d)? {
-        Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
-        Raw::Text(s) => crate::config::parse_duration(&s).map_err(serde::de::Error::custom),
-    }
 }
 
 /// Event-type patterns: exact names, `prefix.*`, or `*`.

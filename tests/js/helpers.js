@@ -1,0 +1,347 @@
+// Shared machinery of the compatibility suite: start and stop gateway processes, mint tokens,
+// connect socket.io-client sockets that record everything they receive, wait for events with a
+// timeout, and publish over the HTTP API.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import jwt from 'jsonwebtoken';
+import { io } from 'socket.io-client';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+
+export const GATEWAY_BIN = path.resolve(HERE, process.env.GATEWAY_BIN ?? '../../target/debug/realtime-gateway');
+export const SECRET = 'js-suite-secret-0123456789abcdef0123456789abcdef';
+export const API_KEY = 'js-suite-api-key';
+export const NS = '/workflow';
+
+/** Default wait for anything the gateway should do promptly. */
+export const TIMEOUT = 5000;
+
+// ---------------------------------------------------------------------------------------------
+// Gateway processes
+// ---------------------------------------------------------------------------------------------
+
+const running = new Set();
+const killAll = () => {
+  for (const child of running) child.kill('SIGKILL');
+};
+// Last resort when a test run dies before its `after` hooks: never leave a gateway behind.
+process.on('exit', killAll);
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.once(signal, () => {
+    killAll();
+    process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+  });
+}
+
+/**
+ * Starts a gateway on a free loopback port and resolves once it logs `listening`.
+ * `env` entries override the defaults; an entry set to `undefined` removes that variable.
+ * Resolves to `{ url, port, logs, child, stop() }`.
+ */
+export async function startGateway({ env = {}, timeoutMs = 15000 } = {}) {
+  const merged = {
+    PATH: process.env.PATH,
+    JWT_SECRET: SECRET,
+    API_KEYS: API_KEY,
+    HOST: '127.0.0.1',
+    PORT: '0',
+    LOG_FORMAT: 'json',
+    LOG_LEVEL: 'info',
+    SHUTDOWN_TIMEOUT: '2000',
+    ...env,
+  };
+  const childEnv = Object.fromEntries(Object.entries(merged).filter(([, v]) => v !== undefined));
+  const child = spawn(GATEWAY_BIN, [], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(child);
+  const logs = [];
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+    running.delete(child);
+    resolve({ code, signal });
+  }));
+  child.stderr.on('data', (chunk) => logs.push(chunk.toString()));
+
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`the gateway did not log "listening" within ${timeoutMs} ms`)), timeoutMs);
+    const lines = readline.createInterface({ input: child.stdout });
+    let settled = false;
+    function fail(error) {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      reject(new Error(`${error.message}\n${logs.join('\n')}`));
+    }
+    child.once('error', fail);
+    exited.then(({ code, signal }) => fail(new Error(`the gateway exited (code ${code}, signal ${signal}) before listening`)));
+    lines.on('line', (line) => {
+      logs.push(line);
+      let entry;
+      try {
+        entry = JSON.parse(line);
+      } catch {
+        return;
+      }
+      if (!settled && entry.message === 'listening' && typeof entry.addr === 'string') {
+        settled = true;
+        clearTimeout(timer);
+        resolve(Number(entry.addr.split(':').pop()));
+      }
+    });
+  });
+
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    port,
+    logs,
+    child,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      const result = await exited;
+      clearTimeout(timer);
+      return result;
+    },
+  };
+}
+
+/** Runs `realtime-gateway <args>` to completion: `{ status, stdout, stderr }`. */
+export function runGateway(args, { env = {} } = {}) {
+  const result = spawnSync(GATEWAY_BIN, args, { env: { PATH: process.env.PATH, ...env }, encoding: 'utf8', timeout: 15000 });
+  if (result.error) throw result.error;
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** A fresh temporary folder outside the repository, and a function that removes it. */
+export function tempDir(prefix = 'rtgw-js-') {
+  const dir = mkdtempSync(path.join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Writes `text` to `dir/name` and returns the full path. */
+export function writeFile(dir, name, text) {
+  const file = path.join(dir, name);
+  writeFileSync(file, text);
+  return file;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+// ---------------------------------------------------------------------------------------------
+
+/** Seconds since the epoch. */
+export const nowSecs = () => Math.floor(Date.now() / 1000);
+
+/**
+ * A signed token. Claims default to user `u1` of tenant `t1`, role `user`, valid one hour;
+ * a claim set to `undefined` is left out. `key` and `algorithm` default to the suite's HS256 secret.
+ */
+export function mintToken(claims = {}, { key = SECRET, algorithm = 'HS256' } = {}) {
+  const payload = { sub: 'u1', tenantId: 't1', roles: ['user'], exp: nowSecs() + 3600, ...claims };
+  for (const k of Object.keys(payload)) if (payload[k] === undefined) delete payload[k];
+  return jwt.sign(payload, key, { algorithm });
+}
+
+const b64url = (value) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+
+/** An unsigned token (`alg: none`), as an attacker would craft it. */
+export function unsignedToken(claims = {}) {
+  const payload = { sub: 'u1', tenantId: 't1', roles: ['user'], exp: nowSecs() + 3600, ...claims };
+  return `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(payload)}.`;
+}
+
+/** An HS256 token signed by hand with an arbitrary byte string (such as a PEM public key). */
+export function hmacToken(claims, key) {
+  const head = `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url({ exp: nowSecs() + 3600, ...claims })}`;
+  return `${head}.${createHmac('sha256', key).update(head).digest('base64url')}`;
+}
+
+/** `token` with its payload changed by `change`, keeping the original header and signature. */
+export function tamperToken(token, change) {
+  const [head, body, signature] = token.split('.');
+  const claims = JSON.parse(Buffer.from(body, 'base64url').toString());
+  return `${head}.${b64url(change(claims))}.${signature}`;
+}
+
+/** A PEM key pair for RS256 (`rsa`) or ES256 (`ec`). */
+export function keyPair(kind) {
+  const options = kind === 'rsa' ? { modulusLength: 2048 } : { namedCurve: 'P-256' };
+  return generateKeyPairSync(kind, {
+    ...options,
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+    privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  });
+}
+
+/** A short unique suffix, so tests never share tenants or ids. */
+export const uid = () => randomUUID().slice(0, 8);
+
+// ---------------------------------------------------------------------------------------------
+// Sockets
+// ---------------------------------------------------------------------------------------------
+
+/** The three transport setups every main flow runs over. */
+export const TRANSPORTS = [
+  { name: 'websocket only', transports: ['websocket'], expect: 'websocket' },
+  { name: 'polling only', transports: ['polling'], expect: 'polling' },
+  { name: 'polling upgraded to websocket', transports: ['polling', 'websocket'], expect: 'websocket', upgrade: true },
+];
+
+/**
+ * A socket.io-client socket on `/workflow` that records everything it receives (`socket.inbox`),
+ * so no event can slip by between two awaits. `connect`, `disconnect` (with its reason),
+ * `connect_error` and the engine's `upgrade` are recorded too. Never reconnects by itself.
+ */
+export function openSocket(url, { token, transports = ['websocket'], ...options } = {}) {
+  const socket = io(url + NS, {
+    transports,
+    forceNew: true,
+    reconnection: false,
+    timeout: TIMEOUT,
+    ...(token === undefined ? {} : { auth: { token } }),
+    ...options,
+  });
+  socket.inbox = [];
+  socket.waiters = [];
+  const record = (event, args) => {
+    const waiter = socket.waiters.find((w) => w.event === event && w.where(args[0]));
+    if (waiter) {
+      socket.waiters.splice(socket.waiters.indexOf(waiter), 1);
+      waiter.resolve(args[0]);
+    } else {
+      socket.inbox.push({ event, args });
+    }
+  };
+  socket.onAny((event, ...args) => record(event, args));
+  socket.on('connect', () => record('connect', [socket.id]));
+  socket.on('disconnect', (reason) => record('disconnect', [reason]));
+  socket.on('connect_error', (error) => record('connect_error', [error]));
+  socket.io.engine?.once('upgrade', (transport) => record('upgrade', [transport.name]));
+  return socket;
+}
+
+/**
+ * The first `event` the socket received (and has not handed out yet) for which `where(data)`
+ * holds; waits up to `timeoutMs`, then rejects. Resolves to the event's first argument.
+ */
+export function waitFor(socket, event, timeoutMs = TIMEOUT, where = () => true) {
+  if (!socket.inbox) {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no \`${event}\` within ${timeoutMs} ms`)), timeoutMs);
+      socket.once(event, (data) => {
+        clearTimeout(timer);
+        resolve(data);
+      });
+    });
+  }
+  const index = socket.inbox.findIndex((e) => e.event === event && where(e.args[0]));
+  if (index >= 0) return Promise.resolve(socket.inbox.splice(index, 1)[0].args[0]);
+  return new Promise((resolve, reject) => {
+    const waiter = { event, where, resolve: undefined };
+    const timer = setTimeout(() => {
+      socket.waiters.splice(socket.waiters.indexOf(waiter), 1);
+      const seen = socket.inbox.map((e) => e.event).join(', ') || 'nothing';
+      reject(new Error(`no \`${event}\` within ${timeoutMs} ms (unclaimed: ${seen})`));
+    }, timeoutMs);
+    waiter.resolve = (data) => {
+      clearTimeout(timer);
+      resolve(data);
+    };
+    socket.waiters.push(waiter);
+  });
+}
+
+/** Events of this name received and not handed out yet (their first arguments). */
+export function pending(socket, event) {
+  return socket.inbox.filter((e) => e.event === event).map((e) => e.args[0]);
+}
+
+/** Opens a socket and waits until it is connected and has received `connected`. */
+export async function connectClient(url, options = {}) {
+  const socket = openSocket(url, options);
+  try {
+    await waitFor(socket, 'connect');
+    socket.welcome = await waitFor(socket, 'connected');
+    if (options.transports?.length > 1 && options.transports.includes('websocket')) {
+      await waitFor(socket, 'upgrade');
+    }
+  } catch (error) {
+    socket.disconnect();
+    throw error;
+  }
+  return socket;
+}
+
+/** `openSocket`, closing the socket when test `t` ends. */
+export function openFor(t, url, options) {
+  const socket = openSocket(url, options);
+  t.after(() => socket.disconnect());
+  return socket;
+}
+
+/** `connectClient`, closing the socket when test `t` ends. */
+export async function connectFor(t, url, options) {
+  const socket = await connectClient(url, options);
+  t.after(() => socket.disconnect());
+  return socket;
+}
+
+/** Sends an event and resolves to its ack, rejecting after `timeoutMs`. */
+export function request(socket, event, payload, timeoutMs = TIMEOUT) {
+  return payload === undefined
+    ? socket.timeout(timeoutMs).emitWithAck(event)
+    : socket.timeout(timeoutMs).emitWithAck(event, payload);
+}
+
+/** Subscribes and returns `{ ack, confirmed, initial }` (the ack and both events). */
+export async function subscribe(socket, payload) {
+  const ack = await request(socket, 'subscribe', payload);
+  if (ack?.error) throw new Error(`subscribe ${JSON.stringify(payload)} failed: ${JSON.stringify(ack.error)}`);
+  const confirmed = await waitFor(socket, 'subscription_confirmed');
+  const initial = await waitFor(socket, 'initial_data');
+  return { ack, confirmed, initial };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publish API
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * POSTs `body` to `/api/v1/events` (a value is sent as JSON, a string as is) with the API key
+ * unless `headers` replaces it. Resolves to `{ status, body }` (body parsed when it is JSON).
+ */
+export async function publish(url, body, { headers = { 'X-API-Key': API_KEY } } = {}) {
+  const response = await fetch(`${url}/api/v1/events`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(TIMEOUT),
+  });
+  const text = await response.text();
+  let parsed = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // left as text
+  }
+  return { status: response.status, body: parsed };
+}
+
+/** Publishes events that must be accepted (202). */
+export async function publishOk(url, events) {
+  const { status, body } = await publish(url, events);
+  const count = Array.isArray(events) ? events.length : 1;
+  if (status !== 202 || body?.accepted !== count) {
+    throw new Error(`publish answered ${status} ${JSON.stringify(body)}, expected 202 {"accepted": ${count}}`);
+  }
+}
+
+/** An event object; `timestamp` is left to the server unless given. */
+export const event = (type, tenantId, data, timestamp) => ({ type, tenantId, data, ...(timestamp ? { timestamp } : {}) });
