@@ -46,6 +46,9 @@ pub fn load_specs(config: &Config) -> anyhow::Result<Vec<NamespaceSpec>> {
         for (event, limit) in events {
             let e =
                 spec.events.get_mut(event).with_context(|| format!("rate_limits: `{path}` has no event `{event}`"))?;
+            if limit.max == 0 || limit.per.is_zero() {
+                anyhow::bail!("rate_limits: `{path}` `{event}` needs max >= 1 and a non-zero `per`");
+            }
             e.rate_limit = Some(*limit);
         }
     }
@@ -156,4 +159,31 @@ fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
         .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION, header::HeaderName::from_static("x-api-key")]))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::spec::RateLimit;
+
+    fn with_override(path: &str, event: &str, max: u32, per: Duration) -> anyhow::Result<Vec<NamespaceSpec>> {
+        let mut config = Config::for_tests("s", "k");
+        config.rate_limit_overrides.entry(path.into()).or_default().insert(event.into(), RateLimit { max, per });
+        load_specs(&config)
+    }
+
+    #[test]
+    fn rate_limit_overrides_replace_the_specs_and_are_checked() {
+        let specs = with_override("/workflow", "ping", 3, Duration::from_secs(60)).unwrap();
+        let ping = specs[0].events["ping"].rate_limit.unwrap();
+        assert_eq!((ping.max, ping.per), (3, Duration::from_secs(60)));
+        let err = with_override("/workflow", "pong", 3, Duration::from_secs(60)).unwrap_err().to_string();
+        assert!(err.contains("has no event `pong`"), "{err}");
+        let err = with_override("/nope", "ping", 3, Duration::from_secs(60)).unwrap_err().to_string();
+        assert!(err.contains("no namespace `/nope`"), "{err}");
+        let err = with_override("/workflow", "ping", 0, Duration::from_secs(60)).unwrap_err().to_string();
+        assert!(err.contains("max >= 1"), "{err}");
+    }
 }

@@ -35,6 +35,10 @@ impl<A: Adapter> NamespaceRuntime<A> {
         wants_ack: bool,
     ) {
         self.shared.metrics.events_received.inc();
+        // Before any parsing, so a flood costs as little as possible.
+        if let Err(wait) = self.flood_limiter.check(socket.id) {
+            return self.refuse_limited(socket, session, None, ack, wants_ack, wait, "too many events: slow down");
+        }
         let (raw, size) = match &packet {
             Value::Str(text, _) => (text.as_str(), text.len()),
             Value::Bytes(_) => {
@@ -66,10 +70,6 @@ impl<A: Adapter> NamespaceRuntime<A> {
             // The sweeper would end it within a second; do not serve it meanwhile.
             self.end_expired(socket);
             return;
-        }
-
-        if let Err(wait) = self.flood_limiter.check(socket.id) {
-            return self.refuse_limited(socket, session, name, ack, wants_ack, wait, "too many events: slow down");
         }
 
         if name == self.spec.auth.refresh_event {
@@ -104,7 +104,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             return self.refuse_limited(
                 socket,
                 session,
-                name,
+                Some(name),
                 ack,
                 wants_ack,
                 wait,
@@ -155,7 +155,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         &self,
         socket: &SocketRef<A>,
         session: &Session,
-        event: &str,
+        event: Option<&str>,
         ack: AckSender<A>,
         wants_ack: bool,
         wait: std::time::Duration,
@@ -164,10 +164,10 @@ impl<A: Adapter> NamespaceRuntime<A> {
         self.shared.metrics.rate_limited.inc();
         let error = ClientError::rate_limit(message, Some(wait.as_millis().max(1) as u64));
         if session.may_notify_limit(now_millis(), LIMIT_NOTICE_GAP_MS) {
-            self.fail(socket, Some(event), ack, wants_ack, error);
+            self.fail(socket, event, ack, wants_ack, error);
         } else if wants_ack {
             self.shared.metrics.events_rejected.inc();
-            send_ack(ack, &json!({ "error": error.payload(Some(event)) }));
+            send_ack(ack, &json!({ "error": error.payload(event) }));
         }
     }
 
@@ -183,7 +183,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         wants_ack: bool,
     ) {
         if let Err(wait) = self.refresh_limiter.check(socket.id) {
-            return self.refuse_limited(socket, session, name, ack, wants_ack, wait, "too many token refreshes");
+            return self.refuse_limited(socket, session, Some(name), ack, wants_ack, wait, "too many token refreshes");
         }
         match self.replace_token(socket, session, &payload) {
             Ok(reply) => {
