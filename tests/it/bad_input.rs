@@ -8,7 +8,6 @@ use crate::helpers::*;
 /// A connected bystander subscribed to `execution:e1`, to prove others are unaffected.
 async fn bystander(app: &TestApp) -> SioClient {
     let mut c = app.workflow_client("bystander", "t1").await;
-    c.expect("connected").await;
     c.emit_with_ack("subscribe", json!({ "type": "execution", "resourceId": "e1" })).await;
     c
 }
@@ -23,7 +22,6 @@ async fn invalid_payloads_get_a_validation_error_naming_the_field_and_the_socket
     let app = spawn_app().await;
     let mut others = bystander(&app).await;
     let mut c = app.workflow_client("u1", "t1").await;
-    c.expect("connected").await;
     let cases = [
         (json!({}), "\"type\" is a required property"),
         (json!({ "type": "nope" }), "type: must be one of"),
@@ -54,7 +52,6 @@ async fn malformed_packets_do_not_crash_anything() {
     let app = spawn_app().await;
     let mut others = bystander(&app).await;
     let mut c = app.workflow_client("u1", "t1").await;
-    c.expect("connected").await;
     // Valid Socket.IO packets with payloads the handler must survive.
     for raw in [
         "42/workflow,[\"subscribe\"]",
@@ -72,19 +69,16 @@ async fn malformed_packets_do_not_crash_anything() {
 
     // Packets the protocol parser rejects close that one connection, as socket.io does.
     let mut broken = app.workflow_client("u2", "t1").await;
-    broken.expect("connected").await;
     broken.send_raw("42/workflow,[\"subscribe\",{\"type\":").await;
     broken.expect_disconnect().await;
     bystander_still_receives(&app, &mut others).await;
     let mut fresh = app.workflow_client("u3", "t1").await;
-    fresh.expect("connected").await;
 }
 
 #[tokio::test]
 async fn an_oversized_event_gets_an_error_and_the_connection_stays() {
     let app = spawn_app().await;
     let mut c = app.workflow_client("u1", "t1").await;
-    c.expect("connected").await;
     let big = "x".repeat(70 * 1024);
     let ack = c.emit_with_ack("subscribe", json!({ "type": "execution", "resourceId": big })).await;
     let message = ack["error"]["message"].as_str().unwrap();
@@ -98,7 +92,6 @@ async fn a_message_over_the_transport_limit_closes_only_that_connection() {
     let app = spawn_app_with(|c| c.transport.max_http_buffer_size = 100_000).await;
     let mut others = bystander(&app).await;
     let mut c = app.workflow_client("u1", "t1").await;
-    c.expect("connected").await;
     c.emit("subscribe", json!({ "type": "execution", "resourceId": "x".repeat(200_000) })).await;
     c.expect_disconnect().await;
     bystander_still_receives(&app, &mut others).await;
@@ -109,8 +102,6 @@ async fn rate_limits_answer_with_rate_limit_errors_per_socket() {
     let app = spawn_app().await;
     let mut c = app.workflow_client("u1", "t1").await;
     let mut other = app.workflow_client("u2", "t1").await;
-    c.expect("connected").await;
-    other.expect("connected").await;
     for _ in 0..10 {
         let ack = c.emit_with_ack("get_status", json!({ "executionId": "e1" })).await;
         assert!(ack.get("error").is_none(), "{ack}");
@@ -128,7 +119,6 @@ async fn rate_limits_answer_with_rate_limit_errors_per_socket() {
 async fn a_flood_is_cut_down_without_a_flood_of_errors() {
     let app = spawn_app_with(|c| c.limits.events_per_second = 5).await;
     let mut c = app.workflow_client("u1", "t1").await;
-    c.expect("connected").await;
     for _ in 0..200 {
         c.send_raw("42/workflow,[\"no_such_event\",{}]").await;
     }
@@ -144,7 +134,6 @@ async fn a_flood_is_cut_down_without_a_flood_of_errors() {
 async fn too_many_rooms_are_refused() {
     let app = spawn_app_with(|c| c.limits.max_rooms_per_socket = 3).await;
     let mut c = app.workflow_client("u1", "t1").await;
-    c.expect("connected").await;
     // The tenant room is one; two subscriptions fill the budget.
     for id in ["e1", "e2"] {
         let ack = c.emit_with_ack("subscribe", json!({ "type": "execution", "resourceId": id })).await;

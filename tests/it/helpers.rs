@@ -70,9 +70,12 @@ impl TestApp {
         assert_eq!(status, 202, "publish refused: {reply}");
     }
 
-    /// A `/workflow` client for `sub` in `tenant`.
+    /// A `/workflow` client for `sub` in `tenant`, past its `connected` event (kept in `welcome`).
     pub async fn workflow_client(&self, sub: &str, tenant: &str) -> SioClient {
-        SioClient::connect(self.addr, "/workflow", json!({ "token": token(sub, Some(tenant), 3600) })).await
+        let mut client =
+            SioClient::connect(self.addr, "/workflow", json!({ "token": token(sub, Some(tenant), 3600) })).await;
+        client.welcome = client.expect("connected").await;
+        client
     }
 
     /// Triggers the graceful shutdown and waits for `run` to return.
@@ -118,6 +121,8 @@ pub struct SioClient {
     /// Events received while waiting for something else.
     pending: VecDeque<(String, Value)>,
     pub sid: String,
+    /// The `connected` payload, for clients made by [`TestApp::workflow_client`].
+    pub welcome: Value,
 }
 
 /// What arrived on the namespace.
@@ -138,7 +143,7 @@ impl SioClient {
         let prefix = format!("40{ns},");
         let body = reply.strip_prefix(&prefix).unwrap_or_else(|| panic!("expected a CONNECT, got {reply}"));
         let sid = serde_json::from_str::<Value>(body).unwrap()["sid"].as_str().unwrap().to_string();
-        Self { ws, ns: ns.to_string(), next_ack: 0, pending: VecDeque::new(), sid }
+        Self { ws, ns: ns.to_string(), next_ack: 0, pending: VecDeque::new(), sid, welcome: Value::Null }
     }
 
     /// Opens an Engine.IO WebSocket session (`query` is appended to the URL) and reads its
@@ -156,7 +161,14 @@ impl SioClient {
 
     /// Wraps an already-open session (after a namespace connect sent by hand).
     pub fn from_ws(ws: Ws, ns: &str, sid: &str) -> Self {
-        Self { ws, ns: ns.to_string(), next_ack: 0, pending: VecDeque::new(), sid: sid.to_string() }
+        Self {
+            ws,
+            ns: ns.to_string(),
+            next_ack: 0,
+            pending: VecDeque::new(),
+            sid: sid.to_string(),
+            welcome: Value::Null,
+        }
     }
 
     /// Emits `event` with `data`.

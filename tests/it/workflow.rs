@@ -8,7 +8,7 @@ use crate::helpers::*;
 async fn connect_announces_the_client_then_subscribe_confirms_and_sends_initial_data() {
     let app = spawn_app().await;
     let mut c = app.workflow_client("u1", "t1").await;
-    let connected = c.expect("connected").await;
+    let connected = c.welcome.clone();
     assert_eq!(connected["clientId"], json!(c.sid));
     assert_eq!(connected["userId"], "u1");
     assert_eq!(connected["tenantId"], "t1");
@@ -27,7 +27,6 @@ async fn connect_announces_the_client_then_subscribe_confirms_and_sends_initial_
 async fn a_published_event_reaches_its_subscribers_once_even_through_several_rooms() {
     let app = spawn_app().await;
     let mut c = app.workflow_client("u1", "t1").await;
-    c.expect("connected").await;
     for sub in [
         json!({ "type": "execution", "resourceId": "e1" }),
         json!({ "type": "execution" }),
@@ -52,8 +51,6 @@ async fn log_filters_are_rooms_a_log_reaches_only_when_every_filter_matches() {
     let app = spawn_app().await;
     let mut errors_of_e1 = app.workflow_client("u1", "t1").await;
     let mut step_s2 = app.workflow_client("u2", "t1").await;
-    errors_of_e1.expect("connected").await;
-    step_s2.expect("connected").await;
     let key = errors_of_e1
         .emit_with_ack("subscribe", json!({ "type": "logs", "resourceId": "e1", "filters": { "logLevel": "error" } }))
         .await;
@@ -81,8 +78,6 @@ async fn workflow_subscribers_get_their_workflows_executions_but_watchers_of_all
     let app = spawn_app().await;
     let mut one = app.workflow_client("u1", "t1").await;
     let mut all = app.workflow_client("u2", "t1").await;
-    one.expect("connected").await;
-    all.expect("connected").await;
     one.emit_with_ack("subscribe", json!({ "type": "workflow", "resourceId": "w1" })).await;
     all.emit_with_ack("subscribe", json!({ "type": "workflow" })).await;
     app.publish_ok(
@@ -112,7 +107,6 @@ async fn state_answers_get_status_and_initial_data() {
     ]))
     .await;
     let mut c = app.workflow_client("u1", "t1").await;
-    c.expect("connected").await;
 
     let mut status_of = async |query: serde_json::Value| {
         let ack = c.emit_with_ack("get_status", query).await;
@@ -150,7 +144,6 @@ async fn tenants_never_see_each_others_events_or_state() {
     let mut a = app.workflow_client("u1", "tenant-a").await;
     let mut b = app.workflow_client("u1", "tenant-b").await;
     for c in [&mut a, &mut b] {
-        c.expect("connected").await;
         for sub in [
             json!({ "type": "execution", "resourceId": "e1" }),
             json!({ "type": "tenant_activity" }),
@@ -172,7 +165,6 @@ async fn tenants_never_see_each_others_events_or_state() {
 async fn unsubscribe_stops_updates_and_is_idempotent() {
     let app = spawn_app().await;
     let mut c = app.workflow_client("u1", "t1").await;
-    c.expect("connected").await;
     c.emit_with_ack("subscribe", json!({ "type": "execution", "resourceId": "e1" })).await;
     c.emit_with_ack("subscribe", json!({ "type": "metrics" })).await;
     for _ in 0..2 {
@@ -192,8 +184,6 @@ async fn tenant_stats_arrive_every_metrics_interval() {
     let app = spawn_app_with(|c| c.metrics_interval = std::time::Duration::from_millis(200)).await;
     let mut c = app.workflow_client("u1", "t1").await;
     let mut other = app.workflow_client("u2", "t1").await;
-    c.expect("connected").await;
-    other.expect("connected").await;
     c.emit_with_ack("subscribe", json!({ "type": "metrics" })).await;
     let stats = c.wait_for("tenant_stats").await;
     assert_eq!(stats["tenantId"], "t1");
