@@ -18,8 +18,13 @@ use crate::{
     engine::{Engine, EngineSettings},
     http::{self, HttpState, Readiness},
     metrics::Metrics,
+    server,
     spec::{self, NamespaceSpec, SpecErrors},
 };
+
+/// Bytes reserved for reading each WebSocket. Clients mostly send small events; larger messages
+/// still arrive whole (the buffer grows for them), and an idle socket holds 1 KiB, not 4.
+const WS_READ_BUFFER_SIZE: usize = 1024;
 
 /// A bound, ready-to-run gateway.
 pub struct App {
@@ -68,6 +73,7 @@ impl App {
             .max_payload(transport.max_http_buffer_size)
             .ws_max_message_size(usize::try_from(transport.max_http_buffer_size).unwrap_or(usize::MAX))
             .max_buffer_size(transport.max_buffer_size)
+            .ws_read_buffer_size(WS_READ_BUFFER_SIZE)
             .transports([TransportType::Polling, TransportType::Websocket])
             .build_layer();
 
@@ -113,18 +119,17 @@ impl App {
         let addr = self.local_addr();
         let tasks: Vec<JoinHandle<()>> = self.engine.spawn_tasks();
         let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = accepting_stopped.await;
-            });
-        let mut server = tokio::spawn(server.into_future());
+        let mut server = tokio::spawn(server::serve(self.listener, self.router, async move {
+            let _ = accepting_stopped.await;
+        }));
         tracing::info!(%addr, namespaces = ?self.engine.specs().map(|s| s.path.as_str()).collect::<Vec<_>>(), "listening");
 
         tokio::select! {
             () = shutdown => {}
             result = &mut server => {
                 tasks.iter().for_each(JoinHandle::abort);
-                return result.context("the server task failed")?.context("the server failed");
+                result.context("the server task failed")?;
+                anyhow::bail!("the server stopped on its own");
             }
         }
 
@@ -136,7 +141,7 @@ impl App {
         }
         tasks.iter().for_each(JoinHandle::abort);
         match tokio::time::timeout(self.shutdown_timeout, &mut server).await {
-            Ok(result) => result.context("the server task failed")?.context("the server failed")?,
+            Ok(result) => result.context("the server task failed")?,
             Err(_) => {
                 tracing::warn!("in-flight requests outlived the shutdown timeout; stopping anyway");
                 server.abort();

@@ -8,7 +8,8 @@
 //! - [`auth`]: tokens and API keys.
 //! - [`engine`]: serves specs on socketioxide and delivers published events.
 //! - [`http`]: the publish API, health, readiness, metrics.
-//! - [`app`]: assembles everything on one port and runs it; [`cli`], [`telemetry`]: the binary's helpers.
+//! - [`app`]: assembles everything on one port and runs it; [`server`]: the accept loop.
+//! - [`cli`], [`telemetry`]: the binary's helpers.
 
 pub mod app;
 pub mod auth;
@@ -18,5 +19,6 @@ pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod rooms;
+pub mod server;
 pub mod spec;
 pub mod telemetry;

@@ -102,7 +102,7 @@ async fn health_readiness_and_metrics_answer() {
     assert_eq!(health["status"], "ok");
     let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
-    let mut c = app.workflow_client("u1", "t1").await;
+    let _connected = app.workflow_client("u1", "t1").await;
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("realtime_gateway_connections 1"), "{metrics}");
 }

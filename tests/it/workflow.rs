@@ -183,7 +183,7 @@ async fn unsubscribe_stops_updates_and_is_idempotent() {
 async fn tenant_stats_arrive_every_metrics_interval() {
     let app = spawn_app_with(|c| c.metrics_interval = std::time::Duration::from_millis(200)).await;
     let mut c = app.workflow_client("u1", "t1").await;
-    let mut other = app.workflow_client("u2", "t1").await;
+    let _other = app.workflow_client("u2", "t1").await;
     c.emit_with_ack("subscribe", json!({ "type": "metrics" })).await;
     let stats = c.wait_for("tenant_stats").await;
     assert_eq!(stats["tenantId"], "t1");
