@@ -49,11 +49,16 @@ pub fn load_specs(config: &Config) -> anyhow::Result<Vec<NamespaceSpec>> {
             .find(|s| &s.path == path)
             .with_context(|| format!("rate_limits: no namespace `{path}` is loaded"))?;
         for (event, limit) in events {
-            let e =
-                spec.events.get_mut(event).with_context(|| format!("rate_limits: `{path}` has no event `{event}`"))?;
             if limit.max == 0 || limit.per.is_zero() {
                 anyhow::bail!("rate_limits: `{path}` `{event}` needs max >= 1 and a non-zero `per`");
             }
+            // `connect` (a name no client event can have) is the per-IP connection limit.
+            if event == "connect" {
+                spec.auth.connections_per_ip = Some(*limit);
+                continue;
+            }
+            let e =
+                spec.events.get_mut(event).with_context(|| format!("rate_limits: `{path}` has no event `{event}`"))?;
             e.rate_limit = Some(*limit);
         }
     }
@@ -82,6 +87,9 @@ impl App {
             limits: config.limits.clone(),
             metrics_interval: config.metrics_interval,
             cleanup_interval: config.cleanup_interval,
+            trusted_proxies: config.trusted_proxies.clone(),
+            auth_cookie_name: config.auth_cookie_name.clone(),
+            allowed_origins: config.cors_origins.clone(),
         };
         let engine = Engine::new(specs, io.clone(), verifier, settings, metrics.clone());
         engine.mount(&io);
@@ -182,8 +190,12 @@ mod tests {
     #[test]
     fn rate_limit_overrides_replace_the_specs_and_are_checked() {
         let specs = with_override("/workflow", "ping", 3, Duration::from_secs(60)).unwrap();
-        let ping = specs[0].events["ping"].rate_limit.unwrap();
+        let workflow = specs.iter().find(|s| s.path == "/workflow").unwrap();
+        let ping = workflow.events["ping"].rate_limit.unwrap();
         assert_eq!((ping.max, ping.per), (3, Duration::from_secs(60)));
+        let specs = with_override("/realtime", "connect", 50, Duration::from_secs(10)).unwrap();
+        let realtime = specs.iter().find(|s| s.path == "/realtime").unwrap();
+        assert_eq!(realtime.auth.connections_per_ip, Some(RateLimit { max: 50, per: Duration::from_secs(10) }));
         let err = with_override("/workflow", "pong", 3, Duration::from_secs(60)).unwrap_err().to_string();
         assert!(err.contains("has no event `pong`"), "{err}");
         let err = with_override("/nope", "ping", 3, Duration::from_secs(60)).unwrap_err().to_string();

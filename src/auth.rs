@@ -75,6 +75,10 @@ pub enum TokenError {
     /// The namespace needs a tenant and the token has none.
     #[error("Authentication token has no tenantId")]
     MissingTenant,
+    /// A cookie token on a handshake from a page of another origin (cross-site WebSocket
+    /// hijacking): the cookie is not the page's to use.
+    #[error("Cookie authentication is not accepted from this origin")]
+    ForeignOrigin,
 }
 
 /// The claims the gateway reads; anything else in the token is ignored.
@@ -190,10 +194,25 @@ impl TokenVerifier {
     }
 }
 
+/// Where a handshake token was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// The handshake's `auth.token`, the `?token=` query parameter or `Authorization: Bearer`:
+    /// things a page's script sends on purpose.
+    Explicit,
+    /// A cookie, which a browser attaches to any request to this host, whoever's page makes it.
+    Cookie,
+}
+
 /// Finds the token of a Socket.IO handshake, in the seed's order: the `auth` payload's `token`,
-/// the `?token=` query parameter, then `Authorization: Bearer`. The first place that has one
-/// decides; an empty value counts as absent. A `Bearer ` prefix is tolerated everywhere.
-pub fn handshake_token(auth: Option<&Value>, parts: &http::request::Parts) -> Option<String> {
+/// the `?token=` query parameter, `Authorization: Bearer`, then (when `cookie` names one) a
+/// cookie. The first place that has one decides; an empty value counts as absent. A `Bearer `
+/// prefix is tolerated everywhere.
+pub fn handshake_token(
+    auth: Option<&Value>,
+    parts: &http::request::Parts,
+    cookie: Option<&str>,
+) -> Option<(String, TokenSource)> {
     let from_auth = auth.and_then(|a| a.get("token")).and_then(Value::as_str).map(str::to_string);
     let from_query = parts.uri.query().and_then(|q| query_param(q, "token"));
     let from_header = parts
@@ -201,11 +220,23 @@ pub fn handshake_token(auth: Option<&Value>, parts: &http::request::Parts) -> Op
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| strip_bearer(v).map(str::to_string));
+    let clean = |t: String| Some(strip_bearer(&t).unwrap_or(&t).trim().to_string()).filter(|t| !t.is_empty());
     [from_auth, from_query, from_header]
         .into_iter()
         .flatten()
-        .map(|t| strip_bearer(&t).unwrap_or(&t).trim().to_string())
-        .find(|t| !t.is_empty())
+        .find_map(clean)
+        .map(|t| (t, TokenSource::Explicit))
+        .or_else(|| cookie_value(&parts.headers, cookie?).and_then(clean).map(|t| (t, TokenSource::Cookie)))
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie_value(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers.get_all(http::header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(
+        |pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k.trim() == name).then(|| percent_decode_query(v.trim().trim_matches('"')))
+        },
+    )
 }
 
 fn strip_bearer(value: &str) -> Option<&str> {
@@ -365,22 +396,30 @@ mod tests {
     }
 
     #[test]
-    fn the_bearer_header_and_query_are_sources_after_auth() {
-        let parts = |uri: &str, header: Option<&str>| {
+    fn the_bearer_header_and_query_are_sources_after_auth_and_cookies_come_last() {
+        let parts = |uri: &str, headers: &[(&str, &str)]| {
             let mut b = http::Request::builder().uri(uri);
-            if let Some(h) = header {
-                b = b.header("authorization", h);
+            for (k, v) in headers {
+                b = b.header(*k, *v);
             }
             b.body(()).unwrap().into_parts().0
         };
+        let token = |auth: Option<&Value>, p: &http::request::Parts, cookie: Option<&str>| {
+            handshake_token(auth, p, cookie).map(|(t, source)| (t, source == TokenSource::Cookie))
+        };
+        let bearer = [("authorization", "Bearer h")];
         let auth = json!({ "token": "from-auth" });
-        assert_eq!(handshake_token(Some(&auth), &parts("/?token=q", Some("Bearer h"))).as_deref(), Some("from-auth"));
-        assert_eq!(handshake_token(None, &parts("/?EIO=4&token=a%2Eb", Some("Bearer h"))).as_deref(), Some("a.b"));
-        assert_eq!(
-            handshake_token(Some(&json!({ "token": "" })), &parts("/", Some("bearer  h "))).as_deref(),
-            Some("h")
-        );
-        assert_eq!(handshake_token(None, &parts("/", Some("Basic x"))), None);
+        assert_eq!(token(Some(&auth), &parts("/?token=q", &bearer), None), Some(("from-auth".into(), false)));
+        assert_eq!(token(None, &parts("/?EIO=4&token=a%2Eb", &bearer), None), Some(("a.b".into(), false)));
+        let lower = parts("/", &[("authorization", "bearer  h ")]);
+        assert_eq!(token(Some(&json!({ "token": "" })), &lower, None), Some(("h".into(), false)));
+        assert_eq!(token(None, &parts("/", &[("authorization", "Basic x")]), None), None);
+
+        let cookies = [("cookie", "theme=dark; sid=c%2E1"), ("cookie", "other=1")];
+        assert_eq!(token(None, &parts("/", &cookies), Some("sid")), Some(("c.1".into(), true)));
+        assert_eq!(token(None, &parts("/", &cookies), None), None, "cookies only where the spec allows them");
+        assert_eq!(token(None, &parts("/?token=q", &cookies), Some("sid")), Some(("q".into(), false)));
+        assert_eq!(token(None, &parts("/", &cookies), Some("missing")), None);
     }
 
     #[test]

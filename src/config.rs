@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::spec::RateLimit;
+use crate::{client_ip::TrustedProxies, spec::RateLimit};
 
 /// Everything the gateway needs to run.
 #[derive(Debug, Clone)]
@@ -27,6 +27,11 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// How client tokens are verified.
     pub jwt: JwtConfig,
+    /// Proxies whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`); none by default.
+    pub trusted_proxies: TrustedProxies,
+    /// The cookie a token is read from, in namespaces whose spec allows cookies
+    /// (`AUTH_COOKIE_NAME`).
+    pub auth_cookie_name: String,
     /// Keys accepted by the HTTP API (`API_KEYS`).
     pub api_keys: Vec<SecretString>,
     /// True when `api_keys` holds a random demo key made because dev mode had none.
@@ -157,6 +162,8 @@ struct FileConfig {
     jwt_audience: Option<String>,
     jwt_leeway: Option<DurationSetting>,
     api_keys: Option<Vec<String>>,
+    trusted_proxies: Option<Vec<String>>,
+    auth_cookie_name: Option<String>,
     ws_ping_interval: Option<DurationSetting>,
     ws_ping_timeout: Option<DurationSetting>,
     ws_upgrade_timeout: Option<DurationSetting>,
@@ -326,6 +333,16 @@ impl Config {
             api_keys.push(SecretString::from(format!("dev-{}", random_hex(16))));
         }
 
+        let trusted_proxies = match env("TRUSTED_PROXIES").or_else(|| file.trusted_proxies.map(|l| l.join(","))) {
+            Some(list) => TrustedProxies::parse(&list).map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))?,
+            None => TrustedProxies::default(),
+        };
+        let auth_cookie_name =
+            env("AUTH_COOKIE_NAME").or(file.auth_cookie_name).unwrap_or_else(|| "access_token".to_string());
+        if !auth_cookie_name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            bail!("AUTH_COOKIE_NAME: `{auth_cookie_name}` is not a cookie name (letters, digits, `-`, `_`, `.`)");
+        }
+
         let transport = TransportConfig {
             ping_interval: duration("WS_PING_INTERVAL", file.ws_ping_interval, 25_000)?,
             ping_timeout: duration("WS_PING_TIMEOUT", file.ws_ping_timeout, 60_000)?,
@@ -362,6 +379,8 @@ impl Config {
             listen: SocketAddr::new(host, port),
             cors_origins,
             jwt,
+            trusted_proxies,
+            auth_cookie_name,
             api_keys,
             api_key_generated,
             dev_mode,
@@ -458,6 +477,17 @@ mod tests {
         assert_eq!(c.api_keys[1].expose_secret(), "k2");
         let printed = format!("{c:?}");
         assert!(!printed.contains("s3cr3t-value") && !printed.contains("k1"), "{printed}");
+    }
+
+    #[test]
+    fn trusted_proxies_and_the_cookie_name_are_checked() {
+        let c = from_env(&[("TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1")]).unwrap();
+        assert!(c.trusted_proxies.contains("10.2.3.4".parse().unwrap()));
+        assert_eq!(c.auth_cookie_name, "access_token");
+        let err = from_env(&[("TRUSTED_PROXIES", "lb.internal")]).unwrap_err();
+        assert!(err.to_string().contains("TRUSTED_PROXIES"), "{err}");
+        let err = from_env(&[("AUTH_COOKIE_NAME", "a b")]).unwrap_err();
+        assert!(err.to_string().contains("AUTH_COOKIE_NAME"), "{err}");
     }
 
     #[test]

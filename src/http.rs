@@ -1,17 +1,22 @@
-//! The HTTP endpoints beside Socket.IO: the publish API, health, readiness and metrics.
+//! The HTTP endpoints beside Socket.IO: the API (publish events, raw emits, notifications,
+//! statistics), health, readiness and metrics.
 //!
 //! API errors are JSON, `{"error": {"type": "...", "message": "..."}}`, with the status saying
 //! which kind: 400 for a bad body, 401 for a missing or wrong key, 413 for a body over the limit.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
 };
 
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, State, rejection::BytesRejection},
+    extract::{DefaultBodyLimit, Query, State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -20,9 +25,13 @@ use serde_json::{Value, json};
 
 use crate::{
     auth::ApiKeys,
-    engine::{Engine, PublishedEvent},
+    engine::{EmitRequest, Engine, PublishedEvent, RoomQuery},
     metrics::Metrics,
 };
+
+/// How long a notification call waits for acks unless it says otherwise, and at most.
+const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether the node should receive new traffic. Shared with the shutdown sequence.
 #[derive(Debug, Default)]
@@ -66,7 +75,11 @@ pub fn router(state: HttpState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/api/v1/events", post(publish_events).layer(DefaultBodyLimit::max(max_body_bytes)))
+        .route("/api/v1/events", post(publish_events))
+        .route("/api/v1/emit", post(emit))
+        .route("/api/v1/notifications", post(notify))
+        .route("/api/v1/stats", get(stats))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
 
@@ -116,21 +129,29 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
-/// `POST /api/v1/events`: one event object or an array of them. 202 `{"accepted": n}`.
-async fn publish_events(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
+/// Checks the API key and reads the body as JSON.
+fn authorized_json(
+    state: &HttpState,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if !state.api_keys.authorize(&headers) {
+) -> Result<Value, ApiError> {
+    if !state.api_keys.authorize(headers) {
         return Err(ApiError::Unauthorized);
     }
     let body = body.map_err(|rejection| match rejection.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(state.max_body_bytes),
         _ => ApiError::BadRequest(rejection.body_text()),
     })?;
-    let value: Value =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+}
+
+/// `POST /api/v1/events`: one event object or an array of them. 202 `{"accepted": n}`.
+async fn publish_events(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let value = authorized_json(&state, &headers, body)?;
     let items = match value {
         Value::Array(items) => items,
         single @ Value::Object(_) => vec![single],
@@ -151,4 +172,165 @@ async fn publish_events(
         .map_err(ApiError::BadRequest)?;
     let accepted = state.engine.publish(events).await.map_err(ApiError::BadRequest)?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))))
+}
+
+/// A body field that must be an object: `field` names it in errors.
+fn object<'a>(body: &'a Value, field: &str) -> Result<&'a serde_json::Map<String, Value>, ApiError> {
+    body.get(field)
+        .and_then(Value::as_object)
+        .ok_or_else(|| ApiError::BadRequest(format!("`{field}` must be an object")))
+}
+
+/// An id given as a string or a number (the seeds use both), as text.
+fn id_field(value: Option<&Value>, field: &str) -> Result<Option<String>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 200 => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(ApiError::BadRequest(format!("`{field}` must be a non-empty string or a number"))),
+    }
+}
+
+/// `POST /api/v1/emit`: `{namespace, rooms, event, data, tenantId}`, sent as is to the named
+/// rooms (the names clients see). 202 `{"rooms": n}`.
+async fn emit(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = authorized_json(&state, &headers, body)?;
+    if !body.is_object() {
+        return Err(ApiError::BadRequest(
+            "the body must be an object {namespace, rooms, event, data, tenantId}".into(),
+        ));
+    }
+    if let Some(unknown) = body.as_object().and_then(|o| {
+        o.keys().find(|k| !["namespace", "rooms", "room", "event", "data", "tenantId"].contains(&k.as_str()))
+    }) {
+        return Err(ApiError::BadRequest(format!(
+            "unknown field `{unknown}` (known: namespace, rooms, event, data, tenantId)"
+        )));
+    }
+    let namespace = match body.get("namespace") {
+        None | Some(Value::Null) => "/".to_string(),
+        Some(Value::String(ns)) => ns.clone(),
+        Some(_) => return Err(ApiError::BadRequest("`namespace` must be a string such as \"/ws\"".into())),
+    };
+    let rooms = match body.get("rooms").or_else(|| body.get("room")) {
+        Some(Value::String(room)) => vec![room.clone()],
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+            items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+        }
+        _ => return Err(ApiError::BadRequest("`rooms` must be a list of room names".into())),
+    };
+    if rooms.len() > state.max_batch {
+        return Err(ApiError::BadRequest(format!(
+            "{} rooms in one call; the limit is {}",
+            rooms.len(),
+            state.max_batch
+        )));
+    }
+    let event = match body.get("event") {
+        Some(Value::String(e)) if !e.is_empty() && e.len() <= 200 => e.clone(),
+        _ => return Err(ApiError::BadRequest("`event` must be a non-empty string".into())),
+    };
+    let request = EmitRequest {
+        namespace,
+        rooms,
+        event,
+        data: body.get("data").cloned().unwrap_or(Value::Null),
+        tenant: id_field(body.get("tenantId"), "tenantId")?,
+    };
+    let rooms = state.engine.emit(&request).await.map_err(ApiError::BadRequest)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "rooms": rooms }))))
+}
+
+/// `POST /api/v1/notifications`: the seed's `notificationsService.send` body,
+/// `{recipient: {userId} | {channel}, content: {subject, body, data}, tenantId}`.
+///
+/// Without acknowledgments: 202 `{id}`. With `"enableAcknowledgments": true`: waits up to
+/// `ackTimeoutMs` (default 5 s, at most 30 s) and answers 200 `{id, sockets, acknowledged}`.
+async fn notify(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body = authorized_json(&state, &headers, body)?;
+    if !body.is_object() {
+        return Err(ApiError::BadRequest("the body must be an object {recipient, content, tenantId}".into()));
+    }
+    let recipient = object(&body, "recipient")?;
+    let user = id_field(recipient.get("userId"), "recipient.userId")?;
+    let channel = id_field(recipient.get("channel"), "recipient.channel")?;
+    let (event_type, target) = match (user, channel) {
+        (Some(user), None) => ("notification.user", json!({ "userId": user })),
+        (None, Some(channel)) => ("notification.channel", json!({ "channel": channel })),
+        _ => return Err(ApiError::BadRequest("`recipient` must be either {userId} or {channel}".into())),
+    };
+    let content = object(&body, "content")?;
+    for field in ["subject", "body"] {
+        if !content.get(field).is_none_or(|v| v.is_string() || v.is_null()) {
+            return Err(ApiError::BadRequest(format!("`content.{field}` must be a string")));
+        }
+    }
+    let tenant = id_field(body.get("tenantId"), "tenantId")?
+        .ok_or_else(|| ApiError::BadRequest("`tenantId` is required: notifications go to a tenant's users".into()))?;
+    let with_acks = match body.get("enableAcknowledgments").or_else(|| body.get("acknowledgments")) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::BadRequest("`enableAcknowledgments` must be true or false".into())),
+    };
+    let timeout = match body.get("ackTimeoutMs") {
+        None | Some(Value::Null) => DEFAULT_ACK_TIMEOUT,
+        Some(v) => match v.as_u64() {
+            Some(ms) if ms >= 1 && Duration::from_millis(ms) <= MAX_ACK_TIMEOUT => Duration::from_millis(ms),
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "`ackTimeoutMs` must be a number of milliseconds from 1 to {}",
+                    MAX_ACK_TIMEOUT.as_millis()
+                )));
+            }
+        },
+    };
+
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut data = json!({
+        "id": id,
+        "subject": content.get("subject"),
+        "body": content.get("body"),
+        "data": content.get("data").cloned().unwrap_or_else(|| json!({})),
+    });
+    if let (Some(d), Some(t)) = (data.as_object_mut(), target.as_object()) {
+        d.extend(t.clone());
+    }
+    let event = PublishedEvent::from_json(json!({ "type": event_type, "tenantId": tenant, "data": data }), "body")
+        .map_err(ApiError::BadRequest)?;
+    if with_acks {
+        let report = state.engine.deliver_with_acks(event, timeout).await.map_err(ApiError::BadRequest)?;
+        Ok((StatusCode::OK, Json(json!({ "id": id, "sockets": report.sockets, "acknowledged": report.acknowledged }))))
+    } else {
+        state.engine.publish(vec![event]).await.map_err(ApiError::BadRequest)?;
+        Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
+    }
+}
+
+/// `GET /api/v1/stats`: sockets per namespace and tenant; with `namespace` and `room` (and
+/// `tenantId` for a tenant room), also how many sockets are in that room.
+async fn stats(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    if !state.api_keys.authorize(&headers) {
+        return Err(ApiError::Unauthorized);
+    }
+    let room = match (query.get("namespace"), query.get("room")) {
+        (_, None) => None,
+        (namespace, Some(room)) => Some(RoomQuery {
+            namespace: namespace.cloned().unwrap_or_else(|| "/".to_string()),
+            room: room.clone(),
+            tenant: query.get("tenantId").filter(|t| !t.is_empty()).cloned(),
+        }),
+    };
+    state.engine.stats(room.as_ref()).await.map(Json).map_err(ApiError::BadRequest)
 }

@@ -5,7 +5,7 @@
 //! - [`config`]: typed configuration; the only reader of the environment.
 //! - [`spec`]: the namespace spec format, its loader and checker. Knows nothing of sockets.
 //! - [`rooms`]: room names; the only place that builds them.
-//! - [`auth`]: tokens and API keys.
+//! - [`auth`]: tokens and API keys; [`client_ip`]: who a connection comes from.
 //! - [`engine`]: serves specs on socketioxide and delivers published events.
 //! - [`http`]: the publish API, health, readiness, metrics.
 //! - [`app`]: assembles everything on one port and runs it; [`server`]: the accept loop.
@@ -14,6 +14,7 @@
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 pub mod engine;
 pub mod http;

@@ -50,6 +50,34 @@ impl Gauge {
     }
 }
 
+/// Durations of one kind of work: count, total and the largest since the last reading.
+#[derive(Debug, Default)]
+pub struct Latency {
+    count: AtomicU64,
+    total_us: AtomicU64,
+    max_us: AtomicU64,
+}
+
+impl Latency {
+    /// Records one duration.
+    pub fn record(&self, took: std::time::Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.total_us.fetch_add(us, Ordering::Relaxed);
+        self.max_us.fetch_max(us, Ordering::Relaxed);
+    }
+
+    /// `(count, total µs)` so far.
+    pub fn totals(&self) -> (u64, u64) {
+        (self.count.load(Ordering::Relaxed), self.total_us.load(Ordering::Relaxed))
+    }
+
+    /// The largest duration in µs since the previous call, which starts a new period.
+    pub fn take_max(&self) -> u64 {
+        self.max_us.swap(0, Ordering::Relaxed)
+    }
+}
+
 /// Everything the gateway counts.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -69,6 +97,14 @@ pub struct Metrics {
     pub published: Counter,
     /// Messages not delivered to a socket because its send buffer was full or it was closing.
     pub deliveries_dropped: Counter,
+    /// Connections turned away by a per-IP connection limit.
+    pub connections_throttled: Counter,
+    /// Client events relayed to rooms.
+    pub relayed: Counter,
+    /// Time to handle one client event, from receipt to answer.
+    pub event_handling: Latency,
+    /// Time to deliver one published event on this node, from acceptance to the last emit.
+    pub publish_delivery: Latency,
 }
 
 impl Metrics {
@@ -118,6 +154,13 @@ impl Metrics {
             "Messages dropped because a socket's send buffer was full or it was closing.",
             self.deliveries_dropped.get().to_string(),
         );
+        metric(
+            "connections_throttled_total",
+            "counter",
+            "Connections turned away by a per-IP connection limit.",
+            self.connections_throttled.get().to_string(),
+        );
+        metric("relayed_events_total", "counter", "Client events relayed to rooms.", self.relayed.get().to_string());
         out
     }
 }

@@ -1,6 +1,7 @@
 //! The actions of `on_connect` and of client events, run for one socket: join and leave rooms
-//! (with their access rules and the socket's tenant), emit, and reply. Also the template scope
-//! those actions render with, and room snapshots (`room.snapshot`).
+//! (with their access rules and the socket's tenant), emit, reply, and relay a client's event to
+//! the other members of its rooms. Also the template scope those actions render with, and room
+//! snapshots (`room.snapshot`).
 
 use std::{borrow::Cow, cell::OnceCell};
 
@@ -12,10 +13,15 @@ use crate::{
     auth::Identity,
     rooms::{self, RoomScope},
     spec::{
-        Action, EmitSpec, FamilyRef, RoomFamily, RoomId, RoomTarget,
-        template::{Root, Scope},
+        Action, EmitSpec, FamilyRef, RelaySpec, RoomFamily, RoomId, RoomTarget,
+        template::{Root, Scope, deep_merge},
     },
 };
+
+/// Longest event name a client may relay.
+const MAX_RELAY_EVENT_LEN: usize = 100;
+/// Most rooms one relay may name.
+const MAX_RELAY_ROOMS: usize = 20;
 
 /// A room a socket just joined: what `room.*` describes.
 struct JoinedRoom {
@@ -69,23 +75,81 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
                 Action::Emit(emit) => {
                     self.emit(emit);
                 }
-                Action::Reply(emit) => reply = Some(self.emit(emit)),
+                Action::Reply(r) => {
+                    let data = r.data.as_ref().and_then(|d| d.render(self)).unwrap_or(Value::Null);
+                    if let Some(event) = &r.event {
+                        self.send(&event.render_text(self), Some(&data));
+                    }
+                    reply = Some(data);
+                }
+                Action::Relay(relay) => self.relay(relay)?,
             }
         }
         Ok(reply)
     }
 
-    fn emit(&self, emit: &EmitSpec) -> Value {
-        let event = emit.event.render_text(self);
+    fn emit(&self, emit: &EmitSpec) {
         let data = emit.data.as_ref().and_then(|d| d.render(self));
-        let result = match &data {
-            Some(d) => self.socket.emit(&event, d),
-            None => self.socket.emit(&event, &()),
+        self.send(&emit.event.render_text(self), data.as_ref());
+    }
+
+    fn send(&self, event: &str, data: Option<&Value>) {
+        let result = match data {
+            Some(d) => self.socket.emit(event, d),
+            None => self.socket.emit(event, &()),
         };
         if let Err(e) = result {
             self.ns.shared.note_emit_failure(&e);
         }
-        data.unwrap_or(Value::Null)
+    }
+
+    /// Sends the client's event to the other members of the named rooms, which the socket must
+    /// be in, under a name the server itself never sends.
+    fn relay(&self, relay: &RelaySpec) -> Result<(), ClientError> {
+        let event = relay.event.render_text(self);
+        if event.is_empty() || event.len() > MAX_RELAY_EVENT_LEN {
+            return Err(ClientError::validation(format!(
+                "the event name must be 1 to {MAX_RELAY_EVENT_LEN} characters"
+            )));
+        }
+        if !self.ns.spec.relayable(&event, relay.deny.as_ref()) {
+            return Err(ClientError::permission(format!(
+                "`{}` cannot be sent by a client: the name is reserved or used by the server",
+                truncate(&event)
+            )));
+        }
+        let names: Vec<String> = match relay.rooms.render_value(self) {
+            Some(Value::String(name)) => vec![name],
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+                items.into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
+            }
+            _ => return Err(ClientError::validation("`rooms` must be a room name or a list of room names")),
+        };
+        if names.is_empty() || names.len() > MAX_RELAY_ROOMS {
+            return Err(ClientError::validation(format!("name 1 to {MAX_RELAY_ROOMS} rooms to send to")));
+        }
+        let current = self.socket.rooms();
+        let mut targets = Vec::with_capacity(names.len());
+        for name in &names {
+            let internal = self
+                .ns
+                .spec
+                .family_of(name)
+                .and_then(|(id, values)| self.internal_name(id, &values))
+                .filter(|internal| current.iter().any(|r| r == internal))
+                .ok_or_else(|| ClientError::permission(format!("join `{}` before sending to it", truncate(name))))?;
+            targets.push(internal);
+        }
+        targets.sort_unstable();
+        targets.dedup();
+        let mut data = Value::Null;
+        for part in relay.data.iter().filter_map(|t| t.render(self)) {
+            deep_merge(&mut data, part);
+        }
+        self.ns.shared.metrics.relayed.inc();
+        let op = self.socket.to(targets);
+        self.ns.broadcast_in_order(async move { op.emit(&event, &data).await });
+        Ok(())
     }
 
     /// Which family and parameter values a target means, rendered now.
@@ -117,11 +181,7 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
             }
             RoomTarget::Name(t) => {
                 let name = t.render_text(self);
-                spec.rooms
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, f)| !(self.from_client && f.server_only))
-                    .find_map(|(id, f)| f.pattern.parse_name(&name).map(|values| (id, values)))
+                spec.family_of(&name)
                     .ok_or_else(|| ClientError::validation(format!("`{}` is not a room name here", truncate(&name))))
             }
         }
@@ -149,11 +209,31 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
                 ClientError::validation(format!("room `{}` needs {}", family.name, missing.join(", ")))
             }
         })?;
-        let internal =
-            rooms::internal_name(family.scope, self.identity.tenant_id.as_deref(), &visible).ok_or_else(|| {
+        // A name belongs to the first family that parses it; a family's params must not spell a
+        // name of another family (whose access rules would then be bypassed).
+        if self.ns.spec.family_of(&visible).map(|(owner, _)| owner) != Some(id) {
+            return Err(ClientError::validation(format!(
+                "`{}` is not a `{}` room name",
+                truncate(&visible),
+                family.name
+            )));
+        }
+        let internal = self.internal_name(id, values).ok_or_else(|| {
+            if self.identity.is_authenticated() {
                 ClientError::permission(format!("room `{visible}` belongs to a tenant, and this connection has none"))
-            })?;
+            } else {
+                ClientError::permission(format!("anonymous connections cannot join `{visible}`: connect with a token"))
+            }
+        })?;
         Ok((visible, internal))
+    }
+
+    /// The adapter's name for a room of this socket's tenant (`None`: a tenant room, no tenant).
+    fn internal_name(&self, id: RoomId, values: &[Option<String>]) -> Option<String> {
+        let family = &self.ns.spec.rooms[id];
+        let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+        let visible = family.pattern.render(&refs)?;
+        rooms::internal_name(family.scope, self.identity.tenant_id.as_deref(), &visible)
     }
 
     fn join(&mut self, target: &RoomTarget, optional: bool) -> Result<(), ClientError> {
@@ -252,6 +332,17 @@ impl<A: Adapter> Scope for ActionCtx<'_, A> {
     fn computed(&self, root: Root, field: &str) -> Option<Value> {
         match (root, field) {
             (Root::Room, "snapshot") => self.snapshot(),
+            (Root::Socket, "rooms") => {
+                let mut visible: Vec<String> = self
+                    .socket
+                    .rooms()
+                    .iter()
+                    .filter_map(|r| rooms::split_internal(r).map(|(_, v)| v.to_string()))
+                    .collect();
+                visible.sort_unstable();
+                Some(json!(visible))
+            }
+            (Root::Gateway, "stats") => Some(self.ns.shared.gateway_stats()),
             _ => None,
         }
     }

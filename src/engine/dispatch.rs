@@ -34,7 +34,13 @@ impl<A: Adapter> NamespaceRuntime<A> {
         ack: AckSender<A>,
         wants_ack: bool,
     ) {
+        let started = std::time::Instant::now();
         self.shared.metrics.events_received.inc();
+        self.handle(socket, session, packet, ack, wants_ack);
+        self.shared.metrics.event_handling.record(started.elapsed());
+    }
+
+    fn handle(&self, socket: &SocketRef<A>, session: &Arc<Session>, packet: Value, ack: AckSender<A>, wants_ack: bool) {
         // Before any parsing, so a flood costs as little as possible.
         if let Err(wait) = self.flood_limiter.check(socket.id) {
             return self.refuse_limited(socket, session, None, ack, wants_ack, wait, "too many events: slow down");

@@ -1,23 +1,29 @@
-//! Rate limits on client events: one keyed limiter per limited event (and one for all events
-//! together), keyed by socket id, so a socket costs nothing until it sends something limited.
+//! Rate limits: one keyed limiter per limited client event (and one for all events together),
+//! keyed by socket id, so a socket costs nothing until it sends something limited; and the
+//! per-IP connection throttle, keyed by client address.
 //!
 //! The limiters are GCRA (governor): `max` per `per` with a burst of `max`, refilling smoothly
 //! rather than resetting at window edges. Keys of sockets that went quiet are dropped every
 //! `WS_CLEANUP_INTERVAL`.
 
-use std::{num::NonZeroU32, time::Duration};
+use std::{hash::Hash, net::IpAddr, num::NonZeroU32, time::Duration};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use socketioxide::socket::Sid;
 
 use crate::spec::RateLimit;
 
-/// A per-socket limiter for one event (or for all events).
-pub struct SocketLimiter {
-    limiter: DefaultKeyedRateLimiter<Sid>,
+/// A limiter per key: per socket for one event (or for all events), or per client IP.
+pub struct KeyedLimiter<K: Hash + Eq + Clone> {
+    limiter: DefaultKeyedRateLimiter<K>,
 }
 
-impl SocketLimiter {
+/// Client events, per socket.
+pub type SocketLimiter = KeyedLimiter<Sid>;
+/// Connections, per client IP.
+pub type IpLimiter = KeyedLimiter<IpAddr>;
+
+impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
     /// `limit.max` requests per `limit.per`.
     pub fn new(limit: RateLimit) -> Self {
         let max = NonZeroU32::new(limit.max.max(1)).expect("at least 1");
@@ -26,9 +32,9 @@ impl SocketLimiter {
         Self { limiter: RateLimiter::keyed(quota) }
     }
 
-    /// Takes one request for `sid`; on refusal, how long until one would pass.
-    pub fn check(&self, sid: Sid) -> Result<(), Duration> {
-        self.limiter.check_key(&sid).map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
+    /// Takes one request for `key`; on refusal, how long until one would pass.
+    pub fn check(&self, key: K) -> Result<(), Duration> {
+        self.limiter.check_key(&key).map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
     }
 
     /// Forgets sockets whose budget is full again (they are indistinguishable from new ones).

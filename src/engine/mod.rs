@@ -3,7 +3,10 @@
 //! - `namespace`: admission (tokens) and the socketioxide handlers of one spec;
 //! - `dispatch`: a client event from packet to answer (limits, schema, actions, errors);
 //! - `actions`: joining and leaving rooms under access rules, emitting, replying;
-//! - `publish`: checking a batch of published events and fanning one out by rooms;
+//! - `publish`: checking a batch of published events and fanning one out by rooms, with or
+//!   without waiting for the clients' acks (notifications);
+//! - `api`: the HTTP API's other operations on sockets: raw emits and statistics;
+//! - `perf`: the live performance figures of `{gateway.stats}`;
 //! - `state`: last-known state built from published events;
 //! - `timers`, `expiry`, `limits`, `session`, `errors`, `clock`: what their names say.
 //!
@@ -12,12 +15,14 @@
 //! namespace does comes from its spec.
 
 mod actions;
+mod api;
 mod clock;
 mod dispatch;
 pub mod errors;
 mod expiry;
 mod limits;
 mod namespace;
+mod perf;
 mod publish;
 mod session;
 mod state;
@@ -25,6 +30,7 @@ mod timers;
 
 use std::{sync::Arc, time::Duration};
 
+use serde_json::{Value, json};
 use socketioxide::{
     BroadcastError, SendError, SocketError, SocketIo,
     adapter::{Adapter, LocalAdapter},
@@ -32,12 +38,14 @@ use socketioxide::{
 use socketioxide_core::adapter::DefinedAdapter;
 use tokio::task::JoinHandle;
 
-pub use publish::PublishedEvent;
+pub use api::{EmitRequest, RoomQuery};
+pub use publish::{AckReport, PublishedEvent};
 
 use crate::{
     auth::{TokenVerifier, now_secs},
+    client_ip::TrustedProxies,
     config::LimitsConfig,
-    metrics::Metrics,
+    metrics::{Gauge, Metrics},
     spec::{NamespaceSpec, TimerInterval},
 };
 use expiry::ExpiryQueue;
@@ -53,9 +61,28 @@ pub(crate) struct Shared {
     pub expiry: ExpiryQueue,
     /// Counters, also read by `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Connected sockets per namespace, by namespace index, with the namespace's path.
+    pub ns_connections: Vec<(String, Gauge)>,
+    /// Rates and latencies for `{gateway.stats}`.
+    pub perf: perf::PerfSampler,
+    /// Where connections come from, for per-IP limits.
+    pub trusted_proxies: TrustedProxies,
+    /// The cookie tokens are read from, in namespaces that allow it.
+    pub auth_cookie_name: String,
+    /// Origins a cookie-authenticated handshake may come from (the CORS origins).
+    pub allowed_origins: Vec<String>,
 }
 
 impl Shared {
+    /// `{gateway.stats}`: connections per namespace, message rates and latencies since the last
+    /// reading, process CPU and memory.
+    pub fn gateway_stats(&self) -> Value {
+        let by_namespace: serde_json::Map<String, Value> =
+            self.ns_connections.iter().map(|(path, g)| (path.clone(), json!(g.get().max(0)))).collect();
+        let connections = json!({ "total": self.metrics.connections.get().max(0), "byNamespace": by_namespace });
+        self.perf.sample(&self.metrics, connections)
+    }
+
     /// Counts and logs an emit to one socket that failed (buffer full, socket closing).
     pub fn note_emit_failure(&self, error: &SendError) {
         self.metrics.deliveries_dropped.inc();
@@ -88,6 +115,12 @@ pub struct EngineSettings {
     pub metrics_interval: Duration,
     /// How often rate-limiter entries of quiet sockets are dropped.
     pub cleanup_interval: Duration,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
+    /// The cookie tokens are read from, in namespaces that allow it.
+    pub auth_cookie_name: String,
+    /// Origins a cookie-authenticated handshake may come from.
+    pub allowed_origins: Vec<String>,
 }
 
 /// The running namespaces. Cheap to clone.
@@ -112,8 +145,17 @@ impl<A: Adapter> Engine<A> {
         settings: EngineSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let shared =
-            Arc::new(Shared { verifier, limits: settings.limits.clone(), expiry: ExpiryQueue::default(), metrics });
+        let shared = Arc::new(Shared {
+            verifier,
+            limits: settings.limits.clone(),
+            expiry: ExpiryQueue::default(),
+            perf: perf::PerfSampler::new(&metrics),
+            metrics,
+            ns_connections: specs.iter().map(|s| (s.path.clone(), Gauge::default())).collect(),
+            trusted_proxies: settings.trusted_proxies.clone(),
+            auth_cookie_name: settings.auth_cookie_name.clone(),
+            allowed_origins: settings.allowed_origins.clone(),
+        });
         let namespaces = specs
             .into_iter()
             .enumerate()
@@ -164,9 +206,28 @@ impl<A: Adapter> Engine<A> {
 
     /// Applies one (checked) event on this node: state, then emits to local sockets.
     pub async fn deliver(&self, event: &PublishedEvent) {
+        let started = std::time::Instant::now();
         for ns in self.namespaces.iter().filter(|ns| ns.accepts(event)) {
             ns.deliver(event).await;
         }
+        self.shared.metrics.publish_delivery.record(started.elapsed());
+    }
+
+    /// Checks one event and delivers it, waiting up to `timeout` for every reached socket to
+    /// acknowledge it (the client calls the event's callback). Counts over every namespace that
+    /// routes the event.
+    pub async fn deliver_with_acks(&self, event: PublishedEvent, timeout: Duration) -> Result<AckReport, String> {
+        self.check(std::slice::from_ref(&event))?;
+        let mut report = AckReport::default();
+        for ns in self.namespaces.iter().filter(|ns| ns.accepts(&event)) {
+            report += ns.deliver_with_acks(&event, timeout).await;
+        }
+        self.shared.metrics.events_accepted.inc();
+        Ok(report)
+    }
+
+    fn namespace(&self, path: &str) -> Option<&Arc<NamespaceRuntime<A>>> {
+        self.namespaces.iter().find(|ns| ns.spec.path == path)
     }
 
     /// Starts the background work: timers, rate-limiter cleanup and the token-expiry sweep.

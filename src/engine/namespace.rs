@@ -13,13 +13,17 @@ use std::{
     collections::HashMap,
     fmt,
     future::Future,
+    net::SocketAddr,
     pin::Pin,
     sync::{Arc, Mutex},
+    task::{Context, Poll, Waker},
 };
+
+use axum::extract::ConnectInfo;
 
 use serde_json::Value as Json;
 use socketioxide::{
-    SocketIo,
+    BroadcastError, SocketIo,
     adapter::Adapter,
     extract::{AckSender, SocketRef},
     handler::{ConnectHandler, DisconnectHandler, FromMessageParts, MessageHandler, Value},
@@ -29,13 +33,13 @@ use socketioxide::{
 use super::{
     Shared,
     actions::ActionCtx,
-    errors::ClientError,
-    limits::SocketLimiter,
+    errors::{ClientError, ErrorKind},
+    limits::{IpLimiter, SocketLimiter},
     session::{Refusal, Session},
     state::Stores,
 };
 use crate::{
-    auth::{Identity, TokenError, handshake_token},
+    auth::{Identity, TokenError, TokenSource, handshake_token},
     spec::{NamespaceSpec, RateLimit},
 };
 
@@ -54,6 +58,8 @@ pub struct NamespaceRuntime<A: Adapter> {
     pub(super) flood_limiter: SocketLimiter,
     /// Token refreshes, which cost a signature check each.
     pub(super) refresh_limiter: SocketLimiter,
+    /// New connections per client IP, when the spec limits them.
+    pub(super) connect_limiter: Option<IpLimiter>,
     /// Events published per tenant, for `tenant.stats`.
     pub(super) tenant_events: Mutex<HashMap<String, u64>>,
 }
@@ -77,6 +83,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         });
         let refresh_limiter = SocketLimiter::new(RateLimit { max: 10, per: std::time::Duration::from_secs(60) });
         let stores = Stores::new(&spec.stores);
+        let connect_limiter = spec.auth.connections_per_ip.map(IpLimiter::new);
         Self {
             spec,
             index,
@@ -86,6 +93,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             event_limiters,
             flood_limiter,
             refresh_limiter,
+            connect_limiter,
             tenant_events: Mutex::new(HashMap::new()),
         }
     }
@@ -102,6 +110,61 @@ impl<A: Adapter> NamespaceRuntime<A> {
         }
         self.flood_limiter.cleanup();
         self.refresh_limiter.cleanup();
+        if let Some(l) = &self.connect_limiter {
+            l.cleanup();
+        }
+    }
+
+    /// Runs a broadcast started on a socket's receive path so that one socket's broadcasts keep
+    /// its order: it is polled right away, and only what cannot finish at once (a remote
+    /// adapter's network send) continues in a task.
+    pub(super) fn broadcast_in_order(
+        &self,
+        broadcast: impl Future<Output = Result<(), BroadcastError>> + Send + 'static,
+    ) {
+        let mut broadcast = Box::pin(broadcast);
+        match broadcast.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => self.shared.note_broadcast_failure(&self.spec.path, &e),
+            Poll::Pending => {
+                let shared = self.shared.clone();
+                let path = self.spec.path.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = broadcast.await {
+                        shared.note_broadcast_failure(&path, &e);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Whether a new connection from this client address is over the spec's per-IP limit.
+    fn over_connection_limit(&self, parts: &http::request::Parts) -> bool {
+        let Some(limiter) = &self.connect_limiter else { return false };
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else { return false };
+        let ip = self.shared.trusted_proxies.client_ip(peer.ip(), &parts.headers);
+        limiter.check(ip).is_err()
+    }
+
+    /// The handshake's token, if any, and whether a cookie token came from an allowed origin.
+    fn find_token(&self, auth: Option<&Json>, parts: &http::request::Parts) -> Result<Option<String>, TokenError> {
+        let cookie = self.spec.auth.cookie.then_some(self.shared.auth_cookie_name.as_str());
+        match handshake_token(auth, parts, cookie) {
+            None => Ok(None),
+            Some((token, TokenSource::Explicit)) => Ok(Some(token)),
+            Some((token, TokenSource::Cookie)) => {
+                // A browser sends cookies with any page's request to this host: a cookie counts
+                // only from our own origins (or from clients that send no Origin, which are not
+                // browsers).
+                let origin = parts.headers.get(http::header::ORIGIN).and_then(|o| o.to_str().ok());
+                match origin {
+                    Some(o) if !self.shared.allowed_origins.iter().any(|allowed| allowed == o) => {
+                        Err(TokenError::ForeignOrigin)
+                    }
+                    _ => Ok(Some(token)),
+                }
+            }
+        }
     }
 
     /// Decides who the connecting socket is, before CONNECT is sent.
@@ -109,10 +172,17 @@ impl<A: Adapter> NamespaceRuntime<A> {
         let auth_json: Option<Json> =
             auth.as_ref().and_then(|v| v.as_str()).and_then(|s| serde_json::from_str(s.as_str()).ok());
         let policy = &self.spec.auth;
-        let outcome = match handshake_token(auth_json.as_ref(), s.req_parts()) {
-            None if !policy.required => Ok(Identity::anonymous()),
-            None => Err(TokenError::Missing),
-            Some(token) => self.shared.verifier.verify(&token),
+        if self.over_connection_limit(s.req_parts()) {
+            self.shared.metrics.connections_throttled.inc();
+            tracing::info!(ns = %self.spec.path, sid = %s.id, "connection refused: too many from this address");
+            s.extensions.insert(Refusal { message: "Too many connections".into(), kind: ErrorKind::RateLimit });
+            return;
+        }
+        let outcome = match self.find_token(auth_json.as_ref(), s.req_parts()) {
+            Err(e) => Err(e),
+            Ok(None) if !policy.required => Ok(Identity::anonymous()),
+            Ok(None) => Err(TokenError::Missing),
+            Ok(Some(token)) => self.shared.verifier.verify(&token),
         };
         let outcome = outcome.and_then(|id| {
             if policy.require_tenant && id.is_authenticated() && id.tenant_id.is_none() {
@@ -125,7 +195,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             Err(e) => {
                 self.shared.metrics.auth_refused.inc();
                 tracing::info!(ns = %self.spec.path, sid = %s.id, reason = %e, "connection refused");
-                s.extensions.insert(Refusal { message: e.to_string() });
+                s.extensions.insert(Refusal { message: e.to_string(), kind: ErrorKind::Auth });
             }
             Ok(identity) => {
                 let expires_at = identity.expires_at;
@@ -143,7 +213,8 @@ impl<A: Adapter> NamespaceRuntime<A> {
     /// Runs after CONNECT was sent: turns a refused socket away, or runs `on_connect`.
     fn on_connected(&self, s: SocketRef<A>) {
         if let Some(refusal) = s.extensions.get::<Refusal>() {
-            let payload = ClientError::auth(refusal.message).payload(None);
+            let payload =
+                ClientError { kind: refusal.kind, message: refusal.message, retry_after_ms: None }.payload(None);
             if let Err(e) = s.emit("error", &payload) {
                 tracing::debug!(sid = %s.id, error = %e, "could not send the auth error");
             }
@@ -154,6 +225,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         }
         let Some(session) = s.extensions.get::<Arc<Session>>() else { return };
         self.shared.metrics.connections.inc();
+        self.shared.ns_connections[self.index].1.inc();
         let identity = session.identity();
         tracing::debug!(ns = %self.spec.path, sid = %s.id, user = ?identity.user_id, tenant = ?identity.tenant_id, "connected");
         let mut ctx = ActionCtx::new(self, &s, &identity, None);
@@ -240,6 +312,7 @@ impl<A: Adapter> DisconnectHandler<A, SpecHandler> for DisconnectFlow<A> {
     fn call_with_defer(&self, s: Arc<Socket<A>>, reason: DisconnectReason, defer: fn(Arc<Socket<A>>)) {
         if let Some(session) = s.extensions.get::<Arc<Session>>() {
             self.ns.shared.metrics.connections.dec();
+            self.ns.shared.ns_connections[self.ns.index].1.dec();
             if let Some(exp) = session.identity().expires_at {
                 self.ns.shared.expiry.cancel(exp, self.ns.index, s.id);
             }

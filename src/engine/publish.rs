@@ -6,15 +6,19 @@
 //! then the first matching route renders its event once and emits it to the union of its rooms
 //! (each socket once, however many of the rooms it is in).
 
-use std::borrow::Cow;
+use std::{borrow::Cow, time::Duration};
 
+use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use socketioxide::adapter::Adapter;
 
 use super::{clock::iso_now, namespace::NamespaceRuntime};
 use crate::{
     rooms::{self, RoomScope},
-    spec::template::{Root, Scope},
+    spec::{
+        RESERVED_EVENTS,
+        template::{Root, Scope},
+    },
 };
 
 /// Longest accepted event type.
@@ -114,6 +118,12 @@ impl<A: Adapter> NamespaceRuntime<A> {
                 return Err(format!("{at}.data.{field} is required for `{}` events", event.event_type()));
             }
         }
+        if route.emit.event.as_literal().is_none() {
+            let name = route.emit.event.render_text(&EventScope { event, now: String::new() });
+            if name.is_empty() || RESERVED_EVENTS.contains(&name.as_str()) {
+                return Err(format!("{at}.type: `{name}` cannot be emitted to clients (it is reserved by Socket.IO)"));
+            }
+        }
         let needs_tenant = route.targets.iter().any(|t| self.spec.rooms[t.room].scope == RoomScope::Tenant);
         if needs_tenant && event.tenant_id().is_none() {
             return Err(format!(
@@ -127,6 +137,45 @@ impl<A: Adapter> NamespaceRuntime<A> {
 
     /// Updates state and emits the event to its rooms on this node.
     pub(super) async fn deliver(&self, event: &PublishedEvent) {
+        let Some(delivery) = self.prepare(event) else { return };
+        let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
+        let op = op.to(delivery.rooms);
+        let result = match &delivery.data {
+            Some(d) => op.emit(&delivery.event, d).await,
+            None => op.emit(&delivery.event, &()).await,
+        };
+        self.shared.metrics.published.inc();
+        if let Err(e) = result {
+            self.shared.note_broadcast_failure(&self.spec.path, &e);
+        }
+    }
+
+    /// Like [`Self::deliver`], then waits up to `timeout` for each reached socket's ack.
+    pub(super) async fn deliver_with_acks(&self, event: &PublishedEvent, timeout: Duration) -> AckReport {
+        let Some(delivery) = self.prepare(event) else { return AckReport::default() };
+        let Some(op) = self.io.of(self.spec.path.as_str()) else { return AckReport::default() };
+        let data = delivery.data.unwrap_or(Value::Null);
+        self.shared.metrics.published.inc();
+        let stream =
+            match op.to(delivery.rooms).timeout(timeout).emit_with_ack::<_, Value>(&delivery.event, &data).await {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::error!(ns = %self.spec.path, error = %e, "broadcast with acks failed");
+                    return AckReport::default();
+                }
+            };
+        stream
+            .fold(AckReport::default(), |mut report, (_, ack)| async move {
+                report.sockets += 1;
+                report.acknowledged += usize::from(ack.is_ok());
+                report
+            })
+            .await
+    }
+
+    /// Applies the event to state and counters, and renders what its route sends where (`None`
+    /// when no route takes it or it reaches no room).
+    fn prepare(&self, event: &PublishedEvent) -> Option<Delivery> {
         let scope = EventScope { event, now: iso_now() };
         let tenant = event.tenant_id();
         self.stores.apply(&self.spec.stores, event.event_type(), tenant.unwrap_or_default(), &scope);
@@ -134,9 +183,9 @@ impl<A: Adapter> NamespaceRuntime<A> {
             let mut counts = self.tenant_events.lock().unwrap_or_else(|e| e.into_inner());
             *counts.entry(t.to_string()).or_default() += 1;
         }
-        let Some(route) = self.spec.routes.iter().find(|r| r.types.matches(event.event_type())) else { return };
+        let route = self.spec.routes.iter().find(|r| r.types.matches(event.event_type()))?;
 
-        let mut targets: Vec<String> = Vec::new();
+        let mut rooms: Vec<String> = Vec::new();
         for target in &route.targets {
             let family = &self.spec.rooms[target.room];
             let values: Vec<Option<String>> =
@@ -144,26 +193,41 @@ impl<A: Adapter> NamespaceRuntime<A> {
             let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
             for visible in family.pattern.fanout(&refs, target.exact) {
                 if let Some(internal) = rooms::internal_name(family.scope, tenant, &visible) {
-                    targets.push(internal);
+                    rooms.push(internal);
                 }
             }
         }
-        targets.sort_unstable();
-        targets.dedup();
-        if targets.is_empty() {
-            return;
+        rooms.sort_unstable();
+        rooms.dedup();
+        if rooms.is_empty() {
+            return None;
         }
-        let name = route.emit.event.render_text(&scope);
+        let event_name = route.emit.event.render_text(&scope);
         let data = route.emit.data.as_ref().and_then(|d| d.render(&scope));
-        let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
-        let op = op.to(targets);
-        let result = match &data {
-            Some(d) => op.emit(&name, d).await,
-            None => op.emit(&name, &()).await,
-        };
-        self.shared.metrics.published.inc();
-        if let Err(e) = result {
-            self.shared.note_broadcast_failure(&self.spec.path, &e);
-        }
+        Some(Delivery { rooms, event: event_name, data })
+    }
+}
+
+/// What one published event sends on one namespace.
+struct Delivery {
+    /// Internal room names.
+    rooms: Vec<String>,
+    event: String,
+    data: Option<Value>,
+}
+
+/// How many sockets an event reached, and how many acknowledged it in time.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AckReport {
+    /// Sockets the event was sent to.
+    pub sockets: usize,
+    /// Sockets that called the event's callback before the timeout.
+    pub acknowledged: usize,
+}
+
+impl std::ops::AddAssign for AckReport {
+    fn add_assign(&mut self, other: Self) {
+        self.sockets += other.sockets;
+        self.acknowledged += other.acknowledged;
     }
 }

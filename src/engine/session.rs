@@ -26,6 +26,8 @@ pub struct Session {
 pub struct Refusal {
     /// The `error` message.
     pub message: String,
+    /// The `error` type: `auth`, or `rate_limit` for the per-IP connection limit.
+    pub kind: super::errors::ErrorKind,
 }
 
 impl Session {

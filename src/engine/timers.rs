@@ -60,6 +60,7 @@ impl<A: Adapter> Scope for TimerScope<'_, A> {
                     "eventsPublished": events,
                 }))
             }
+            (Root::Gateway, "stats") => Some(self.ns.shared.gateway_stats()),
             _ => None,
         }
     }

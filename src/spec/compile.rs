@@ -6,10 +6,10 @@ use serde_saphyr::{Location, Spanned};
 
 use super::{
     AccessRule, Action, AuthPolicy, DEFAULT_REFRESH_EVENT, EmitSpec, EventSpec, FamilyRef, NamespaceSpec,
-    RESERVED_EVENTS, RoomFamily, RoomTarget, Route, RouteTarget, SnapshotSpec, StoreKind, StoreOp, StoreRule,
-    StoreSpec, TimerInterval, TimerSpec, TypeMatcher,
+    RESERVED_EVENTS, RelaySpec, ReplySpec, RoomFamily, RoomTarget, Route, RouteTarget, SnapshotSpec, StoreKind,
+    StoreOp, StoreRule, StoreSpec, TimerInterval, TimerSpec, TypeMatcher,
     load::SpecError,
-    raw::{RawAction, RawEmit, RawRoomTarget, RawScope, RawSpec},
+    raw::{RawAction, RawEmit, RawRelay, RawRoomTarget, RawScope, RawSpec},
     schema::PayloadSchema,
     template::{Expr, Path, Root, Segment, StrTemplate, ValueTemplate},
 };
@@ -34,12 +34,12 @@ impl Ctx {
     fn allows(self, root: Root) -> bool {
         use Root::*;
         match self {
-            Ctx::OnConnect => matches!(root, Socket | User | Room | State | Now),
-            Ctx::ClientEvent => matches!(root, Socket | User | Payload | Room | State | Now),
+            Ctx::OnConnect => matches!(root, Socket | User | Room | State | Now | Gateway),
+            Ctx::ClientEvent => matches!(root, Socket | User | Payload | Room | State | Now | Gateway),
             Ctx::Access => matches!(root, Socket | User),
             Ctx::Snapshot => matches!(root, Room | Entry | Now),
             Ctx::StoreRule | Ctx::Route => matches!(root, Event | Data | Now),
-            Ctx::Timer => matches!(root, Tenant | State | Now),
+            Ctx::Timer => matches!(root, Tenant | State | Now | Gateway),
         }
     }
 
@@ -61,6 +61,8 @@ struct Checker<'a> {
     errors: Vec<SpecError>,
     store_names: Vec<String>,
     room_names: Vec<String>,
+    /// Literal names of the events the spec sends, collected as emits are checked.
+    server_events: Vec<String>,
 }
 
 impl Checker<'_> {
@@ -130,18 +132,71 @@ impl Checker<'_> {
     }
 
     fn emit(&mut self, raw: &RawEmit, ctx: Ctx, room_set: bool, at: Location) -> Option<EmitSpec> {
-        let event = self.str_template(&raw.event, ctx, room_set, at, "event")?;
-        if let Some(name) = event.as_literal()
-            && RESERVED_EVENTS.contains(&name)
-            && name != "error"
-        {
-            self.error(at, format!("`{name}` is reserved by Socket.IO and cannot be emitted"));
-        }
+        let Some(event) = &raw.event else {
+            self.error(at, "an emit needs an `event` name");
+            return None;
+        };
+        let event = self.event_name(event, ctx, room_set, at)?;
         let data = match &raw.data {
             Some(v) => Some(self.value_template(v, ctx, room_set, at, "data")?),
             None => None,
         };
         Some(EmitSpec { event, data })
+    }
+
+    /// An event name the server sends: checked against the reserved names and remembered, so
+    /// relays cannot use it.
+    fn event_name(&mut self, text: &str, ctx: Ctx, room_set: bool, at: Location) -> Option<StrTemplate> {
+        let event = self.str_template(text, ctx, room_set, at, "event")?;
+        if let Some(name) = event.as_literal() {
+            if RESERVED_EVENTS.contains(&name) && name != "error" {
+                self.error(at, format!("`{name}` is reserved by Socket.IO and cannot be emitted"));
+            }
+            if !self.server_events.iter().any(|e| e == name) {
+                self.server_events.push(name.to_string());
+            }
+        }
+        Some(event)
+    }
+
+    fn reply(&mut self, raw: &RawEmit, ctx: Ctx, room_set: bool, at: Location) -> Option<ReplySpec> {
+        let event = match &raw.event {
+            Some(e) => Some(self.event_name(e, ctx, room_set, at)?),
+            None => None,
+        };
+        let data = match &raw.data {
+            Some(v) => Some(self.value_template(v, ctx, room_set, at, "data")?),
+            None => None,
+        };
+        Some(ReplySpec { event, data })
+    }
+
+    fn relay(&mut self, raw: &RawRelay, ctx: Ctx, room_set: bool, at: Location) -> Option<RelaySpec> {
+        if ctx != Ctx::ClientEvent {
+            self.error(at, "`relay` sends a client's event on; it belongs in a client event's `do`");
+            return None;
+        }
+        let event = self.str_template(&raw.event, ctx, room_set, at, "event")?;
+        let rooms = self.str_template(&raw.rooms, ctx, room_set, at, "rooms")?;
+        let data = match &raw.data {
+            None => Vec::new(),
+            Some(Value::Array(parts)) => {
+                parts.iter().filter_map(|v| self.value_template(v, ctx, room_set, at, "data")).collect()
+            }
+            Some(one) => self.value_template(one, ctx, room_set, at, "data").into_iter().collect(),
+        };
+        let deny = if raw.deny.is_empty() {
+            None
+        } else {
+            match TypeMatcher::parse(&raw.deny) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    self.error(at, format!("deny: {e}"));
+                    None
+                }
+            }
+        };
+        Some(RelaySpec { event, rooms, data, deny })
     }
 
     fn room_target(
@@ -246,8 +301,9 @@ impl Checker<'_> {
                         self.error(at, "only one `reply` per event: it is also the ack");
                     }
                     replied = true;
-                    self.emit(e, ctx, room_set, at).map(Action::Reply)
+                    self.reply(e, ctx, room_set, at).map(Action::Reply)
                 }
+                RawAction::Relay(r) => self.relay(r, ctx, room_set, at).map(Action::Relay),
             };
             out.extend(compiled);
         }
@@ -316,6 +372,7 @@ pub fn compile(raw: RawSpec, file: &str) -> Result<NamespaceSpec, Vec<SpecError>
         errors: Vec::new(),
         store_names: raw.state.keys().cloned().collect(),
         room_names: raw.rooms.keys().cloned().collect(),
+        server_events: Vec::new(),
     };
 
     let path = raw.namespace.value.clone();
@@ -332,9 +389,26 @@ pub fn compile(raw: RawSpec, file: &str) -> Result<NamespaceSpec, Vec<SpecError>
             if RESERVED_EVENTS.contains(&refresh_event.as_str()) || refresh_event.is_empty() {
                 c.error(a.referenced, format!("refresh_event `{refresh_event}` is reserved"));
             }
-            AuthPolicy { required: a.value.required, require_tenant: a.value.require_tenant, refresh_event }
+            if let Some(limit) = a.value.connections_per_ip
+                && (limit.max == 0 || limit.per.is_zero())
+            {
+                c.error(a.referenced, "connections_per_ip needs max >= 1 and a non-zero `per`");
+            }
+            AuthPolicy {
+                required: a.value.required,
+                require_tenant: a.value.require_tenant,
+                refresh_event,
+                cookie: a.value.cookie,
+                connections_per_ip: a.value.connections_per_ip,
+            }
         }
-        None => AuthPolicy { required: true, require_tenant: false, refresh_event: DEFAULT_REFRESH_EVENT.to_string() },
+        None => AuthPolicy {
+            required: true,
+            require_tenant: false,
+            refresh_event: DEFAULT_REFRESH_EVENT.to_string(),
+            cookie: false,
+            connections_per_ip: None,
+        },
     };
 
     // Stores first: snapshots and templates refer to them.
@@ -603,7 +677,19 @@ pub fn compile(raw: RawSpec, file: &str) -> Result<NamespaceSpec, Vec<SpecError>
     }
 
     if c.errors.is_empty() {
-        Ok(NamespaceSpec { path, file: file.to_string(), auth, rooms, on_connect, events, stores, routes, timers })
+        let server_events = c.server_events;
+        Ok(NamespaceSpec {
+            path,
+            file: file.to_string(),
+            auth,
+            rooms,
+            on_connect,
+            events,
+            stores,
+            routes,
+            timers,
+            server_events,
+        })
     } else {
         Err(c.errors)
     }

@@ -50,12 +50,33 @@ pub struct NamespaceSpec {
     pub routes: Vec<Route>,
     /// Periodic emits.
     pub timers: Vec<TimerSpec>,
+    /// Event names this spec itself sends (literal names of emits, replies, routes and timers):
+    /// a relay may not use them, so a client cannot impersonate the server.
+    pub server_events: Vec<String>,
 }
 
 impl NamespaceSpec {
     /// The room family called `name`.
     pub fn room_id(&self, name: &str) -> Option<RoomId> {
         self.rooms.iter().position(|r| r.name == name)
+    }
+
+    /// The family a visible room name belongs to: the first, in file order, whose pattern parses
+    /// it, so every name has exactly one family (and one set of access rules).
+    pub fn family_of(&self, visible: &str) -> Option<(RoomId, Vec<Option<String>>)> {
+        self.rooms.iter().enumerate().find_map(|(id, f)| f.pattern.parse_name(visible).map(|values| (id, values)))
+    }
+
+    /// Whether a client may relay an event under this name.
+    pub fn relayable(&self, event: &str, deny: Option<&TypeMatcher>) -> bool {
+        !(event.is_empty()
+            || RESERVED_EVENTS.contains(&event)
+            || event == self.auth.refresh_event
+            || event == "auth:refreshed"
+            || self.server_events.iter().any(|e| e == event)
+            // Routes that emit published events under their own type (`{event.type}`).
+            || self.routes.iter().any(|r| r.emit.event.as_literal().is_none() && r.types.matches(event))
+            || deny.is_some_and(|d| d.matches(event)))
     }
 
     /// The store called `name`.
@@ -83,6 +104,11 @@ pub struct AuthPolicy {
     pub require_tenant: bool,
     /// The client event that replaces the socket's token.
     pub refresh_event: String,
+    /// Also accept a token from the configured cookie (`AUTH_COOKIE_NAME`), after the other
+    /// sources; only from allowed origins.
+    pub cookie: bool,
+    /// Connections per client IP per window; the excess is turned away.
+    pub connections_per_ip: Option<RateLimit>,
 }
 
 /// Index of a room family in [`NamespaceSpec::rooms`].
@@ -148,8 +174,34 @@ pub enum Action {
     },
     /// Emit an event to this socket.
     Emit(EmitSpec),
-    /// Emit an event to this socket and answer the client's ack with the same data.
-    Reply(EmitSpec),
+    /// Emit an event to this socket (unless `event` is unset) and answer the client's ack with
+    /// the data.
+    Reply(ReplySpec),
+    /// Send a client-chosen event to rooms the socket is in, except to itself.
+    Relay(RelaySpec),
+}
+
+/// What a client event answers: the ack, and optionally an event with the same data.
+#[derive(Debug)]
+pub struct ReplySpec {
+    /// The event also emitted; `None` answers the ack only.
+    pub event: Option<StrTemplate>,
+    /// The data.
+    pub data: Option<ValueTemplate>,
+}
+
+/// A relay of a client's event to other members of rooms it is in.
+#[derive(Debug)]
+pub struct RelaySpec {
+    /// The event name (usually from the payload).
+    pub event: StrTemplate,
+    /// The visible room names: a string or an array of strings.
+    pub rooms: StrTemplate,
+    /// The data, merged in order from the rendered objects (so the gateway's own fields, such as
+    /// the sender, can be laid over the client's).
+    pub data: Vec<ValueTemplate>,
+    /// Event names that may not be relayed, besides the reserved ones and those this spec emits.
+    pub deny: Option<TypeMatcher>,
 }
 
 /// Which room an action means.

@@ -38,6 +38,9 @@ pub struct RawAuth {
     #[serde(default)]
     pub require_tenant: bool,
     pub refresh_event: Option<String>,
+    #[serde(default)]
+    pub cookie: bool,
+    pub connections_per_ip: Option<RateLimit>,
 }
 
 fn yes() -> bool {
@@ -93,6 +96,7 @@ pub enum RawAction {
     Leave(RawRoomTarget),
     Emit(RawEmit),
     Reply(RawEmit),
+    Relay(RawRelay),
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,8 +113,18 @@ pub struct RawRoomTarget {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEmit {
-    pub event: String,
+    pub event: Option<String>,
     pub data: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRelay {
+    pub event: String,
+    pub rooms: String,
+    pub data: Option<Value>,
+    #[serde(default)]
+    pub deny: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -38,10 +38,12 @@ pub enum Root {
     Tenant,
     /// A stored entry, while matching a snapshot filter.
     Entry,
+    /// The gateway process: `gateway.stats` (connections, message rates, latencies, CPU, memory).
+    Gateway,
 }
 
 impl Root {
-    const ALL: [Root; 10] = [
+    const ALL: [Root; 11] = [
         Root::Socket,
         Root::User,
         Root::Payload,
@@ -52,6 +54,7 @@ impl Root {
         Root::Now,
         Root::Tenant,
         Root::Entry,
+        Root::Gateway,
     ];
 
     /// The name used in templates.
@@ -67,6 +70,7 @@ impl Root {
             Root::Now => "now",
             Root::Tenant => "tenant",
             Root::Entry => "entry",
+            Root::Gateway => "gateway",
         }
     }
 

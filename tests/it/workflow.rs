@@ -176,7 +176,7 @@ async fn unsubscribe_stops_updates_and_is_idempotent() {
     assert_eq!(c.wait_for("update").await["type"], "metrics.updated", "the execution event did not come first");
 
     let err = c.emit_with_ack("unsubscribe", json!({ "subscriptionKey": "tenant" })).await;
-    assert_eq!(err["error"]["type"], "validation", "server-managed rooms are not subscriptions: {err}");
+    assert_eq!(err["error"]["type"], "permission", "server-managed rooms are not the client's to leave: {err}");
 }
 
 #[tokio::test]

@@ -195,12 +195,13 @@ export const TRANSPORTS = [
 ];
 
 /**
- * A socket.io-client socket on `/workflow` that records everything it receives (`socket.inbox`),
- * so no event can slip by between two awaits. `connect`, `disconnect` (with its reason),
- * `connect_error` and the engine's `upgrade` are recorded too. Never reconnects by itself.
+ * A socket.io-client socket on `namespace` (default `/workflow`) that records everything it
+ * receives (`socket.inbox`), so no event can slip by between two awaits. `connect`, `disconnect`
+ * (with its reason), `connect_error` and the engine's `upgrade` are recorded too. Never
+ * reconnects by itself. Acks the server asks for are not answered unless a test does so.
  */
-export function openSocket(url, { token, transports = ['websocket'], ...options } = {}) {
-  const socket = io(url + NS, {
+export function openSocket(url, { token, transports = ['websocket'], namespace = NS, ...options } = {}) {
+  const socket = io(url + (namespace === '/' ? '' : namespace), {
     transports,
     forceNew: true,
     reconnection: false,
@@ -263,12 +264,15 @@ export function pending(socket, event) {
   return socket.inbox.filter((e) => e.event === event).map((e) => e.args[0]);
 }
 
-/** Opens a socket and waits until it is connected and has received `connected`. */
-export async function connectClient(url, options = {}) {
+/**
+ * Opens a socket and waits until it is connected and has received its namespace's welcome event
+ * (`welcome`, default `connected`; `null` waits for none), kept as `socket.welcome`.
+ */
+export async function connectClient(url, { welcome = 'connected', ...options } = {}) {
   const socket = openSocket(url, options);
   try {
     await waitFor(socket, 'connect');
-    socket.welcome = await waitFor(socket, 'connected');
+    socket.welcome = welcome === null ? undefined : await waitFor(socket, welcome);
     if (options.transports?.length > 1 && options.transports.includes('websocket')) {
       await waitFor(socket, 'upgrade');
     }
@@ -317,12 +321,21 @@ export async function subscribe(socket, payload) {
  * POSTs `body` to `/api/v1/events` (a value is sent as JSON, a string as is) with the API key
  * unless `headers` replaces it. Resolves to `{ status, body }` (body parsed when it is JSON).
  */
-export async function publish(url, body, { headers = { 'X-API-Key': API_KEY } } = {}) {
-  const response = await fetch(`${url}/api/v1/events`, {
-    method: 'POST',
+export function publish(url, body, options) {
+  return api(url, '/api/v1/events', body, options);
+}
+
+/**
+ * Calls the HTTP API at `path`: POSTs `body` (a value as JSON, a string as is), or GETs when
+ * `body` is undefined. The API key is sent unless `headers` replaces it. Resolves to
+ * `{ status, body }` (body parsed when it is JSON). `timeoutMs` bounds the call.
+ */
+export async function api(url, path, body, { headers = { 'X-API-Key': API_KEY }, timeoutMs = TIMEOUT } = {}) {
+  const response = await fetch(`${url}${path}`, {
+    method: body === undefined ? 'GET' : 'POST',
     headers: { 'Content-Type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-    signal: AbortSignal.timeout(TIMEOUT),
+    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
+    signal: AbortSignal.timeout(timeoutMs),
   });
   const text = await response.text();
   let parsed = text;

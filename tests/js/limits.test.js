@@ -120,7 +120,6 @@ describe('invalid payloads', () => {
     ['a payload over the event size limit', 'subscribe', { type: 'execution', resourceId: 'x'.repeat(70 * 1024) }, /^payload too large: \d+ bytes, the limit is 65536$/],
     ['an unsubscribe without subscriptionKey', 'unsubscribe', {}, /"subscriptionKey" is a required property/],
     ['an unsubscribe key that is no room name', 'unsubscribe', { subscriptionKey: 'jobs:1' }, /^`jobs:1` is not a room name here$/],
-    ['an unsubscribe of the server-managed tenant room', 'unsubscribe', { subscriptionKey: 'tenant' }, /^`tenant` is not a room name here$/],
     ['a get_status without ids', 'get_status', {}, /^get_status needs an executionId or a workflowId$/],
     ['a get_status with a numeric executionId', 'get_status', { executionId: 7 }, /^executionId: 7 is not of type "string"$/],
     ['a ping with a string payload', 'ping', 'hello', /^payload: "hello" is not of types "null", "object"$/],
@@ -141,6 +140,17 @@ describe('invalid payloads', () => {
       assert.equal(confirmed.subscriptionKey, 'metrics');
     });
   }
+
+  it('refuses an unsubscribe of the server-managed tenant room with a permission error', async (t) => {
+    const socket = await client(t);
+    const ack = await h.request(socket, 'unsubscribe', { subscriptionKey: 'tenant' });
+    const error = await h.waitFor(socket, 'error');
+    assert.deepEqual(ack, { error });
+    assert.equal(error.type, 'permission');
+    assert.equal(error.message, 'room `tenant` is managed by the server');
+    const { confirmed } = await h.subscribe(socket, { type: 'metrics' });
+    assert.equal(confirmed.subscriptionKey, 'metrics');
+  });
 
   it('sends the error event also when the client asked for no ack', async (t) => {
     const socket = await client(t);
