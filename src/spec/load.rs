@@ -181,7 +181,46 @@ mod tests {
     #[test]
     fn the_embedded_specs_load() {
         let specs = load_embedded().unwrap_or_else(|e| panic!("{e}"));
-        assert!(specs.iter().any(|s| s.path == "/workflow"));
+        let paths: Vec<&str> = specs.iter().map(|s| s.path.as_str()).collect();
+        assert_eq!(paths, ["/", "/realtime", "/workflow", "/ws"]);
+    }
+
+    #[test]
+    fn relays_replies_and_emits_are_checked() {
+        let errs = errors_of(
+            "namespace: /x\nrooms:\n  a: { pattern: a }\non_connect:\n  - relay: { event: e, rooms: a }\n  - emit: { data: 1 }\nevents:\n  e:\n    do:\n      - relay: { event: \"{payload.e}\", rooms: \"{payload.r}\", deny: [\"a*b\"] }\n      - reply: { data: { ok: true } }\n",
+        );
+        assert!(errs.iter().any(|e| e.starts_with("5:") && e.contains("belongs in a client event")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.starts_with("6:") && e.contains("needs an `event`")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.starts_with("10:") && e.contains("deny: `a*b`")), "{errs:?}");
+        assert_eq!(errs.len(), 3, "a reply without an event is an ack-only reply: {errs:?}");
+    }
+
+    #[test]
+    fn relays_may_not_use_names_the_server_sends() {
+        let specs = load_sources(vec![(
+            "t.yaml".into(),
+            "namespace: /x\nrooms:\n  a: { pattern: a }\non_connect:\n  - emit: { event: hello }\npublish:\n  routes:\n    - types: [\"alert.*\"]\n      emit: { event: \"{event.type}\" }\n      to: [{ room: a }]\n".into(),
+        )])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let spec = &specs[0];
+        for name in ["hello", "alert.fire", "error", "connect", "auth:refresh", "auth:refreshed", ""] {
+            assert!(!spec.relayable(name, None), "{name}");
+        }
+        assert!(spec.relayable("typing", None));
+        let deny = crate::spec::TypeMatcher::parse(&["typing".to_string()]).unwrap();
+        assert!(!spec.relayable("typing", Some(&deny)));
+    }
+
+    #[test]
+    fn a_name_belongs_to_the_first_family_that_parses_it() {
+        let specs = load_sources(vec![(
+            "t.yaml".into(),
+            "namespace: /x\nrooms:\n  user: { pattern: \"user:{id}\", server_only: true }\n  channel: { pattern: \"{name}\" }\n".into(),
+        )])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(specs[0].family_of("user:bob").map(|(id, _)| id), Some(0));
+        assert_eq!(specs[0].family_of("news").map(|(id, _)| id), Some(1));
     }
 
     #[test]
