@@ -221,7 +221,7 @@ async fn emit(
         Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
             items.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
         }
-        _ => return Err(ApiError::BadRequest("`rooms` must be a list of room names".into())),
+        _ => return Err(ApiError::BadRequest("`rooms` must be a room name or a list of room names".into())),
     };
     if rooms.len() > state.max_batch {
         return Err(ApiError::BadRequest(format!(
@@ -314,8 +314,8 @@ async fn notify(
     }
 }
 
-/// `GET /api/v1/stats`: sockets per namespace and tenant; with `namespace` and `room` (and
-/// `tenantId` for a tenant room), also how many sockets are in that room.
+/// `GET /api/v1/stats`: sockets per namespace and tenant (only `namespace`'s when given); with
+/// `room` (and `tenantId` for a tenant room), also how many sockets are in that room.
 async fn stats(
     State(state): State<HttpState>,
     headers: HeaderMap,
@@ -332,5 +332,6 @@ async fn stats(
             tenant: query.get("tenantId").filter(|t| !t.is_empty()).cloned(),
         }),
     };
-    state.engine.stats(room.as_ref()).await.map(Json).map_err(ApiError::BadRequest)
+    let namespace = query.get("namespace").map(String::as_str);
+    state.engine.stats(namespace, room.as_ref()).await.map(Json).map_err(ApiError::BadRequest)
 }

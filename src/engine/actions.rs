@@ -14,7 +14,7 @@ use crate::{
     rooms::{self, RoomScope},
     spec::{
         Action, EmitSpec, FamilyRef, RelaySpec, RoomFamily, RoomId, RoomTarget,
-        template::{Root, Scope, deep_merge},
+        template::{Root, Scope},
     },
 };
 
@@ -142,9 +142,14 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
         }
         targets.sort_unstable();
         targets.dedup();
+        // Later parts replace whole top-level fields: a client's `from: {..}` must not survive
+        // field by field under the gateway's.
         let mut data = Value::Null;
         for part in relay.data.iter().filter_map(|t| t.render(self)) {
-            deep_merge(&mut data, part);
+            match (&mut data, part) {
+                (Value::Object(fields), Value::Object(over)) => fields.extend(over),
+                (slot, part) => *slot = part,
+            }
         }
         self.ns.shared.metrics.relayed.inc();
         let op = self.socket.to(targets);
@@ -222,7 +227,9 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
             if self.identity.is_authenticated() {
                 ClientError::permission(format!("room `{visible}` belongs to a tenant, and this connection has none"))
             } else {
-                ClientError::permission(format!("anonymous connections cannot join `{visible}`: connect with a token"))
+                ClientError::permission(format!(
+                    "`{visible}` is a tenant's room, and anonymous connections have none: connect with a token"
+                ))
             }
         })?;
         Ok((visible, internal))
@@ -258,24 +265,30 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
             }
             self.socket.join(internal);
         }
-        let params: Map<String, Value> = family
-            .pattern
-            .params()
-            .iter()
-            .zip(&values)
-            .filter_map(|(p, v)| v.as_ref().map(|v| (p.name.clone(), json!(v))))
-            .collect();
-        let json = json!({ "key": visible, "name": family.name, "params": params });
-        self.room = Some(JoinedRoom { family: id, json });
+        self.room = Some(JoinedRoom { family: id, json: self.room_json(id, &visible, &values) });
         Ok(())
     }
 
     fn leave(&mut self, target: &RoomTarget) -> Result<(), ClientError> {
         let (id, values) = self.resolve(target)?;
-        let (_, internal) = self.room_for(id, &values)?;
+        let (visible, internal) = self.room_for(id, &values)?;
         // Leaving a room one is not in is not an error: unsubscribing twice is harmless.
         self.socket.leave(internal);
+        self.room = Some(JoinedRoom { family: id, json: self.room_json(id, &visible, &values) });
         Ok(())
+    }
+
+    /// What `room` describes: `{key, name, params}`.
+    fn room_json(&self, id: RoomId, visible: &str, values: &[Option<String>]) -> Value {
+        let family = &self.ns.spec.rooms[id];
+        let params: Map<String, Value> = family
+            .pattern
+            .params()
+            .iter()
+            .zip(values)
+            .filter_map(|(p, v)| v.as_ref().map(|v| (p.name.clone(), json!(v))))
+            .collect();
+        json!({ "key": visible, "name": family.name, "params": params })
     }
 
     /// The family's access rules: any rule may let the socket in; without rules, any

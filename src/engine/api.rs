@@ -65,11 +65,15 @@ impl<A: Adapter> Engine<A> {
         Ok(count)
     }
 
-    /// Connected sockets per namespace and per tenant, and the size of `room` when asked.
-    pub async fn stats(&self, room: Option<&RoomQuery>) -> Result<Value, String> {
+    /// Connected sockets per namespace (or only `namespace`'s) and per tenant, and the size of
+    /// `room` when asked.
+    pub async fn stats(&self, namespace: Option<&str>, room: Option<&RoomQuery>) -> Result<Value, String> {
+        if let Some(path) = namespace {
+            self.namespace_or_err(path)?;
+        }
         let mut namespaces = serde_json::Map::new();
         let mut total = 0usize;
-        for ns in self.namespaces.iter() {
+        for ns in self.namespaces.iter().filter(|ns| namespace.is_none_or(|p| ns.spec.path == p)) {
             let (count, tenants, anonymous) = ns.local_counts();
             total += count;
             namespaces.insert(

@@ -218,9 +218,12 @@ impl<A: Adapter> Engine<A> {
     /// routes the event.
     pub async fn deliver_with_acks(&self, event: PublishedEvent, timeout: Duration) -> Result<AckReport, String> {
         self.check(std::slice::from_ref(&event))?;
+        // Every namespace at once: delivery to one must not wait for another's acks.
+        let deliveries =
+            self.namespaces.iter().filter(|ns| ns.accepts(&event)).map(|ns| ns.deliver_with_acks(&event, timeout));
         let mut report = AckReport::default();
-        for ns in self.namespaces.iter().filter(|ns| ns.accepts(&event)) {
-            report += ns.deliver_with_acks(&event, timeout).await;
+        for one in futures_util::future::join_all(deliveries).await {
+            report += one;
         }
         self.shared.metrics.events_accepted.inc();
         Ok(report)

@@ -10,7 +10,7 @@ use std::{borrow::Cow, time::Duration};
 
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
-use socketioxide::adapter::Adapter;
+use socketioxide::{AckError, adapter::Adapter};
 
 use super::{clock::iso_now, namespace::NamespaceRuntime};
 use crate::{
@@ -167,7 +167,8 @@ impl<A: Adapter> NamespaceRuntime<A> {
         stream
             .fold(AckReport::default(), |mut report, (_, ack)| async move {
                 report.sockets += 1;
-                report.acknowledged += usize::from(ack.is_ok());
+                // An ack whose arguments do not decode (`ack()` has none) is still an ack.
+                report.acknowledged += usize::from(matches!(ack, Ok(_) | Err(AckError::Decode(_))));
                 report
             })
             .await
@@ -192,6 +193,12 @@ impl<A: Adapter> NamespaceRuntime<A> {
                 target.params.iter().map(|p| p.as_ref().and_then(|t| t.render_key(&scope))).collect();
             let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
             for visible in family.pattern.fanout(&refs, target.exact) {
+                // A value that spells the name of another family's server-only room (a channel
+                // called `user:bob`) does not reach that room.
+                let owner = self.spec.family_of(&visible).map(|(id, _)| id);
+                if owner.is_some_and(|o| o != target.room && self.spec.rooms[o].server_only) {
+                    continue;
+                }
                 if let Some(internal) = rooms::internal_name(family.scope, tenant, &visible) {
                     rooms.push(internal);
                 }

@@ -117,7 +117,7 @@ impl Checker<'_> {
             return Some(format!("`{}` is not available in {}", path.root.name(), ctx.describe()));
         }
         if path.root == Root::Room && matches!(ctx, Ctx::OnConnect | Ctx::ClientEvent) && !room_set {
-            return Some("`room` is only set after a `join`".into());
+            return Some("`room` is only set after a `join` or `leave`".into());
         }
         if path.root == Root::State {
             return match path.segments.first() {
@@ -291,7 +291,9 @@ impl Checker<'_> {
                     if t.optional {
                         self.error(at, "`optional` only applies to `join`");
                     }
-                    self.room_target(t, ctx, room_set, at, rooms).map(|target| Action::Leave { target })
+                    let target = self.room_target(t, ctx, room_set, at, rooms);
+                    room_set = true;
+                    target.map(|target| Action::Leave { target })
                 }
                 RawAction::Emit(e) => self.emit(e, ctx, room_set, at).map(Action::Emit),
                 RawAction::Reply(e) => {

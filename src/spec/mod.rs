@@ -197,8 +197,9 @@ pub struct RelaySpec {
     pub event: StrTemplate,
     /// The visible room names: a string or an array of strings.
     pub rooms: StrTemplate,
-    /// The data, merged in order from the rendered objects (so the gateway's own fields, such as
-    /// the sender, can be laid over the client's).
+    /// The data: the rendered objects laid over each other in order, a later top-level field
+    /// replacing an earlier one whole (so the gateway's own fields, such as the sender, replace
+    /// whatever the client put there).
     pub data: Vec<ValueTemplate>,
     /// Event names that may not be relayed, besides the reserved ones and those this spec emits.
     pub deny: Option<TypeMatcher>,
