@@ -1,19 +1,32 @@
-//! Building and running the gateway: load the specs, bind the listener, assemble Socket.IO, the
-//! HTTP routes and CORS on one port, serve until told to stop, then drain.
+//! Building and running the gateway: load the specs, join the cluster when Redis is configured,
+//! bind the listener, assemble Socket.IO (on the in-memory or the Redis adapter), the HTTP routes
+//! and CORS on one port, serve until told to stop, then drain.
 //!
 //! [`App::build`] binds before returning, so callers (tests, `main`) learn the real port, even
 //! when they asked for port 0.
 
-use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use anyhow::Context;
 use axum::http::{HeaderValue, Method, header};
-use socketioxide::{SocketIo, TransportType};
+use socketioxide::{
+    SocketIo, SocketIoBuilder, TransportType,
+    adapter::{Adapter, Emitter},
+    layer::SocketIoLayer,
+};
+use socketioxide_redis::FredAdapter;
 use tokio::{net::TcpListener, task::JoinHandle};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     auth::{ApiKeys, TokenVerifier},
+    cluster::Cluster,
     config::{Config, NamespaceSource},
     engine::{Engine, EngineSettings},
     http::{self, HttpState, Readiness},
@@ -30,10 +43,41 @@ const WS_READ_BUFFER_SIZE: usize = 1024;
 pub struct App {
     listener: TcpListener,
     router: axum::Router,
-    io: SocketIo,
-    engine: Engine,
+    served: Box<dyn Served>,
     readiness: Arc<Readiness>,
     shutdown_timeout: Duration,
+}
+
+/// What running and draining need of the Socket.IO side, whatever its adapter.
+trait Served: Send + Sync {
+    /// The namespaces, for the start-up log.
+    fn namespaces(&self) -> Vec<String>;
+    /// Starts the engine's background work; hands over the cluster's, started at build.
+    fn spawn_tasks(&self) -> Vec<JoinHandle<()>>;
+    /// Closes every socket.
+    fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>>;
+}
+
+struct ServedBy<A: Adapter> {
+    io: SocketIo<A>,
+    engine: Engine<A>,
+    cluster_tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl<A: Adapter> Served for ServedBy<A> {
+    fn namespaces(&self) -> Vec<String> {
+        self.engine.specs().map(|s| s.path.clone()).collect()
+    }
+
+    fn spawn_tasks(&self) -> Vec<JoinHandle<()>> {
+        let mut tasks = self.engine.spawn_tasks();
+        tasks.append(&mut self.cluster_tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        tasks
+    }
+
+    fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(self.io.close())
+    }
 }
 
 /// Loads the specs named by the config, with the config's rate-limit overrides applied.
@@ -66,22 +110,11 @@ pub fn load_specs(config: &Config) -> anyhow::Result<Vec<NamespaceSpec>> {
 }
 
 impl App {
-    /// Loads the specs, binds `config.listen` and assembles the gateway.
+    /// Loads the specs, joins the cluster when Redis is configured, binds `config.listen` and
+    /// assembles the gateway.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let specs = load_specs(config)?;
         let verifier = TokenVerifier::new(&config.jwt)?;
-        let transport = &config.transport;
-        let (socket_layer, io) = SocketIo::builder()
-            .ping_interval(transport.ping_interval)
-            .ping_timeout(transport.ping_timeout)
-            .upgrade_timeout(transport.upgrade_timeout)
-            .max_payload(transport.max_http_buffer_size)
-            .ws_max_message_size(usize::try_from(transport.max_http_buffer_size).unwrap_or(usize::MAX))
-            .max_buffer_size(transport.max_buffer_size)
-            .ws_read_buffer_size(WS_READ_BUFFER_SIZE)
-            .transports([TransportType::Polling, TransportType::Websocket])
-            .build_layer();
-
         let metrics = Arc::new(Metrics::default());
         let settings = EngineSettings {
             limits: config.limits.clone(),
@@ -91,9 +124,35 @@ impl App {
             auth_cookie_name: config.auth_cookie_name.clone(),
             allowed_origins: config.cors_origins.clone(),
         };
-        let engine = Engine::new(specs, io.clone(), verifier, settings, metrics.clone());
-        engine.mount(&io);
+        match &config.redis {
+            None => {
+                let (layer, io) = socket_io(SocketIo::builder(), config).build_layer();
+                let engine = Engine::new(specs, io.clone(), verifier, settings, metrics.clone());
+                engine.mount(&io);
+                Self::assemble(config, layer, io, engine, metrics, Vec::new()).await
+            }
+            Some(redis) => {
+                let (cluster, adapter) = Cluster::connect(redis).await?;
+                let (layer, io) =
+                    socket_io(SocketIo::builder(), config).with_adapter::<FredAdapter<Emitter>>(adapter).build_layer();
+                let engine = Engine::new(specs, io.clone(), verifier, settings, metrics.clone());
+                for namespace in engine.mount(&io) {
+                    namespace.await.context("subscribing a namespace to Redis")?;
+                }
+                let tasks = cluster.start(engine.clone()).await?;
+                Self::assemble(config, layer, io, engine, metrics, tasks).await
+            }
+        }
+    }
 
+    async fn assemble<A: Adapter>(
+        config: &Config,
+        layer: SocketIoLayer<A>,
+        io: SocketIo<A>,
+        engine: Engine<A>,
+        metrics: Arc<Metrics>,
+        cluster_tasks: Vec<JoinHandle<()>>,
+    ) -> anyhow::Result<Self> {
         let readiness = Arc::new(Readiness::default());
         let state = HttpState {
             engine: engine.clone(),
@@ -103,11 +162,11 @@ impl App {
             max_batch: config.limits.api_max_batch,
             max_body_bytes: config.limits.api_max_body_bytes,
         };
-        let router = http::router(state).layer(socket_layer).layer(cors(&config.cors_origins)?);
-
+        let router = http::router(state).layer(layer).layer(cors(&config.cors_origins)?);
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-        Ok(Self { listener, router, io, engine, readiness, shutdown_timeout: config.shutdown_timeout })
+        let served = Box::new(ServedBy { io, engine, cluster_tasks: Mutex::new(cluster_tasks) });
+        Ok(Self { listener, router, served, readiness, shutdown_timeout: config.shutdown_timeout })
     }
 
     /// The address actually bound.
@@ -115,22 +174,17 @@ impl App {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// The engine, to publish from in-process (tests).
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// Serves until `shutdown` completes, then drains: `/readyz` turns 503, the listener stops
     /// accepting, every socket is closed so its client reconnects elsewhere, and in-flight HTTP
     /// requests get up to the shutdown timeout to finish.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.local_addr();
-        let tasks: Vec<JoinHandle<()>> = self.engine.spawn_tasks();
+        let tasks: Vec<JoinHandle<()>> = self.served.spawn_tasks();
         let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
         let mut server = tokio::spawn(server::serve(self.listener, self.router, async move {
             let _ = accepting_stopped.await;
         }));
-        tracing::info!(%addr, namespaces = ?self.engine.specs().map(|s| s.path.as_str()).collect::<Vec<_>>(), "listening");
+        tracing::info!(%addr, namespaces = ?self.served.namespaces(), "listening");
 
         tokio::select! {
             () = shutdown => {}
@@ -144,7 +198,7 @@ impl App {
         tracing::info!("shutting down: draining connections");
         self.readiness.start_draining();
         let _ = stop_accepting.send(());
-        if tokio::time::timeout(self.shutdown_timeout, self.io.close()).await.is_err() {
+        if tokio::time::timeout(self.shutdown_timeout, self.served.close()).await.is_err() {
             tracing::warn!("closing sockets took longer than the shutdown timeout");
         }
         tasks.iter().for_each(JoinHandle::abort);
@@ -158,6 +212,20 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The Engine.IO settings of the config, on a builder of any adapter.
+fn socket_io<A: Adapter>(builder: SocketIoBuilder<A>, config: &Config) -> SocketIoBuilder<A> {
+    let transport = &config.transport;
+    builder
+        .ping_interval(transport.ping_interval)
+        .ping_timeout(transport.ping_timeout)
+        .upgrade_timeout(transport.upgrade_timeout)
+        .max_payload(transport.max_http_buffer_size)
+        .ws_max_message_size(usize::try_from(transport.max_http_buffer_size).unwrap_or(usize::MAX))
+        .max_buffer_size(transport.max_buffer_size)
+        .ws_read_buffer_size(WS_READ_BUFFER_SIZE)
+        .transports([TransportType::Polling, TransportType::Websocket])
 }
 
 /// CORS for the polling transport and the API: the listed origins, with credentials (cookies),

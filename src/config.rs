@@ -34,6 +34,9 @@ pub struct Config {
     pub auth_cookie_name: String,
     /// Keys accepted by the HTTP API (`API_KEYS`).
     pub api_keys: Vec<SecretString>,
+    /// Cluster membership over Redis (`REDIS_URL`, or `REDIS_HOST`/`REDIS_PORT`); `None` runs one
+    /// node on the in-memory adapter.
+    pub redis: Option<RedisConfig>,
     /// True when `api_keys` holds a random demo key made because dev mode had none.
     pub api_key_generated: bool,
     /// True when no signing key was configured: the gateway runs on a random secret and says so.
@@ -56,6 +59,24 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Upper bound on a graceful shutdown (`SHUTDOWN_TIMEOUT`).
     pub shutdown_timeout: Duration,
+}
+
+/// How this node joins a cluster through Redis.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]`; a secret, since it may hold a password.
+    pub url: SecretString,
+    /// Where it points, without credentials, for logs and `/readyz` (`redis://host:port`).
+    pub display: String,
+    /// Prefix of the gateway's own channels and keys (`REDIS_PREFIX`), so several gateway clusters
+    /// (or test runs) can share one Redis.
+    pub prefix: String,
+    /// The key of `@socket.io/redis-emitter` publishers to listen to (`REDIS_EMITTER_KEY`, default
+    /// `socket.io`); empty turns that input off.
+    pub emitter_key: String,
+    /// The Go hub's broadcast channel (`REDIS_BROADCAST_CHANNEL`, default `ws:broadcast:all`);
+    /// empty turns that input off.
+    pub broadcast_channel: String,
 }
 
 /// Token verification settings.
@@ -163,6 +184,14 @@ struct FileConfig {
     jwt_leeway: Option<DurationSetting>,
     api_keys: Option<Vec<String>>,
     trusted_proxies: Option<Vec<String>>,
+    redis_url: Option<String>,
+    redis_host: Option<String>,
+    redis_port: Option<u16>,
+    redis_password: Option<String>,
+    redis_db: Option<u32>,
+    redis_prefix: Option<String>,
+    redis_emitter_key: Option<String>,
+    redis_broadcast_channel: Option<String>,
     auth_cookie_name: Option<String>,
     ws_ping_interval: Option<DurationSetting>,
     ws_ping_timeout: Option<DurationSetting>,
@@ -262,6 +291,7 @@ impl Config {
             None => file.host.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
         };
         let port = number(&env, "PORT", file.port, 3000u16)?;
+        let redis = redis_config(&file, &env)?;
 
         let cors_origins = env("CORS_ORIGINS")
             .or_else(|| env("ALLOWED_ORIGINS"))
@@ -333,12 +363,13 @@ impl Config {
             api_keys.push(SecretString::from(format!("dev-{}", random_hex(16))));
         }
 
-        let trusted_proxies = match env("TRUSTED_PROXIES").or_else(|| file.trusted_proxies.map(|l| l.join(","))) {
-            Some(list) => TrustedProxies::parse(&list).map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))?,
-            None => TrustedProxies::default(),
-        };
+        let trusted_proxies =
+            match env("TRUSTED_PROXIES").or_else(|| file.trusted_proxies.as_ref().map(|l| l.join(","))) {
+                Some(list) => TrustedProxies::parse(&list).map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))?,
+                None => TrustedProxies::default(),
+            };
         let auth_cookie_name =
-            env("AUTH_COOKIE_NAME").or(file.auth_cookie_name).unwrap_or_else(|| "access_token".to_string());
+            env("AUTH_COOKIE_NAME").or(file.auth_cookie_name.clone()).unwrap_or_else(|| "access_token".to_string());
         if !auth_cookie_name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             bail!("AUTH_COOKIE_NAME: `{auth_cookie_name}` is not a cookie name (letters, digits, `-`, `_`, `.`)");
         }
@@ -382,6 +413,7 @@ impl Config {
             trusted_proxies,
             auth_cookie_name,
             api_keys,
+            redis,
             api_key_generated,
             dev_mode,
             transport,
@@ -409,6 +441,63 @@ impl Config {
         config.shutdown_timeout = Duration::from_secs(2);
         config
     }
+}
+
+/// `REDIS_URL`, or the seed's `REDIS_HOST` / `REDIS_PORT` (with `REDIS_PASSWORD`, `REDIS_DB`).
+fn redis_config(file: &FileConfig, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<RedisConfig>> {
+    let url = match env("REDIS_URL").or_else(|| file.redis_url.clone()) {
+        Some(url) => url,
+        None => {
+            let Some(host) = env("REDIS_HOST").or_else(|| file.redis_host.clone()) else { return Ok(None) };
+            let port = match env("REDIS_PORT") {
+                Some(p) => p.trim().parse::<u16>().map_err(|_| anyhow::anyhow!("REDIS_PORT: `{p}` is not a port"))?,
+                None => file.redis_port.unwrap_or(6379),
+            };
+            let password = env("REDIS_PASSWORD").or_else(|| file.redis_password.clone());
+            let db = match env("REDIS_DB") {
+                Some(d) => {
+                    Some(d.trim().parse::<u32>().map_err(|_| anyhow::anyhow!("REDIS_DB: `{d}` is not a number"))?)
+                }
+                None => file.redis_db,
+            };
+            let auth = password.map(|p| format!(":{}@", percent_encode_userinfo(&p))).unwrap_or_default();
+            let db = db.map(|d| format!("/{d}")).unwrap_or_default();
+            format!("redis://{auth}{host}:{port}{db}")
+        }
+    };
+    let Some(rest) = url.strip_prefix("redis://").or_else(|| url.strip_prefix("rediss://")) else {
+        bail!("REDIS_URL must start with redis:// or rediss://");
+    };
+    let host_part = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host_part = host_part.split('/').next().unwrap_or_default();
+    if host_part.is_empty() {
+        bail!("REDIS_URL has no host");
+    }
+    let scheme = if url.starts_with("rediss://") { "rediss" } else { "redis" };
+    let prefix = env("REDIS_PREFIX").or_else(|| file.redis_prefix.clone()).unwrap_or_else(|| "rtgw".to_string());
+    if prefix.is_empty() || prefix.contains('#') || prefix.contains(char::is_whitespace) {
+        bail!("REDIS_PREFIX: `{prefix}` must be non-empty, without `#` or spaces");
+    }
+    Ok(Some(RedisConfig {
+        display: format!("{scheme}://{host_part}"),
+        url: SecretString::from(url),
+        prefix,
+        emitter_key: env("REDIS_EMITTER_KEY")
+            .or_else(|| file.redis_emitter_key.clone())
+            .unwrap_or_else(|| "socket.io".to_string()),
+        broadcast_channel: env("REDIS_BROADCAST_CHANNEL")
+            .or_else(|| file.redis_broadcast_channel.clone())
+            .unwrap_or_else(|| "ws:broadcast:all".to_string()),
+    }))
+}
+
+fn percent_encode_userinfo(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 /// `n` random bytes as lowercase hex.
@@ -488,6 +577,23 @@ mod tests {
         assert!(err.to_string().contains("TRUSTED_PROXIES"), "{err}");
         let err = from_env(&[("AUTH_COOKIE_NAME", "a b")]).unwrap_err();
         assert!(err.to_string().contains("AUTH_COOKIE_NAME"), "{err}");
+    }
+
+    #[test]
+    fn redis_comes_from_a_url_or_the_seed_host_and_port_and_never_prints_its_password() {
+        assert!(from_env(&[]).unwrap().redis.is_none(), "no Redis: one node, in memory");
+        let c = from_env(&[("REDIS_HOST", "cache"), ("REDIS_PORT", "6380"), ("REDIS_PASSWORD", "p@ss")]).unwrap();
+        let redis = c.redis.unwrap();
+        assert_eq!(redis.url.expose_secret(), "redis://:p%40ss@cache:6380");
+        assert_eq!(redis.display, "redis://cache:6380");
+        assert_eq!((redis.prefix.as_str(), redis.emitter_key.as_str()), ("rtgw", "socket.io"));
+        assert_eq!(redis.broadcast_channel, "ws:broadcast:all");
+        let c = from_env(&[("REDIS_URL", "redis://:hunter2@10.0.0.5:6379/2"), ("REDIS_PREFIX", "t1")]).unwrap();
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert_eq!(c.redis.unwrap().display, "redis://10.0.0.5:6379");
+        assert!(from_env(&[("REDIS_URL", "http://x")]).is_err());
+        assert!(from_env(&[("REDIS_URL", "redis://x"), ("REDIS_PREFIX", "a#b")]).is_err());
     }
 
     #[test]

@@ -22,6 +22,7 @@ use axum::{
     routing::{get, post},
 };
 use serde_json::{Value, json};
+use socketioxide::adapter::{Adapter, LocalAdapter};
 
 use crate::{
     auth::ApiKeys,
@@ -52,10 +53,9 @@ impl Readiness {
 }
 
 /// What the handlers share.
-#[derive(Clone)]
-pub struct HttpState {
+pub struct HttpState<A: Adapter = LocalAdapter> {
     /// Publishes events.
-    pub engine: Engine,
+    pub engine: Engine<A>,
     /// Who may call the API.
     pub api_keys: ApiKeys,
     /// Draining or not.
@@ -68,17 +68,30 @@ pub struct HttpState {
     pub max_body_bytes: usize,
 }
 
+impl<A: Adapter> Clone for HttpState<A> {
+    fn clone(&self) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            api_keys: self.api_keys.clone(),
+            readiness: self.readiness.clone(),
+            metrics: self.metrics.clone(),
+            max_batch: self.max_batch,
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+}
+
 /// The routes, ready to be layered with Socket.IO and CORS.
-pub fn router(state: HttpState) -> Router {
+pub fn router<A: Adapter>(state: HttpState<A>) -> Router {
     let max_body_bytes = state.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/events", post(publish_events))
-        .route("/api/v1/emit", post(emit))
-        .route("/api/v1/notifications", post(notify))
-        .route("/api/v1/stats", get(stats))
+        .route("/readyz", get(readyz::<A>))
+        .route("/metrics", get(metrics::<A>))
+        .route("/api/v1/events", post(publish_events::<A>))
+        .route("/api/v1/emit", post(emit::<A>))
+        .route("/api/v1/notifications", post(notify::<A>))
+        .route("/api/v1/stats", get(stats::<A>))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
@@ -117,21 +130,26 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn readyz(State(state): State<HttpState>) -> (StatusCode, Json<Value>) {
+/// 503 while draining. A node whose Redis is away answers 200 `{"status": "degraded", "reason"}`:
+/// it still serves its own sockets, and every node would be degraded at once, so taking them all
+/// out of the load balancer would turn a Redis outage into a total one.
+async fn readyz<A: Adapter>(State(state): State<HttpState<A>>) -> (StatusCode, Json<Value>) {
     if state.readiness.is_draining() {
         (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "draining" })))
+    } else if let Some(reason) = state.engine.cluster_degraded() {
+        (StatusCode::OK, Json(json!({ "status": "degraded", "reason": reason })))
     } else {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
     }
 }
 
-async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
+async fn metrics<A: Adapter>(State(state): State<HttpState<A>>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }
 
 /// Checks the API key and reads the body as JSON.
-fn authorized_json(
-    state: &HttpState,
+fn authorized_json<A: Adapter>(
+    state: &HttpState<A>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Value, ApiError> {
@@ -146,8 +164,8 @@ fn authorized_json(
 }
 
 /// `POST /api/v1/events`: one event object or an array of them. 202 `{"accepted": n}`.
-async fn publish_events(
-    State(state): State<HttpState>,
+async fn publish_events<A: Adapter>(
+    State(state): State<HttpState<A>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -193,8 +211,8 @@ fn id_field(value: Option<&Value>, field: &str) -> Result<Option<String>, ApiErr
 
 /// `POST /api/v1/emit`: `{namespace, rooms, event, data, tenantId}`, sent as is to the named
 /// rooms (the names clients see). 202 `{"rooms": n}`.
-async fn emit(
-    State(state): State<HttpState>,
+async fn emit<A: Adapter>(
+    State(state): State<HttpState<A>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -250,8 +268,8 @@ async fn emit(
 ///
 /// Without acknowledgments: 202 `{id}`. With `"enableAcknowledgments": true`: waits up to
 /// `ackTimeoutMs` (default 5 s, at most 30 s) and answers 200 `{id, sockets, acknowledged}`.
-async fn notify(
-    State(state): State<HttpState>,
+async fn notify<A: Adapter>(
+    State(state): State<HttpState<A>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
@@ -316,8 +334,8 @@ async fn notify(
 
 /// `GET /api/v1/stats`: sockets per namespace and tenant (only `namespace`'s when given); with
 /// `room` (and `tenantId` for a tenant room), also how many sockets are in that room.
-async fn stats(
-    State(state): State<HttpState>,
+async fn stats<A: Adapter>(
+    State(state): State<HttpState<A>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {

@@ -7,6 +7,7 @@
 //! - [`rooms`]: room names; the only place that builds them.
 //! - [`auth`]: tokens and API keys; [`client_ip`]: who a connection comes from.
 //! - [`engine`]: serves specs on socketioxide and delivers published events.
+//! - [`cluster`]: membership over Redis: the bus, the Redis inputs, outages.
 //! - [`http`]: the publish API, health, readiness, metrics.
 //! - [`app`]: assembles everything on one port and runs it; [`server`]: the accept loop.
 //! - [`cli`], [`telemetry`]: the binary's helpers.
@@ -15,6 +16,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod client_ip;
+pub mod cluster;
 pub mod config;
 pub mod engine;
 pub mod http;

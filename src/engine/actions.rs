@@ -6,7 +6,7 @@
 use std::{borrow::Cow, cell::OnceCell};
 
 use serde_json::{Map, Value, json};
-use socketioxide::{adapter::Adapter, extract::SocketRef};
+use socketioxide::{BroadcastError, adapter::Adapter, extract::SocketRef};
 
 use super::{clock::iso_now, errors::ClientError, namespace::NamespaceRuntime};
 use crate::{
@@ -152,8 +152,23 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
             }
         }
         self.ns.shared.metrics.relayed.inc();
+        // Through the adapter, so members on other nodes get it too; while the cluster is
+        // unreachable (or the send to it fails), to this node's members only.
         let op = self.socket.to(targets);
-        self.ns.broadcast_in_order(async move { op.emit(&event, &data).await });
+        let clustered = self.ns.shared.cluster.get().is_some();
+        let reachable = self.ns.shared.cluster_reachable();
+        self.ns.broadcast_in_order(async move {
+            if clustered && !reachable {
+                return op.local().emit(&event, &data).await;
+            }
+            match op.clone().emit(&event, &data).await {
+                Err(BroadcastError::Adapter(e)) => {
+                    tracing::warn!(error = %e, "relay to other nodes failed; delivering on this node");
+                    op.local().emit(&event, &data).await
+                }
+                other => other,
+            }
+        });
         Ok(())
     }
 

@@ -40,9 +40,20 @@ pub struct RoomQuery {
 }
 
 impl<A: Adapter> Engine<A> {
-    /// Sends a raw emit; returns how many rooms it went to. The error says what is wrong with
-    /// the request.
+    /// Sends a raw emit (in a cluster, from every node to its own sockets); returns how many
+    /// rooms it names. The error says what is wrong with the request.
     pub async fn emit(&self, request: &EmitRequest) -> Result<usize, String> {
+        let count = self.check_emit(request)?.len();
+        match self.shared.cluster.get() {
+            Some(cluster) => cluster.submit(super::Outgoing::Emit(request.clone())).await,
+            None => self.emit_local(request).await,
+        }
+        self.shared.metrics.published.inc();
+        Ok(count)
+    }
+
+    /// The internal rooms of a raw emit, or what is wrong with it.
+    fn check_emit(&self, request: &EmitRequest) -> Result<Vec<String>, String> {
         let ns = self.namespace_or_err(&request.namespace)?;
         if request.event.is_empty() || RESERVED_EVENTS.contains(&request.event.as_str()) {
             return Err(format!("event `{}` is reserved by Socket.IO and cannot be emitted", request.event));
@@ -50,44 +61,114 @@ impl<A: Adapter> Engine<A> {
         if request.rooms.is_empty() {
             return Err("rooms: name at least one room".into());
         }
-        let rooms = request
+        request
             .rooms
             .iter()
             .enumerate()
             .map(|(i, room)| ns.internal_room(room, request.tenant.as_deref()).map_err(|e| format!("rooms[{i}]: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        let count = rooms.len();
-        let Some(op) = self.io_of(ns) else { return Ok(0) };
-        if let Err(e) = op.to(rooms).emit(&request.event, &request.data).await {
+            .collect()
+    }
+
+    /// A checked raw emit, to this node's sockets.
+    pub(super) async fn emit_local(&self, request: &EmitRequest) {
+        let Ok(rooms) = self.check_emit(request) else { return };
+        let Some(ns) = self.namespace(&request.namespace) else { return };
+        let Some(op) = self.io_of(ns) else { return };
+        if let Err(e) = op.local().to(rooms).emit(&request.event, &request.data).await {
+            self.shared.note_broadcast_failure(&ns.spec.path, &e);
+        }
+    }
+
+    /// An emit every node receives itself (`@socket.io/redis-emitter`), to this node's sockets:
+    /// `event` with `args` to the sockets in `rooms` (`(tenant, visible name)`; none: the whole
+    /// namespace) and not in `except`.
+    pub async fn emit_received(
+        &self,
+        namespace: &str,
+        event: &str,
+        args: &[Value],
+        rooms: &[(Option<String>, String)],
+        except: &[(Option<String>, String)],
+    ) -> Result<(), String> {
+        let ns = self.namespace_or_err(namespace)?;
+        if event.is_empty() || RESERVED_EVENTS.contains(&event) {
+            return Err(format!("event `{event}` is reserved by Socket.IO"));
+        }
+        let internal = |names: &[(Option<String>, String)]| -> Result<Vec<String>, String> {
+            names.iter().map(|(tenant, room)| ns.internal_room(room, tenant.as_deref())).collect()
+        };
+        let (rooms, except) = (internal(rooms)?, internal(except)?);
+        let Some(op) = self.io_of(ns) else { return Ok(()) };
+        let op = op.local().to(rooms).except(except);
+        // Socket.IO events carry their arguments as a list: one to four are sent as they came.
+        let result = match args {
+            [] => op.emit(event, &()).await,
+            [a] => op.emit(event, a).await,
+            [a, b] => op.emit(event, &(a, b)).await,
+            [a, b, c] => op.emit(event, &(a, b, c)).await,
+            [a, b, c, d] => op.emit(event, &(a, b, c, d)).await,
+            _ => return Err(format!("{} arguments; at most 4 are relayed", args.len())),
+        };
+        if let Err(e) = result {
             self.shared.note_broadcast_failure(&ns.spec.path, &e);
         }
         self.shared.metrics.published.inc();
-        Ok(count)
+        Ok(())
     }
 
-    /// Connected sockets per namespace (or only `namespace`'s) and per tenant, and the size of
-    /// `room` when asked.
+    /// What this node holds, for the other nodes' statistics: per namespace, its sockets,
+    /// anonymous ones, and per tenant `{connections, users, subscriptions}`.
+    pub fn node_snapshot(&self) -> Value {
+        let namespaces: serde_json::Map<String, Value> =
+            self.namespaces.iter().map(|ns| (ns.spec.path.clone(), ns.local_summary())).collect();
+        json!({ "namespaces": namespaces })
+    }
+
+    /// Connected sockets per namespace (or only `namespace`'s) and per tenant, over the whole
+    /// cluster, and the size of `room` when asked.
     pub async fn stats(&self, namespace: Option<&str>, room: Option<&RoomQuery>) -> Result<Value, String> {
         if let Some(path) = namespace {
             self.namespace_or_err(path)?;
         }
+        let peers = self.shared.peers();
         let mut namespaces = serde_json::Map::new();
-        let mut total = 0usize;
+        let mut total = 0u64;
         for ns in self.namespaces.iter().filter(|ns| namespace.is_none_or(|p| ns.spec.path == p)) {
-            let (count, tenants, anonymous) = ns.local_counts();
-            total += count;
+            let mut summaries = vec![ns.local_summary()];
+            summaries.extend(peers.iter().map(|p| p["namespaces"][ns.spec.path.as_str()].clone()));
+            let (mut connections, mut anonymous) = (0u64, 0u64);
+            let mut tenants: BTreeMap<String, u64> = BTreeMap::new();
+            for summary in &summaries {
+                connections += summary["connections"].as_u64().unwrap_or(0);
+                anonymous += summary["anonymous"].as_u64().unwrap_or(0);
+                for (tenant, t) in summary["tenants"].as_object().into_iter().flatten() {
+                    *tenants.entry(tenant.clone()).or_default() += t["connections"].as_u64().unwrap_or(0);
+                }
+            }
+            total += connections;
             namespaces.insert(
                 ns.spec.path.clone(),
-                json!({ "connections": count, "tenants": tenants, "anonymous": anonymous }),
+                json!({ "connections": connections, "tenants": tenants, "anonymous": anonymous }),
             );
         }
-        let mut out = json!({ "connections": total, "namespaces": namespaces });
+        let mut out = json!({ "connections": total, "namespaces": namespaces, "nodes": peers.len() + 1 });
         if let Some(query) = room {
             let ns = self.namespace_or_err(&query.namespace)?;
             let internal = ns.internal_room(&query.room, query.tenant.as_deref())?;
             let sockets = match self.io_of(ns) {
-                Some(op) => op.within(internal).fetch_sockets().await.map_err(|e| format!("cannot count: {e}"))?.len(),
                 None => 0,
+                // Counted by asking every node, through the adapter; this node alone while the
+                // cluster is unreachable.
+                Some(op) if self.shared.cluster.get().is_none() || self.shared.cluster_reachable() => {
+                    match op.clone().within(internal.clone()).fetch_sockets().await {
+                        Ok(sockets) => sockets.len(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot count a room across nodes; counting this node's");
+                            op.local().within(internal).sockets().len()
+                        }
+                    }
+                }
+                Some(op) => op.local().within(internal).sockets().len(),
             };
             out["room"] = json!({
                 "namespace": ns.spec.path,
@@ -123,21 +204,23 @@ impl<A: Adapter> NamespaceRuntime<A> {
             .ok_or_else(|| format!("`{visible}` is a tenant room (`{}`): give the tenantId", family.name))
     }
 
-    /// Sockets on this node: the total, per tenant, and how many are anonymous.
-    fn local_counts(&self) -> (usize, BTreeMap<String, usize>, usize) {
-        let mut tenants = BTreeMap::new();
-        let (mut total, mut anonymous) = (0, 0);
-        let Some(op) = self.io.of(self.spec.path.as_str()) else { return (0, tenants, 0) };
-        for socket in op.sockets() {
+    /// This node's sockets: `{connections, anonymous, tenants: {t: {connections, users,
+    /// subscriptions}}}`.
+    pub(super) fn local_summary(&self) -> Value {
+        let Some(op) = self.io.of(self.spec.path.as_str()) else { return json!({}) };
+        let (mut total, mut anonymous) = (0u64, 0u64);
+        for socket in op.local().sockets() {
             let Some(session) = socket.extensions.get::<Arc<Session>>() else { continue };
             total += 1;
-            let identity = session.identity();
-            match identity.tenant_id.as_deref() {
-                Some(t) => *tenants.entry(t.to_string()).or_default() += 1,
-                None if !identity.is_authenticated() => anonymous += 1,
-                None => {}
-            }
+            anonymous += u64::from(!session.identity().is_authenticated());
         }
-        (total, tenants, anonymous)
+        let tenants: serde_json::Map<String, Value> = self
+            .tenant_stats()
+            .into_iter()
+            .map(|(t, s)| {
+                (t, json!({ "connections": s.connections, "users": s.users.len(), "subscriptions": s.subscriptions }))
+            })
+            .collect();
+        json!({ "connections": total, "anonymous": anonymous, "tenants": tenants })
     }
 }

@@ -12,7 +12,9 @@
 //!
 //! Everything here is generic over the socketioxide adapter, so the same engine runs on the
 //! in-memory adapter and, for a cluster, on a remote one. It never names a namespace: what a
-//! namespace does comes from its spec.
+//! namespace does comes from its spec. Nor does it name Redis: in a cluster, published events and
+//! raw emits go through a [`ClusterLink`] (see `crate::cluster`), which brings them back to every
+//! node's [`Engine::apply`], and each node delivers them to its own sockets.
 
 mod actions;
 mod api;
@@ -28,7 +30,10 @@ mod session;
 mod state;
 mod timers;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use serde_json::{Value, json};
 use socketioxide::{
@@ -71,16 +76,112 @@ pub(crate) struct Shared {
     pub auth_cookie_name: String,
     /// Origins a cookie-authenticated handshake may come from (the CORS origins).
     pub allowed_origins: Vec<String>,
+    /// The cluster, when this node is a member of one.
+    pub cluster: OnceLock<Arc<dyn ClusterLink>>,
+}
+
+/// What the engine needs from a cluster. Implemented by `crate::cluster` over Redis; the engine
+/// only knows this trait.
+pub trait ClusterLink: Send + Sync {
+    /// Sends `message` to every node, this one included, in one order for all. While the cluster
+    /// is unreachable the link applies it on this node at once and sends it to the others later.
+    /// Resolves once it is sent (or applied here), so a caller's next message comes after it.
+    fn submit(&self, message: Outgoing) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+    /// Why the cluster is degraded, if it is (for `/readyz`).
+    fn degraded(&self) -> Option<String>;
+    /// Whether cross-node operations (relays, acks, room counts) can be attempted now.
+    fn connected(&self) -> bool;
+    /// The latest [`Engine::node_snapshot`]s of the other live nodes.
+    fn peers(&self) -> Vec<Value>;
+}
+
+/// Work every node of a cluster applies to its own sockets.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// Published events (a checked batch).
+    Events(Vec<PublishedEvent>),
+    /// A raw emit (checked).
+    Emit(EmitRequest),
+}
+
+impl Outgoing {
+    /// The wire form between nodes.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Outgoing::Events(events) => {
+                json!({ "events": events.iter().map(PublishedEvent::to_json).collect::<Vec<_>>() })
+            }
+            Outgoing::Emit(e) => json!({ "emit": {
+                "namespace": e.namespace, "rooms": e.rooms, "event": e.event, "data": e.data, "tenantId": e.tenant,
+            } }),
+        }
+    }
+
+    /// Reads the wire form back.
+    pub fn from_json(mut value: Value) -> Result<Self, String> {
+        if let Some(Value::Array(events)) = value.get_mut("events").map(Value::take) {
+            return events
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| PublishedEvent::from_json(e, &format!("events[{i}]")))
+                .collect::<Result<_, _>>()
+                .map(Outgoing::Events);
+        }
+        let emit = value.get("emit").ok_or("neither `events` nor `emit`")?;
+        let text = |field: &str| emit.get(field).and_then(Value::as_str).map(str::to_string);
+        Ok(Outgoing::Emit(EmitRequest {
+            namespace: text("namespace").ok_or("emit.namespace")?,
+            rooms: emit
+                .get("rooms")
+                .and_then(Value::as_array)
+                .ok_or("emit.rooms")?
+                .iter()
+                .filter_map(|r| r.as_str().map(str::to_string))
+                .collect(),
+            event: text("event").ok_or("emit.event")?,
+            data: emit.get("data").cloned().unwrap_or(Value::Null),
+            tenant: text("tenantId"),
+        }))
+    }
 }
 
 impl Shared {
+    /// Whether this node is in a cluster that can be reached now (`false` alone).
+    pub fn cluster_reachable(&self) -> bool {
+        self.cluster.get().is_some_and(|c| c.connected())
+    }
+
+    /// Why the cluster is degraded, if this node is in one and it is.
+    pub fn cluster_degraded(&self) -> Option<String> {
+        self.cluster.get().and_then(|c| c.degraded())
+    }
+
+    /// The other live nodes' snapshots (none alone).
+    pub fn peers(&self) -> Vec<Value> {
+        self.cluster.get().map(|c| c.peers()).unwrap_or_default()
+    }
+
     /// `{gateway.stats}`: connections per namespace, message rates and latencies since the last
     /// reading, process CPU and memory.
     pub fn gateway_stats(&self) -> Value {
         let by_namespace: serde_json::Map<String, Value> =
             self.ns_connections.iter().map(|(path, g)| (path.clone(), json!(g.get().max(0)))).collect();
-        let connections = json!({ "total": self.metrics.connections.get().max(0), "byNamespace": by_namespace });
-        self.perf.sample(&self.metrics, connections)
+        let mut by_namespace = by_namespace;
+        let mut total = self.metrics.connections.get().max(0) as u64;
+        let peers = self.peers();
+        for peer in &peers {
+            for (path, ns) in peer["namespaces"].as_object().into_iter().flatten() {
+                let n = ns["connections"].as_u64().unwrap_or(0);
+                total += n;
+                if let Some(count) = by_namespace.get_mut(path) {
+                    *count = json!(count.as_u64().unwrap_or(0) + n);
+                }
+            }
+        }
+        let connections = json!({ "total": total, "byNamespace": by_namespace });
+        let mut stats = self.perf.sample(&self.metrics, connections);
+        stats["cluster"] = json!({ "nodes": peers.len() + 1 });
+        stats
     }
 
     /// Counts and logs an emit to one socket that failed (buffer full, socket closing).
@@ -155,6 +256,7 @@ impl<A: Adapter> Engine<A> {
             trusted_proxies: settings.trusted_proxies.clone(),
             auth_cookie_name: settings.auth_cookie_name.clone(),
             allowed_origins: settings.allowed_origins.clone(),
+            cluster: OnceLock::new(),
         });
         let namespaces = specs
             .into_iter()
@@ -194,14 +296,56 @@ impl<A: Adapter> Engine<A> {
         Ok(())
     }
 
-    /// Checks a batch and, when it is valid, delivers every event in order.
+    /// Checks a batch and, when it is valid, delivers every event in order: on this node, or in a
+    /// cluster on every node (each to its own sockets).
     pub async fn publish(&self, events: Vec<PublishedEvent>) -> Result<usize, String> {
         self.check(&events)?;
-        for event in &events {
+        let count = events.len();
+        match self.shared.cluster.get() {
+            Some(cluster) => cluster.submit(Outgoing::Events(events)).await,
+            None => {
+                for event in &events {
+                    self.deliver(event).await;
+                }
+            }
+        }
+        self.shared.metrics.events_accepted.add(count as u64);
+        Ok(count)
+    }
+
+    /// Joins a cluster: from now on publishes and raw emits go through `cluster`, which calls
+    /// [`Engine::apply`] on every node.
+    pub fn attach_cluster(&self, cluster: Arc<dyn ClusterLink>) {
+        if self.shared.cluster.set(cluster).is_err() {
+            tracing::warn!("the engine is already attached to a cluster");
+        }
+    }
+
+    /// Why the cluster is degraded, if this node is in one and it is.
+    pub fn cluster_degraded(&self) -> Option<String> {
+        self.shared.cluster_degraded()
+    }
+
+    /// Applies checked work to this node's sockets (from this node or another).
+    pub async fn apply(&self, message: &Outgoing) {
+        match message {
+            Outgoing::Events(events) => {
+                for event in events {
+                    self.deliver(event).await;
+                }
+            }
+            Outgoing::Emit(request) => self.emit_local(request).await,
+        }
+    }
+
+    /// Checks events that arrive from outside the HTTP API (a Redis input every node receives
+    /// itself) and delivers them to this node's sockets only.
+    pub async fn deliver_checked(&self, events: &[PublishedEvent]) -> Result<(), String> {
+        self.check(events)?;
+        for event in events {
             self.deliver(event).await;
         }
-        self.shared.metrics.events_accepted.add(events.len() as u64);
-        Ok(events.len())
+        Ok(())
     }
 
     /// Applies one (checked) event on this node: state, then emits to local sockets.

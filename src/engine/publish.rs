@@ -69,6 +69,11 @@ impl PublishedEvent {
         Ok(Self { json: json!({ "type": event_type, "tenantId": tenant, "data": data, "timestamp": timestamp }) })
     }
 
+    /// The event as `{type, tenantId, data, timestamp}`, as [`Self::from_json`] reads it.
+    pub fn to_json(&self) -> Value {
+        self.json.clone()
+    }
+
     /// The event type.
     pub fn event_type(&self) -> &str {
         self.json["type"].as_str().unwrap_or_default()
@@ -139,7 +144,8 @@ impl<A: Adapter> NamespaceRuntime<A> {
     pub(super) async fn deliver(&self, event: &PublishedEvent) {
         let Some(delivery) = self.prepare(event) else { return };
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
-        let op = op.to(delivery.rooms);
+        // Every node delivers every event to its own sockets: never through the adapter.
+        let op = op.local().to(delivery.rooms);
         let result = match &delivery.data {
             Some(d) => op.emit(&delivery.event, d).await,
             None => op.emit(&delivery.event, &()).await,
@@ -156,14 +162,23 @@ impl<A: Adapter> NamespaceRuntime<A> {
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return AckReport::default() };
         let data = delivery.data.unwrap_or(Value::Null);
         self.shared.metrics.published.inc();
-        let stream =
-            match op.to(delivery.rooms).timeout(timeout).emit_with_ack::<_, Value>(&delivery.event, &data).await {
-                Ok(stream) => stream,
-                Err(e) => {
-                    tracing::error!(ns = %self.spec.path, error = %e, "broadcast with acks failed");
-                    return AckReport::default();
+        // Acks are counted by the origin, so this emit goes through the adapter to every node;
+        // when the cluster is unreachable, to this node's sockets only.
+        let op = if self.shared.cluster.get().is_some() && !self.shared.cluster_reachable() { op.local() } else { op };
+        let op = op.to(delivery.rooms).timeout(timeout);
+        let stream = match op.clone().emit_with_ack::<_, Value>(&delivery.event, &data).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(ns = %self.spec.path, error = %e, "broadcast with acks failed; acks from this node only");
+                match op.local().emit_with_ack::<_, Value>(&delivery.event, &data).await {
+                    Ok(stream) => stream,
+                    Err(e) => {
+                        tracing::error!(ns = %self.spec.path, error = %e, "local broadcast with acks failed");
+                        return AckReport::default();
+                    }
                 }
-            };
+            }
+        };
         stream
             .fold(AckReport::default(), |mut report, (_, ack)| async move {
                 report.sockets += 1;

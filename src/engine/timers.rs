@@ -22,10 +22,10 @@ use crate::{
 
 /// What one tenant has on this node in one namespace.
 #[derive(Debug, Default, Clone)]
-struct TenantStats {
-    connections: u64,
-    users: HashSet<Arc<str>>,
-    subscriptions: u64,
+pub(super) struct TenantStats {
+    pub connections: u64,
+    pub users: HashSet<Arc<str>>,
+    pub subscriptions: u64,
 }
 
 struct TimerScope<'a, A: Adapter> {
@@ -49,14 +49,25 @@ impl<A: Adapter> Scope for TimerScope<'_, A> {
         match (root, field) {
             (Root::Tenant, "stats") => {
                 let stats = self.stats.cloned().unwrap_or_default();
+                // The other nodes' sockets of this tenant (users are counted per node).
+                let (mut connections, mut users, mut subscriptions) =
+                    (stats.connections, stats.users.len() as u64, stats.subscriptions);
+                if let Some(tenant) = self.tenant {
+                    for peer in self.ns.shared.peers() {
+                        let t = &peer["namespaces"][self.ns.spec.path.as_str()]["tenants"][tenant];
+                        connections += t["connections"].as_u64().unwrap_or(0);
+                        users += t["users"].as_u64().unwrap_or(0);
+                        subscriptions += t["subscriptions"].as_u64().unwrap_or(0);
+                    }
+                }
                 let events = self
                     .tenant
                     .and_then(|t| self.ns.tenant_events.lock().unwrap_or_else(|e| e.into_inner()).get(t).copied())
                     .unwrap_or(0);
                 Some(json!({
-                    "connections": stats.connections,
-                    "users": stats.users.len(),
-                    "subscriptions": stats.subscriptions,
+                    "connections": connections,
+                    "users": users,
+                    "subscriptions": subscriptions,
                     "eventsPublished": events,
                 }))
             }
@@ -76,7 +87,8 @@ impl<A: Adapter> NamespaceRuntime<A> {
     pub(super) async fn run_timer(&self, timer: &TimerSpec) {
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
         let family = &self.spec.rooms[timer.room];
-        let rooms = match op.clone().rooms().await {
+        // This node's rooms: each node emits to its own sockets.
+        let rooms = match op.clone().local().rooms().await {
             Ok(rooms) => rooms,
             Err(e) => {
                 tracing::warn!(ns = %self.spec.path, error = %e, "cannot list rooms for a timer");
@@ -105,17 +117,17 @@ impl<A: Adapter> NamespaceRuntime<A> {
             };
             let name = timer.emit.event.render_text(&scope);
             let data = timer.emit.data.as_ref().and_then(|d| d.render(&scope)).unwrap_or(Value::Null);
-            if let Err(e) = op.clone().to(room).emit(&name, &data).await {
+            if let Err(e) = op.clone().local().to(room).emit(&name, &data).await {
                 self.shared.note_broadcast_failure(&self.spec.path, &e);
             }
         }
     }
 
     /// Connections, distinct users and subscriptions per tenant, from this node's sockets.
-    fn tenant_stats(&self) -> HashMap<String, TenantStats> {
+    pub(super) fn tenant_stats(&self) -> HashMap<String, TenantStats> {
         let mut stats: HashMap<String, TenantStats> = HashMap::new();
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return stats };
-        for socket in op.sockets() {
+        for socket in op.local().sockets() {
             let Some(session) = socket.extensions.get::<Arc<Session>>() else { continue };
             let identity = session.identity();
             let Some(tenant) = identity.tenant_id.as_deref() else { continue };

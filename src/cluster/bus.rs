@@ -1,0 +1,261 @@
+//! The bus: how published events and raw emits reach every node exactly once, in one order.
+//!
+//! A node sends each message, numbered, on one Redis channel and applies it when it comes back,
+//! like every other node: Redis orders one channel's messages the same for every subscriber, so
+//! every node applies the same messages in the same order, and the last-known state they build
+//! is the same. A caller waits until its message is on Redis, so a backend's next publish,
+//! through whichever node, comes after it.
+//!
+//! While Redis is away (or already has a backlog), the sender applies a message at once, so its
+//! own sockets keep receiving, and keeps it, in order, to send when Redis is back; the other
+//! nodes then get it late rather than never. Receivers drop what they have already applied: a
+//! message per `(node, seq)` is applied once, whether Redis delivered it twice (a retried send
+//! that had in fact gone through) or it comes back to a sender that applied it itself.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    future::Future,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
+
+use super::BACKLOG_LIMIT;
+use crate::engine::Outgoing;
+
+/// How often a backlog is retried while Redis is away.
+const RETRY_EVERY: Duration = Duration::from_millis(250);
+
+/// A message handed to the bus, and who to tell when it is sent (or applied here).
+pub struct Submitted {
+    /// The work.
+    pub message: Outgoing,
+    /// Resolved once the message is on Redis or applied on this node.
+    pub done: oneshot::Sender<()>,
+}
+
+/// One node's end of the bus.
+pub struct Bus {
+    node: String,
+    seq: AtomicU64,
+    seen: Mutex<Seen>,
+}
+
+/// What a node has applied.
+#[derive(Default)]
+struct Seen {
+    /// Highest sequence applied per other node.
+    others: HashMap<String, u64>,
+    /// Highest sequence of ours applied as it came back.
+    own: u64,
+    /// Ours applied directly (Redis was away), whose echo must be skipped.
+    applied_here: HashSet<u64>,
+}
+
+impl Bus {
+    /// The bus of node `node`.
+    pub fn new(node: String) -> Self {
+        Self { node, seq: AtomicU64::new(0), seen: Mutex::new(Seen::default()) }
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads a bus message; `None` when it was applied already or cannot be read.
+    pub fn receive(&self, payload: &[u8]) -> Option<Outgoing> {
+        let mut value: Value = match serde_json::from_slice(payload) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "a bus message is not JSON");
+                return None;
+            }
+        };
+        let (Some(node), Some(seq)) = (value["node"].as_str(), value["seq"].as_u64()) else {
+            tracing::warn!("a bus message has no node or seq");
+            return None;
+        };
+        {
+            let mut seen = self.seen();
+            if node == self.node {
+                if seen.applied_here.remove(&seq) || seq <= seen.own {
+                    return None;
+                }
+                seen.own = seq;
+            } else {
+                let last = seen.others.entry(node.to_string()).or_default();
+                if seq <= *last {
+                    return None;
+                }
+                *last = seq;
+            }
+        }
+        match Outgoing::from_json(value["body"].take()) {
+            Ok(outgoing) => Some(outgoing),
+            Err(e) => {
+                tracing::warn!(error = %e, "a bus message could not be read");
+                None
+            }
+        }
+    }
+
+    /// Sends submitted messages in order until the sender side closes. `publish` puts one on
+    /// Redis (false: Redis is away); `apply` applies one on this node.
+    pub async fn run_outbox<P, PF, F, AF>(&self, mut submitted: mpsc::Receiver<Submitted>, publish: P, apply: F)
+    where
+        P: Fn(String) -> PF,
+        PF: Future<Output = bool>,
+        F: Fn(Outgoing) -> AF,
+        AF: Future<Output = ()>,
+    {
+        let mut backlog: VecDeque<(u64, String)> = VecDeque::new();
+        let mut retry = tokio::time::interval(RETRY_EVERY);
+        retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                next = submitted.recv() => {
+                    let Some(Submitted { message, done }) = next else { return };
+                    let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+                    let wire = json!({ "node": self.node, "seq": seq, "body": message.to_json() }).to_string();
+                    // Behind a backlog, a message waits its turn: order is kept for everyone.
+                    if !(backlog.is_empty() && publish(wire.clone()).await) {
+                        self.seen().applied_here.insert(seq);
+                        apply(message).await;
+                        backlog.push_back((seq, wire));
+                        if backlog.len() > BACKLOG_LIMIT
+                            && let Some((lost, _)) = backlog.pop_front()
+                        {
+                            self.seen().applied_here.remove(&lost);
+                            tracing::error!(limit = BACKLOG_LIMIT, "bus backlog full: the oldest message will not reach the other nodes");
+                        }
+                    }
+                    let _ = done.send(());
+                }
+                _ = retry.tick(), if !backlog.is_empty() => {
+                    let before = backlog.len();
+                    while let Some((_, wire)) = backlog.front() {
+                        if !publish(wire.clone()).await {
+                            break;
+                        }
+                        backlog.pop_front();
+                    }
+                    if backlog.is_empty() {
+                        tracing::info!(messages = before, "sent the backlog kept while Redis was away");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    };
+
+    use super::*;
+    use crate::engine::EmitRequest;
+
+    fn emit(n: u64) -> Outgoing {
+        Outgoing::Emit(EmitRequest {
+            namespace: "/".into(),
+            rooms: vec!["r".into()],
+            event: format!("e{n}"),
+            data: Value::Null,
+            tenant: None,
+        })
+    }
+
+    fn wire(node: &str, seq: u64, n: u64) -> Vec<u8> {
+        json!({ "node": node, "seq": seq, "body": emit(n).to_json() }).to_string().into_bytes()
+    }
+
+    fn event_name(o: &Outgoing) -> String {
+        match o {
+            Outgoing::Emit(e) => e.event.clone(),
+            Outgoing::Events(_) => "events".into(),
+        }
+    }
+
+    #[test]
+    fn each_message_is_applied_once() {
+        let bus = Bus::new("me".into());
+        assert_eq!(bus.receive(&wire("other", 1, 1)).map(|o| event_name(&o)), Some("e1".into()));
+        assert!(bus.receive(&wire("other", 1, 1)).is_none(), "a duplicate from a retried send");
+        assert!(bus.receive(&wire("other", 2, 2)).is_some());
+        assert!(bus.receive(&wire("third", 1, 9)).is_some(), "sequences are per node");
+        bus.seen().applied_here.insert(5);
+        assert!(bus.receive(&wire("me", 4, 4)).is_some(), "ours, applied as it came back");
+        assert!(bus.receive(&wire("me", 5, 5)).is_none(), "ours, applied here while Redis was away");
+        assert!(bus.receive(&wire("me", 4, 4)).is_none());
+        assert!(bus.receive(b"{}").is_none());
+        assert!(bus.receive(b"garbage").is_none());
+    }
+
+    #[tokio::test]
+    async fn while_redis_is_away_messages_apply_here_and_are_sent_in_order_later() {
+        let bus = Arc::new(Bus::new("me".into()));
+        let up = Arc::new(AtomicBool::new(true));
+        let sent = Arc::new(Mutex::new(Vec::<u64>::new()));
+        let applied = Arc::new(Mutex::new(Vec::<String>::new()));
+        let (tx, rx) = mpsc::channel(16);
+        let runner = {
+            let (bus, up, sent, applied) = (bus.clone(), up.clone(), sent.clone(), applied.clone());
+            tokio::spawn(async move {
+                bus.run_outbox(
+                    rx,
+                    |wire: String| {
+                        let (up, sent) = (up.clone(), sent.clone());
+                        async move {
+                            let ok = up.load(Ordering::SeqCst);
+                            if ok {
+                                let v: Value = serde_json::from_str(&wire).unwrap();
+                                sent.lock().unwrap().push(v["seq"].as_u64().unwrap());
+                            }
+                            ok
+                        }
+                    },
+                    |o| {
+                        let applied = applied.clone();
+                        async move { applied.lock().unwrap().push(event_name(&o)) }
+                    },
+                )
+                .await
+            })
+        };
+        let submit = |n: u64| {
+            let tx = tx.clone();
+            async move {
+                let (done, wait) = oneshot::channel();
+                tx.send(Submitted { message: emit(n), done }).await.unwrap();
+                wait.await.unwrap();
+            }
+        };
+        submit(1).await;
+        up.store(false, Ordering::SeqCst);
+        submit(2).await;
+        submit(3).await;
+        assert_eq!(*applied.lock().unwrap(), ["e2", "e3"], "applied here while away; 1 waits for its echo");
+        up.store(true, Ordering::SeqCst);
+        submit(4).await;
+        assert_eq!(*applied.lock().unwrap(), ["e2", "e3", "e4"], "behind a backlog, applied here too");
+        tokio::time::timeout(Duration::from_secs(2), async {
+            while sent.lock().unwrap().len() < 4 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("the backlog is sent");
+        assert_eq!(*sent.lock().unwrap(), [1, 2, 3, 4], "in order");
+        assert!(bus.receive(&wire("me", 2, 2)).is_none() && bus.receive(&wire("me", 4, 4)).is_none());
+        assert!(bus.receive(&wire("me", 1, 1)).is_some(), "1 is applied when it comes back");
+        runner.abort();
+    }
+}

@@ -1,0 +1,444 @@
+//! Cluster membership over Redis: what lets several gateways behind a load balancer act as one.
+//!
+//! Three kinds of traffic cross nodes, each on its own Redis clients:
+//! - **socket operations** (relays between clients, acks, room counts) go through
+//!   socketioxide-redis, on its own sharded pub/sub channels under `REDIS_PREFIX`;
+//! - **published events and raw emits** go through the *bus* (`bus`): one ordered channel
+//!   that every node, the publishing one included, applies to its own sockets, so every node
+//!   sees the same events in the same order and builds the same last-known state;
+//! - **inputs** backends already publish to (`inputs`): the Go hub's `ws:broadcast:all` and
+//!   `@socket.io/redis-emitter` broadcasts, which every node receives and delivers locally.
+//!
+//! Each node also writes a snapshot of its sockets to a Redis hash every couple of seconds, so
+//! statistics count the whole cluster.
+//!
+//! Outages: the clients reconnect forever (with backoff), and after every reconnect this module
+//! subscribes again (fred does not, and socketioxide-redis's channels must be restored too).
+//! While Redis is away the node keeps serving its own sockets: the bus applies messages locally
+//! and keeps them, in order, to send when Redis is back; relays and acks fall back to local.
+//! `/readyz` says why the node is degraded.
+
+mod bus;
+mod inputs;
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context;
+use fred::{
+    clients::{Client, SubscriberClient},
+    interfaces::{ClientLike, EventInterface, HashesInterface, KeysInterface, PubsubInterface},
+    prelude::{Builder, Config as FredConfig, ReconnectPolicy},
+    types::RespVersion,
+};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use socketioxide::adapter::Adapter;
+use socketioxide_redis::{RedisAdapterConfig, RedisAdapterCtr, drivers::fred::FredDriver};
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use crate::{
+    config::RedisConfig,
+    engine::{ClusterLink, Engine, Outgoing},
+};
+use bus::{Bus, Submitted};
+
+/// How long one Redis command may take before it counts as failed.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often the node checks Redis and writes its snapshot.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+const SNAPSHOT_EVERY: u32 = 2;
+/// A peer whose snapshot is older than this is gone.
+const PEER_STALE_MS: u64 = 6_000;
+/// Messages kept for other nodes while Redis is away.
+const BACKLOG_LIMIT: usize = 10_000;
+
+/// A node's membership: its Redis clients, its identity and what it knows of Redis's health.
+pub struct Cluster {
+    config: RedisConfig,
+    /// This node, in the bus and in snapshots. New for every process.
+    node: String,
+    /// Commands: publishing on the bus, snapshots, health checks.
+    client: Client,
+    /// Our plain pub/sub subscriptions: the bus and the inputs.
+    subscriber: SubscriberClient,
+    /// socketioxide-redis's sharded subscriptions, restored after reconnects.
+    adapter_subscriber: SubscriberClient,
+    health: Arc<Health>,
+    peers: Mutex<Vec<Value>>,
+    outbox: mpsc::Sender<Submitted>,
+    outbox_rx: Mutex<Option<mpsc::Receiver<Submitted>>>,
+}
+
+/// What the node knows about Redis.
+#[derive(Debug, Default)]
+struct Health {
+    /// Commands answer.
+    reachable: AtomicBool,
+    /// Our subscriptions are in place (false from a disconnect until they are restored).
+    subscribed: AtomicBool,
+    /// The last failure and when it started, while unhealthy.
+    problem: Mutex<Option<(String, SystemTime)>>,
+}
+
+impl Health {
+    fn ready(&self) -> bool {
+        self.reachable.load(Ordering::SeqCst) && self.subscribed.load(Ordering::SeqCst)
+    }
+
+    fn fail(&self, why: String) {
+        self.reachable.store(false, Ordering::SeqCst);
+        let mut problem = self.problem.lock().unwrap_or_else(|e| e.into_inner());
+        if problem.is_none() {
+            tracing::warn!(error = %why, "Redis is unreachable: serving this node's sockets only");
+            *problem = Some((why, SystemTime::now()));
+        } else if let Some((reason, _)) = problem.as_mut() {
+            *reason = why;
+        }
+    }
+
+    fn recover(&self) {
+        self.reachable.store(true, Ordering::SeqCst);
+        let mut problem = self.problem.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, since)) = problem.take() {
+            let down = since.elapsed().unwrap_or_default();
+            tracing::info!(down_ms = down.as_millis() as u64, "Redis is reachable again");
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+impl Cluster {
+    /// Connects to Redis and builds the socketioxide-redis adapter constructor. Fails when Redis
+    /// cannot be reached at start-up: a node that never joined its cluster should not serve.
+    pub async fn connect(config: &RedisConfig) -> anyhow::Result<(Arc<Self>, RedisAdapterCtr<FredDriver>)> {
+        let mut fred_config = FredConfig::from_url(config.url.expose_secret())
+            .with_context(|| format!("REDIS_URL ({}) is not a Redis URL", config.display))?;
+        // socketioxide-redis's fred driver uses sharded pub/sub, which needs RESP3.
+        fred_config.version = RespVersion::RESP3;
+        let mut builder = Builder::from_config(fred_config);
+        builder
+            // Retry forever: 100 ms doubling to 2 s between attempts.
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            .with_performance_config(|p| {
+                p.default_command_timeout = COMMAND_TIMEOUT;
+                // The adapter reads its messages from this channel; the default (32) drops
+                // messages under load.
+                p.broadcast_channel_capacity = 8192;
+            })
+            .with_connection_config(|c| {
+                c.connection_timeout = Duration::from_secs(3);
+                c.internal_command_timeout = Duration::from_secs(3);
+            });
+        let unreachable = || format!("cannot reach Redis at {} (REDIS_URL / REDIS_HOST)", config.display);
+
+        let client = builder.build().context("building the Redis client")?;
+        client.init().await.with_context(unreachable)?;
+        let subscriber = builder.build_subscriber_client().context("building the Redis subscriber")?;
+        subscriber.init().await.with_context(unreachable)?;
+        let adapter_subscriber = builder.build_subscriber_client().context("building the adapter's subscriber")?;
+        let adapter = RedisAdapterCtr::new_with_fred_config(
+            adapter_subscriber.clone(),
+            RedisAdapterConfig::new().with_prefix(config.prefix.clone()).with_request_timeout(Duration::from_secs(2)),
+        )
+        .await
+        .with_context(unreachable)?;
+
+        let (outbox, outbox_rx) = mpsc::channel(BACKLOG_LIMIT);
+        let health = Health::default();
+        health.reachable.store(true, Ordering::SeqCst);
+        let cluster = Arc::new(Self {
+            config: config.clone(),
+            node: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            client,
+            subscriber,
+            adapter_subscriber,
+            health: Arc::new(health),
+            peers: Mutex::new(Vec::new()),
+            outbox,
+            outbox_rx: Mutex::new(Some(outbox_rx)),
+        });
+        tracing::info!(redis = %config.display, prefix = %config.prefix, node = %cluster.node, "joined the cluster");
+        Ok((cluster, adapter))
+    }
+
+    fn bus_channel(&self) -> String {
+        format!("{}:bus", self.config.prefix)
+    }
+
+    fn nodes_key(&self) -> String {
+        format!("{}:nodes", self.config.prefix)
+    }
+
+    fn emitter_pattern(&self) -> Option<String> {
+        (!self.config.emitter_key.is_empty()).then(|| format!("{}#*", self.config.emitter_key))
+    }
+
+    /// Subscribes to the bus and the inputs; called at start and after every reconnect.
+    async fn subscribe(&self) -> Result<(), fred::error::Error> {
+        let mut channels = vec![self.bus_channel()];
+        if !self.config.broadcast_channel.is_empty() {
+            channels.push(self.config.broadcast_channel.clone());
+        }
+        self.subscriber.subscribe(channels).await?;
+        if let Some(pattern) = self.emitter_pattern() {
+            self.subscriber.psubscribe(pattern).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts the node's cluster work for `engine` (whose namespaces are already mounted on the
+    /// adapter) and attaches the engine to it. The tasks run until aborted.
+    pub async fn start<A: Adapter>(self: &Arc<Self>, engine: Engine<A>) -> anyhow::Result<Vec<JoinHandle<()>>> {
+        self.subscribe().await.context("subscribing to the bus and the Redis inputs")?;
+        self.health.subscribed.store(true, Ordering::SeqCst);
+        let Some(outbox_rx) = self.outbox_rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            anyhow::bail!("the cluster was already started");
+        };
+        let bus = Arc::new(Bus::new(self.node.clone()));
+        engine.attach_cluster(self.clone());
+
+        let mut tasks = vec![
+            tokio::spawn(self.clone().resubscribe_after_reconnects()),
+            tokio::spawn(self.clone().heartbeat(engine.clone())),
+            tokio::spawn(self.clone().receive(engine.clone(), bus.clone())),
+        ];
+        let this = self.clone();
+        tasks.push(tokio::spawn(async move {
+            let publish = {
+                let this = this.clone();
+                move |wire: String| {
+                    let this = this.clone();
+                    async move {
+                        if !this.health.ready() {
+                            return false;
+                        }
+                        match this.client.publish::<i64, _, _>(this.bus_channel(), wire).await {
+                            Ok(_) => true,
+                            Err(e) => {
+                                this.health.fail(format!("publishing on the bus failed: {e}"));
+                                false
+                            }
+                        }
+                    }
+                }
+            };
+            bus.run_outbox(outbox_rx, publish, move |message| {
+                let engine = engine.clone();
+                async move { engine.apply(&message).await }
+            })
+            .await;
+        }));
+        Ok(tasks)
+    }
+
+    /// After every reconnect: our subscriptions and the adapter's, again.
+    async fn resubscribe_after_reconnects(self: Arc<Self>) {
+        let mut ours = self.subscriber.reconnect_rx();
+        let mut adapters = self.adapter_subscriber.reconnect_rx();
+        loop {
+            tokio::select! {
+                event = ours.recv() => match event {
+                    Ok(_) => {
+                        self.health.subscribed.store(false, Ordering::SeqCst);
+                        match self.subscribe().await {
+                            Ok(()) => {
+                                self.health.subscribed.store(true, Ordering::SeqCst);
+                                tracing::info!("bus and input subscriptions restored");
+                            }
+                            Err(e) => tracing::warn!(error = %e, "could not subscribe again; retrying on the next reconnect"),
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                },
+                event = adapters.recv() => match event {
+                    Ok(_) => {
+                        // socketioxide-redis subscribed once, at start; fred tracks what it
+                        // subscribed to, so the same channels can be restored.
+                        let channels: Vec<String> =
+                            self.adapter_subscriber.tracked_shard_channels().iter().map(|c| c.to_string()).collect();
+                        if !channels.is_empty() {
+                            match self.adapter_subscriber.ssubscribe(channels).await {
+                                Ok(()) => tracing::info!("adapter subscriptions restored"),
+                                Err(e) => tracing::warn!(error = %e, "could not restore the adapter's subscriptions"),
+                            }
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return,
+                },
+            }
+        }
+    }
+
+    /// Checks Redis every `HEARTBEAT`, and every few beats writes this node's snapshot and
+    /// reads the others'.
+    async fn heartbeat<A: Adapter>(self: Arc<Self>, engine: Engine<A>) {
+        let mut ticks = tokio::time::interval(HEARTBEAT);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut beat = 0u32;
+        loop {
+            ticks.tick().await;
+            match self.client.ping::<String>(None).await {
+                Ok(_) if self.subscriber.is_connected() => self.health.recover(),
+                Ok(_) => self.health.fail("the subscriber connection is down".into()),
+                Err(e) => {
+                    self.health.fail(e.to_string());
+                    continue;
+                }
+            }
+            beat = beat.wrapping_add(1);
+            if beat % SNAPSHOT_EVERY == 1
+                && let Err(e) = self.exchange_snapshots(&engine).await
+            {
+                tracing::debug!(error = %e, "could not exchange node snapshots");
+            }
+        }
+    }
+
+    async fn exchange_snapshots<A: Adapter>(&self, engine: &Engine<A>) -> Result<(), fred::error::Error> {
+        let mut snapshot = engine.node_snapshot();
+        snapshot["node"] = json!(self.node);
+        snapshot["at"] = json!(now_ms());
+        let key = self.nodes_key();
+        self.client.hset::<i64, _, _>(&key, (self.node.as_str(), snapshot.to_string())).await?;
+        // The hash goes away when every node is gone.
+        self.client.pexpire::<i64, _>(&key, 60_000, None).await?;
+        let all: std::collections::HashMap<String, String> = self.client.hgetall(&key).await?;
+        let now = now_ms();
+        let mut peers = Vec::new();
+        let mut gone = Vec::new();
+        for (node, text) in all {
+            if node == self.node {
+                continue;
+            }
+            let Ok(value) = serde_json::from_str::<Value>(&text) else { continue };
+            let age = now.saturating_sub(value["at"].as_u64().unwrap_or(0));
+            if age <= PEER_STALE_MS {
+                peers.push(value);
+            } else if age > 10 * PEER_STALE_MS {
+                gone.push(node);
+            }
+        }
+        if !gone.is_empty() {
+            self.client.hdel::<i64, _, _>(&key, gone).await?;
+        }
+        *self.peers.lock().unwrap_or_else(|e| e.into_inner()) = peers;
+        Ok(())
+    }
+
+    /// Applies what arrives on our subscriptions, in arrival order.
+    async fn receive<A: Adapter>(self: Arc<Self>, engine: Engine<A>, bus: Arc<Bus>) {
+        let mut messages = self.subscriber.message_rx();
+        let bus_channel = self.bus_channel();
+        let emitter_prefix = format!("{}#", self.config.emitter_key);
+        loop {
+            let message = match messages.recv().await {
+                Ok(m) => m,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::error!(missed = n, "fell behind on Redis messages; some were lost");
+                    continue;
+                }
+                Err(_) => return,
+            };
+            let channel: &str = &message.channel;
+            let Some(payload) = message.value.as_bytes() else { continue };
+            if channel == bus_channel {
+                if let Some(outgoing) = bus.receive(payload) {
+                    engine.apply(&outgoing).await;
+                }
+            } else if channel == self.config.broadcast_channel {
+                match inputs::go_hub_event(payload) {
+                    Ok(event) => {
+                        if let Err(e) = engine.deliver_checked(std::slice::from_ref(&event)).await {
+                            tracing::debug!(channel, error = %e, "a broadcast message was not delivered");
+                        }
+                    }
+                    Err(e) => tracing::warn!(channel, error = %e, "a broadcast message could not be read"),
+                }
+            } else if !self.config.emitter_key.is_empty() && channel.starts_with(&emitter_prefix) {
+                self.deliver_emitter(&engine, channel, payload).await;
+            }
+        }
+    }
+
+    async fn deliver_emitter<A: Adapter>(&self, engine: &Engine<A>, channel: &str, payload: &[u8]) {
+        let message = match inputs::emitter_message(payload) {
+            Ok(Some(m)) => m,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(channel, error = %e, "an emitter message could not be read");
+                return;
+            }
+        };
+        let names = |rooms: &[String]| -> Vec<(Option<String>, String)> {
+            rooms
+                .iter()
+                .map(|r| {
+                    let (tenant, room) = inputs::split_emitter_room(r);
+                    (tenant.map(str::to_string), room.to_string())
+                })
+                .collect()
+        };
+        let (rooms, except) = (names(&message.rooms), names(&message.except));
+        if let Err(e) = engine.emit_received(&message.namespace, &message.event, &message.args, &rooms, &except).await {
+            tracing::warn!(channel, event = %message.event, error = %e, "an emitter message was not delivered");
+        }
+    }
+}
+
+impl ClusterLink for Cluster {
+    fn submit(&self, message: Outgoing) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        let (done, sent) = tokio::sync::oneshot::channel();
+        let outbox = self.outbox.clone();
+        Box::pin(async move {
+            if outbox.send(Submitted { message, done }).await.is_err() {
+                tracing::error!("the bus has stopped; a message was dropped");
+                return;
+            }
+            let _ = sent.await;
+        })
+    }
+
+    fn connected(&self) -> bool {
+        self.health.ready()
+    }
+
+    fn degraded(&self) -> Option<String> {
+        if self.health.ready() {
+            return None;
+        }
+        let problem = self.health.problem.lock().unwrap_or_else(|e| e.into_inner());
+        let (why, since) = problem
+            .as_ref()
+            .map(|(why, since)| (why.clone(), since.elapsed().unwrap_or_default().as_secs()))
+            .unwrap_or_else(|| ("subscriptions are being restored".to_string(), 0));
+        Some(format!(
+            "Redis at {} is unreachable ({why}) for {since}s: serving this node's sockets only; \
+             cross-node delivery resumes when it is back",
+            self.config.display
+        ))
+    }
+
+    fn peers(&self) -> Vec<Value> {
+        let now = now_ms();
+        self.peers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|p| now.saturating_sub(p["at"].as_u64().unwrap_or(0)) <= PEER_STALE_MS)
+            .cloned()
+            .collect()
+    }
+}
