@@ -25,6 +25,10 @@ fn gateway() -> Command {
         "HOST",
         "LOG_FORMAT",
         "LOG_LEVEL",
+        "REDIS_URL",
+        "REDIS_HOST",
+        "REDIS_PORT",
+        "REDIS_PASSWORD",
     ] {
         cmd.env_remove(var);
     }
@@ -74,6 +78,23 @@ fn the_gateway_refuses_to_start_on_broken_specs_and_says_where() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("x.yaml:1:12: namespace `nope` must start with `/`"), "{stderr}");
+}
+
+#[test]
+fn a_node_that_cannot_reach_its_redis_refuses_to_start_and_hides_the_password() {
+    // Port 1 on loopback: nothing listens there.
+    let out = gateway()
+        .env("REDIS_URL", "redis://:sekrit-pass@127.0.0.1:1")
+        .env("JWT_SECRET", "s")
+        .env("PORT", "0")
+        .env("HOST", "127.0.0.1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stderr.contains("cannot reach Redis at redis://127.0.0.1:1"), "{stderr}");
+    assert!(!stderr.contains("sekrit-pass") && !stdout.contains("sekrit-pass"), "{stderr}{stdout}");
 }
 
 #[test]

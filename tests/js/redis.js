@@ -1,0 +1,175 @@
+// A private Redis for a test file: `redis-server` on a free loopback port, with persistence off,
+// that a test can kill (SIGKILL, as a crash) and start again on the same port. Never the shared
+// Redis on 6379: every cluster test runs against a server of its own.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createClient } from 'redis';
+
+/** The binary; `REDIS_SERVER_BIN` may point at another one. */
+export const REDIS_SERVER_BIN = process.env.REDIS_SERVER_BIN ?? 'redis-server';
+
+export const MISSING_REDIS =
+  'redis-server not found: install Redis 7 or newer (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis)';
+
+const running = new Set();
+// Last resort when a test run dies before its `after` hooks: never leave a redis-server behind.
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Throws the plain "install Redis" error when the binary is not there. */
+export function requireRedisServer() {
+  const probe = spawnSync(REDIS_SERVER_BIN, ['--version'], { encoding: 'utf8', timeout: 5000 });
+  if (probe.error?.code === 'ENOENT' || (probe.error === undefined && probe.status === 127)) throw new Error(MISSING_REDIS);
+  if (probe.error) throw new Error(`${MISSING_REDIS} (running \`${REDIS_SERVER_BIN} --version\` failed: ${probe.error.message})`);
+  return probe.stdout.trim();
+}
+
+/** A loopback port nobody listens on right now. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** One PING with a short-lived client; resolves true on PONG, false on any failure. */
+export async function ping(url, timeoutMs = 500) {
+  const client = createClient({ url, socket: { connectTimeout: timeoutMs, reconnectStrategy: false } });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    return (await client.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    try {
+      await client.disconnect();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/**
+ * Starts a private `redis-server` on a free port (or `port`) and resolves once it answers PING.
+ * Resolves to `{ port, url, logs, kill(), restart(), stop() }`:
+ * - `kill()` SIGKILLs it (a crash) and resolves once the process is gone;
+ * - `restart()` starts it again on the same port, empty, and resolves once it answers PING;
+ * - `stop()` kills it for good and removes its folder (safe to call twice).
+ */
+export async function startRedis({ port, timeoutMs = 10000 } = {}) {
+  requireRedisServer();
+  const dir = mkdtempSync(path.join(tmpdir(), 'rtgw-redis-'));
+  const logs = [];
+  let child;
+  let exited;
+
+  async function launch(onPort) {
+    const args = [
+      '--port', String(onPort),
+      '--bind', '127.0.0.1',
+      '--save', '',
+      '--appendonly', 'no',
+      '--dir', dir,
+      '--daemonize', 'no',
+      '--protected-mode', 'yes',
+      '--loglevel', 'notice',
+    ];
+    const proc = spawn(REDIS_SERVER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    running.add(proc);
+    const gone = new Promise((resolve) => proc.once('exit', (code, signal) => {
+      running.delete(proc);
+      resolve({ code, signal });
+    }));
+    proc.stdout.on('data', (chunk) => logs.push(chunk.toString()));
+    proc.stderr.on('data', (chunk) => logs.push(chunk.toString()));
+    const spawnError = new Promise((resolve) => proc.once('error', resolve));
+
+    const url = `redis://127.0.0.1:${onPort}`;
+    const deadline = Date.now() + timeoutMs;
+    let state = 'starting';
+    gone.then(() => { state = 'exited'; });
+    spawnError.then((error) => { state = error; });
+    while (Date.now() < deadline) {
+      if (state instanceof Error) {
+        if (state.code === 'ENOENT') throw new Error(MISSING_REDIS);
+        throw state;
+      }
+      if (state === 'exited') {
+        const { code, signal } = await gone;
+        const error = new Error(`redis-server on port ${onPort} exited (code ${code}, signal ${signal}) before answering PING\n${logs.join('')}`);
+        error.exited = true;
+        throw error;
+      }
+      if (await ping(url, 300)) return { proc, gone };
+      await sleep(50);
+    }
+    proc.kill('SIGKILL');
+    await gone;
+    throw new Error(`redis-server on port ${onPort} did not answer PING within ${timeoutMs} ms\n${logs.join('')}`);
+  }
+
+  // A free port can be taken between the check and the listen: try a few.
+  let chosen = port;
+  for (let attempt = 0; ; attempt++) {
+    chosen = port ?? (await freePort());
+    try {
+      ({ proc: child, gone: exited } = await launch(chosen));
+      break;
+    } catch (error) {
+      if (port !== undefined || !error.exited || attempt >= 4) {
+        rmSync(dir, { recursive: true, force: true });
+        throw error;
+      }
+    }
+  }
+
+  const url = `redis://127.0.0.1:${chosen}`;
+  const alive = () => child && child.exitCode === null && child.signalCode === null;
+  const handle = {
+    port: chosen,
+    url,
+    logs,
+    get pid() {
+      return child?.pid;
+    },
+    /** SIGKILL, as a crash; resolves once the process is gone. */
+    async kill() {
+      if (alive()) child.kill('SIGKILL');
+      await exited;
+    },
+    /** Starts it again on the same port (empty); resolves once it answers PING. */
+    async restart() {
+      await handle.kill();
+      // The port was just released by a killed process: retry briefly if the bind races.
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        try {
+          ({ proc: child, gone: exited } = await launch(chosen));
+          return;
+        } catch (error) {
+          if (!error.exited || Date.now() > deadline) throw error;
+          await sleep(100);
+        }
+      }
+    },
+    /** Kills it for good and removes its folder. */
+    async stop() {
+      await handle.kill();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return handle;
+}
