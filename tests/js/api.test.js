@@ -403,6 +403,7 @@ describe('GET /api/v1/stats (on a gateway of its own, for exact counts)', () => 
         '/workflow': { connections: 1, tenants: { t2: 1 }, anonymous: 0 },
         '/ws': { connections: 4, tenants: { t1: 3, t2: 1 }, anonymous: 0 },
       },
+      nodes: 1,
     });
   });
 
