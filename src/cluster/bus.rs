@@ -1,15 +1,16 @@
 //! The bus: how published events and raw emits reach every node exactly once, in one order.
 //!
-//! A node sends each message, numbered, on one Redis channel and applies it when it comes back,
-//! like every other node: Redis orders one channel's messages the same for every subscriber, so
-//! every node applies the same messages in the same order, and the last-known state they build
-//! is the same. A caller waits until its message is on Redis, so a backend's next publish,
-//! through whichever node, comes after it.
+//! A node appends each message, numbered, to one Redis stream and applies it when it reads it
+//! back, like every other node: a stream has one order for every reader, so every node applies
+//! the same messages in the same order, and the last-known state they build is the same. A
+//! caller waits until its message is on Redis, so a backend's next publish, through whichever
+//! node, comes after it. A node that could not read for a while (its connection dropped, Redis
+//! restarted) reads on from the last message it applied, so it misses nothing still in the stream.
 //!
 //! While Redis is away (or already has a backlog), the sender applies a message at once, so its
-//! own sockets keep receiving, and keeps it, in order, to send when Redis is back; the other
+//! own sockets keep receiving, and keeps it, in order, to append when Redis is back; the other
 //! nodes then get it late rather than never. Receivers drop what they have already applied: a
-//! message per `(node, seq)` is applied once, whether Redis delivered it twice (a retried send
+//! message per `(node, seq)` is applied once, whether it was appended twice (a retried append
 //! that had in fact gone through) or it comes back to a sender that applied it itself.
 
 use std::{
@@ -104,8 +105,8 @@ impl Bus {
         }
     }
 
-    /// Sends submitted messages in order until the sender side closes. `publish` puts one on
-    /// Redis (false: Redis is away); `apply` applies one on this node.
+    /// Sends submitted messages in order until the sender side closes. `publish` appends one to
+    /// the stream (false: Redis is away); `apply` applies one on this node.
     pub async fn run_outbox<P, PF, F, AF>(&self, mut submitted: mpsc::Receiver<Submitted>, publish: P, apply: F)
     where
         P: Fn(String) -> PF,

@@ -3,9 +3,10 @@
 //! Three kinds of traffic cross nodes, each on its own Redis clients:
 //! - **socket operations** (relays between clients, acks, room counts) go through
 //!   socketioxide-redis, on its own sharded pub/sub channels under `REDIS_PREFIX`;
-//! - **published events and raw emits** go through the *bus* (`bus`): one ordered channel
-//!   that every node, the publishing one included, applies to its own sockets, so every node
-//!   sees the same events in the same order and builds the same last-known state;
+//! - **published events and raw emits** go through the *bus* (`bus`): one Redis stream that
+//!   every node, the publishing one included, reads and applies to its own sockets, so every node
+//!   sees the same events in the same order and builds the same last-known state; a node that
+//!   was cut off reads on from where it stopped;
 //! - **inputs** backends already publish to (`inputs`): the Go hub's `ws:broadcast:all` and
 //!   `@socket.io/redis-emitter` broadcasts, which every node receives and delivers locally.
 //!
@@ -13,7 +14,8 @@
 //! statistics count the whole cluster.
 //!
 //! Outages: the clients reconnect forever (with backoff), and after every reconnect this module
-//! subscribes again (fred does not, and socketioxide-redis's channels must be restored too).
+//! subscribes again (fred does not, and socketioxide-redis's channels must be restored too). The
+//! node counts as connected again only once all of it is back.
 //! While Redis is away the node keeps serving its own sockets: the bus applies messages locally
 //! and keeps them, in order, to send when Redis is back; relays and acks fall back to local.
 //! `/readyz` says why the node is degraded.
@@ -22,6 +24,7 @@ mod bus;
 mod inputs;
 
 use std::{
+    collections::HashMap,
     future::Future,
     pin::Pin,
     sync::{
@@ -34,7 +37,7 @@ use std::{
 use anyhow::Context;
 use fred::{
     clients::{Client, SubscriberClient},
-    interfaces::{ClientLike, EventInterface, HashesInterface, KeysInterface, PubsubInterface},
+    interfaces::{ClientLike, EventInterface, HashesInterface, KeysInterface, PubsubInterface, StreamsInterface},
     prelude::{Builder, Config as FredConfig, ReconnectPolicy},
     types::RespVersion,
 };
@@ -59,15 +62,31 @@ const SNAPSHOT_EVERY: u32 = 2;
 const PEER_STALE_MS: u64 = 6_000;
 /// Messages kept for other nodes while Redis is away.
 const BACKLOG_LIMIT: usize = 10_000;
+/// Messages the bus stream keeps (about): how far behind a node that was cut off can catch up.
+const BUS_LENGTH: i64 = 10_000;
+/// How long one read of the bus waits for news, and how many messages it takes at most.
+const BUS_BLOCK: Duration = Duration::from_millis(500);
+const BUS_BATCH: u64 = 256;
+
+/// Whether stream id `a` (`<ms>-<seq>`) is below `b`.
+fn stream_id_lt(a: &str, b: &str) -> bool {
+    let parse = |id: &str| -> (u64, u64) {
+        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+        (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+    };
+    parse(a) < parse(b)
+}
 
 /// A node's membership: its Redis clients, its identity and what it knows of Redis's health.
 pub struct Cluster {
     config: RedisConfig,
     /// This node, in the bus and in snapshots. New for every process.
     node: String,
-    /// Commands: publishing on the bus, snapshots, health checks.
+    /// Commands: appending to the bus, snapshots, health checks.
     client: Client,
-    /// Our plain pub/sub subscriptions: the bus and the inputs.
+    /// Reads the bus; its own connection, because a blocking read holds it.
+    reader: Client,
+    /// Our plain pub/sub subscriptions: the Redis inputs.
     subscriber: SubscriberClient,
     /// socketioxide-redis's sharded subscriptions, restored after reconnects.
     adapter_subscriber: SubscriberClient,
@@ -82,15 +101,19 @@ pub struct Cluster {
 struct Health {
     /// Commands answer.
     reachable: AtomicBool,
-    /// Our subscriptions are in place (false from a disconnect until they are restored).
+    /// Our input subscriptions are in place (false from a disconnect until they are restored).
     subscribed: AtomicBool,
+    /// socketioxide-redis's subscriptions are in place (same).
+    adapter_subscribed: AtomicBool,
     /// The last failure and when it started, while unhealthy.
     problem: Mutex<Option<(String, SystemTime)>>,
 }
 
 impl Health {
     fn ready(&self) -> bool {
-        self.reachable.load(Ordering::SeqCst) && self.subscribed.load(Ordering::SeqCst)
+        self.reachable.load(Ordering::SeqCst)
+            && self.subscribed.load(Ordering::SeqCst)
+            && self.adapter_subscribed.load(Ordering::SeqCst)
     }
 
     fn fail(&self, why: String) {
@@ -144,6 +167,11 @@ impl Cluster {
 
         let client = builder.build().context("building the Redis client")?;
         client.init().await.with_context(unreachable)?;
+        let mut reader_builder = builder.clone();
+        // A blocking read waits up to BUS_BLOCK for new messages; its timeout must outlast that.
+        reader_builder.with_performance_config(|p| p.default_command_timeout = BUS_BLOCK + COMMAND_TIMEOUT);
+        let reader = reader_builder.build().context("building the bus reader")?;
+        reader.init().await.with_context(unreachable)?;
         let subscriber = builder.build_subscriber_client().context("building the Redis subscriber")?;
         subscriber.init().await.with_context(unreachable)?;
         let adapter_subscriber = builder.build_subscriber_client().context("building the adapter's subscriber")?;
@@ -157,10 +185,12 @@ impl Cluster {
         let (outbox, outbox_rx) = mpsc::channel(BACKLOG_LIMIT);
         let health = Health::default();
         health.reachable.store(true, Ordering::SeqCst);
+        health.adapter_subscribed.store(true, Ordering::SeqCst);
         let cluster = Arc::new(Self {
             config: config.clone(),
             node: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
             client,
+            reader,
             subscriber,
             adapter_subscriber,
             health: Arc::new(health),
@@ -172,7 +202,7 @@ impl Cluster {
         Ok((cluster, adapter))
     }
 
-    fn bus_channel(&self) -> String {
+    fn bus_key(&self) -> String {
         format!("{}:bus", self.config.prefix)
     }
 
@@ -184,13 +214,11 @@ impl Cluster {
         (!self.config.emitter_key.is_empty()).then(|| format!("{}#*", self.config.emitter_key))
     }
 
-    /// Subscribes to the bus and the inputs; called at start and after every reconnect.
+    /// Subscribes to the inputs; called at start and after every reconnect.
     async fn subscribe(&self) -> Result<(), fred::error::Error> {
-        let mut channels = vec![self.bus_channel()];
         if !self.config.broadcast_channel.is_empty() {
-            channels.push(self.config.broadcast_channel.clone());
+            self.subscriber.subscribe(self.config.broadcast_channel.clone()).await?;
         }
-        self.subscriber.subscribe(channels).await?;
         if let Some(pattern) = self.emitter_pattern() {
             self.subscriber.psubscribe(pattern).await?;
         }
@@ -200,7 +228,7 @@ impl Cluster {
     /// Starts the node's cluster work for `engine` (whose namespaces are already mounted on the
     /// adapter) and attaches the engine to it. The tasks run until aborted.
     pub async fn start<A: Adapter>(self: &Arc<Self>, engine: Engine<A>) -> anyhow::Result<Vec<JoinHandle<()>>> {
-        self.subscribe().await.context("subscribing to the bus and the Redis inputs")?;
+        self.subscribe().await.context("subscribing to the Redis inputs")?;
         self.health.subscribed.store(true, Ordering::SeqCst);
         let Some(outbox_rx) = self.outbox_rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             anyhow::bail!("the cluster was already started");
@@ -208,10 +236,13 @@ impl Cluster {
         let bus = Arc::new(Bus::new(self.node.clone()));
         engine.attach_cluster(self.clone());
 
+        let start = self.bus_end().await.context("reading the bus")?;
         let mut tasks = vec![
-            tokio::spawn(self.clone().resubscribe_after_reconnects()),
+            tokio::spawn(self.clone().restore_inputs()),
+            tokio::spawn(self.clone().restore_adapter()),
             tokio::spawn(self.clone().heartbeat(engine.clone())),
-            tokio::spawn(self.clone().receive(engine.clone(), bus.clone())),
+            tokio::spawn(self.clone().receive(engine.clone())),
+            tokio::spawn(self.clone().read_bus(engine.clone(), bus.clone(), start)),
         ];
         let this = self.clone();
         tasks.push(tokio::spawn(async move {
@@ -223,7 +254,9 @@ impl Cluster {
                         if !this.health.ready() {
                             return false;
                         }
-                        match this.client.publish::<i64, _, _>(this.bus_channel(), wire).await {
+                        let cap = ("MAXLEN", "~", BUS_LENGTH);
+                        match this.client.xadd::<String, _, _, _, _>(this.bus_key(), false, cap, "*", ("m", wire)).await
+                        {
                             Ok(_) => true,
                             Err(e) => {
                                 this.health.fail(format!("publishing on the bus failed: {e}"));
@@ -242,19 +275,19 @@ impl Cluster {
         Ok(tasks)
     }
 
-    /// After every reconnect: our subscriptions and the adapter's, again.
-    async fn resubscribe_after_reconnects(self: Arc<Self>) {
-        let mut ours = self.subscriber.reconnect_rx();
-        let mut adapters = self.adapter_subscriber.reconnect_rx();
+    /// After every reconnect of the input subscriber: its subscriptions, again.
+    async fn restore_inputs(self: Arc<Self>) {
+        let mut reconnects = self.subscriber.reconnect_rx();
+        let mut errors = self.subscriber.error_rx();
         loop {
             tokio::select! {
-                event = ours.recv() => match event {
+                event = reconnects.recv() => match event {
                     Ok(_) => {
                         self.health.subscribed.store(false, Ordering::SeqCst);
                         match self.subscribe().await {
                             Ok(()) => {
                                 self.health.subscribed.store(true, Ordering::SeqCst);
-                                tracing::info!("bus and input subscriptions restored");
+                                tracing::info!("input subscriptions restored");
                             }
                             Err(e) => tracing::warn!(error = %e, "could not subscribe again; retrying on the next reconnect"),
                         }
@@ -262,22 +295,92 @@ impl Cluster {
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(_) => return,
                 },
-                event = adapters.recv() => match event {
+                // A connection error means the subscriptions may be gone until the reconnect.
+                Ok(_) = errors.recv() => self.health.subscribed.store(false, Ordering::SeqCst),
+            }
+        }
+    }
+
+    /// After every reconnect of the adapter's subscriber: its channels, again. socketioxide-redis
+    /// subscribed once, at start; fred tracks what it subscribed to, so the same channels can be
+    /// restored.
+    async fn restore_adapter(self: Arc<Self>) {
+        let mut reconnects = self.adapter_subscriber.reconnect_rx();
+        let mut errors = self.adapter_subscriber.error_rx();
+        loop {
+            tokio::select! {
+                event = reconnects.recv() => match event {
                     Ok(_) => {
-                        // socketioxide-redis subscribed once, at start; fred tracks what it
-                        // subscribed to, so the same channels can be restored.
+                        self.health.adapter_subscribed.store(false, Ordering::SeqCst);
                         let channels: Vec<String> =
                             self.adapter_subscriber.tracked_shard_channels().iter().map(|c| c.to_string()).collect();
-                        if !channels.is_empty() {
-                            match self.adapter_subscriber.ssubscribe(channels).await {
-                                Ok(()) => tracing::info!("adapter subscriptions restored"),
-                                Err(e) => tracing::warn!(error = %e, "could not restore the adapter's subscriptions"),
+                        match self.adapter_subscriber.ssubscribe(channels).await {
+                            Ok(()) => {
+                                self.health.adapter_subscribed.store(true, Ordering::SeqCst);
+                                tracing::info!("adapter subscriptions restored");
                             }
+                            Err(e) => tracing::warn!(error = %e, "could not restore the adapter's subscriptions"),
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(_) => return,
                 },
+                Ok(_) = errors.recv() => self.health.adapter_subscribed.store(false, Ordering::SeqCst),
+            }
+        }
+    }
+
+    /// The id of the bus's newest message (`0-0` when it is empty): a node applies what comes
+    /// after it joined.
+    async fn bus_end(&self) -> Result<String, fred::error::Error> {
+        let newest: Vec<(String, HashMap<String, String>)> =
+            self.reader.xrevrange(self.bus_key(), "+", "-", Some(1)).await?;
+        Ok(newest.into_iter().next().map_or_else(|| "0-0".to_string(), |(id, _)| id))
+    }
+
+    /// Reads the bus from `after` on, forever, applying each message once. After a failure it
+    /// reads on from the last message applied, so nothing that is still in the stream is missed.
+    async fn read_bus<A: Adapter>(self: Arc<Self>, engine: Engine<A>, bus: Arc<Bus>, mut after: String) {
+        let key = self.bus_key();
+        let mut failing = false;
+        loop {
+            let read = self
+                .reader
+                .xread_map::<String, String, String, String, _, _>(
+                    Some(BUS_BATCH),
+                    Some(BUS_BLOCK.as_millis() as u64),
+                    key.as_str(),
+                    after.as_str(),
+                )
+                .await;
+            match read {
+                Ok(streams) => {
+                    if failing {
+                        failing = false;
+                        // A Redis that restarted without its data starts a new stream, whose ids
+                        // may be below ours: read it from the start (applied messages are skipped).
+                        if let Ok(end) = self.bus_end().await
+                            && stream_id_lt(&end, &after)
+                        {
+                            tracing::info!("the bus stream was recreated; reading it from its start");
+                            after = "0-0".to_string();
+                            continue;
+                        }
+                    }
+                    for (id, fields) in streams.into_values().flatten() {
+                        after = id;
+                        if let Some(outgoing) = fields.get("m").and_then(|m| bus.receive(m.as_bytes())) {
+                            engine.apply(&outgoing).await;
+                        }
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::debug!(error = %e, "reading the bus failed; retrying");
+                    }
+                    failing = true;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
             }
         }
     }
@@ -290,9 +393,12 @@ impl Cluster {
         let mut beat = 0u32;
         loop {
             ticks.tick().await;
+            self.check_subscriptions().await;
             match self.client.ping::<String>(None).await {
-                Ok(_) if self.subscriber.is_connected() => self.health.recover(),
-                Ok(_) => self.health.fail("the subscriber connection is down".into()),
+                Ok(_) if self.subscriber.is_connected() && self.adapter_subscriber.is_connected() => {
+                    self.health.recover()
+                }
+                Ok(_) => self.health.fail("a subscriber connection is down".into()),
                 Err(e) => {
                     self.health.fail(e.to_string());
                     continue;
@@ -307,6 +413,25 @@ impl Cluster {
         }
     }
 
+    /// A subscriber that is down has lost its subscriptions; one that is up but lost them (a
+    /// reconnect whose resubscribe failed) gets them again here, so the node heals by itself.
+    async fn check_subscriptions(&self) {
+        if !self.subscriber.is_connected() {
+            self.health.subscribed.store(false, Ordering::SeqCst);
+        } else if !self.health.subscribed.load(Ordering::SeqCst) && self.subscribe().await.is_ok() {
+            self.health.subscribed.store(true, Ordering::SeqCst);
+        }
+        if !self.adapter_subscriber.is_connected() {
+            self.health.adapter_subscribed.store(false, Ordering::SeqCst);
+        } else if !self.health.adapter_subscribed.load(Ordering::SeqCst) {
+            let channels: Vec<String> =
+                self.adapter_subscriber.tracked_shard_channels().iter().map(|c| c.to_string()).collect();
+            if self.adapter_subscriber.ssubscribe(channels).await.is_ok() {
+                self.health.adapter_subscribed.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
     async fn exchange_snapshots<A: Adapter>(&self, engine: &Engine<A>) -> Result<(), fred::error::Error> {
         let mut snapshot = engine.node_snapshot();
         snapshot["node"] = json!(self.node);
@@ -315,7 +440,7 @@ impl Cluster {
         self.client.hset::<i64, _, _>(&key, (self.node.as_str(), snapshot.to_string())).await?;
         // The hash goes away when every node is gone.
         self.client.pexpire::<i64, _>(&key, 60_000, None).await?;
-        let all: std::collections::HashMap<String, String> = self.client.hgetall(&key).await?;
+        let all: HashMap<String, String> = self.client.hgetall(&key).await?;
         let now = now_ms();
         let mut peers = Vec::new();
         let mut gone = Vec::new();
@@ -338,27 +463,22 @@ impl Cluster {
         Ok(())
     }
 
-    /// Applies what arrives on our subscriptions, in arrival order.
-    async fn receive<A: Adapter>(self: Arc<Self>, engine: Engine<A>, bus: Arc<Bus>) {
+    /// Delivers what arrives on the input subscriptions, in arrival order.
+    async fn receive<A: Adapter>(self: Arc<Self>, engine: Engine<A>) {
         let mut messages = self.subscriber.message_rx();
-        let bus_channel = self.bus_channel();
         let emitter_prefix = format!("{}#", self.config.emitter_key);
         loop {
             let message = match messages.recv().await {
                 Ok(m) => m,
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    tracing::error!(missed = n, "fell behind on Redis messages; some were lost");
+                    tracing::error!(missed = n, "fell behind on Redis input messages; some were lost");
                     continue;
                 }
                 Err(_) => return,
             };
             let channel: &str = &message.channel;
             let Some(payload) = message.value.as_bytes() else { continue };
-            if channel == bus_channel {
-                if let Some(outgoing) = bus.receive(payload) {
-                    engine.apply(&outgoing).await;
-                }
-            } else if channel == self.config.broadcast_channel {
+            if channel == self.config.broadcast_channel {
                 match inputs::go_hub_event(payload) {
                     Ok(event) => {
                         if let Err(e) = engine.deliver_checked(std::slice::from_ref(&event)).await {
