@@ -177,7 +177,7 @@ impl Cluster {
         let adapter_subscriber = builder.build_subscriber_client().context("building the adapter's subscriber")?;
         let adapter = RedisAdapterCtr::new_with_fred_config(
             adapter_subscriber.clone(),
-            RedisAdapterConfig::new().with_prefix(config.prefix.clone()).with_request_timeout(Duration::from_secs(2)),
+            RedisAdapterConfig::new().with_prefix(config.prefix.clone()).with_request_timeout(Duration::from_secs(5)),
         )
         .await
         .with_context(unreachable)?;

@@ -3,12 +3,12 @@
 //! the other members of its rooms. Also the template scope those actions render with, and room
 //! snapshots (`room.snapshot`).
 
-use std::{borrow::Cow, cell::OnceCell};
+use std::{borrow::Cow, cell::OnceCell, sync::Arc};
 
 use serde_json::{Map, Value, json};
 use socketioxide::{BroadcastError, adapter::Adapter, extract::SocketRef};
 
-use super::{clock::iso_now, errors::ClientError, namespace::NamespaceRuntime};
+use super::{clock::iso_now, errors::ClientError, namespace::NamespaceRuntime, session::Session};
 use crate::{
     auth::Identity,
     rooms::{self, RoomScope},
@@ -157,7 +157,8 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
         let op = self.socket.to(targets);
         let clustered = self.ns.shared.cluster.get().is_some();
         let reachable = self.ns.shared.cluster_reachable();
-        self.ns.broadcast_in_order(async move {
+        let Some(session) = self.socket.extensions.get::<Arc<Session>>() else { return Ok(()) };
+        self.ns.broadcast_in_order(&session, async move {
             if clustered && !reachable {
                 return op.local().emit(&event, &data).await;
             }

@@ -116,26 +116,32 @@ impl<A: Adapter> NamespaceRuntime<A> {
     }
 
     /// Runs a broadcast started on a socket's receive path so that one socket's broadcasts keep
-    /// its order: it is polled right away, and only what cannot finish at once (a remote
-    /// adapter's network send) continues in a task.
+    /// its order. Alone, it is polled right away and finishes at once (the in-memory adapter does
+    /// not wait). In a cluster it waits on the network: it runs in a task that first waits for
+    /// the socket's previous broadcast, so a chat's messages reach other nodes in the order sent.
     pub(super) fn broadcast_in_order(
         &self,
+        session: &Session,
         broadcast: impl Future<Output = Result<(), BroadcastError>> + Send + 'static,
     ) {
         let mut broadcast = Box::pin(broadcast);
-        match broadcast.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(())) => {}
-            Poll::Ready(Err(e)) => self.shared.note_broadcast_failure(&self.spec.path, &e),
-            Poll::Pending => {
-                let shared = self.shared.clone();
-                let path = self.spec.path.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = broadcast.await {
-                        shared.note_broadcast_failure(&path, &e);
-                    }
-                });
+        if self.shared.cluster.get().is_none() {
+            match broadcast.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                Poll::Ready(Ok(())) => return,
+                Poll::Ready(Err(e)) => return self.shared.note_broadcast_failure(&self.spec.path, &e),
+                Poll::Pending => {}
             }
         }
+        let shared = self.shared.clone();
+        let path = self.spec.path.clone();
+        session.chain(move |previous| async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            if let Err(e) = broadcast.await {
+                shared.note_broadcast_failure(&path, &e);
+            }
+        });
     }
 
     /// Whether a new connection from this client address is over the spec's per-IP limit.

@@ -3,10 +3,15 @@
 //! A session lives in the socket's extensions (and in its event handler), created by the connect
 //! middleware. Rooms are not here: the adapter already knows them.
 
-use std::sync::{
-    Arc, RwLock,
-    atomic::{AtomicU64, Ordering},
+use std::{
+    future::Future,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
+
+use tokio::task::JoinHandle;
 
 use crate::auth::Identity;
 
@@ -18,6 +23,8 @@ pub struct Session {
     /// When this socket was last told it is rate limited (ms since the epoch), so a flood of
     /// refused events does not turn into a flood of error events.
     last_limit_notice_ms: AtomicU64,
+    /// The socket's last broadcast still on its way (in a cluster), which the next one waits for.
+    last_broadcast: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// Why a socket was accepted at the protocol level but is being turned away: kept in its
@@ -33,7 +40,11 @@ pub struct Refusal {
 impl Session {
     /// A session for `identity`.
     pub fn new(identity: Identity) -> Arc<Self> {
-        Arc::new(Self { identity: RwLock::new(Arc::new(identity)), last_limit_notice_ms: AtomicU64::new(0) })
+        Arc::new(Self {
+            identity: RwLock::new(Arc::new(identity)),
+            last_limit_notice_ms: AtomicU64::new(0),
+            last_broadcast: Mutex::new(None),
+        })
     }
 
     /// The current identity.
@@ -44,6 +55,17 @@ impl Session {
     /// Replaces the identity (token refresh).
     pub fn set_identity(&self, identity: Identity) {
         *self.identity.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(identity);
+    }
+
+    /// Spawns `work`, handing it the socket's previous unfinished broadcast to wait for first.
+    pub fn chain<F, Fut>(&self, work: F)
+    where
+        F: FnOnce(Option<JoinHandle<()>>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let mut last = self.last_broadcast.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = last.take().filter(|h| !h.is_finished());
+        *last = Some(tokio::spawn(work(previous)));
     }
 
     /// Whether a rate-limit notice may be sent now (at most one per `gap_ms`); records it if so.
