@@ -163,6 +163,20 @@ fn authorized_json<A: Adapter>(
     serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
 }
 
+/// Like [`authorized_json`], for endpoints whose body is one object shaped like `shape`.
+fn authorized_object<A: Adapter>(
+    state: &HttpState<A>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    shape: &str,
+) -> Result<Value, ApiError> {
+    let body = authorized_json(state, headers, body)?;
+    if !body.is_object() {
+        return Err(ApiError::BadRequest(format!("the body must be an object {shape}")));
+    }
+    Ok(body)
+}
+
 /// `POST /api/v1/events`: one event object or an array of them. 202 `{"accepted": n}`.
 async fn publish_events<A: Adapter>(
     State(state): State<HttpState<A>>,
@@ -216,12 +230,7 @@ async fn emit<A: Adapter>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body = authorized_json(&state, &headers, body)?;
-    if !body.is_object() {
-        return Err(ApiError::BadRequest(
-            "the body must be an object {namespace, rooms, event, data, tenantId}".into(),
-        ));
-    }
+    let body = authorized_object(&state, &headers, body, "{namespace, rooms, event, data, tenantId}")?;
     if let Some(unknown) = body.as_object().and_then(|o| {
         o.keys().find(|k| !["namespace", "rooms", "room", "event", "data", "tenantId"].contains(&k.as_str()))
     }) {
@@ -273,10 +282,7 @@ async fn notify<A: Adapter>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body = authorized_json(&state, &headers, body)?;
-    if !body.is_object() {
-        return Err(ApiError::BadRequest("the body must be an object {recipient, content, tenantId}".into()));
-    }
+    let body = authorized_object(&state, &headers, body, "{recipient, content, tenantId}")?;
     let recipient = object(&body, "recipient")?;
     let user = id_field(recipient.get("userId"), "recipient.userId")?;
     let channel = id_field(recipient.get("channel"), "recipient.channel")?;

@@ -209,6 +209,15 @@ export function openSocket(url, { token, transports = ['websocket'], namespace =
     ...(token === undefined ? {} : { auth: { token } }),
     ...options,
   });
+  return recording(socket);
+}
+
+/**
+ * Makes `socket` (any socket.io-client socket, such as one made with `io()` directly) record
+ * everything it receives in `socket.inbox`, so `waitFor` and `pending` work on it and no event
+ * slips by between two awaits.
+ */
+export function recording(socket) {
   socket.inbox = [];
   socket.waiters = [];
   const record = (event, args) => {

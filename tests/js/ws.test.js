@@ -31,29 +31,6 @@ const tenantId = () => `ws-${h.uid()}`;
 const client = (t, claims = {}, options = {}) =>
   h.connectFor(t, options.url ?? gw.url, { namespace: NS, welcome: WELCOME, token: h.mintToken(claims), ...options });
 
-/**
- * Gives a socket made with `io()` directly the recording of helpers.openSocket (`inbox`,
- * `waiters`), so h.waitFor and h.pending work on it and no event slips by.
- */
-function recorded(socket) {
-  socket.inbox = [];
-  socket.waiters = [];
-  const record = (event, args) => {
-    const waiter = socket.waiters.find((w) => w.event === event && w.where(args[0]));
-    if (waiter) {
-      socket.waiters.splice(socket.waiters.indexOf(waiter), 1);
-      waiter.resolve(args[0]);
-    } else {
-      socket.inbox.push({ event, args });
-    }
-  };
-  socket.onAny((event, ...args) => record(event, args));
-  socket.on('connect', () => record('connect', [socket.id]));
-  socket.on('disconnect', (reason) => record('disconnect', [reason]));
-  socket.on('connect_error', (error) => record('connect_error', [error]));
-  return socket;
-}
-
 /** Joins `room`: asserts the ack and the room_joined event are both {room, timestamp}. */
 async function join(socket, room) {
   const ack = await h.request(socket, 'join_room', { room });
@@ -107,13 +84,13 @@ describe('the seed browser snippets, unchanged', () => {
     const receiverToken = h.mintToken({ sub: 'bob', tenantId: tenant, roles: ['user'] });
 
     // The seed's snippets, word for word apart from the URL and token.
-    const socket = recorded(io(WS_URL() + '/ws', {
+    const socket = h.recording(io(WS_URL() + '/ws', {
       auth: {
         token: senderToken,
       },
     }));
     t.after(() => socket.disconnect());
-    const other = recorded(io(WS_URL() + '/ws?token=' + receiverToken));
+    const other = h.recording(io(WS_URL() + '/ws?token=' + receiverToken));
     t.after(() => other.disconnect());
 
     await h.waitFor(socket, 'connect');
