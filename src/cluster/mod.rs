@@ -96,6 +96,15 @@ pub struct Cluster {
     outbox_rx: Mutex<Option<mpsc::Receiver<Submitted>>>,
 }
 
+/// The node's two pub/sub connections.
+#[derive(Debug, Clone, Copy)]
+enum Subscriber {
+    /// Ours: the Redis inputs.
+    Inputs,
+    /// socketioxide-redis's sharded channels.
+    Adapter,
+}
+
 /// What the node knows about Redis.
 #[derive(Debug, Default)]
 struct Health {
@@ -238,8 +247,8 @@ impl Cluster {
 
         let start = self.bus_end().await.context("reading the bus")?;
         let mut tasks = vec![
-            tokio::spawn(self.clone().restore_inputs()),
-            tokio::spawn(self.clone().restore_adapter()),
+            tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Inputs)),
+            tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Adapter)),
             tokio::spawn(self.clone().heartbeat(engine.clone())),
             tokio::spawn(self.clone().receive(engine.clone())),
             tokio::spawn(self.clone().read_bus(engine.clone(), bus.clone(), start)),
@@ -275,57 +284,48 @@ impl Cluster {
         Ok(tasks)
     }
 
-    /// After every reconnect of the input subscriber: its subscriptions, again.
-    async fn restore_inputs(self: Arc<Self>) {
-        let mut reconnects = self.subscriber.reconnect_rx();
-        let mut errors = self.subscriber.error_rx();
+    /// The subscriber client of `which`, and the flag saying its subscriptions are in place.
+    fn subscriber_of(&self, which: Subscriber) -> (&SubscriberClient, &AtomicBool) {
+        match which {
+            Subscriber::Inputs => (&self.subscriber, &self.health.subscribed),
+            Subscriber::Adapter => (&self.adapter_subscriber, &self.health.adapter_subscribed),
+        }
+    }
+
+    /// Puts `which`'s subscriptions in place again and sets its flag. The adapter's channels are
+    /// those socketioxide-redis subscribed once, at start, which fred tracks.
+    async fn resubscribe(&self, which: Subscriber) -> Result<(), fred::error::Error> {
+        let (client, flag) = self.subscriber_of(which);
+        flag.store(false, Ordering::SeqCst);
+        match which {
+            Subscriber::Inputs => self.subscribe().await?,
+            Subscriber::Adapter => {
+                let channels: Vec<String> = client.tracked_shard_channels().iter().map(|c| c.to_string()).collect();
+                client.ssubscribe(channels).await?;
+            }
+        }
+        flag.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// After every reconnect of `which`'s subscriber: its subscriptions, again (fred does not
+    /// restore them, nor does socketioxide-redis).
+    async fn restore_after_reconnects(self: Arc<Self>, which: Subscriber) {
+        let (client, flag) = self.subscriber_of(which);
+        let mut reconnects = client.reconnect_rx();
+        let mut errors = client.error_rx();
         loop {
             tokio::select! {
                 event = reconnects.recv() => match event {
-                    Ok(_) => {
-                        self.health.subscribed.store(false, Ordering::SeqCst);
-                        match self.subscribe().await {
-                            Ok(()) => {
-                                self.health.subscribed.store(true, Ordering::SeqCst);
-                                tracing::info!("input subscriptions restored");
-                            }
-                            Err(e) => tracing::warn!(error = %e, "could not subscribe again; retrying on the next reconnect"),
-                        }
-                    }
+                    Ok(_) => match self.resubscribe(which).await {
+                        Ok(()) => tracing::info!(subscriber = ?which, "subscriptions restored"),
+                        Err(e) => tracing::warn!(subscriber = ?which, error = %e, "could not subscribe again; the heartbeat retries"),
+                    },
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(_) => return,
                 },
                 // A connection error means the subscriptions may be gone until the reconnect.
-                Ok(_) = errors.recv() => self.health.subscribed.store(false, Ordering::SeqCst),
-            }
-        }
-    }
-
-    /// After every reconnect of the adapter's subscriber: its channels, again. socketioxide-redis
-    /// subscribed once, at start; fred tracks what it subscribed to, so the same channels can be
-    /// restored.
-    async fn restore_adapter(self: Arc<Self>) {
-        let mut reconnects = self.adapter_subscriber.reconnect_rx();
-        let mut errors = self.adapter_subscriber.error_rx();
-        loop {
-            tokio::select! {
-                event = reconnects.recv() => match event {
-                    Ok(_) => {
-                        self.health.adapter_subscribed.store(false, Ordering::SeqCst);
-                        let channels: Vec<String> =
-                            self.adapter_subscriber.tracked_shard_channels().iter().map(|c| c.to_string()).collect();
-                        match self.adapter_subscriber.ssubscribe(channels).await {
-                            Ok(()) => {
-                                self.health.adapter_subscribed.store(true, Ordering::SeqCst);
-                                tracing::info!("adapter subscriptions restored");
-                            }
-                            Err(e) => tracing::warn!(error = %e, "could not restore the adapter's subscriptions"),
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                },
-                Ok(_) = errors.recv() => self.health.adapter_subscribed.store(false, Ordering::SeqCst),
+                Ok(_) = errors.recv() => flag.store(false, Ordering::SeqCst),
             }
         }
     }
@@ -416,18 +416,12 @@ impl Cluster {
     /// A subscriber that is down has lost its subscriptions; one that is up but lost them (a
     /// reconnect whose resubscribe failed) gets them again here, so the node heals by itself.
     async fn check_subscriptions(&self) {
-        if !self.subscriber.is_connected() {
-            self.health.subscribed.store(false, Ordering::SeqCst);
-        } else if !self.health.subscribed.load(Ordering::SeqCst) && self.subscribe().await.is_ok() {
-            self.health.subscribed.store(true, Ordering::SeqCst);
-        }
-        if !self.adapter_subscriber.is_connected() {
-            self.health.adapter_subscribed.store(false, Ordering::SeqCst);
-        } else if !self.health.adapter_subscribed.load(Ordering::SeqCst) {
-            let channels: Vec<String> =
-                self.adapter_subscriber.tracked_shard_channels().iter().map(|c| c.to_string()).collect();
-            if self.adapter_subscriber.ssubscribe(channels).await.is_ok() {
-                self.health.adapter_subscribed.store(true, Ordering::SeqCst);
+        for which in [Subscriber::Inputs, Subscriber::Adapter] {
+            let (client, flag) = self.subscriber_of(which);
+            if !client.is_connected() {
+                flag.store(false, Ordering::SeqCst);
+            } else if !flag.load(Ordering::SeqCst) {
+                let _ = self.resubscribe(which).await;
             }
         }
     }

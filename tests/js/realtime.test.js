@@ -125,6 +125,18 @@ const COMPLETED = { jobId: 'j1', type: 'commission-calculation', result: { proce
 const FAILED = { jobId: 'j2', type: 'payment-reminder', error: 'SMTP timeout', attemptsMade: 3 };
 const STATS = { waiting: 3, active: 1, completed: 120, failed: 2, delayed: 0 };
 
+/** One event of every published type for `contract:c1`, the queue and the dashboard; the last,
+ * `dashboard:metrics` with `marker: 'end'`, closes a `receivedUntilEnd`. */
+const everyTypeThenEnd = () => [
+  ['commission:calculated', calc('c1')],
+  ['commission:updated', { contractId: 'c1', status: 'paid' }],
+  ['queue:job-progress', PROGRESS],
+  ['queue:job-completed', COMPLETED],
+  ['queue:job-failed', FAILED],
+  ['queue:stats', STATS],
+  ['dashboard:metrics', { ...METRICS, marker: 'end' }],
+];
+
 // ---------------------------------------------------------------------------------------------
 
 describe("the seed's React client snippet", () => {
@@ -402,15 +414,7 @@ describe('anonymous sockets (no token)', () => {
     await joinDashboard(watcher);
     await joinQueue(watcher);
     await joinContract(watcher, 'c1');
-    await send(tenantId, [
-      ['commission:calculated', calc('c1')],
-      ['commission:updated', { contractId: 'c1', status: 'paid' }],
-      ['queue:job-progress', PROGRESS],
-      ['queue:job-completed', COMPLETED],
-      ['queue:job-failed', FAILED],
-      ['queue:stats', STATS],
-      ['dashboard:metrics', { ...METRICS, marker: 'end' }],
-    ]);
+    await send(tenantId, everyTypeThenEnd());
     assert.equal((await receivedUntilEnd(watcher, 'dashboard:metrics')).length, 7);
 
     // The publish call returned after delivery; anything for the anonymous socket was queued
@@ -461,15 +465,7 @@ describe('tenant isolation', () => {
       await joinContract(socket, 'c1');
     }
 
-    const forB = [
-      ['commission:calculated', calc('c1')],
-      ['commission:updated', { contractId: 'c1', status: 'paid' }],
-      ['queue:job-progress', PROGRESS],
-      ['queue:job-completed', COMPLETED],
-      ['queue:job-failed', FAILED],
-      ['queue:stats', STATS],
-      ['dashboard:metrics', { ...METRICS, marker: 'end' }],
-    ];
+    const forB = everyTypeThenEnd();
     await send(b, forB);
     assert.deepEqual(await receivedUntilEnd(inB, 'dashboard:metrics'), forB);
 
