@@ -31,7 +31,8 @@ use crate::{
     engine::{Engine, EngineSettings},
     http::{self, HttpState, Readiness},
     metrics::Metrics,
-    server,
+    server::{self, ServeOptions},
+    sessions::{Sessions, SessionsOptions},
     spec::{self, NamespaceSpec, SpecErrors},
 };
 
@@ -45,7 +46,16 @@ pub struct App {
     router: axum::Router,
     served: Box<dyn Served>,
     readiness: Arc<Readiness>,
+    serve_options: ServeOptions,
     shutdown_timeout: Duration,
+    shutdown_delay: Duration,
+}
+
+/// What the engine and the HTTP side share, made before either.
+struct Parts {
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    sessions: Arc<Sessions>,
 }
 
 /// What running and draining need of the Socket.IO side, whatever its adapter.
@@ -116,6 +126,19 @@ impl App {
         let specs = load_specs(config)?;
         let verifier = TokenVerifier::new(&config.jwt)?;
         let metrics = Arc::new(Metrics::default());
+        let readiness = Arc::new(Readiness::default());
+        let sessions = Sessions::new(
+            SessionsOptions {
+                path: config.transport.path.clone(),
+                trusted_proxies: config.trusted_proxies.clone(),
+                handshake_limit: config.transport.handshake_limit,
+                bind_to_ip: config.transport.bind_sessions_to_ip,
+                allow_eio3: config.transport.allow_eio3,
+            },
+            readiness.clone(),
+            metrics.clone(),
+        );
+        let parts = Parts { metrics, readiness, sessions };
         let settings = EngineSettings {
             limits: config.limits.clone(),
             metrics_interval: config.metrics_interval,
@@ -127,20 +150,22 @@ impl App {
         match &config.redis {
             None => {
                 let (layer, io) = socket_io(SocketIo::builder(), config).build_layer();
-                let engine = Engine::new(specs, io.clone(), verifier, settings, metrics.clone());
+                let engine =
+                    Engine::new(specs, io.clone(), verifier, settings, parts.metrics.clone(), parts.sessions.clone());
                 engine.mount(&io);
-                Self::assemble(config, layer, io, engine, metrics, Vec::new()).await
+                Self::assemble(config, layer, io, engine, parts, Vec::new()).await
             }
             Some(redis) => {
                 let (cluster, adapter) = Cluster::connect(redis).await?;
                 let (layer, io) =
                     socket_io(SocketIo::builder(), config).with_adapter::<FredAdapter<Emitter>>(adapter).build_layer();
-                let engine = Engine::new(specs, io.clone(), verifier, settings, metrics.clone());
+                let engine =
+                    Engine::new(specs, io.clone(), verifier, settings, parts.metrics.clone(), parts.sessions.clone());
                 for namespace in engine.mount(&io) {
                     namespace.await.context("subscribing a namespace to Redis")?;
                 }
                 let tasks = cluster.start(engine.clone()).await?;
-                Self::assemble(config, layer, io, engine, metrics, tasks).await
+                Self::assemble(config, layer, io, engine, parts, tasks).await
             }
         }
     }
@@ -150,23 +175,37 @@ impl App {
         layer: SocketIoLayer<A>,
         io: SocketIo<A>,
         engine: Engine<A>,
-        metrics: Arc<Metrics>,
+        parts: Parts,
         cluster_tasks: Vec<JoinHandle<()>>,
     ) -> anyhow::Result<Self> {
-        let readiness = Arc::new(Readiness::default());
+        let Parts { metrics, readiness, sessions } = parts;
+        sessions.attach(Arc::new(engine.clone()));
         let state = HttpState {
             engine: engine.clone(),
             api_keys: ApiKeys::new(config.api_keys.clone()),
             readiness: readiness.clone(),
-            metrics,
+            metrics: metrics.clone(),
             max_batch: config.limits.api_max_batch,
             max_body_bytes: config.limits.api_max_body_bytes,
         };
-        let router = http::router(state).layer(layer).layer(cors(&config.cors_origins)?);
+        // Outermost first: CORS, then the session front, then Socket.IO (which takes its own
+        // path and passes everything else to the API routes).
+        let router = http::router(state).layer(layer).layer(sessions.layer()).layer(cors(&config.cors_origins)?);
+        sessions.serve_through(router.clone());
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
         let served = Box::new(ServedBy { io, engine, cluster_tasks: Mutex::new(cluster_tasks) });
-        Ok(Self { listener, router, served, readiness, shutdown_timeout: config.shutdown_timeout })
+        let serve_options =
+            ServeOptions { http: config.http.clone(), trusted_proxies: config.trusted_proxies.clone(), metrics };
+        Ok(Self {
+            listener,
+            router,
+            served,
+            readiness,
+            serve_options,
+            shutdown_timeout: config.shutdown_timeout,
+            shutdown_delay: config.shutdown_delay,
+        })
     }
 
     /// The address actually bound.
@@ -174,14 +213,15 @@ impl App {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` completes, then drains: `/readyz` turns 503, the listener stops
-    /// accepting, every socket is closed so its client reconnects elsewhere, and in-flight HTTP
-    /// requests get up to the shutdown timeout to finish.
+    /// Serves until `shutdown` completes, then drains: `/readyz` and new Socket.IO sessions turn
+    /// 503 while the node keeps answering for `SHUTDOWN_DELAY` (so a load balancer notices), then
+    /// every socket is closed so its client reconnects elsewhere, the listener stops accepting,
+    /// and in-flight HTTP requests get up to the shutdown timeout to finish.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let addr = self.local_addr();
         let tasks: Vec<JoinHandle<()>> = self.served.spawn_tasks();
         let (stop_accepting, accepting_stopped) = tokio::sync::oneshot::channel::<()>();
-        let mut server = tokio::spawn(server::serve(self.listener, self.router, async move {
+        let mut server = tokio::spawn(server::serve(self.listener, self.router, self.serve_options, async move {
             let _ = accepting_stopped.await;
         }));
         tracing::info!(%addr, namespaces = ?self.served.namespaces(), "listening");
@@ -195,12 +235,13 @@ impl App {
             }
         }
 
-        tracing::info!("shutting down: draining connections");
+        tracing::info!(delay_ms = self.shutdown_delay.as_millis() as u64, "shutting down: draining connections");
         self.readiness.start_draining();
-        let _ = stop_accepting.send(());
+        tokio::time::sleep(self.shutdown_delay).await;
         if tokio::time::timeout(self.shutdown_timeout, self.served.close()).await.is_err() {
             tracing::warn!("closing sockets took longer than the shutdown timeout");
         }
+        let _ = stop_accepting.send(());
         tasks.iter().for_each(JoinHandle::abort);
         match tokio::time::timeout(self.shutdown_timeout, &mut server).await {
             Ok(result) => result.context("the server task failed")?,
@@ -218,6 +259,8 @@ impl App {
 fn socket_io<A: Adapter>(builder: SocketIoBuilder<A>, config: &Config) -> SocketIoBuilder<A> {
     let transport = &config.transport;
     builder
+        .req_path(transport.path.clone())
+        .connect_timeout(transport.connect_timeout)
         .ping_interval(transport.ping_interval)
         .ping_timeout(transport.ping_timeout)
         .upgrade_timeout(transport.upgrade_timeout)

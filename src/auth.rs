@@ -91,8 +91,14 @@ struct Claims {
     tenant_id: Option<IdClaim>,
     #[serde(default)]
     roles: RolesClaim,
-    exp: Option<u64>,
+    exp: Option<NumericDate>,
+    nbf: Option<NumericDate>,
 }
+
+/// A time claim: seconds since the epoch, which RFC 7519 allows to be fractional. jsonwebtoken
+/// only reads whole numbers, so `exp` and `nbf` are checked here.
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct NumericDate(f64);
 
 /// Ids may be strings or numbers in the tokens of existing backends.
 #[derive(Debug, Deserialize)]
@@ -146,8 +152,10 @@ impl TokenVerifier {
         };
         let mut validation = Validation::new(algorithm);
         validation.leeway = config.leeway.as_secs();
-        validation.set_required_spec_claims(&["exp"]);
-        validation.validate_nbf = true;
+        // `exp` (required) and `nbf` are checked by `verify`, fractional values included.
+        validation.set_required_spec_claims::<&str>(&[]);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         match &config.issuer {
             Some(iss) => validation.set_issuer(&[iss]),
             None => validation.iss = None,
@@ -169,6 +177,24 @@ impl TokenVerifier {
             }
         })?;
         let claims = data.claims;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let leeway = self.validation.leeway as f64;
+        let expires_at = match claims.exp {
+            Some(NumericDate(exp)) if exp.is_finite() && exp >= 0.0 => exp,
+            _ => {
+                tracing::debug!("token refused: no numeric exp");
+                return Err(TokenError::Invalid);
+            }
+        };
+        if expires_at + leeway <= now {
+            return Err(TokenError::Expired);
+        }
+        if let Some(NumericDate(nbf)) = claims.nbf
+            && !(nbf.is_finite() && nbf - leeway <= now)
+        {
+            tracing::debug!("token refused: not valid yet (nbf)");
+            return Err(TokenError::Invalid);
+        }
         let user_id =
             claims.sub.and_then(IdClaim::into_string).or_else(|| claims.user_id.and_then(IdClaim::into_string));
         let Some(user_id) = user_id else {
@@ -184,8 +210,15 @@ impl TokenVerifier {
             user_id: Some(Arc::from(user_id)),
             tenant_id: claims.tenant_id.and_then(IdClaim::into_string).map(Arc::from),
             roles: Arc::from(roles),
-            expires_at: claims.exp,
+            // Whole seconds, rounded down: a socket is never served past its token's `exp`.
+            expires_at: Some(expires_at.floor() as u64),
         })
+    }
+
+    /// Whether `identity`'s token has expired at `now_ms` (milliseconds since the epoch): from
+    /// the instant `exp` plus the leeway on, nothing more is served to it.
+    pub fn is_expired(&self, identity: &Identity, now_ms: u64) -> bool {
+        identity.expires_at.is_some_and(|exp| (exp + self.validation.leeway).saturating_mul(1000) <= now_ms)
     }
 
     /// The tolerance on `exp`, in seconds.
@@ -341,10 +374,11 @@ impl ApiKeys {
 
     /// Whether the request carries a configured key in `X-API-Key` or `Authorization: Bearer`.
     pub fn authorize(&self, headers: &http::HeaderMap) -> bool {
+        // An empty `X-API-Key:` (a proxy or a client library adding the header blank) is absent.
         let presented =
-            headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim).or_else(|| {
-                headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(strip_bearer)
-            });
+            headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim).filter(|k| !k.is_empty()).or_else(
+                || headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(strip_bearer),
+            );
         let Some(presented) = presented.filter(|p| !p.is_empty()) else {
             return false;
         };
@@ -434,5 +468,29 @@ mod tests {
         let mut h = http::HeaderMap::new();
         h.insert("authorization", "Bearer k1".parse().unwrap());
         assert!(keys.authorize(&h));
+        h.insert("x-api-key", "".parse().unwrap());
+        assert!(keys.authorize(&h), "an empty X-API-Key does not hide a valid Bearer key");
+    }
+
+    fn signed(claims: Value) -> String {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(b"secret")).unwrap()
+    }
+
+    #[test]
+    fn fractional_time_claims_are_accepted_and_exp_is_enforced() {
+        let v = TokenVerifier::new(&config("secret")).unwrap();
+        let now = now_secs() as f64;
+        let id = v.verify(&signed(json!({ "sub": "u1", "exp": now + 60.5, "nbf": now - 0.25 }))).unwrap();
+        assert_eq!(id.expires_at, Some((now + 60.5).floor() as u64), "rounded down");
+        assert_eq!(v.verify(&signed(json!({ "sub": "u1", "exp": now - 0.5 }))), Err(TokenError::Expired));
+        assert_eq!(v.verify(&signed(json!({ "sub": "u1" }))), Err(TokenError::Invalid), "exp is required");
+        assert_eq!(v.verify(&signed(json!({ "sub": "u1", "exp": "soon" }))), Err(TokenError::Invalid));
+        assert_eq!(
+            v.verify(&signed(json!({ "sub": "u1", "exp": now + 60.0, "nbf": now + 30.0 }))),
+            Err(TokenError::Invalid)
+        );
+        let exp = id.expires_at.unwrap();
+        assert!(!v.is_expired(&id, exp * 1000 - 1));
+        assert!(v.is_expired(&id, exp * 1000), "from the instant exp on");
     }
 }

@@ -4,9 +4,29 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// The environment variables, listed after `--help` (the README's table says more of each).
+const ENVIRONMENT: &str = "\
+Configuration comes from environment variables (over an optional YAML file of the same names in
+lower case); the README's configuration table describes each one:
+  Listening      HOST, PORT, CORS_ORIGINS (ALLOWED_ORIGINS), TRUSTED_PROXIES, SOCKETIO_PATH
+  Tokens         JWT_SECRET, JWT_PUBLIC_KEY, JWT_PUBLIC_KEY_FILE, JWT_ALGORITHM, JWT_ISSUER,
+                 JWT_AUDIENCE, JWT_LEEWAY, AUTH_COOKIE_NAME
+  HTTP API       API_KEYS, API_MAX_BODY_SIZE, API_MAX_BATCH
+  Cluster        REDIS_URL (or REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_DB), REDIS_PREFIX,
+                 REDIS_BROADCAST_CHANNEL, REDIS_EMITTER_KEY
+  Transport      WS_PING_INTERVAL, WS_PING_TIMEOUT, WS_UPGRADE_TIMEOUT, WS_CONNECT_TIMEOUT,
+                 WS_MAX_HTTP_BUFFER_SIZE, WS_MAX_BUFFER_SIZE, WS_WRITE_TIMEOUT, ALLOW_EIO3
+  Protection     HTTP_HEADER_TIMEOUT, HTTP_MAX_HEADER_SIZE, MAX_CONNECTIONS_PER_IP,
+                 WS_HANDSHAKE_RATE_LIMIT, WS_BIND_SESSION_TO_IP
+  Limits         WS_MAX_EVENT_SIZE, WS_MAX_EVENTS_PER_SECOND, WS_MAX_ROOMS_PER_SOCKET,
+                 STATE_MAX_BYTES, STATE_MAX_BYTES_PER_TENANT
+  Timers         WS_CLEANUP_INTERVAL, WS_METRICS_INTERVAL
+  Operations     NAMESPACES_DIR, LOG_LEVEL, LOG_FORMAT, SHUTDOWN_TIMEOUT, SHUTDOWN_DELAY, CONFIG_FILE
+With no JWT_SECRET or JWT_PUBLIC_KEY the gateway runs in dev mode and prints a demo token.";
+
 /// A self-hosted, Socket.IO-compatible realtime gateway.
 #[derive(Debug, Parser)]
-#[command(name = "realtime-gateway", version, about)]
+#[command(name = "realtime-gateway", version, about, after_help = ENVIRONMENT)]
 pub struct Cli {
     /// A YAML config file; environment variables override it (also `CONFIG_FILE`).
     #[arg(long, global = true, value_name = "FILE")]

@@ -43,6 +43,8 @@ pub struct Config {
     pub dev_mode: bool,
     /// Engine.IO transport settings.
     pub transport: TransportConfig,
+    /// Connection-level protection: timeouts and caps that apply before a request is understood.
+    pub http: HttpConfig,
     /// Per-socket limits the engine enforces for every namespace.
     pub limits: LimitsConfig,
     /// How often idle rate-limiter entries are dropped (`WS_CLEANUP_INTERVAL`).
@@ -59,6 +61,9 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Upper bound on a graceful shutdown (`SHUTDOWN_TIMEOUT`).
     pub shutdown_timeout: Duration,
+    /// How long a draining node keeps answering (readiness 503) before it closes its sockets
+    /// (`SHUTDOWN_DELAY`), so a load balancer can take it out of rotation first.
+    pub shutdown_delay: Duration,
 }
 
 /// How this node joins a cluster through Redis.
@@ -129,7 +134,37 @@ pub struct TransportConfig {
     pub max_http_buffer_size: u64,
     /// `WS_MAX_BUFFER_SIZE`: packets queued per socket before emits to it are dropped.
     pub max_buffer_size: usize,
+    /// `SOCKETIO_PATH`: where Socket.IO is served (socket.io-client's `path` option).
+    pub path: String,
+    /// `ALLOW_EIO3`: whether socket.io-client 2.x (Engine.IO protocol 3) may connect.
+    pub allow_eio3: bool,
+    /// `WS_CONNECT_TIMEOUT`: how long an Engine.IO session may stay without a namespace.
+    pub connect_timeout: Duration,
+    /// `WS_HANDSHAKE_RATE_LIMIT` (`max/per`, `0` turns it off): new Engine.IO sessions per client
+    /// address.
+    pub handshake_limit: Option<RateLimit>,
+    /// `WS_BIND_SESSION_TO_IP`: requests naming a session (`sid`) must come from the address
+    /// that opened it.
+    pub bind_sessions_to_ip: bool,
 }
+
+/// Protection of the listener and its connections, whatever they carry.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `HTTP_HEADER_TIMEOUT`: time a client has to send a request's headers; an idle keep-alive
+    /// connection is closed after it too.
+    pub header_timeout: Duration,
+    /// `HTTP_MAX_HEADER_SIZE`: the largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// `MAX_CONNECTIONS_PER_IP` (0: no cap): open connections one peer address may hold;
+    /// trusted proxies are not capped.
+    pub max_connections_per_ip: usize,
+    /// `WS_WRITE_TIMEOUT`: a write to a client must complete within it, or the connection is cut.
+    pub write_timeout: Duration,
+}
+
+/// The smallest head limit hyper accepts (its read buffer cannot be smaller).
+pub const MIN_HEADER_BYTES: usize = 8192;
 
 /// Limits the engine applies to every socket, whatever its namespace.
 #[derive(Debug, Clone)]
@@ -145,6 +180,10 @@ pub struct LimitsConfig {
     pub api_max_body_bytes: usize,
     /// Most events in one publish call (`API_MAX_BATCH`).
     pub api_max_batch: usize,
+    /// Last-known state one tenant may hold in one store, in bytes (`STATE_MAX_BYTES_PER_TENANT`).
+    pub state_bytes_per_tenant: usize,
+    /// Last-known state of all stores together, in bytes (`STATE_MAX_BYTES`).
+    pub state_bytes: usize,
 }
 
 /// Where namespace specs are loaded from.
@@ -174,7 +213,7 @@ pub enum LogFormat {
 struct FileConfig {
     host: Option<IpAddr>,
     port: Option<u16>,
-    cors_origins: Option<Vec<String>>,
+    cors_origins: Option<StringList>,
     jwt_secret: Option<String>,
     jwt_algorithm: Option<String>,
     jwt_public_key: Option<String>,
@@ -182,8 +221,8 @@ struct FileConfig {
     jwt_issuer: Option<String>,
     jwt_audience: Option<String>,
     jwt_leeway: Option<DurationSetting>,
-    api_keys: Option<Vec<String>>,
-    trusted_proxies: Option<Vec<String>>,
+    api_keys: Option<StringList>,
+    trusted_proxies: Option<StringList>,
     redis_url: Option<String>,
     redis_host: Option<String>,
     redis_port: Option<u16>,
@@ -198,6 +237,16 @@ struct FileConfig {
     ws_upgrade_timeout: Option<DurationSetting>,
     ws_max_http_buffer_size: Option<u64>,
     ws_max_buffer_size: Option<usize>,
+    socketio_path: Option<String>,
+    allow_eio3: Option<bool>,
+    ws_connect_timeout: Option<DurationSetting>,
+    ws_handshake_rate_limit: Option<String>,
+    ws_bind_session_to_ip: Option<bool>,
+    ws_write_timeout: Option<DurationSetting>,
+    http_header_timeout: Option<DurationSetting>,
+    http_max_header_size: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    shutdown_delay: Option<DurationSetting>,
     ws_max_rooms_per_socket: Option<usize>,
     ws_max_event_size: Option<usize>,
     ws_max_events_per_second: Option<u32>,
@@ -205,11 +254,31 @@ struct FileConfig {
     ws_metrics_interval: Option<DurationSetting>,
     api_max_body_size: Option<usize>,
     api_max_batch: Option<usize>,
+    state_max_bytes_per_tenant: Option<usize>,
+    state_max_bytes: Option<usize>,
     namespaces_dir: Option<PathBuf>,
     rate_limits: Option<BTreeMap<String, BTreeMap<String, RateLimit>>>,
     log_level: Option<String>,
     log_format: Option<LogFormat>,
     shutdown_timeout: Option<DurationSetting>,
+}
+
+/// A list in the config file, written as YAML (`[a, b]`) or as the environment variable's
+/// comma-separated text (`a,b`), so a file can mirror the env names and values.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum StringList {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl StringList {
+    fn into_vec(self, split: impl Fn(String) -> Vec<String>) -> Vec<String> {
+        match self {
+            StringList::List(items) => items,
+            StringList::Text(text) => split(text),
+        }
+    }
 }
 
 /// A duration written as milliseconds (`60000`, the seeds' style) or with a unit (`60s`, `1m`).
@@ -244,6 +313,65 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Ok(Duration::from_millis(ms));
     }
     humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration (milliseconds, or e.g. 30s, 1m): {e}"))
+}
+
+/// Parses a rate such as `600/1m` (600 per minute, burst 600); `0` or `off` turns it off.
+pub fn parse_rate(s: &str) -> Result<Option<RateLimit>, String> {
+    let s = s.trim();
+    if s == "0" || s.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let (max, per) = s.split_once('/').ok_or_else(|| format!("`{s}` is not a rate such as 600/1m (or 0 for none)"))?;
+    let max: u32 = max.trim().parse().map_err(|_| format!("`{max}` in `{s}` is not a count"))?;
+    let per = parse_duration(per)?;
+    if max == 0 || per.is_zero() {
+        return Err(format!("`{s}` needs a count and a period above zero (or 0 for none)"));
+    }
+    Ok(Some(RateLimit { max, per }))
+}
+
+/// `LOG_LEVEL`, checked: a level (`error`..`trace`, `off`, or the Node/NestJS names `log`,
+/// `verbose`, `warning`, `fatal`), or `tracing` directives such as `info,realtime_gateway=debug`.
+/// A bare word that is not a level would be read by `tracing` as a module name, turning every
+/// other log off: that is refused.
+pub fn log_filter(value: &str) -> Result<String, String> {
+    let mut directives = Vec::new();
+    for directive in value.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        if directive.contains('=') {
+            directives.push(directive.to_string());
+            continue;
+        }
+        let level = match directive.to_ascii_lowercase().as_str() {
+            "log" => "info",
+            "verbose" => "trace",
+            "warning" => "warn",
+            "fatal" | "critical" => "error",
+            level @ ("error" | "warn" | "info" | "debug" | "trace" | "off") => level,
+            _ => {
+                return Err(format!(
+                    "`{directive}` is not a level (error, warn, info, debug, trace, off); to set a module's level write module=level"
+                ));
+            }
+        }
+        .to_string();
+        directives.push(level);
+    }
+    if directives.is_empty() {
+        return Err("empty: set a level such as info".into());
+    }
+    let filter = directives.join(",");
+    tracing_subscriber::EnvFilter::try_new(&filter).map_err(|e| format!("`{value}` is not a log filter: {e}"))?;
+    Ok(filter)
+}
+
+/// `SOCKETIO_PATH`: a path starting with `/`, without a trailing one (`/socket.io`).
+fn socketio_path(value: Option<String>) -> anyhow::Result<String> {
+    let path = value.unwrap_or_else(|| "/socket.io".to_string());
+    let trimmed = path.trim().trim_end_matches('/');
+    if !trimmed.starts_with('/') || trimmed.len() < 2 || trimmed.contains(['?', '#', ' ']) {
+        bail!("SOCKETIO_PATH: `{path}` must be a path such as /socket.io");
+    }
+    Ok(trimmed.to_string())
 }
 
 impl Config {
@@ -282,6 +410,19 @@ impl Config {
                 None => Ok(file.unwrap_or(default)),
             }
         }
+        fn boolean(
+            env: &impl Fn(&str) -> Option<String>,
+            name: &str,
+            file: Option<bool>,
+            default: bool,
+        ) -> anyhow::Result<bool> {
+            match env(name).map(|v| v.trim().to_ascii_lowercase()) {
+                Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
+                Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
+                Some(v) => bail!("{name}: `{v}` is not true or false"),
+                None => Ok(file.unwrap_or(default)),
+            }
+        }
         let list = |v: String| -> Vec<String> {
             v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
         };
@@ -296,7 +437,7 @@ impl Config {
         let cors_origins = env("CORS_ORIGINS")
             .or_else(|| env("ALLOWED_ORIGINS"))
             .map(list)
-            .or(file.cors_origins)
+            .or(file.cors_origins.map(|origins| origins.into_vec(list)))
             .unwrap_or_else(|| vec!["http://localhost:3000".to_string()]);
         if cors_origins.iter().any(|o| o == "*") {
             bail!("CORS_ORIGINS: `*` is not allowed, because credentials are allowed; list the origins instead");
@@ -352,7 +493,7 @@ impl Config {
 
         let mut api_keys: Vec<SecretString> = env("API_KEYS")
             .map(list)
-            .or(file.api_keys)
+            .or(file.api_keys.map(|keys| keys.into_vec(list)))
             .unwrap_or_default()
             .into_iter()
             .map(SecretString::from)
@@ -364,7 +505,7 @@ impl Config {
         }
 
         let trusted_proxies =
-            match env("TRUSTED_PROXIES").or_else(|| file.trusted_proxies.as_ref().map(|l| l.join(","))) {
+            match env("TRUSTED_PROXIES").or_else(|| file.trusted_proxies.clone().map(|l| l.into_vec(list).join(","))) {
                 Some(list) => TrustedProxies::parse(&list).map_err(|e| anyhow::anyhow!("TRUSTED_PROXIES: {e}"))?,
                 None => TrustedProxies::default(),
             };
@@ -380,13 +521,43 @@ impl Config {
             upgrade_timeout: duration("WS_UPGRADE_TIMEOUT", file.ws_upgrade_timeout, 10_000)?,
             max_http_buffer_size: number(&env, "WS_MAX_HTTP_BUFFER_SIZE", file.ws_max_http_buffer_size, 1_000_000u64)?,
             max_buffer_size: number(&env, "WS_MAX_BUFFER_SIZE", file.ws_max_buffer_size, 1024usize)?,
+            path: socketio_path(env("SOCKETIO_PATH").or(file.socketio_path))?,
+            allow_eio3: boolean(&env, "ALLOW_EIO3", file.allow_eio3, true)?,
+            connect_timeout: duration("WS_CONNECT_TIMEOUT", file.ws_connect_timeout, 10_000)?,
+            handshake_limit: match env("WS_HANDSHAKE_RATE_LIMIT").or(file.ws_handshake_rate_limit) {
+                Some(v) => parse_rate(&v).map_err(|e| anyhow::anyhow!("WS_HANDSHAKE_RATE_LIMIT: {e}"))?,
+                None => Some(RateLimit { max: 600, per: Duration::from_secs(60) }),
+            },
+            bind_sessions_to_ip: boolean(&env, "WS_BIND_SESSION_TO_IP", file.ws_bind_session_to_ip, true)?,
         };
+        if transport.max_buffer_size == 0 {
+            bail!("WS_MAX_BUFFER_SIZE must be at least 1");
+        }
+        let http = HttpConfig {
+            header_timeout: duration("HTTP_HEADER_TIMEOUT", file.http_header_timeout, 10_000)?,
+            max_header_bytes: number(&env, "HTTP_MAX_HEADER_SIZE", file.http_max_header_size, 16 * 1024usize)?,
+            max_connections_per_ip: number(&env, "MAX_CONNECTIONS_PER_IP", file.max_connections_per_ip, 1000usize)?,
+            write_timeout: duration("WS_WRITE_TIMEOUT", file.ws_write_timeout, 10_000)?,
+        };
+        if http.max_header_bytes < MIN_HEADER_BYTES {
+            bail!("HTTP_MAX_HEADER_SIZE must be at least {MIN_HEADER_BYTES} bytes");
+        }
+        if http.header_timeout.is_zero() || http.write_timeout.is_zero() {
+            bail!("HTTP_HEADER_TIMEOUT and WS_WRITE_TIMEOUT must be longer than zero");
+        }
         let limits = LimitsConfig {
             max_rooms_per_socket: number(&env, "WS_MAX_ROOMS_PER_SOCKET", file.ws_max_rooms_per_socket, 100usize)?,
             max_event_bytes: number(&env, "WS_MAX_EVENT_SIZE", file.ws_max_event_size, 64 * 1024usize)?,
             events_per_second: number(&env, "WS_MAX_EVENTS_PER_SECOND", file.ws_max_events_per_second, 50u32)?,
             api_max_body_bytes: number(&env, "API_MAX_BODY_SIZE", file.api_max_body_size, 1_000_000usize)?,
             api_max_batch: number(&env, "API_MAX_BATCH", file.api_max_batch, 1000usize)?,
+            state_bytes_per_tenant: number(
+                &env,
+                "STATE_MAX_BYTES_PER_TENANT",
+                file.state_max_bytes_per_tenant,
+                4 * 1024 * 1024usize,
+            )?,
+            state_bytes: number(&env, "STATE_MAX_BYTES", file.state_max_bytes, 256 * 1024 * 1024usize)?,
         };
         if limits.events_per_second == 0 {
             bail!("WS_MAX_EVENTS_PER_SECOND must be at least 1");
@@ -396,6 +567,10 @@ impl Config {
             Some(dir) => NamespaceSource::Dir(dir),
             None => NamespaceSource::Embedded,
         };
+        // Checked here, like every other value: a bad filter would otherwise silence all output,
+        // dev mode's token included.
+        let log_level = log_filter(&env("LOG_LEVEL").or(file.log_level).unwrap_or_else(|| "info".to_string()))
+            .map_err(|e| anyhow::anyhow!("LOG_LEVEL: {e}"))?;
         let log_format = match env("LOG_FORMAT") {
             Some(v) => match v.to_ascii_lowercase().as_str() {
                 "json" => LogFormat::Json,
@@ -417,14 +592,16 @@ impl Config {
             api_key_generated,
             dev_mode,
             transport,
+            http,
             limits,
             cleanup_interval: duration("WS_CLEANUP_INTERVAL", file.ws_cleanup_interval, 300_000)?,
             metrics_interval: duration("WS_METRICS_INTERVAL", file.ws_metrics_interval, 60_000)?,
             namespaces,
             rate_limit_overrides: file.rate_limits.unwrap_or_default(),
-            log_level: env("LOG_LEVEL").or(file.log_level).unwrap_or_else(|| "info".to_string()),
+            log_level,
             log_format,
             shutdown_timeout: duration("SHUTDOWN_TIMEOUT", file.shutdown_timeout, 10_000)?,
+            shutdown_delay: duration("SHUTDOWN_DELAY", file.shutdown_delay, 0)?,
         })
     }
 
@@ -594,6 +771,38 @@ mod tests {
         assert_eq!(c.redis.unwrap().display, "redis://10.0.0.5:6379");
         assert!(from_env(&[("REDIS_URL", "http://x")]).is_err());
         assert!(from_env(&[("REDIS_URL", "redis://x"), ("REDIS_PREFIX", "a#b")]).is_err());
+    }
+
+    #[test]
+    fn log_levels_are_checked_and_node_names_understood() {
+        assert_eq!(from_env(&[("LOG_LEVEL", "verbose")]).unwrap().log_level, "trace");
+        assert_eq!(from_env(&[("LOG_LEVEL", "WARNING,hyper=info")]).unwrap().log_level, "warn,hyper=info");
+        let err = from_env(&[("LOG_LEVEL", "loud")]).unwrap_err().to_string();
+        assert!(err.contains("LOG_LEVEL") && err.contains("`loud` is not a level"), "{err}");
+        assert!(from_env(&[("LOG_LEVEL", "info,a=[")]).is_err());
+    }
+
+    #[test]
+    fn file_lists_may_be_written_like_the_environment() {
+        let file: FileConfig =
+            serde_saphyr::from_str("api_keys: k1,k2\ncors_origins: [\"https://a.example\"]\n").unwrap();
+        let c = Config::from_sources(file, |_| None).unwrap();
+        assert_eq!(c.api_keys.len(), 2);
+        assert_eq!(c.cors_origins, vec!["https://a.example"]);
+    }
+
+    #[test]
+    fn rates_paths_and_protection_settings_are_checked() {
+        assert_eq!(parse_rate("600/1m").unwrap(), Some(RateLimit { max: 600, per: Duration::from_secs(60) }));
+        assert_eq!(parse_rate("off").unwrap(), None);
+        assert!(parse_rate("600").is_err() && parse_rate("0/1s").is_err());
+        let c = from_env(&[("SOCKETIO_PATH", "/rt/"), ("WS_HANDSHAKE_RATE_LIMIT", "0")]).unwrap();
+        assert_eq!(c.transport.path, "/rt");
+        assert_eq!(c.transport.handshake_limit, None);
+        assert!(from_env(&[("SOCKETIO_PATH", "rt")]).is_err());
+        assert!(from_env(&[("HTTP_MAX_HEADER_SIZE", "1024")]).unwrap_err().to_string().contains("8192"));
+        assert!(from_env(&[("ALLOW_EIO3", "maybe")]).is_err());
+        assert!(!from_env(&[("ALLOW_EIO3", "false")]).unwrap().transport.allow_eio3);
     }
 
     #[test]

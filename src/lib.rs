@@ -9,7 +9,8 @@
 //! - [`engine`]: serves specs on socketioxide and delivers published events.
 //! - [`cluster`]: membership over Redis: the bus, the Redis inputs, outages.
 //! - [`http`]: the publish API, health, readiness, metrics.
-//! - [`app`]: assembles everything on one port and runs it; [`server`]: the accept loop.
+//! - [`app`]: assembles everything on one port and runs it; [`server`]: the accept loop;
+//!   [`connection`]: what guards each TCP connection; [`sessions`]: the Engine.IO front.
 //! - [`cli`], [`telemetry`]: the binary's helpers.
 
 pub mod app;
@@ -18,10 +19,12 @@ pub mod cli;
 pub mod client_ip;
 pub mod cluster;
 pub mod config;
+pub mod connection;
 pub mod engine;
 pub mod http;
 pub mod metrics;
 pub mod rooms;
 pub mod server;
+pub mod sessions;
 pub mod spec;
 pub mod telemetry;

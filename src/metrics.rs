@@ -8,6 +8,8 @@ use std::{
     sync::atomic::{AtomicI64, AtomicU64, Ordering},
 };
 
+use crate::connection::CutReason;
+
 /// A monotonically increasing count.
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
@@ -105,6 +107,32 @@ pub struct Metrics {
     pub event_handling: Latency,
     /// Time to deliver one published event on this node, from acceptance to the last emit.
     pub publish_delivery: Latency,
+    /// Open TCP connections (HTTP, long-polling and WebSocket).
+    pub tcp_connections: Gauge,
+    /// TCP connections closed at once because their address already holds its maximum.
+    pub connections_refused_per_ip: Counter,
+    /// Connections cut by the gateway, by [`CutReason`].
+    pub cut_write_timeout: Counter,
+    /// (see `cut_write_timeout`)
+    pub cut_slow_consumer: Counter,
+
+    /// (see `cut_write_timeout`)
+    pub cut_refused: Counter,
+    /// Engine.IO sessions refused because their address opened too many recently.
+    pub handshakes_throttled: Counter,
+    /// Requests naming a session (`sid`) from another address than the one that opened it.
+    pub session_address_mismatch: Counter,
+}
+
+impl Metrics {
+    /// Counts a connection cut for `reason`.
+    pub fn connections_cut(&self, reason: CutReason) {
+        match reason {
+            CutReason::WriteTimeout => self.cut_write_timeout.inc(),
+            CutReason::SlowConsumer => self.cut_slow_consumer.inc(),
+            CutReason::Refused => self.cut_refused.inc(),
+        }
+    }
 }
 
 impl Metrics {
@@ -161,6 +189,50 @@ impl Metrics {
             self.connections_throttled.get().to_string(),
         );
         metric("relayed_events_total", "counter", "Client events relayed to rooms.", self.relayed.get().to_string());
+        metric(
+            "tcp_connections",
+            "gauge",
+            "Open TCP connections: HTTP, long-polling and WebSocket.",
+            self.tcp_connections.get().to_string(),
+        );
+        metric(
+            "connections_refused_per_ip_total",
+            "counter",
+            "TCP connections closed at once because their address holds MAX_CONNECTIONS_PER_IP.",
+            self.connections_refused_per_ip.get().to_string(),
+        );
+        let _ =
+            writeln!(out, "# HELP realtime_gateway_connections_cut_total Connections cut by the gateway, by reason.");
+        let _ = writeln!(out, "# TYPE realtime_gateway_connections_cut_total counter");
+        for (reason, counter) in [
+            (CutReason::WriteTimeout, &self.cut_write_timeout),
+            (CutReason::SlowConsumer, &self.cut_slow_consumer),
+            (CutReason::Refused, &self.cut_refused),
+        ] {
+            let _ = writeln!(
+                out,
+                "realtime_gateway_connections_cut_total{{reason=\"{}\"}} {}",
+                reason.as_str(),
+                counter.get()
+            );
+        }
+        let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+            let _ = writeln!(out, "# HELP realtime_gateway_{name} {help}");
+            let _ = writeln!(out, "# TYPE realtime_gateway_{name} {kind}");
+            let _ = writeln!(out, "realtime_gateway_{name} {value}");
+        };
+        metric(
+            "handshakes_throttled_total",
+            "counter",
+            "Engine.IO sessions refused by WS_HANDSHAKE_RATE_LIMIT.",
+            self.handshakes_throttled.get().to_string(),
+        );
+        metric(
+            "session_address_mismatch_total",
+            "counter",
+            "Requests naming a session from another address than the one that opened it.",
+            self.session_address_mismatch.get().to_string(),
+        );
         out
     }
 }

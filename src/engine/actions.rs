@@ -3,7 +3,7 @@
 //! the other members of its rooms. Also the template scope those actions render with, and room
 //! snapshots (`room.snapshot`).
 
-use std::{borrow::Cow, cell::OnceCell, sync::Arc};
+use std::{borrow::Cow, cell::OnceCell};
 
 use serde_json::{Map, Value, json};
 use socketioxide::{BroadcastError, adapter::Adapter, extract::SocketRef};
@@ -34,6 +34,7 @@ struct JoinedRoom {
 pub(super) struct ActionCtx<'a, A: Adapter> {
     ns: &'a NamespaceRuntime<A>,
     socket: &'a SocketRef<A>,
+    session: &'a Session,
     identity: &'a Identity,
     payload: Option<&'a Value>,
     /// Set when the actions answer a client event: server-only rooms are then off limits.
@@ -48,12 +49,14 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
     pub(super) fn new(
         ns: &'a NamespaceRuntime<A>,
         socket: &'a SocketRef<A>,
+        session: &'a Session,
         identity: &'a Identity,
         payload: Option<&'a Value>,
     ) -> Self {
         Self {
             ns,
             socket,
+            session,
             identity,
             payload,
             from_client: false,
@@ -99,7 +102,7 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
             None => self.socket.emit(event, &()),
         };
         if let Err(e) = result {
-            self.ns.shared.note_emit_failure(&e);
+            self.ns.note_emit_failure(self.socket, &e);
         }
     }
 
@@ -157,8 +160,7 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
         let op = self.socket.to(targets);
         let clustered = self.ns.shared.cluster.get().is_some();
         let reachable = self.ns.shared.cluster_reachable();
-        let Some(session) = self.socket.extensions.get::<Arc<Session>>() else { return Ok(()) };
-        self.ns.broadcast_in_order(&session, async move {
+        self.ns.broadcast_in_order(self.session, async move {
             if clustered && !reachable {
                 return op.local().emit(&event, &data).await;
             }
@@ -294,6 +296,23 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
         Ok(())
     }
 
+    /// Leaves every room whose access rules no longer let this socket in (its identity changed:
+    /// a token refresh with fewer roles); returns their visible names.
+    pub(super) fn leave_rooms_no_longer_allowed(&self) -> Vec<String> {
+        let spec = &self.ns.spec;
+        let mut left = Vec::new();
+        for internal in self.socket.rooms() {
+            let Some((_, visible)) = rooms::split_internal(&internal) else { continue };
+            let Some((id, values)) = spec.family_of(visible) else { continue };
+            if !self.allowed(&spec.rooms[id], &values) {
+                left.push(visible.to_string());
+                self.socket.leave(internal);
+            }
+        }
+        left.sort_unstable();
+        left
+    }
+
     /// What `room` describes: `{key, name, params}`.
     fn room_json(&self, id: RoomId, visible: &str, values: &[Option<String>]) -> Value {
         let family = &self.ns.spec.rooms[id];
@@ -348,7 +367,7 @@ impl<A: Adapter> Scope for ActionCtx<'_, A> {
     fn root(&self, root: Root) -> Option<Cow<'_, Value>> {
         match root {
             Root::Socket => Some(Cow::Borrowed(self.socket_json.get_or_init(|| {
-                json!({ "id": self.socket.id.to_string(), "transport": format!("{:?}", self.socket.transport_type()).to_lowercase() })
+                json!({ "id": self.session.public_id.to_string(), "transport": format!("{:?}", self.socket.transport_type()).to_lowercase() })
             }))),
             Root::User => Some(Cow::Borrowed(self.user_json.get_or_init(|| self.identity.to_json()))),
             Root::Payload => self.payload.map(Cow::Borrowed),

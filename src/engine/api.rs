@@ -75,7 +75,7 @@ impl<A: Adapter> Engine<A> {
         let Some(ns) = self.namespace(&request.namespace) else { return };
         let Some(op) = self.io_of(ns) else { return };
         if let Err(e) = op.local().to(rooms).emit(&request.event, &request.data).await {
-            self.shared.note_broadcast_failure(&ns.spec.path, &e);
+            ns.note_broadcast_failure(&e);
         }
     }
 
@@ -94,11 +94,41 @@ impl<A: Adapter> Engine<A> {
         if event.is_empty() || RESERVED_EVENTS.contains(&event) {
             return Err(format!("event `{event}` is reserved by Socket.IO"));
         }
-        let internal = |names: &[(Option<String>, String)]| -> Result<Vec<String>, String> {
-            names.iter().map(|(tenant, room)| ns.internal_room(room, tenant.as_deref())).collect()
-        };
-        let (rooms, except) = (internal(rooms)?, internal(except)?);
         let Some(op) = self.io_of(ns) else { return Ok(()) };
+        // A bare name of a tenant room means that room in every tenant, as an emit without rooms
+        // reaches every tenant: a Node backend's `io.to('dashboard')` keeps working unchanged.
+        // Such names are matched against this node's rooms, the only place tenants are listed.
+        let local_rooms =
+            if rooms.iter().chain(except).any(|(tenant, room)| tenant.is_none() && ns.is_tenant_room(room)) {
+                op.clone().local().rooms().await.unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+        let internal = |names: &[(Option<String>, String)]| -> Result<Vec<String>, String> {
+            let mut out = Vec::new();
+            for (tenant, room) in names {
+                if tenant.is_none() && ns.is_tenant_room(room) {
+                    out.extend(
+                        local_rooms
+                            .iter()
+                            .filter(|r| {
+                                rooms::split_internal(r).is_some_and(|(t, visible)| t.is_some() && visible == room)
+                            })
+                            .map(|r| r.to_string()),
+                    );
+                } else {
+                    out.push(ns.internal_room(room, tenant.as_deref())?);
+                }
+            }
+            Ok(out)
+        };
+        let (targets, except) = (internal(rooms)?, internal(except)?);
+        if !rooms.is_empty() && targets.is_empty() {
+            // Named rooms, none of which has a socket here: nothing to send (an empty list
+            // would mean the whole namespace).
+            return Ok(());
+        }
+        let rooms = targets;
         let op = op.local().to(rooms).except(except);
         // Socket.IO events carry their arguments as a list: one to four are sent as they came.
         let result = match args {
@@ -110,7 +140,7 @@ impl<A: Adapter> Engine<A> {
             _ => return Err(format!("{} arguments; at most 4 are relayed", args.len())),
         };
         if let Err(e) = result {
-            self.shared.note_broadcast_failure(&ns.spec.path, &e);
+            ns.note_broadcast_failure(&e);
         }
         self.shared.metrics.published.inc();
         Ok(())
@@ -202,6 +232,11 @@ impl<A: Adapter> NamespaceRuntime<A> {
         let family = &self.spec.rooms[id];
         rooms::internal_name(family.scope, tenant, visible)
             .ok_or_else(|| format!("`{visible}` is a tenant room (`{}`): give the tenantId", family.name))
+    }
+
+    /// Whether `visible` names a room of a tenant-scoped family.
+    fn is_tenant_room(&self, visible: &str) -> bool {
+        self.spec.family_of(visible).is_some_and(|(id, _)| self.spec.rooms[id].scope == rooms::RoomScope::Tenant)
     }
 
     /// This node's sockets: `{connections, anonymous, tenants: {t: {connections, users,

@@ -18,7 +18,6 @@ use super::{
     namespace::NamespaceRuntime,
     session::Session,
 };
-use crate::auth::now_secs;
 
 /// Rate-limit notices to one socket are at most this often; refused events beyond are dropped
 /// quietly (their acks are still answered).
@@ -46,6 +45,19 @@ impl<A: Adapter> NamespaceRuntime<A> {
             return self.refuse_limited(socket, session, None, ack, wants_ack, wait, "too many events: slow down");
         }
         let (raw, size) = match &packet {
+            // A relay or a reply would forward only the JSON part, with `{"_placeholder": true}`
+            // where the bytes were: refuse rather than mangle silently.
+            Value::Str(_, Some(attachments)) if !attachments.is_empty() => {
+                return self.fail(
+                    socket,
+                    None,
+                    ack,
+                    wants_ack,
+                    ClientError::validation(
+                        "binary attachments are not supported: send JSON (bytes as base64 strings, for example)",
+                    ),
+                );
+            }
             Value::Str(text, _) => (text.as_str(), text.len()),
             Value::Bytes(_) => {
                 return self.fail(
@@ -72,9 +84,9 @@ impl<A: Adapter> NamespaceRuntime<A> {
         let name = name.as_str();
 
         let identity = session.identity();
-        if identity.expires_at.is_some_and(|exp| exp + self.shared.verifier.leeway_secs() < now_secs()) {
-            // The sweeper would end it within a second; do not serve it meanwhile.
-            self.end_expired(socket);
+        if self.shared.verifier.is_expired(&identity, now_millis()) {
+            // The expiry task ends it at that very moment; an event racing it is not served.
+            self.end_expired(socket, session);
             return;
         }
 
@@ -85,7 +97,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         let Some(event) = self.spec.events.get(name) else {
             // The seeds' gateways ignored events they did not handle; do the same, but do not
             // leave an ack callback waiting.
-            tracing::debug!(ns = %self.spec.path, sid = %socket.id, event = name, "unknown event ignored");
+            tracing::debug!(ns = %self.spec.path, socket = %session.public_id, event = name, "unknown event ignored");
             if wants_ack {
                 let error = ClientError::validation(format!("unknown event `{name}`"));
                 send_ack(ack, &json!({ "error": error.payload(Some(name)) }));
@@ -124,7 +136,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             return self.fail(socket, Some(name), ack, wants_ack, ClientError::validation(message));
         }
 
-        let mut ctx = ActionCtx::new(self, socket, &identity, Some(&payload));
+        let mut ctx = ActionCtx::new(self, socket, session, &identity, Some(&payload));
         ctx.from_client = true;
         match ctx.run(&event.actions) {
             Ok(reply) => {
@@ -146,10 +158,10 @@ impl<A: Adapter> NamespaceRuntime<A> {
         error: ClientError,
     ) {
         self.shared.metrics.events_rejected.inc();
-        tracing::debug!(ns = %self.spec.path, sid = %socket.id, event, kind = error.kind.as_str(), message = %error.message, "client event refused");
+        tracing::debug!(ns = %self.spec.path, event, kind = error.kind.as_str(), message = %error.message, "client event refused");
         let payload = error.payload(event);
         if let Err(e) = socket.emit("error", &payload) {
-            self.shared.note_emit_failure(&e);
+            self.note_emit_failure(socket, &e);
         }
         if wants_ack {
             send_ack(ack, &json!({ "error": payload }));
@@ -194,7 +206,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         match self.replace_token(socket, session, &payload) {
             Ok(reply) => {
                 if let Err(e) = socket.emit("auth:refreshed", &reply) {
-                    self.shared.note_emit_failure(&e);
+                    self.note_emit_failure(socket, &e);
                 }
                 if wants_ack {
                     send_ack(ack, &reply);
@@ -223,9 +235,15 @@ impl<A: Adapter> NamespaceRuntime<A> {
         if let Some(exp) = fresh.expires_at {
             self.shared.expiry.schedule(exp, self.index, socket.id);
         }
-        let reply = json!({ "expiresAt": fresh.expires_at.map(iso_from_secs), "timestamp": iso_now() });
+        let expires_at = fresh.expires_at;
         session.set_identity(fresh);
-        Ok(reply)
+        // Rooms are kept only while their access rules still hold for the new token's roles.
+        let identity = session.identity();
+        let left = ActionCtx::new(self, socket, session, &identity, None).leave_rooms_no_longer_allowed();
+        if !left.is_empty() {
+            tracing::info!(ns = %self.spec.path, socket = %session.public_id, rooms = ?left, "token refreshed with fewer rights: left rooms");
+        }
+        Ok(json!({ "expiresAt": expires_at.map(iso_from_secs), "roomsLeft": left, "timestamp": iso_now() }))
     }
 }
 

@@ -1,22 +1,33 @@
-//! Token expiry while connected: every socket with an `exp` is queued by expiry time; once a
-//! second the due ones are checked and, unless their token was refreshed meanwhile, told
-//! `error {type: "auth"}` and disconnected. One queue and one task per node, rather than a timer
-//! per socket, because a timer per connection costs memory on every connection.
+//! Token expiry while connected: every socket with an `exp` is queued by expiry time, and one
+//! task per node sleeps until the earliest one is due, then tells each due socket
+//! `error {type: "auth"}` and disconnects it, unless its token was refreshed meanwhile. One queue
+//! and one task per node, rather than a timer per socket, because a timer per connection costs
+//! memory on every connection. The task wakes at the due instant itself (not on a periodic tick),
+//! so nothing is delivered to a socket for long after its token expired.
 
 use std::{collections::BTreeSet, sync::Mutex};
 
 use socketioxide::socket::Sid;
+use tokio::sync::Notify;
 
 /// Pending expiries: `(exp, namespace index, socket)`.
 #[derive(Debug, Default)]
 pub struct ExpiryQueue {
     entries: Mutex<BTreeSet<(u64, usize, Sid)>>,
+    /// Woken when an entry becomes the earliest, so the task sleeps until the right instant.
+    earlier: Notify,
 }
 
 impl ExpiryQueue {
     /// Queues a socket's expiry.
     pub fn schedule(&self, exp: u64, ns: usize, sid: Sid) {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).insert((exp, ns, sid));
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let earliest = entries.first().is_none_or(|first| exp < first.0);
+        entries.insert((exp, ns, sid));
+        drop(entries);
+        if earliest {
+            self.earlier.notify_one();
+        }
     }
 
     /// Forgets a queued expiry (disconnect, or a refresh replaced it).
@@ -29,6 +40,16 @@ impl ExpiryQueue {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let later = entries.split_off(&(cutoff.saturating_add(1), 0, Sid::ZERO));
         std::mem::replace(&mut *entries, later).into_iter().collect()
+    }
+
+    /// The earliest `exp` queued.
+    pub fn next(&self) -> Option<u64> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner()).first().map(|e| e.0)
+    }
+
+    /// Completes when an entry earlier than all others was queued since the last call.
+    pub async fn earlier_scheduled(&self) {
+        self.earlier.notified().await;
     }
 
     /// Entries queued.
@@ -50,10 +71,28 @@ mod tests {
         q.schedule(200, 0, b);
         q.schedule(150, 1, a);
         q.cancel(150, 1, a);
+        assert_eq!(q.next(), Some(100));
         assert_eq!(q.take_due(100), vec![(100, 0, a)]);
         assert_eq!(q.len(), 1);
         assert!(q.take_due(199).is_empty());
         assert_eq!(q.take_due(1000), vec![(200, 0, b)]);
         assert_eq!(q.len(), 0);
+        assert_eq!(q.next(), None);
+    }
+
+    #[tokio::test]
+    async fn an_earlier_entry_wakes_the_sweeper() {
+        let q = std::sync::Arc::new(ExpiryQueue::default());
+        q.schedule(500, 0, Sid::new());
+        q.earlier_scheduled().await; // the first schedule left a permit
+        q.schedule(600, 0, Sid::new());
+        let waiting = tokio::spawn({
+            let q = q.clone();
+            async move { q.earlier_scheduled().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "a later entry does not wake it");
+        q.schedule(400, 0, Sid::new());
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiting).await.expect("woken").unwrap();
     }
 }

@@ -8,6 +8,7 @@
 //! - `api`: the HTTP API's other operations on sockets: raw emits and statistics;
 //! - `perf`: the live performance figures of `{gateway.stats}`;
 //! - `state`: last-known state built from published events;
+//! - `slow`: slow consumers, whose full queue ends their session;
 //! - `timers`, `expiry`, `limits`, `session`, `errors`, `clock`: what their names say.
 //!
 //! Everything here is generic over the socketioxide adapter, so the same engine runs on the
@@ -22,11 +23,12 @@ mod clock;
 mod dispatch;
 pub mod errors;
 mod expiry;
-mod limits;
+pub(crate) mod limits;
 mod namespace;
 mod perf;
 mod publish;
 mod session;
+mod slow;
 mod state;
 mod timers;
 
@@ -37,7 +39,7 @@ use std::{
 
 use serde_json::{Value, json};
 use socketioxide::{
-    BroadcastError, SendError, SocketError, SocketIo,
+    SocketIo,
     adapter::{Adapter, LocalAdapter},
 };
 use socketioxide_core::adapter::DefinedAdapter;
@@ -47,10 +49,11 @@ pub use api::{EmitRequest, RoomQuery};
 pub use publish::{AckReport, PublishedEvent};
 
 use crate::{
-    auth::{TokenVerifier, now_secs},
+    auth::TokenVerifier,
     client_ip::TrustedProxies,
     config::LimitsConfig,
     metrics::{Gauge, Metrics},
+    sessions::{SessionDirectory, Sessions},
     spec::{NamespaceSpec, TimerInterval},
 };
 use expiry::ExpiryQueue;
@@ -68,6 +71,8 @@ pub(crate) struct Shared {
     pub metrics: Arc<Metrics>,
     /// Connected sockets per namespace, by namespace index, with the namespace's path.
     pub ns_connections: Vec<(String, Gauge)>,
+    /// When each namespace last looked for slow consumers (ms since the epoch), by index.
+    pub slow_sweeps: Vec<std::sync::atomic::AtomicU64>,
     /// Rates and latencies for `{gateway.stats}`.
     pub perf: perf::PerfSampler,
     /// Where connections come from, for per-IP limits.
@@ -78,6 +83,10 @@ pub(crate) struct Shared {
     pub allowed_origins: Vec<String>,
     /// The cluster, when this node is a member of one.
     pub cluster: OnceLock<Arc<dyn ClusterLink>>,
+    /// The Engine.IO front, which ends sessions' transports.
+    pub sessions: Arc<Sessions>,
+    /// The byte budgets of last-known state, shared by every namespace's stores.
+    pub state_budget: state::StateBudget,
 }
 
 /// What the engine needs from a cluster. Implemented by `crate::cluster` over Redis; the engine
@@ -183,27 +192,40 @@ impl Shared {
         stats["cluster"] = json!({ "nodes": peers.len() + 1 });
         stats
     }
+}
 
-    /// Counts and logs an emit to one socket that failed (buffer full, socket closing).
-    pub fn note_emit_failure(&self, error: &SendError) {
-        self.metrics.deliveries_dropped.inc();
-        tracing::debug!(%error, "emit to a socket failed");
-    }
-
-    /// Counts and logs what a broadcast could not deliver. A full send buffer means a slow
-    /// consumer: the message is dropped for it, and its next heartbeat fails and closes it, so
-    /// its client reconnects and resubscribes rather than silently missing events.
-    pub fn note_broadcast_failure(&self, ns: &str, error: &BroadcastError) {
-        match error {
-            BroadcastError::Socket(errors) => {
-                self.metrics.deliveries_dropped.add(errors.len() as u64);
-                let full = errors.iter().filter(|e| matches!(e, SocketError::InternalChannelFull)).count();
-                if full > 0 {
-                    tracing::warn!(ns, sockets = full, "send buffers full: dropped messages for slow consumers");
-                }
-            }
-            other => tracing::error!(ns, error = %other, "broadcast failed"),
+/// Disconnects sockets whose token expired, at the instant it does (`exp` plus the leeway).
+async fn expire_tokens<A: Adapter>(namespaces: Arc<[Arc<NamespaceRuntime<A>>]>, shared: Arc<Shared>) {
+    let leeway = shared.verifier.leeway_secs();
+    loop {
+        let now = clock::now_millis();
+        let due_in = match shared.expiry.next() {
+            Some(exp) => Duration::from_millis((exp + leeway).saturating_mul(1000).saturating_sub(now)),
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            () = tokio::time::sleep(due_in) => {}
+            () = shared.expiry.earlier_scheduled() => continue,
         }
+        let cutoff = (clock::now_millis() / 1000).saturating_sub(leeway);
+        for (exp, index, sid) in shared.expiry.take_due(cutoff) {
+            if let Some(ns) = namespaces.get(index) {
+                ns.expire(sid, exp);
+            }
+        }
+    }
+}
+
+/// Which client address opened a session, from the handshake of any of its namespace sockets.
+impl<A: Adapter> SessionDirectory for Engine<A> {
+    fn opened_by(&self, sid: socketioxide::socket::Sid) -> Option<std::net::IpAddr> {
+        self.namespaces.iter().find_map(|ns| {
+            let socket = ns.io.of(ns.spec.path.as_str())?.get_socket(sid)?;
+            let parts = socket.req_parts();
+            let axum::extract::ConnectInfo(peer) =
+                parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?;
+            Some(self.shared.trusted_proxies.client_ip(peer.ip(), &parts.headers))
+        })
     }
 }
 
@@ -245,6 +267,7 @@ impl<A: Adapter> Engine<A> {
         verifier: TokenVerifier,
         settings: EngineSettings,
         metrics: Arc<Metrics>,
+        sessions: Arc<Sessions>,
     ) -> Self {
         let shared = Arc::new(Shared {
             verifier,
@@ -253,10 +276,13 @@ impl<A: Adapter> Engine<A> {
             perf: perf::PerfSampler::new(&metrics),
             metrics,
             ns_connections: specs.iter().map(|s| (s.path.clone(), Gauge::default())).collect(),
+            slow_sweeps: specs.iter().map(|_| Default::default()).collect(),
             trusted_proxies: settings.trusted_proxies.clone(),
             auth_cookie_name: settings.auth_cookie_name.clone(),
             allowed_origins: settings.allowed_origins.clone(),
             cluster: OnceLock::new(),
+            sessions,
+            state_budget: state::StateBudget::new(settings.limits.state_bytes_per_tenant, settings.limits.state_bytes),
         });
         let namespaces = specs
             .into_iter()
@@ -401,28 +427,17 @@ impl<A: Adapter> Engine<A> {
         }
         let namespaces = self.namespaces.clone();
         let cleanup = self.settings.cleanup_interval;
+        let shared = self.shared.clone();
         tasks.push(tokio::spawn(async move {
             let mut ticks = tokio::time::interval(cleanup);
             ticks.tick().await;
             loop {
                 ticks.tick().await;
                 namespaces.iter().for_each(|ns| ns.cleanup());
+                shared.sessions.cleanup();
             }
         }));
-        let namespaces = self.namespaces.clone();
-        let shared = self.shared.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                ticks.tick().await;
-                let cutoff = now_secs().saturating_sub(shared.verifier.leeway_secs() + 1);
-                for (exp, index, sid) in shared.expiry.take_due(cutoff) {
-                    if let Some(ns) = namespaces.get(index) {
-                        ns.expire(sid, exp);
-                    }
-                }
-            }
-        }));
+        tasks.push(tokio::spawn(expire_tokens(self.namespaces.clone(), self.shared.clone())));
         tasks
     }
 }

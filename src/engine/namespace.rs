@@ -40,8 +40,12 @@ use super::{
 };
 use crate::{
     auth::{Identity, TokenError, TokenSource, handshake_token},
+    connection::CutReason,
     spec::{NamespaceSpec, RateLimit},
 };
+
+/// How long a refused socket's client has to read the `error` before its session is closed.
+const REFUSED_SESSION_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A namespace spec and everything it needs at run time.
 pub struct NamespaceRuntime<A: Adapter> {
@@ -82,7 +86,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             per: std::time::Duration::from_secs(2),
         });
         let refresh_limiter = SocketLimiter::new(RateLimit { max: 10, per: std::time::Duration::from_secs(60) });
-        let stores = Stores::new(&spec.stores);
+        let stores = Stores::new(&spec.stores, shared.state_budget.clone());
         let connect_limiter = spec.auth.connections_per_ip.map(IpLimiter::new);
         Self {
             spec,
@@ -128,18 +132,19 @@ impl<A: Adapter> NamespaceRuntime<A> {
         if self.shared.cluster.get().is_none() {
             match broadcast.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
                 Poll::Ready(Ok(())) => return,
-                Poll::Ready(Err(e)) => return self.shared.note_broadcast_failure(&self.spec.path, &e),
+                Poll::Ready(Err(e)) => return self.note_broadcast_failure(&e),
                 Poll::Pending => {}
             }
         }
-        let shared = self.shared.clone();
-        let path = self.spec.path.clone();
+        let (shared, path, io, index) = (self.shared.clone(), self.spec.path.clone(), self.io.clone(), self.index);
         session.chain(move |previous| async move {
             if let Some(previous) = previous {
                 let _ = previous.await;
             }
-            if let Err(e) = broadcast.await {
-                shared.note_broadcast_failure(&path, &e);
+            if let Err(e) = broadcast.await
+                && super::slow::note_broadcast_failure(&shared, &path, &e)
+            {
+                super::slow::sweep(&io, &path, index, &shared);
             }
         });
     }
@@ -180,7 +185,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         let policy = &self.spec.auth;
         if self.over_connection_limit(s.req_parts()) {
             self.shared.metrics.connections_throttled.inc();
-            tracing::info!(ns = %self.spec.path, sid = %s.id, "connection refused: too many from this address");
+            tracing::info!(ns = %self.spec.path, "connection refused: too many from this address");
             s.extensions.insert(Refusal { message: "Too many connections".into(), kind: ErrorKind::RateLimit });
             return;
         }
@@ -200,7 +205,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         match outcome {
             Err(e) => {
                 self.shared.metrics.auth_refused.inc();
-                tracing::info!(ns = %self.spec.path, sid = %s.id, reason = %e, "connection refused");
+                tracing::info!(ns = %self.spec.path, reason = %e, "connection refused");
                 s.extensions.insert(Refusal { message: e.to_string(), kind: ErrorKind::Auth });
             }
             Ok(identity) => {
@@ -222,22 +227,39 @@ impl<A: Adapter> NamespaceRuntime<A> {
             let payload =
                 ClientError { kind: refusal.kind, message: refusal.message, retry_after_ms: None }.payload(None);
             if let Err(e) = s.emit("error", &payload) {
-                tracing::debug!(sid = %s.id, error = %e, "could not send the auth error");
+                tracing::debug!(error = %e, "could not send the auth error");
             }
-            if let Err(e) = s.disconnect() {
+            if let Err(e) = s.clone().disconnect() {
                 tracing::debug!(error = %e, "could not disconnect a refused socket");
             }
+            self.close_refused_session(s);
             return;
         }
         let Some(session) = s.extensions.get::<Arc<Session>>() else { return };
         self.shared.metrics.connections.inc();
         self.shared.ns_connections[self.index].1.inc();
         let identity = session.identity();
-        tracing::debug!(ns = %self.spec.path, sid = %s.id, user = ?identity.user_id, tenant = ?identity.tenant_id, "connected");
-        let mut ctx = ActionCtx::new(self, &s, &identity, None);
+        tracing::debug!(ns = %self.spec.path, socket = %session.public_id, user = ?identity.user_id, tenant = ?identity.tenant_id, "connected");
+        let mut ctx = ActionCtx::new(self, &s, &session, &identity, None);
         if let Err(e) = ctx.run(&self.spec.on_connect) {
-            tracing::warn!(ns = %self.spec.path, sid = %s.id, error = %e.message, "an on_connect action failed");
+            tracing::warn!(ns = %self.spec.path, socket = %session.public_id, error = %e.message, "an on_connect action failed");
         }
+    }
+
+    /// Ends a refused socket's session once its client had time to read why, unless another
+    /// namespace uses the session (socket.io-client 2.x always connects `/` too, for one). A
+    /// session left open would keep its handshake request, and a client that answers pings
+    /// could hold it for ever.
+    fn close_refused_session(&self, s: SocketRef<A>) {
+        let io = self.io.clone();
+        let sessions = self.shared.sessions.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(REFUSED_SESSION_GRACE).await;
+            if io.nsps().iter().any(|op| op.get_socket(s.id).is_some()) {
+                return;
+            }
+            sessions.close(s.id, s.transport_type(), s.protocol(), s.req_parts(), CutReason::Refused);
+        });
     }
 
     /// Disconnects a socket whose token expired, unless it was refreshed meanwhile.
@@ -247,12 +269,12 @@ impl<A: Adapter> NamespaceRuntime<A> {
         if session.identity().expires_at != Some(exp) {
             return;
         }
-        self.end_expired(&socket);
+        self.end_expired(&socket, &session);
     }
 
     /// Tells the client its token expired and disconnects it.
-    pub(super) fn end_expired(&self, socket: &SocketRef<A>) {
-        tracing::info!(ns = %self.spec.path, sid = %socket.id, "token expired, disconnecting");
+    pub(super) fn end_expired(&self, socket: &SocketRef<A>, session: &Session) {
+        tracing::info!(ns = %self.spec.path, socket = %session.public_id, "token expired, disconnecting");
         let payload = ClientError::auth(TokenError::Expired.to_string()).payload(None);
         if let Err(e) = socket.emit("error", &payload) {
             tracing::debug!(error = %e, "could not send the expiry error");
@@ -322,8 +344,8 @@ impl<A: Adapter> DisconnectHandler<A, SpecHandler> for DisconnectFlow<A> {
             if let Some(exp) = session.identity().expires_at {
                 self.ns.shared.expiry.cancel(exp, self.ns.index, s.id);
             }
+            tracing::debug!(ns = %self.ns.spec.path, socket = %session.public_id, %reason, "disconnected");
         }
-        tracing::debug!(ns = %self.ns.spec.path, sid = %s.id, %reason, "disconnected");
         // socketioxide removes the socket from the namespace in `defer`; it must always run.
         defer(s);
     }

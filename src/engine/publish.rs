@@ -39,10 +39,14 @@ impl PublishedEvent {
             ));
         };
         let event_type = match obj.remove("type") {
-            Some(Value::String(t)) if !t.trim().is_empty() && t.len() <= MAX_TYPE_LEN => t,
             Some(Value::String(t)) if t.len() > MAX_TYPE_LEN => {
                 return Err(format!("{at}.type is longer than {MAX_TYPE_LEN} characters"));
             }
+            // Types become event names clients listen to and log fields: no control characters.
+            Some(Value::String(t)) if t.chars().any(char::is_control) => {
+                return Err(format!("{at}.type contains a control character"));
+            }
+            Some(Value::String(t)) if !t.trim().is_empty() => t,
             Some(_) | None => {
                 return Err(format!("{at}.type must be a non-empty string, such as \"execution.started\""));
             }
@@ -119,8 +123,29 @@ impl<A: Adapter> NamespaceRuntime<A> {
             return Ok(());
         };
         for field in &route.require {
-            if event.data().get(field).is_none_or(Value::is_null) {
-                return Err(format!("{at}.data.{field} is required for `{}` events", event.event_type()));
+            match event.data().get(field) {
+                None | Some(Value::Null) => {
+                    return Err(format!("{at}.data.{field} is required for `{}` events", event.event_type()));
+                }
+                Some(Value::String(s)) if s.is_empty() => {
+                    return Err(format!("{at}.data.{field} must not be empty"));
+                }
+                Some(Value::String(_) | Value::Number(_)) => {}
+                Some(_) => return Err(format!("{at}.data.{field} must be a string or a number (an id)")),
+            }
+        }
+        // An id that is an object or a list names no room: the event would reach no one, silently.
+        let scope = EventScope { event, now: String::new() };
+        for target in &route.targets {
+            for value in target.params.iter().flatten().filter_map(|p| p.render_value(&scope)) {
+                if value.is_object() || value.is_array() {
+                    return Err(format!(
+                        "{at}: `{}` events are routed to `{}` rooms by an id, and the id given is {}; ids must be strings or numbers",
+                        event.event_type(),
+                        self.spec.rooms[target.room].name,
+                        if value.is_object() { "an object" } else { "a list" },
+                    ));
+                }
             }
         }
         if route.emit.event.as_literal().is_none() {
@@ -152,7 +177,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         };
         self.shared.metrics.published.inc();
         if let Err(e) = result {
-            self.shared.note_broadcast_failure(&self.spec.path, &e);
+            self.note_broadcast_failure(&e);
         }
     }
 

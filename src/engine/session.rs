@@ -2,8 +2,13 @@
 //!
 //! A session lives in the socket's extensions (and in its event handler), created by the connect
 //! middleware. Rooms are not here: the adapter already knows them.
+//!
+//! A socket is known to everyone but itself by its [`PublicId`], never by socketioxide's socket
+//! id: that one is the Engine.IO session id, which works as a credential for a long-polling
+//! session (whoever sends it can poll, post and upgrade as that session).
 
 use std::{
+    fmt,
     future::Future,
     sync::{
         Arc, Mutex, RwLock,
@@ -15,9 +20,48 @@ use tokio::task::JoinHandle;
 
 use crate::auth::Identity;
 
+/// The id a socket is shown under (`{socket.id}` in specs: `clientId`, relays' `from.socketId`,
+/// logs): random, unrelated to the Engine.IO session id, and useless as a credential. Node's
+/// socket.io gives sockets an id separate from the Engine.IO one for the same reason.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PublicId([u8; 15]);
+
+impl PublicId {
+    /// A fresh random id.
+    pub fn random() -> Self {
+        use rand::RngCore;
+        let mut bytes = [0u8; 15];
+        rand::rng().fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+}
+
+impl fmt::Display for PublicId {
+    /// 20 characters of URL-safe base64, the length of Node's socket ids.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = [0u8; 20];
+        for (chunk, dst) in self.0.chunks(3).zip(out.chunks_mut(4)) {
+            let n = (u32::from(chunk[0]) << 16) | (u32::from(chunk[1]) << 8) | u32::from(chunk[2]);
+            for (i, slot) in dst.iter_mut().enumerate() {
+                *slot = ALPHABET[((n >> (18 - 6 * i)) & 63) as usize];
+            }
+        }
+        f.write_str(std::str::from_utf8(&out).expect("the alphabet is ASCII"))
+    }
+}
+
+impl fmt::Debug for PublicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicId({self})")
+    }
+}
+
 /// What the gateway knows about one connected socket.
 #[derive(Debug)]
 pub struct Session {
+    /// The id others see.
+    pub public_id: PublicId,
     /// Replaced when the client refreshes its token, hence the lock; read on every event.
     identity: RwLock<Arc<Identity>>,
     /// When this socket was last told it is rate limited (ms since the epoch), so a flood of
@@ -41,6 +85,7 @@ impl Session {
     /// A session for `identity`.
     pub fn new(identity: Identity) -> Arc<Self> {
         Arc::new(Self {
+            public_id: PublicId::random(),
             identity: RwLock::new(Arc::new(identity)),
             last_limit_notice_ms: AtomicU64::new(0),
             last_broadcast: Mutex::new(None),
@@ -73,5 +118,20 @@ impl Session {
         let last = self.last_limit_notice_ms.load(Ordering::Relaxed);
         now_ms.saturating_sub(last) >= gap_ms
             && self.last_limit_notice_ms.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_ids_are_twenty_url_safe_characters_and_differ() {
+        let (a, b) = (PublicId::random().to_string(), PublicId::random().to_string());
+        assert_eq!(a.len(), 20);
+        assert!(a.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'), "{a}");
+        assert_ne!(a, b);
+        assert_eq!(PublicId([0xff; 15]).to_string(), "____________________");
+        assert_eq!(PublicId([0; 15]).to_string(), "AAAAAAAAAAAAAAAAAAAA");
     }
 }

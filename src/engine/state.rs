@@ -2,14 +2,19 @@
 //! tenant, keyed records (merged, replaced, deleted) and keyed lists of recent entries.
 //!
 //! It answers `state.<store>[key]` in templates and room snapshots (`initial_data`). Everything is
-//! bounded by the spec's limits: the least recently updated record or list goes first. Each store
-//! has its own lock, held only to copy a value in or out; nothing awaits under it.
+//! bounded twice: by the spec's counts (records per tenant, entries per list, lists per tenant)
+//! and by bytes, which counts cannot bound when entries vary in size: each tenant's data in one
+//! store may hold `STATE_MAX_BYTES_PER_TENANT`, and all stores of the node together
+//! `STATE_MAX_BYTES`. The least recently updated record or list goes first; past the node's
+//! budget, the least recently updated tenant of the store being written. Sizes are estimates of
+//! the heap a JSON value takes ([`approx_bytes`]), not its text length. Each store has its own
+//! lock, held only to copy a value in or out; nothing awaits under it.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::VecDeque,
     sync::{
-        Mutex,
-        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
 };
 
@@ -21,29 +26,99 @@ use crate::spec::{
     template::{Scope, deep_merge},
 };
 
+/// Byte budgets of last-known state.
+#[derive(Debug, Clone)]
+pub struct StateBudget {
+    /// One tenant's data in one store.
+    pub per_tenant: usize,
+    /// Every store of every namespace together, shared through `used`.
+    pub total: usize,
+    /// Bytes held now by all stores.
+    pub used: Arc<AtomicUsize>,
+}
+
+impl StateBudget {
+    /// Budgets of `per_tenant` and `total` bytes, nothing used yet.
+    pub fn new(per_tenant: usize, total: usize) -> Self {
+        Self { per_tenant, total, used: Arc::new(AtomicUsize::new(0)) }
+    }
+}
+
 /// The runtime state of one namespace's stores, parallel to its spec's `stores`.
 pub struct Stores {
     stores: Vec<Store>,
     /// Orders list entries across keys, so "all entries" can be merged chronologically.
     seq: AtomicU64,
+    budget: StateBudget,
 }
 
 struct Store {
     kind: StoreKind,
-    tenants: Mutex<HashMap<String, TenantData>>,
+    /// Tenants, least recently updated first out.
+    tenants: Mutex<LruCache<String, TenantData>>,
 }
 
-enum TenantData {
+struct TenantData {
+    entries: Entries,
+    /// Estimated heap bytes of `entries`.
+    bytes: usize,
+}
+
+enum Entries {
     Records(LruCache<String, Value>),
     Lists(LruCache<String, VecDeque<(u64, Value)>>),
 }
 
+/// An estimate of the heap a JSON value holds (not its text length: a small object costs far
+/// more in memory than in JSON).
+pub fn approx_bytes(value: &Value) -> usize {
+    const NODE: usize = 32;
+    match value {
+        Value::Null | Value::Bool(_) | Value::Number(_) => NODE,
+        Value::String(s) => NODE + s.len(),
+        Value::Array(items) => NODE + items.iter().map(approx_bytes).sum::<usize>(),
+        Value::Object(fields) => NODE + fields.iter().map(|(k, v)| NODE + k.len() + approx_bytes(v)).sum::<usize>(),
+    }
+}
+
+fn list_bytes(key: &str, list: &VecDeque<(u64, Value)>) -> usize {
+    key.len() + list.iter().map(|(_, v)| 8 + approx_bytes(v)).sum::<usize>()
+}
+
+impl TenantData {
+    fn new(kind: StoreKind) -> Self {
+        let entries = match kind {
+            StoreKind::Records { .. } => Entries::Records(LruCache::unbounded()),
+            StoreKind::Lists { .. } => Entries::Lists(LruCache::unbounded()),
+        };
+        Self { entries, bytes: 0 }
+    }
+
+    /// Drops the least recently updated record or list; returns the bytes freed (0: empty).
+    fn evict_one(&mut self) -> usize {
+        let freed = match &mut self.entries {
+            Entries::Records(records) => records.pop_lru().map_or(0, |(k, v)| k.len() + approx_bytes(&v)),
+            Entries::Lists(lists) => lists.pop_lru().map_or(0, |(k, l)| list_bytes(&k, &l)),
+        };
+        self.bytes -= freed.min(self.bytes);
+        freed
+    }
+
+    fn len(&self) -> usize {
+        match &self.entries {
+            Entries::Records(records) => records.len(),
+            Entries::Lists(lists) => lists.len(),
+        }
+    }
+}
+
 impl Stores {
-    /// Empty stores for these specs.
-    pub fn new(specs: &[StoreSpec]) -> Self {
+    /// Empty stores for these specs, within `budget`.
+    pub fn new(specs: &[StoreSpec], budget: StateBudget) -> Self {
         Self {
-            stores: specs.iter().map(|s| Store { kind: s.kind, tenants: Mutex::new(HashMap::new()) }).collect(),
+            stores: specs.iter().map(|s| Store { kind: s.kind, tenants: Mutex::new(LruCache::unbounded()) }).collect(),
             seq: AtomicU64::new(0),
+            budget,
         }
     }
 
@@ -60,43 +135,91 @@ impl Stores {
                     StoreOp::Delete => Vec::new(),
                 };
                 let mut tenants = store.tenants.lock().unwrap_or_else(|e| e.into_inner());
-                let data = tenants.entry(tenant.to_string()).or_insert_with(|| match store.kind {
-                    StoreKind::Records { .. } => TenantData::Records(LruCache::unbounded()),
-                    StoreKind::Lists { .. } => TenantData::Lists(LruCache::unbounded()),
-                });
-                match (data, &rule.op, store.kind) {
-                    (TenantData::Records(records), StoreOp::Delete, _) => {
-                        records.pop(&key);
-                    }
-                    (TenantData::Records(records), StoreOp::Replace(_), StoreKind::Records { max_per_tenant }) => {
-                        if let Some(v) = rendered.into_iter().next() {
-                            records.put(key, v);
-                            trim(records, max_per_tenant);
-                        }
-                    }
-                    (TenantData::Records(records), StoreOp::Merge(_), StoreKind::Records { max_per_tenant }) => {
-                        let record = records.get_or_insert_mut(key, || Value::Object(Default::default()));
-                        for patch in rendered {
-                            deep_merge(record, patch);
-                        }
-                        trim(records, max_per_tenant);
-                    }
-                    (TenantData::Lists(lists), StoreOp::Append(_), StoreKind::Lists { keep, max_keys_per_tenant }) => {
-                        let mut entry = Value::Null;
-                        for patch in rendered {
-                            deep_merge(&mut entry, patch);
-                        }
-                        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-                        let list = lists.get_or_insert_mut(key, VecDeque::new);
-                        list.push_back((seq, entry));
-                        while list.len() > keep {
-                            list.pop_front();
-                        }
-                        trim(lists, max_keys_per_tenant);
-                    }
-                    _ => tracing::error!(store = %spec.name, "state rule does not fit its store kind"),
+                let data = tenants.get_or_insert_mut(tenant.to_string(), || TenantData::new(store.kind));
+                let before = data.bytes;
+                let updated = self.update(data, key, &rule.op, store.kind, rendered);
+                if !updated {
+                    tracing::error!(store = %spec.name, "state rule does not fit its store kind");
+                }
+                self.enforce_budgets(&mut tenants, tenant, before);
+            }
+        }
+    }
+
+    /// Applies one rule's operation to one tenant's data, keeping `data.bytes` and the count
+    /// limits; false when the operation does not fit the store's kind.
+    fn update(&self, data: &mut TenantData, key: String, op: &StoreOp, kind: StoreKind, rendered: Vec<Value>) -> bool {
+        match (&mut data.entries, op, kind) {
+            (Entries::Records(records), StoreOp::Delete, _) => {
+                if let Some(old) = records.pop(&key) {
+                    data.bytes -= (key.len() + approx_bytes(&old)).min(data.bytes);
                 }
             }
+            (Entries::Records(records), StoreOp::Replace(_), StoreKind::Records { .. }) => {
+                if let Some(v) = rendered.into_iter().next() {
+                    let added = key.len() + approx_bytes(&v);
+                    let removed = records.put(key.clone(), v).map_or(0, |old| key.len() + approx_bytes(&old));
+                    data.bytes = (data.bytes + added).saturating_sub(removed);
+                }
+            }
+            (Entries::Records(records), StoreOp::Merge(_), StoreKind::Records { .. }) => {
+                let removed = records.peek(&key).map_or(0, |old| key.len() + approx_bytes(old));
+                let record = records.get_or_insert_mut(key.clone(), || Value::Object(Default::default()));
+                for patch in rendered {
+                    deep_merge(record, patch);
+                }
+                let added = key.len() + approx_bytes(record);
+                data.bytes = (data.bytes + added).saturating_sub(removed);
+            }
+            (Entries::Lists(lists), StoreOp::Append(_), StoreKind::Lists { keep, .. }) => {
+                let mut entry = Value::Null;
+                for patch in rendered {
+                    deep_merge(&mut entry, patch);
+                }
+                let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+                let list = lists.get_or_insert_mut(key.clone(), VecDeque::new);
+                let before = list_bytes(&key, list);
+                list.push_back((seq, entry));
+                while list.len() > keep {
+                    list.pop_front();
+                }
+                let after = list_bytes(&key, list);
+                data.bytes = (data.bytes + after).saturating_sub(before);
+            }
+            _ => return false,
+        }
+        // The spec's count limits.
+        let max = match kind {
+            StoreKind::Records { max_per_tenant } => max_per_tenant,
+            StoreKind::Lists { max_keys_per_tenant, .. } => max_keys_per_tenant,
+        };
+        while data.len() > max {
+            data.evict_one();
+        }
+        true
+    }
+
+    /// Brings `tenant`'s data within its budget, then the node within its own by dropping the
+    /// least recently updated tenants of this store (the one just written last of all).
+    fn enforce_budgets(&self, tenants: &mut LruCache<String, TenantData>, tenant: &str, before: usize) {
+        let Some(data) = tenants.get_mut(tenant) else { return };
+        while data.bytes > self.budget.per_tenant && data.evict_one() > 0 {}
+        let after = data.bytes;
+        let used = if after >= before {
+            self.budget.used.fetch_add(after - before, Ordering::Relaxed) + (after - before)
+        } else {
+            self.budget.used.fetch_sub(before - after, Ordering::Relaxed) - (before - after)
+        };
+        let mut used = used;
+        while used > self.budget.total {
+            let freed = match tenants.peek_lru() {
+                Some((oldest, _)) if oldest != tenant => tenants.pop_lru().map_or(0, |(_, d)| d.bytes),
+                _ => tenants.get_mut(tenant).map_or(0, TenantData::evict_one),
+            };
+            if freed == 0 {
+                break;
+            }
+            used = self.budget.used.fetch_sub(freed, Ordering::Relaxed) - freed;
         }
     }
 
@@ -126,21 +249,21 @@ impl Stores {
             let skip = entries.len().saturating_sub(limit);
             Value::Array(entries.into_iter().skip(skip).collect())
         };
-        match (store.kind, tenants.get(tenant), key) {
+        match (store.kind, tenants.peek(tenant).map(|d| &d.entries), key) {
             // A record that was never written (or was evicted) is unknown: unset.
-            (StoreKind::Records { .. }, Some(TenantData::Records(records)), Some(key)) => records.peek(key).cloned(),
-            (StoreKind::Records { .. }, Some(TenantData::Records(records)), None) => {
+            (StoreKind::Records { .. }, Some(Entries::Records(records)), Some(key)) => records.peek(key).cloned(),
+            (StoreKind::Records { .. }, Some(Entries::Records(records)), None) => {
                 Some(Value::Array(records.iter().take(limit).map(|(_, v)| v.clone()).collect()))
             }
             (StoreKind::Records { .. }, _, Some(_)) => None,
             // A list that was never written is empty.
-            (StoreKind::Lists { .. }, Some(TenantData::Lists(lists)), Some(key)) => Some(last(
+            (StoreKind::Lists { .. }, Some(Entries::Lists(lists)), Some(key)) => Some(last(
                 lists
                     .peek(key)
                     .map(|l| l.iter().map(|(_, v)| v).filter(|v| keep(v)).cloned().collect())
                     .unwrap_or_default(),
             )),
-            (StoreKind::Lists { .. }, Some(TenantData::Lists(lists)), None) => {
+            (StoreKind::Lists { .. }, Some(Entries::Lists(lists)), None) => {
                 let mut entries: Vec<&(u64, Value)> =
                     lists.iter().flat_map(|(_, l)| l.iter()).filter(|(_, v)| keep(v)).collect();
                 entries.sort_by_key(|(seq, _)| *seq);
@@ -148,12 +271,6 @@ impl Stores {
             }
             (_, _, _) => Some(Value::Array(Vec::new())),
         }
-    }
-}
-
-fn trim<V>(cache: &mut LruCache<String, V>, max: usize) {
-    while cache.len() > max {
-        cache.pop_lru();
     }
 }
 
@@ -204,7 +321,7 @@ mod tests {
                 rule("execution.deleted", "{data.executionId}", StoreOp::Delete),
             ],
         }];
-        let stores = Stores::new(&specs);
+        let stores = Stores::new(&specs, StateBudget::new(usize::MAX, usize::MAX));
         let apply = |ty: &str, data: Value| stores.apply(&specs, ty, "t1", &Event(json!({ "type": ty, "data": data })));
         apply("execution.started", json!({ "executionId": "e1", "status": "running" }));
         apply("execution.completed", json!({ "executionId": "e1", "status": "completed", "result": 1 }));
@@ -228,13 +345,45 @@ mod tests {
     }
 
     #[test]
+    fn bytes_are_bounded_per_tenant_and_in_all() {
+        let specs = vec![StoreSpec {
+            name: "logs".into(),
+            kind: StoreKind::Lists { keep: 1000, max_keys_per_tenant: 1000 },
+            rules: vec![rule("log.created", "{data.executionId}", StoreOp::Append(vec![t(json!("{data}"))]))],
+        }];
+        let budget = StateBudget::new(20_000, 50_000);
+        let stores = Stores::new(&specs, budget.clone());
+        let log = |tenant: &str, exec: usize| {
+            let data = json!({ "executionId": format!("e{exec}"), "message": "x".repeat(500) });
+            stores.apply(&specs, "log.created", tenant, &Event(json!({ "data": data })));
+        };
+        for i in 0..200 {
+            log("t1", i);
+        }
+        let held = |tenant: &str| stores.read(0, tenant, None, usize::MAX).unwrap().as_array().unwrap().len();
+        let t1 = held("t1");
+        assert!(t1 > 10 && t1 < 50, "t1 keeps what fits 20 kB: {t1}");
+        assert_eq!(stores.read(0, "t1", Some("e199"), 10).unwrap().as_array().unwrap().len(), 1, "the newest stay");
+        assert_eq!(stores.read(0, "t1", Some("e0"), 10), Some(json!([])), "the oldest went first");
+        assert!(budget.used.load(Ordering::Relaxed) <= 20_000);
+        for tenant in ["t2", "t3", "t4"] {
+            for i in 0..200 {
+                log(tenant, i);
+            }
+        }
+        assert!(budget.used.load(Ordering::Relaxed) <= 50_000, "{}", budget.used.load(Ordering::Relaxed));
+        assert_eq!(held("t1"), 0, "past the node's budget the least recently updated tenant goes");
+        assert!(held("t4") > 10, "the tenant just written keeps its data");
+    }
+
+    #[test]
     fn lists_keep_the_last_entries_and_filter() {
         let specs = vec![StoreSpec {
             name: "logs".into(),
             kind: StoreKind::Lists { keep: 3, max_keys_per_tenant: 10 },
             rules: vec![rule("log.created", "{data.executionId}", StoreOp::Append(vec![t(json!("{data}"))]))],
         }];
-        let stores = Stores::new(&specs);
+        let stores = Stores::new(&specs, StateBudget::new(usize::MAX, usize::MAX));
         for (i, (exec, level)) in
             [("e1", "info"), ("e2", "error"), ("e1", "error"), ("e1", "info"), ("e1", "error")].iter().enumerate()
         {

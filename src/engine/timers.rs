@@ -118,7 +118,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             let name = timer.emit.event.render_text(&scope);
             let data = timer.emit.data.as_ref().and_then(|d| d.render(&scope)).unwrap_or(Value::Null);
             if let Err(e) = op.clone().local().to(room).emit(&name, &data).await {
-                self.shared.note_broadcast_failure(&self.spec.path, &e);
+                self.note_broadcast_failure(&e);
             }
         }
     }

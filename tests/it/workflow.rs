@@ -9,7 +9,9 @@ async fn connect_announces_the_client_then_subscribe_confirms_and_sends_initial_
     let app = spawn_app().await;
     let mut c = app.workflow_client("u1", "t1").await;
     let connected = c.welcome.clone();
-    assert_eq!(connected["clientId"], json!(c.sid));
+    let client_id = connected["clientId"].as_str().expect("a clientId");
+    assert_eq!(client_id.len(), 20, "{client_id}");
+    assert_ne!(client_id, c.sid, "never the Engine.IO session id, which works as a credential");
     assert_eq!(connected["userId"], "u1");
     assert_eq!(connected["tenantId"], "t1");
 

@@ -160,13 +160,13 @@ describe('token expiry while connected', { concurrency: true }, () => {
     return Date.now() - exp * 1000;
   }
 
-  it('disconnects a socket within about two seconds after its token expires', async (t) => {
+  it('disconnects a socket at the instant its token expires, not a sweep later', async (t) => {
     const exp = soon();
     const socket = await accepted(t, gw.url, { token: h.mintToken({ exp }) });
     assert.deepEqual(await h.request(socket, 'ping'), { timestamp: (await h.waitFor(socket, 'pong')).timestamp }, 'served before exp');
     const late = await expires(socket, exp);
     assert.ok(late >= 0, `disconnected ${-late} ms before exp`);
-    assert.ok(late <= 2500, `disconnected ${late} ms after exp`);
+    assert.ok(late <= 600, `disconnected ${late} ms after exp`);
   });
 
   it('keeps a socket that refreshed its token connected past the old expiry', async (t) => {
@@ -178,7 +178,7 @@ describe('token expiry while connected', { concurrency: true }, () => {
     const newExp = h.nowSecs() + 120;
     const ack = await h.request(refreshed, 'auth:refresh', { token: h.mintToken({ sub: 'r1', tenantId, exp: newExp }) });
     const event = await h.waitFor(refreshed, 'auth:refreshed');
-    assert.deepEqual(event, { expiresAt: new Date(newExp * 1000).toISOString(), timestamp: event.timestamp });
+    assert.deepEqual(event, { expiresAt: new Date(newExp * 1000).toISOString(), roomsLeft: [], timestamp: event.timestamp });
     assert.deepEqual(ack, event);
 
     // The control socket, with the same old exp, is swept: the sweep has passed the old expiry.
@@ -202,7 +202,7 @@ describe('token expiry while connected', { concurrency: true }, () => {
     }
     assert.ok((await h.request(socket, 'ping')).timestamp, 'still connected and served');
     const late = await expires(socket, exp);
-    assert.ok(late >= 0 && late <= 2500, `disconnected ${late} ms after exp`);
+    assert.ok(late >= 0 && late <= 600, `disconnected ${late} ms after exp`);
   });
 
   it('refuses an invalid or expired refresh token with an auth error and keeps the connection', async (t) => {

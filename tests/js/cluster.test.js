@@ -261,7 +261,7 @@ describe('three gateways on one Redis', () => {
     await relay(sender, 'chat.message', { text: 'hi' }, ['chat.c1']);
     for (const socket of receivers) {
       const got = await h.waitFor(socket, 'chat.message');
-      assert.deepEqual(got, { text: 'hi', from: { userId: 'alice', socketId: sender.id }, timestamp: got.timestamp }, `on node ${socket.node}`);
+      assert.deepEqual(got, { text: 'hi', from: { userId: 'alice', socketId: sender.welcome.socketId }, timestamp: got.timestamp }, `on node ${socket.node}`);
     }
 
     // global.general exists on B and C, but the sender is not in it.
@@ -279,7 +279,7 @@ describe('three gateways on one Redis', () => {
     for (const socket of [sender, local, onB]) {
       const got = await h.waitFor(socket, 'chat.message');
       assert.equal(got.text, 'from carol', `on node ${socket.node}: ${JSON.stringify(got)} came first`);
-      assert.deepEqual(got.from, { userId: 'carol', socketId: onC.id });
+      assert.deepEqual(got.from, { userId: 'carol', socketId: onC.welcome.socketId });
     }
     for (const socket of [sender, ...receivers]) {
       assert.deepEqual(h.pending(socket, 'chat.message'), [], `left over on node ${socket.node} (${socket.welcome.userId})`);

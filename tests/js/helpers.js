@@ -292,6 +292,19 @@ export async function connectClient(url, { welcome = 'connected', ...options } =
   return socket;
 }
 
+/**
+ * Asserts that `id` is the id the gateway shows for `socket`: 20 URL-safe characters, and never
+ * its Engine.IO session id (`socket.id` under socketioxide), which works as a session credential.
+ */
+export function assertPublicId(id, socket) {
+  if (typeof id !== 'string' || !/^[A-Za-z0-9_-]{20}$/.test(id)) {
+    throw new Error(`not a public socket id: ${JSON.stringify(id)}`);
+  }
+  if (id === socket.id || id === socket.io?.engine?.id) {
+    throw new Error(`the public id ${id} is the Engine.IO session id`);
+  }
+}
+
 /** `openSocket`, closing the socket when test `t` ends. */
 export function openFor(t, url, options) {
   const socket = openSocket(url, options);
@@ -367,3 +380,30 @@ export async function publishOk(url, events) {
 
 /** An event object; `timestamp` is left to the server unless given. */
 export const event = (type, tenantId, data, timestamp) => ({ type, tenantId, data, ...(timestamp ? { timestamp } : {}) });
+
+// ---------------------------------------------------------------------------------------------
+// Metrics, polling conditions, raw protocol clients
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The value of metric `name` (with `labels`, such as `{ reason: 'write_timeout' }`) in the
+ * gateway's `/metrics`; 0 when it is not there.
+ */
+export async function metric(url, name, labels = {}) {
+  const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(TIMEOUT) })).text();
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',');
+  const series = wanted ? `realtime_gateway_${name}{${wanted}}` : `realtime_gateway_${name}`;
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+/** Resolves once `condition()` (sync or async) is truthy, checking every 50 ms; rejects after `timeoutMs`. */
+export async function eventually(condition, what, timeoutMs = TIMEOUT) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await condition();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

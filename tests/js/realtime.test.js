@@ -163,7 +163,8 @@ describe("the seed's React client snippet", () => {
     await connected;
     const welcome = await success;
     assert.equal(welcome.authenticated, true);
-    assert.deepEqual(welcome, { authenticated: true, userId: 'operator-1', tenantId, clientId: socket.id, timestamp: welcome.timestamp });
+    assert.deepEqual(welcome, { authenticated: true, userId: 'operator-1', tenantId, clientId: welcome.clientId, timestamp: welcome.timestamp });
+    h.assertPublicId(welcome.clientId, socket);
     assertIso(welcome.timestamp);
     assert.equal(socket.io.engine.transport.name, 'websocket');
     assert.deepEqual(connectError, []);
@@ -197,7 +198,8 @@ for (const setup of h.TRANSPORTS) {
       const socket = await member(t, tenantId, options, { sub: 'alice' });
       assert.equal(socket.io.engine.transport.name, setup.expect);
       const { timestamp, ...who } = socket.welcome;
-      assert.deepEqual(who, { authenticated: true, userId: 'alice', tenantId, clientId: socket.id });
+      assert.deepEqual(who, { authenticated: true, userId: 'alice', tenantId, clientId: who.clientId });
+      h.assertPublicId(who.clientId, socket);
       assertIso(timestamp);
       assert.deepEqual(h.pending(socket, 'error'), []);
     });
@@ -375,7 +377,8 @@ describe('anonymous sockets (no token)', () => {
     it(`connect over ${transports[0]} and are welcomed with authenticated: false and userId: null`, async (t) => {
       const socket = await connectRt(t, { transports });
       const { timestamp, ...who } = socket.welcome;
-      assert.deepEqual(who, { authenticated: false, userId: null, tenantId: null, clientId: socket.id });
+      assert.deepEqual(who, { authenticated: false, userId: null, tenantId: null, clientId: who.clientId });
+      h.assertPublicId(who.clientId, socket);
       assertIso(timestamp);
       assert.equal(socket.connected, true);
     });
@@ -507,7 +510,7 @@ const throttled = (t, url, options) => refused(t, url, options, 'Too many connec
 async function spendConnections(t, url, count, options = () => ({})) {
   for (let i = 0; i < count; i++) {
     const socket = await connectRt(t, options(i), url);
-    assert.equal(socket.welcome.clientId, socket.id, `connection ${i + 1} was welcomed`);
+    h.assertPublicId(socket.welcome.clientId, socket);
     socket.disconnect();
   }
 }
@@ -560,7 +563,7 @@ describe('the per-IP connection throttle behind a trusted proxy', () => {
     await spendConnections(t, proxied.url, 10, () => from(ip));
     await throttled(t, proxied.url, from(ip));
     const workflow = await h.connectFor(t, proxied.url, { token: h.mintToken(), ...from(ip) });
-    assert.equal(workflow.welcome.clientId, workflow.id);
+    h.assertPublicId(workflow.welcome.clientId, workflow);
   });
 });
 

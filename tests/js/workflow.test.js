@@ -57,7 +57,7 @@ for (const setup of h.TRANSPORTS) {
       assert.equal(socket.io.engine.transport.name, setup.expect);
       const { clientId, userId, tenantId, timestamp, ...rest } = socket.welcome;
       assert.deepEqual(rest, {});
-      assert.equal(clientId, socket.id);
+      h.assertPublicId(clientId, socket);
       assert.equal(userId, 'alice');
       assert.equal(tenantId, tenant);
       assertIso(timestamp);

@@ -66,7 +66,7 @@ async function send(socket, event, payload, rooms) {
 /** The relayed data a receiver should get from `sender`. */
 const relayed = (sender, payload, received) => ({
   ...payload,
-  from: { userId: sender.welcome?.userId ?? sender.userId, socketId: sender.id },
+  from: { userId: sender.welcome?.userId ?? sender.userId, socketId: sender.welcome.socketId },
   timestamp: received.timestamp,
 });
 
@@ -98,7 +98,7 @@ describe('the seed browser snippets, unchanged', () => {
     const confirmed = await h.waitFor(socket, WELCOME);
     const { socketId, userId, tenantId: tid, roles, rooms, timestamp, ...rest } = confirmed;
     assert.deepEqual(rest, {});
-    assert.equal(socketId, socket.id);
+    h.assertPublicId(socketId, socket);
     assert.equal(userId, 'alice');
     assert.equal(tid, tenant);
     assert.deepEqual(roles, ['user']);
@@ -106,7 +106,7 @@ describe('the seed browser snippets, unchanged', () => {
     assertIso(timestamp);
     const otherConfirmed = await h.waitFor(other, WELCOME);
     assert.equal(otherConfirmed.userId, 'bob', 'the ?token= query parameter authenticates');
-    assert.equal(otherConfirmed.socketId, other.id);
+    h.assertPublicId(otherConfirmed.socketId, other);
 
     socket.emit('join_room', { room: 'global.general' });
     other.emit('join_room', { room: 'global.general' });
@@ -122,14 +122,14 @@ describe('the seed browser snippets, unchanged', () => {
       rooms: ['global.general'],
     });
     const message = await h.waitFor(other, 'test.message');
-    assert.deepEqual(message, { message: 'Hello WebSocket!', from: { userId: 'alice', socketId: socket.id }, timestamp: message.timestamp });
+    assert.deepEqual(message, { message: 'Hello WebSocket!', from: { userId: 'alice', socketId: confirmed.socketId }, timestamp: message.timestamp });
     assertIso(message.timestamp);
 
     // The answer is the sender's barrier: its own message would have reached it first.
     other.emit('send_message', { event: 'test.message', payload: { message: 'Hello back' }, rooms: ['global.general'] });
     const answer = await h.waitFor(socket, 'test.message');
     assert.deepEqual(answer.message, 'Hello back', `the sender received its own message first: ${JSON.stringify(answer)}`);
-    assert.deepEqual(answer.from, { userId: 'bob', socketId: other.id });
+    assert.deepEqual(answer.from, { userId: 'bob', socketId: otherConfirmed.socketId });
     nothingPending(socket, 'test.message');
     nothingPending(other, 'test.message', 'the receiver got its own answer');
     nothingPending(socket, 'error');
@@ -153,12 +153,12 @@ describe('the seed browser snippets, unchanged', () => {
     assert.equal(got.message, 'approve my request');
     assert.notEqual(got.timestamp, forged.timestamp, 'the timestamp is the gateway\'s');
     assertIso(got.timestamp);
-    assert.deepEqual(got.from, { userId: 'mallory', socketId: sender.id }, 'the whole `from` is the gateway\'s: no client field survives in it');
+    assert.deepEqual(got.from, { userId: 'mallory', socketId: sender.welcome.socketId }, 'the whole `from` is the gateway\'s: no client field survives in it');
 
     // A `from` that is not an object is replaced too.
     await send(sender, 'test.message', { message: 'two', from: 'ceo' }, ['global.general']);
     const second = await h.waitFor(receiver, 'test.message');
-    assert.deepEqual(second, { message: 'two', from: { userId: 'mallory', socketId: sender.id }, timestamp: second.timestamp });
+    assert.deepEqual(second, { message: 'two', from: { userId: 'mallory', socketId: sender.welcome.socketId }, timestamp: second.timestamp });
   });
 });
 
@@ -173,7 +173,7 @@ for (const setup of h.TRANSPORTS) {
       const bob = await client(t, { sub: 'bob', tenantId: tenant }, { transports: setup.transports });
       for (const s of [alice, bob]) {
         assert.equal(s.io.engine.transport.name, setup.expect);
-        assert.equal(s.welcome.socketId, s.id);
+        h.assertPublicId(s.welcome.socketId, s);
         assert.equal(s.welcome.tenantId, tenant);
       }
       assert.equal(alice.welcome.userId, 'alice');
@@ -215,7 +215,7 @@ describe('rooms joined on connect, by role', () => {
     const socket = await client(t, { sub: 'plain', tenantId: tenant, roles: ['user'] });
     const { socketId, userId, tenantId: tid, roles, rooms, timestamp, ...rest } = socket.welcome;
     assert.deepEqual(rest, {});
-    assert.equal(socketId, socket.id);
+    h.assertPublicId(socketId, socket);
     assert.equal(userId, 'plain');
     assert.equal(tid, tenant);
     assert.deepEqual(roles, ['user']);

@@ -1,0 +1,346 @@
+//! One TCP connection, as the gateway guards it: a write deadline, a way to cut it from outside,
+//! and a cap on how many connections one address may hold.
+//!
+//! - [`GuardedIo`] wraps the socket hyper (and, after an upgrade, the WebSocket) reads and writes.
+//!   A write that cannot complete within the write timeout (the peer stopped reading and the
+//!   kernel's buffers are full) cuts the connection: the pending write and every later read and
+//!   write fail, so both halves of an upgraded WebSocket end, and whatever their tasks held
+//!   (queued messages included) is freed. Without this, a writer blocked on a peer that never
+//!   reads holds its socket's queue forever: the engine's own close waits behind that write.
+//! - [`ConnectionGuard`] is the connection's handle, put into every request's extensions so that
+//!   a Socket.IO session can be cut by the engine (a slow consumer, a refused handshake).
+//! - [`ConnectionLimiter`] counts open connections per peer address.
+//!
+//! "Complete" means flushed: partial progress does not reset the deadline, so a peer reading a
+//! trickle cannot hold a large message (and the queue behind it) for ever. This is the Go hub's
+//! `writeWait` (gorilla/websocket) applied to every connection.
+
+use std::{
+    collections::HashMap,
+    io,
+    net::IpAddr,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures_util::task::AtomicWaker;
+
+use crate::metrics::Metrics;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    time::Sleep,
+};
+
+/// Why a connection was cut; also the `reason` label of the metric that counts cuts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutReason {
+    /// A write made no complete progress within the write timeout.
+    WriteTimeout,
+    /// The session's queue was full: its client reads slower than it is sent to.
+    SlowConsumer,
+    /// The engine turned the session away (refused token, throttled) and no other namespace
+    /// uses it.
+    Refused,
+}
+
+impl CutReason {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CutReason::WriteTimeout => "write_timeout",
+            CutReason::SlowConsumer => "slow_consumer",
+            CutReason::Refused => "refused",
+        }
+    }
+}
+
+/// The handle of one TCP connection: whether it was cut, and the tasks to wake when it is.
+#[derive(Debug, Default)]
+pub struct ConnectionGuard {
+    cut: AtomicBool,
+    reader: AtomicWaker,
+    writer: AtomicWaker,
+}
+
+impl ConnectionGuard {
+    /// Cuts the connection: its pending and future reads and writes fail. Returns false when it
+    /// was already cut.
+    pub fn cut(&self) -> bool {
+        let first = !self.cut.swap(true, Ordering::AcqRel);
+        if first {
+            self.reader.wake();
+            self.writer.wake();
+        }
+        first
+    }
+
+    /// Whether the connection was cut.
+    pub fn is_cut(&self) -> bool {
+        self.cut.load(Ordering::Acquire)
+    }
+}
+
+/// Called once per connection cut by its own write deadline, so the caller can count it.
+pub type OnCut = Arc<dyn Fn(CutReason) + Send + Sync>;
+
+/// A connection's socket with a write deadline and an outside cut.
+pub struct GuardedIo<T> {
+    inner: T,
+    guard: Arc<ConnectionGuard>,
+    write_timeout: Duration,
+    /// Running while a write or flush is blocked; cleared by a completed flush. Boxed and made
+    /// only when needed: an idle connection pays one pointer for it.
+    deadline: Option<Pin<Box<Sleep>>>,
+    on_cut: OnCut,
+    /// Held for the connection's life: releases its place in the counts on drop.
+    _slot: IpSlot,
+}
+
+impl<T> GuardedIo<T> {
+    /// Wraps `inner`, which `guard` can cut; writes must complete within `write_timeout`.
+    pub fn new(inner: T, guard: Arc<ConnectionGuard>, write_timeout: Duration, on_cut: OnCut, slot: IpSlot) -> Self {
+        Self { inner, guard, write_timeout, deadline: None, on_cut, _slot: slot }
+    }
+
+    fn cut_error() -> io::Error {
+        io::Error::new(io::ErrorKind::ConnectionAborted, "the connection was cut by the gateway")
+    }
+
+    /// A write or flush is blocked: run the deadline, and cut the connection when it passes.
+    fn blocked(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        self.guard.writer.register(cx.waker());
+        let timeout = self.write_timeout;
+        let deadline = self.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if deadline.as_mut().poll(cx).is_ready() {
+            self.deadline = None;
+            if self.guard.cut() {
+                (self.on_cut)(CutReason::WriteTimeout);
+            }
+            return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "the peer did not read for the write timeout"));
+        }
+        Poll::Pending
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.guard.is_cut() {
+            return Poll::Ready(Err(Self::cut_error()));
+        }
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Pending => {
+                this.guard.reader.register(cx.waker());
+                // A cut between the check above and the registration must not be missed.
+                if this.guard.is_cut() { Poll::Ready(Err(Self::cut_error())) } else { Poll::Pending }
+            }
+            ready => ready,
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.guard.is_cut() {
+            return Poll::Ready(Err(Self::cut_error()));
+        }
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Pending => this.blocked(cx).map(Err),
+            ready => ready,
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.guard.is_cut() {
+            return Poll::Ready(Err(Self::cut_error()));
+        }
+        match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
+            Poll::Pending => this.blocked(cx).map(Err),
+            ready => ready,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.guard.is_cut() {
+            return Poll::Ready(Err(Self::cut_error()));
+        }
+        match Pin::new(&mut this.inner).poll_flush(cx) {
+            Poll::Pending => this.blocked(cx).map(Err),
+            Poll::Ready(Ok(())) => {
+                // Everything handed to us has reached the kernel: the next block starts afresh.
+                this.deadline = None;
+                Poll::Ready(Ok(()))
+            }
+            ready => ready,
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Open connections, counted per peer address and in all (the `tcp_connections` gauge), and
+/// capped per address. Trusted proxies are counted but not capped: they carry everyone's
+/// connections.
+#[derive(Debug)]
+pub struct ConnectionLimiter {
+    max: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+    metrics: Arc<Metrics>,
+}
+
+/// A connection's place in the counts, released when the connection's socket is dropped.
+#[derive(Debug)]
+pub struct IpSlot {
+    limiter: Arc<ConnectionLimiter>,
+    /// `None` for an exempt (trusted proxy) connection, counted only in all.
+    ip: Option<IpAddr>,
+}
+
+impl ConnectionLimiter {
+    /// At most `max` open connections per address (0: no cap).
+    pub fn new(max: usize, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self { max, open: Mutex::new(HashMap::new()), metrics })
+    }
+
+    /// Takes a place for a connection from `ip` (`exempt`: not capped); `None` when the address
+    /// is at its cap.
+    pub fn acquire(self: &Arc<Self>, ip: IpAddr, exempt: bool) -> Option<IpSlot> {
+        if !exempt {
+            let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+            let count = open.entry(ip).or_default();
+            if self.max > 0 && *count >= self.max {
+                return None;
+            }
+            *count += 1;
+        }
+        self.metrics.tcp_connections.inc();
+        Some(IpSlot { limiter: self.clone(), ip: (!exempt).then_some(ip) })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        self.limiter.metrics.tcp_connections.dec();
+        let Some(ip) = self.ip else { return };
+        let mut open = self.limiter.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn slot() -> IpSlot {
+        ConnectionLimiter::new(0, Arc::default()).acquire("127.0.0.1".parse().unwrap(), false).unwrap()
+    }
+
+    fn counting() -> (OnCut, Arc<AtomicUsize>) {
+        let cuts = Arc::new(AtomicUsize::new(0));
+        let c = cuts.clone();
+        (
+            Arc::new(move |_| {
+                c.fetch_add(1, Ordering::SeqCst);
+            }),
+            cuts,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_write_the_peer_never_reads_is_cut_at_the_deadline() {
+        // A 1 KiB pipe whose far end never reads: the second write blocks.
+        let (near, _far) = tokio::io::duplex(1024);
+        let guard = Arc::new(ConnectionGuard::default());
+        let (on_cut, cuts) = counting();
+        let mut io = GuardedIo::new(near, guard.clone(), Duration::from_millis(100), on_cut, slot());
+        let started = std::time::Instant::now();
+        let err = io.write_all(&[0u8; 4096]).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(started.elapsed() >= Duration::from_millis(100), "not before the deadline");
+        assert!(guard.is_cut());
+        assert_eq!(cuts.load(Ordering::SeqCst), 1);
+        let mut buf = [0u8; 8];
+        assert_eq!(io.read(&mut buf).await.unwrap_err().kind(), io::ErrorKind::ConnectionAborted);
+    }
+
+    #[tokio::test]
+    async fn a_reading_peer_is_never_cut() {
+        let (near, mut far) = tokio::io::duplex(1024);
+        let guard = Arc::new(ConnectionGuard::default());
+        let (on_cut, cuts) = counting();
+        let mut io = GuardedIo::new(near, guard.clone(), Duration::from_millis(50), on_cut, slot());
+        let reader = tokio::spawn(async move {
+            let mut total = 0;
+            let mut buf = [0u8; 512];
+            while total < 64 * 1024 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                total += far.read(&mut buf).await.unwrap();
+            }
+        });
+        for _ in 0..64 {
+            io.write_all(&[1u8; 1024]).await.unwrap();
+            io.flush().await.unwrap();
+        }
+        reader.await.unwrap();
+        assert!(!guard.is_cut());
+        assert_eq!(cuts.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_cut_from_outside_wakes_a_blocked_reader() {
+        let (near, _far) = tokio::io::duplex(1024);
+        let guard = Arc::new(ConnectionGuard::default());
+        let (on_cut, _) = counting();
+        let mut io = GuardedIo::new(near, guard.clone(), Duration::from_secs(60), on_cut, slot());
+        let reading = tokio::spawn(async move {
+            let mut buf = [0u8; 8];
+            io.read(&mut buf).await
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(guard.cut());
+        let result = tokio::time::timeout(Duration::from_secs(1), reading).await.expect("woken").unwrap();
+        assert_eq!(result.unwrap_err().kind(), io::ErrorKind::ConnectionAborted);
+        assert!(!guard.cut(), "a second cut reports it was cut already");
+    }
+
+    #[test]
+    fn addresses_are_capped_and_places_come_back() {
+        let metrics = Arc::new(Metrics::default());
+        let limiter = ConnectionLimiter::new(2, metrics.clone());
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let a = limiter.acquire(ip, false).unwrap();
+        let _b = limiter.acquire(ip, false).unwrap();
+        assert!(limiter.acquire(ip, false).is_none());
+        assert!(limiter.acquire("10.0.0.2".parse().unwrap(), false).is_some(), "per address");
+        let _proxy = limiter.acquire(ip, true).expect("trusted proxies are not capped");
+        assert_eq!(metrics.tcp_connections.get(), 3, "the dropped one is gone; the proxy counts");
+        drop(a);
+        assert!(limiter.acquire(ip, false).is_some());
+        assert_eq!(ConnectionLimiter::new(0, metrics).acquire(ip, false).map(|_| ()), Some(()), "0 means no cap");
+    }
+}

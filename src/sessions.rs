@@ -1,0 +1,325 @@
+//! The Engine.IO front: what every request to the Socket.IO path passes before socketioxide sees
+//! it, and the one place that ends a session's transport.
+//!
+//! - A new session (a handshake, no `sid`) is refused while the node drains (503) and past
+//!   `WS_HANDSHAKE_RATE_LIMIT` for its client address (429): a session costs memory before any
+//!   token is checked, so an address cannot open thousands of them.
+//! - A request naming a session (`sid=`) must come from the client address that opened it. From
+//!   anywhere else it is answered like an unknown session (400), so an id seen by another client
+//!   (or in a log, a screenshot, a URL) cannot be used to poll, post into or upgrade someone
+//!   else's long-polling session. socketioxide uses the Engine.IO id as the socket id, which
+//!   socket.io-client shows as `socket.id`; the gateway itself never shows it to other clients
+//!   (see `engine::session::PublicId`).
+//! - A WebSocket upgrade of a polling session is remembered with its connection's guard, so the
+//!   session's connection can be cut later ([`Sessions::close`]); a WebSocket-first session
+//!   carries its guard in its handshake request already.
+//!
+//! [`Sessions::close`] ends a session's transport from the server side, which socketioxide has
+//! no public call for: a WebSocket connection is cut; a polling session is sent the Engine.IO
+//! close packet through the router, as its client would post it.
+
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex, OnceLock, Weak},
+    task::{Context, Poll},
+};
+
+use axum::{body::Body, extract::ConnectInfo};
+use futures_util::{
+    FutureExt,
+    future::{Either, Map},
+};
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use socketioxide::{ProtocolVersion, TransportType, socket::Sid};
+use tower::{Layer, Service, ServiceExt};
+
+use crate::{
+    auth::query_param,
+    client_ip::TrustedProxies,
+    connection::{ConnectionGuard, CutReason},
+    engine::limits::IpLimiter,
+    http::Readiness,
+    metrics::Metrics,
+    spec::RateLimit,
+};
+
+/// What the front needs to know about the sessions the engine serves.
+pub trait SessionDirectory: Send + Sync {
+    /// The client address that opened session `sid`, when one of its namespace sockets is
+    /// connected on this node.
+    fn opened_by(&self, sid: Sid) -> Option<IpAddr>;
+}
+
+/// Marks the gateway's own requests (a close packet it posts), which the front lets through.
+#[derive(Debug, Clone, Copy)]
+struct FromGateway;
+
+/// The front's state, shared by its service and the engine.
+pub struct Sessions {
+    /// `SOCKETIO_PATH` with a trailing `/`, as request paths start.
+    path_prefix: String,
+    trusted_proxies: TrustedProxies,
+    handshakes: Option<IpLimiter>,
+    bind_to_ip: bool,
+    allow_eio3: bool,
+    readiness: Arc<Readiness>,
+    directory: OnceLock<Arc<dyn SessionDirectory>>,
+    /// Polling sessions that upgraded to WebSocket: the upgraded connection. Entries whose
+    /// connection is gone are pruned by [`Sessions::prune`].
+    upgraded: Mutex<HashMap<Sid, Weak<ConnectionGuard>>>,
+    /// The whole router, through which a close packet reaches the Socket.IO service. (Each route
+    /// wraps its own Engine.IO engine; only the one behind the router's fallback, where the
+    /// Socket.IO path lands, holds the sessions.)
+    router: OnceLock<axum::Router>,
+    metrics: Arc<Metrics>,
+}
+
+/// How the front is configured.
+pub struct SessionsOptions {
+    /// `SOCKETIO_PATH`.
+    pub path: String,
+    /// Whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
+    /// New sessions per client address.
+    pub handshake_limit: Option<RateLimit>,
+    /// Whether `sid` requests must come from the opening address.
+    pub bind_to_ip: bool,
+    /// Whether Engine.IO protocol 3 (socket.io-client 2.x) is served.
+    pub allow_eio3: bool,
+}
+
+impl Sessions {
+    /// The front's state; [`Sessions::attach`] gives it the engine's sessions.
+    pub fn new(options: SessionsOptions, readiness: Arc<Readiness>, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            path_prefix: format!("{}/", options.path),
+            trusted_proxies: options.trusted_proxies,
+            handshakes: options.handshake_limit.map(IpLimiter::new),
+            bind_to_ip: options.bind_to_ip,
+            allow_eio3: options.allow_eio3,
+            readiness,
+            directory: OnceLock::new(),
+            upgraded: Mutex::new(HashMap::new()),
+            router: OnceLock::new(),
+            metrics,
+        })
+    }
+
+    /// Gives the front the engine's sessions (once, at start-up).
+    pub fn attach(&self, directory: Arc<dyn SessionDirectory>) {
+        if self.directory.set(directory).is_err() {
+            tracing::warn!("the session front is already attached");
+        }
+    }
+
+    /// Gives the front the finished router, which it posts close packets through (once).
+    pub fn serve_through(&self, router: axum::Router) {
+        let _ = self.router.set(router);
+    }
+
+    /// The layer to put in front of the Socket.IO service.
+    pub fn layer(self: &Arc<Self>) -> SessionsLayer {
+        SessionsLayer { sessions: self.clone() }
+    }
+
+    /// Ends the transport of session `sid`, whose handshake request was `handshake`: cuts its
+    /// WebSocket connection, or sends a polling session the close packet. socketioxide then
+    /// closes the session and its sockets in every namespace.
+    pub fn close(
+        &self,
+        sid: Sid,
+        transport: TransportType,
+        protocol: ProtocolVersion,
+        handshake: &http::request::Parts,
+        reason: CutReason,
+    ) {
+        match transport {
+            TransportType::Websocket => {
+                if let Some(guard) = self.connection_of(sid, handshake)
+                    && guard.cut()
+                {
+                    self.metrics.connections_cut(reason);
+                }
+            }
+            TransportType::Polling => {
+                let Some(router) = self.router.get().cloned() else { return };
+                self.metrics.connections_cut(reason);
+                let request = close_request(&self.path_prefix, sid, protocol);
+                tokio::spawn(async move {
+                    if let Ok(response) = router.oneshot(request).await
+                        && !response.status().is_success()
+                    {
+                        tracing::debug!(status = %response.status(), "a polling session to close had ended already");
+                    }
+                });
+            }
+        }
+    }
+
+    /// The connection a WebSocket session runs on: the upgrade's, or (WebSocket from the start)
+    /// the handshake's own.
+    fn connection_of(&self, sid: Sid, handshake: &http::request::Parts) -> Option<Arc<ConnectionGuard>> {
+        let upgraded = self.upgraded.lock().unwrap_or_else(|e| e.into_inner()).get(&sid).cloned();
+        match upgraded {
+            Some(weak) => weak.upgrade(),
+            None => handshake.extensions.get::<Arc<ConnectionGuard>>().cloned(),
+        }
+    }
+
+    /// Forgets upgrades whose connection has ended.
+    pub fn prune(&self) {
+        self.upgraded.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, weak| weak.strong_count() > 0);
+    }
+
+    /// The client address of a request.
+    fn client_ip<B>(&self, request: &Request<B>) -> Option<IpAddr> {
+        let ConnectInfo(peer) = request.extensions().get::<ConnectInfo<SocketAddr>>()?;
+        Some(self.trusted_proxies.client_ip(peer.ip(), request.headers()))
+    }
+
+    /// What to answer instead of passing `request` on, if anything; also remembers upgrades.
+    fn screen(&self, request: &Request<Body>) -> Option<Response<Body>> {
+        if request.extensions().get::<FromGateway>().is_some() {
+            return None;
+        }
+        let path = request.uri().path();
+        if !path.starts_with(&self.path_prefix) && path != self.path_prefix.trim_end_matches('/') {
+            return None;
+        }
+        let query = request.uri().query().unwrap_or_default();
+        if !self.allow_eio3 && query_param(query, "EIO").as_deref() == Some("3") {
+            return Some(engine_error(StatusCode::BAD_REQUEST, 5, "Unsupported protocol version"));
+        }
+        let Some(sid) = query_param(query, "sid") else {
+            return self.screen_handshake(request);
+        };
+        // An id that does not parse is socketioxide's to refuse.
+        let sid: Sid = sid.parse().ok()?;
+        if self.bind_to_ip
+            && let Some(opened_by) = self.directory.get().and_then(|d| d.opened_by(sid))
+            && self.client_ip(request) != Some(opened_by)
+        {
+            self.metrics.session_address_mismatch.inc();
+            tracing::info!(client = ?self.client_ip(request), "refused a request naming a session opened from another address");
+            return Some(engine_error(StatusCode::BAD_REQUEST, 1, "Session ID unknown"));
+        }
+        if query_param(query, "transport").as_deref() == Some("websocket")
+            && let Some(guard) = request.extensions().get::<Arc<ConnectionGuard>>()
+        {
+            self.upgraded.lock().unwrap_or_else(|e| e.into_inner()).insert(sid, Arc::downgrade(guard));
+        }
+        None
+    }
+
+    fn screen_handshake(&self, request: &Request<Body>) -> Option<Response<Body>> {
+        if self.readiness.is_draining() {
+            return Some(engine_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                4,
+                "This node is shutting down: reconnect to another one",
+            ));
+        }
+        let limiter = self.handshakes.as_ref()?;
+        let ip = self.client_ip(request)?;
+        let wait = limiter.check(ip).err()?;
+        self.metrics.handshakes_throttled.inc();
+        tracing::debug!(%ip, "handshake refused: too many new sessions from this address");
+        let mut response = engine_error(StatusCode::TOO_MANY_REQUESTS, 4, "Too many connections from this address");
+        let secs = wait.as_secs().max(1).to_string();
+        if let Ok(value) = HeaderValue::from_str(&secs) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        Some(response)
+    }
+
+    /// Forgets quiet addresses of the handshake limiter.
+    pub fn cleanup(&self) {
+        if let Some(limiter) = &self.handshakes {
+            limiter.cleanup();
+        }
+        self.prune();
+    }
+}
+
+/// An Engine.IO error answer: `{"code", "message"}`, as socketioxide and Node's engine.io send.
+fn engine_error(status: StatusCode, code: u8, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "code": code, "message": message }).to_string();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Puts [`Sessions`] in front of a service.
+#[derive(Clone)]
+pub struct SessionsLayer {
+    sessions: Arc<Sessions>,
+}
+
+impl<S, ResBody> Layer<S> for SessionsLayer
+where
+    S: Service<Request<Body>, Response = Response<ResBody>, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Service = SessionsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionsService { inner, sessions: self.sessions.clone() }
+    }
+}
+
+/// The Engine.IO close packet, posted to a polling session as its client would.
+fn close_request(path_prefix: &str, sid: Sid, protocol: ProtocolVersion) -> Request<Body> {
+    // Protocol 3 (socket.io-client 2.x) prefixes each packet with its length.
+    let (eio, body) = match protocol {
+        ProtocolVersion::V4 => (3, "1:1"),
+        _ => (4, "1"),
+    };
+    let mut request = Request::new(Body::from(body));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = format!("{path_prefix}?EIO={eio}&transport=polling&sid={sid}")
+        .parse()
+        .unwrap_or_else(|_| http::Uri::from_static("/"));
+    request.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain;charset=UTF-8"));
+    request.extensions_mut().insert(FromGateway);
+    request
+}
+
+/// The service of [`SessionsLayer`].
+#[derive(Clone)]
+pub struct SessionsService<S> {
+    inner: S,
+    sessions: Arc<Sessions>,
+}
+
+/// The inner service's answer, with its body boxed like the front's own answers.
+type Boxed<ResBody> = fn(Result<Response<ResBody>, Infallible>) -> Result<Response<Body>, Infallible>;
+
+impl<S, ResBody> Service<Request<Body>> for SessionsService<S>
+where
+    S: Service<Request<Body>, Response = Response<ResBody>, Error = Infallible>,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Either<std::future::Ready<Result<Response<Body>, Infallible>>, Map<S::Future, Boxed<ResBody>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        match self.sessions.screen(&request) {
+            Some(answer) => Either::Left(std::future::ready(Ok(answer))),
+            None => {
+                let boxed: Boxed<ResBody> = |result| result.map(|response| response.map(Body::new));
+                Either::Right(self.inner.call(request).map(boxed))
+            }
+        }
+    }
+}
