@@ -397,6 +397,7 @@ pub fn now_secs() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::template::Root;
 
     fn config(secret: &str) -> JwtConfig {
         JwtConfig {
@@ -405,6 +406,14 @@ mod tests {
             audience: None,
             leeway: Duration::ZERO,
         }
+    }
+
+    #[test]
+    fn templates_see_the_fields_specs_are_checked_against() {
+        let id = Identity { user_id: Some("u1".into()), tenant_id: None, roles: Arc::from([]), expires_at: Some(1) };
+        let json = id.to_json();
+        let fields: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(fields, Root::User.fields().unwrap());
     }
 
     #[test]

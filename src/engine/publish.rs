@@ -278,3 +278,15 @@ impl std::ops::AddAssign for AckReport {
         self.acknowledged += other.acknowledged;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_see_the_fields_specs_are_checked_against() {
+        let event = PublishedEvent::from_json(json!({ "type": "a.b", "tenantId": "t1" }), "event").unwrap();
+        let fields: Vec<String> = event.to_json().as_object().unwrap().keys().cloned().collect();
+        assert_eq!(fields, Root::Event.fields().unwrap());
+    }
+}

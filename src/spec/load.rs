@@ -1,14 +1,17 @@
 //! Reading spec files: from a folder (`NAMESPACES_DIR`, `check DIR`) or from the copies embedded
 //! in the binary at build time, so the gateway runs from any directory.
 //!
-//! Errors carry the file, line and column, and print as `file:line:col: message` followed by the
+//! Every error of a file is reported in one run, in file order: its unknown fields (found by
+//! `tolerant` wherever they are), then either the shape error that stopped the read (a value of
+//! the wrong type, a missing required field, broken YAML) or everything `compile` finds. Errors
+//! carry the file, line and column, and print as `file:line:col: message` followed by the
 //! offending line, the way compilers do.
 
 use std::{fmt, path::Path};
 
 use include_dir::{Dir, include_dir};
 
-use super::{NamespaceSpec, compile::compile, raw::RawSpec};
+use super::{NamespaceSpec, compile::compile, raw::RawSpec, tolerant};
 
 /// The `namespaces/` folder as it was when the binary was built.
 static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/namespaces");
@@ -120,32 +123,39 @@ pub fn load_sources(sources: Vec<(String, String)>) -> Result<Vec<NamespaceSpec>
     let mut specs: Vec<NamespaceSpec> = Vec::new();
     let mut errors = Vec::new();
     for (name, text) in &sources {
-        let mut file_errors = match serde_saphyr::from_str::<RawSpec>(text) {
-            Ok(raw) => match compile(raw, name) {
-                Ok(spec) => {
-                    if let Some(other) = specs.iter().find(|s| s.path == spec.path) {
-                        errors.push(SpecError::whole_file(
-                            name,
-                            format!("namespace `{}` is already defined in {}", spec.path, other.file),
-                        ));
-                    } else {
-                        specs.push(spec);
-                    }
-                    Vec::new()
-                }
-                Err(errs) => errs,
+        match load_one(name, text) {
+            Ok(spec) => match specs.iter().find(|s| s.path == spec.path) {
+                Some(other) => errors.push(SpecError::whole_file(
+                    name,
+                    format!("namespace `{}` is already defined in {}", spec.path, other.file),
+                )),
+                None => specs.push(spec),
             },
-            Err(e) => vec![yaml_error(name, &e)],
-        };
-        let lines: Vec<&str> = text.lines().collect();
-        for e in &mut file_errors {
-            if e.line > 0 {
-                e.source_line = lines.get(e.line as usize - 1).map(|l| l.to_string());
-            }
+            Err(file_errors) => errors.extend(file_errors),
         }
-        errors.extend(file_errors);
     }
     if errors.is_empty() { Ok(specs) } else { Err(SpecErrors(errors)) }
+}
+
+/// Parses and checks one file; the errors are in file order, with their source lines.
+fn load_one(file: &str, text: &str) -> Result<NamespaceSpec, Vec<SpecError>> {
+    let (raw, unknown_fields) = tolerant::from_str::<RawSpec>(text);
+    let mut errors: Vec<SpecError> =
+        unknown_fields.into_iter().map(|u| SpecError::at(file, u.at.line(), u.at.column(), u.message)).collect();
+    match raw.map(|raw| compile(raw, file)) {
+        Ok(Ok(spec)) if errors.is_empty() => return Ok(spec),
+        Ok(Ok(_)) => {}
+        Ok(Err(more)) => errors.extend(more),
+        Err(e) => errors.push(yaml_error(file, &e)),
+    }
+    errors.sort_by_key(|e| (e.line, e.column));
+    let lines: Vec<&str> = text.lines().collect();
+    for e in &mut errors {
+        if e.line > 0 {
+            e.source_line = lines.get(e.line as usize - 1).map(|l| l.to_string());
+        }
+    }
+    Err(errors)
 }
 
 /// A YAML or shape error from the parser, as a [`SpecError`] (without the parser's own snippet).
@@ -167,16 +177,24 @@ fn is_spec_file(path: &Path) -> bool {
     matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
 }
 
+/// `line:col: message` for each error of `text` loaded as one spec file (none when it loads).
+#[cfg(test)]
+pub(super) fn errors_of(text: &str) -> Vec<String> {
+    match load_sources(vec![("t.yaml".into(), text.into())]) {
+        Ok(_) => vec![],
+        Err(SpecErrors(errs)) => errs.iter().map(|e| format!("{}:{}: {}", e.line, e.column, e.message)).collect(),
+    }
+}
+
+/// A spec file from its lines, so that a test reads which line an error should be on.
+#[cfg(test)]
+pub(super) fn spec_lines(lines: &[&str]) -> String {
+    lines.join("\n") + "\n"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn errors_of(text: &str) -> Vec<String> {
-        match load_sources(vec![("t.yaml".into(), text.into())]) {
-            Ok(_) => vec![],
-            Err(SpecErrors(errs)) => errs.iter().map(|e| format!("{}:{}: {}", e.line, e.column, e.message)).collect(),
-        }
-    }
 
     #[test]
     fn the_embedded_specs_load() {
@@ -247,7 +265,7 @@ mod tests {
         );
         assert!(errs.iter().any(|e| e.starts_with("7:") && e.contains("only set after a `join`")), "{errs:?}");
         assert!(
-            errs.iter().any(|e| e.starts_with("10:") && e.contains("`payload` is not available in a publish route")),
+            errs.iter().any(|e| e.starts_with("11:31:") && e.contains("`payload` is not available in a publish route")),
             "{errs:?}"
         );
     }
@@ -277,5 +295,114 @@ mod tests {
         let shown = err.to_string();
         assert!(shown.starts_with("t.yaml:1:12: namespace `nope` must start with `/`"), "{shown}");
         assert!(shown.contains("| namespace: nope"), "{shown}");
+    }
+
+    #[test]
+    fn every_unknown_field_of_a_file_is_reported_with_the_other_errors() {
+        let errs = errors_of(&spec_lines(&[
+            "namespace: /x",
+            "descripton: typo at the top",
+            "rooms:",
+            "  a:",
+            "    pattern: a",
+            "    colour: red",
+            "events:",
+            "  e:",
+            "    rate_limt: { max: 1, per: 1s }",
+            "    do:",
+            "      - join: { room: a, optinal: true }",
+            "      - join: { room: b }",
+        ]));
+        assert_eq!(
+            errs,
+            [
+                "2:1: unknown field `descripton`, expected one of namespace, description, auth, rooms, on_connect, \
+                 events, state, publish, every (did you mean `description`?)",
+                "6:5: unknown field `colour`, expected one of pattern, scope, server_only, access, snapshot",
+                "9:5: unknown field `rate_limt`, expected one of rate_limit, payload, max_size, do (did you mean \
+                 `rate_limit`?)",
+                "11:26: unknown field `optinal`, expected one of room, params, name, optional (did you mean \
+                 `optional`?)",
+                "12:23: unknown room `b` (known: a)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_misspelt_required_field_is_read_as_the_field_so_the_rest_is_still_checked() {
+        let errs = errors_of(&spec_lines(&[
+            "namespace: /x",
+            "rooms:",
+            "  a:",
+            "    patern: \"a:{id}\"",
+            "on_connect:",
+            "  - jion: { room: a }",
+            "  - emit: { event: hi, data: \"{room.params.di}\" }",
+        ]));
+        assert_eq!(errs.len(), 4, "no `missing field pattern`: {errs:?}");
+        assert!(errs[0].starts_with("4:5: unknown field `patern`") && errs[0].ends_with("(did you mean `pattern`?)"));
+        assert!(errs[1].starts_with("6:5: unknown field `jion`") && errs[1].ends_with("(did you mean `join`?)"));
+        // The pattern and the join were read as meant: the join's missing `id` and the misspelt
+        // parameter are found in the same run.
+        assert_eq!(errs[2], "6:19: room `a` needs parameter `id`");
+        assert!(errs[3].starts_with("7:30: data: room `a` has no parameter `di`"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_misspelt_field_does_not_replace_the_field_given_too() {
+        let errs = errors_of(&spec_lines(&["namespace: /x", "rooms:", "  a: { pattern: a, patern: b }"]));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("3:20: unknown field `patern`"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_shape_error_ends_the_read_after_the_unknown_fields_before_it() {
+        let errs = errors_of(&spec_lines(&[
+            "namespace: /x",
+            "rooms:",
+            "  a: { patern: a, colour: red }",
+            "events:",
+            "  e:",
+            "    max_size: lots",
+        ]));
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(errs[0].starts_with("3:8: unknown field `patern`"), "{errs:?}");
+        assert!(errs[1].starts_with("3:19: unknown field `colour`"), "{errs:?}");
+        assert!(errs[2].starts_with("6:15: "), "{errs:?}");
+    }
+
+    #[test]
+    fn anchors_and_merge_keys_still_read() {
+        let specs = load_sources(vec![(
+            "t.yaml".into(),
+            spec_lines(&[
+                "namespace: /x",
+                "rooms:",
+                "  a: &base { pattern: \"a:{id?}\", scope: global, server_only: true }",
+                "  b:",
+                "    <<: *base",
+                "    pattern: b",
+            ]),
+        )])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let b = &specs[0].rooms[1];
+        assert_eq!((b.pattern.params().len(), b.scope, b.server_only), (0, crate::rooms::RoomScope::Global, true));
+    }
+
+    #[test]
+    fn errors_are_in_file_order() {
+        let errs = errors_of(&spec_lines(&[
+            "namespace: /x",
+            "rooms:",
+            "  a: { pattern: a }",
+            "on_connect:",
+            "  - join: { room: c }",
+            "state:",
+            "  s: {}",
+            "every:",
+            "  - { interval: 1s, room: b, emit: { event: t } }",
+        ]));
+        let lines: Vec<&str> = errs.iter().map(|e| e.split(':').next().unwrap()).collect();
+        assert_eq!(lines, ["5", "7", "9"], "{errs:?}");
     }
 }

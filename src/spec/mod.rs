@@ -2,14 +2,18 @@
 //! rooms and their access rules, client events, state, routes for published events and timers).
 //!
 //! This module owns the format and its checks; it knows nothing of sockets. `load` reads files
-//! (or the specs embedded in the binary), `compile` checks them into the model below, which the
-//! engine (`crate::engine`) serves. The format is documented in `docs/namespace-spec.md`.
+//! (or the specs embedded in the binary) into the shapes of `raw` through `tolerant`, which
+//! collects unknown fields instead of stopping at the first; `compile` checks them into the model
+//! below, which the engine (`crate::engine`) serves; `suggest` finds the name a misspelt one was
+//! meant to be. The format is documented in `docs/namespace-spec.md`.
 
 mod compile;
 mod load;
 mod raw;
 pub mod schema;
+mod suggest;
 pub mod template;
+mod tolerant;
 
 use std::{collections::HashMap, time::Duration};
 
@@ -277,31 +281,37 @@ enum TypePattern {
     Any,
 }
 
+impl TypePattern {
+    fn parse(p: &str) -> Result<Self, String> {
+        if p == "*" {
+            Ok(TypePattern::Any)
+        } else if let Some(prefix) = p.strip_suffix(".*") {
+            if prefix.is_empty() || prefix.contains('*') {
+                Err(format!("`{p}` is not a type pattern (`name`, `prefix.*` or `*`)"))
+            } else {
+                Ok(TypePattern::Prefix(format!("{prefix}.")))
+            }
+        } else if p.is_empty() || p.contains('*') {
+            Err(format!("`{p}` is not a type pattern (`name`, `prefix.*` or `*`)"))
+        } else {
+            Ok(TypePattern::Exact(p.to_string()))
+        }
+    }
+}
+
 impl TypeMatcher {
     /// Parses `["workflow.*", "log.created"]`.
     pub fn parse(patterns: &[String]) -> Result<Self, String> {
         if patterns.is_empty() {
             return Err("`types` needs at least one event type".into());
         }
-        let patterns = patterns
-            .iter()
-            .map(|p| {
-                if p == "*" {
-                    Ok(TypePattern::Any)
-                } else if let Some(prefix) = p.strip_suffix(".*") {
-                    if prefix.is_empty() || prefix.contains('*') {
-                        Err(format!("`{p}` is not a type pattern (`name`, `prefix.*` or `*`)"))
-                    } else {
-                        Ok(TypePattern::Prefix(format!("{prefix}.")))
-                    }
-                } else if p.is_empty() || p.contains('*') {
-                    Err(format!("`{p}` is not a type pattern (`name`, `prefix.*` or `*`)"))
-                } else {
-                    Ok(TypePattern::Exact(p.clone()))
-                }
-            })
-            .collect::<Result<_, _>>()?;
+        let patterns = patterns.iter().map(|p| TypePattern::parse(p)).collect::<Result<_, _>>()?;
         Ok(Self { patterns })
+    }
+
+    /// Checks one pattern, so that an error can point at it.
+    pub fn check_pattern(pattern: &str) -> Result<(), String> {
+        TypePattern::parse(pattern).map(drop)
     }
 
     /// Whether `event_type` matches.

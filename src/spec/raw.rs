@@ -1,13 +1,29 @@
-//! The spec file as written: serde shapes of the YAML, with source locations kept where a later
-//! check may need to point at a line. Nothing here is validated beyond its shape; `compile` turns
-//! these into the checked model the engine runs. See `docs/namespace-spec.md` for the format.
+//! The spec file as written: serde shapes of the YAML, with the location of every value a later
+//! check may complain about, so that its error points at that value's own line and column. Nothing
+//! here is validated beyond its shape; `compile` turns these into the checked model the engine
+//! runs. See `docs/namespace-spec.md` for the format.
+//!
+//! These types are read through `tolerant`, which reports unknown keys instead of stopping at the
+//! first (`deny_unknown_fields` only matters to a caller reading them without it). Choices between
+//! keys (which action, which store operation) are optional fields rather than enums, for the same
+//! reason: a misspelt key is then an unknown field like any other, and `compile` checks that
+//! exactly one is given.
+
+use std::fmt;
 
 use indexmap::IndexMap;
-use serde::Deserialize;
+use serde::{
+    Deserialize, Deserializer,
+    de::{self, IntoDeserializer, MapAccess, SeqAccess, Visitor},
+};
 use serde_json::Value;
-use serde_saphyr::Spanned;
+use serde_saphyr::{Location, Spanned};
 
 use super::RateLimit;
+
+/// A mapping from names the spec chooses (rooms, events, stores, parameters) to values, each
+/// name with its own location.
+pub type Named<T> = IndexMap<Spanned<String>, T>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,13 +34,13 @@ pub struct RawSpec {
     pub description: Option<String>,
     pub auth: Option<Spanned<RawAuth>>,
     #[serde(default)]
-    pub rooms: IndexMap<String, Spanned<RawRoom>>,
+    pub rooms: Named<Spanned<RawRoom>>,
     #[serde(default)]
     pub on_connect: Vec<Spanned<RawAction>>,
     #[serde(default)]
-    pub events: IndexMap<String, Spanned<RawEvent>>,
+    pub events: Named<Spanned<RawEvent>>,
     #[serde(default)]
-    pub state: IndexMap<String, Spanned<RawStore>>,
+    pub state: Named<Spanned<RawStore>>,
     pub publish: Option<Spanned<RawPublish>>,
     #[serde(default)]
     pub every: Vec<Spanned<RawTimer>>,
@@ -37,10 +53,10 @@ pub struct RawAuth {
     pub required: bool,
     #[serde(default)]
     pub require_tenant: bool,
-    pub refresh_event: Option<String>,
+    pub refresh_event: Option<Spanned<String>>,
     #[serde(default)]
     pub cookie: bool,
-    pub connections_per_ip: Option<RateLimit>,
+    pub connections_per_ip: Option<Spanned<RateLimit>>,
 }
 
 fn yes() -> bool {
@@ -51,21 +67,13 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 pub struct RawRoom {
     pub pattern: Spanned<String>,
-    #[serde(default)]
-    pub scope: RawScope,
+    /// `tenant` (the default) or `global`.
+    pub scope: Option<Spanned<String>>,
     #[serde(default)]
     pub server_only: bool,
     #[serde(default)]
     pub access: Vec<Spanned<RawAccess>>,
     pub snapshot: Option<Spanned<RawSnapshot>>,
-}
-
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RawScope {
-    #[default]
-    Tenant,
-    Global,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,62 +84,62 @@ pub struct RawAccess {
     #[serde(default)]
     pub roles: Vec<String>,
     #[serde(default)]
-    pub params: IndexMap<String, String>,
+    pub params: Named<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSnapshot {
-    pub store: String,
-    pub key: Option<String>,
+    pub store: Spanned<String>,
+    pub key: Option<Spanned<String>>,
     #[serde(default, rename = "match")]
-    pub matches: IndexMap<String, String>,
+    pub matches: Named<Spanned<String>>,
     pub limit: Option<usize>,
 }
 
+/// One action: exactly one of its fields is given.
 #[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum RawAction {
-    Join(RawRoomTarget),
-    Leave(RawRoomTarget),
-    Emit(RawEmit),
-    Reply(RawEmit),
-    Relay(RawRelay),
+#[serde(deny_unknown_fields)]
+pub struct RawAction {
+    pub join: Option<RawRoomTarget>,
+    pub leave: Option<RawRoomTarget>,
+    pub emit: Option<RawEmit>,
+    pub reply: Option<RawEmit>,
+    pub relay: Option<RawRelay>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoomTarget {
-    pub room: Option<String>,
+    pub room: Option<Spanned<String>>,
     #[serde(default)]
-    pub params: IndexMap<String, String>,
-    pub name: Option<String>,
-    #[serde(default)]
-    pub optional: bool,
+    pub params: Named<Spanned<String>>,
+    pub name: Option<Spanned<String>>,
+    pub optional: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEmit {
-    pub event: Option<String>,
-    pub data: Option<Value>,
+    pub event: Option<Spanned<String>>,
+    pub data: Option<RawValue>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRelay {
-    pub event: String,
-    pub rooms: String,
-    pub data: Option<Value>,
+    pub event: Spanned<String>,
+    pub rooms: Spanned<String>,
+    pub data: Option<RawValue>,
     #[serde(default)]
-    pub deny: Vec<String>,
+    pub deny: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawEvent {
-    pub rate_limit: Option<RateLimit>,
-    pub payload: Option<Value>,
+    pub rate_limit: Option<Spanned<RateLimit>>,
+    pub payload: Option<Spanned<Value>>,
     pub max_size: Option<usize>,
     #[serde(default, rename = "do")]
     pub actions: Vec<Spanned<RawAction>>,
@@ -140,8 +148,8 @@ pub struct RawEvent {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
-    pub records: Option<RawRecordsOptions>,
-    pub lists: Option<RawListsOptions>,
+    pub records: Option<Spanned<RawRecordsOptions>>,
+    pub lists: Option<Spanned<RawListsOptions>>,
     #[serde(default)]
     pub on: Vec<Spanned<RawStoreRule>>,
 }
@@ -162,11 +170,11 @@ pub struct RawListsOptions {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStoreRule {
-    pub types: Vec<String>,
-    pub key: Option<String>,
-    pub merge: Option<Value>,
-    pub replace: Option<Value>,
-    pub append: Option<Value>,
+    pub types: Vec<Spanned<String>>,
+    pub key: Option<Spanned<String>>,
+    pub merge: Option<RawValue>,
+    pub replace: Option<RawValue>,
+    pub append: Option<RawValue>,
     #[serde(default)]
     pub delete: bool,
 }
@@ -182,7 +190,7 @@ pub struct RawPublish {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
-    pub types: Vec<String>,
+    pub types: Vec<Spanned<String>>,
     #[serde(default)]
     pub require: Vec<String>,
     #[serde(default)]
@@ -193,9 +201,9 @@ pub struct RawRoute {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTarget {
-    pub room: String,
+    pub room: Spanned<String>,
     #[serde(default)]
-    pub params: IndexMap<String, String>,
+    pub params: Named<Spanned<String>>,
     #[serde(default)]
     pub exact: bool,
 }
@@ -203,7 +211,140 @@ pub struct RawTarget {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTimer {
-    pub interval: String,
-    pub room: String,
+    pub interval: Spanned<String>,
+    pub room: Spanned<String>,
     pub emit: RawEmit,
+}
+
+/// A free-form value (`data`, `merge`, ...) with the location of each of its nodes, so that an
+/// error in a template deep inside points at that template. Reads what `serde_json::Value`
+/// would read from the same YAML.
+#[derive(Debug)]
+pub struct RawValue {
+    /// Where this node is.
+    pub at: Location,
+    /// The node.
+    pub node: RawNode,
+}
+
+/// One node of a [`RawValue`].
+#[derive(Debug)]
+pub enum RawNode {
+    /// `null`, a boolean or a number.
+    Scalar(Value),
+    /// A string (possibly a template).
+    String(String),
+    /// A sequence.
+    Array(Vec<RawValue>),
+    /// A mapping, in file order; keys are strings (possibly templates).
+    Object(Vec<(Spanned<String>, RawValue)>),
+}
+
+impl<'de> Deserialize<'de> for RawValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let Spanned { value, referenced, .. } = Spanned::<RawNode>::deserialize(deserializer)?;
+        Ok(Self { at: referenced, node: value })
+    }
+}
+
+impl<'de> Deserialize<'de> for RawNode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RawNodeVisitor)
+    }
+}
+
+struct RawNodeVisitor;
+
+/// Scalars other than strings become what `serde_json::Value` makes of them (large integers,
+/// non-finite floats), by asking it.
+macro_rules! visit_scalar {
+    ($($method:ident($ty:ty))*) => {$(
+        fn $method<E: de::Error>(self, v: $ty) -> Result<RawNode, E> {
+            Value::deserialize(v.into_deserializer()).map(RawNode::Scalar)
+        }
+    )*};
+}
+
+impl<'de> Visitor<'de> for RawNodeVisitor {
+    type Value = RawNode;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML value")
+    }
+
+    visit_scalar!(visit_bool(bool) visit_i64(i64) visit_i128(i128) visit_u64(u64) visit_u128(u128) visit_f64(f64));
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<RawNode, E> {
+        Ok(RawNode::String(v.to_string()))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<RawNode, E> {
+        Ok(RawNode::String(v))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<RawNode, E> {
+        Ok(RawNode::Scalar(Value::Null))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<RawNode, E> {
+        Ok(RawNode::Scalar(Value::Null))
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<RawNode, D::Error> {
+        RawNode::deserialize(deserializer)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawNode, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(RawNode::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawNode, A::Error> {
+        let mut fields = Vec::new();
+        while let Some(entry) = map.next_entry()? {
+            fields.push(entry);
+        }
+        Ok(RawNode::Object(fields))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value as JSON, without locations.
+    fn to_json(raw: &RawValue) -> Value {
+        match &raw.node {
+            RawNode::Scalar(v) => v.clone(),
+            RawNode::String(s) => Value::String(s.clone()),
+            RawNode::Array(items) => Value::Array(items.iter().map(to_json).collect()),
+            RawNode::Object(fields) => {
+                Value::Object(fields.iter().map(|(k, v)| (k.value.clone(), to_json(v))).collect())
+            }
+        }
+    }
+
+    #[test]
+    fn a_raw_value_reads_what_a_json_value_reads() {
+        let yaml =
+            "a: [1, -2, 1.5, \"3\", true, ~, null, 18446744073709551615, 1e3, -0.0]\n\"1\": { b: 'x', c: [] }\n2: y\n";
+        let raw: RawValue = serde_saphyr::from_str(yaml).unwrap();
+        let json: Value = serde_saphyr::from_str(yaml).unwrap();
+        assert_eq!(to_json(&raw), json);
+    }
+
+    #[test]
+    fn a_raw_value_knows_where_each_node_is() {
+        let raw: RawValue = serde_saphyr::from_str("top:\n  list:\n    - one\n    - { k: two }\n").unwrap();
+        let RawNode::Object(top) = &raw.node else { panic!("{raw:?}") };
+        let RawNode::Object(list) = &top[0].1.node else { panic!("{raw:?}") };
+        assert_eq!((list[0].0.referenced.line(), list[0].0.referenced.column()), (2, 3));
+        let RawNode::Array(items) = &list[0].1.node else { panic!("{raw:?}") };
+        assert_eq!((items[0].at.line(), items[0].at.column()), (3, 7));
+        let RawNode::Object(inner) = &items[1].node else { panic!("{raw:?}") };
+        assert_eq!((inner[0].1.at.line(), inner[0].1.at.column()), (4, 12));
+    }
 }

@@ -14,6 +14,8 @@ use std::{borrow::Cow, fmt};
 
 use serde_json::{Map, Value};
 
+use super::suggest;
+
 /// The variables an expression can start from. Which ones exist depends on where the template is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Root {
@@ -76,6 +78,23 @@ impl Root {
 
     fn from_name(name: &str) -> Option<Root> {
         Root::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// The fields this root has, when they are fixed (what the engine's scopes provide:
+    /// `engine::actions`, `engine::publish`, `engine::timers`, `auth::Identity::to_json`), so that
+    /// a spec reading any other is refused when it loads instead of rendering nothing. `None` for
+    /// roots whose fields are the spec's or a client's (`payload`, `data`, `state`, `entry`).
+    pub fn fields(self) -> Option<&'static [&'static str]> {
+        match self {
+            Root::Socket => Some(&["id", "transport", "rooms"]),
+            Root::User => Some(&["id", "tenantId", "roles", "authenticated", "expiresAt"]),
+            Root::Event => Some(&["type", "tenantId", "data", "timestamp"]),
+            Root::Room => Some(&["key", "name", "params", "snapshot"]),
+            Root::Tenant => Some(&["id", "stats"]),
+            Root::Gateway => Some(&["stats"]),
+            Root::Now => Some(&[]),
+            Root::Payload | Root::Data | Root::State | Root::Entry => None,
+        }
     }
 }
 
@@ -350,16 +369,16 @@ pub enum ValueTemplate {
 impl ValueTemplate {
     /// Parses every string in `value` as a template.
     pub fn parse(value: &Value) -> Result<Self, String> {
-        let parsed = match value {
-            Value::String(s) => ValueTemplate::Str(StrTemplate::parse(s)?),
-            Value::Array(items) => ValueTemplate::Array(
+        Ok(match value {
+            Value::String(s) => ValueTemplate::string(StrTemplate::parse(s)?),
+            Value::Array(items) => ValueTemplate::array(
                 items
                     .iter()
                     .enumerate()
                     .map(|(i, v)| ValueTemplate::parse(v).map_err(|e| format!("[{i}]: {e}")))
                     .collect::<Result<_, _>>()?,
             ),
-            Value::Object(map) => ValueTemplate::Object(
+            Value::Object(map) => ValueTemplate::object(
                 map.iter()
                     .map(|(k, v)| {
                         let key = StrTemplate::parse(k).map_err(|e| format!("key `{k}`: {e}"))?;
@@ -368,17 +387,40 @@ impl ValueTemplate {
                     })
                     .collect::<Result<_, String>>()?,
             ),
-            other => return Ok(ValueTemplate::Const(other.clone())),
-        };
-        Ok(if parsed.is_constant() { ValueTemplate::Const(value_of_constant(value)) } else { parsed })
+            other => ValueTemplate::Const(other.clone()),
+        })
     }
 
-    fn is_constant(&self) -> bool {
+    /// A template string; without placeholders, the constant text.
+    pub fn string(template: StrTemplate) -> Self {
+        match template.as_literal() {
+            Some(text) => ValueTemplate::Const(Value::String(text.to_string())),
+            None => ValueTemplate::Str(template),
+        }
+    }
+
+    /// An array; a constant when every item is.
+    pub fn array(items: Vec<ValueTemplate>) -> Self {
+        match items.iter().map(ValueTemplate::as_constant).collect::<Option<Vec<_>>>() {
+            Some(values) => ValueTemplate::Const(Value::Array(values.into_iter().cloned().collect())),
+            None => ValueTemplate::Array(items),
+        }
+    }
+
+    /// An object; a constant when every key is literal text and every value constant.
+    pub fn object(fields: Vec<(StrTemplate, ValueTemplate)>) -> Self {
+        let constant =
+            fields.iter().map(|(k, v)| Some((k.as_literal()?.to_string(), v.as_constant()?.clone()))).collect();
+        match constant {
+            Some(map) => ValueTemplate::Const(Value::Object(map)),
+            None => ValueTemplate::Object(fields),
+        }
+    }
+
+    fn as_constant(&self) -> Option<&Value> {
         match self {
-            ValueTemplate::Const(_) => true,
-            ValueTemplate::Str(t) => t.as_literal().is_some(),
-            ValueTemplate::Object(fields) => fields.iter().all(|(k, v)| k.as_literal().is_some() && v.is_constant()),
-            ValueTemplate::Array(items) => items.iter().all(ValueTemplate::is_constant),
+            ValueTemplate::Const(v) => Some(v),
+            _ => None,
         }
     }
 
@@ -414,18 +456,6 @@ impl ValueTemplate {
             }),
             ValueTemplate::Array(items) => items.iter().for_each(|v| v.for_each_path(f)),
         }
-    }
-}
-
-/// Undoes `{{`/`}}` escapes in a template that turned out to be constant.
-fn value_of_constant(value: &Value) -> Value {
-    match value {
-        Value::String(s) => Value::String(s.replace("{{", "{").replace("}}", "}")),
-        Value::Array(items) => Value::Array(items.iter().map(value_of_constant).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter().map(|(k, v)| (k.replace("{{", "{").replace("}}", "}"), value_of_constant(v))).collect(),
-        ),
-        other => other.clone(),
     }
 }
 
@@ -522,7 +552,8 @@ impl Parser<'_> {
         }
         let root = Root::from_name(&name).ok_or_else(|| {
             let known: Vec<_> = Root::ALL.iter().map(|r| r.name()).collect();
-            format!("unknown variable `{name}` (known: {})", known.join(", "))
+            let hint = suggest::did_you_mean(suggest::closest(&name, known.iter().copied()));
+            format!("unknown variable `{name}` (known: {}){hint}", known.join(", "))
         })?;
         let mut segments = Vec::new();
         loop {
@@ -643,12 +674,23 @@ mod tests {
     #[test]
     fn constants_are_recognised() {
         assert!(matches!(ValueTemplate::parse(&json!({ "a": [1, "x"] })).unwrap(), ValueTemplate::Const(_)));
+        assert_eq!(
+            ValueTemplate::parse(&json!({ "{{k}}": ["{{x}}", null] })).unwrap(),
+            ValueTemplate::Const(json!({ "{k}": ["{x}", null] })),
+            "escaped braces are literal text"
+        );
+        let ValueTemplate::Object(fields) = ValueTemplate::parse(&json!({ "c": { "d": 1 }, "t": "{now}" })).unwrap()
+        else {
+            panic!("a template")
+        };
+        assert_eq!(fields[0].1, ValueTemplate::Const(json!({ "d": 1 })), "constant parts of a template are folded");
     }
 
     #[test]
     fn syntax_errors_say_what_is_wrong() {
         assert!(StrTemplate::parse("{payload.type").unwrap_err().contains("unclosed"));
         assert!(StrTemplate::parse("{paylod.type}").unwrap_err().contains("unknown variable `paylod`"));
+        assert!(StrTemplate::parse("{paylod.type}").unwrap_err().ends_with("(did you mean `payload`?)"));
         assert!(StrTemplate::parse("{payload.}").unwrap_err().contains("expected a name"));
         assert!(StrTemplate::parse("a } b").unwrap_err().contains("unmatched"));
         assert!(StrTemplate::parse("{payload.a[payload.b}").unwrap_err().contains("expected `]`"));

@@ -62,9 +62,10 @@ fn check_reports_every_broken_spec_with_file_line_and_column() {
     let d = dir.path().display();
     assert!(stderr.contains(&format!("{d}/syntax.yaml:2:8: ")), "{stderr}");
     assert!(stderr.contains(&format!("{d}/unknown_field.yaml:4:5: unknown field `patern`")), "{stderr}");
-    assert!(stderr.contains(&format!("{d}/bad_ref.yaml:7:9: unknown room `missing`")), "{stderr}");
+    // Each at the offending value, not at the action holding it.
+    assert!(stderr.contains(&format!("{d}/bad_ref.yaml:7:23: unknown room `missing`")), "{stderr}");
     assert!(
-        stderr.contains(&format!("{d}/bad_ref.yaml:8:9: data: in `{{paylod.a}}`: unknown variable `paylod`")),
+        stderr.contains(&format!("{d}/bad_ref.yaml:8:34: data: in `{{paylod.a}}`: unknown variable `paylod`")),
         "{stderr}"
     );
     assert!(stderr.contains("4 error(s)"), "{stderr}");

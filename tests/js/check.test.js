@@ -57,6 +57,49 @@ describe('the check subcommand', () => {
       /unknown variable `paylod`/,
     ],
     ['a namespace without a leading slash', 'namespace: nope\n', 1, 12, /^namespace `nope` must start with `\/`/],
+    [
+      'a template reading a field `room` does not have, with the close one',
+      'namespace: /x\nrooms:\n  a: { pattern: a }\non_connect:\n  - join: { room: a }\n  - emit: { event: joined, data: { snapshot: "{room.snapshott}" } }\n',
+      6,
+      46,
+      /^data\.snapshot: unknown field `snapshott` of `room` \(did you mean `room\.snapshot`\?\)$/,
+    ],
+    [
+      'a template reading a field `user` does not have, with the close one',
+      'namespace: /x\non_connect:\n  - emit: { event: hello, data: { tenant: "{user.tenant}" } }\n',
+      3,
+      43,
+      /^data\.tenant: unknown field `tenant` of `user` \(did you mean `user\.tenantId`\?\)$/,
+    ],
+    // At the offending value's own line, not at the action, route or mapping holding it.
+    [
+      'a template error deep inside data',
+      'namespace: /x\nevents:\n  e:\n    do:\n      - reply:\n          event: r\n          data:\n            outer:\n              inner: "{paylod.x}"\n',
+      9,
+      22,
+      /^data\.outer\.inner: in `\{paylod\.x\}`: unknown variable `paylod` .*\(did you mean `payload`\?\)$/,
+    ],
+    [
+      'a block-style join of an unknown room',
+      'namespace: /x\nrooms:\n  a: { pattern: a }\non_connect:\n  - join:\n      room: b\n',
+      6,
+      13,
+      /^unknown room `b` \(known: a\)$/,
+    ],
+    [
+      'a reserved name as a client event',
+      'namespace: /x\nevents:\n  error:\n    do:\n      - reply: { data: 1 }\n',
+      3,
+      3,
+      /^`error` is reserved and cannot be a client event$/,
+    ],
+    [
+      'a bad pattern inside a flow sequence',
+      'namespace: /x\nrooms: { a: { pattern: a } }\npublish:\n  routes: [ { types: [ok, "b*d"], to: [{ room: a }], emit: { event: x } } ]\n',
+      4,
+      27,
+      /^types: `b\*d` is not a type pattern/,
+    ],
   ];
 
   for (const [name, text, line, column, message] of BROKEN) {
@@ -72,6 +115,41 @@ describe('the check subcommand', () => {
       assert.doesNotMatch(stdout, /^ok:/m);
     });
   }
+
+  it('reports every error of a file in one run, unknown fields included, and goes on after a typo', () => {
+    const dir = specDir({
+      'many.yaml': [
+        'namespace: /x',
+        'rooms:',
+        '  a:',
+        '    patern: "a:{id}"',
+        '    acess: []',
+        'events:',
+        '  e:',
+        '    do:',
+        '      - jion: { room: a, params: { id: "{payload.id}" } }',
+        '      - reply:',
+        '          data: { s: "{room.snapshott}", t: "{user.tenant}" }',
+        '      - join: { room: b }',
+        '',
+      ].join('\n'),
+    });
+    const { status, stdout, stderr } = h.runGateway(['check', dir]);
+    assert.equal(status, 1, `exit status; output:\n${stdout}${stderr}`);
+    const file = path.join(dir, 'many.yaml');
+    const errors = `${stdout}\n${stderr}`.split('\n').filter((l) => l.startsWith(`${file}:`)).map((l) => l.slice(file.length + 1));
+    const expected = [
+      /^4:5: unknown field `patern`, expected one of pattern, .* \(did you mean `pattern`\?\)$/,
+      /^5:5: unknown field `acess`, expected one of .* \(did you mean `access`\?\)$/,
+      /^9:9: unknown field `jion`, expected one of join, .* \(did you mean `join`\?\)$/,
+      /^11:22: data\.s: unknown field `snapshott` of `room` \(did you mean `room\.snapshot`\?\)$/,
+      /^11:45: data\.t: unknown field `tenant` of `user` \(did you mean `user\.tenantId`\?\)$/,
+      /^12:23: unknown room `b` \(known: a\)$/,
+    ];
+    assert.equal(errors.length, expected.length, errors.join('\n'));
+    expected.forEach((re, i) => assert.match(errors[i], re));
+    assert.match(stderr, /^6 error\(s\) in /m);
+  });
 
   it('reports the problems of every file in the folder', () => {
     const dir = specDir({
