@@ -134,6 +134,7 @@ impl App {
                 handshake_limit: config.transport.handshake_limit,
                 bind_to_ip: config.transport.bind_sessions_to_ip,
                 allow_eio3: config.transport.allow_eio3,
+                max_payload: usize::try_from(config.transport.max_http_buffer_size).unwrap_or(usize::MAX),
             },
             readiness.clone(),
             metrics.clone(),

@@ -64,6 +64,7 @@ pub struct Sessions {
     handshakes: Option<IpLimiter>,
     bind_to_ip: bool,
     allow_eio3: bool,
+    max_payload: usize,
     readiness: Arc<Readiness>,
     directory: OnceLock<Arc<dyn SessionDirectory>>,
     /// Polling sessions that upgraded to WebSocket: the upgraded connection. Entries whose
@@ -88,6 +89,8 @@ pub struct SessionsOptions {
     pub bind_to_ip: bool,
     /// Whether Engine.IO protocol 3 (socket.io-client 2.x) is served.
     pub allow_eio3: bool,
+    /// The largest polling body (`WS_MAX_HTTP_BUFFER_SIZE`).
+    pub max_payload: usize,
 }
 
 impl Sessions {
@@ -99,6 +102,7 @@ impl Sessions {
             handshakes: options.handshake_limit.map(IpLimiter::new),
             bind_to_ip: options.bind_to_ip,
             allow_eio3: options.allow_eio3,
+            max_payload: options.max_payload,
             readiness,
             directory: OnceLock::new(),
             upgraded: Mutex::new(HashMap::new()),
@@ -299,27 +303,128 @@ pub struct SessionsService<S> {
 /// The inner service's answer, with its body boxed like the front's own answers.
 type Boxed<ResBody> = fn(Result<Response<ResBody>, Infallible>) -> Result<Response<Body>, Infallible>;
 
+/// What the service answers: at once, the inner service's answer, or (a protocol 3 post whose
+/// body is rewritten first) a boxed future.
+type Answer<F, ResBody> = Either<
+    Either<std::future::Ready<Result<Response<Body>, Infallible>>, Map<F, Boxed<ResBody>>>,
+    futures_util::future::BoxFuture<'static, Result<Response<Body>, Infallible>>,
+>;
+
 impl<S, ResBody> Service<Request<Body>> for SessionsService<S>
 where
-    S: Service<Request<Body>, Response = Response<ResBody>, Error = Infallible>,
+    S: Service<Request<Body>, Response = Response<ResBody>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
     ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     ResBody::Error: Into<axum::BoxError>,
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = Either<std::future::Ready<Result<Response<Body>, Infallible>>, Map<S::Future, Boxed<ResBody>>>;
+    type Future = Answer<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let boxed: Boxed<ResBody> = |result| result.map(|response| response.map(Body::new));
         match self.sessions.screen(&request) {
-            Some(answer) => Either::Left(std::future::ready(Ok(answer))),
-            None => {
-                let boxed: Boxed<ResBody> = |result| result.map(|response| response.map(Body::new));
-                Either::Right(self.inner.call(request).map(boxed))
+            Some(answer) => Either::Left(Either::Left(std::future::ready(Ok(answer)))),
+            None if self.sessions.is_protocol3_post(&request) => {
+                let (sessions, mut inner) = (self.sessions.clone(), self.inner.clone());
+                Either::Right(Box::pin(async move {
+                    let request = match sessions.rewrite_protocol3_post(request).await {
+                        Ok(request) => request,
+                        Err(answer) => return Ok(answer),
+                    };
+                    inner.call(request).await.map(|response| response.map(Body::new))
+                }))
             }
+            None => Either::Left(Either::Right(self.inner.call(request).map(boxed))),
         }
+    }
+}
+
+impl Sessions {
+    /// A long-polling post of Engine.IO protocol 3 (socket.io-client 2.x).
+    fn is_protocol3_post<B>(&self, request: &Request<B>) -> bool {
+        request.method() == Method::POST
+            && request.uri().path().starts_with(&self.path_prefix)
+            && request.uri().query().and_then(|q| query_param(q, "EIO")).as_deref() == Some("3")
+    }
+
+    /// Reads a protocol 3 post (within `max_payload`) and drops the query socket.io-client 2.x
+    /// appends to a namespace's CONNECT packet (`40/workflow?token=…,`): socketioxide would read
+    /// it as part of the namespace's name and answer "Invalid namespace". The same query is on the
+    /// session's handshake URL, which is where tokens are read from.
+    async fn rewrite_protocol3_post(&self, request: Request<Body>) -> Result<Request<Body>, Response<Body>> {
+        let (mut parts, body) = request.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, self.max_payload).await else {
+            return Err(engine_error(StatusCode::PAYLOAD_TOO_LARGE, 3, "Payload too large"));
+        };
+        let rewritten = std::str::from_utf8(&bytes).ok().and_then(strip_connect_queries_v3);
+        let body = match rewritten {
+            Some(text) => {
+                parts.headers.remove(header::CONTENT_LENGTH);
+                Body::from(text)
+            }
+            None => Body::from(bytes),
+        };
+        Ok(Request::from_parts(parts, body))
+    }
+}
+
+/// In a protocol 3 string payload (`<utf-16 length>:<packet>`...), the CONNECT packets
+/// `40/ns?query,…` rewritten as `40/ns,…`; `None` when there is nothing to change (or the payload
+/// does not parse, which is socketioxide's to refuse).
+fn strip_connect_queries_v3(payload: &str) -> Option<String> {
+    let mut out = String::with_capacity(payload.len());
+    let mut rest = payload;
+    let mut changed = false;
+    while !rest.is_empty() {
+        let (len, after) = rest.split_once(':')?;
+        let len: usize = len.parse().ok()?;
+        // The length counts UTF-16 code units: find the byte where that many end.
+        let mut units = 0;
+        let end = after
+            .char_indices()
+            .find_map(|(i, c)| {
+                let at = (units == len).then_some(i);
+                units += c.len_utf16();
+                at
+            })
+            .or((units == len).then_some(after.len()))?;
+        let (packet, next) = after.split_at(end);
+        let packet = match packet.strip_prefix("40/").and_then(|p| p.split_once(',').or(Some((p, "")))) {
+            Some((ns, data)) if ns.contains('?') => {
+                changed = true;
+                let ns = &ns[..ns.find('?').unwrap_or(ns.len())];
+                format!("40/{ns},{data}")
+            }
+            _ => packet.to_string(),
+        };
+        out.push_str(&packet.encode_utf16().count().to_string());
+        out.push(':');
+        out.push_str(&packet);
+        rest = next;
+    }
+    changed.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_queries_of_protocol_3_are_dropped_and_lengths_recounted() {
+        let payload = "40:40/workflow?token=a.b.c&x=%C3%A9,{\"k\":1}2:40";
+        assert_eq!(strip_connect_queries_v3(payload).as_deref(), Some("19:40/workflow,{\"k\":1}2:40"));
+        assert_eq!(strip_connect_queries_v3("11:40/workflow"), None, "nothing to change");
+        assert_eq!(
+            strip_connect_queries_v3("16:40/w?t=1,[\"é😀\"]1:2").as_deref(),
+            Some("12:40/w,[\"é😀\"]1:2"),
+            "lengths in UTF-16 units"
+        );
+        assert_eq!(strip_connect_queries_v3("9:garbage"), None);
+        assert_eq!(strip_connect_queries_v3("x:40/a?b"), None);
     }
 }

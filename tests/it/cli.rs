@@ -82,6 +82,25 @@ fn the_gateway_refuses_to_start_on_broken_specs_and_says_where() {
 }
 
 #[test]
+fn a_log_level_that_would_silence_every_log_refuses_to_start() {
+    // `tracing` would read a bare unknown word as a module name and log nothing else, dev mode's
+    // token included.
+    let out = gateway().env("LOG_LEVEL", "loud").env("PORT", "0").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("LOG_LEVEL: `loud` is not a level"), "{stderr}");
+}
+
+#[test]
+fn help_lists_the_environment() {
+    let out = gateway().arg("--help").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for var in ["JWT_SECRET", "REDIS_URL", "WS_WRITE_TIMEOUT", "MAX_CONNECTIONS_PER_IP", "SHUTDOWN_DELAY"] {
+        assert!(stdout.contains(var), "--help does not mention {var}:\n{stdout}");
+    }
+}
+
+#[test]
 fn a_node_that_cannot_reach_its_redis_refuses_to_start_and_hides_the_password() {
     // Port 1 on loopback: nothing listens there.
     let out = gateway()

@@ -147,6 +147,14 @@ describe('a gateway with an ES256 public key', () => {
   });
 });
 
+describe('time claims', () => {
+  it('accepts a fractional exp and nbf, as RFC 7519 allows', async (t) => {
+    const now = Date.now() / 1000;
+    const socket = await accepted(t, gw.url, { token: h.mintToken({ exp: now + 600.5, nbf: now - 1.25 }) });
+    assert.equal(socket.connected, true);
+  });
+});
+
 describe('token expiry while connected', { concurrency: true }, () => {
   // Each test waits for a token to run out; they run side by side.
   const soon = () => h.nowSecs() + 2;

@@ -42,6 +42,12 @@ describe('accepted events', () => {
     assert.deepEqual(await h.waitFor(watcher, 'update'), { type: 'workflow.created', payload: { workflowId: 'w1' }, timestamp: at });
   });
 
+  it('accepts the API key as Authorization: Bearer, also beside an empty X-API-Key header', async () => {
+    const response = await h.publish(gw.url, valid({ executionId: 'beside-empty' }), { headers: { 'X-API-Key': '', Authorization: `Bearer ${h.API_KEY}` } });
+    assert.deepEqual(response, { status: 202, body: { accepted: 1 } });
+    assert.equal((await h.waitFor(watcher, 'update')).payload.executionId, 'beside-empty');
+  });
+
   it('accepts the API key as Authorization: Bearer', async () => {
     const response = await h.publish(gw.url, valid({ executionId: 'bearer' }), { headers: { Authorization: `Bearer ${h.API_KEY}` } });
     assert.deepEqual(response, { status: 202, body: { accepted: 1 } });
@@ -102,6 +108,10 @@ describe('refused bodies', () => {
     ['a log without executionId', () => h.event('log.created', tenant, { level: 'error' }), /^events\[0\]\.data\.executionId is required for `log\.created` events$/],
     ['an event without tenantId', () => ({ type: 'metrics.updated', data: { cpu: 1 } }), /^events\[0\]\.tenantId is required/],
     ['a batch whose last event is bad', () => [valid({ executionId: 'batch-1' }), valid({ executionId: 'batch-2' }), h.event('workflow.created', tenant, {})], /^events\[2\]\.data\.workflowId is required/],
+    ['a type with a control character', () => h.event('execution.started\n', tenant, { executionId: 'e1' }), /^events\[0\]\.type contains a control character$/],
+    ['an id that is an object', () => h.event('execution.started', tenant, { executionId: { $ne: null } }), /^events\[0\]\.data\.executionId must be a string or a number \(an id\)$/],
+    ['an empty id', () => h.event('execution.started', tenant, { executionId: '' }), /^events\[0\]\.data\.executionId must not be empty$/],
+    ['an optional id that is a list', () => h.event('execution.started', tenant, { executionId: 'e1', workflowId: ['w1'] }), /events are routed to `workflow` rooms by an id, and the id given is a list/],
   ];
   for (const [name, body, message] of BODIES) {
     it(`answers ${name} with 400 {error: {type: "validation"}} and delivers nothing`, async () => {
