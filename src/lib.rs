@@ -11,7 +11,7 @@
 //! - [`http`]: the publish API, health, readiness, metrics.
 //! - [`app`]: assembles everything on one port and runs it; [`server`]: the accept loop;
 //!   [`connection`]: what guards each TCP connection; [`sessions`]: the Engine.IO front.
-//! - [`cli`], [`telemetry`]: the binary's helpers.
+//! - [`cli`], [`telemetry`], [`memory`]: the binary's helpers.
 
 pub mod app;
 pub mod auth;
@@ -22,6 +22,7 @@ pub mod config;
 pub mod connection;
 pub mod engine;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod rooms;
 pub mod server;

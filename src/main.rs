@@ -9,7 +9,7 @@ use realtime_gateway::{
     auth::TokenSigner,
     cli::{Cli, Command},
     config::{Config, NamespaceSource, parse_duration},
-    spec, telemetry,
+    memory, spec, telemetry,
 };
 use secrecy::ExposeSecret;
 
@@ -34,6 +34,7 @@ fn main() -> ExitCode {
 fn serve(config_file: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
     telemetry::init(&config.log_level, config.log_format)?;
+    memory::tune_allocator();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let app = App::build(&config).await?;
