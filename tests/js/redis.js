@@ -66,6 +66,7 @@ export async function ping(url, timeoutMs = 500) {
  * Starts a private `redis-server` on a free port (or `port`) and resolves once it answers PING.
  * Resolves to `{ port, url, logs, kill(), restart(), stop() }`:
  * - `kill()` SIGKILLs it (a crash) and resolves once the process is gone;
+ * - `pause()` / `resume()` SIGSTOP and SIGCONT it (a hang);
  * - `restart()` starts it again on the same port, empty, and resolves once it answers PING;
  * - `stop()` kills it for good and removes its folder (safe to call twice).
  */
@@ -149,6 +150,14 @@ export async function startRedis({ port, timeoutMs = 10000 } = {}) {
     async kill() {
       if (alive()) child.kill('SIGKILL');
       await exited;
+    },
+    /** SIGSTOP: Redis hangs (connections stay open, nothing is answered), as a stalled host. */
+    pause() {
+      if (alive()) child.kill('SIGSTOP');
+    },
+    /** SIGCONT: Redis carries on with what it had received. */
+    resume() {
+      if (alive()) child.kill('SIGCONT');
     },
     /** Starts it again on the same port (empty); resolves once it answers PING. */
     async restart() {
