@@ -1,14 +1,14 @@
-//! The actions of `on_connect` and of client events, run for one socket: join and leave rooms
-//! (with their access rules and the socket's tenant), emit, reply, and relay a client's event to
-//! the other members of its rooms. Also the template scope those actions render with, and room
-//! snapshots (`room.snapshot`).
+//! The actions of `on_connect` and of client events, run for one member (a socket of either
+//! front): join and leave rooms (with their access rules and the member's tenant), emit, reply,
+//! and relay a client's event to the other members of its rooms. Also the template scope those
+//! actions render with, and room snapshots (`room.snapshot`). Everything here works on a
+//! [`SpecRuntime`] and a [`Member`]; the fronts implement the member.
 
 use std::{borrow::Cow, cell::OnceCell};
 
 use serde_json::{Map, Value, json};
-use socketioxide::{BroadcastError, adapter::Adapter, extract::SocketRef};
 
-use super::{clock::iso_now, errors::ClientError, namespace::NamespaceRuntime, session::Session};
+use super::{clock::iso_now, errors::ClientError, member::Member, runtime::SpecRuntime, session::Session};
 use crate::{
     auth::Identity,
     rooms::{self, RoomScope},
@@ -30,10 +30,10 @@ struct JoinedRoom {
     json: Value,
 }
 
-/// Everything an action list of one socket needs, and the scope its templates render in.
-pub(super) struct ActionCtx<'a, A: Adapter> {
-    ns: &'a NamespaceRuntime<A>,
-    socket: &'a SocketRef<A>,
+/// Everything an action list of one member needs, and the scope its templates render in.
+pub(super) struct ActionCtx<'a, M: Member> {
+    ns: &'a SpecRuntime,
+    socket: &'a M,
     session: &'a Session,
     identity: &'a Identity,
     payload: Option<&'a Value>,
@@ -45,10 +45,10 @@ pub(super) struct ActionCtx<'a, A: Adapter> {
     socket_json: OnceCell<Value>,
 }
 
-impl<'a, A: Adapter> ActionCtx<'a, A> {
+impl<'a, M: Member> ActionCtx<'a, M> {
     pub(super) fn new(
-        ns: &'a NamespaceRuntime<A>,
-        socket: &'a SocketRef<A>,
+        ns: &'a SpecRuntime,
+        socket: &'a M,
         session: &'a Session,
         identity: &'a Identity,
         payload: Option<&'a Value>,
@@ -97,13 +97,7 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
     }
 
     fn send(&self, event: &str, data: Option<&Value>) {
-        let result = match data {
-            Some(d) => self.socket.emit(event, d),
-            None => self.socket.emit(event, &()),
-        };
-        if let Err(e) = result {
-            self.ns.note_emit_failure(self.socket, &e);
-        }
+        self.socket.send(event, data);
     }
 
     /// Sends the client's event to the other members of the named rooms, which the socket must
@@ -132,7 +126,7 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
             return Err(ClientError::validation(format!("name 1 to {MAX_RELAY_ROOMS} rooms to send to")));
         }
         let current = self.socket.rooms();
-        let mut targets = Vec::with_capacity(names.len());
+        let mut targets: Vec<String> = Vec::with_capacity(names.len());
         for name in &names {
             let internal = self
                 .ns
@@ -155,24 +149,7 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
             }
         }
         self.ns.shared.metrics.relayed.inc();
-        // Through the adapter, so members on other nodes get it too; while the cluster is
-        // unreachable (or the send to it fails), to this node's members only.
-        let op = self.socket.to(targets);
-        let clustered = self.ns.shared.cluster.get().is_some();
-        let reachable = self.ns.shared.cluster_reachable();
-        self.ns.broadcast_in_order(self.session, async move {
-            if clustered && !reachable {
-                return op.local().emit(&event, &data).await;
-            }
-            match op.clone().emit(&event, &data).await {
-                Err(BroadcastError::Adapter(e)) => {
-                    tracing::warn!(error = %e, "relay to other nodes failed; delivering on this node");
-                    op.local().emit(&event, &data).await
-                }
-                other => other,
-            }
-        });
-        Ok(())
+        self.socket.relay(self.session, targets, event, data)
     }
 
     /// Which family and parameter values a target means, rendered now.
@@ -276,7 +253,7 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
             return Err(ClientError::permission(format!("not allowed to join `{visible}`")));
         }
         let current = self.socket.rooms();
-        if !current.iter().any(|r| *r == internal) {
+        if !current.contains(&internal) {
             let max = self.ns.shared.limits.max_rooms_per_socket;
             if current.len() >= max {
                 return Err(ClientError::rate_limit(format!("too many rooms: a socket may be in {max} at most"), None));
@@ -291,7 +268,7 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
         let (id, values) = self.resolve(target)?;
         let (visible, internal) = self.room_for(id, &values)?;
         // Leaving a room one is not in is not an error: unsubscribing twice is harmless.
-        self.socket.leave(internal);
+        self.socket.leave(&internal);
         self.room = Some(JoinedRoom { family: id, json: self.room_json(id, &visible, &values) });
         Ok(())
     }
@@ -306,7 +283,7 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
             let Some((id, values)) = spec.family_of(visible) else { continue };
             if !self.allowed(&spec.rooms[id], &values) {
                 left.push(visible.to_string());
-                self.socket.leave(internal);
+                self.socket.leave(&internal);
             }
         }
         left.sort_unstable();
@@ -363,11 +340,11 @@ impl<'a, A: Adapter> ActionCtx<'a, A> {
     }
 }
 
-impl<A: Adapter> Scope for ActionCtx<'_, A> {
+impl<M: Member> Scope for ActionCtx<'_, M> {
     fn root(&self, root: Root) -> Option<Cow<'_, Value>> {
         match root {
             Root::Socket => Some(Cow::Borrowed(self.socket_json.get_or_init(|| {
-                json!({ "id": self.session.public_id.to_string(), "transport": format!("{:?}", self.socket.transport_type()).to_lowercase() })
+                json!({ "id": self.session.public_id.to_string(), "transport": self.socket.transport() })
             }))),
             Root::User => Some(Cow::Borrowed(self.user_json.get_or_init(|| self.identity.to_json()))),
             Root::Payload => self.payload.map(Cow::Borrowed),

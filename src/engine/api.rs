@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 
-use super::{Engine, namespace::NamespaceRuntime, session::Session};
+use super::{Engine, namespace::NamespaceRuntime, runtime::SpecRuntime, session::Session};
 use crate::{rooms, spec::RESERVED_EVENTS};
 
 /// `POST /api/v1/emit`: an event sent as is to rooms of one namespace.
@@ -222,9 +222,9 @@ impl<A: Adapter> Engine<A> {
     }
 }
 
-impl<A: Adapter> NamespaceRuntime<A> {
+impl SpecRuntime {
     /// The adapter's name for a visible room name of `tenant`.
-    fn internal_room(&self, visible: &str, tenant: Option<&str>) -> Result<String, String> {
+    pub(super) fn internal_room(&self, visible: &str, tenant: Option<&str>) -> Result<String, String> {
         let (id, _) = self
             .spec
             .family_of(visible)
@@ -239,6 +239,9 @@ impl<A: Adapter> NamespaceRuntime<A> {
         self.spec.family_of(visible).is_some_and(|(id, _)| self.spec.rooms[id].scope == rooms::RoomScope::Tenant)
     }
 
+}
+
+impl<A: Adapter> NamespaceRuntime<A> {
     /// This node's sockets: `{connections, anonymous, tenants: {t: {connections, users,
     /// subscriptions}}}`.
     pub(super) fn local_summary(&self) -> Value {

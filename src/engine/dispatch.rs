@@ -1,8 +1,10 @@
-//! A client event, from packet to answer: size, token expiry, flood and per-event limits, payload
-//! schema, then the spec's actions. Whatever fails, the client gets an `error` event with the
-//! seed's shape (and an `{error}` ack if it asked for one); the socket stays connected.
+//! A client event, from message to answer: flood and per-event limits, size, token expiry,
+//! payload schema, the refresh event, then the spec's actions. The core ([`SpecRuntime::dispatch`])
+//! is the same for both fronts and says what to answer ([`Handled`]); each front turns that into
+//! its own frames. For Socket.IO (here): an `error` event with the seed's shape and an `{error}`
+//! ack when one was asked, or the reply as the ack; the socket stays connected.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use serde_json::{Value as Json, json};
 use socketioxide::{
@@ -15,16 +17,141 @@ use super::{
     actions::ActionCtx,
     clock::{iso_from_secs, iso_now, now_millis},
     errors::ClientError,
-    namespace::NamespaceRuntime,
+    member::Member,
+    namespace::{NamespaceRuntime, SioMember},
+    runtime::SpecRuntime,
     session::Session,
 };
 
-/// Rate-limit notices to one socket are at most this often; refused events beyond are dropped
+/// Rate-limit notices to one member are at most this often; refused events beyond are dropped
 /// quietly (their acks are still answered).
 const LIMIT_NOTICE_GAP_MS: u64 = 1000;
 
+/// What a client event comes to.
+#[derive(Debug)]
+pub(super) enum Handled {
+    /// Done; the reply (or `{ok: true}`) answers the ack.
+    Replied(Json),
+    /// Refused: tell the client (an `error`), and answer the ack with it.
+    Failed(ClientError),
+    /// Refused by a rate limit; `notify` is false when the client was told moments ago, and only
+    /// the ack is answered.
+    Limited { error: ClientError, notify: bool },
+    /// No such event: the seeds' gateways ignored these; only an ack is answered, with the error.
+    Unknown(ClientError),
+    /// The member's token has expired: end it.
+    Expired,
+    /// The token was replaced: send `auth:refreshed` with this, which is also the ack.
+    Refreshed(Json),
+}
+
+impl SpecRuntime {
+    /// Checks the all-events flood limit before anything else is done with a message; `Some`
+    /// when it refuses.
+    pub(super) fn flood_check<M: Member>(&self, member: &M, session: &Session) -> Option<Handled> {
+        let wait = self.flood_limiter.check(member.key()).err()?;
+        Some(self.limited(session, wait, "too many events: slow down"))
+    }
+
+    /// Handles event `name` with `payload` (`size` bytes as received) for `member`. Runs on the
+    /// member's receive path: no awaiting.
+    pub(super) fn dispatch<M: Member>(
+        &self,
+        member: &M,
+        session: &Session,
+        name: &str,
+        payload: Json,
+        size: usize,
+    ) -> Handled {
+        let identity = session.identity();
+        if self.shared.verifier.is_expired(&identity, now_millis()) {
+            // The expiry task ends it at that very moment; an event racing it is not served.
+            return Handled::Expired;
+        }
+        if name == self.spec.auth.refresh_event {
+            return self.refresh_token(member, session, &payload);
+        }
+        let Some(event) = self.spec.events.get(name) else {
+            tracing::debug!(ns = %self.spec.path, socket = %session.public_id, event = name, "unknown event ignored");
+            return Handled::Unknown(ClientError::validation(format!("unknown event `{name}`")));
+        };
+        let max = event.max_bytes.unwrap_or(self.shared.limits.max_event_bytes);
+        if size > max {
+            return Handled::Failed(ClientError::validation(format!(
+                "payload too large: {size} bytes, the limit is {max}"
+            )));
+        }
+        if let Some(limiter) = self.event_limiters.get(name)
+            && let Err(wait) = limiter.check(member.key())
+        {
+            return self.limited(session, wait, &format!("rate limit exceeded for `{name}`"));
+        }
+        if let Some(schema) = &event.schema
+            && let Err(message) = schema.check(&payload)
+        {
+            return Handled::Failed(ClientError::validation(message));
+        }
+        let mut ctx = ActionCtx::new(self, member, session, &identity, Some(&payload));
+        ctx.from_client = true;
+        match ctx.run(&event.actions) {
+            Ok(reply) => Handled::Replied(reply.unwrap_or_else(|| json!({ "ok": true }))),
+            Err(error) => Handled::Failed(error),
+        }
+    }
+
+    fn limited(&self, session: &Session, wait: Duration, message: &str) -> Handled {
+        self.shared.metrics.rate_limited.inc();
+        Handled::Limited {
+            error: ClientError::rate_limit(message, Some(wait.as_millis().max(1) as u64)),
+            notify: session.may_notify_limit(now_millis(), LIMIT_NOTICE_GAP_MS),
+        }
+    }
+
+    /// The refresh event: `{token}` (or the token as a string) replaces the member's token, for
+    /// the same user and tenant. Answered with `auth:refreshed` `{expiresAt, roomsLeft, timestamp}`.
+    fn refresh_token<M: Member>(&self, member: &M, session: &Session, payload: &Json) -> Handled {
+        if let Err(wait) = self.refresh_limiter.check(member.key()) {
+            return self.limited(session, wait, "too many token refreshes");
+        }
+        match self.replace_token(member, session, payload) {
+            Ok(reply) => Handled::Refreshed(reply),
+            Err(error) => Handled::Failed(error),
+        }
+    }
+
+    fn replace_token<M: Member>(&self, member: &M, session: &Session, payload: &Json) -> Result<Json, ClientError> {
+        let token = match payload {
+            Json::String(t) => Some(t.as_str()),
+            other => other.get("token").and_then(Json::as_str),
+        };
+        let token = token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ClientError::validation("send the new token as {\"token\": \"...\"}"))?;
+        let current = session.identity();
+        let fresh = self.shared.verifier.verify(token).map_err(|e| ClientError::auth(e.to_string()))?;
+        if fresh.user_id != current.user_id || fresh.tenant_id != current.tenant_id {
+            return Err(ClientError::auth("the new token must be for the same user and tenant"));
+        }
+        if let Some(old) = current.expires_at {
+            self.shared.expiry.cancel(old, self.index, member.key());
+        }
+        if let Some(exp) = fresh.expires_at {
+            self.shared.expiry.schedule(exp, self.index, member.key());
+        }
+        let expires_at = fresh.expires_at;
+        session.set_identity(fresh);
+        // Rooms are kept only while their access rules still hold for the new token's roles.
+        let identity = session.identity();
+        let left = ActionCtx::new(self, member, session, &identity, None).leave_rooms_no_longer_allowed();
+        if !left.is_empty() {
+            tracing::info!(ns = %self.spec.path, socket = %session.public_id, rooms = ?left, "token refreshed with fewer rights: left rooms");
+        }
+        Ok(json!({ "expiresAt": expires_at.map(iso_from_secs), "roomsLeft": left, "timestamp": iso_now() }))
+    }
+}
+
 impl<A: Adapter> NamespaceRuntime<A> {
-    /// Handles one client event. Runs on the socket's receive path: no awaiting.
+    /// Handles one Socket.IO event. Runs on the socket's receive path: no awaiting.
     pub(super) fn handle_event(
         &self,
         socket: &SocketRef<A>,
@@ -35,116 +162,78 @@ impl<A: Adapter> NamespaceRuntime<A> {
     ) {
         let started = std::time::Instant::now();
         self.shared.metrics.events_received.inc();
-        self.handle(socket, session, packet, ack, wants_ack);
+        let member = SioMember { ns: self, socket };
+        let (event, handled) = self.handle(&member, session, packet);
+        self.answer(socket, session, event.as_deref(), handled, ack, wants_ack);
         self.shared.metrics.event_handling.record(started.elapsed());
     }
 
-    fn handle(&self, socket: &SocketRef<A>, session: &Arc<Session>, packet: Value, ack: AckSender<A>, wants_ack: bool) {
+    /// Reads the packet and dispatches it; returns the event's name (when it has one) and the outcome.
+    fn handle(&self, member: &SioMember<'_, A>, session: &Session, packet: Value) -> (Option<String>, Handled) {
         // Before any parsing, so a flood costs as little as possible.
-        if let Err(wait) = self.flood_limiter.check(socket.id) {
-            return self.refuse_limited(socket, session, None, ack, wants_ack, wait, "too many events: slow down");
+        if let Some(refused) = self.flood_check(member, session) {
+            return (None, refused);
         }
         let (raw, size) = match &packet {
             // A relay or a reply would forward only the JSON part, with `{"_placeholder": true}`
             // where the bytes were: refuse rather than mangle silently.
             Value::Str(_, Some(attachments)) if !attachments.is_empty() => {
-                return self.fail(
-                    socket,
-                    None,
-                    ack,
-                    wants_ack,
-                    ClientError::validation(
-                        "binary attachments are not supported: send JSON (bytes as base64 strings, for example)",
-                    ),
-                );
+                let message = "binary attachments are not supported: send JSON (bytes as base64 strings, for example)";
+                return (None, Handled::Failed(ClientError::validation(message)));
             }
             Value::Str(text, _) => (text.as_str(), text.len()),
-            Value::Bytes(_) => {
-                return self.fail(
-                    socket,
-                    None,
-                    ack,
-                    wants_ack,
-                    ClientError::validation("binary packets are not supported"),
-                );
-            }
+            Value::Bytes(_) => return (None, Handled::Failed(ClientError::validation("binary packets are not supported"))),
         };
-        let (name, payload) = match parse_event(raw) {
-            Some(parsed) => parsed,
-            None => {
-                return self.fail(
-                    socket,
-                    None,
-                    ack,
-                    wants_ack,
-                    ClientError::validation("the event is not a JSON array starting with its name"),
-                );
+        match parse_event(raw) {
+            Some((name, payload)) => {
+                let handled = self.dispatch(member, session, &name, payload, size);
+                (Some(name), handled)
             }
-        };
-        let name = name.as_str();
-
-        let identity = session.identity();
-        if self.shared.verifier.is_expired(&identity, now_millis()) {
-            // The expiry task ends it at that very moment; an event racing it is not served.
-            self.end_expired(socket, session);
-            return;
+            None => (
+                None,
+                Handled::Failed(ClientError::validation("the event is not a JSON array starting with its name")),
+            ),
         }
+    }
 
-        if name == self.spec.auth.refresh_event {
-            return self.refresh_token(socket, session, name, payload, ack, wants_ack);
-        }
-
-        let Some(event) = self.spec.events.get(name) else {
-            // The seeds' gateways ignored events they did not handle; do the same, but do not
-            // leave an ack callback waiting.
-            tracing::debug!(ns = %self.spec.path, socket = %session.public_id, event = name, "unknown event ignored");
-            if wants_ack {
-                let error = ClientError::validation(format!("unknown event `{name}`"));
-                send_ack(ack, &json!({ "error": error.payload(Some(name)) }));
-            }
-            return;
-        };
-
-        let max = event.max_bytes.unwrap_or(self.shared.limits.max_event_bytes);
-        if size > max {
-            return self.fail(
-                socket,
-                Some(name),
-                ack,
-                wants_ack,
-                ClientError::validation(format!("payload too large: {size} bytes, the limit is {max}")),
-            );
-        }
-
-        if let Some(limiter) = self.event_limiters.get(name)
-            && let Err(wait) = limiter.check(socket.id)
-        {
-            return self.refuse_limited(
-                socket,
-                session,
-                Some(name),
-                ack,
-                wants_ack,
-                wait,
-                &format!("rate limit exceeded for `{name}`"),
-            );
-        }
-
-        if let Some(schema) = &event.schema
-            && let Err(message) = schema.check(&payload)
-        {
-            return self.fail(socket, Some(name), ack, wants_ack, ClientError::validation(message));
-        }
-
-        let mut ctx = ActionCtx::new(self, socket, session, &identity, Some(&payload));
-        ctx.from_client = true;
-        match ctx.run(&event.actions) {
-            Ok(reply) => {
+    /// Turns an outcome into Socket.IO: `error` events, acks, `auth:refreshed`, the expiry.
+    fn answer(
+        &self,
+        socket: &SocketRef<A>,
+        session: &Session,
+        event: Option<&str>,
+        handled: Handled,
+        ack: AckSender<A>,
+        wants_ack: bool,
+    ) {
+        match handled {
+            Handled::Replied(reply) => {
                 if wants_ack {
-                    send_ack(ack, &reply.unwrap_or_else(|| json!({ "ok": true })));
+                    send_ack(ack, &reply);
                 }
             }
-            Err(error) => self.fail(socket, Some(name), ack, wants_ack, error),
+            Handled::Failed(error) => self.fail(socket, event, ack, wants_ack, error),
+            Handled::Limited { error, notify: true } => self.fail(socket, event, ack, wants_ack, error),
+            Handled::Limited { error, notify: false } => {
+                if wants_ack {
+                    self.shared.metrics.events_rejected.inc();
+                    send_ack(ack, &json!({ "error": error.payload(event) }));
+                }
+            }
+            Handled::Unknown(error) => {
+                if wants_ack {
+                    send_ack(ack, &json!({ "error": error.payload(event) }));
+                }
+            }
+            Handled::Expired => self.end_expired(socket, session),
+            Handled::Refreshed(reply) => {
+                if let Err(e) = socket.emit("auth:refreshed", &reply) {
+                    self.note_emit_failure(socket, &e);
+                }
+                if wants_ack {
+                    send_ack(ack, &reply);
+                }
+            }
         }
     }
 
@@ -166,84 +255,6 @@ impl<A: Adapter> NamespaceRuntime<A> {
         if wants_ack {
             send_ack(ack, &json!({ "error": payload }));
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn refuse_limited(
-        &self,
-        socket: &SocketRef<A>,
-        session: &Session,
-        event: Option<&str>,
-        ack: AckSender<A>,
-        wants_ack: bool,
-        wait: std::time::Duration,
-        message: &str,
-    ) {
-        self.shared.metrics.rate_limited.inc();
-        let error = ClientError::rate_limit(message, Some(wait.as_millis().max(1) as u64));
-        if session.may_notify_limit(now_millis(), LIMIT_NOTICE_GAP_MS) {
-            self.fail(socket, event, ack, wants_ack, error);
-        } else if wants_ack {
-            self.shared.metrics.events_rejected.inc();
-            send_ack(ack, &json!({ "error": error.payload(event) }));
-        }
-    }
-
-    /// The refresh event: `{token}` (or the token as a string) replaces the socket's token, for
-    /// the same user and tenant. Answered with `auth:refreshed` `{expiresAt, timestamp}`.
-    fn refresh_token(
-        &self,
-        socket: &SocketRef<A>,
-        session: &Session,
-        name: &str,
-        payload: Json,
-        ack: AckSender<A>,
-        wants_ack: bool,
-    ) {
-        if let Err(wait) = self.refresh_limiter.check(socket.id) {
-            return self.refuse_limited(socket, session, Some(name), ack, wants_ack, wait, "too many token refreshes");
-        }
-        match self.replace_token(socket, session, &payload) {
-            Ok(reply) => {
-                if let Err(e) = socket.emit("auth:refreshed", &reply) {
-                    self.note_emit_failure(socket, &e);
-                }
-                if wants_ack {
-                    send_ack(ack, &reply);
-                }
-            }
-            Err(error) => self.fail(socket, Some(name), ack, wants_ack, error),
-        }
-    }
-
-    fn replace_token(&self, socket: &SocketRef<A>, session: &Session, payload: &Json) -> Result<Json, ClientError> {
-        let token = match payload {
-            Json::String(t) => Some(t.as_str()),
-            other => other.get("token").and_then(Json::as_str),
-        };
-        let token = token
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ClientError::validation("send the new token as {\"token\": \"...\"}"))?;
-        let current = session.identity();
-        let fresh = self.shared.verifier.verify(token).map_err(|e| ClientError::auth(e.to_string()))?;
-        if fresh.user_id != current.user_id || fresh.tenant_id != current.tenant_id {
-            return Err(ClientError::auth("the new token must be for the same user and tenant"));
-        }
-        if let Some(old) = current.expires_at {
-            self.shared.expiry.cancel(old, self.index, socket.id);
-        }
-        if let Some(exp) = fresh.expires_at {
-            self.shared.expiry.schedule(exp, self.index, socket.id);
-        }
-        let expires_at = fresh.expires_at;
-        session.set_identity(fresh);
-        // Rooms are kept only while their access rules still hold for the new token's roles.
-        let identity = session.identity();
-        let left = ActionCtx::new(self, socket, session, &identity, None).leave_rooms_no_longer_allowed();
-        if !left.is_empty() {
-            tracing::info!(ns = %self.spec.path, socket = %session.public_id, rooms = ?left, "token refreshed with fewer rights: left rooms");
-        }
-        Ok(json!({ "expiresAt": expires_at.map(iso_from_secs), "roomsLeft": left, "timestamp": iso_now() }))
     }
 }
 

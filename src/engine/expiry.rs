@@ -7,20 +7,21 @@
 
 use std::{collections::BTreeSet, sync::Mutex};
 
-use socketioxide::socket::Sid;
 use tokio::sync::Notify;
 
-/// Pending expiries: `(exp, namespace index, socket)`.
+use super::member::MemberKey;
+
+/// Pending expiries: `(exp, runtime index, member)`.
 #[derive(Debug, Default)]
 pub struct ExpiryQueue {
-    entries: Mutex<BTreeSet<(u64, usize, Sid)>>,
+    entries: Mutex<BTreeSet<(u64, usize, MemberKey)>>,
     /// Woken when an entry becomes the earliest, so the task sleeps until the right instant.
     earlier: Notify,
 }
 
 impl ExpiryQueue {
     /// Queues a socket's expiry.
-    pub fn schedule(&self, exp: u64, ns: usize, sid: Sid) {
+    pub fn schedule(&self, exp: u64, ns: usize, sid: MemberKey) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let earliest = entries.first().is_none_or(|first| exp < first.0);
         entries.insert((exp, ns, sid));
@@ -31,14 +32,14 @@ impl ExpiryQueue {
     }
 
     /// Forgets a queued expiry (disconnect, or a refresh replaced it).
-    pub fn cancel(&self, exp: u64, ns: usize, sid: Sid) {
+    pub fn cancel(&self, exp: u64, ns: usize, sid: MemberKey) {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(&(exp, ns, sid));
     }
 
     /// Takes every entry with `exp <= cutoff`.
-    pub fn take_due(&self, cutoff: u64) -> Vec<(u64, usize, Sid)> {
+    pub fn take_due(&self, cutoff: u64) -> Vec<(u64, usize, MemberKey)> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let later = entries.split_off(&(cutoff.saturating_add(1), 0, Sid::ZERO));
+        let later = entries.split_off(&(cutoff.saturating_add(1), 0, MemberKey::MIN));
         std::mem::replace(&mut *entries, later).into_iter().collect()
     }
 
@@ -66,7 +67,7 @@ mod tests {
     #[test]
     fn takes_only_what_is_due() {
         let q = ExpiryQueue::default();
-        let (a, b) = (Sid::new(), Sid::new());
+        let (a, b) = (MemberKey::Conn(1), MemberKey::Conn(2));
         q.schedule(100, 0, a);
         q.schedule(200, 0, b);
         q.schedule(150, 1, a);
@@ -83,16 +84,16 @@ mod tests {
     #[tokio::test]
     async fn an_earlier_entry_wakes_the_sweeper() {
         let q = std::sync::Arc::new(ExpiryQueue::default());
-        q.schedule(500, 0, Sid::new());
+        q.schedule(500, 0, MemberKey::Conn(1));
         q.earlier_scheduled().await; // the first schedule left a permit
-        q.schedule(600, 0, Sid::new());
+        q.schedule(600, 0, MemberKey::Conn(2));
         let waiting = tokio::spawn({
             let q = q.clone();
             async move { q.earlier_scheduled().await }
         });
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "a later entry does not wake it");
-        q.schedule(400, 0, Sid::new());
+        q.schedule(400, 0, MemberKey::Conn(3));
         tokio::time::timeout(std::time::Duration::from_secs(1), waiting).await.expect("woken").unwrap();
     }
 }

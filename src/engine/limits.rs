@@ -1,6 +1,6 @@
 //! Rate limits: one keyed limiter per limited client event (and one for all events together),
-//! keyed by socket id, so a socket costs nothing until it sends something limited; and the
-//! per-IP connection throttle, keyed by client address.
+//! keyed by member (a socket or a plain WebSocket connection), so a member costs nothing until it
+//! sends something limited; and the per-IP connection throttle, keyed by client address.
 //!
 //! The limiters are GCRA (governor): `max` per `per` with a burst of `max`, refilling smoothly
 //! rather than resetting at window edges. Keys of sockets that went quiet are dropped every
@@ -9,8 +9,8 @@
 use std::{hash::Hash, net::IpAddr, num::NonZeroU32, time::Duration};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
-use socketioxide::socket::Sid;
 
+use super::member::MemberKey;
 use crate::spec::RateLimit;
 
 /// A limiter per key: per socket for one event (or for all events), or per client IP.
@@ -18,8 +18,8 @@ pub struct KeyedLimiter<K: Hash + Eq + Clone> {
     limiter: DefaultKeyedRateLimiter<K>,
 }
 
-/// Client events, per socket.
-pub type SocketLimiter = KeyedLimiter<Sid>;
+/// Client events, per member.
+pub type MemberLimiter = KeyedLimiter<MemberKey>;
 /// Connections, per client IP.
 pub type IpLimiter = KeyedLimiter<IpAddr>;
 
@@ -50,13 +50,13 @@ mod tests {
 
     #[test]
     fn allows_the_burst_then_refuses_with_a_wait() {
-        let l = SocketLimiter::new(RateLimit { max: 3, per: Duration::from_secs(60) });
-        let a = Sid::new();
+        let l = MemberLimiter::new(RateLimit { max: 3, per: Duration::from_secs(60) });
+        let a = MemberKey::Conn(1);
         for _ in 0..3 {
             assert!(l.check(a).is_ok());
         }
         let wait = l.check(a).unwrap_err();
         assert!(wait > Duration::from_secs(10) && wait <= Duration::from_secs(20), "{wait:?}");
-        assert!(l.check(Sid::new()).is_ok(), "other sockets have their own budget");
+        assert!(l.check(MemberKey::Conn(2)).is_ok(), "other members have their own budget");
     }
 }

@@ -24,9 +24,11 @@ mod dispatch;
 pub mod errors;
 mod expiry;
 pub(crate) mod limits;
+mod member;
 mod namespace;
 mod perf;
 mod publish;
+mod runtime;
 mod session;
 mod slow;
 mod state;
@@ -57,7 +59,9 @@ use crate::{
     spec::{NamespaceSpec, TimerInterval},
 };
 use expiry::ExpiryQueue;
+use member::MemberKey;
 use namespace::NamespaceRuntime;
+use runtime::SpecRuntime;
 
 /// What every namespace shares. Behind one `Arc`, built once at start-up.
 pub(crate) struct Shared {
@@ -208,8 +212,8 @@ async fn expire_tokens<A: Adapter>(namespaces: Arc<[Arc<NamespaceRuntime<A>>]>, 
             () = shared.expiry.earlier_scheduled() => continue,
         }
         let cutoff = (clock::now_millis() / 1000).saturating_sub(leeway);
-        for (exp, index, sid) in shared.expiry.take_due(cutoff) {
-            if let Some(ns) = namespaces.get(index) {
+        for (exp, index, key) in shared.expiry.take_due(cutoff) {
+            if let (Some(ns), MemberKey::Socket(sid)) = (namespaces.get(index), key) {
                 ns.expire(sid, exp);
             }
         }
@@ -287,7 +291,7 @@ impl<A: Adapter> Engine<A> {
         let namespaces = specs
             .into_iter()
             .enumerate()
-            .map(|(i, spec)| Arc::new(NamespaceRuntime::new(spec, i, io.clone(), shared.clone())))
+            .map(|(i, spec)| Arc::new(NamespaceRuntime::new(SpecRuntime::new(spec, i, shared.clone()), io.clone())))
             .collect();
         Self { namespaces, shared, settings }
     }

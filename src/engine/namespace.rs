@@ -10,12 +10,12 @@
 //!   are handled in the order it sent them, and no task is spawned per message.
 
 use std::{
-    collections::HashMap,
     fmt,
     future::Future,
     net::SocketAddr,
+    ops::Deref,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::Arc,
     task::{Context, Poll, Waker},
 };
 
@@ -23,7 +23,7 @@ use axum::extract::ConnectInfo;
 
 use serde_json::Value as Json;
 use socketioxide::{
-    BroadcastError, SocketIo,
+    BroadcastError, SocketIo, TransportType,
     adapter::Adapter,
     extract::{AckSender, SocketRef},
     handler::{ConnectHandler, DisconnectHandler, FromMessageParts, MessageHandler, Value},
@@ -31,41 +31,33 @@ use socketioxide::{
 };
 
 use super::{
-    Shared,
     actions::ActionCtx,
     errors::{ClientError, ErrorKind},
-    limits::{IpLimiter, SocketLimiter},
+    member::{Member, MemberKey},
+    runtime::SpecRuntime,
     session::{Refusal, Session},
-    state::Stores,
 };
 use crate::{
     auth::{Identity, TokenError, TokenSource, handshake_token},
     connection::CutReason,
-    spec::{NamespaceSpec, RateLimit},
 };
 
 /// How long a refused socket's client has to read the `error` before its session is closed.
 const REFUSED_SESSION_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// A namespace spec and everything it needs at run time.
+/// A spec served as a Socket.IO namespace: the runtime, and socketioxide's handle.
 pub struct NamespaceRuntime<A: Adapter> {
-    /// The spec served.
-    pub spec: NamespaceSpec,
-    /// Position in the engine's namespace list (the expiry queue refers to namespaces by it).
-    pub index: usize,
+    rt: SpecRuntime,
     pub(super) io: SocketIo<A>,
-    pub(super) shared: Arc<Shared>,
-    pub(super) stores: Stores,
-    /// One limiter per rate-limited event.
-    pub(super) event_limiters: HashMap<String, SocketLimiter>,
-    /// All events of one socket together (`WS_MAX_EVENTS_PER_SECOND`).
-    pub(super) flood_limiter: SocketLimiter,
-    /// Token refreshes, which cost a signature check each.
-    pub(super) refresh_limiter: SocketLimiter,
-    /// New connections per client IP, when the spec limits them.
-    pub(super) connect_limiter: Option<IpLimiter>,
-    /// Events published per tenant, for `tenant.stats`.
-    pub(super) tenant_events: Mutex<HashMap<String, u64>>,
+}
+
+/// The spec, state and limiters are the runtime's; this front adds the sockets.
+impl<A: Adapter> Deref for NamespaceRuntime<A> {
+    type Target = SpecRuntime;
+
+    fn deref(&self) -> &SpecRuntime {
+        &self.rt
+    }
 }
 
 impl<A: Adapter> fmt::Debug for NamespaceRuntime<A> {
@@ -75,48 +67,13 @@ impl<A: Adapter> fmt::Debug for NamespaceRuntime<A> {
 }
 
 impl<A: Adapter> NamespaceRuntime<A> {
-    pub(super) fn new(spec: NamespaceSpec, index: usize, io: SocketIo<A>, shared: Arc<Shared>) -> Self {
-        let event_limiters = spec
-            .events
-            .values()
-            .filter_map(|e| e.rate_limit.map(|l| (e.name.clone(), SocketLimiter::new(l))))
-            .collect();
-        let flood_limiter = SocketLimiter::new(RateLimit {
-            max: shared.limits.events_per_second.saturating_mul(2),
-            per: std::time::Duration::from_secs(2),
-        });
-        let refresh_limiter = SocketLimiter::new(RateLimit { max: 10, per: std::time::Duration::from_secs(60) });
-        let stores = Stores::new(&spec.stores, shared.state_budget.clone());
-        let connect_limiter = spec.auth.connections_per_ip.map(IpLimiter::new);
-        Self {
-            spec,
-            index,
-            io,
-            shared,
-            stores,
-            event_limiters,
-            flood_limiter,
-            refresh_limiter,
-            connect_limiter,
-            tenant_events: Mutex::new(HashMap::new()),
-        }
+    pub(super) fn new(rt: SpecRuntime, io: SocketIo<A>) -> Self {
+        Self { rt, io }
     }
 
     /// The socketioxide connect handler for this namespace.
     pub fn connect_handler(self: &Arc<Self>) -> ConnectFlow<A> {
         ConnectFlow { ns: self.clone() }
-    }
-
-    /// Drops rate-limiter entries of quiet sockets.
-    pub(super) fn cleanup(&self) {
-        for l in self.event_limiters.values() {
-            l.cleanup();
-        }
-        self.flood_limiter.cleanup();
-        self.refresh_limiter.cleanup();
-        if let Some(l) = &self.connect_limiter {
-            l.cleanup();
-        }
     }
 
     /// Runs a broadcast started on a socket's receive path so that one socket's broadcasts keep
@@ -215,7 +172,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
                 s.on_fallback(EventHandler { ns: self.clone(), session });
                 s.on_disconnect(DisconnectFlow { ns: self.clone() });
                 if let Some(exp) = expires_at {
-                    self.shared.expiry.schedule(exp, self.index, s.id);
+                    self.shared.expiry.schedule(exp, self.index, MemberKey::Socket(s.id));
                 }
             }
         }
@@ -240,7 +197,8 @@ impl<A: Adapter> NamespaceRuntime<A> {
         self.shared.ns_connections[self.index].1.inc();
         let identity = session.identity();
         tracing::debug!(ns = %self.spec.path, socket = %session.public_id, user = ?identity.user_id, tenant = ?identity.tenant_id, "connected");
-        let mut ctx = ActionCtx::new(self, &s, &session, &identity, None);
+        let member = SioMember { ns: self, socket: &s };
+        let mut ctx = ActionCtx::new(self, &member, &session, &identity, None);
         if let Err(e) = ctx.run(&self.spec.on_connect) {
             tracing::warn!(ns = %self.spec.path, socket = %session.public_id, error = %e.message, "an on_connect action failed");
         }
@@ -282,6 +240,68 @@ impl<A: Adapter> NamespaceRuntime<A> {
         if let Err(e) = socket.clone().disconnect() {
             tracing::debug!(error = %e, "could not disconnect an expired socket");
         }
+    }
+}
+
+/// A Socket.IO socket of this namespace, as the actions see it.
+pub(super) struct SioMember<'a, A: Adapter> {
+    pub ns: &'a NamespaceRuntime<A>,
+    pub socket: &'a SocketRef<A>,
+}
+
+impl<A: Adapter> Member for SioMember<'_, A> {
+    fn key(&self) -> MemberKey {
+        MemberKey::Socket(self.socket.id)
+    }
+
+    fn rooms(&self) -> Vec<String> {
+        self.socket.rooms().into_iter().map(|r| r.into_owned()).collect()
+    }
+
+    fn join(&self, room: String) {
+        self.socket.join(room);
+    }
+
+    fn leave(&self, room: &str) {
+        self.socket.leave(room.to_string());
+    }
+
+    fn send(&self, event: &str, data: Option<&Json>) {
+        let result = match data {
+            Some(d) => self.socket.emit(event, d),
+            None => self.socket.emit(event, &()),
+        };
+        if let Err(e) = result {
+            self.ns.note_emit_failure(self.socket, &e);
+        }
+    }
+
+    fn transport(&self) -> &'static str {
+        match self.socket.transport_type() {
+            TransportType::Websocket => "websocket",
+            TransportType::Polling => "polling",
+        }
+    }
+
+    fn relay(&self, session: &Session, rooms: Vec<String>, event: String, data: Json) -> Result<(), ClientError> {
+        // Through the adapter, so members on other nodes get it too; while the cluster is
+        // unreachable (or the send to it fails), to this node's members only.
+        let op = self.socket.to(rooms);
+        let clustered = self.ns.shared.cluster.get().is_some();
+        let reachable = self.ns.shared.cluster_reachable();
+        self.ns.broadcast_in_order(session, async move {
+            if clustered && !reachable {
+                return op.local().emit(&event, &data).await;
+            }
+            match op.clone().emit(&event, &data).await {
+                Err(BroadcastError::Adapter(e)) => {
+                    tracing::warn!(error = %e, "relay to other nodes failed; delivering on this node");
+                    op.local().emit(&event, &data).await
+                }
+                other => other,
+            }
+        });
+        Ok(())
     }
 }
 
@@ -342,7 +362,7 @@ impl<A: Adapter> DisconnectHandler<A, SpecHandler> for DisconnectFlow<A> {
             self.ns.shared.metrics.connections.dec();
             self.ns.shared.ns_connections[self.ns.index].1.dec();
             if let Some(exp) = session.identity().expires_at {
-                self.ns.shared.expiry.cancel(exp, self.ns.index, s.id);
+                self.ns.shared.expiry.cancel(exp, self.ns.index, MemberKey::Socket(s.id));
             }
             tracing::debug!(ns = %self.ns.spec.path, socket = %session.public_id, %reason, "disconnected");
         }

@@ -12,7 +12,7 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use socketioxide::{AckError, adapter::Adapter};
 
-use super::{clock::iso_now, namespace::NamespaceRuntime};
+use super::{clock::iso_now, namespace::NamespaceRuntime, runtime::SpecRuntime};
 use crate::{
     rooms::{self, RoomScope},
     spec::{
@@ -113,8 +113,8 @@ impl Scope for EventScope<'_> {
     }
 }
 
-impl<A: Adapter> NamespaceRuntime<A> {
-    /// Whether this namespace takes events of this type.
+impl SpecRuntime {
+    /// Whether this spec takes events of this type.
     pub(super) fn accepts(&self, event: &PublishedEvent) -> bool {
         self.spec.routes_type(event.event_type())
     }
@@ -167,6 +167,48 @@ impl<A: Adapter> NamespaceRuntime<A> {
         Ok(())
     }
 
+    /// Applies the event to state and counters, and renders what its route sends where (`None`
+    /// when no route takes it or it reaches no room).
+    pub(super) fn prepare(&self, event: &PublishedEvent) -> Option<Delivery> {
+        let scope = EventScope { event, now: iso_now() };
+        let tenant = event.tenant_id();
+        self.stores.apply(&self.spec.stores, event.event_type(), tenant.unwrap_or_default(), &scope);
+        if let Some(t) = tenant {
+            let mut counts = self.tenant_events.lock().unwrap_or_else(|e| e.into_inner());
+            *counts.entry(t.to_string()).or_default() += 1;
+        }
+        let route = self.spec.routes.iter().find(|r| r.types.matches(event.event_type()))?;
+
+        let mut rooms: Vec<String> = Vec::new();
+        for target in &route.targets {
+            let family = &self.spec.rooms[target.room];
+            let values: Vec<Option<String>> =
+                target.params.iter().map(|p| p.as_ref().and_then(|t| t.render_key(&scope))).collect();
+            let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+            for visible in family.pattern.fanout(&refs, target.exact) {
+                // A value that spells the name of another family's server-only room (a channel
+                // called `user:bob`) does not reach that room.
+                let owner = self.spec.family_of(&visible).map(|(id, _)| id);
+                if owner.is_some_and(|o| o != target.room && self.spec.rooms[o].server_only) {
+                    continue;
+                }
+                if let Some(internal) = rooms::internal_name(family.scope, tenant, &visible) {
+                    rooms.push(internal);
+                }
+            }
+        }
+        rooms.sort_unstable();
+        rooms.dedup();
+        if rooms.is_empty() {
+            return None;
+        }
+        let event_name = route.emit.event.render_text(&scope);
+        let data = route.emit.data.as_ref().and_then(|d| d.render(&scope));
+        Some(Delivery { rooms, event: event_name, data })
+    }
+}
+
+impl<A: Adapter> NamespaceRuntime<A> {
     /// Updates state and emits the event to its rooms on this node.
     pub(super) async fn deliver(&self, event: &PublishedEvent) {
         let Some(delivery) = self.prepare(event) else { return };
@@ -222,53 +264,16 @@ impl<A: Adapter> NamespaceRuntime<A> {
         report
     }
 
-    /// Applies the event to state and counters, and renders what its route sends where (`None`
-    /// when no route takes it or it reaches no room).
-    fn prepare(&self, event: &PublishedEvent) -> Option<Delivery> {
-        let scope = EventScope { event, now: iso_now() };
-        let tenant = event.tenant_id();
-        self.stores.apply(&self.spec.stores, event.event_type(), tenant.unwrap_or_default(), &scope);
-        if let Some(t) = tenant {
-            let mut counts = self.tenant_events.lock().unwrap_or_else(|e| e.into_inner());
-            *counts.entry(t.to_string()).or_default() += 1;
-        }
-        let route = self.spec.routes.iter().find(|r| r.types.matches(event.event_type()))?;
-
-        let mut rooms: Vec<String> = Vec::new();
-        for target in &route.targets {
-            let family = &self.spec.rooms[target.room];
-            let values: Vec<Option<String>> =
-                target.params.iter().map(|p| p.as_ref().and_then(|t| t.render_key(&scope))).collect();
-            let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
-            for visible in family.pattern.fanout(&refs, target.exact) {
-                // A value that spells the name of another family's server-only room (a channel
-                // called `user:bob`) does not reach that room.
-                let owner = self.spec.family_of(&visible).map(|(id, _)| id);
-                if owner.is_some_and(|o| o != target.room && self.spec.rooms[o].server_only) {
-                    continue;
-                }
-                if let Some(internal) = rooms::internal_name(family.scope, tenant, &visible) {
-                    rooms.push(internal);
-                }
-            }
-        }
-        rooms.sort_unstable();
-        rooms.dedup();
-        if rooms.is_empty() {
-            return None;
-        }
-        let event_name = route.emit.event.render_text(&scope);
-        let data = route.emit.data.as_ref().and_then(|d| d.render(&scope));
-        Some(Delivery { rooms, event: event_name, data })
-    }
 }
 
 /// What one published event sends on one namespace.
-struct Delivery {
+pub(super) struct Delivery {
     /// Internal room names.
-    rooms: Vec<String>,
-    event: String,
-    data: Option<Value>,
+    pub rooms: Vec<String>,
+    /// The event name clients receive.
+    pub event: String,
+    /// Its data (`None`: no argument).
+    pub data: Option<Value>,
 }
 
 /// How many sockets an event reached, and how many acknowledged it in time.

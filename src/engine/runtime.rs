@@ -1,0 +1,84 @@
+//! A spec as the engine runs it, whatever front its clients come through: the spec, its
+//! last-known state, its rate limiters and its per-tenant counters. The Socket.IO front
+//! (`namespace`) and the plain WebSocket front (`native`) each wrap one of these with their own
+//! connections; actions (`actions`), client events (`dispatch`) and published events (`publish`)
+//! work on it alone.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use super::{
+    Shared,
+    limits::{IpLimiter, MemberLimiter},
+    state::Stores,
+};
+use crate::spec::{NamespaceSpec, RateLimit};
+
+/// One spec and what serving it needs, front-independent.
+pub struct SpecRuntime {
+    /// The spec served.
+    pub spec: NamespaceSpec,
+    /// Position among the engine's runtimes (the expiry queue refers to runtimes by it).
+    pub index: usize,
+    pub(super) shared: Arc<Shared>,
+    pub(super) stores: Stores,
+    /// One limiter per rate-limited event.
+    pub(super) event_limiters: HashMap<String, MemberLimiter>,
+    /// All events of one member together (`WS_MAX_EVENTS_PER_SECOND`).
+    pub(super) flood_limiter: MemberLimiter,
+    /// Token refreshes, which cost a signature check each.
+    pub(super) refresh_limiter: MemberLimiter,
+    /// New connections per client IP, when the spec limits them.
+    pub(super) connect_limiter: Option<IpLimiter>,
+    /// Events published per tenant, for `tenant.stats`.
+    pub(super) tenant_events: Mutex<HashMap<String, u64>>,
+}
+
+impl std::fmt::Debug for SpecRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpecRuntime").field("path", &self.spec.path).finish()
+    }
+}
+
+impl SpecRuntime {
+    pub(super) fn new(spec: NamespaceSpec, index: usize, shared: Arc<Shared>) -> Self {
+        let event_limiters = spec
+            .events
+            .values()
+            .filter_map(|e| e.rate_limit.map(|l| (e.name.clone(), MemberLimiter::new(l))))
+            .collect();
+        let flood_limiter = MemberLimiter::new(RateLimit {
+            max: shared.limits.events_per_second.saturating_mul(2),
+            per: Duration::from_secs(2),
+        });
+        let refresh_limiter = MemberLimiter::new(RateLimit { max: 10, per: Duration::from_secs(60) });
+        let stores = Stores::new(&spec.stores, shared.state_budget.clone());
+        let connect_limiter = spec.auth.connections_per_ip.map(IpLimiter::new);
+        Self {
+            spec,
+            index,
+            shared,
+            stores,
+            event_limiters,
+            flood_limiter,
+            refresh_limiter,
+            connect_limiter,
+            tenant_events: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Drops rate-limiter entries of quiet members.
+    pub(super) fn cleanup(&self) {
+        for l in self.event_limiters.values() {
+            l.cleanup();
+        }
+        self.flood_limiter.cleanup();
+        self.refresh_limiter.cleanup();
+        if let Some(l) = &self.connect_limiter {
+            l.cleanup();
+        }
+    }
+}
