@@ -33,7 +33,7 @@ use crate::{
     metrics::Metrics,
     server::{self, ServeOptions},
     sessions::{Sessions, SessionsOptions},
-    spec::{self, NamespaceSpec, SpecErrors},
+    spec::{self, NamespaceSpec, SpecErrors, Transport},
 };
 
 /// Bytes reserved for reading each WebSocket. Clients mostly send small events; larger messages
@@ -86,7 +86,9 @@ impl<A: Adapter> Served for ServedBy<A> {
     }
 
     fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
-        Box::pin(self.io.close())
+        Box::pin(async {
+            tokio::join!(self.io.close(), self.engine.close_endpoints(Duration::from_secs(5)));
+        })
     }
 }
 
@@ -97,6 +99,10 @@ pub fn load_specs(config: &Config) -> anyhow::Result<Vec<NamespaceSpec>> {
         NamespaceSource::Dir(dir) => spec::load_dir(dir),
     }
     .map_err(|e: SpecErrors| anyhow::anyhow!("the namespace specs have errors:\n{e}"))?;
+    for spec in specs.iter().filter(|s| s.transport == Transport::WebSocket) {
+        check_endpoint_path(&spec.path, &config.transport.path)
+            .with_context(|| format!("{}: the plain WebSocket endpoint `{}`", spec.file, spec.path))?;
+    }
     for (path, events) in &config.rate_limit_overrides {
         let spec = specs
             .iter_mut()
@@ -117,6 +123,18 @@ pub fn load_specs(config: &Config) -> anyhow::Result<Vec<NamespaceSpec>> {
         }
     }
     Ok(specs)
+}
+
+/// A plain WebSocket endpoint's HTTP path must not shadow Socket.IO or the gateway's own routes.
+fn check_endpoint_path(path: &str, socketio_path: &str) -> anyhow::Result<()> {
+    let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+    if path == "/" || path.ends_with('/') || under(socketio_path) {
+        anyhow::bail!("must be a path of its own, outside SOCKETIO_PATH ({socketio_path})");
+    }
+    if let Some(taken) = ["/api", "/healthz", "/readyz", "/metrics"].into_iter().find(|p| under(p)) {
+        anyhow::bail!("`{taken}` is the gateway's own");
+    }
+    Ok(())
 }
 
 impl App {
@@ -147,6 +165,7 @@ impl App {
             trusted_proxies: config.trusted_proxies.clone(),
             auth_cookie_name: config.auth_cookie_name.clone(),
             allowed_origins: config.cors_origins.clone(),
+            native: config.native.clone(),
         };
         match &config.redis {
             None => {

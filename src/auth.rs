@@ -38,6 +38,17 @@ impl Identity {
         Self { user_id: None, tenant_id: None, roles: Arc::from([]), expires_at: None }
     }
 
+    /// A service connecting with an API key on behalf of `tenant` (plain WebSocket endpoints):
+    /// user `service`, role `service`, no expiry.
+    pub fn service(tenant: &str) -> Self {
+        Self {
+            user_id: Some(Arc::from("service")),
+            tenant_id: Some(Arc::from(tenant)),
+            roles: Arc::from([Arc::from("service")]),
+            expires_at: None,
+        }
+    }
+
     /// Whether a token backs this identity.
     pub fn is_authenticated(&self) -> bool {
         self.user_id.is_some()

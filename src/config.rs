@@ -45,6 +45,8 @@ pub struct Config {
     pub transport: TransportConfig,
     /// Connection-level protection: timeouts and caps that apply before a request is understood.
     pub http: HttpConfig,
+    /// The plain WebSocket front (seed 001's hub protocol).
+    pub native: NativeConfig,
     /// Per-socket limits the engine enforces for every namespace.
     pub limits: LimitsConfig,
     /// How often idle rate-limiter entries are dropped (`WS_CLEANUP_INTERVAL`).
@@ -163,6 +165,22 @@ pub struct HttpConfig {
     pub write_timeout: Duration,
 }
 
+/// Settings of plain WebSocket endpoints (specs with `transport: websocket`), named after the Go
+/// hub's.
+#[derive(Debug, Clone)]
+pub struct NativeConfig {
+    /// `WS_NATIVE_PING_INTERVAL`: how often a ping frame is sent.
+    pub ping_interval: Duration,
+    /// `WS_NATIVE_PONG_WAIT`: how long a connection may stay silent (no pong, no message).
+    pub pong_wait: Duration,
+    /// `WS_NATIVE_SEND_BUFFER`: messages queued per connection; a full buffer closes it.
+    pub send_buffer: usize,
+    /// `WS_NATIVE_SEND_BUFFER_BYTES`: bytes queued per connection; beyond, it is closed.
+    pub send_buffer_bytes: usize,
+    /// `WS_NATIVE_MAX_MESSAGE_SIZE`: the largest client message; beyond, close 1009.
+    pub max_message_bytes: usize,
+}
+
 /// The smallest head limit hyper accepts (its read buffer cannot be smaller).
 pub const MIN_HEADER_BYTES: usize = 8192;
 
@@ -247,6 +265,11 @@ struct FileConfig {
     http_max_header_size: Option<usize>,
     max_connections_per_ip: Option<usize>,
     shutdown_delay: Option<DurationSetting>,
+    ws_native_ping_interval: Option<DurationSetting>,
+    ws_native_pong_wait: Option<DurationSetting>,
+    ws_native_send_buffer: Option<usize>,
+    ws_native_send_buffer_bytes: Option<usize>,
+    ws_native_max_message_size: Option<usize>,
     ws_max_rooms_per_socket: Option<usize>,
     ws_max_event_size: Option<usize>,
     ws_max_events_per_second: Option<u32>,
@@ -545,6 +568,31 @@ impl Config {
         if http.header_timeout.is_zero() || http.write_timeout.is_zero() {
             bail!("HTTP_HEADER_TIMEOUT and WS_WRITE_TIMEOUT must be longer than zero");
         }
+        let native = NativeConfig {
+            ping_interval: duration("WS_NATIVE_PING_INTERVAL", file.ws_native_ping_interval, 54_000)?,
+            pong_wait: duration("WS_NATIVE_PONG_WAIT", file.ws_native_pong_wait, 60_000)?,
+            send_buffer: number(&env, "WS_NATIVE_SEND_BUFFER", file.ws_native_send_buffer, 256usize)?,
+            send_buffer_bytes: number(
+                &env,
+                "WS_NATIVE_SEND_BUFFER_BYTES",
+                file.ws_native_send_buffer_bytes,
+                4 * 1024 * 1024usize,
+            )?,
+            max_message_bytes: number(
+                &env,
+                "WS_NATIVE_MAX_MESSAGE_SIZE",
+                file.ws_native_max_message_size,
+                64 * 1024usize,
+            )?,
+        };
+        if native.send_buffer == 0 || native.send_buffer_bytes == 0 || native.max_message_bytes == 0 {
+            bail!(
+                "WS_NATIVE_SEND_BUFFER, WS_NATIVE_SEND_BUFFER_BYTES and WS_NATIVE_MAX_MESSAGE_SIZE must be at least 1"
+            );
+        }
+        if native.ping_interval.is_zero() || native.pong_wait <= native.ping_interval {
+            bail!("WS_NATIVE_PONG_WAIT must be longer than WS_NATIVE_PING_INTERVAL, which must be above zero");
+        }
         let limits = LimitsConfig {
             max_rooms_per_socket: number(&env, "WS_MAX_ROOMS_PER_SOCKET", file.ws_max_rooms_per_socket, 100usize)?,
             max_event_bytes: number(&env, "WS_MAX_EVENT_SIZE", file.ws_max_event_size, 64 * 1024usize)?,
@@ -593,6 +641,7 @@ impl Config {
             dev_mode,
             transport,
             http,
+            native,
             limits,
             cleanup_interval: duration("WS_CLEANUP_INTERVAL", file.ws_cleanup_interval, 300_000)?,
             metrics_interval: duration("WS_METRICS_INTERVAL", file.ws_metrics_interval, 60_000)?,

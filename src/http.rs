@@ -26,7 +26,7 @@ use socketioxide::adapter::{Adapter, LocalAdapter};
 
 use crate::{
     auth::ApiKeys,
-    engine::{EmitRequest, Engine, PublishedEvent, RoomQuery},
+    engine::{self, EmitRequest, Engine, PublishedEvent, RoomQuery},
     metrics::Metrics,
 };
 
@@ -84,7 +84,13 @@ impl<A: Adapter> Clone for HttpState<A> {
 /// The routes, ready to be layered with Socket.IO and CORS.
 pub fn router<A: Adapter>(state: HttpState<A>) -> Router {
     let max_body_bytes = state.max_body_bytes;
-    Router::new()
+    let mut router = Router::new();
+    for path in state.engine.endpoint_paths() {
+        router = router
+            .route(&path, get(native_upgrade::<A>))
+            .route(&format!("{}/stats", path.trim_end_matches('/')), get(native_stats::<A>));
+    }
+    router
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<A>))
         .route("/metrics", get(metrics::<A>))
@@ -336,6 +342,44 @@ async fn notify<A: Adapter>(
         state.engine.publish(vec![event]).await.map_err(ApiError::BadRequest)?;
         Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
     }
+}
+
+/// A plain WebSocket endpoint's handshake (seed 001's `/ws`).
+async fn native_upgrade<A: Adapter>(State(state): State<HttpState<A>>, request: axum::extract::Request) -> Response {
+    match state.engine.endpoint(request.uri().path()) {
+        Some(endpoint) => engine::native::upgrade(endpoint, &state.api_keys, request).await.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `GET /ws/stats`, the Go hub's statistics of an endpoint over the whole cluster, for an API key
+/// or a valid token: `{total_clients, total_users, channels: {register, unregister, broadcast}}`.
+/// The hub's queue depths become the gateway's: upgrades not yet registered, connections
+/// closing, and frames waiting in send buffers. Users are counted per node and summed.
+async fn native_stats<A: Adapter>(
+    State(state): State<HttpState<A>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Json<Value>, ApiError> {
+    let token = crate::auth::query_param(uri.query().unwrap_or_default(), "token").or_else(|| {
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::to_string)
+    });
+    let by_token = token.is_some_and(|t| state.engine.verify_token(t.trim()));
+    if !by_token && !state.api_keys.authorize(&headers) {
+        return Err(ApiError::Unauthorized);
+    }
+    let path = uri.path().trim_end_matches("/stats");
+    let stats =
+        state.engine.endpoint_stats(path).ok_or_else(|| ApiError::BadRequest(format!("no endpoint `{path}`")))?;
+    Ok(Json(json!({
+        "total_clients": stats.clients,
+        "total_users": stats.users,
+        "channels": { "register": stats.registering, "unregister": stats.closing, "broadcast": stats.queued },
+    })))
 }
 
 /// `GET /api/v1/stats`: sockets per namespace and tenant (only `namespace`'s when given); with

@@ -119,7 +119,13 @@ fn check(config_file: Option<&std::path::Path>, dir: Option<std::path::PathBuf>)
     };
     match loaded {
         Ok(specs) => {
-            let paths: Vec<&str> = specs.iter().map(|s| s.path.as_str()).collect();
+            let paths: Vec<String> = specs
+                .iter()
+                .map(|s| match s.transport {
+                    spec::Transport::SocketIo => s.path.clone(),
+                    spec::Transport::WebSocket => format!("{} (plain WebSocket)", s.path),
+                })
+                .collect();
             println!("ok: {} namespace spec(s) in {source}: {}", specs.len(), paths.join(", "));
             Ok(ExitCode::SUCCESS)
         }

@@ -109,6 +109,8 @@ pub struct Metrics {
     pub publish_delivery: Latency,
     /// Open TCP connections (HTTP, long-polling and WebSocket).
     pub tcp_connections: Gauge,
+    /// Plain WebSocket connections (endpoints with `transport: websocket`) now.
+    pub native_connections: Gauge,
     /// TCP connections closed at once because their address already holds its maximum.
     pub connections_refused_per_ip: Counter,
     /// Connections cut by the gateway, by [`CutReason`].
@@ -189,6 +191,12 @@ impl Metrics {
             self.connections_throttled.get().to_string(),
         );
         metric("relayed_events_total", "counter", "Client events relayed to rooms.", self.relayed.get().to_string());
+        metric(
+            "native_connections",
+            "gauge",
+            "Plain WebSocket connections now.",
+            self.native_connections.get().to_string(),
+        );
         metric(
             "tcp_connections",
             "gauge",

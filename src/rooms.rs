@@ -10,6 +10,13 @@
 //! Filters become room names, not predicates: a subscriber to `logs:e1:error:*` sits in that one
 //! room, and a published log of execution `e1` at level `error` from step `s1` is sent to the
 //! rooms `logs:{e1|*}:{error|*}:{s1|*}` (see [`RoomPattern::fanout`]), each socket once.
+//!
+//! A family may also have *filters*: hidden dimensions of a room that clients do not name but
+//! choose values for when they join (the Go hub's subscription filters: `statuses: [running,
+//! failed]`). Each combination of chosen values is a room of its own, `executions` then one value
+//! (or `*`) per filter after [`FILTER_SEP`] ([`with_filters`]); a published event reaches, for
+//! each filter, its value and `*` ([`filter_fanout`]). Every name helper strips them where a
+//! visible name is wanted ([`split_internal`]).
 
 use std::fmt::Write;
 
@@ -18,6 +25,10 @@ pub const MAX_NAME_LEN: usize = 512;
 
 /// The marker an unset optional parameter renders as.
 pub const ANY: &str = "*";
+
+/// Separates a room's visible name from its filter values in the names the adapter sees. A
+/// control character, which values never contain unescaped and patterns cannot contain.
+pub const FILTER_SEP: char = '\u{1}';
 
 /// A parsed room pattern: literal text and `{param}` / `{param?}` slots.
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +103,9 @@ impl RoomPattern {
                     }
                     if lit.contains('*') || lit.contains('%') {
                         return Err(format!("room pattern `{pattern}` cannot contain `*` or `%` outside a parameter"));
+                    }
+                    if lit.chars().any(char::is_control) {
+                        return Err(format!("room pattern `{pattern}` cannot contain control characters"));
                     }
                     segments.push(Seg::Lit(lit.to_string()));
                     rest = &rest[end..];
@@ -256,14 +270,73 @@ pub fn internal_name(scope: RoomScope, tenant: Option<&str>, visible: &str) -> O
     }
 }
 
-/// The tenant and visible name of an internal name made by [`internal_name`].
+/// The tenant and visible name of an internal name made by [`internal_name`] (filter values, if
+/// any, left out).
 pub fn split_internal(internal: &str) -> Option<(Option<String>, &str)> {
-    if let Some(visible) = internal.strip_prefix("g:") {
-        return Some((None, visible));
+    let (tenant, name) = match internal.strip_prefix("g:") {
+        Some(visible) => (None, visible),
+        None => {
+            let rest = internal.strip_prefix("t:")?;
+            let colon = rest.find(':')?;
+            (Some(percent_decode(&rest[..colon])?), &rest[colon + 1..])
+        }
+    };
+    Some((tenant, without_filters(name)))
+}
+
+/// A visible name followed by one value per filter (`None`: any value), for [`internal_name`].
+pub fn with_filters(visible: &str, values: &[Option<&str>]) -> String {
+    let mut out = String::with_capacity(visible.len() + 4 * values.len());
+    out.push_str(visible);
+    for value in values {
+        out.push(FILTER_SEP);
+        match value {
+            Some(v) if !v.is_empty() => escape_filter_value(v, &mut out),
+            _ => out.push_str(ANY),
+        }
     }
-    let rest = internal.strip_prefix("t:")?;
-    let colon = rest.find(':')?;
-    Some((Some(percent_decode(&rest[..colon])?), &rest[colon + 1..]))
+    out
+}
+
+fn escape_filter_value(value: &str, out: &mut String) {
+    for c in value.chars() {
+        if c == '%' || c == '*' || c.is_control() {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                let _ = write!(out, "%{b:02X}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+}
+
+/// Whether `room` is `internal` or one of its filtered variants.
+pub fn is_variant_of(room: &str, internal: &str) -> bool {
+    room.strip_prefix(internal).is_some_and(|rest| rest.is_empty() || rest.starts_with(FILTER_SEP))
+}
+
+/// The visible part of a name made by [`with_filters`] (the name itself when it has none).
+pub fn without_filters(name: &str) -> &str {
+    name.split(FILTER_SEP).next().unwrap_or(name)
+}
+
+/// The filtered rooms of `visible` an event with these filter values reaches: for each filter, its
+/// value (when the event has one) and `*`.
+pub fn filter_fanout(visible: &str, values: &[Option<&str>]) -> Vec<String> {
+    let mut combos: Vec<Vec<Option<&str>>> = vec![Vec::with_capacity(values.len())];
+    for value in values {
+        match value.filter(|v| !v.is_empty()) {
+            Some(v) => {
+                let mut with_any = combos.clone();
+                combos.iter_mut().for_each(|c| c.push(Some(v)));
+                with_any.iter_mut().for_each(|c| c.push(None));
+                combos.extend(with_any);
+            }
+            None => combos.iter_mut().for_each(|c| c.push(None)),
+        }
+    }
+    combos.iter().map(|c| with_filters(visible, c)).collect()
 }
 
 #[cfg(test)]
@@ -333,6 +406,23 @@ mod tests {
         assert!(RoomPattern::parse("a{b}.{b}").unwrap_err().contains("twice"));
         assert!(RoomPattern::parse("a*").is_err());
         assert!(RoomPattern::parse("").is_err());
+    }
+
+    #[test]
+    fn filtered_rooms_are_reached_by_their_values_and_by_any() {
+        let joined = with_filters("executions", &[Some("w1"), None, Some("running")]);
+        let internal = internal_name(RoomScope::Tenant, Some("t1"), &joined).unwrap();
+        assert_eq!(split_internal(&internal).unwrap(), (Some("t1".to_string()), "executions"));
+        let reached = filter_fanout("executions", &[Some("w1"), Some("e9"), Some("running")]);
+        assert_eq!(reached.len(), 8);
+        assert!(reached.contains(&joined), "{reached:?}");
+        assert!(!reached.contains(&with_filters("executions", &[Some("w2"), None, Some("running")])));
+        assert_eq!(
+            with_filters("x", &[Some("*"), Some("a\u{1}b")]),
+            "x\u{1}%2A\u{1}a%01b",
+            "values cannot forge separators"
+        );
+        assert_eq!(without_filters("plain"), "plain");
     }
 
     #[test]

@@ -14,8 +14,8 @@ use crate::engine::PublishedEvent;
 
 /// The Go hub's message: `{type, data, channel?, filters?, timestamp?, tenantId?}`, or the hub's
 /// client envelope wrapped as `{channel, message: {type, timestamp, data}, filters}`. The tenant
-/// comes from `tenantId` (or `tenant_id`) beside `type` or inside `data`. Snake-case data fields
-/// also get their camelCase name (`execution_id` → `executionId`), which the specs route on.
+/// comes from `tenantId` (or `tenant_id`) beside `type` or inside `data`. Its snake_case fields are
+/// routed on under their camelCase names too, as every published event's are.
 pub fn go_hub_event(payload: &[u8]) -> Result<PublishedEvent, String> {
     let value: Value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
     let Value::Object(mut outer) = value else { return Err("not a JSON object".into()) };
@@ -27,13 +27,13 @@ pub fn go_hub_event(payload: &[u8]) -> Result<PublishedEvent, String> {
         Some(Value::String(t)) => t,
         _ => return Err("no `type`".into()),
     };
-    let mut data = match message.remove("data") {
+    let data = match message.remove("data") {
         Some(Value::Object(d)) => d,
         None | Some(Value::Null) => Map::new(),
         Some(_) => return Err("`data` is not an object".into()),
     };
-    camel_case_aliases(&mut data);
-    let tenant = [outer.get("tenantId"), outer.get("tenant_id"), data.get("tenantId")]
+
+    let tenant = [outer.get("tenantId"), outer.get("tenant_id"), data.get("tenantId"), data.get("tenant_id")]
         .into_iter()
         .flatten()
         .find(|v| v.is_string() || v.is_number())
@@ -44,30 +44,6 @@ pub fn go_hub_event(payload: &[u8]) -> Result<PublishedEvent, String> {
         event["timestamp"] = t;
     }
     PublishedEvent::from_json(event, "message")
-}
-
-/// Adds `camelCase` names for `snake_case` fields that lack one.
-fn camel_case_aliases(data: &mut Map<String, Value>) {
-    let aliases: Vec<(String, Value)> = data
-        .iter()
-        .filter(|(k, _)| k.contains('_'))
-        .filter_map(|(k, v)| {
-            let mut camel = String::with_capacity(k.len());
-            let mut upper = false;
-            for c in k.chars() {
-                match c {
-                    '_' => upper = true,
-                    c if upper => {
-                        camel.extend(c.to_uppercase());
-                        upper = false;
-                    }
-                    c => camel.push(c),
-                }
-            }
-            (!data.contains_key(&camel)).then(|| (camel, v.clone()))
-        })
-        .collect();
-    data.extend(aliases);
 }
 
 /// One `@socket.io/redis-emitter` broadcast.
@@ -164,8 +140,9 @@ mod tests {
         let json = event.to_json();
         assert_eq!(json["type"], "execution.started");
         assert_eq!(json["tenantId"], "t1");
-        assert_eq!(json["data"]["executionId"], "e1");
-        assert_eq!(json["data"]["execution_id"], "e1", "the original names stay");
+        assert_eq!(event.data()["executionId"], "e1", "specs route on camelCase names too");
+        assert_eq!(json["data"]["execution_id"], "e1");
+        assert_eq!(json["data"].get("executionId"), None, "the data as sent stays as sent");
         let wrapped = go_hub_event(
             br#"{"channel":"executions","tenantId":"t2","message":{"type":"step.completed","timestamp":"2024-01-15T10:30:00Z","data":{"executionId":"e1"}}}"#,
         )

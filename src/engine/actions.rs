@@ -14,7 +14,7 @@ use crate::{
     rooms::{self, RoomScope},
     spec::{
         Action, EmitSpec, FamilyRef, RelaySpec, RoomFamily, RoomId, RoomTarget,
-        template::{Root, Scope},
+        template::{Root, Scope, StrTemplate, key_string},
     },
 };
 
@@ -22,6 +22,8 @@ use crate::{
 const MAX_RELAY_EVENT_LEN: usize = 100;
 /// Most rooms one relay may name.
 const MAX_RELAY_ROOMS: usize = 20;
+/// Most rooms one join with filters may make (the product of the values given per filter).
+const MAX_FILTER_COMBINATIONS: usize = 32;
 
 /// A room a socket just joined: what `room.*` describes.
 struct JoinedRoom {
@@ -73,7 +75,7 @@ impl<'a, M: Member> ActionCtx<'a, M> {
         let mut reply = None;
         for action in actions {
             match action {
-                Action::Join { target, optional } => self.join(target, *optional)?,
+                Action::Join { target, optional, filters } => self.join(target, *optional, filters)?,
                 Action::Leave { target } => self.leave(target)?,
                 Action::Emit(emit) => {
                     self.emit(emit);
@@ -238,7 +240,12 @@ impl<'a, M: Member> ActionCtx<'a, M> {
         rooms::internal_name(family.scope, self.identity.tenant_id.as_deref(), &visible)
     }
 
-    fn join(&mut self, target: &RoomTarget, optional: bool) -> Result<(), ClientError> {
+    fn join(
+        &mut self,
+        target: &RoomTarget,
+        optional: bool,
+        filters: &[(String, StrTemplate)],
+    ) -> Result<(), ClientError> {
         let (id, values) = self.resolve(target)?;
         let (visible, internal) = match self.room_for(id, &values) {
             Ok(names) => names,
@@ -252,23 +259,80 @@ impl<'a, M: Member> ActionCtx<'a, M> {
             }
             return Err(ClientError::permission(format!("not allowed to join `{visible}`")));
         }
+        let wanted =
+            if family.filters.is_empty() { vec![internal.clone()] } else { self.filtered(id, &internal, filters)? };
         let current = self.socket.rooms();
-        if !current.contains(&internal) {
-            let max = self.ns.shared.limits.max_rooms_per_socket;
-            if current.len() >= max {
-                return Err(ClientError::rate_limit(format!("too many rooms: a socket may be in {max} at most"), None));
-            }
-            self.socket.join(internal);
+        // Joining a filtered room again replaces its filters: the variants not chosen now go.
+        let dropped: Vec<&String> = current
+            .iter()
+            .filter(|r| !family.filters.is_empty() && rooms::is_variant_of(r, &internal) && !wanted.contains(r))
+            .collect();
+        let added: Vec<String> = wanted.into_iter().filter(|r| !current.contains(r)).collect();
+        let max = self.ns.shared.limits.max_rooms_per_socket;
+        if current.len() - dropped.len() + added.len() > max {
+            return Err(ClientError::rate_limit(format!("too many rooms: a socket may be in {max} at most"), None));
+        }
+        for room in dropped {
+            self.socket.leave(room);
+        }
+        for room in added {
+            self.socket.join(room);
         }
         self.room = Some(JoinedRoom { family: id, json: self.room_json(id, &visible, &values) });
         Ok(())
     }
 
+    /// The filtered variants of room `internal` a join chooses: every combination of the values
+    /// given per filter (a list, one value, or none for any).
+    fn filtered(
+        &self,
+        id: RoomId,
+        internal: &str,
+        given: &[(String, StrTemplate)],
+    ) -> Result<Vec<String>, ClientError> {
+        let family = &self.ns.spec.rooms[id];
+        let mut choices: Vec<Vec<Option<String>>> = Vec::with_capacity(family.filters.len());
+        for filter in &family.filters {
+            let value = given.iter().find(|(name, _)| name == filter).and_then(|(_, t)| t.render_value(self));
+            let values: Vec<Option<String>> =
+                match value {
+                    None | Some(Value::Null) => vec![None],
+                    Some(Value::Array(items)) if items.is_empty() => vec![None],
+                    Some(Value::Array(items)) => {
+                        items.iter().map(|v| key_string(v).map(Some)).collect::<Option<_>>().ok_or_else(|| {
+                            ClientError::validation(format!("filter `{filter}` takes strings or numbers"))
+                        })?
+                    }
+                    Some(v) => vec![Some(key_string(&v).ok_or_else(|| {
+                        ClientError::validation(format!("filter `{filter}` takes strings or numbers"))
+                    })?)],
+                };
+            choices.push(values);
+        }
+        let combinations: usize = choices.iter().map(Vec::len).product();
+        if combinations > MAX_FILTER_COMBINATIONS {
+            return Err(ClientError::validation(format!(
+                "{combinations} filter combinations; at most {MAX_FILTER_COMBINATIONS} (fewer values per filter)"
+            )));
+        }
+        let mut combos: Vec<Vec<Option<&str>>> = vec![Vec::new()];
+        for values in &choices {
+            combos = combos
+                .into_iter()
+                .flat_map(|c| values.iter().map(move |v| [c.clone(), vec![v.as_deref()]].concat()))
+                .collect();
+        }
+        Ok(combos.iter().map(|c| format!("{internal}{}", &rooms::with_filters("", c))).collect())
+    }
+
     fn leave(&mut self, target: &RoomTarget) -> Result<(), ClientError> {
         let (id, values) = self.resolve(target)?;
         let (visible, internal) = self.room_for(id, &values)?;
-        // Leaving a room one is not in is not an error: unsubscribing twice is harmless.
-        self.socket.leave(&internal);
+        // Leaving a room one is not in is not an error: unsubscribing twice is harmless. A
+        // filtered room is left with every filter combination chosen.
+        for room in self.socket.rooms().iter().filter(|r| rooms::is_variant_of(r, &internal)) {
+            self.socket.leave(room);
+        }
         self.room = Some(JoinedRoom { family: id, json: self.room_json(id, &visible, &values) });
         Ok(())
     }
@@ -343,9 +407,9 @@ impl<'a, M: Member> ActionCtx<'a, M> {
 impl<M: Member> Scope for ActionCtx<'_, M> {
     fn root(&self, root: Root) -> Option<Cow<'_, Value>> {
         match root {
-            Root::Socket => Some(Cow::Borrowed(self.socket_json.get_or_init(|| {
-                json!({ "id": self.session.public_id.to_string(), "transport": self.socket.transport() })
-            }))),
+            Root::Socket => Some(Cow::Borrowed(self.socket_json.get_or_init(
+                || json!({ "id": self.session.public_id.to_string(), "transport": self.socket.transport() }),
+            ))),
             Root::User => Some(Cow::Borrowed(self.user_json.get_or_init(|| self.identity.to_json()))),
             Root::Payload => self.payload.map(Cow::Borrowed),
             Root::Room => self.room.as_ref().map(|r| Cow::Borrowed(&r.json)),

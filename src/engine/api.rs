@@ -151,7 +151,9 @@ impl<A: Adapter> Engine<A> {
     pub fn node_snapshot(&self) -> Value {
         let namespaces: serde_json::Map<String, Value> =
             self.namespaces.iter().map(|ns| (ns.spec.path.clone(), ns.local_summary())).collect();
-        json!({ "namespaces": namespaces })
+        let endpoints: serde_json::Map<String, Value> =
+            self.endpoints.iter().map(|ep| (ep.spec.path.clone(), ep.stats_json())).collect();
+        json!({ "namespaces": namespaces, "endpoints": endpoints })
     }
 
     /// Connected sockets per namespace (or only `namespace`'s) and per tenant, over the whole
@@ -212,7 +214,7 @@ impl<A: Adapter> Engine<A> {
 
     fn namespace_or_err(&self, path: &str) -> Result<&Arc<NamespaceRuntime<A>>, String> {
         self.namespace(path).ok_or_else(|| {
-            let known: Vec<&str> = self.specs().map(|s| s.path.as_str()).collect();
+            let known: Vec<&str> = self.namespaces.iter().map(|ns| ns.spec.path.as_str()).collect();
             format!("no namespace `{path}` (known: {})", known.join(", "))
         })
     }
@@ -238,7 +240,6 @@ impl SpecRuntime {
     fn is_tenant_room(&self, visible: &str) -> bool {
         self.spec.family_of(visible).is_some_and(|(id, _)| self.spec.rooms[id].scope == rooms::RoomScope::Tenant)
     }
-
 }
 
 impl<A: Adapter> NamespaceRuntime<A> {

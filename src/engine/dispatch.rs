@@ -182,17 +182,18 @@ impl<A: Adapter> NamespaceRuntime<A> {
                 return (None, Handled::Failed(ClientError::validation(message)));
             }
             Value::Str(text, _) => (text.as_str(), text.len()),
-            Value::Bytes(_) => return (None, Handled::Failed(ClientError::validation("binary packets are not supported"))),
+            Value::Bytes(_) => {
+                return (None, Handled::Failed(ClientError::validation("binary packets are not supported")));
+            }
         };
         match parse_event(raw) {
             Some((name, payload)) => {
                 let handled = self.dispatch(member, session, &name, payload, size);
                 (Some(name), handled)
             }
-            None => (
-                None,
-                Handled::Failed(ClientError::validation("the event is not a JSON array starting with its name")),
-            ),
+            None => {
+                (None, Handled::Failed(ClientError::validation("the event is not a JSON array starting with its name")))
+            }
         }
     }
 

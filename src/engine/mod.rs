@@ -26,6 +26,7 @@ mod expiry;
 pub(crate) mod limits;
 mod member;
 mod namespace;
+pub mod native;
 mod perf;
 mod publish;
 mod runtime;
@@ -56,7 +57,7 @@ use crate::{
     config::LimitsConfig,
     metrics::{Gauge, Metrics},
     sessions::{SessionDirectory, Sessions},
-    spec::{NamespaceSpec, TimerInterval},
+    spec::{NamespaceSpec, TimerInterval, Transport},
 };
 use expiry::ExpiryQueue;
 use member::MemberKey;
@@ -199,7 +200,11 @@ impl Shared {
 }
 
 /// Disconnects sockets whose token expired, at the instant it does (`exp` plus the leeway).
-async fn expire_tokens<A: Adapter>(namespaces: Arc<[Arc<NamespaceRuntime<A>>]>, shared: Arc<Shared>) {
+async fn expire_tokens<A: Adapter>(
+    namespaces: Arc<[Arc<NamespaceRuntime<A>>]>,
+    endpoints: Arc<[Arc<native::Endpoint>]>,
+    shared: Arc<Shared>,
+) {
     let leeway = shared.verifier.leeway_secs();
     loop {
         let now = clock::now_millis();
@@ -213,8 +218,17 @@ async fn expire_tokens<A: Adapter>(namespaces: Arc<[Arc<NamespaceRuntime<A>>]>, 
         }
         let cutoff = (clock::now_millis() / 1000).saturating_sub(leeway);
         for (exp, index, key) in shared.expiry.take_due(cutoff) {
-            if let (Some(ns), MemberKey::Socket(sid)) = (namespaces.get(index), key) {
-                ns.expire(sid, exp);
+            match key {
+                MemberKey::Socket(sid) => {
+                    if let Some(ns) = namespaces.get(index) {
+                        ns.expire(sid, exp);
+                    }
+                }
+                MemberKey::Conn(id) => {
+                    if let Some(ep) = endpoints.get(index) {
+                        ep.expire(id, exp);
+                    }
+                }
             }
         }
     }
@@ -246,20 +260,30 @@ pub struct EngineSettings {
     pub trusted_proxies: TrustedProxies,
     /// The cookie tokens are read from, in namespaces that allow it.
     pub auth_cookie_name: String,
-    /// Origins a cookie-authenticated handshake may come from.
+    /// Origins a cookie-authenticated handshake may come from (and a plain WebSocket's origin).
     pub allowed_origins: Vec<String>,
+    /// Plain WebSocket endpoints.
+    pub native: crate::config::NativeConfig,
 }
 
-/// The running namespaces. Cheap to clone.
+/// The running specs, on both fronts. Cheap to clone.
 pub struct Engine<A: Adapter = LocalAdapter> {
+    /// Specs served as Socket.IO namespaces.
     namespaces: Arc<[Arc<NamespaceRuntime<A>>]>,
+    /// Specs served as plain WebSocket endpoints.
+    endpoints: Arc<[Arc<native::Endpoint>]>,
     shared: Arc<Shared>,
     settings: EngineSettings,
 }
 
 impl<A: Adapter> Clone for Engine<A> {
     fn clone(&self) -> Self {
-        Self { namespaces: self.namespaces.clone(), shared: self.shared.clone(), settings: self.settings.clone() }
+        Self {
+            namespaces: self.namespaces.clone(),
+            endpoints: self.endpoints.clone(),
+            shared: self.shared.clone(),
+            settings: self.settings.clone(),
+        }
     }
 }
 
@@ -273,14 +297,16 @@ impl<A: Adapter> Engine<A> {
         metrics: Arc<Metrics>,
         sessions: Arc<Sessions>,
     ) -> Self {
+        let (socketio, websocket): (Vec<NamespaceSpec>, Vec<NamespaceSpec>) =
+            specs.into_iter().partition(|s| s.transport == Transport::SocketIo);
         let shared = Arc::new(Shared {
             verifier,
             limits: settings.limits.clone(),
             expiry: ExpiryQueue::default(),
             perf: perf::PerfSampler::new(&metrics),
             metrics,
-            ns_connections: specs.iter().map(|s| (s.path.clone(), Gauge::default())).collect(),
-            slow_sweeps: specs.iter().map(|_| Default::default()).collect(),
+            ns_connections: socketio.iter().map(|s| (s.path.clone(), Gauge::default())).collect(),
+            slow_sweeps: socketio.iter().map(|_| Default::default()).collect(),
             trusted_proxies: settings.trusted_proxies.clone(),
             auth_cookie_name: settings.auth_cookie_name.clone(),
             allowed_origins: settings.allowed_origins.clone(),
@@ -288,17 +314,61 @@ impl<A: Adapter> Engine<A> {
             sessions,
             state_budget: state::StateBudget::new(settings.limits.state_bytes_per_tenant, settings.limits.state_bytes),
         });
-        let namespaces = specs
+        // Indexes are per front: the expiry queue tells the fronts apart by the member's key.
+        let namespaces = socketio
             .into_iter()
             .enumerate()
             .map(|(i, spec)| Arc::new(NamespaceRuntime::new(SpecRuntime::new(spec, i, shared.clone()), io.clone())))
             .collect();
-        Self { namespaces, shared, settings }
+        let endpoints = websocket
+            .into_iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                Arc::new(native::Endpoint::new(SpecRuntime::new(spec, i, shared.clone()), settings.native.clone()))
+            })
+            .collect();
+        Self { namespaces, endpoints, shared, settings }
     }
 
-    /// The specs served.
+    /// The specs served, Socket.IO namespaces first.
     pub fn specs(&self) -> impl Iterator<Item = &NamespaceSpec> {
-        self.namespaces.iter().map(|n| &n.spec)
+        self.namespaces.iter().map(|n| &n.spec).chain(self.endpoints.iter().map(|e| &e.spec))
+    }
+
+    /// Whether `token` is a valid client token (for endpoints that accept tokens or API keys).
+    pub fn verify_token(&self, token: &str) -> bool {
+        self.shared.verifier.verify(token).is_ok()
+    }
+
+    /// The plain WebSocket endpoint at HTTP path `path`.
+    pub fn endpoint(&self, path: &str) -> Option<Arc<native::Endpoint>> {
+        self.endpoints.iter().find(|e| e.spec.path == path).cloned()
+    }
+
+    /// The HTTP paths of the plain WebSocket endpoints.
+    pub fn endpoint_paths(&self) -> Vec<String> {
+        self.endpoints.iter().map(|e| e.spec.path.clone()).collect()
+    }
+
+    /// Closes every plain WebSocket connection (shutdown), waiting up to `within`.
+    pub async fn close_endpoints(&self, within: Duration) {
+        futures_util::future::join_all(self.endpoints.iter().map(|e| e.close_all(within))).await;
+    }
+
+    /// An endpoint's figures over the whole cluster: this node's plus its peers'.
+    pub fn endpoint_stats(&self, path: &str) -> Option<native::EndpointStats> {
+        let ep = self.endpoints.iter().find(|e| e.spec.path == path)?;
+        let mut total = ep.stats();
+        for peer in self.shared.peers() {
+            let s = &peer["endpoints"][path];
+            let n = |field: &str| s[field].as_u64().unwrap_or(0) as usize;
+            total.clients += n("clients");
+            total.users += n("users");
+            total.registering += n("registering");
+            total.closing += n("closing");
+            total.queued += n("queued");
+        }
+        Some(total)
     }
 
     /// Registers every namespace with socketioxide. Remote adapters return a future per namespace
@@ -315,9 +385,9 @@ impl<A: Adapter> Engine<A> {
         for (i, event) in events.iter().enumerate() {
             let at = format!("events[{i}]");
             let mut routed = false;
-            for ns in self.namespaces.iter().filter(|ns| ns.accepts(event)) {
+            for rt in self.runtimes().filter(|rt| rt.accepts(event)) {
                 routed = true;
-                ns.check(event, &at)?;
+                rt.check(event, &at)?;
             }
             if !routed {
                 return Err(format!("{at}.type `{}` is not routed by any namespace spec", event.event_type()));
@@ -384,6 +454,9 @@ impl<A: Adapter> Engine<A> {
         for ns in self.namespaces.iter().filter(|ns| ns.accepts(event)) {
             ns.deliver(event).await;
         }
+        for ep in self.endpoints.iter().filter(|ep| ep.accepts(event)) {
+            ep.deliver(event);
+        }
         self.shared.metrics.publish_delivery.record(started.elapsed());
     }
 
@@ -393,6 +466,10 @@ impl<A: Adapter> Engine<A> {
     pub async fn deliver_with_acks(&self, event: PublishedEvent, timeout: Duration) -> Result<AckReport, String> {
         self.check(std::slice::from_ref(&event))?;
         // Every namespace at once: delivery to one must not wait for another's acks.
+        // Plain WebSocket endpoints have no acks: they are delivered to and not counted.
+        for ep in self.endpoints.iter().filter(|ep| ep.accepts(&event)) {
+            ep.deliver(&event);
+        }
         let deliveries =
             self.namespaces.iter().filter(|ns| ns.accepts(&event)).map(|ns| ns.deliver_with_acks(&event, timeout));
         let mut report = AckReport::default();
@@ -401,6 +478,11 @@ impl<A: Adapter> Engine<A> {
         }
         self.shared.metrics.events_accepted.inc();
         Ok(report)
+    }
+
+    /// Every spec's runtime, both fronts.
+    fn runtimes(&self) -> impl Iterator<Item = &SpecRuntime> {
+        self.namespaces.iter().map(|n| &***n).chain(self.endpoints.iter().map(|e| &***e))
     }
 
     fn namespace(&self, path: &str) -> Option<&Arc<NamespaceRuntime<A>>> {
@@ -430,6 +512,7 @@ impl<A: Adapter> Engine<A> {
             }
         }
         let namespaces = self.namespaces.clone();
+        let endpoints = self.endpoints.clone();
         let cleanup = self.settings.cleanup_interval;
         let shared = self.shared.clone();
         tasks.push(tokio::spawn(async move {
@@ -438,10 +521,14 @@ impl<A: Adapter> Engine<A> {
             loop {
                 ticks.tick().await;
                 namespaces.iter().for_each(|ns| ns.cleanup());
+                endpoints.iter().for_each(|ep| ep.cleanup());
                 shared.sessions.cleanup();
             }
         }));
-        tasks.push(tokio::spawn(expire_tokens(self.namespaces.clone(), self.shared.clone())));
+        tasks.push(tokio::spawn(expire_tokens(self.namespaces.clone(), self.endpoints.clone(), self.shared.clone())));
+        for ep in self.endpoints.iter() {
+            tasks.push(tokio::spawn(ep.clone().run_heartbeat()));
+        }
         tasks
     }
 }

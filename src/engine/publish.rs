@@ -29,7 +29,12 @@ const REMOTE_ANSWER_GRACE: Duration = Duration::from_millis(500);
 /// One published event, kept as the JSON object templates see as `event`.
 #[derive(Debug, Clone)]
 pub struct PublishedEvent {
+    /// `{type, tenantId, data, timestamp}`, `data` exactly as published (`{event.data}`).
     json: Value,
+    /// `data` with the camelCase names of its snake_case fields added (`execution_id` also as
+    /// `executionId`), which specs route on (`{data}`), so a Go backend's events route like a
+    /// NestJS backend's. `None`: no field needed one.
+    routing_data: Option<Value>,
 }
 
 impl PublishedEvent {
@@ -72,7 +77,15 @@ impl PublishedEvent {
         if let Some(unknown) = obj.keys().next() {
             return Err(format!("{at} has an unknown field `{unknown}` (known: type, tenantId, data, timestamp)"));
         }
-        Ok(Self { json: json!({ "type": event_type, "tenantId": tenant, "data": data, "timestamp": timestamp }) })
+        let aliases = match &data {
+            Value::Object(fields) => camel_case_aliases(fields),
+            _ => Map::new(),
+        };
+        Ok(Self {
+            json: json!({ "type": event_type, "tenantId": tenant, "data": data, "timestamp": timestamp }),
+            routing_data: None,
+        }
+        .with_aliases(aliases))
     }
 
     /// The event as `{type, tenantId, data, timestamp}`, as [`Self::from_json`] reads it.
@@ -90,10 +103,58 @@ impl PublishedEvent {
         self.json["tenantId"].as_str()
     }
 
-    /// The event data (always an object).
+    /// The event data as routed (always an object): as published, plus any aliases.
     pub fn data(&self) -> &Value {
+        self.routing_data.as_ref().unwrap_or(&self.json["data"])
+    }
+
+    /// The event data exactly as published.
+    pub fn published_data(&self) -> &Value {
         &self.json["data"]
     }
+
+    /// The event's timestamp, as published (or as stamped on receipt).
+    pub fn timestamp(&self) -> &str {
+        self.json["timestamp"].as_str().unwrap_or_default()
+    }
+
+    /// Adds `aliases` (names not already in the data) to the data specs route on, leaving the
+    /// published data as it is.
+    fn with_aliases(mut self, aliases: Map<String, Value>) -> Self {
+        if aliases.is_empty() {
+            return self;
+        }
+        let mut routed = self.json["data"].clone();
+        if let Value::Object(fields) = &mut routed {
+            for (name, value) in aliases {
+                fields.entry(name).or_insert(value);
+            }
+        }
+        self.routing_data = Some(routed);
+        self
+    }
+}
+
+/// `camelCase` names for `snake_case` fields that lack one.
+fn camel_case_aliases(data: &Map<String, Value>) -> Map<String, Value> {
+    data.iter()
+        .filter(|(k, _)| k.contains('_'))
+        .filter_map(|(k, v)| {
+            let mut camel = String::with_capacity(k.len());
+            let mut upper = false;
+            for c in k.chars() {
+                match c {
+                    '_' => upper = true,
+                    c if upper => {
+                        camel.extend(c.to_uppercase());
+                        upper = false;
+                    }
+                    c => camel.push(c),
+                }
+            }
+            (!data.contains_key(&camel)).then(|| (camel, v.clone()))
+        })
+        .collect()
 }
 
 /// The scope of templates rendered for a published event.
@@ -185,6 +246,9 @@ impl SpecRuntime {
             let values: Vec<Option<String>> =
                 target.params.iter().map(|p| p.as_ref().and_then(|t| t.render_key(&scope))).collect();
             let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+            let filter_values: Vec<Option<String>> =
+                target.filters.iter().map(|f| f.as_ref().and_then(|t| t.render_key(&scope))).collect();
+            let filter_refs: Vec<Option<&str>> = filter_values.iter().map(|v| v.as_deref()).collect();
             for visible in family.pattern.fanout(&refs, target.exact) {
                 // A value that spells the name of another family's server-only room (a channel
                 // called `user:bob`) does not reach that room.
@@ -192,8 +256,12 @@ impl SpecRuntime {
                 if owner.is_some_and(|o| o != target.room && self.spec.rooms[o].server_only) {
                     continue;
                 }
-                if let Some(internal) = rooms::internal_name(family.scope, tenant, &visible) {
-                    rooms.push(internal);
+                if family.filters.is_empty() {
+                    rooms.extend(rooms::internal_name(family.scope, tenant, &visible));
+                } else {
+                    for filtered in rooms::filter_fanout(&visible, &filter_refs) {
+                        rooms.extend(rooms::internal_name(family.scope, tenant, &filtered));
+                    }
                 }
             }
         }
@@ -263,7 +331,6 @@ impl<A: Adapter> NamespaceRuntime<A> {
         }
         report
     }
-
 }
 
 /// What one published event sends on one namespace.

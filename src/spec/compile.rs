@@ -9,7 +9,7 @@ use serde_saphyr::{Location, Spanned};
 use super::{
     AccessRule, Action, AuthPolicy, DEFAULT_REFRESH_EVENT, EmitSpec, EventSpec, FamilyRef, NamespaceSpec,
     RESERVED_EVENTS, RateLimit, RelaySpec, ReplySpec, RoomFamily, RoomId, RoomTarget, Route, RouteTarget, SnapshotSpec,
-    StoreKind, StoreOp, StoreRule, StoreSpec, TimerInterval, TimerSpec, TypeMatcher,
+    StoreKind, StoreOp, StoreRule, StoreSpec, TimerInterval, TimerSpec, Transport, TypeMatcher,
     load::SpecError,
     raw::{
         Named, RawAccess, RawAction, RawAuth, RawEmit, RawEvent, RawNode, RawRelay, RawRoom, RawRoomTarget, RawRoute,
@@ -289,6 +289,36 @@ impl Checker<'_> {
         Some(limit.value)
     }
 
+    fn transport(&mut self, raw: Option<&Spanned<String>>) -> Transport {
+        match raw.map(|t| (t.value.as_str(), t.referenced)) {
+            None | Some(("socketio", _)) => Transport::SocketIo,
+            Some(("websocket", _)) => Transport::WebSocket,
+            Some((other, at)) => {
+                let hint = suggest::did_you_mean(suggest::closest(other, ["socketio", "websocket"]));
+                self.error(at, format!("transport `{other}` is not `socketio` or `websocket`{hint}"));
+                Transport::SocketIo
+            }
+        }
+    }
+
+    /// What a plain WebSocket endpoint cannot do: relay (its clients have no rooms of each other
+    /// to speak to) and periodic emits.
+    fn websocket_limits(&mut self, raw: &RawSpec) {
+        let actions = raw.on_connect.iter().chain(raw.events.values().flat_map(|e| e.value.actions.iter()));
+        for action in actions.filter(|a| a.value.relay.is_some()) {
+            self.error(
+                action.referenced,
+                "`relay` is not available on plain WebSocket endpoints (`transport: websocket`)",
+            );
+        }
+        if let Some(timer) = raw.every.first() {
+            self.error(
+                timer.referenced,
+                "`every` is not available on plain WebSocket endpoints (`transport: websocket`)",
+            );
+        }
+    }
+
     fn auth(&mut self, raw: Option<&Spanned<RawAuth>>) -> AuthPolicy {
         let Some(a) = raw.map(|a| &a.value) else {
             return AuthPolicy {
@@ -297,6 +327,7 @@ impl Checker<'_> {
                 refresh_event: DEFAULT_REFRESH_EVENT.to_string(),
                 cookie: false,
                 connections_per_ip: None,
+                api_keys: false,
             };
         };
         let refresh_event = match &a.refresh_event {
@@ -314,6 +345,7 @@ impl Checker<'_> {
             refresh_event,
             cookie: a.cookie,
             connections_per_ip: self.rate_limit(a.connections_per_ip.as_ref(), "connections_per_ip"),
+            api_keys: a.api_keys,
         }
     }
 
@@ -388,7 +420,65 @@ impl Checker<'_> {
         let scope = self.scope(raw.scope.as_ref());
         let access = raw.access.iter().map(|rule| self.access_rule(&name.value, &pattern, &rule.value)).collect();
         let snapshot = raw.snapshot.as_ref().and_then(|s| self.snapshot(s, &name.value, &pattern, stores));
-        Some(RoomFamily { name: name.value.clone(), pattern, scope, server_only: raw.server_only, access, snapshot })
+        let filters = self.filter_names(&raw.filters, &pattern);
+        Some(RoomFamily {
+            name: name.value.clone(),
+            pattern,
+            scope,
+            server_only: raw.server_only,
+            access,
+            snapshot,
+            filters,
+        })
+    }
+
+    /// A family's filter names: identifiers, each once, none a parameter's name.
+    fn filter_names(&mut self, raw: &[Spanned<String>], pattern: &RoomPattern) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for filter in raw {
+            let name = &filter.value;
+            if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                self.error(filter.referenced, format!("`{name}` is not a filter name (letters, digits, `_`)"));
+            } else if names.contains(name) || pattern.param_index(name).is_some() {
+                self.error(filter.referenced, format!("`{name}` is already a filter or a parameter of this room"));
+            } else {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+
+    /// The filter templates of a join or a route target, checked against `family`'s filters
+    /// when the family is known.
+    fn filter_templates(
+        &mut self,
+        raw: &Named<Spanned<String>>,
+        family: Option<&RoomFamily>,
+        place: &Place,
+    ) -> Vec<(String, StrTemplate)> {
+        let mut out = Vec::new();
+        for (name, value) in raw {
+            if let Some(family) = family
+                && !family.filters.contains(&name.value)
+            {
+                let hint =
+                    suggest::did_you_mean(suggest::closest(&name.value, family.filters.iter().map(String::as_str)));
+                self.error(
+                    name.referenced,
+                    format!(
+                        "room `{}` has no filter `{}` (filters: {}){hint}",
+                        family.name,
+                        name.value,
+                        list_or_none(&family.filters)
+                    ),
+                );
+                continue;
+            }
+            if let Some(t) = self.str_template(value, place, &format!("filters.{}", name.value)) {
+                out.push((name.value.clone(), t));
+            }
+        }
+        out
     }
 
     fn scope(&mut self, raw: Option<&Spanned<String>>) -> RoomScope {
@@ -501,11 +591,22 @@ impl Checker<'_> {
                     let (target, room) = self.room_target(t, &place, at, rooms, schema);
                     place.room = room;
                     let optional = t.optional.as_ref().is_some_and(|o| o.value);
-                    target.map(|target| Action::Join { target, optional })
+                    let family = match &target {
+                        Some(RoomTarget::Family { family: FamilyRef::Fixed(id), .. }) => rooms.get(*id),
+                        _ => None,
+                    };
+                    let filters = self.filter_templates(&t.filters, family, &place);
+                    target.map(|target| Action::Join { target, optional, filters })
                 }
                 ActionKind::Leave(t) => {
                     if let Some(optional) = t.optional.as_ref().filter(|o| o.value) {
                         self.error(optional.referenced, "`optional` only applies to `join`");
+                    }
+                    if let Some((filter, _)) = t.filters.first() {
+                        self.error(
+                            filter.referenced,
+                            "`filters` only apply to `join`: a leave leaves every filtered variant",
+                        );
                     }
                     let (target, room) = self.room_target(t, &place, at, rooms, schema);
                     place.room = room;
@@ -727,7 +828,11 @@ impl Checker<'_> {
                 self.error(target.referenced, format!("room `{}` needs parameter `{}`", t.room.value, p.name));
             }
         }
-        Some(RouteTarget { room, params, exact: t.exact })
+        let family = &rooms[room];
+        let given = self.filter_templates(&t.filters, Some(family), place);
+        let filters =
+            family.filters.iter().map(|f| given.iter().find(|(name, _)| name == f).map(|(_, t)| t.clone())).collect();
+        Some(RouteTarget { room, params, exact: t.exact, filters })
     }
 
     fn timer(&mut self, timer: &Spanned<RawTimer>, rooms: &[RoomFamily]) -> Option<TimerSpec> {
@@ -855,6 +960,13 @@ pub fn compile(raw: RawSpec, file: &str) -> Result<NamespaceSpec, Vec<SpecError>
         );
     }
     let auth = c.auth(raw.auth.as_ref());
+    let transport = c.transport(raw.transport.as_ref());
+    if transport == Transport::SocketIo
+        && auth.api_keys
+        && let Some(a) = &raw.auth
+    {
+        c.error(a.referenced, "`api_keys` is for plain WebSocket endpoints (`transport: websocket`)");
+    }
 
     // Stores first: snapshots and templates refer to them.
     let stores: Vec<StoreSpec> = raw.state.iter().filter_map(|(name, store)| c.store(name, &store.value)).collect();
@@ -878,11 +990,15 @@ pub fn compile(raw: RawSpec, file: &str) -> Result<NamespaceSpec, Vec<SpecError>
         }
         None => Vec::new(),
     };
-    let timers = raw.every.iter().filter_map(|timer| c.timer(timer, &rooms)).collect();
+    let timers: Vec<TimerSpec> = raw.every.iter().filter_map(|timer| c.timer(timer, &rooms)).collect();
+    if transport == Transport::WebSocket {
+        c.websocket_limits(&raw);
+    }
 
     if c.errors.is_empty() {
         Ok(NamespaceSpec {
             path,
+            transport,
             file: file.to_string(),
             auth,
             rooms,

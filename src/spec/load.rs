@@ -118,13 +118,15 @@ pub fn load_dir(dir: &Path) -> Result<Vec<NamespaceSpec>, SpecErrors> {
     }
 }
 
-/// Parses and checks `(file name, text)` pairs; also checks that namespaces are unique.
+/// Parses and checks `(file name, text)` pairs; also checks that namespaces are unique (per
+/// transport: the Socket.IO namespace `/ws` and the plain WebSocket endpoint `/ws` never meet, the
+/// first living under the Socket.IO path).
 pub fn load_sources(sources: Vec<(String, String)>) -> Result<Vec<NamespaceSpec>, SpecErrors> {
     let mut specs: Vec<NamespaceSpec> = Vec::new();
     let mut errors = Vec::new();
     for (name, text) in &sources {
         match load_one(name, text) {
-            Ok(spec) => match specs.iter().find(|s| s.path == spec.path) {
+            Ok(spec) => match specs.iter().find(|s| s.path == spec.path && s.transport == spec.transport) {
                 Some(other) => errors.push(SpecError::whole_file(
                     name,
                     format!("namespace `{}` is already defined in {}", spec.path, other.file),
@@ -195,12 +197,22 @@ pub(super) fn spec_lines(lines: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::Transport;
 
     #[test]
     fn the_embedded_specs_load() {
         let specs = load_embedded().unwrap_or_else(|e| panic!("{e}"));
-        let paths: Vec<&str> = specs.iter().map(|s| s.path.as_str()).collect();
-        assert_eq!(paths, ["/", "/realtime", "/workflow", "/ws"]);
+        let paths: Vec<(&str, Transport)> = specs.iter().map(|s| (s.path.as_str(), s.transport)).collect();
+        assert_eq!(
+            paths,
+            [
+                ("/ws", Transport::WebSocket),
+                ("/", Transport::SocketIo),
+                ("/realtime", Transport::SocketIo),
+                ("/workflow", Transport::SocketIo),
+                ("/ws", Transport::SocketIo),
+            ]
+        );
     }
 
     #[test]
@@ -316,13 +328,13 @@ mod tests {
         assert_eq!(
             errs,
             [
-                "2:1: unknown field `descripton`, expected one of namespace, description, auth, rooms, on_connect, \
-                 events, state, publish, every (did you mean `description`?)",
-                "6:5: unknown field `colour`, expected one of pattern, scope, server_only, access, snapshot",
+                "2:1: unknown field `descripton`, expected one of namespace, transport, description, auth, rooms, \
+                 on_connect, events, state, publish, every (did you mean `description`?)",
+                "6:5: unknown field `colour`, expected one of pattern, scope, server_only, access, snapshot, filters",
                 "9:5: unknown field `rate_limt`, expected one of rate_limit, payload, max_size, do (did you mean \
                  `rate_limit`?)",
-                "11:26: unknown field `optinal`, expected one of room, params, name, optional (did you mean \
-                 `optional`?)",
+                "11:26: unknown field `optinal`, expected one of room, params, name, optional, filters (did you \
+                 mean `optional`?)",
                 "12:23: unknown room `b` (known: a)",
             ]
         );

@@ -33,11 +33,34 @@ pub const RESERVED_EVENTS: &[&str] =
 /// The default name of the event a client sends to replace its token before it expires.
 pub const DEFAULT_REFRESH_EVENT: &str = "auth:refresh";
 
+/// How a spec's clients connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A Socket.IO namespace (under the Socket.IO path).
+    SocketIo,
+    /// A plain RFC 6455 WebSocket at HTTP path `path`, messages in the `{type, timestamp, data}`
+    /// envelope (the Go hub's protocol).
+    WebSocket,
+}
+
+impl Transport {
+    /// The name used in specs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::SocketIo => "socketio",
+            Transport::WebSocket => "websocket",
+        }
+    }
+}
+
 /// A checked namespace spec, ready to serve.
 #[derive(Debug)]
 pub struct NamespaceSpec {
-    /// The Socket.IO namespace, such as `/workflow`.
+    /// The Socket.IO namespace, such as `/workflow`, or the HTTP path of a plain WebSocket
+    /// endpoint, such as `/ws`.
     pub path: String,
+    /// How its clients connect.
+    pub transport: Transport,
     /// The file it came from, for messages.
     pub file: String,
     /// Who may connect.
@@ -113,6 +136,9 @@ pub struct AuthPolicy {
     pub cookie: bool,
     /// Connections per client IP per window; the excess is turned away.
     pub connections_per_ip: Option<RateLimit>,
+    /// Plain WebSocket endpoints only: a connection may present one of `API_KEYS` (as
+    /// `X-API-Key`) instead of a token, as a service of the tenant it names in `?tenantId=`.
+    pub api_keys: bool,
 }
 
 /// Index of a room family in [`NamespaceSpec::rooms`].
@@ -135,6 +161,9 @@ pub struct RoomFamily {
     pub access: Vec<AccessRule>,
     /// What a new member is given (`room.snapshot`).
     pub snapshot: Option<SnapshotSpec>,
+    /// Subscription filters: hidden dimensions whose values a join chooses (see
+    /// `crate::rooms::with_filters`), in order.
+    pub filters: Vec<String>,
 }
 
 /// One way to be allowed into a room: every condition must hold.
@@ -170,6 +199,9 @@ pub enum Action {
         target: RoomTarget,
         /// When the access rules refuse, skip silently instead of failing.
         optional: bool,
+        /// Filter name and the values chosen (a list, one value, or unset for any). Filters the
+        /// family does not have are ignored, as params are.
+        filters: Vec<(String, StrTemplate)>,
     },
     /// Leave a room.
     Leave {
@@ -403,6 +435,9 @@ pub struct RouteTarget {
     pub params: Vec<Option<StrTemplate>>,
     /// Reach only the room with every parameter set, not the `*` rooms.
     pub exact: bool,
+    /// One template per filter of the family: the event's value for it (`None`: no value, so
+    /// only subscribers that did not filter on it).
+    pub filters: Vec<Option<StrTemplate>>,
 }
 
 /// A periodic emit into every live instance of a room family.

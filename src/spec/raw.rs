@@ -29,6 +29,8 @@ pub type Named<T> = IndexMap<Spanned<String>, T>;
 #[serde(deny_unknown_fields)]
 pub struct RawSpec {
     pub namespace: Spanned<String>,
+    /// `socketio` (the default) or `websocket`.
+    pub transport: Option<Spanned<String>>,
     #[serde(default)]
     #[allow(dead_code)] // documentation for readers of the file
     pub description: Option<String>,
@@ -57,6 +59,8 @@ pub struct RawAuth {
     #[serde(default)]
     pub cookie: bool,
     pub connections_per_ip: Option<Spanned<RateLimit>>,
+    #[serde(default)]
+    pub api_keys: bool,
 }
 
 fn yes() -> bool {
@@ -74,6 +78,8 @@ pub struct RawRoom {
     #[serde(default)]
     pub access: Vec<Spanned<RawAccess>>,
     pub snapshot: Option<Spanned<RawSnapshot>>,
+    #[serde(default)]
+    pub filters: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +122,8 @@ pub struct RawRoomTarget {
     pub params: Named<Spanned<String>>,
     pub name: Option<Spanned<String>>,
     pub optional: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub filters: Named<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,6 +214,8 @@ pub struct RawTarget {
     pub params: Named<Spanned<String>>,
     #[serde(default)]
     pub exact: bool,
+    #[serde(default)]
+    pub filters: Named<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -29,7 +29,7 @@ describe('the check subcommand', () => {
   it('checks the built-in specs when given no folder, and exits 0', () => {
     const { status, stdout } = h.runGateway(['check']);
     assert.equal(status, 0, stdout);
-    assert.match(stdout, /^ok: 4 namespace spec\(s\) in the built-in specs: \/, \/realtime, \/workflow, \/ws$/m);
+    assert.match(stdout, /^ok: 5 namespace spec\(s\) in the built-in specs: \/ws \(plain WebSocket\), \/, \/realtime, \/workflow, \/ws$/m);
   });
 
   it('accepts a folder holding the workflow spec, and exits 0', () => {

@@ -1,0 +1,333 @@
+//! The plain WebSocket front: specs with `transport: websocket`, served as RFC 6455 endpoints at
+//! their HTTP path with the Go hub's `{type, timestamp, data}` envelope both ways (seed 001).
+//!
+//! - `upgrade`: who may connect (a token, or an API key as a tenant's service, from an allowed
+//!   origin), checked before the upgrade; then the 101 and the connection's task;
+//! - `conn`: one connection: its bounded send buffer, its task, the [`Member`] actions act on;
+//! - `envelope`: the message format;
+//! - this module: an endpoint's connections and room index, through which published events are
+//!   delivered (the members of the event's rooms, each once, one shared frame), the heartbeat,
+//!   token expiry, and statistics.
+//!
+//! The endpoint runs on the same [`SpecRuntime`] as a Socket.IO namespace: the same auth, rooms
+//! (channels, with their access rules and tenant scope), filters, client events, last-known state
+//! and publish routes. Its room index is this node's only; in a cluster every node delivers each
+//! published event to its own connections, as for Socket.IO.
+
+mod conn;
+mod envelope;
+mod upgrade;
+
+use std::{
+    collections::{HashMap, HashSet},
+    ops::Deref,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+pub use upgrade::upgrade;
+
+use super::{
+    actions::ActionCtx,
+    clock::{iso_now, now_millis},
+    dispatch::Handled,
+    errors::ClientError,
+    member::MemberKey,
+    publish::PublishedEvent,
+    runtime::SpecRuntime,
+    session::Session,
+};
+use crate::{auth::TokenError, config::NativeConfig};
+use conn::{BufferLimits, Closing, Conn, Frame, NativeMember, Queued};
+
+/// A spec served as a plain WebSocket endpoint.
+pub struct Endpoint {
+    rt: SpecRuntime,
+    settings: NativeConfig,
+    next_id: AtomicU64,
+    /// Connections by id.
+    conns: RwLock<HashMap<u64, Arc<Conn>>>,
+    /// Room (internal name) to the connections in it.
+    rooms: RwLock<HashMap<Arc<str>, Vec<u64>>>,
+    /// Upgrades accepted whose connection is not registered yet (the hub's `register` queue).
+    registering: AtomicUsize,
+}
+
+/// The spec, state and limiters are the runtime's; this front adds the connections.
+impl Deref for Endpoint {
+    type Target = SpecRuntime;
+
+    fn deref(&self) -> &SpecRuntime {
+        &self.rt
+    }
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").field("path", &self.spec.path).finish()
+    }
+}
+
+/// This node's figures of one endpoint.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EndpointStats {
+    /// Connections.
+    pub clients: usize,
+    /// Distinct users among them.
+    pub users: usize,
+    /// Upgrades not yet registered.
+    pub registering: usize,
+    /// Connections closing.
+    pub closing: usize,
+    /// Frames waiting in send buffers.
+    pub queued: usize,
+}
+
+impl Endpoint {
+    pub(super) fn new(rt: SpecRuntime, settings: NativeConfig) -> Self {
+        Self {
+            rt,
+            settings,
+            next_id: AtomicU64::new(1),
+            conns: RwLock::new(HashMap::new()),
+            rooms: RwLock::new(HashMap::new()),
+            registering: AtomicUsize::new(0),
+        }
+    }
+
+    fn limits(&self) -> BufferLimits {
+        BufferLimits { frames: self.settings.send_buffer, bytes: self.settings.send_buffer_bytes }
+    }
+
+    /// Registers a new connection for `session` and runs the spec's `on_connect`.
+    fn register(self: &Arc<Self>, session: Arc<Session>) -> Arc<Conn> {
+        let conn = Arc::new(Conn::new(self.next_id.fetch_add(1, Ordering::Relaxed), session));
+        self.conns.write().unwrap_or_else(|e| e.into_inner()).insert(conn.id, conn.clone());
+        self.shared.metrics.native_connections.inc();
+        let identity = conn.session.identity();
+        if let Some(exp) = identity.expires_at {
+            self.shared.expiry.schedule(exp, self.index, MemberKey::Conn(conn.id));
+        }
+        tracing::debug!(endpoint = %self.spec.path, socket = %conn.session.public_id, user = ?identity.user_id, tenant = ?identity.tenant_id, "connected");
+        let member = NativeMember { ep: self, conn: &conn };
+        let mut ctx = ActionCtx::new(self, &member, &conn.session, &identity, None);
+        if let Err(e) = ctx.run(&self.spec.on_connect) {
+            tracing::warn!(endpoint = %self.spec.path, error = %e.message, "an on_connect action failed");
+        }
+        conn
+    }
+
+    /// Forgets a connection whose task has ended: its rooms, its expiry, its place.
+    fn forget(&self, conn: &Arc<Conn>) {
+        let rooms = std::mem::take(&mut *conn.rooms.lock().unwrap_or_else(|e| e.into_inner()));
+        {
+            let mut index = self.rooms.write().unwrap_or_else(|e| e.into_inner());
+            for room in rooms {
+                remove_member(&mut index, &room, conn.id);
+            }
+        }
+        if self.conns.write().unwrap_or_else(|e| e.into_inner()).remove(&conn.id).is_some() {
+            self.shared.metrics.native_connections.dec();
+        }
+        if let Some(exp) = conn.session.identity().expires_at {
+            self.shared.expiry.cancel(exp, self.index, MemberKey::Conn(conn.id));
+        }
+        tracing::debug!(endpoint = %self.spec.path, socket = %conn.session.public_id, "disconnected");
+    }
+
+    fn join(&self, conn: &Arc<Conn>, room: String) {
+        let mut index = self.rooms.write().unwrap_or_else(|e| e.into_inner());
+        let key: Arc<str> = match index.get_key_value(room.as_str()) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(room),
+        };
+        let members = index.entry(key.clone()).or_default();
+        if !members.contains(&conn.id) {
+            members.push(conn.id);
+            conn.rooms.lock().unwrap_or_else(|e| e.into_inner()).push(key);
+        }
+    }
+
+    fn leave(&self, conn: &Arc<Conn>, room: &str) {
+        remove_member(&mut self.rooms.write().unwrap_or_else(|e| e.into_inner()), room, conn.id);
+        conn.rooms.lock().unwrap_or_else(|e| e.into_inner()).retain(|r| &**r != room);
+    }
+
+    /// Queues a frame for one connection; an overflow closes it and is counted.
+    fn queue(&self, conn: &Conn, frame: Frame) {
+        match conn.queue(frame, self.limits()) {
+            Queued::Yes => {}
+            Queued::Closing => self.shared.metrics.deliveries_dropped.inc(),
+            Queued::Overflowed(dropped) => {
+                self.shared.metrics.deliveries_dropped.add(dropped as u64);
+                self.shared.metrics.connections_cut(crate::connection::CutReason::SlowConsumer);
+                tracing::info!(endpoint = %self.spec.path, socket = %conn.session.public_id, dropped, "send buffer full: closing a slow consumer");
+            }
+        }
+    }
+
+    /// Handles one message from a client.
+    fn on_message(&self, conn: &Arc<Conn>, text: &str) {
+        let started = std::time::Instant::now();
+        self.shared.metrics.events_received.inc();
+        let member = NativeMember { ep: self, conn };
+        let (name, handled) = match self.flood_check(&member, &conn.session) {
+            Some(refused) => (None, refused),
+            None => match envelope::parse(text) {
+                Ok((name, data)) => {
+                    let handled = self.dispatch(&member, &conn.session, &name, data, text.len());
+                    (Some(name), handled)
+                }
+                Err(message) => (None, Handled::Failed(ClientError::validation(message))),
+            },
+        };
+        self.answer(conn, name.as_deref(), handled);
+        self.shared.metrics.event_handling.record(started.elapsed());
+    }
+
+    /// Turns an outcome into envelopes: replies were sent by the actions; failures are `error`
+    /// envelopes (this protocol has no acks).
+    fn answer(&self, conn: &Arc<Conn>, event: Option<&str>, handled: Handled) {
+        match handled {
+            Handled::Replied(_) | Handled::Limited { notify: false, .. } => {}
+            Handled::Failed(error) | Handled::Unknown(error) | Handled::Limited { error, notify: true } => {
+                self.reply_error(conn, event, error)
+            }
+            Handled::Expired => self.end_expired(conn),
+            Handled::Refreshed(reply) => {
+                self.queue(conn, Frame::Text(envelope::render("auth:refreshed", &iso_now(), &reply)))
+            }
+        }
+    }
+
+    /// Sends an `error` envelope `{message, type, timestamp, event?}`.
+    fn reply_error(&self, conn: &Conn, event: Option<&str>, error: ClientError) {
+        self.shared.metrics.events_rejected.inc();
+        tracing::debug!(endpoint = %self.spec.path, event, kind = error.kind.as_str(), message = %error.message, "client message refused");
+        self.queue(conn, Frame::Text(envelope::render("error", &iso_now(), &error.payload(event))));
+    }
+
+    /// Tells the client its token expired, and closes.
+    fn end_expired(&self, conn: &Conn) {
+        tracing::info!(endpoint = %self.spec.path, socket = %conn.session.public_id, "token expired, disconnecting");
+        self.reply_error(conn, None, ClientError::auth(TokenError::Expired.to_string()));
+        conn.close(Closing { code: CloseCode::Policy, reason: "token expired" });
+    }
+
+    /// Ends connection `id` if its token still expires at `exp` (a refresh moved it otherwise).
+    pub(super) fn expire(&self, id: u64, exp: u64) {
+        let Some(conn) = self.conns.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned() else { return };
+        if conn.session.identity().expires_at == Some(exp) {
+            self.end_expired(&conn);
+        }
+    }
+
+    /// Updates state and queues the event for the members of its rooms on this node.
+    pub(super) fn deliver(&self, event: &PublishedEvent) {
+        let Some(delivery) = self.prepare(event) else { return };
+        self.shared.metrics.published.inc();
+        let members: Vec<u64> = {
+            let index = self.rooms.read().unwrap_or_else(|e| e.into_inner());
+            let mut ids: Vec<u64> =
+                delivery.rooms.iter().filter_map(|r| index.get(r.as_str())).flatten().copied().collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        if members.is_empty() {
+            return;
+        }
+        let timestamp = match event.timestamp() {
+            "" => iso_now(),
+            t => t.to_string(),
+        };
+        let frame =
+            Frame::Text(envelope::render(&delivery.event, &timestamp, delivery.data.as_ref().unwrap_or(&Value::Null)));
+        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
+        for conn in members.iter().filter_map(|id| conns.get(id)) {
+            self.queue(conn, frame.clone());
+        }
+    }
+
+    /// One heartbeat: connections silent for longer than the pong wait are closed; the others are
+    /// pinged.
+    fn heartbeat(&self) {
+        let now = now_millis();
+        let wait = self.settings.pong_wait.as_millis() as u64;
+        let conns: Vec<Arc<Conn>> = self.conns.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for conn in conns {
+            if conn.silent_for_ms(now) > wait {
+                tracing::debug!(endpoint = %self.spec.path, socket = %conn.session.public_id, "no pong within WS_NATIVE_PONG_WAIT: closing");
+                conn.close(Closing { code: CloseCode::Away, reason: "no pong within the pong wait" });
+            } else {
+                self.queue(&conn, Frame::Ping);
+            }
+        }
+    }
+
+    /// Pings every connection every `WS_NATIVE_PING_INTERVAL`, until aborted.
+    pub(super) async fn run_heartbeat(self: Arc<Self>) {
+        let mut ticks = tokio::time::interval(self.settings.ping_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            self.heartbeat();
+        }
+    }
+
+    /// Closes every connection (shutdown): they reconnect, to another node behind a balancer.
+    pub(super) async fn close_all(&self, within: Duration) {
+        let conns: Vec<Arc<Conn>> = self.conns.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for conn in &conns {
+            conn.close(Closing { code: CloseCode::Away, reason: "the gateway is shutting down" });
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.conns.read().unwrap_or_else(|e| e.into_inner()).is_empty() && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// This node's figures.
+    pub fn stats(&self) -> EndpointStats {
+        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
+        let mut users = HashSet::new();
+        let (mut closing, mut queued) = (0, 0);
+        for conn in conns.values() {
+            if let Some(user) = conn.session.identity().user_id.clone() {
+                users.insert(user);
+            }
+            closing += usize::from(conn.is_closing());
+            queued += conn.queued();
+        }
+        EndpointStats {
+            clients: conns.len(),
+            users: users.len(),
+            registering: self.registering.load(Ordering::Relaxed),
+            closing,
+            queued,
+        }
+    }
+
+    /// The stats as JSON, for the other nodes.
+    pub(super) fn stats_json(&self) -> Value {
+        let s = self.stats();
+        json!({ "clients": s.clients, "users": s.users, "registering": s.registering, "closing": s.closing, "queued": s.queued })
+    }
+}
+
+fn remove_member(index: &mut HashMap<Arc<str>, Vec<u64>>, room: &str, id: u64) {
+    if let Some(members) = index.get_mut(room) {
+        members.retain(|m| *m != id);
+        if members.is_empty() {
+            index.remove(room);
+        }
+    }
+}
