@@ -282,20 +282,22 @@ describe('heartbeat, slow consumers and token expiry on /ws', () => {
   });
 });
 
-describe('/ws with Redis: the Go backend, two nodes, a restart', () => {
+describe('/ws with Redis: the Go backend, three nodes, a restart', () => {
   const cluster = {};
   before(async () => {
     cluster.redis = await startRedis();
     cluster.env = { REDIS_URL: cluster.redis.url, REDIS_PREFIX: `hub${h.uid()}` };
     cluster.a = await h.startGateway({ env: cluster.env });
     cluster.b = await h.startGateway({ env: cluster.env });
-    for (const node of [cluster.a, cluster.b]) {
+    cluster.c = await h.startGateway({ env: cluster.env });
+    for (const node of [cluster.a, cluster.b, cluster.c]) {
       await h.eventually(async () => (await h.api(node.url, '/readyz')).body?.status === 'ready', 'node ready', 10_000);
     }
   });
   after(async () => {
     await cluster.a?.stop();
     await cluster.b?.stop();
+    await cluster.c?.stop();
     await cluster.redis?.stop();
   });
 
@@ -303,17 +305,18 @@ describe('/ws with Redis: the Go backend, two nodes, a restart', () => {
     const tenantId = `go-${h.uid()}`;
     const onA = await openHub(t, cluster.a.url, h.mintToken({ tenantId }));
     const onB = await openHub(t, cluster.b.url, h.mintToken({ tenantId }));
-    for (const socket of [onA, onB]) await socket.subscribe('executions:e1');
+    const onC = await openHub(t, cluster.c.url, h.mintToken({ tenantId }));
+    for (const socket of [onA, onB, onC]) await socket.subscribe('executions:e1');
     const redis = createClient({ url: cluster.redis.url });
     await redis.connect();
     t.after(() => redis.quit());
     const data = { execution_id: 'e1', workflow_id: 'w1', status: 'completed', tenant_id: tenantId };
     await redis.publish('ws:broadcast:all', JSON.stringify({ channel: 'executions', type: 'execution.completed', data, filters: { status: 'completed' } }));
-    for (const socket of [onA, onB]) {
+    for (const socket of [onA, onB, onC]) {
       assert.deepEqual((await socket.next('execution.completed')).data, data, 'the data as the backend sent it');
     }
     await h.publishOk(cluster.a.url, [execution('execution.completed', tenantId, { execution_id: 'e1', n: 'barrier' })]);
-    for (const socket of [onA, onB]) {
+    for (const socket of [onA, onB, onC]) {
       assert.equal((await socket.next('execution.completed')).data.n, 'barrier', 'the first came once');
     }
   });
