@@ -1,4 +1,4 @@
-//! The command line: `serve` (the default), `check [DIR]` and `token`.
+//! The command line: `serve` (the default), `check [DIR]`, `token` and `healthcheck`.
 
 use std::path::PathBuf;
 
@@ -63,5 +63,14 @@ pub enum Command {
         /// Validity, such as `1h`, `30m`, `7d`.
         #[arg(long, default_value = "1h")]
         ttl: String,
+    },
+    /// Probe a running gateway: exit 0 if its `/healthz` answers 200, else 1.
+    ///
+    /// The container's health check, in an image with no HTTP client. The gateway is the one this
+    /// configuration describes: `PORT`, on `HOST` (loopback when `HOST` is 0.0.0.0 or ::).
+    Healthcheck {
+        /// How long connecting, and then reading the answer, may each take (`3s`, `500ms`).
+        #[arg(long, default_value = "3s")]
+        timeout: String,
     },
 }

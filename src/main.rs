@@ -1,7 +1,12 @@
 //! The `realtime-gateway` binary: parse the command line, read the config, then serve, check
-//! specs or mint a token. Everything else lives in the library.
+//! specs, mint a token or probe a running gateway's health. Everything else lives in the library.
 
-use std::{io::IsTerminal, process::ExitCode, time::Duration};
+use std::{
+    io::{BufRead, BufReader, IsTerminal, Read, Write},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream},
+    process::ExitCode,
+    time::Duration,
+};
 
 use clap::Parser;
 use realtime_gateway::{
@@ -21,6 +26,7 @@ fn main() -> ExitCode {
         Command::Token { sub, tenant, roles, ttl } => {
             token(cli.config.as_deref(), &sub, tenant.as_deref(), &roles, &ttl)
         }
+        Command::Healthcheck { timeout } => healthcheck(cli.config.as_deref(), &timeout),
     };
     match result {
         Ok(code) => code,
@@ -155,4 +161,45 @@ fn token(
     let signer = TokenSigner::new(&config.jwt)?;
     println!("{}", signer.mint(&config.jwt, sub, tenant, roles, ttl));
     Ok(ExitCode::SUCCESS)
+}
+
+/// `GET /healthz` on the gateway this config describes, over plain HTTP/1.1 on std's TCP (no
+/// runtime, no HTTP client): a container's `HEALTHCHECK` in an image that has no curl. Exit 0 on
+/// a 200, 1 otherwise, as Docker expects.
+fn healthcheck(config_file: Option<&std::path::Path>, timeout: &str) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config_file)?;
+    let timeout = parse_duration(timeout).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
+    anyhow::ensure!(config.listen.port() != 0, "PORT is 0: there is no known port to probe");
+    // A gateway bound to every address (HOST=0.0.0.0 or ::) is reached on loopback.
+    let ip = match config.listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let addr = SocketAddr::new(ip, config.listen.port());
+    let status_line = || -> std::io::Result<String> {
+        let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        // One write: `write!` would send the request in pieces.
+        stream.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())?;
+        let mut line = String::new();
+        BufReader::new(stream.take(1024)).read_line(&mut line)?;
+        Ok(line.trim_end().to_string())
+    };
+    match status_line() {
+        // `HTTP/1.1 200 OK`
+        Ok(line) if line.split_whitespace().nth(1) == Some("200") => {
+            println!("healthy: http://{addr}/healthz answered `{line}`");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(line) => {
+            eprintln!("unhealthy: http://{addr}/healthz answered `{line}`");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!("unhealthy: http://{addr}/healthz: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

@@ -1,7 +1,7 @@
-//! The binary: `check`, `token`, dev mode, broken specs at start-up, and SIGTERM.
+//! The binary: `check`, `token`, `healthcheck`, dev mode, broken specs at start-up, and SIGTERM.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read, Write},
     process::{Command, Stdio},
     time::Duration,
 };
@@ -142,6 +142,45 @@ fn token_mints_with_the_configured_secret_and_refuses_without_one() {
     let out = gateway().args(["token", "--sub", "u1"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("JWT_SECRET is not set"));
+}
+
+#[test]
+fn healthcheck_exits_0_when_healthz_answers_200_and_1_otherwise() {
+    let gw = start(&[("JWT_SECRET", crate::helpers::SECRET)]);
+    let healthcheck = |port: u16| {
+        // HOST as the container image sets it: every address, so the probe goes to loopback.
+        gateway().arg("healthcheck").env("HOST", "0.0.0.0").env("PORT", port.to_string()).output().unwrap()
+    };
+    let out = healthcheck(gw.addr.port());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("answered `HTTP/1.1 200 OK`"));
+
+    // Something answers, but not 200.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 256];
+        while !request.ends_with(b"\r\n\r\n") {
+            let n = stream.read(&mut chunk).unwrap();
+            assert!(n > 0, "the request ended early: {:?}", String::from_utf8_lossy(&request));
+            request.extend_from_slice(&chunk[..n]);
+        }
+        stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n").unwrap();
+        String::from_utf8(request).unwrap()
+    });
+    let out = healthcheck(port);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("answered `HTTP/1.1 503 Service Unavailable`"), "{stderr}");
+    assert!(server.join().unwrap().starts_with("GET /healthz HTTP/1.1\r\n"));
+
+    // Nothing listens (a port just freed).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = healthcheck(port);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unhealthy"));
 }
 
 /// A gateway process, killed when dropped.
