@@ -1,0 +1,60 @@
+// The publisher of a scenario: POST /api/v1/events at a steady rate, in batches every 10 ms, each
+// event carrying `sentAt` (µs since the epoch) for the clients to time its delivery.
+
+import { API_KEY } from './proc.mjs';
+
+const TICK_MS = 10;
+const MAX_BATCH = 1000;
+const MAX_IN_FLIGHT = 8;
+
+export const nowMicros = () => Math.round((performance.timeOrigin + performance.now()) * 1000);
+
+/**
+ * Publishes `eventsPerSecond` events for `seconds` to `url`; `event(i)` makes the i-th (its data
+ * gets `sentAt`). Resolves to how many were accepted, how many the server refused or failed, and
+ * the rate it kept up with. A server that falls behind gets bigger batches, up to 1,000 events.
+ */
+export async function publish({ url, eventsPerSecond, seconds, event }) {
+  const started = performance.now();
+  const total = Math.round(eventsPerSecond * seconds);
+  let made = 0;
+  let accepted = 0;
+  let failed = 0;
+  let inFlight = 0;
+  const requests = new Set();
+  while (made < total) {
+    const due = Math.min(total, Math.round(((performance.now() - started) / 1000) * eventsPerSecond));
+    while (made < due && inFlight < MAX_IN_FLIGHT) {
+      const count = Math.min(MAX_BATCH, due - made);
+      const sentAt = nowMicros();
+      const batch = [];
+      for (let k = 0; k < count; k++) {
+        const e = event(made + k);
+        e.data.sentAt = sentAt;
+        batch.push(e);
+      }
+      made += count;
+      inFlight++;
+      const request = fetch(`${url}/api/v1/events`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-api-key': API_KEY },
+        body: JSON.stringify(batch),
+      })
+        .then(async (res) => {
+          await res.arrayBuffer();
+          if (res.status === 202) accepted += count;
+          else failed += count;
+        })
+        .catch(() => (failed += count))
+        .finally(() => {
+          inFlight--;
+          requests.delete(request);
+        });
+      requests.add(request);
+    }
+    await new Promise((r) => setTimeout(r, TICK_MS));
+  }
+  await Promise.all(requests);
+  const elapsed = (performance.now() - started) / 1000;
+  return { accepted, failed, seconds: elapsed, rate: accepted / elapsed };
+}

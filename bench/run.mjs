@@ -1,0 +1,459 @@
+// The benchmark suite: every scenario against the gateway and its Node.js reference, on the same
+// machine, alternating which goes first, and a table of figures and ratios (gateway / Node).
+//
+//   bench/run [--quick] [--only memory,fanout,...] [--rounds 2] [--write]
+//
+// --write puts the table into docs/benchmarks.md and the charts into docs/bench/. CPU figures are
+// the server's own CPU time (from /proc) divided by the work done, so they hold on a busy machine;
+// rates and latencies depend on the load generator sharing the machine and are reported as measured.
+
+import { fork } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { lineChart } from './lib/chart.mjs';
+import { openClients, percentile, token } from './lib/clients.mjs';
+import { ROOT, HERE, sleep, startGateway, startNode, startRedis } from './lib/proc.mjs';
+import { publish } from './lib/publish.mjs';
+
+const args = process.argv.slice(2);
+const flag = (name) => args.includes(`--${name}`);
+const option = (name, fallback) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const QUICK = flag('quick');
+const ROUNDS = Number(option('rounds', QUICK ? 1 : 2));
+const ONLY = option('only', '').split(',').filter(Boolean);
+const TENANT = 'bench-tenant';
+
+const SERVERS = {
+  gateway: { workflow: () => startGateway(), hub: () => startGateway() },
+  node: { workflow: () => startNode('node-workflow.mjs'), hub: () => startNode('node-hub.mjs') },
+};
+
+const log = (...parts) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...parts);
+const median = (values) => {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+const execution = (i, rooms = 1) => ({
+  type: 'execution.progress',
+  tenantId: TENANT,
+  data: { executionId: `e${i % rooms}`, workflowId: 'w1', status: 'running', seq: i },
+});
+const hubEvent = (i, rooms = 1) => ({
+  type: 'execution.progress',
+  tenantId: TENANT,
+  data: { execution_id: rooms > 1 ? `e${i % rooms}` : 'e0', workflow_id: 'w1', status: 'running', seq: i },
+});
+
+/** Waits until the clients have received `expected` deliveries, or `timeoutMs` passed. */
+async function drain(clients, expected, timeoutMs) {
+  const until = Date.now() + timeoutMs;
+  let stats = await clients.stats();
+  while (stats.received < expected && Date.now() < until) {
+    await sleep(200);
+    stats = await clients.stats();
+  }
+  return stats;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios. Each runs against one kind of server and returns its figures; `rows` turns the
+// figures of both kinds into table rows.
+
+/** Idle subscribed connections: memory per connection early (2 s) and settled (>= 20 s). */
+async function memory(kind, { connections, mode = 'eio' }) {
+  const server = await SERVERS[kind][mode === 'hub' ? 'hub' : 'workflow']();
+  try {
+    await sleep(500);
+    const [rss0, cpu0] = [server.rssKb(), server.cpuMs()];
+    const subscribe = mode === 'hub' ? '{"channel":"executions:e{room}"}' : '{"type":"execution","resourceId":"e{room}"}';
+    const namespace = mode === 'hub' ? undefined : '/workflow';
+    const clients = await openClients({ url: server.url, mode, namespace, connections, subscribe, rooms: Math.ceil(connections / 10) });
+    const connectCpu = server.cpuMs() - cpu0;
+    const readyAt = Date.now();
+    await sleep(2000);
+    const early = server.rssKb();
+    let settled = early;
+    if (!QUICK) {
+      await sleep(Math.max(0, 20_000 - (Date.now() - readyAt)));
+      if (kind === 'node') {
+        server.gc();
+        await sleep(1500);
+      }
+      settled = server.rssKb();
+    }
+    await clients.stop();
+    const per = (kb) => ((kb - rss0) * 1024) / connections / 1000;
+    return { earlyKB: per(early), settledKB: per(settled), connectUs: (connectCpu * 1000) / connections };
+  } finally {
+    await server.stop();
+  }
+}
+
+/** CPU per authenticated connect (JWT, tenant room, `connected`), without a subscription. */
+async function connect(kind, { connections }) {
+  const server = await SERVERS[kind].workflow();
+  try {
+    await sleep(500);
+    const cpu0 = server.cpuMs();
+    const clients = await openClients({ url: server.url, connections });
+    const cpu = server.cpuMs() - cpu0;
+    await clients.stop();
+    return { connectUs: (cpu * 1000) / connections };
+  } finally {
+    await server.stop();
+  }
+}
+
+/**
+ * Many sockets, a few events each per second: `subscribers` clients in rooms of `roomSize`, each
+ * room receiving `perSocket` events a second, for `seconds`. CPU per delivery, loss, latency, and
+ * the ack round trip of `ackClients` clients pinging with an ack every 2.5 s meanwhile.
+ */
+async function fanout(kind, { subscribers, roomSize, perSocket, seconds, ackClients = 0, mode = 'eio' }) {
+  const server = await SERVERS[kind][mode === 'hub' ? 'hub' : 'workflow']();
+  const rooms = Math.max(1, subscribers / roomSize);
+  try {
+    const subscribe = mode === 'hub' ? (rooms > 1 ? '{"channel":"executions:e{room}"}' : '{"channel":"executions"}') : '{"type":"execution","resourceId":"e{room}"}';
+    const clients = await openClients({ url: server.url, mode, connections: subscribers, subscribe, rooms, ackClients });
+    await sleep(1000);
+    await clients.reset();
+    const cpu0 = server.cpuMs();
+    const loadgenCpu0 = clients.cpuMs();
+    const eventsPerSecond = rooms * perSocket;
+    const make = mode === 'hub' ? (i) => hubEvent(i, rooms) : (i) => execution(i, rooms);
+    const sent = await publish({ url: server.url, eventsPerSecond, seconds, event: make });
+    const expected = sent.accepted * roomSize;
+    const stats = await drain(clients, expected, 10_000);
+    const cpu = server.cpuMs() - cpu0;
+    const loadgenCpu = clients.cpuMs() - loadgenCpu0;
+    await clients.stop();
+    return {
+      cpuPerDeliveryUs: (cpu * 1000) / stats.received,
+      serverCpuPercent: (cpu / 10) / sent.seconds,
+      loadgenCpuPercent: (loadgenCpu / 10) / sent.seconds,
+      lost: expected - stats.received,
+      p50: percentile(stats.latency, 0.5),
+      p99: percentile(stats.latency, 0.99),
+      ackP50: percentile(stats.acks, 0.5),
+      ackP99: percentile(stats.acks, 0.99),
+      acks: stats.acks.reduce((n, [, c]) => n + c, 0),
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+/**
+ * The lossless maximum: `subscribers` clients in rooms of `roomSize`, offered deliveries per
+ * second stepping up through `offered`; each step publishes for `seconds`, then waits for the
+ * deliveries to arrive. A step is kept up with when every delivery arrived (no slow consumer was
+ * cut) at >= 90% of the offered rate.
+ */
+async function maximum(kind, { subscribers, roomSize, offered, seconds, mode = 'eio', nodes = 1 }) {
+  const cluster = nodes > 1 ? await startRedis() : null;
+  const env = cluster ? { REDIS_URL: cluster.url, REDIS_PREFIX: `bench${Date.now()}` } : {};
+  const servers = [];
+  for (let n = 0; n < nodes; n++) servers.push(kind === 'gateway' ? await startGateway(env) : await SERVERS[kind][mode === 'hub' ? 'hub' : 'workflow']());
+  const rooms = Math.max(1, subscribers / roomSize);
+  const steps = [];
+  try {
+    if (cluster) await sleep(1500);
+    const subscribe = mode === 'hub' ? (rooms > 1 ? '{"channel":"executions:e{room}"}' : '{"channel":"executions"}') : '{"type":"execution","resourceId":"e{room}"}';
+    const groups = [];
+    for (const server of servers) {
+      groups.push(await openClients({ url: server.url, mode, connections: subscribers / nodes, subscribe, rooms }));
+    }
+    const all = {
+      reset: () => Promise.all(groups.map((g) => g.reset())),
+      stats: async () => {
+        const each = await Promise.all(groups.map((g) => g.stats()));
+        return { received: each.reduce((n, s) => n + s.received, 0), closed: each.reduce((n, s) => n + s.closed, 0), latency: each.flatMap((s) => s.latency) };
+      },
+    };
+    const make = mode === 'hub' ? (i) => hubEvent(i, rooms) : (i) => execution(i, rooms);
+    for (const rate of offered) {
+      await sleep(1000);
+      await all.reset();
+      const cpu0 = servers.reduce((ms, s) => ms + s.cpuMs(), 0);
+      const started = performance.now();
+      const sent = await publish({ url: servers[0].url, eventsPerSecond: rate / roomSize, seconds, event: make });
+      const expected = sent.accepted * roomSize;
+      const stats = await drain(all, expected, 15_000);
+      const elapsed = (performance.now() - started) / 1000;
+      const cpu = servers.reduce((ms, s) => ms + s.cpuMs(), 0) - cpu0;
+      const step = {
+        offered: rate,
+        delivered: stats.received / elapsed,
+        lost: expected - stats.received,
+        closed: stats.closed,
+        cpuPerDeliveryUs: (cpu * 1000) / Math.max(1, stats.received),
+        p50: percentile(stats.latency.sort((a, b) => a[0] - b[0]), 0.5),
+        p99: percentile(stats.latency, 0.99),
+        p999: percentile(stats.latency, 0.999),
+      };
+      step.keptUp = step.lost === 0 && step.closed === 0 && step.delivered >= 0.9 * rate;
+      steps.push(step);
+      log(`  ${kind} offered ${rate}/s: delivered ${Math.round(step.delivered)}/s, lost ${step.lost}, p99 ${step.p99.toFixed(1)} ms`);
+      if (!step.keptUp || step.closed > 0) break;
+    }
+    await Promise.all(groups.map((g) => g.stop()));
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+    cluster?.stop();
+  }
+  const best = steps.filter((s) => s.keptUp).at(-1);
+  return { steps, max: best?.delivered ?? 0, p50: best?.p50, p99: best?.p99, p999: best?.p999, cpuPerDeliveryUs: best?.cpuPerDeliveryUs };
+}
+
+/** Long-polling clients (socket.io-client, no upgrade) in one room at a low rate. */
+async function polling(kind, { clients: count, perSocket, seconds }) {
+  const server = await SERVERS[kind].workflow();
+  const children = [];
+  try {
+    const perChild = 100;
+    for (let left = count; left > 0; left -= perChild) {
+      const child = fork(path.join(HERE, 'polling-clients.mjs'), [server.url, String(Math.min(perChild, left)), token()]);
+      children.push(child);
+      await new Promise((resolve, reject) => {
+        child.once('message', resolve);
+        child.once('exit', (code) => reject(new Error(`polling clients exited with ${code}`)));
+      });
+    }
+    const ask = (command) => Promise.all(children.map((c) => new Promise((resolve) => {
+      c.once('message', resolve);
+      c.send(command);
+    })));
+    await sleep(1000);
+    await ask('reset');
+    const cpu0 = server.cpuMs();
+    const sent = await publish({ url: server.url, eventsPerSecond: perSocket, seconds, event: (i) => execution(i) });
+    const expected = sent.accepted * count;
+    let stats;
+    for (const until = Date.now() + 10_000; Date.now() < until; await sleep(200)) {
+      const all = await ask('stats');
+      stats = { received: all.reduce((n, s) => n + s.received, 0), latency: all.flatMap((s) => s.latency).sort((a, b) => a[0] - b[0]) };
+      if (stats.received >= expected) break;
+    }
+    const cpu = server.cpuMs() - cpu0;
+    return { cpuPerDeliveryUs: (cpu * 1000) / stats.received, lost: expected - stats.received, p50: percentile(stats.latency, 0.5), p99: percentile(stats.latency, 0.99) };
+  } finally {
+    children.forEach((c) => c.kill());
+    await server.stop();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const SIZES = QUICK ? [1000] : [1000, 5000, 10000];
+const OFFERED = QUICK ? [50_000, 200_000] : [100_000, 200_000, 400_000, 600_000, 800_000, 1_000_000, 1_200_000];
+const SCENARIOS = [
+  {
+    id: 'memory',
+    title: 'idle subscribed connections on /workflow',
+    kinds: ['gateway', 'node'],
+    run: async (kind) => {
+      const out = {};
+      for (const n of SIZES) out[n] = await memory(kind, { connections: n });
+      return out;
+    },
+    rows: (g, n) => SIZES.flatMap((size) => [
+      [`memory per idle subscribed connection, ${size / 1000}k, early (2 s), KB`, g[size].earlyKB, n[size].earlyKB],
+      ...(QUICK ? [] : [[`memory per idle subscribed connection, ${size / 1000}k, settled (20 s; Node after GC), KB`, g[size].settledKB, n[size].settledKB]]),
+    ]),
+    charts: (g, n) => ({
+      'memory.svg': lineChart({
+        title: 'Memory per idle subscribed connection (settled)',
+        xLabel: 'connections',
+        yLabel: 'KB per connection',
+        series: [
+          { name: 'realtime-gateway', points: SIZES.map((s) => [s, g[s].settledKB]) },
+          { name: 'Node socket.io', points: SIZES.map((s) => [s, n[s].settledKB]) },
+        ],
+      }),
+    }),
+  },
+  {
+    id: 'connect',
+    title: 'authenticated connects on /workflow',
+    kinds: ['gateway', 'node'],
+    run: (kind) => connect(kind, { connections: QUICK ? 1000 : 5000 }),
+    rows: (g, n) => [['CPU per authenticated connect, µs', g.connectUs, n.connectUs]],
+  },
+  {
+    id: 'fanout',
+    title: 'low-rate fan-out on /workflow',
+    kinds: ['gateway', 'node'],
+    run: async (kind) => ({
+      room: await fanout(kind, { subscribers: QUICK ? 1000 : 4000, roomSize: QUICK ? 1000 : 4000, perSocket: 5, seconds: QUICK ? 5 : 20, ackClients: 200 }),
+      rooms: await fanout(kind, { subscribers: QUICK ? 1000 : 4000, roomSize: 10, perSocket: 5, seconds: QUICK ? 5 : 20 }),
+    }),
+    rows: (g, n) => [
+      [`CPU per delivery, ${QUICK ? '1,000' : '4,000'} subscribers in one room x 5 events/s, µs`, g.room.cpuPerDeliveryUs, n.room.cpuPerDeliveryUs],
+      [`CPU per delivery, ${QUICK ? '1,000' : '4,000'} subscribers in rooms of 10 x 5 events/s, µs`, g.rooms.cpuPerDeliveryUs, n.rooms.cpuPerDeliveryUs],
+      ['deliveries lost at that load (both layouts)', g.room.lost + g.rooms.lost, n.room.lost + n.rooms.lost],
+      ['publish-to-delivery p99 at that load (one room), ms', g.room.p99, n.room.p99],
+      ['ack round trip p50 / p99 under that load, ms', `${fmt(g.room.ackP50)} / ${fmt(g.room.ackP99)}`, `${fmt(n.room.ackP50)} / ${fmt(n.room.ackP99)}`],
+    ],
+  },
+  {
+    id: 'maximum',
+    title: 'lossless maximum on /workflow',
+    kinds: ['gateway', 'node'],
+    run: async (kind) => ({
+      room: await maximum(kind, { subscribers: 2000, roomSize: 2000, offered: OFFERED, seconds: QUICK ? 4 : 8 }),
+      rooms: QUICK ? null : await maximum(kind, { subscribers: 2000, roomSize: 10, offered: [25_000, 50_000, 100_000, 200_000, 300_000, 400_000], seconds: 8 }),
+    }),
+    rows: (g, n) => [
+      ['lossless deliveries/s, 2,000 subscribers in one room (higher is better)', g.room.max, n.room.max],
+      ['latency p50 / p99 / p99.9 at that rate, ms', pct(g.room), pct(n.room)],
+      ...(QUICK ? [] : [
+        ['lossless deliveries/s, 2,000 subscribers in rooms of 10 (higher is better)', g.rooms.max, n.rooms.max],
+        ['latency p50 / p99 / p99.9 at that rate, ms', pct(g.rooms), pct(n.rooms)],
+      ]),
+    ],
+    charts: (g, n) => ({
+      'throughput.svg': lineChart({
+        title: 'Deliveries per second, 2,000 subscribers in one room',
+        xLabel: 'offered deliveries/s',
+        yLabel: 'delivered/s',
+        series: [
+          { name: 'realtime-gateway', points: g.room.steps.map((s) => [s.offered, s.delivered]) },
+          { name: 'Node socket.io', points: n.room.steps.map((s) => [s.offered, s.delivered]) },
+        ],
+      }),
+      'latency.svg': lineChart({
+        title: 'Publish-to-delivery p99, 2,000 subscribers in one room',
+        xLabel: 'offered deliveries/s',
+        yLabel: 'p99 latency, ms',
+        series: [
+          { name: 'realtime-gateway p99', points: g.room.steps.map((s) => [s.offered, s.p99]) },
+          { name: 'Node socket.io p99', points: n.room.steps.map((s) => [s.offered, s.p99]) },
+          { name: 'realtime-gateway p50', points: g.room.steps.map((s) => [s.offered, s.p50]) },
+          { name: 'Node socket.io p50', points: n.room.steps.map((s) => [s.offered, s.p50]) },
+        ],
+      }),
+    }),
+  },
+  {
+    id: 'polling',
+    title: 'long-polling clients on /workflow',
+    kinds: ['gateway', 'node'],
+    run: (kind) => polling(kind, { clients: QUICK ? 100 : 400, perSocket: 10, seconds: QUICK ? 4 : 15 }),
+    rows: (g, n) => [
+      [`CPU per delivery, ${QUICK ? 100 : 400} long-polling clients x 10 events/s, µs`, g.cpuPerDeliveryUs, n.cpuPerDeliveryUs],
+      ['deliveries lost, long-polling', g.lost, n.lost],
+      ['latency p50 / p99, long-polling, ms', `${fmt(g.p50)} / ${fmt(g.p99)}`, `${fmt(n.p50)} / ${fmt(n.p99)}`],
+    ],
+  },
+  {
+    id: 'hub',
+    title: 'plain WebSocket /ws against a Node `ws` hub',
+    kinds: ['gateway', 'node'],
+    run: async (kind) => ({
+      memory: await memory(kind, { connections: QUICK ? 1000 : 5000, mode: 'hub' }),
+      fanout: await fanout(kind, { subscribers: QUICK ? 1000 : 4000, roomSize: 10, perSocket: 5, seconds: QUICK ? 5 : 20, mode: 'hub' }),
+      max: await maximum(kind, { subscribers: 2000, roomSize: 2000, offered: OFFERED, seconds: QUICK ? 4 : 8, mode: 'hub' }),
+    }),
+    rows: (g, n) => [
+      [`plain WebSocket: memory per idle subscribed connection, ${QUICK ? '1k, early' : '5k, settled'}, KB`, QUICK ? g.memory.earlyKB : g.memory.settledKB, QUICK ? n.memory.earlyKB : n.memory.settledKB],
+      ['plain WebSocket: CPU per delivery, channels of 10 x 5 events/s, µs', g.fanout.cpuPerDeliveryUs, n.fanout.cpuPerDeliveryUs],
+      ['plain WebSocket: lossless deliveries/s, 2,000 subscribers (higher is better)', g.max.max, n.max.max],
+      ['latency p50 / p99 / p99.9 at that rate, ms', pct(g.max), pct(n.max)],
+    ],
+  },
+  {
+    id: 'cluster',
+    title: 'two gateways over Redis against one',
+    kinds: ['gateway'],
+    run: async () => ({
+      one: await maximum('gateway', { subscribers: 2000, roomSize: 2000, offered: OFFERED, seconds: QUICK ? 4 : 8 }),
+      two: await maximum('gateway', { subscribers: 2000, roomSize: 2000, offered: OFFERED, seconds: QUICK ? 4 : 8, nodes: 2 }),
+    }),
+    rows: (g) => [
+      ['two nodes over Redis vs one: lossless deliveries/s, 2,000 subscribers (columns: two, one)', g.two.max, g.one.max],
+      ['two nodes vs one: CPU per delivery, both nodes together, µs', g.two.cpuPerDeliveryUs, g.one.cpuPerDeliveryUs],
+      ['two nodes vs one: latency p50 / p99 / p99.9, ms', pct(g.two), pct(g.one)],
+    ],
+  },
+];
+
+function fmt(v) {
+  if (typeof v === 'string') return v;
+  if (!Number.isFinite(v)) return 'n/a';
+  if (Math.abs(v) >= 10_000) return `${Math.round(v / 1000)}k`;
+  if (Math.abs(v) >= 100) return String(Math.round(v));
+  if (Math.abs(v) >= 10) return v.toFixed(1);
+  return v.toFixed(2);
+}
+const pct = (r) => `${fmt(r.p50)} / ${fmt(r.p99)} / ${fmt(r.p999)}`;
+
+/** Medians of each numeric leaf over rounds; the first round's value for anything else. */
+function combine(results) {
+  const [first] = results;
+  if (typeof first === 'number') return median(results);
+  if (Array.isArray(first) || first === null || typeof first !== 'object') return first;
+  return Object.fromEntries(Object.keys(first).map((k) => [k, combine(results.map((r) => r?.[k]))]));
+}
+
+const machine = () => {
+  const rustc = (() => {
+    try {
+      return execFileSync('rustc', ['--version']).toString().trim();
+    } catch {
+      return 'rustc ?';
+    }
+  })();
+  return `${cpus().length} x ${cpus()[0].model.trim()}, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux; Node ${process.version}; ${rustc}`;
+};
+
+const rows = [];
+const charts = {};
+for (const scenario of SCENARIOS.filter((s) => ONLY.length === 0 || ONLY.includes(s.id))) {
+  const results = Object.fromEntries(scenario.kinds.map((k) => [k, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 ? [...scenario.kinds].reverse() : scenario.kinds;
+    for (const kind of order) {
+      log(`${scenario.id}: ${kind}, round ${round + 1} of ${ROUNDS}`);
+      results[kind].push(await scenario.run(kind));
+    }
+  }
+  const g = combine(results.gateway);
+  const n = results.node ? combine(results.node) : null;
+  for (const [figure, gv, nv] of scenario.rows(g, n)) rows.push([figure, gv, nv]);
+  Object.assign(charts, scenario.charts?.(g, n) ?? {});
+  printTable(rows);
+}
+
+function table(rows) {
+  const lines = ['| figure | gateway | Node | ratio |', '|---|---|---|---|'];
+  for (const [figure, g, n] of rows) {
+    const ratio = typeof g === 'number' && typeof n === 'number' && n !== 0 ? (g / n).toFixed(2) : '';
+    lines.push(`| ${figure} | ${fmt(g)} | ${fmt(n)} | ${ratio} |`);
+  }
+  return lines.join('\n');
+}
+
+function printTable(rows) {
+  console.log(`\n${table(rows)}\n`);
+}
+
+if (flag('write')) {
+  const docs = path.join(ROOT, 'docs', 'benchmarks.md');
+  const begin = '<!-- bench:results -->';
+  const end = '<!-- /bench:results -->';
+  const text = readFileSync(docs, 'utf8');
+  const block = `${begin}\n_${new Date().toISOString().slice(0, 10)}, ${machine()}; \`bench/run${QUICK ? ' --quick' : ''}\`, ${ROUNDS} round(s), medians._\n\n${table(rows)}\n${end}`;
+  writeFileSync(docs, text.slice(0, text.indexOf(begin)) + block + text.slice(text.indexOf(end) + end.length));
+  mkdirSync(path.join(ROOT, 'docs', 'bench'), { recursive: true });
+  for (const [name, svg] of Object.entries(charts)) writeFileSync(path.join(ROOT, 'docs', 'bench', name), svg);
+  log(`wrote docs/benchmarks.md and ${Object.keys(charts).length} chart(s) in docs/bench/`);
+}
+process.exit(0);
