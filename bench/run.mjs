@@ -68,14 +68,14 @@ async function drain(clients, expected, timeoutMs) {
 // figures of both kinds into table rows.
 
 /** Idle subscribed connections: memory per connection early (2 s) and settled (>= 20 s). */
-async function memory(kind, { connections, mode = 'eio' }) {
+async function memory(kind, { connections, mode = 'eio', browserHeaders = false }) {
   const server = await SERVERS[kind][mode === 'hub' ? 'hub' : 'workflow']();
   try {
     await sleep(500);
     const [rss0, cpu0] = [server.rssKb(), server.cpuMs()];
     const subscribe = mode === 'hub' ? '{"channel":"executions:e{room}"}' : '{"type":"execution","resourceId":"e{room}"}';
     const namespace = mode === 'hub' ? undefined : '/workflow';
-    const clients = await openClients({ url: server.url, mode, namespace, connections, subscribe, rooms: Math.ceil(connections / 10) });
+    const clients = await openClients({ url: server.url, mode, namespace, connections, subscribe, rooms: Math.ceil(connections / 10), browserHeaders });
     const connectCpu = server.cpuMs() - cpu0;
     const readyAt = Date.now();
     await sleep(2000);
@@ -262,12 +262,13 @@ const SCENARIOS = [
     run: async (kind) => {
       const out = {};
       for (const n of SIZES) out[n] = await memory(kind, { connections: n });
+      out.browser = await memory(kind, { connections: QUICK ? 1000 : 5000, browserHeaders: true });
       return out;
     },
     rows: (g, n) => SIZES.flatMap((size) => [
       [`memory per idle subscribed connection, ${size / 1000}k, early (2 s), KB`, g[size].earlyKB, n[size].earlyKB],
       ...(QUICK ? [] : [[`memory per idle subscribed connection, ${size / 1000}k, settled (20 s; Node after GC), KB`, g[size].settledKB, n[size].settledKB]]),
-    ]),
+    ]).concat([[`memory per idle subscribed connection, ${QUICK ? '1k, early' : '5k, settled'}, browser-like headers and cookies, KB`, QUICK ? g.browser.earlyKB : g.browser.settledKB, QUICK ? n.browser.earlyKB : n.browser.settledKB]]),
     charts: (g, n) => ({
       'memory.svg': lineChart({
         title: 'Memory per idle subscribed connection (settled)',

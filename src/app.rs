@@ -37,8 +37,9 @@ use crate::{
 };
 
 /// Bytes reserved for reading each WebSocket. Clients mostly send small events; larger messages
-/// still arrive whole (the buffer grows for them), and an idle socket holds 1 KiB, not 4.
-const WS_READ_BUFFER_SIZE: usize = 1024;
+/// still arrive whole (the buffer grows for them), and an idle socket holds 256 B, not 4 KiB
+/// (docs/benchmarks.md).
+const WS_READ_BUFFER_SIZE: usize = 256;
 
 /// A bound, ready-to-run gateway.
 pub struct App {
@@ -153,6 +154,7 @@ impl App {
                 bind_to_ip: config.transport.bind_sessions_to_ip,
                 allow_eio3: config.transport.allow_eio3,
                 max_payload: usize::try_from(config.transport.max_http_buffer_size).unwrap_or(usize::MAX),
+                auth_cookie: config.auth_cookie_name.clone(),
             },
             readiness.clone(),
             metrics.clone(),

@@ -10,6 +10,10 @@
 //!   else's long-polling session. socketioxide uses the Engine.IO id as the socket id, which
 //!   socket.io-client shows as `socket.id`; the gateway itself never shows it to other clients
 //!   (see `engine::session::PublicId`).
+//! - A handshake keeps only the headers the session's admission and transport read (the token's
+//!   `Authorization` and auth cookie, `Origin`, `X-Forwarded-For`, the WebSocket upgrade's own):
+//!   socketioxide keeps the handshake request for the session's life, and a browser's other
+//!   headers and cookies are often a kilobyte or more per connection.
 //! - A WebSocket upgrade of a polling session is remembered with its connection's guard, so the
 //!   session's connection can be cut later ([`Sessions::close`]); a WebSocket-first session
 //!   carries its guard in its handshake request already.
@@ -65,6 +69,7 @@ pub struct Sessions {
     bind_to_ip: bool,
     allow_eio3: bool,
     max_payload: usize,
+    auth_cookie: String,
     readiness: Arc<Readiness>,
     directory: OnceLock<Arc<dyn SessionDirectory>>,
     /// Polling sessions that upgraded to WebSocket: the upgraded connection. Entries whose
@@ -91,6 +96,8 @@ pub struct SessionsOptions {
     pub allow_eio3: bool,
     /// The largest polling body (`WS_MAX_HTTP_BUFFER_SIZE`).
     pub max_payload: usize,
+    /// `AUTH_COOKIE_NAME`: the one cookie a handshake keeps.
+    pub auth_cookie: String,
 }
 
 impl Sessions {
@@ -103,6 +110,7 @@ impl Sessions {
             bind_to_ip: options.bind_to_ip,
             allow_eio3: options.allow_eio3,
             max_payload: options.max_payload,
+            auth_cookie: options.auth_cookie,
             readiness,
             directory: OnceLock::new(),
             upgraded: Mutex::new(HashMap::new()),
@@ -325,9 +333,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let boxed: Boxed<ResBody> = |result| result.map(|response| response.map(Body::new));
-        match self.sessions.screen(&request) {
+        let screened = self.sessions.screen(&request);
+        if screened.is_none() && self.sessions.is_handshake(&request) {
+            let kept = handshake_headers(request.headers(), &self.sessions.auth_cookie);
+            *request.headers_mut() = kept;
+        }
+        match screened {
             Some(answer) => Either::Left(Either::Left(std::future::ready(Ok(answer)))),
             None if self.sessions.is_protocol3_post(&request) => {
                 let (sessions, mut inner) = (self.sessions.clone(), self.inner.clone());
@@ -345,6 +358,13 @@ where
 }
 
 impl Sessions {
+    /// A request that opens a session (no `sid`), whose request socketioxide keeps.
+    fn is_handshake<B>(&self, request: &Request<B>) -> bool {
+        request.uri().path().starts_with(&self.path_prefix)
+            && request.extensions().get::<FromGateway>().is_none()
+            && request.uri().query().and_then(|q| query_param(q, "sid")).is_none()
+    }
+
     /// A long-polling post of Engine.IO protocol 3 (socket.io-client 2.x).
     fn is_protocol3_post<B>(&self, request: &Request<B>) -> bool {
         request.method() == Method::POST
@@ -371,6 +391,45 @@ impl Sessions {
         };
         Ok(Request::from_parts(parts, body))
     }
+}
+
+/// Headers a session's handshake needs for its whole life: the WebSocket upgrade's (read by
+/// engineioxide), a polling body's framing, and what admission reads when each namespace is
+/// joined (`engine::namespace`: the token, the origin, the client address).
+const HANDSHAKE_HEADERS: [header::HeaderName; 9] = [
+    header::UPGRADE,
+    header::CONNECTION,
+    header::SEC_WEBSOCKET_KEY,
+    header::SEC_WEBSOCKET_VERSION,
+    header::CONTENT_TYPE,
+    header::CONTENT_LENGTH,
+    header::ORIGIN,
+    header::AUTHORIZATION,
+    header::HeaderName::from_static("x-forwarded-for"),
+];
+
+/// The headers of a handshake worth keeping: [`HANDSHAKE_HEADERS`], and of its cookies only
+/// `auth_cookie`, in a map no larger than they need.
+fn handshake_headers(headers: &http::HeaderMap, auth_cookie: &str) -> http::HeaderMap {
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .find(|c| c.split_once('=').is_some_and(|(name, _)| name.trim() == auth_cookie))
+        .and_then(|c| HeaderValue::from_str(c).ok());
+    let count = HANDSHAKE_HEADERS.iter().map(|name| headers.get_all(name).iter().count()).sum::<usize>();
+    let mut kept = http::HeaderMap::with_capacity(count + usize::from(cookie.is_some()));
+    for name in &HANDSHAKE_HEADERS {
+        for value in headers.get_all(name) {
+            kept.append(name.clone(), value.clone());
+        }
+    }
+    if let Some(cookie) = cookie {
+        kept.insert(header::COOKIE, cookie);
+    }
+    kept
 }
 
 /// In a protocol 3 string payload (`<utf-16 length>:<packet>`...), the CONNECT packets
@@ -413,6 +472,30 @@ fn strip_connect_queries_v3(payload: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_handshake_keeps_the_headers_admission_reads_and_only_the_auth_cookie() {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in [
+            ("user-agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36"),
+            ("accept-language", "en-GB,en;q=0.9"),
+            ("origin", "https://app.example.com"),
+            ("authorization", "Bearer a.b.c"),
+            ("x-forwarded-for", "203.0.113.7"),
+            ("cookie", "_ga=GA1.2.3; access_token=x.y.z; theme=dark"),
+            ("upgrade", "websocket"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ] {
+            headers.append(name, HeaderValue::from_static(value));
+        }
+        let kept = handshake_headers(&headers, "access_token");
+        assert_eq!(kept.get(header::COOKIE).unwrap(), "access_token=x.y.z");
+        assert!(kept.get(header::USER_AGENT).is_none() && kept.get(header::ACCEPT_LANGUAGE).is_none());
+        for name in ["origin", "authorization", "x-forwarded-for", "upgrade", "sec-websocket-key"] {
+            assert_eq!(kept.get(name), headers.get(name), "{name}");
+        }
+        assert!(handshake_headers(&headers, "session").get(header::COOKIE).is_none());
+    }
 
     #[test]
     fn connect_queries_of_protocol_3_are_dropped_and_lengths_recounted() {

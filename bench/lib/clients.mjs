@@ -34,7 +34,7 @@ function loadgen(args) {
  * `subscribe` is the subscribe payload as JSON text, `{room}` standing for the client's room index
  * (client i is in room i % rooms).
  */
-export async function openClients({ url, mode = 'eio', namespace = '/workflow', connections, subscribe = '', rooms = 1, perProcess = 10_000, ackClients = 0, claims }) {
+export async function openClients({ url, mode = 'eio', namespace = '/workflow', connections, subscribe = '', rooms = 1, perProcess = 10_000, ackClients = 0, claims, browserHeaders = false }) {
   const processes = [];
   for (let offset = 0; offset < connections; offset += perProcess) {
     const count = Math.min(perProcess, connections - offset);
@@ -44,6 +44,7 @@ export async function openClients({ url, mode = 'eio', namespace = '/workflow', 
         '--connections', String(count), '--subscribe', subscribe, '--rooms', String(rooms),
         '--source', `${nextSource++}.0`, '--per-ip', '100',
         '--ack-clients', String(offset === 0 ? ackClients : 0),
+        ...(browserHeaders ? ['--browser-headers'] : []),
       ]),
     );
   }

@@ -50,6 +50,7 @@ struct Options {
     concurrency: usize,
     ack_clients: usize,
     ack_interval: Duration,
+    browser_headers: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -87,6 +88,7 @@ fn options() -> Options {
         concurrency: num("concurrency", 64).max(1),
         ack_clients: num("ack-clients", 0),
         ack_interval: Duration::from_millis(num("ack-interval-ms", 2500) as u64),
+        browser_headers: args.iter().any(|a| a == "--browser-headers"),
     }
 }
 
@@ -153,6 +155,26 @@ fn sent_at(text: &str) -> Option<u64> {
     digits[..end].parse().ok()
 }
 
+/// What a browser sends with a WebSocket handshake besides the handshake itself: a page on the
+/// gateway's default allowed origin, with a typical analytics and preferences cookie.
+const BROWSER_HEADERS: &[(&str, &str)] = &[
+    ("user-agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"),
+    ("origin", "http://localhost:3000"),
+    ("accept-language", "en-GB,en-US;q=0.9,en;q=0.8,fr;q=0.7"),
+    ("accept-encoding", "gzip, deflate, br, zstd"),
+    ("cache-control", "no-cache"),
+    ("pragma", "no-cache"),
+    ("sec-websocket-extensions", "permessage-deflate; client_max_window_bits"),
+    (
+        "cookie",
+        "_ga=GA1.1.1234567890.1732600000; _ga_ABCDEF1234=GS1.1.1732600000.3.1.1732600500.0.0.0; \
+         _gid=GA1.2.987654321.1732600000; _fbp=fb.1.1732600000000.1234567890123456789; \
+         intercom-id-abcd1234=01234567-89ab-cdef-0123-456789abcdef; intercom-device-id-abcd1234=fedcba98-7654-3210-fedc-ba9876543210; \
+         theme=dark; locale=en-GB; sidebar_collapsed=false; consent=analytics%2Cmarketing%2Cfunctional; \
+         ajs_anonymous_id=%2201234567-89ab-cdef-0123-456789abcdef%22; csrftoken=Zx9yW8vU7tS6rQ5pO4nM3lK2jI1hG0fE",
+    ),
+];
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
 async fn open(o: &Options, index: usize) -> Result<Ws, String> {
@@ -169,7 +191,12 @@ async fn open(o: &Options, index: usize) -> Result<Ws, String> {
         Mode::Eio => format!("ws://{}:{}{}?EIO=4&transport=websocket", o.host, o.port, o.path),
         Mode::Hub => format!("ws://{}:{}{}?token={}", o.host, o.port, o.path, o.token),
     };
-    let request = uri.into_client_request().map_err(|e| e.to_string())?;
+    let mut request = uri.into_client_request().map_err(|e| e.to_string())?;
+    if o.browser_headers {
+        for (name, value) in BROWSER_HEADERS {
+            request.headers_mut().insert(*name, value.parse().map_err(|e| format!("{e}"))?);
+        }
+    }
     let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
     let (ws, _) = client_async_with_config(request, stream, Some(config)).await.map_err(|e| format!("handshake: {e}"))?;
     Ok(ws)

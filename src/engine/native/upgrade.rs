@@ -32,7 +32,7 @@ use crate::{
 };
 
 /// Bytes reserved for reading each connection (it grows for larger messages).
-const READ_BUFFER: usize = 1024;
+const READ_BUFFER: usize = 256;
 
 /// Answers a handshake to `ep`: the 101 and the connection's task, or a refusal.
 pub async fn upgrade(ep: Arc<Endpoint>, api_keys: &ApiKeys, request: Request<Body>) -> Response<Body> {
