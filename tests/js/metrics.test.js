@@ -1,15 +1,21 @@
 // /metrics as an operator's Prometheus sees it, on a two-node cluster after real traffic (a
 // socket.io-client connects, subscribes, pings, sends an unknown and an invalid event, a token is
 // refused, events are published through both nodes and delivered): Prometheus's own checker,
-// `promtool check metrics`, accepts the page without a lint complaint, and the histograms and
-// counters moved by what was done.
+// `promtool check metrics`, accepts the page without a lint complaint; the histograms and
+// counters moved by what was done; and every metric the Grafana dashboard in deploy/grafana
+// graphs is exported, in PromQL that `promtool check rules` parses.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import * as h from './helpers.js';
 import { startRedis } from './redis.js';
 
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const DASHBOARD = path.resolve(HERE, '../../deploy/grafana/realtime-gateway.json');
 const PROMTOOL = process.env.PROMTOOL_BIN ?? 'promtool';
 const MISSING_PROMTOOL = 'promtool not found: it comes with Prometheus (Debian/Ubuntu: apt-get install prometheus; or a Prometheus release archive)';
 
@@ -19,6 +25,25 @@ function promtool(args, input) {
   if (run.error?.code === 'ENOENT') throw new Error(MISSING_PROMTOOL);
   if (run.error) throw run.error;
   return { status: run.status, output: `${run.stdout}${run.stderr}`.trim() };
+}
+
+/** Every `expr` in the dashboard, with the panel it belongs to. */
+function dashboardQueries(dashboard) {
+  const found = [];
+  const walk = (node, panel) => {
+    if (Array.isArray(node)) return node.forEach((n) => walk(n, panel));
+    if (node === null || typeof node !== 'object') return;
+    const title = node.title ?? panel;
+    if (typeof node.expr === 'string') found.push({ panel: title, expr: node.expr });
+    for (const value of Object.values(node)) walk(value, title);
+  };
+  walk(dashboard.panels, 'dashboard');
+  return found;
+}
+
+/** Grafana's variables, replaced by what they stand for, so promtool can parse the PromQL. */
+function asPromql(expr) {
+  return expr.replaceAll('$__rate_interval', '5m').replaceAll('$instance', '.*').replaceAll('$namespace', '.*');
 }
 
 describe('/metrics', () => {
@@ -107,5 +132,28 @@ describe('/metrics', () => {
     assert.equal(h.sumOf(samplesAfter, 'redis_connected'), 1);
     assert.equal(h.sumOf(samplesAfter, 'redis_reconnects_total'), 0);
     assert.equal(moved('published_events_total'), 1, 'the API call taken by this node');
+  });
+
+  it('exports every metric the Grafana dashboard graphs, in PromQL that promtool parses', () => {
+    const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8'));
+    const exported = new Set(samplesAfter.map((s) => s.name));
+    const queries = dashboardQueries(dashboard);
+    assert.ok(queries.length >= 20, `only ${queries.length} queries`);
+    const named = new Set(JSON.stringify(dashboard).match(/realtime_gateway_\w+/g));
+    const missing = [...named].filter((name) => !exported.has(name));
+    assert.deepEqual(missing, [], 'the dashboard names metrics /metrics does not export');
+
+    // Each query as a recording rule: `promtool check rules` parses the PromQL (JSON is YAML).
+    const { dir, remove } = h.tempDir();
+    try {
+      const rules = { groups: [{ name: 'dashboard', rules: queries.map((q, i) => ({ record: `dashboard:query_${i}`, expr: asPromql(q.expr) })) }] };
+      const file = path.join(dir, 'rules.yml');
+      writeFileSync(file, JSON.stringify(rules));
+      const { status, output } = promtool(['check', 'rules', file]);
+      assert.equal(status, 0, output);
+      assert.match(output, new RegExp(`SUCCESS: ${queries.length} rules found`));
+    } finally {
+      remove();
+    }
   });
 });
