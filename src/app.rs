@@ -144,7 +144,7 @@ impl App {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let specs = load_specs(config)?;
         let verifier = TokenVerifier::new(&config.jwt)?;
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(config.redis.is_some()));
         let readiness = Arc::new(Readiness::default());
         let sessions = Sessions::new(
             SessionsOptions {
@@ -178,7 +178,9 @@ impl App {
                 Self::assemble(config, layer, io, engine, parts, Vec::new()).await
             }
             Some(redis) => {
-                let (cluster, adapter) = Cluster::connect(redis).await?;
+                let cluster_metrics =
+                    parts.metrics.cluster.clone().context("the metrics were made for a single node")?;
+                let (cluster, adapter) = Cluster::connect(redis, cluster_metrics).await?;
                 let (layer, io) =
                     socket_io(SocketIo::builder(), config).with_adapter::<FredAdapter<Emitter>>(adapter).build_layer();
                 let engine =

@@ -150,7 +150,7 @@ async fn readyz<A: Adapter>(State(state): State<HttpState<A>>) -> (StatusCode, J
 }
 
 async fn metrics<A: Adapter>(State(state): State<HttpState<A>>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    ([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], state.metrics.render())
 }
 
 /// Checks the API key and reads the body as JSON.
@@ -189,6 +189,8 @@ async fn publish_events<A: Adapter>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    // Publish-to-delivery time starts here, before the body is parsed.
+    let received = std::time::Instant::now();
     let value = authorized_json(&state, &headers, body)?;
     let items = match value {
         Value::Array(items) => items,
@@ -205,7 +207,7 @@ async fn publish_events<A: Adapter>(
     let events = items
         .into_iter()
         .enumerate()
-        .map(|(i, item)| PublishedEvent::from_json(item, &format!("events[{i}]")))
+        .map(|(i, item)| PublishedEvent::from_json(item, &format!("events[{i}]")).map(|e| e.received_at(received)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::BadRequest)?;
     let accepted = state.engine.publish(events).await.map_err(ApiError::BadRequest)?;
@@ -288,6 +290,7 @@ async fn notify<A: Adapter>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let received = std::time::Instant::now();
     let body = authorized_object(&state, &headers, body, "{recipient, content, tenantId}")?;
     let recipient = object(&body, "recipient")?;
     let user = id_field(recipient.get("userId"), "recipient.userId")?;
@@ -334,7 +337,8 @@ async fn notify<A: Adapter>(
         d.extend(t.clone());
     }
     let event = PublishedEvent::from_json(json!({ "type": event_type, "tenantId": tenant, "data": data }), "body")
-        .map_err(ApiError::BadRequest)?;
+        .map_err(ApiError::BadRequest)?
+        .received_at(received);
     if with_acks {
         let report = state.engine.deliver_with_acks(event, timeout).await.map_err(ApiError::BadRequest)?;
         Ok((StatusCode::OK, Json(json!({ "id": id, "sockets": report.sockets, "acknowledged": report.acknowledged }))))

@@ -26,8 +26,8 @@ use std::{
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::BACKLOG_LIMIT;
-use crate::engine::Outgoing;
+use super::{BACKLOG_LIMIT, now_ms};
+use crate::{engine::Outgoing, metrics::ClusterMetrics};
 
 /// How often a backlog is retried while Redis is away.
 const RETRY_EVERY: Duration = Duration::from_millis(250);
@@ -45,6 +45,8 @@ pub struct Bus {
     node: String,
     seq: AtomicU64,
     seen: Mutex<Seen>,
+    /// The bus lag and the backlog are measured here.
+    metrics: ClusterMetrics,
 }
 
 /// What a node has applied.
@@ -60,15 +62,16 @@ struct Seen {
 
 impl Bus {
     /// The bus of node `node`.
-    pub fn new(node: String) -> Self {
-        Self { node, seq: AtomicU64::new(0), seen: Mutex::new(Seen::default()) }
+    pub fn new(node: String, metrics: ClusterMetrics) -> Self {
+        Self { node, seq: AtomicU64::new(0), seen: Mutex::new(Seen::default()), metrics }
     }
 
     fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
         self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Reads a bus message; `None` when it was applied already or cannot be read.
+    /// Reads a bus message; `None` when it was applied already or cannot be read. A message to
+    /// apply counts its lag: the time since its sender appended it (`at`, the sender's clock).
     pub fn receive(&self, payload: &[u8]) -> Option<Outgoing> {
         let mut value: Value = match serde_json::from_slice(payload) {
             Ok(v) => v,
@@ -81,9 +84,10 @@ impl Bus {
             tracing::warn!("a bus message has no node or seq");
             return None;
         };
+        let own = node == self.node;
         {
             let mut seen = self.seen();
-            if node == self.node {
+            if own {
                 // Ours come back in the order they were appended. One applied here while Redis
                 // was away may come back twice: an append that timed out can still have been
                 // executed (Redis was hung, not gone), and the backlog appends it again. Both
@@ -101,6 +105,11 @@ impl Bus {
                 }
                 *last = seq;
             }
+        }
+        if let Some(at) = value["at"].as_u64() {
+            // A sender whose clock runs ahead would give a negative lag: counted as none.
+            let lag = std::time::Duration::from_millis(now_ms().saturating_sub(at));
+            if own { &self.metrics.bus_lag_local } else { &self.metrics.bus_lag_remote }.observe(lag);
         }
         match Outgoing::from_json(value["body"].take()) {
             Ok(outgoing) => Some(outgoing),
@@ -128,7 +137,10 @@ impl Bus {
                 next = submitted.recv() => {
                     let Some(Submitted { message, done }) = next else { return };
                     let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
-                    let wire = json!({ "node": self.node, "seq": seq, "body": message.to_json() }).to_string();
+                    // `at`: when it was sent, which the receivers' lag is measured from, kept
+                    // through a backlog (its wait is lag too).
+                    let wire = json!({ "node": self.node, "seq": seq, "at": now_ms(), "body": message.to_json() })
+                        .to_string();
                     // Behind a backlog, a message waits its turn: order is kept for everyone.
                     if !(backlog.is_empty() && publish(wire.clone()).await) {
                         self.seen().applied_here.insert(seq);
@@ -138,8 +150,10 @@ impl Bus {
                             && let Some((lost, _)) = backlog.pop_front()
                         {
                             self.seen().applied_here.remove(&lost);
+                            self.metrics.bus_backlog_dropped.inc();
                             tracing::error!(limit = BACKLOG_LIMIT, "bus backlog full: the oldest message will not reach the other nodes");
                         }
+                        self.metrics.bus_backlog.set(backlog.len() as i64);
                     }
                     let _ = done.send(());
                 }
@@ -151,6 +165,7 @@ impl Bus {
                         }
                         backlog.pop_front();
                     }
+                    self.metrics.bus_backlog.set(backlog.len() as i64);
                     if backlog.is_empty() {
                         tracing::info!(messages = before, "sent the backlog kept while Redis was away");
                     }
@@ -168,7 +183,11 @@ mod tests {
     };
 
     use super::*;
-    use crate::engine::EmitRequest;
+    use crate::{engine::EmitRequest, metrics::Metrics};
+
+    fn bus(node: &str) -> Bus {
+        Bus::new(node.into(), Metrics::new(true).cluster.expect("cluster metrics"))
+    }
 
     fn emit(n: u64) -> Outgoing {
         Outgoing::Emit(EmitRequest {
@@ -181,7 +200,7 @@ mod tests {
     }
 
     fn wire(node: &str, seq: u64, n: u64) -> Vec<u8> {
-        json!({ "node": node, "seq": seq, "body": emit(n).to_json() }).to_string().into_bytes()
+        json!({ "node": node, "seq": seq, "at": now_ms(), "body": emit(n).to_json() }).to_string().into_bytes()
     }
 
     fn event_name(o: &Outgoing) -> String {
@@ -193,7 +212,7 @@ mod tests {
 
     #[test]
     fn each_message_is_applied_once() {
-        let bus = Bus::new("me".into());
+        let bus = bus("me");
         assert_eq!(bus.receive(&wire("other", 1, 1)).map(|o| event_name(&o)), Some("e1".into()));
         assert!(bus.receive(&wire("other", 1, 1)).is_none(), "a duplicate from a retried send");
         assert!(bus.receive(&wire("other", 2, 2)).is_some());
@@ -203,13 +222,15 @@ mod tests {
         assert!(bus.receive(&wire("me", 5, 5)).is_none(), "ours, applied here while Redis was away");
         assert!(bus.receive(&wire("me", 4, 4)).is_none());
         assert!(bus.receive(b"{}").is_none());
+        assert_eq!(bus.metrics.bus_lag_remote.count(), 3, "the lag of each other node's message applied");
+        assert_eq!(bus.metrics.bus_lag_local.count(), 1, "and of our own applied as it came back");
     }
 
     /// Redis hung (SIGSTOP): the append of 7 timed out, so 7 was applied here and kept; the hung
     /// Redis executed that append when it woke, and the backlog appended 7 again.
     #[test]
     fn an_append_that_timed_out_but_went_through_is_applied_once() {
-        let bus = Bus::new("me".into());
+        let bus = bus("me");
         assert!(bus.receive(&wire("me", 6, 6)).is_some(), "6 went through normally");
         bus.seen().applied_here.insert(7);
         assert!(bus.receive(&wire("me", 7, 7)).is_none(), "the timed-out append, applied here already");
@@ -220,7 +241,7 @@ mod tests {
 
     #[tokio::test]
     async fn while_redis_is_away_messages_apply_here_and_are_sent_in_order_later() {
-        let bus = Arc::new(Bus::new("me".into()));
+        let bus = Arc::new(bus("me"));
         let up = Arc::new(AtomicBool::new(true));
         let sent = Arc::new(Mutex::new(Vec::<u64>::new()));
         let applied = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -262,16 +283,17 @@ mod tests {
         submit(2).await;
         submit(3).await;
         assert_eq!(*applied.lock().unwrap(), ["e2", "e3"], "applied here while away; 1 waits for its echo");
+        assert_eq!(bus.metrics.bus_backlog.get(), 2);
         up.store(true, Ordering::SeqCst);
         submit(4).await;
         assert_eq!(*applied.lock().unwrap(), ["e2", "e3", "e4"], "behind a backlog, applied here too");
         tokio::time::timeout(Duration::from_secs(2), async {
-            while sent.lock().unwrap().len() < 4 {
+            while sent.lock().unwrap().len() < 4 || bus.metrics.bus_backlog.get() > 0 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
         .await
-        .expect("the backlog is sent");
+        .expect("the backlog is sent, and the gauge says so");
         assert_eq!(*sent.lock().unwrap(), [1, 2, 3, 4], "in order");
         // The stream holds them in the order they were appended: 1 (before the outage), then the
         // backlog.

@@ -50,6 +50,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use crate::{
     config::RedisConfig,
     engine::{ClusterLink, Engine, Outgoing},
+    metrics::ClusterMetrics,
 };
 use bus::{Bus, Submitted};
 
@@ -94,6 +95,8 @@ pub struct Cluster {
     peers: Mutex<Vec<Value>>,
     outbox: mpsc::Sender<Submitted>,
     outbox_rx: Mutex<Option<mpsc::Receiver<Submitted>>>,
+    /// Redis's state and the bus's lag, in `/metrics`.
+    metrics: ClusterMetrics,
 }
 
 /// The node's two pub/sub connections.
@@ -153,7 +156,10 @@ fn now_ms() -> u64 {
 impl Cluster {
     /// Connects to Redis and builds the socketioxide-redis adapter constructor. Fails when Redis
     /// cannot be reached at start-up: a node that never joined its cluster should not serve.
-    pub async fn connect(config: &RedisConfig) -> anyhow::Result<(Arc<Self>, RedisAdapterCtr<FredDriver>)> {
+    pub async fn connect(
+        config: &RedisConfig,
+        metrics: ClusterMetrics,
+    ) -> anyhow::Result<(Arc<Self>, RedisAdapterCtr<FredDriver>)> {
         let mut fred_config = FredConfig::from_url(config.url.expose_secret())
             .with_context(|| format!("REDIS_URL ({}) is not a Redis URL", config.display))?;
         // socketioxide-redis's fred driver uses sharded pub/sub, which needs RESP3.
@@ -206,7 +212,9 @@ impl Cluster {
             peers: Mutex::new(Vec::new()),
             outbox,
             outbox_rx: Mutex::new(Some(outbox_rx)),
+            metrics,
         });
+        cluster.metrics.redis_connected.set(1);
         tracing::info!(redis = %config.display, prefix = %config.prefix, node = %cluster.node, "joined the cluster");
         Ok((cluster, adapter))
     }
@@ -242,7 +250,7 @@ impl Cluster {
         let Some(outbox_rx) = self.outbox_rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             anyhow::bail!("the cluster was already started");
         };
-        let bus = Arc::new(Bus::new(self.node.clone()));
+        let bus = Arc::new(Bus::new(self.node.clone(), self.metrics.clone()));
         engine.attach_cluster(self.clone());
 
         let start = self.bus_end().await.context("reading the bus")?;
@@ -253,6 +261,15 @@ impl Cluster {
             tokio::spawn(self.clone().receive(engine.clone())),
             tokio::spawn(self.clone().read_bus(engine.clone(), bus.clone(), start)),
         ];
+        let connections = [
+            self.client.reconnect_rx(),
+            self.reader.reconnect_rx(),
+            self.subscriber.reconnect_rx(),
+            self.adapter_subscriber.reconnect_rx(),
+        ];
+        for (name, reconnects) in ClusterMetrics::CONNECTIONS.into_iter().zip(connections) {
+            tasks.push(tokio::spawn(count_reconnects(reconnects, self.metrics.reconnects(name))));
+        }
         let this = self.clone();
         tasks.push(tokio::spawn(async move {
             let publish = {
@@ -394,15 +411,17 @@ impl Cluster {
         loop {
             ticks.tick().await;
             self.check_subscriptions().await;
-            match self.client.ping::<String>(None).await {
+            let pinged = self.client.ping::<String>(None).await;
+            match &pinged {
                 Ok(_) if self.subscriber.is_connected() && self.adapter_subscriber.is_connected() => {
                     self.health.recover()
                 }
                 Ok(_) => self.health.fail("a subscriber connection is down".into()),
-                Err(e) => {
-                    self.health.fail(e.to_string());
-                    continue;
-                }
+                Err(e) => self.health.fail(e.to_string()),
+            }
+            self.metrics.redis_connected.set(i64::from(self.health.ready()));
+            if pinged.is_err() {
+                continue;
             }
             beat = beat.wrapping_add(1);
             if beat % SNAPSHOT_EVERY == 1
@@ -508,6 +527,25 @@ impl Cluster {
         let (rooms, except) = (names(&message.rooms), names(&message.except));
         if let Err(e) = engine.emit_received(&message.namespace, &message.event, &message.args, &rooms, &except).await {
             tracing::warn!(channel, event = %message.event, error = %e, "an emitter message was not delivered");
+        }
+    }
+}
+
+/// Counts the reconnections of one Redis connection, until the client is dropped.
+async fn count_reconnects(
+    mut reconnects: tokio::sync::broadcast::Receiver<fred::types::config::Server>,
+    counter: prometheus_client::metrics::counter::Counter,
+) {
+    loop {
+        match reconnects.recv().await {
+            Ok(_) => {
+                counter.inc();
+            }
+            // Missed notifications were reconnects too.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                counter.inc_by(n);
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
 }

@@ -4,7 +4,10 @@
 //! its own frames. For Socket.IO (here): an `error` event with the seed's shape and an `{error}`
 //! ack when one was asked, or the reply as the ack; the socket stays connected.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use serde_json::{Value as Json, json};
 use socketioxide::{
@@ -22,6 +25,7 @@ use super::{
     runtime::SpecRuntime,
     session::Session,
 };
+use crate::metrics::Rejection;
 
 /// Rate-limit notices to one member are at most this often; refused events beyond are dropped
 /// quietly (their acks are still answered).
@@ -99,6 +103,23 @@ impl SpecRuntime {
         }
     }
 
+    /// Counts a refusal in `rejections_total`. Unknown events are not refusals: they are ignored,
+    /// as the seeds' gateways did (their handling time is counted under the `_other` event).
+    pub(super) fn count_refusal(&self, handled: &Handled) {
+        match handled {
+            Handled::Failed(error) => self.metrics.rejected(error.kind.into()),
+            Handled::Limited { .. } => self.metrics.rejected(Rejection::RateLimit),
+            Handled::Replied(_) | Handled::Unknown(_) | Handled::Expired | Handled::Refreshed(_) => {}
+        }
+    }
+
+    /// Records how long event `name` (`None`: unreadable) took, from `started`.
+    pub(super) fn record_handling(&self, name: Option<&str>, started: Instant) {
+        let took = started.elapsed();
+        self.shared.metrics.event_handling.record(took);
+        self.metrics.event(name).observe(took);
+    }
+
     fn limited(&self, session: &Session, wait: Duration, message: &str) -> Handled {
         self.shared.metrics.rate_limited.inc();
         Handled::Limited {
@@ -160,12 +181,13 @@ impl<A: Adapter> NamespaceRuntime<A> {
         ack: AckSender<A>,
         wants_ack: bool,
     ) {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         self.shared.metrics.events_received.inc();
         let member = SioMember { ns: self, socket };
         let (event, handled) = self.handle(&member, session, packet);
+        self.count_refusal(&handled);
         self.answer(socket, session, event.as_deref(), handled, ack, wants_ack);
-        self.shared.metrics.event_handling.record(started.elapsed());
+        self.record_handling(event.as_deref(), started);
     }
 
     /// Reads the packet and dispatches it; returns the event's name (when it has one) and the outcome.

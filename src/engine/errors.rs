@@ -36,6 +36,20 @@ impl ErrorKind {
     }
 }
 
+/// The `reason` a refusal of this kind is counted under.
+impl From<ErrorKind> for crate::metrics::Rejection {
+    fn from(kind: ErrorKind) -> Self {
+        use crate::metrics::Rejection;
+        match kind {
+            ErrorKind::Auth => Rejection::Auth,
+            ErrorKind::Validation => Rejection::Validation,
+            ErrorKind::RateLimit => Rejection::RateLimit,
+            ErrorKind::Permission => Rejection::Permission,
+            ErrorKind::Internal => Rejection::Internal,
+        }
+    }
+}
+
 /// A failure to report to one client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientError {

@@ -55,7 +55,7 @@ use crate::{
     auth::TokenVerifier,
     client_ip::TrustedProxies,
     config::LimitsConfig,
-    metrics::{Gauge, Metrics},
+    metrics::{Metrics, NamespaceMetrics},
     sessions::{SessionDirectory, Sessions},
     spec::{NamespaceSpec, TimerInterval, Transport},
 };
@@ -74,8 +74,9 @@ pub(crate) struct Shared {
     pub expiry: ExpiryQueue,
     /// Counters, also read by `/metrics`.
     pub metrics: Arc<Metrics>,
-    /// Connected sockets per namespace, by namespace index, with the namespace's path.
-    pub ns_connections: Vec<(String, Gauge)>,
+    /// Connected sockets per Socket.IO namespace, by namespace index, with the namespace's path
+    /// (the namespaces' own gauges, shared).
+    pub ns_connections: Vec<(String, prometheus_client::metrics::gauge::Gauge)>,
     /// When each namespace last looked for slow consumers (ms since the epoch), by index.
     pub slow_sweeps: Vec<std::sync::atomic::AtomicU64>,
     /// Rates and latencies for `{gateway.stats}`.
@@ -299,13 +300,25 @@ impl<A: Adapter> Engine<A> {
     ) -> Self {
         let (socketio, websocket): (Vec<NamespaceSpec>, Vec<NamespaceSpec>) =
             specs.into_iter().partition(|s| s.transport == Transport::SocketIo);
+        // Every series a namespace uses is made now, so serving it never creates one.
+        let with_metrics = |specs: Vec<NamespaceSpec>| -> Vec<(NamespaceSpec, NamespaceMetrics)> {
+            specs
+                .into_iter()
+                .map(|spec| {
+                    let events = spec.events.keys().map(String::as_str).chain([spec.auth.refresh_event.as_str()]);
+                    let m = metrics.namespace(&spec.path, spec.transport.name(), events);
+                    (spec, m)
+                })
+                .collect()
+        };
+        let (socketio, websocket) = (with_metrics(socketio), with_metrics(websocket));
         let shared = Arc::new(Shared {
             verifier,
             limits: settings.limits.clone(),
             expiry: ExpiryQueue::default(),
             perf: perf::PerfSampler::new(&metrics),
+            ns_connections: socketio.iter().map(|(s, m)| (s.path.clone(), m.connections.clone())).collect(),
             metrics,
-            ns_connections: socketio.iter().map(|s| (s.path.clone(), Gauge::default())).collect(),
             slow_sweeps: socketio.iter().map(|_| Default::default()).collect(),
             trusted_proxies: settings.trusted_proxies.clone(),
             auth_cookie_name: settings.auth_cookie_name.clone(),
@@ -318,13 +331,15 @@ impl<A: Adapter> Engine<A> {
         let namespaces = socketio
             .into_iter()
             .enumerate()
-            .map(|(i, spec)| Arc::new(NamespaceRuntime::new(SpecRuntime::new(spec, i, shared.clone()), io.clone())))
+            .map(|(i, (spec, m))| {
+                Arc::new(NamespaceRuntime::new(SpecRuntime::new(spec, i, shared.clone(), m), io.clone()))
+            })
             .collect();
         let endpoints = websocket
             .into_iter()
             .enumerate()
-            .map(|(i, spec)| {
-                Arc::new(native::Endpoint::new(SpecRuntime::new(spec, i, shared.clone()), settings.native.clone()))
+            .map(|(i, (spec, m))| {
+                Arc::new(native::Endpoint::new(SpecRuntime::new(spec, i, shared.clone(), m), settings.native.clone()))
             })
             .collect();
         Self { namespaces, endpoints, shared, settings }
@@ -409,7 +424,7 @@ impl<A: Adapter> Engine<A> {
                 }
             }
         }
-        self.shared.metrics.events_accepted.add(count as u64);
+        self.shared.metrics.events_accepted.inc_by(count as u64);
         Ok(count)
     }
 

@@ -40,6 +40,7 @@ use super::{
 use crate::{
     auth::{Identity, TokenError, TokenSource, handshake_token},
     connection::CutReason,
+    metrics::{CloseReason, Rejection},
 };
 
 /// How long a refused socket's client has to read the `error` before its session is closed.
@@ -135,13 +136,21 @@ impl<A: Adapter> NamespaceRuntime<A> {
         }
     }
 
-    /// Decides who the connecting socket is, before CONNECT is sent.
+    /// Decides who the connecting socket is, before CONNECT is sent; its time is the namespace's
+    /// handshake time.
     fn admit(self: &Arc<Self>, s: &Arc<Socket<A>>, auth: &Option<Value>) {
+        let started = std::time::Instant::now();
+        self.decide(s, auth);
+        self.metrics.handshake.observe(started.elapsed());
+    }
+
+    fn decide(self: &Arc<Self>, s: &Arc<Socket<A>>, auth: &Option<Value>) {
         let auth_json: Option<Json> =
             auth.as_ref().and_then(|v| v.as_str()).and_then(|s| serde_json::from_str(s.as_str()).ok());
         let policy = &self.spec.auth;
         if self.over_connection_limit(s.req_parts()) {
             self.shared.metrics.connections_throttled.inc();
+            self.metrics.rejected(Rejection::Throttle);
             tracing::info!(ns = %self.spec.path, "connection refused: too many from this address");
             s.extensions.insert(Refusal { message: "Too many connections".into(), kind: ErrorKind::RateLimit });
             return;
@@ -162,6 +171,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         match outcome {
             Err(e) => {
                 self.shared.metrics.auth_refused.inc();
+                self.metrics.rejected(Rejection::Auth);
                 tracing::info!(ns = %self.spec.path, reason = %e, "connection refused");
                 s.extensions.insert(Refusal { message: e.to_string(), kind: ErrorKind::Auth });
             }
@@ -194,7 +204,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         }
         let Some(session) = s.extensions.get::<Arc<Session>>() else { return };
         self.shared.metrics.connections.inc();
-        self.shared.ns_connections[self.index].1.inc();
+        self.metrics.connected();
         let identity = session.identity();
         tracing::debug!(ns = %self.spec.path, socket = %session.public_id, user = ?identity.user_id, tenant = ?identity.tenant_id, "connected");
         let member = SioMember { ns: self, socket: &s };
@@ -360,7 +370,7 @@ impl<A: Adapter> DisconnectHandler<A, SpecHandler> for DisconnectFlow<A> {
     fn call_with_defer(&self, s: Arc<Socket<A>>, reason: DisconnectReason, defer: fn(Arc<Socket<A>>)) {
         if let Some(session) = s.extensions.get::<Arc<Session>>() {
             self.ns.shared.metrics.connections.dec();
-            self.ns.shared.ns_connections[self.ns.index].1.dec();
+            self.ns.metrics.disconnected(session.ended_as().unwrap_or_else(|| close_reason(reason)));
             if let Some(exp) = session.identity().expires_at {
                 self.ns.shared.expiry.cancel(exp, self.ns.index, MemberKey::Socket(s.id));
             }
@@ -368,5 +378,18 @@ impl<A: Adapter> DisconnectHandler<A, SpecHandler> for DisconnectFlow<A> {
         }
         // socketioxide removes the socket from the namespace in `defer`; it must always run.
         defer(s);
+    }
+}
+
+/// The `reason` a socketioxide disconnect is counted under.
+fn close_reason(reason: DisconnectReason) -> CloseReason {
+    match reason {
+        DisconnectReason::TransportClose | DisconnectReason::ClientNSDisconnect => CloseReason::Client,
+        DisconnectReason::TransportError => CloseReason::TransportError,
+        DisconnectReason::HeartbeatTimeout => CloseReason::HeartbeatTimeout,
+        DisconnectReason::PacketParsingError | DisconnectReason::MultipleHttpPollingError => CloseReason::ProtocolError,
+        // The engine disconnects an admitted socket for one thing: its token expired.
+        DisconnectReason::ServerNSDisconnect => CloseReason::ServerDisconnect,
+        DisconnectReason::ClosingServer => CloseReason::Shutdown,
     }
 }

@@ -6,7 +6,10 @@
 //! then the first matching route renders its event once and emits it to the union of its rooms
 //! (each socket once, however many of the rooms it is in).
 
-use std::{borrow::Cow, time::Duration};
+use std::{
+    borrow::Cow,
+    time::{Duration, Instant},
+};
 
 use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
@@ -35,6 +38,9 @@ pub struct PublishedEvent {
     /// `executionId`), which specs route on (`{data}`), so a Go backend's events route like a
     /// NestJS backend's. `None`: no field needed one.
     routing_data: Option<Value>,
+    /// When this node got it: the API call, the bus read or the Redis input that brought it
+    /// (never sent between nodes; the bus carries its own timestamp).
+    received: Instant,
 }
 
 impl PublishedEvent {
@@ -84,6 +90,7 @@ impl PublishedEvent {
         Ok(Self {
             json: json!({ "type": event_type, "tenantId": tenant, "data": data, "timestamp": timestamp }),
             routing_data: None,
+            received: Instant::now(),
         }
         .with_aliases(aliases))
     }
@@ -91,6 +98,18 @@ impl PublishedEvent {
     /// The event as `{type, tenantId, data, timestamp}`, as [`Self::from_json`] reads it.
     pub fn to_json(&self) -> Value {
         self.json.clone()
+    }
+
+    /// The same event, received at `at` (when the request that carried it arrived, before its
+    /// body was read).
+    pub fn received_at(mut self, at: Instant) -> Self {
+        self.received = at;
+        self
+    }
+
+    /// Time since this node received it.
+    pub(super) fn since_received(&self) -> Duration {
+        self.received.elapsed()
     }
 
     /// The event type.
@@ -288,6 +307,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             None => op.emit(&delivery.event, &()).await,
         };
         self.shared.metrics.published.inc();
+        self.metrics.publish_delivery.observe(event.since_received());
         if let Err(e) = result {
             self.note_broadcast_failure(&e);
         }
@@ -316,6 +336,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
                 }
             }
         };
+        self.metrics.publish_delivery.observe(event.since_received());
         let mut report = AckReport::default();
         let counting = stream.for_each(|(_, ack)| {
             report.sockets += 1;

@@ -15,7 +15,10 @@ use super::{
     limits::{IpLimiter, MemberLimiter},
     state::Stores,
 };
-use crate::spec::{NamespaceSpec, RateLimit};
+use crate::{
+    metrics::NamespaceMetrics,
+    spec::{NamespaceSpec, RateLimit},
+};
 
 /// One spec and what serving it needs, front-independent.
 pub struct SpecRuntime {
@@ -35,6 +38,8 @@ pub struct SpecRuntime {
     pub(super) connect_limiter: Option<IpLimiter>,
     /// Events published per tenant, for `tenant.stats`.
     pub(super) tenant_events: Mutex<HashMap<String, u64>>,
+    /// Its series in `/metrics`, resolved at start-up.
+    pub(super) metrics: NamespaceMetrics,
 }
 
 impl std::fmt::Debug for SpecRuntime {
@@ -44,7 +49,7 @@ impl std::fmt::Debug for SpecRuntime {
 }
 
 impl SpecRuntime {
-    pub(super) fn new(spec: NamespaceSpec, index: usize, shared: Arc<Shared>) -> Self {
+    pub(super) fn new(spec: NamespaceSpec, index: usize, shared: Arc<Shared>, metrics: NamespaceMetrics) -> Self {
         let event_limiters = spec
             .events
             .values()
@@ -67,6 +72,7 @@ impl SpecRuntime {
             refresh_limiter,
             connect_limiter,
             tenant_events: Mutex::new(HashMap::new()),
+            metrics,
         }
     }
 

@@ -12,13 +12,13 @@ use std::{
     future::Future,
     sync::{
         Arc, Mutex, RwLock,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU8, AtomicU64, Ordering},
     },
 };
 
 use tokio::task::JoinHandle;
 
-use crate::auth::Identity;
+use crate::{auth::Identity, metrics::CloseReason};
 
 /// The id a socket is shown under (`{socket.id}` in specs: `clientId`, relays' `from.socketId`,
 /// logs): random, unrelated to the Engine.IO session id, and useless as a credential. Node's
@@ -69,6 +69,10 @@ pub struct Session {
     last_limit_notice_ms: AtomicU64,
     /// The socket's last broadcast still on its way (in a cluster), which the next one waits for.
     last_broadcast: Mutex<Option<JoinHandle<()>>>,
+    /// Why the gateway is ending it, when the transport's own reason would hide it (a slow
+    /// consumer's cut shows as a transport error): `CloseReason` index + 1, 0 for none. One byte,
+    /// which fits in the padding after `public_id`.
+    ending: AtomicU8,
 }
 
 /// Why a socket was accepted at the protocol level but is being turned away: kept in its
@@ -89,7 +93,20 @@ impl Session {
             identity: RwLock::new(Arc::new(identity)),
             last_limit_notice_ms: AtomicU64::new(0),
             last_broadcast: Mutex::new(None),
+            ending: AtomicU8::new(0),
         })
+    }
+
+    /// Notes that the gateway is ending this socket for `reason`, which its disconnect is
+    /// counted under.
+    pub fn end_as(&self, reason: CloseReason) {
+        self.ending.store(reason as u8 + 1, Ordering::Relaxed);
+    }
+
+    /// Why the gateway ended it, if it did (see [`Self::end_as`]).
+    pub fn ended_as(&self) -> Option<CloseReason> {
+        let n = self.ending.load(Ordering::Relaxed);
+        CloseReason::ALL.get(usize::from(n).checked_sub(1)?).copied()
     }
 
     /// The current identity.
@@ -133,5 +150,13 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(PublicId([0xff; 15]).to_string(), "____________________");
         assert_eq!(PublicId([0; 15]).to_string(), "AAAAAAAAAAAAAAAAAAAA");
+    }
+
+    #[test]
+    fn a_session_remembers_why_the_gateway_ended_it() {
+        let session = Session::new(Identity::anonymous());
+        assert_eq!(session.ended_as(), None);
+        session.end_as(CloseReason::SlowConsumer);
+        assert_eq!(session.ended_as(), Some(CloseReason::SlowConsumer));
     }
 }

@@ -16,7 +16,10 @@ use socketioxide::{BroadcastError, SendError, SocketError, SocketIo, adapter::Ad
 use std::sync::atomic::Ordering;
 
 use super::{Shared, clock::now_millis, namespace::NamespaceRuntime};
-use crate::connection::CutReason;
+use crate::{
+    connection::CutReason,
+    metrics::{CloseReason, DropReason},
+};
 
 /// Sweeps of one namespace are at least this far apart: a burst of full broadcasts costs one.
 const SWEEP_GAP_MS: u64 = 200;
@@ -39,6 +42,9 @@ fn queue_full<A: Adapter>(socket: &SocketRef<A>) -> bool {
 /// whatever its writer is blocked on).
 fn end<A: Adapter>(socket: &SocketRef<A>, path: &str, shared: &Shared) {
     tracing::info!(ns = path, "ending a slow consumer: its send queue is full");
+    if let Some(session) = socket.extensions.get::<std::sync::Arc<super::session::Session>>() {
+        session.end_as(CloseReason::SlowConsumer);
+    }
     shared.sessions.close(
         socket.id,
         socket.transport_type(),
@@ -69,12 +75,18 @@ pub(super) fn sweep<A: Adapter>(io: &SocketIo<A>, path: &str, index: usize, shar
 pub(super) fn note_broadcast_failure(shared: &Shared, path: &str, error: &BroadcastError) -> bool {
     match error {
         BroadcastError::Socket(errors) => {
-            shared.metrics.deliveries_dropped.add(errors.len() as u64);
             let full = errors.iter().filter(|e| matches!(e, SocketError::InternalChannelFull)).count();
+            shared.metrics.dropped(DropReason::QueueFull, full as u64);
+            shared.metrics.dropped(DropReason::Closed, (errors.len() - full) as u64);
             if full > 0 {
                 tracing::warn!(ns = path, sockets = full, "send queues full: messages dropped for slow consumers");
             }
             full > 0
+        }
+        BroadcastError::Serialize(e) => {
+            shared.metrics.dropped(DropReason::Unserializable, 1);
+            tracing::error!(ns = path, error = %e, "a broadcast could not be serialized");
+            false
         }
         other => {
             tracing::error!(ns = path, error = %other, "broadcast failed");
@@ -86,7 +98,12 @@ pub(super) fn note_broadcast_failure(shared: &Shared, path: &str, error: &Broadc
 impl<A: Adapter> NamespaceRuntime<A> {
     /// Counts an emit to `socket` that failed; a full queue ends its session.
     pub(super) fn note_emit_failure(&self, socket: &SocketRef<A>, error: &SendError) {
-        self.shared.metrics.deliveries_dropped.inc();
+        let reason = match error {
+            SendError::Socket(SocketError::InternalChannelFull) => DropReason::QueueFull,
+            SendError::Socket(SocketError::Closed) => DropReason::Closed,
+            SendError::Serialize(_) => DropReason::Unserializable,
+        };
+        self.shared.metrics.dropped(reason, 1);
         tracing::debug!(%error, "emit to a socket failed");
         if matches!(error, SendError::Socket(SocketError::InternalChannelFull)) {
             end(socket, &self.spec.path, &self.shared);

@@ -385,16 +385,50 @@ export const event = (type, tenantId, data, timestamp) => ({ type, tenantId, dat
 // Metrics, polling conditions, raw protocol clients
 // ---------------------------------------------------------------------------------------------
 
+/** The gateway's `/metrics` page, as text. */
+export async function scrape(url) {
+  const response = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(TIMEOUT) });
+  if (response.status !== 200) throw new Error(`/metrics answered ${response.status}`);
+  return response.text();
+}
+
+/**
+ * The samples of a Prometheus text page: `[{ name, labels: { k: v }, value }]`. Label values are
+ * unescaped (`\\`, `\"`, `\n`).
+ */
+export function parseMetrics(text) {
+  const samples = [];
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match) throw new Error(`not a sample line: ${line}`);
+    const labels = {};
+    for (const [, key, value] of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[key] = value.replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c));
+    }
+    const value = { '+Inf': Infinity, '-Inf': -Infinity }[match[3]] ?? Number(match[3]);
+    samples.push({ name: match[1], labels, value });
+  }
+  return samples;
+}
+
+/**
+ * The sum of the samples named `realtime_gateway_<name>` whose labels include `labels` (so an
+ * unlabelled query sums a labelled family); 0 when there is none.
+ */
+export function sumOf(samples, name, labels = {}) {
+  const full = `realtime_gateway_${name}`;
+  return samples
+    .filter((s) => s.name === full && Object.entries(labels).every(([k, v]) => s.labels[k] === String(v)))
+    .reduce((total, s) => total + s.value, 0);
+}
+
 /**
  * The value of metric `name` (with `labels`, such as `{ reason: 'write_timeout' }`) in the
- * gateway's `/metrics`; 0 when it is not there.
+ * gateway's `/metrics`, summed over the series those labels match; 0 when it is not there.
  */
 export async function metric(url, name, labels = {}) {
-  const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(TIMEOUT) })).text();
-  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`).join(',');
-  const series = wanted ? `realtime_gateway_${name}{${wanted}}` : `realtime_gateway_${name}`;
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : 0;
+  return sumOf(parseMetrics(await scrape(url)), name, labels);
 }
 
 /** Resolves once `condition()` (sync or async) is truthy, checking every 50 ms; rejects after `timeoutMs`. */

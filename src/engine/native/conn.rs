@@ -35,11 +35,14 @@ use tokio_tungstenite::{
 };
 
 use super::{Endpoint, envelope};
-use crate::engine::{
-    clock::now_millis,
-    errors::ClientError,
-    member::{Member, MemberKey},
-    session::Session,
+use crate::{
+    engine::{
+        clock::now_millis,
+        errors::ClientError,
+        member::{Member, MemberKey},
+        session::Session,
+    },
+    metrics::CloseReason,
 };
 
 /// A frame waiting to be written.
@@ -60,11 +63,12 @@ impl Frame {
     }
 }
 
-/// Why a connection is being closed, as its close frame says.
+/// Why a connection is being closed, as its close frame says, and as it is counted.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Closing {
     pub code: CloseCode,
     pub reason: &'static str,
+    pub counted_as: CloseReason,
 }
 
 /// The send buffer: frames in order, their bytes, and a close to send after them.
@@ -136,6 +140,7 @@ impl Conn {
             out.closing = Some(Closing {
                 code: CloseCode::Policy,
                 reason: "send buffer full: the client did not read fast enough",
+                counted_as: CloseReason::SlowConsumer,
             });
             drop(out);
             self.wake.notify_one();
@@ -190,7 +195,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut sink, mut stream) = ws.split();
-    let closing = loop {
+    // `Ok`: the gateway closes, with this close frame; `Err`: the connection is gone, for this.
+    let ending: Result<Closing, CloseReason> = loop {
         tokio::select! {
             biased;
             () = conn.wake.notified() => {
@@ -207,10 +213,10 @@ where
                     }
                 }
                 if !written || sink.flush().await.is_err() {
-                    break None;
+                    break Err(CloseReason::TransportError);
                 }
-                if closing.is_some() {
-                    break closing;
+                if let Some(closing) = closing {
+                    break Ok(closing);
                 }
             }
             message = stream.next() => match message {
@@ -218,31 +224,36 @@ where
                     conn.last_seen_ms.store(now_millis(), Ordering::Relaxed);
                     match message {
                         Message::Text(text) => ep.on_message(&conn, text.as_str()),
-                        Message::Binary(_) => ep.reply_error(&conn, None, ClientError::validation(
-                            "binary frames are not supported: send the {type, timestamp, data} envelope as text",
-                        )),
-                        Message::Close(_) => break None,
+                        Message::Binary(_) => ep.on_binary(&conn),
+                        Message::Close(_) => break Err(CloseReason::Client),
                         // The WebSocket layer queues the pong; send it now.
                         Message::Ping(_) => {
                             if sink.flush().await.is_err() {
-                                break None;
+                                break Err(CloseReason::TransportError);
                             }
                         }
                         Message::Pong(_) | Message::Frame(_) => {}
                     }
                 }
                 Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
-                    break Some(Closing { code: CloseCode::Size, reason: "message too big" });
+                    let reason = "message too big";
+                    break Ok(Closing { code: CloseCode::Size, reason, counted_as: CloseReason::ProtocolError });
                 }
-                Some(Err(_)) | None => break None,
+                // The TCP connection ended without a close frame.
+                None => break Err(CloseReason::Client),
+                Some(Err(_)) => break Err(CloseReason::TransportError),
             },
         }
     };
-    if let Some(Closing { code, reason }) = closing {
-        let frame = CloseFrame { code, reason: reason.into() };
-        let _ = sink.send(Message::Close(Some(frame))).await;
-    }
-    ep.forget(&conn);
+    let counted_as = match ending {
+        Ok(Closing { code, reason, counted_as }) => {
+            let frame = CloseFrame { code, reason: reason.into() };
+            let _ = sink.send(Message::Close(Some(frame))).await;
+            counted_as
+        }
+        Err(reason) => reason,
+    };
+    ep.forget(&conn, counted_as);
 }
 
 /// A connection as the actions see it.
@@ -316,8 +327,14 @@ mod tests {
     #[test]
     fn the_first_close_wins_and_takes_keep_it() {
         let c = conn();
-        assert!(c.close(Closing { code: CloseCode::Policy, reason: "token expired" }));
-        assert!(!c.close(Closing { code: CloseCode::Away, reason: "shutting down" }));
+        let expired =
+            Closing { code: CloseCode::Policy, reason: "token expired", counted_as: CloseReason::ServerDisconnect };
+        assert!(c.close(expired));
+        assert!(!c.close(Closing {
+            code: CloseCode::Away,
+            reason: "shutting down",
+            counted_as: CloseReason::Shutdown
+        }));
         let (frames, closing) = c.take();
         assert!(frames.is_empty());
         assert_eq!(closing.map(|c| c.reason), Some("token expired"));

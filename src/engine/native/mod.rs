@@ -43,7 +43,11 @@ use super::{
     runtime::SpecRuntime,
     session::Session,
 };
-use crate::{auth::TokenError, config::NativeConfig};
+use crate::{
+    auth::TokenError,
+    config::NativeConfig,
+    metrics::{CloseReason, DropReason, Rejection},
+};
 use conn::{BufferLimits, Closing, Conn, Frame, NativeMember, Queued};
 
 /// A spec served as a plain WebSocket endpoint.
@@ -110,6 +114,7 @@ impl Endpoint {
         let conn = Arc::new(Conn::new(self.next_id.fetch_add(1, Ordering::Relaxed), session));
         self.conns.write().unwrap_or_else(|e| e.into_inner()).insert(conn.id, conn.clone());
         self.shared.metrics.native_connections.inc();
+        self.metrics.connected();
         let identity = conn.session.identity();
         if let Some(exp) = identity.expires_at {
             self.shared.expiry.schedule(exp, self.index, MemberKey::Conn(conn.id));
@@ -123,8 +128,8 @@ impl Endpoint {
         conn
     }
 
-    /// Forgets a connection whose task has ended: its rooms, its expiry, its place.
-    fn forget(&self, conn: &Arc<Conn>) {
+    /// Forgets a connection whose task has ended (for `reason`): its rooms, its expiry, its place.
+    fn forget(&self, conn: &Arc<Conn>, reason: CloseReason) {
         let rooms = std::mem::take(&mut *conn.rooms.lock().unwrap_or_else(|e| e.into_inner()));
         {
             let mut index = self.rooms.write().unwrap_or_else(|e| e.into_inner());
@@ -134,6 +139,7 @@ impl Endpoint {
         }
         if self.conns.write().unwrap_or_else(|e| e.into_inner()).remove(&conn.id).is_some() {
             self.shared.metrics.native_connections.dec();
+            self.metrics.disconnected(reason);
         }
         if let Some(exp) = conn.session.identity().expires_at {
             self.shared.expiry.cancel(exp, self.index, MemberKey::Conn(conn.id));
@@ -163,9 +169,9 @@ impl Endpoint {
     fn queue(&self, conn: &Conn, frame: Frame) {
         match conn.queue(frame, self.limits()) {
             Queued::Yes => {}
-            Queued::Closing => self.shared.metrics.deliveries_dropped.inc(),
+            Queued::Closing => self.shared.metrics.dropped(DropReason::Closed, 1),
             Queued::Overflowed(dropped) => {
-                self.shared.metrics.deliveries_dropped.add(dropped as u64);
+                self.shared.metrics.dropped(DropReason::QueueFull, dropped as u64);
                 self.shared.metrics.connections_cut(crate::connection::CutReason::SlowConsumer);
                 tracing::info!(endpoint = %self.spec.path, socket = %conn.session.public_id, dropped, "send buffer full: closing a slow consumer");
             }
@@ -187,8 +193,18 @@ impl Endpoint {
                 Err(message) => (None, Handled::Failed(ClientError::validation(message))),
             },
         };
+        self.count_refusal(&handled);
         self.answer(conn, name.as_deref(), handled);
-        self.shared.metrics.event_handling.record(started.elapsed());
+        self.record_handling(name.as_deref(), started);
+    }
+
+    /// Refuses a binary frame: this protocol is text envelopes.
+    fn on_binary(&self, conn: &Conn) {
+        self.metrics.rejected(Rejection::Validation);
+        let error = ClientError::validation(
+            "binary frames are not supported: send the {type, timestamp, data} envelope as text",
+        );
+        self.reply_error(conn, None, error);
     }
 
     /// Turns an outcome into envelopes: replies were sent by the actions; failures are `error`
@@ -217,7 +233,11 @@ impl Endpoint {
     fn end_expired(&self, conn: &Conn) {
         tracing::info!(endpoint = %self.spec.path, socket = %conn.session.public_id, "token expired, disconnecting");
         self.reply_error(conn, None, ClientError::auth(TokenError::Expired.to_string()));
-        conn.close(Closing { code: CloseCode::Policy, reason: "token expired" });
+        conn.close(Closing {
+            code: CloseCode::Policy,
+            reason: "token expired",
+            counted_as: CloseReason::ServerDisconnect,
+        });
     }
 
     /// Ends connection `id` if its token still expires at `exp` (a refresh moved it otherwise).
@@ -241,6 +261,7 @@ impl Endpoint {
             ids
         };
         if members.is_empty() {
+            self.metrics.publish_delivery.observe(event.since_received());
             return;
         }
         let timestamp = match event.timestamp() {
@@ -253,6 +274,7 @@ impl Endpoint {
         for conn in members.iter().filter_map(|id| conns.get(id)) {
             self.queue(conn, frame.clone());
         }
+        self.metrics.publish_delivery.observe(event.since_received());
     }
 
     /// One heartbeat: connections silent for longer than the pong wait are closed; the others are
@@ -264,7 +286,11 @@ impl Endpoint {
         for conn in conns {
             if conn.silent_for_ms(now) > wait {
                 tracing::debug!(endpoint = %self.spec.path, socket = %conn.session.public_id, "no pong within WS_NATIVE_PONG_WAIT: closing");
-                conn.close(Closing { code: CloseCode::Away, reason: "no pong within the pong wait" });
+                conn.close(Closing {
+                    code: CloseCode::Away,
+                    reason: "no pong within the pong wait",
+                    counted_as: CloseReason::HeartbeatTimeout,
+                });
             } else {
                 self.queue(&conn, Frame::Ping);
             }
@@ -286,7 +312,11 @@ impl Endpoint {
     pub(super) async fn close_all(&self, within: Duration) {
         let conns: Vec<Arc<Conn>> = self.conns.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
         for conn in &conns {
-            conn.close(Closing { code: CloseCode::Away, reason: "the gateway is shutting down" });
+            conn.close(Closing {
+                code: CloseCode::Away,
+                reason: "the gateway is shutting down",
+                counted_as: CloseReason::Shutdown,
+            });
         }
         let deadline = tokio::time::Instant::now() + within;
         while !self.conns.read().unwrap_or_else(|e| e.into_inner()).is_empty() && tokio::time::Instant::now() < deadline

@@ -29,6 +29,7 @@ use super::{Endpoint, conn};
 use crate::{
     auth::{ApiKeys, Identity, TokenError, handshake_token, query_param},
     engine::session::Session,
+    metrics::Rejection,
 };
 
 /// Bytes reserved for reading each connection (it grows for larger messages).
@@ -46,27 +47,12 @@ pub async fn upgrade(ep: Arc<Endpoint>, api_keys: &ApiKeys, request: Request<Bod
         response.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         return response;
     };
-    // Browsers send their page's origin; other clients send none. Refusing foreign pages here
-    // also keeps a cookie token from being used by another site's page.
-    if let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())
-        && !ep.shared.allowed_origins.iter().any(|allowed| allowed == origin)
-    {
-        return refusal(StatusCode::FORBIDDEN, "auth", "this origin may not connect (see CORS_ORIGINS)");
-    }
-    if let Some(limiter) = &ep.connect_limiter
-        && let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>()
-        && limiter.check(ep.shared.trusted_proxies.client_ip(peer.ip(), &parts.headers)).is_err()
-    {
-        ep.shared.metrics.connections_throttled.inc();
-        return refusal(StatusCode::TOO_MANY_REQUESTS, "rate_limit", "Too many connections");
-    }
-    let identity = match identify(&ep, api_keys, &parts) {
+    let started = std::time::Instant::now();
+    let admitted = admit(&ep, api_keys, &parts);
+    ep.metrics.handshake.observe(started.elapsed());
+    let identity = match admitted {
         Ok(identity) => identity,
-        Err((status, message)) => {
-            ep.shared.metrics.auth_refused.inc();
-            tracing::info!(endpoint = %ep.spec.path, reason = %message, "connection refused");
-            return refusal(status, "auth", &message);
-        }
+        Err((status, kind, message)) => return refusal(status, kind, &message),
     };
 
     let on_upgrade = hyper::upgrade::on(Request::from_parts(parts, body));
@@ -102,6 +88,38 @@ pub async fn upgrade(ep: Arc<Endpoint>, api_keys: &ApiKeys, request: Request<Bod
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
     }
     response
+}
+
+/// Who the client is, or the status, error type and message to refuse it with (counted): its
+/// origin, the per-address limit, then its credentials. Its time is the endpoint's handshake time.
+fn admit(
+    ep: &Endpoint,
+    api_keys: &ApiKeys,
+    parts: &http::request::Parts,
+) -> Result<Identity, (StatusCode, &'static str, String)> {
+    // Browsers send their page's origin; other clients send none. Refusing foreign pages here
+    // also keeps a cookie token from being used by another site's page.
+    if let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())
+        && !ep.shared.allowed_origins.iter().any(|allowed| allowed == origin)
+    {
+        ep.metrics.rejected(Rejection::Auth);
+        return Err((StatusCode::FORBIDDEN, "auth", "this origin may not connect (see CORS_ORIGINS)".into()));
+    }
+    if let Some(limiter) = &ep.connect_limiter
+        && let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>()
+        && limiter.check(ep.shared.trusted_proxies.client_ip(peer.ip(), &parts.headers)).is_err()
+    {
+        ep.shared.metrics.connections_throttled.inc();
+        ep.metrics.rejected(Rejection::Throttle);
+        return Err((StatusCode::TOO_MANY_REQUESTS, "rate_limit", "Too many connections".into()));
+    }
+    identify(ep, api_keys, parts).map_err(|(status, message)| {
+        ep.shared.metrics.auth_refused.inc();
+        // 400: an API key without the tenant it serves, a request to fix rather than a bad key.
+        ep.metrics.rejected(if status == StatusCode::BAD_REQUEST { Rejection::Validation } else { Rejection::Auth });
+        tracing::info!(endpoint = %ep.spec.path, reason = %message, "connection refused");
+        (status, "auth", message)
+    })
 }
 
 /// The client's `Sec-WebSocket-Key`, when the request is a WebSocket handshake.
