@@ -12,7 +12,9 @@ FROM docker.io/library/rust:1.94-slim-bookworm AS build
 WORKDIR /src
 
 # Dependencies first, in their own layer: with placeholder sources, this layer is rebuilt only
-# when Cargo.toml, Cargo.lock or build.rs change, not on every edit of the gateway's code.
+# when Cargo.toml, Cargo.lock or build.rs change, not on every edit of the gateway's code. It is
+# also where build.rs downloads socket.io-client's browser bundle from the npm registry (pinned
+# and checked; kept in target/npm-cache for the build below).
 COPY Cargo.toml Cargo.lock build.rs ./
 RUN mkdir src namespaces \
     && echo 'fn main() {}' > src/main.rs \
@@ -20,11 +22,12 @@ RUN mkdir src namespaces \
     && cargo build --release --locked \
     && rm -rf src namespaces
 
-# The gateway itself. build.rs and include_dir! embed namespaces/ into the binary. COPY keeps the
-# files' old modification times, which cargo would take as older than the placeholder build, so
-# touch them to have the crate rebuilt.
+# The gateway itself. build.rs and include_dir! embed namespaces/ into the binary, include_str!
+# the example page. COPY keeps the files' old modification times, which cargo would take as older
+# than the placeholder build, so touch them to have the crate rebuilt.
 COPY src ./src
 COPY namespaces ./namespaces
+COPY client-example ./client-example
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked \
     && ./target/release/realtime-gateway check

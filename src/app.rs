@@ -31,6 +31,7 @@ use crate::{
     engine::{Engine, EngineSettings},
     http::{self, HttpState, Readiness},
     metrics::Metrics,
+    page::{self, PageState, bundle::BundlePaths, dev::DevCredentials},
     server::{self, ServeOptions},
     sessions::{Sessions, SessionsOptions},
     spec::{self, NamespaceSpec, SpecErrors, Transport},
@@ -57,6 +58,7 @@ struct Parts {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     sessions: Arc<Sessions>,
+    page: PageState,
 }
 
 /// What running and draining need of the Socket.IO side, whatever its adapter.
@@ -143,6 +145,12 @@ impl App {
     /// assembles the gateway.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         let specs = load_specs(config)?;
+        let page = PageState::new(
+            &specs,
+            &config.transport.path,
+            DevCredentials::from_config(config)?,
+            config.trusted_proxies.clone(),
+        );
         let verifier = TokenVerifier::new(&config.jwt)?;
         let metrics = Arc::new(Metrics::new(config.redis.is_some()));
         let readiness = Arc::new(Readiness::default());
@@ -159,7 +167,7 @@ impl App {
             readiness.clone(),
             metrics.clone(),
         );
-        let parts = Parts { metrics, readiness, sessions };
+        let parts = Parts { metrics, readiness, sessions, page };
         let settings = EngineSettings {
             limits: config.limits.clone(),
             metrics_interval: config.metrics_interval,
@@ -202,7 +210,7 @@ impl App {
         parts: Parts,
         cluster_tasks: Vec<JoinHandle<()>>,
     ) -> anyhow::Result<Self> {
-        let Parts { metrics, readiness, sessions } = parts;
+        let Parts { metrics, readiness, sessions, page } = parts;
         sessions.attach(Arc::new(engine.clone()));
         let state = HttpState {
             engine: engine.clone(),
@@ -212,9 +220,17 @@ impl App {
             max_batch: config.limits.api_max_batch,
             max_body_bytes: config.limits.api_max_body_bytes,
         };
-        // Outermost first: CORS, then the session front, then Socket.IO (which takes its own
-        // path and passes everything else to the API routes).
-        let router = http::router(state).layer(layer).layer(sessions.layer()).layer(cors(&config.cors_origins)?);
+        // Outermost first: CORS, then socket.io-client's bundle (static files under the
+        // Socket.IO path, which must not count as handshakes), then the session front, then
+        // Socket.IO (which takes its own path and passes everything else to the routes).
+        let bundle =
+            axum::middleware::from_fn_with_state(BundlePaths::new(&config.transport.path), page::bundle::serve);
+        let router = http::router(state)
+            .merge(page::router(page))
+            .layer(layer)
+            .layer(sessions.layer())
+            .layer(bundle)
+            .layer(cors(&config.cors_origins)?);
         sessions.serve_through(router.clone());
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -9,6 +9,8 @@
 //! - [`engine`]: serves specs on socketioxide and delivers published events.
 //! - [`cluster`]: membership over Redis: the bus, the Redis inputs, outages.
 //! - [`http`]: the publish API, health, readiness, metrics.
+//! - [`page`]: what browsers get from the gateway itself: the example page, socket.io-client's
+//!   bundle, the namespaces' description, dev mode's demo credentials.
 //! - [`app`]: assembles everything on one port and runs it; [`server`]: the accept loop;
 //!   [`connection`]: what guards each TCP connection; [`sessions`]: the Engine.IO front.
 //! - [`cli`], [`telemetry`], [`memory`]: the binary's helpers.
@@ -24,6 +26,7 @@ pub mod engine;
 pub mod http;
 pub mod memory;
 pub mod metrics;
+pub mod page;
 pub mod rooms;
 pub mod server;
 pub mod sessions;

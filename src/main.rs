@@ -5,7 +5,6 @@ use std::{
     io::{BufRead, BufReader, IsTerminal, Read, Write},
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream},
     process::ExitCode,
-    time::Duration,
 };
 
 use clap::Parser;
@@ -14,9 +13,10 @@ use realtime_gateway::{
     auth::TokenSigner,
     cli::{Cli, Command},
     config::{Config, NamespaceSource, parse_duration},
-    memory, spec, telemetry,
+    memory,
+    page::dev::DevCredentials,
+    spec, telemetry,
 };
-use secrecy::ExposeSecret;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -55,10 +55,9 @@ fn serve(config_file: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
 /// Dev mode: say loudly that it is not for production, and hand out a working token (and API
 /// key), the one time secrets are printed, because trying the gateway is the point.
 fn announce_dev_mode(config: &Config, addr: std::net::SocketAddr) -> anyhow::Result<()> {
-    let signer = TokenSigner::new(&config.jwt)?;
-    let roles = vec!["admin".to_string()];
-    let token = signer.mint(&config.jwt, "demo-user", Some("demo-tenant"), &roles, Duration::from_secs(24 * 3600));
-    let api_key = config.api_key_generated.then(|| config.api_keys[0].expose_secret().to_string());
+    let Some(dev) = DevCredentials::from_config(config)? else { return Ok(()) };
+    let token = dev.token();
+    let api_key = dev.api_key();
     let port = addr.port();
     if std::io::stderr().is_terminal() {
         eprintln!();
@@ -67,11 +66,12 @@ fn announce_dev_mode(config: &Config, addr: std::net::SocketAddr) -> anyhow::Res
         eprintln!();
         eprintln!("  Demo token (user demo-user, tenant demo-tenant, role admin, valid 24h):");
         eprintln!("    {token}");
-        if let Some(key) = &api_key {
+        if let Some(key) = api_key {
             eprintln!("  Demo API key (API_KEYS is not set):");
             eprintln!("    {key}");
         }
         eprintln!();
+        eprintln!("  Try it:   open http://localhost:{port}/ (token and key prefilled)");
         eprintln!("  Connect:  io('http://localhost:{port}/workflow', {{ auth: {{ token }} }})");
         eprintln!("  Publish:  curl -X POST http://localhost:{port}/api/v1/events -H 'X-API-Key: <key>' \\");
         eprintln!(
@@ -81,7 +81,7 @@ fn announce_dev_mode(config: &Config, addr: std::net::SocketAddr) -> anyhow::Res
     }
     tracing::warn!(
         demo_token = %token,
-        demo_api_key = api_key.as_deref().unwrap_or("(set by API_KEYS)"),
+        demo_api_key = api_key.unwrap_or("(set by API_KEYS)"),
         "dev mode: JWT_SECRET is not set; tokens use a random secret. Not for production"
     );
     Ok(())

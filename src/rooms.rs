@@ -133,6 +133,20 @@ impl RoomPattern {
         self.params.iter().position(|p| p.name == name)
     }
 
+    /// The pattern as written in the spec (`logs:{resourceId?}:{logLevel?}`), for descriptions.
+    pub fn source(&self) -> String {
+        self.segments
+            .iter()
+            .map(|seg| match seg {
+                Seg::Lit(l) => l.clone(),
+                Seg::Param(i) => {
+                    let p = &self.params[*i];
+                    format!("{{{}{}}}", p.name, if p.optional { "?" } else { "" })
+                }
+            })
+            .collect()
+    }
+
     /// Renders the visible name; `values[i]` is parameter `i` (`None`: unset). `None` when a
     /// required parameter is unset or the name would be too long.
     pub fn render(&self, values: &[Option<&str>]) -> Option<String> {

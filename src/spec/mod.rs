@@ -8,6 +8,7 @@
 //! meant to be. The format is documented in `docs/namespace-spec.md`.
 
 mod compile;
+pub mod describe;
 mod load;
 mod raw;
 pub mod schema;
@@ -344,6 +345,18 @@ impl TypeMatcher {
     /// Checks one pattern, so that an error can point at it.
     pub fn check_pattern(pattern: &str) -> Result<(), String> {
         TypePattern::parse(pattern).map(drop)
+    }
+
+    /// The patterns as written in the spec (`workflow.*`), for descriptions.
+    pub fn patterns(&self) -> Vec<String> {
+        self.patterns
+            .iter()
+            .map(|p| match p {
+                TypePattern::Exact(e) => e.clone(),
+                TypePattern::Prefix(prefix) => format!("{prefix}*"),
+                TypePattern::Any => "*".to_string(),
+            })
+            .collect()
     }
 
     /// Whether `event_type` matches.

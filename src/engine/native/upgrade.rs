@@ -98,9 +98,11 @@ fn admit(
     parts: &http::request::Parts,
 ) -> Result<Identity, (StatusCode, &'static str, String)> {
     // Browsers send their page's origin; other clients send none. Refusing foreign pages here
-    // also keeps a cookie token from being used by another site's page.
+    // also keeps a cookie token from being used by another site's page. A page of the gateway
+    // itself (its example page, at whatever address it was reached) is not foreign.
     if let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok())
         && !ep.shared.allowed_origins.iter().any(|allowed| allowed == origin)
+        && !same_origin(origin, &parts.headers)
     {
         ep.metrics.rejected(Rejection::Auth);
         return Err((StatusCode::FORBIDDEN, "auth", "this origin may not connect (see CORS_ORIGINS)".into()));
@@ -120,6 +122,25 @@ fn admit(
         tracing::info!(endpoint = %ep.spec.path, reason = %message, "connection refused");
         (status, "auth", message)
     })
+}
+
+/// Whether `origin` is the gateway's own: its host and port are the `Host` the request was sent
+/// to (the check gorilla/websocket makes by default). A foreign page cannot make a browser send
+/// another origin than its own, and a site that rebinds its name to the gateway sends its own
+/// name in both, with its own cookies, never the gateway's.
+fn same_origin(origin: &str, headers: &http::HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else { return false };
+    let Some((scheme, authority)) = origin.split_once("://") else { return false };
+    let default_port = match scheme {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return false,
+    };
+    let with_port = |a: &str| {
+        let has_port = a.rsplit_once(':').is_some_and(|(_, port)| !port.contains(']'));
+        if has_port { a.to_ascii_lowercase() } else { format!("{}{default_port}", a.to_ascii_lowercase()) }
+    };
+    with_port(authority) == with_port(host)
 }
 
 /// The client's `Sec-WebSocket-Key`, when the request is a WebSocket handshake.
@@ -174,4 +195,28 @@ fn refusal(status: StatusCode, kind: &str, message: &str) -> Response<Body> {
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(value: &str) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(header::HOST, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_page_of_the_gateway_itself_is_same_origin() {
+        assert!(same_origin("http://127.0.0.1:3000", &host("127.0.0.1:3000")));
+        assert!(same_origin("http://Gateway.example", &host("gateway.example:80")));
+        assert!(same_origin("https://gateway.example", &host("gateway.example:443")));
+        assert!(same_origin("http://[::1]:3000", &host("[::1]:3000")));
+        assert!(!same_origin("http://evil.example:3000", &host("127.0.0.1:3000")));
+        assert!(!same_origin("http://127.0.0.1:3001", &host("127.0.0.1:3000")));
+        assert!(!same_origin("https://gateway.example", &host("gateway.example:80")));
+        assert!(!same_origin("null", &host("127.0.0.1:3000")));
+        assert!(!same_origin("http://127.0.0.1:3000", &http::HeaderMap::new()));
+    }
 }
