@@ -46,6 +46,13 @@ const HANDSHAKE_BUCKETS: &[f64] =
 /// From receipt to the emit on this node: rendering, state updates, fan-out.
 const DELIVERY_BUCKETS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+/// A publish call, from request to answer: parsing, validation, state and fan-out on this node
+/// (or the bus append in a cluster).
+const PUBLISH_REQUEST_BUCKETS: &[f64] =
+    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+/// How late the runtime's periodic probe ran: near zero when idle, tens of milliseconds and more
+/// when the node has more to do than its cores.
+const RUNTIME_LAG_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 /// From the append on one node to the apply on another: Redis round trips, and outages.
 const BUS_LAG_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -167,6 +174,10 @@ pub struct Metrics {
     pub event_handling: Latency,
     /// Time to deliver one published event on this node, for the performance stream.
     pub publish_delivery: Latency,
+    /// `POST /api/v1/events` calls, request to answer.
+    pub publish_request: Histogram,
+    /// How late the runtime's 100 ms probe ran: the node's overload signal.
+    pub runtime_lag: Histogram,
     /// Open TCP connections (HTTP, long-polling and WebSocket).
     pub tcp_connections: Gauge,
     /// Plain WebSocket connections (endpoints with `transport: websocket`) now.
@@ -321,6 +332,18 @@ impl Metrics {
         let relayed = registered(r, "relayed_events", "Client events relayed to rooms.", Counter::default());
         let native_connections =
             registered(r, "native_connections", "Plain WebSocket connections now.", Gauge::default());
+        let publish_request = seconds(
+            r,
+            "publish_request_duration",
+            "POST /api/v1/events calls, from request to answer (validation, state and fan-out on this node; in a cluster, the bus append).",
+            Histogram::new(PUBLISH_REQUEST_BUCKETS),
+        );
+        let runtime_lag = seconds(
+            r,
+            "runtime_lag",
+            "How late a task scheduled every 100 ms ran: near zero unless the node has more work than its cores.",
+            Histogram::new(RUNTIME_LAG_BUCKETS),
+        );
         let tcp_connections = registered(
             r,
             "tcp_connections",
@@ -410,6 +433,8 @@ impl Metrics {
             relayed,
             event_handling: Latency::default(),
             publish_delivery: Latency::default(),
+            publish_request,
+            runtime_lag,
             tcp_connections,
             native_connections,
             connections_refused_per_ip,
@@ -417,6 +442,19 @@ impl Metrics {
             handshakes_throttled,
             session_address_mismatch,
             cluster,
+        }
+    }
+
+    /// Probes the runtime every 100 ms and records how late each probe ran, until aborted. A
+    /// node whose cores cannot keep up (too many deliveries to write) shows it here first.
+    pub async fn probe_runtime_lag(self: std::sync::Arc<Self>) {
+        const PERIOD: Duration = Duration::from_millis(100);
+        let mut due = tokio::time::Instant::now() + PERIOD;
+        loop {
+            tokio::time::sleep_until(due).await;
+            let now = tokio::time::Instant::now();
+            self.runtime_lag.observe(now.saturating_duration_since(due));
+            due = now + PERIOD;
         }
     }
 

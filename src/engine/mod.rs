@@ -504,7 +504,8 @@ impl<A: Adapter> Engine<A> {
         self.namespaces.iter().find(|ns| ns.spec.path == path)
     }
 
-    /// Starts the background work: timers, rate-limiter cleanup and the token-expiry sweep.
+    /// Starts the background work: timers, rate-limiter cleanup, the token-expiry sweep, the
+    /// plain WebSocket heartbeats and the runtime-lag probe.
     /// The tasks run until aborted.
     pub fn spawn_tasks(&self) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();
@@ -544,6 +545,7 @@ impl<A: Adapter> Engine<A> {
         for ep in self.endpoints.iter() {
             tasks.push(tokio::spawn(ep.clone().run_heartbeat()));
         }
+        tasks.push(tokio::spawn(self.shared.metrics.clone().probe_runtime_lag()));
         tasks
     }
 }
