@@ -120,6 +120,8 @@ pub struct Metrics {
 
     /// (see `cut_write_timeout`)
     pub cut_refused: Counter,
+    /// (see `cut_write_timeout`)
+    pub cut_admin: Counter,
     /// Engine.IO sessions refused because their address opened too many recently.
     pub handshakes_throttled: Counter,
     /// Requests naming a session (`sid`) from another address than the one that opened it.
@@ -133,6 +135,7 @@ impl Metrics {
             CutReason::WriteTimeout => self.cut_write_timeout.inc(),
             CutReason::SlowConsumer => self.cut_slow_consumer.inc(),
             CutReason::Refused => self.cut_refused.inc(),
+            CutReason::Admin => self.cut_admin.inc(),
         }
     }
 }
@@ -216,6 +219,7 @@ impl Metrics {
             (CutReason::WriteTimeout, &self.cut_write_timeout),
             (CutReason::SlowConsumer, &self.cut_slow_consumer),
             (CutReason::Refused, &self.cut_refused),
+            (CutReason::Admin, &self.cut_admin),
         ] {
             let _ = writeln!(
                 out,
