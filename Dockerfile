@@ -12,8 +12,11 @@ FROM docker.io/library/rust:1.94-slim-bookworm AS build
 WORKDIR /src
 
 # Dependencies first, in their own layer: with placeholder sources, this layer is rebuilt only
-# when Cargo.toml, Cargo.lock or build.rs change, not on every edit of the gateway's code.
+# when Cargo.toml, Cargo.lock or the build script change, not on every edit of the gateway's
+# code. The build script fetches the Admin UI from registry.npmjs.org (pinned, sha512-checked),
+# so this step needs the network, as fetching crates does.
 COPY Cargo.toml Cargo.lock build.rs ./
+COPY build ./build
 RUN mkdir src namespaces \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \

@@ -9,10 +9,12 @@
 //! - [`engine`]: serves specs on socketioxide and delivers published events.
 //! - [`cluster`]: membership over Redis: the bus, the Redis inputs, outages.
 //! - [`http`]: the publish API, health, readiness, metrics.
+//! - [`admin`]: the admin view, the official Socket.IO Admin UI's protocol on `/admin`.
 //! - [`app`]: assembles everything on one port and runs it; [`server`]: the accept loop;
 //!   [`connection`]: what guards each TCP connection; [`sessions`]: the Engine.IO front.
 //! - [`cli`], [`telemetry`], [`memory`]: the binary's helpers.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;
