@@ -113,7 +113,8 @@ impl<A: Adapter> Feed<A> {
     /// Sends a fresh list to the admin sockets that missed events.
     pub fn catch_up(&self) {
         let mut listeners = self.listeners();
-        if !listeners.iter().any(|l| l.behind) {
+        // Without `detail` there is no list to resend (what was missed was a count).
+        if !self.detail || !listeners.iter().any(|l| l.behind) {
             return;
         }
         let list = self.list();
