@@ -12,10 +12,12 @@ FROM docker.io/library/rust:1.94-slim-bookworm AS build
 WORKDIR /src
 
 # Dependencies first, in their own layer: with placeholder sources, this layer is rebuilt only
-# when Cargo.toml, Cargo.lock or build.rs change, not on every edit of the gateway's code. It is
-# also where build.rs downloads socket.io-client's browser bundle from the npm registry (pinned
-# and checked; kept in target/npm-cache for the build below).
+# when Cargo.toml, Cargo.lock or the build script change, not on every edit of the gateway's
+# code. It is also where the build script fetches socket.io-client's browser bundle and the Admin
+# UI from the npm registry (pinned versions, sha512-checked; kept in target/npm-cache for the
+# build below), so this step needs the network, as fetching crates does.
 COPY Cargo.toml Cargo.lock build.rs ./
+COPY build ./build
 RUN mkdir src namespaces \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \

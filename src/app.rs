@@ -25,6 +25,7 @@ use tokio::{net::TcpListener, task::JoinHandle};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
+    admin::{self, Admin},
     auth::{ApiKeys, TokenVerifier},
     cluster::Cluster,
     config::{Config, NamespaceSource},
@@ -74,6 +75,7 @@ trait Served: Send + Sync {
 struct ServedBy<A: Adapter> {
     io: SocketIo<A>,
     engine: Engine<A>,
+    admin: Option<Admin<A>>,
     cluster_tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -84,6 +86,7 @@ impl<A: Adapter> Served for ServedBy<A> {
 
     fn spawn_tasks(&self) -> Vec<JoinHandle<()>> {
         let mut tasks = self.engine.spawn_tasks();
+        tasks.extend(self.admin.as_ref().map(Admin::spawn));
         tasks.append(&mut self.cluster_tasks.lock().unwrap_or_else(|e| e.into_inner()));
         tasks
     }
@@ -102,9 +105,18 @@ pub fn load_specs(config: &Config) -> anyhow::Result<Vec<NamespaceSpec>> {
         NamespaceSource::Dir(dir) => spec::load_dir(dir),
     }
     .map_err(|e: SpecErrors| anyhow::anyhow!("the namespace specs have errors:\n{e}"))?;
+    let admin = config.admin.is_some();
     for spec in specs.iter().filter(|s| s.transport == Transport::WebSocket) {
-        check_endpoint_path(&spec.path, &config.transport.path)
+        check_endpoint_path(&spec.path, &config.transport.path, admin)
             .with_context(|| format!("{}: the plain WebSocket endpoint `{}`", spec.file, spec.path))?;
+    }
+    if let Some(spec) = specs.iter().find(|s| admin && s.transport == Transport::SocketIo && s.path == admin::NAMESPACE)
+    {
+        anyhow::bail!(
+            "{}: namespace `{}` is the admin view's while ADMIN_USERNAME is set; rename it or turn the admin view off",
+            spec.file,
+            spec.path
+        );
     }
     for (path, events) in &config.rate_limit_overrides {
         let spec = specs
@@ -128,13 +140,15 @@ pub fn load_specs(config: &Config) -> anyhow::Result<Vec<NamespaceSpec>> {
     Ok(specs)
 }
 
-/// A plain WebSocket endpoint's HTTP path must not shadow Socket.IO or the gateway's own routes.
-fn check_endpoint_path(path: &str, socketio_path: &str) -> anyhow::Result<()> {
+/// A plain WebSocket endpoint's HTTP path must not shadow Socket.IO or the gateway's own routes
+/// (`/admin` among them when the admin view is on).
+fn check_endpoint_path(path: &str, socketio_path: &str, admin: bool) -> anyhow::Result<()> {
     let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
     if path == "/" || path.ends_with('/') || under(socketio_path) {
         anyhow::bail!("must be a path of its own, outside SOCKETIO_PATH ({socketio_path})");
     }
-    if let Some(taken) = ["/api", "/healthz", "/readyz", "/metrics"].into_iter().find(|p| under(p)) {
+    let admin = admin.then_some("/admin");
+    if let Some(taken) = ["/api", "/healthz", "/readyz", "/metrics"].into_iter().chain(admin).find(|p| under(p)) {
         anyhow::bail!("`{taken}` is the gateway's own");
     }
     Ok(())
@@ -183,7 +197,11 @@ impl App {
                 let engine =
                     Engine::new(specs, io.clone(), verifier, settings, parts.metrics.clone(), parts.sessions.clone());
                 engine.mount(&io);
-                Self::assemble(config, layer, io, engine, parts, Vec::new()).await
+                let admin = config
+                    .admin
+                    .as_ref()
+                    .map(|admin| Admin::mount(&io, Arc::new(engine.clone()), admin, config.trusted_proxies.clone()).0);
+                Self::assemble(config, layer, io, engine, admin, parts, Vec::new()).await
             }
             Some(redis) => {
                 let cluster_metrics =
@@ -196,8 +214,17 @@ impl App {
                 for namespace in engine.mount(&io) {
                     namespace.await.context("subscribing a namespace to Redis")?;
                 }
+                let admin = match &config.admin {
+                    Some(admin) => {
+                        let (admin, subscribed) =
+                            Admin::mount(&io, Arc::new(engine.clone()), admin, config.trusted_proxies.clone());
+                        subscribed.await.context("subscribing the admin namespace to Redis")?;
+                        Some(admin)
+                    }
+                    None => None,
+                };
                 let tasks = cluster.start(engine.clone()).await?;
-                Self::assemble(config, layer, io, engine, parts, tasks).await
+                Self::assemble(config, layer, io, engine, admin, parts, tasks).await
             }
         }
     }
@@ -207,6 +234,7 @@ impl App {
         layer: SocketIoLayer<A>,
         io: SocketIo<A>,
         engine: Engine<A>,
+        admin: Option<Admin<A>>,
         parts: Parts,
         cluster_tasks: Vec<JoinHandle<()>>,
     ) -> anyhow::Result<Self> {
@@ -220,21 +248,24 @@ impl App {
             max_batch: config.limits.api_max_batch,
             max_body_bytes: config.limits.api_max_body_bytes,
         };
+        let mut router = http::router(state).merge(page::router(page));
+        match &admin {
+            Some(admin) => {
+                tracing::info!("admin view on: {}", admin.describe());
+                router = router.merge(admin::ui::router());
+            }
+            None => tracing::info!("admin view off: set ADMIN_USERNAME and ADMIN_PASSWORD_HASH to serve it at /admin/"),
+        }
         // Outermost first: CORS, then socket.io-client's bundle (static files under the
         // Socket.IO path, which must not count as handshakes), then the session front, then
         // Socket.IO (which takes its own path and passes everything else to the routes).
         let bundle =
             axum::middleware::from_fn_with_state(BundlePaths::new(&config.transport.path), page::bundle::serve);
-        let router = http::router(state)
-            .merge(page::router(page))
-            .layer(layer)
-            .layer(sessions.layer())
-            .layer(bundle)
-            .layer(cors(&config.cors_origins)?);
+        let router = router.layer(layer).layer(sessions.layer()).layer(bundle).layer(cors(&config.cors_origins)?);
         sessions.serve_through(router.clone());
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
-        let served = Box::new(ServedBy { io, engine, cluster_tasks: Mutex::new(cluster_tasks) });
+        let served = Box::new(ServedBy { io, engine, admin, cluster_tasks: Mutex::new(cluster_tasks) });
         let serve_options =
             ServeOptions { http: config.http.clone(), trusted_proxies: config.trusted_proxies.clone(), metrics };
         Ok(Self {
@@ -336,6 +367,26 @@ mod tests {
         let mut config = Config::for_tests("s", "k");
         config.rate_limit_overrides.entry(path.into()).or_default().insert(event.into(), RateLimit { max, per });
         load_specs(&config)
+    }
+
+    #[test]
+    fn the_admin_view_reserves_its_namespace_and_path_when_it_is_on() {
+        assert!(check_endpoint_path("/admin", "/socket.io", false).is_ok());
+        assert!(check_endpoint_path("/admin/feed", "/socket.io", true).is_err());
+        assert!(check_endpoint_path("/administration", "/socket.io", true).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("admin.yaml"), "namespace: /admin\nrooms:\n  a: { pattern: a }\n").unwrap();
+        let mut config = Config::for_tests("s", "k");
+        config.namespaces = NamespaceSource::Dir(dir.path().to_path_buf());
+        assert!(load_specs(&config).is_ok(), "`/admin` is a namespace like any other while the view is off");
+        config.admin = Some(crate::config::AdminConfig {
+            username: "a".into(),
+            password_hash: secrecy::SecretString::from("$2b$04$S2tRZKnsgKDUd5F0ZMX1mOyHpyfE7eQ6Mc71ek3xsB4q9d5pCngZ2"),
+            readonly: false,
+            mode: crate::config::AdminMode::Development,
+        });
+        let err = load_specs(&config).unwrap_err().to_string();
+        assert!(err.contains("admin.yaml") && err.contains("the admin view's"), "{err}");
     }
 
     #[test]

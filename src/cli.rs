@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `check [DIR]`, `token` and `healthcheck`.
+//! The command line: `serve` (the default), `check [DIR]`, `token`, `healthcheck` and
+//! `hash-password`.
 
 use std::path::PathBuf;
 
@@ -23,6 +24,8 @@ lower case); the README's configuration table describes each one:
   Limits         WS_MAX_EVENT_SIZE, WS_MAX_EVENTS_PER_SECOND, WS_MAX_ROOMS_PER_SOCKET,
                  STATE_MAX_BYTES, STATE_MAX_BYTES_PER_TENANT
   Timers         WS_CLEANUP_INTERVAL, WS_METRICS_INTERVAL
+  Admin view     ADMIN_USERNAME, ADMIN_PASSWORD_HASH (bcrypt: see hash-password), ADMIN_READONLY,
+                 ADMIN_MODE
   Operations     NAMESPACES_DIR, LOG_LEVEL, LOG_FORMAT, SHUTDOWN_TIMEOUT, SHUTDOWN_DELAY, CONFIG_FILE
 With no JWT_SECRET or JWT_PUBLIC_KEY the gateway runs in dev mode and prints a demo token.";
 
@@ -72,5 +75,14 @@ pub enum Command {
         /// How long connecting, and then reading the answer, may each take (`3s`, `500ms`).
         #[arg(long, default_value = "3s")]
         timeout: String,
+    },
+    /// Read a password from standard input and print its bcrypt hash, for ADMIN_PASSWORD_HASH.
+    ///
+    /// On a terminal the password is asked for without echo; otherwise the first line of the
+    /// input is the password. It is never an argument, so it stays out of shell history.
+    HashPassword {
+        /// bcrypt's cost: each check takes 2^cost rounds (10 is the usual choice).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=16))]
+        cost: u32,
     },
 }

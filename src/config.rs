@@ -57,6 +57,8 @@ pub struct Config {
     pub namespaces: NamespaceSource,
     /// Per-namespace, per-event rate limits that replace the spec's (config file only).
     pub rate_limit_overrides: BTreeMap<String, BTreeMap<String, RateLimit>>,
+    /// The admin view on `/admin` (`ADMIN_USERNAME`, `ADMIN_PASSWORD_HASH`); `None`: not mounted.
+    pub admin: Option<AdminConfig>,
     /// Log filter (`LOG_LEVEL`), in `tracing_subscriber::EnvFilter` syntax.
     pub log_level: String,
     /// Log line format (`LOG_FORMAT`).
@@ -84,6 +86,31 @@ pub struct RedisConfig {
     /// The Go hub's broadcast channel (`REDIS_BROADCAST_CHANNEL`, default `ws:broadcast:all`);
     /// empty turns that input off.
     pub broadcast_channel: String,
+}
+
+/// The admin view: the official Socket.IO Admin UI's protocol on namespace `/admin`, and the UI
+/// itself at `/admin/`.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// `ADMIN_USERNAME`.
+    pub username: String,
+    /// `ADMIN_PASSWORD_HASH`: the password's bcrypt hash, as the official server takes it.
+    pub password_hash: SecretString,
+    /// `ADMIN_READONLY`: the UI shows, and cannot disconnect anyone.
+    pub readonly: bool,
+    /// `ADMIN_MODE`.
+    pub mode: AdminMode,
+}
+
+/// How much the admin view shows, in the official server's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminMode {
+    /// Every socket with its rooms, live, plus the counts (the default).
+    Development,
+    /// Counts only (servers, clients, namespaces, connections per second): nothing per socket is
+    /// sent, for nodes with too many sockets to list.
+    Production,
 }
 
 /// Token verification settings.
@@ -281,6 +308,10 @@ struct FileConfig {
     state_max_bytes: Option<usize>,
     namespaces_dir: Option<PathBuf>,
     rate_limits: Option<BTreeMap<String, BTreeMap<String, RateLimit>>>,
+    admin_username: Option<String>,
+    admin_password_hash: Option<String>,
+    admin_readonly: Option<bool>,
+    admin_mode: Option<AdminMode>,
     log_level: Option<String>,
     log_format: Option<LogFormat>,
     shutdown_timeout: Option<DurationSetting>,
@@ -538,6 +569,26 @@ impl Config {
             bail!("AUTH_COOKIE_NAME: `{auth_cookie_name}` is not a cookie name (letters, digits, `-`, `_`, `.`)");
         }
 
+        let admin = match (
+            env("ADMIN_USERNAME").or(file.admin_username.clone()),
+            env("ADMIN_PASSWORD_HASH").or(file.admin_password_hash.clone()),
+        ) {
+            (None, None) => None,
+            (Some(username), Some(hash)) => Some(AdminConfig {
+                username,
+                password_hash: admin_password_hash(hash)?,
+                readonly: boolean(&env, "ADMIN_READONLY", file.admin_readonly, false)?,
+                mode: match env("ADMIN_MODE").map(|m| m.trim().to_ascii_lowercase()) {
+                    Some(m) if m == "development" => AdminMode::Development,
+                    Some(m) if m == "production" => AdminMode::Production,
+                    Some(m) => bail!("ADMIN_MODE: `{m}` is not development or production"),
+                    None => file.admin_mode.unwrap_or(AdminMode::Development),
+                },
+            }),
+            (Some(_), None) => bail!("ADMIN_USERNAME is set without ADMIN_PASSWORD_HASH: set both, or neither"),
+            (None, Some(_)) => bail!("ADMIN_PASSWORD_HASH is set without ADMIN_USERNAME: set both, or neither"),
+        };
+
         let transport = TransportConfig {
             ping_interval: duration("WS_PING_INTERVAL", file.ws_ping_interval, 25_000)?,
             ping_timeout: duration("WS_PING_TIMEOUT", file.ws_ping_timeout, 60_000)?,
@@ -647,6 +698,7 @@ impl Config {
             metrics_interval: duration("WS_METRICS_INTERVAL", file.ws_metrics_interval, 60_000)?,
             namespaces,
             rate_limit_overrides: file.rate_limits.unwrap_or_default(),
+            admin,
             log_level,
             log_format,
             shutdown_timeout: duration("SHUTDOWN_TIMEOUT", file.shutdown_timeout, 10_000)?,
@@ -667,6 +719,19 @@ impl Config {
         config.shutdown_timeout = Duration::from_secs(2);
         config
     }
+}
+
+/// `ADMIN_PASSWORD_HASH`, checked to be a bcrypt hash (`$2a$`, `$2b$` or `$2y$`), which is what
+/// the official Admin UI server takes. The error never repeats the value.
+fn admin_password_hash(hash: String) -> anyhow::Result<SecretString> {
+    let hash = hash.trim().to_string();
+    if hash.parse::<bcrypt::HashParts>().is_err() {
+        bail!(
+            "ADMIN_PASSWORD_HASH is not a bcrypt hash ($2b$10$ then 53 characters): \
+             `realtime-gateway hash-password` makes one"
+        );
+    }
+    Ok(SecretString::from(hash))
 }
 
 /// `REDIS_URL`, or the seed's `REDIS_HOST` / `REDIS_PORT` (with `REDIS_PASSWORD`, `REDIS_DB`).
@@ -852,6 +917,30 @@ mod tests {
         assert!(from_env(&[("HTTP_MAX_HEADER_SIZE", "1024")]).unwrap_err().to_string().contains("8192"));
         assert!(from_env(&[("ALLOW_EIO3", "maybe")]).is_err());
         assert!(!from_env(&[("ALLOW_EIO3", "false")]).unwrap().transport.allow_eio3);
+    }
+
+    #[test]
+    fn the_admin_view_needs_a_username_and_a_bcrypt_hash_that_never_prints() {
+        assert!(from_env(&[]).unwrap().admin.is_none(), "not mounted unless configured");
+        let hash = "$2b$04$S2tRZKnsgKDUd5F0ZMX1mOyHpyfE7eQ6Mc71ek3xsB4q9d5pCngZ2";
+        let c = from_env(&[("ADMIN_USERNAME", "root"), ("ADMIN_PASSWORD_HASH", hash)]).unwrap();
+        let admin = c.admin.clone().unwrap();
+        assert_eq!((admin.username.as_str(), admin.readonly, admin.mode), ("root", false, AdminMode::Development));
+        assert_eq!(admin.password_hash.expose_secret(), hash);
+        assert!(!format!("{c:?}").contains("S2tRZKns"), "the hash never prints");
+        let c = from_env(&[
+            ("ADMIN_USERNAME", "root"),
+            ("ADMIN_PASSWORD_HASH", hash),
+            ("ADMIN_READONLY", "true"),
+            ("ADMIN_MODE", "Production"),
+        ])
+        .unwrap();
+        assert_eq!(c.admin.map(|a| (a.readonly, a.mode)), Some((true, AdminMode::Production)));
+        let err = from_env(&[("ADMIN_USERNAME", "root"), ("ADMIN_PASSWORD_HASH", "hunter2")]).unwrap_err();
+        assert!(err.to_string().contains("not a bcrypt hash") && !err.to_string().contains("hunter2"), "{err}");
+        assert!(from_env(&[("ADMIN_USERNAME", "root")]).is_err());
+        assert!(from_env(&[("ADMIN_PASSWORD_HASH", hash)]).is_err());
+        assert!(from_env(&[("ADMIN_USERNAME", "root"), ("ADMIN_PASSWORD_HASH", hash), ("ADMIN_MODE", "x")]).is_err());
     }
 
     #[test]

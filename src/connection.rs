@@ -46,6 +46,8 @@ pub enum CutReason {
     /// The engine turned the session away (refused token, throttled) and no other namespace
     /// uses it.
     Refused,
+    /// An operator disconnected the client from the admin view.
+    Admin,
 }
 
 impl CutReason {
@@ -55,6 +57,7 @@ impl CutReason {
             CutReason::WriteTimeout => "write_timeout",
             CutReason::SlowConsumer => "slow_consumer",
             CutReason::Refused => "refused",
+            CutReason::Admin => "admin",
         }
     }
 }

@@ -11,10 +11,12 @@
 //! - [`http`]: the publish API, health, readiness, metrics.
 //! - [`page`]: what browsers get from the gateway itself: the example page, socket.io-client's
 //!   bundle, the namespaces' description, dev mode's demo credentials.
+//! - [`admin`]: the admin view, the official Socket.IO Admin UI's protocol on `/admin`.
 //! - [`app`]: assembles everything on one port and runs it; [`server`]: the accept loop;
 //!   [`connection`]: what guards each TCP connection; [`sessions`]: the Engine.IO front.
 //! - [`cli`], [`telemetry`], [`memory`]: the binary's helpers.
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -1,5 +1,6 @@
 //! The `realtime-gateway` binary: parse the command line, read the config, then serve, check
-//! specs, mint a token or probe a running gateway's health. Everything else lives in the library.
+//! specs, mint a token, probe a running gateway's health or hash the admin password. Everything
+//! else lives in the library.
 
 use std::{
     io::{BufRead, BufReader, IsTerminal, Read, Write},
@@ -27,6 +28,7 @@ fn main() -> ExitCode {
             token(cli.config.as_deref(), &sub, tenant.as_deref(), &roles, &ttl)
         }
         Command::Healthcheck { timeout } => healthcheck(cli.config.as_deref(), &timeout),
+        Command::HashPassword { cost } => hash_password(cost),
     };
     match result {
         Ok(code) => code,
@@ -202,4 +204,47 @@ fn healthcheck(config_file: Option<&std::path::Path>, timeout: &str) -> anyhow::
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Reads a password (without echo on a terminal) and prints its bcrypt hash.
+fn hash_password(cost: u32) -> anyhow::Result<ExitCode> {
+    let stdin = std::io::stdin();
+    let password = if stdin.is_terminal() {
+        eprint!("Password (not shown): ");
+        let line = without_echo(|| {
+            let mut line = String::new();
+            stdin.read_line(&mut line).map(|_| line)
+        })?;
+        eprintln!();
+        line
+    } else {
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        line
+    };
+    let password = password.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!password.is_empty(), "the password is empty");
+    anyhow::ensure!(password.len() <= 72, "bcrypt uses only the first 72 bytes of a password: choose a shorter one");
+    println!("{}", bcrypt::hash(password, cost)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `read` with the terminal's echo off (on Unix), restoring it after.
+fn without_echo<T>(read: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
+    #[cfg(unix)]
+    {
+        let fd = libc::STDIN_FILENO;
+        // SAFETY: termios is plain data; tcgetattr fills it for a terminal, checked by its result.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        if unsafe { libc::tcgetattr(fd, &mut saved) } == 0 {
+            let mut quiet = saved;
+            quiet.c_lflag &= !libc::ECHO;
+            // SAFETY: both calls get a valid termios for the same descriptor.
+            unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+            let result = read();
+            unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+            return result;
+        }
+    }
+    read()
 }

@@ -362,7 +362,7 @@ impl Metrics {
             "Connections cut by the gateway, by reason.",
             Family::<ReasonLabel, Counter>::default(),
         );
-        let cuts = [CutReason::WriteTimeout, CutReason::SlowConsumer, CutReason::Refused]
+        let cuts = [CutReason::WriteTimeout, CutReason::SlowConsumer, CutReason::Refused, CutReason::Admin]
             .iter()
             .map(|c| cut_family.get_or_create_owned(&ReasonLabel { reason: c.as_str() }))
             .collect();
@@ -498,6 +498,7 @@ impl Metrics {
             CutReason::WriteTimeout => 0,
             CutReason::SlowConsumer => 1,
             CutReason::Refused => 2,
+            CutReason::Admin => 3,
         };
         self.cuts[index].inc();
     }

@@ -298,6 +298,33 @@ pub fn split_internal(internal: &str) -> Option<(Option<String>, &str)> {
     Some((tenant, without_filters(name)))
 }
 
+/// How an internal name reads to an operator (the admin view, which sees every tenant): the
+/// visible name, after `{tenant} / ` for a tenant's room, with its filter values in parentheses
+/// (`t1 / executions (running, *)`). A name this module did not make is shown as it is.
+pub fn display_name(internal: &str) -> String {
+    let (tenant, rest) = match internal.strip_prefix("g:") {
+        Some(rest) => (None, rest),
+        None => {
+            let scoped = internal.strip_prefix("t:").and_then(|rest| {
+                let colon = rest.find(':')?;
+                Some((percent_decode(&rest[..colon])?, &rest[colon + 1..]))
+            });
+            match scoped {
+                Some((tenant, rest)) => (Some(tenant), rest),
+                None => return internal.to_string(),
+            }
+        }
+    };
+    let mut parts = rest.split(FILTER_SEP);
+    let mut out = tenant.map(|t| format!("{t} / ")).unwrap_or_default();
+    out.push_str(parts.next().unwrap_or_default());
+    let filters: Vec<&str> = parts.collect();
+    if !filters.is_empty() {
+        let _ = write!(out, " ({})", filters.join(", "));
+    }
+    out
+}
+
 /// A visible name followed by one value per filter (`None`: any value), for [`internal_name`].
 pub fn with_filters(visible: &str, values: &[Option<&str>]) -> String {
     let mut out = String::with_capacity(visible.len() + 4 * values.len());
@@ -420,6 +447,20 @@ mod tests {
         assert!(RoomPattern::parse("a{b}.{b}").unwrap_err().contains("twice"));
         assert!(RoomPattern::parse("a*").is_err());
         assert!(RoomPattern::parse("").is_err());
+    }
+
+    #[test]
+    fn display_names_show_the_tenant_and_filters_of_an_internal_name() {
+        let tenant = internal_name(RoomScope::Tenant, Some("a:b"), "execution:e1").unwrap();
+        assert_eq!(display_name(&tenant), "a:b / execution:e1");
+        assert_eq!(
+            display_name(&internal_name(RoomScope::Global, None, "platform.admins").unwrap()),
+            "platform.admins"
+        );
+        let filtered =
+            internal_name(RoomScope::Tenant, Some("t1"), &with_filters("executions", &[Some("running"), None]));
+        assert_eq!(display_name(&filtered.unwrap()), "t1 / executions (running, *)");
+        assert_eq!(display_name("made-elsewhere"), "made-elsewhere");
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub trait SessionDirectory: Send + Sync {
     /// The client address that opened session `sid`, when one of its namespace sockets is
     /// connected on this node.
     fn opened_by(&self, sid: Sid) -> Option<IpAddr>;
+    /// Session `sid` asked to upgrade from long-polling to WebSocket.
+    fn upgrading(&self, _sid: Sid) {}
 }
 
 /// Marks the gateway's own requests (a close packet it posts), which the front lets through.
@@ -221,6 +223,9 @@ impl Sessions {
             && let Some(guard) = request.extensions().get::<Arc<ConnectionGuard>>()
         {
             self.upgraded.lock().unwrap_or_else(|e| e.into_inner()).insert(sid, Arc::downgrade(guard));
+            if let Some(directory) = self.directory.get() {
+                directory.upgrading(sid);
+            }
         }
         None
     }

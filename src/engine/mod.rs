@@ -9,6 +9,8 @@
 //! - `perf`: the live performance figures of `{gateway.stats}`;
 //! - `state`: last-known state built from published events;
 //! - `slow`: slow consumers, whose full queue ends their session;
+//! - `roster`: this node's connections as an observer (the admin view) sees them, under their
+//!   public ids, and the hooks that tell it of changes;
 //! - `timers`, `expiry`, `limits`, `session`, `errors`, `clock`: what their names say.
 //!
 //! Everything here is generic over the socketioxide adapter, so the same engine runs on the
@@ -29,6 +31,7 @@ mod namespace;
 pub mod native;
 mod perf;
 mod publish;
+mod roster;
 mod runtime;
 mod session;
 mod slow;
@@ -50,6 +53,8 @@ use tokio::task::JoinHandle;
 
 pub use api::{EmitRequest, RoomQuery};
 pub use publish::{AckReport, PublishedEvent};
+pub use roster::{ClientCounts, ClientId, ClusterState, Observer, Roster, SocketView, endpoint_name};
+pub use session::PublicId;
 
 use crate::{
     auth::TokenVerifier,
@@ -93,6 +98,10 @@ pub(crate) struct Shared {
     pub sessions: Arc<Sessions>,
     /// The byte budgets of last-known state, shared by every namespace's stores.
     pub state_budget: state::StateBudget,
+    /// Told of connections' lives (the admin view), when one is attached.
+    pub observer: OnceLock<Arc<dyn Observer>>,
+    /// The key of the client ids shown to the observer.
+    pub client_ids: roster::ClientIds,
 }
 
 /// What the engine needs from a cluster. Implemented by `crate::cluster` over Redis; the engine
@@ -246,6 +255,10 @@ impl<A: Adapter> SessionDirectory for Engine<A> {
             Some(self.shared.trusted_proxies.client_ip(peer.ip(), &parts.headers))
         })
     }
+
+    fn upgrading(&self, sid: socketioxide::socket::Sid) {
+        self.watch_upgrade(sid);
+    }
 }
 
 /// The engine's settings, taken from [`crate::config::Config`].
@@ -326,6 +339,8 @@ impl<A: Adapter> Engine<A> {
             cluster: OnceLock::new(),
             sessions,
             state_budget: state::StateBudget::new(settings.limits.state_bytes_per_tenant, settings.limits.state_bytes),
+            observer: OnceLock::new(),
+            client_ids: roster::ClientIds::default(),
         });
         // Indexes are per front: the expiry queue tells the fronts apart by the member's key.
         let namespaces = socketio

@@ -207,6 +207,10 @@ impl<A: Adapter> NamespaceRuntime<A> {
         self.metrics.connected();
         let identity = session.identity();
         tracing::debug!(ns = %self.spec.path, socket = %session.public_id, user = ?identity.user_id, tenant = ?identity.tenant_id, "connected");
+        // Before `on_connect`, so the observer hears of the socket before of its rooms.
+        if let Some(observer) = self.shared.observer() {
+            observer.connected(&self.view(&s, &session));
+        }
         let member = SioMember { ns: self, socket: &s };
         let mut ctx = ActionCtx::new(self, &member, &session, &identity, None);
         if let Err(e) = ctx.run(&self.spec.on_connect) {
@@ -269,11 +273,23 @@ impl<A: Adapter> Member for SioMember<'_, A> {
     }
 
     fn join(&self, room: String) {
-        self.socket.join(room);
+        // The actions only join rooms the socket is not in, and leave rooms it is in. The
+        // observer hears after the change, so a list it takes meanwhile cannot miss it.
+        self.socket.join(room.clone());
+        if let Some(observer) = self.ns.shared.watcher()
+            && let Some(session) = self.socket.extensions.get::<Arc<Session>>()
+        {
+            observer.joined(&self.ns.spec.path, session.public_id, crate::rooms::display_name(&room));
+        }
     }
 
     fn leave(&self, room: &str) {
         self.socket.leave(room.to_string());
+        if let Some(observer) = self.ns.shared.watcher()
+            && let Some(session) = self.socket.extensions.get::<Arc<Session>>()
+        {
+            observer.left(&self.ns.spec.path, session.public_id, crate::rooms::display_name(room));
+        }
     }
 
     fn send(&self, event: &str, data: Option<&Json>) {
@@ -368,7 +384,13 @@ pub struct DisconnectFlow<A: Adapter> {
 
 impl<A: Adapter> DisconnectHandler<A, SpecHandler> for DisconnectFlow<A> {
     fn call_with_defer(&self, s: Arc<Socket<A>>, reason: DisconnectReason, defer: fn(Arc<Socket<A>>)) {
-        if let Some(session) = s.extensions.get::<Arc<Session>>() {
+        let session = s.extensions.get::<Arc<Session>>();
+        // Its rooms, while it still has them, for an observer that watches.
+        let rooms = match self.ns.shared.watcher() {
+            Some(_) if session.is_some() => s.rooms().iter().map(|r| crate::rooms::display_name(r)).collect(),
+            _ => Vec::new(),
+        };
+        if let Some(session) = &session {
             self.ns.shared.metrics.connections.dec();
             self.ns.metrics.disconnected(session.ended_as().unwrap_or_else(|| close_reason(reason)));
             if let Some(exp) = session.identity().expires_at {
@@ -378,6 +400,10 @@ impl<A: Adapter> DisconnectHandler<A, SpecHandler> for DisconnectFlow<A> {
         }
         // socketioxide removes the socket from the namespace in `defer`; it must always run.
         defer(s);
+        // After it is gone, so an admin listing sockets meanwhile has it and then hears it left.
+        if let (Some(session), Some(observer)) = (session, self.ns.shared.observer()) {
+            observer.disconnected(&self.ns.spec.path, session.public_id, super::roster::reason_text(reason), rooms);
+        }
     }
 }
 

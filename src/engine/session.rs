@@ -62,6 +62,8 @@ impl fmt::Debug for PublicId {
 pub struct Session {
     /// The id others see.
     pub public_id: PublicId,
+    /// When it connected (ms since the epoch), for the admin view.
+    pub connected_at_ms: u64,
     /// Replaced when the client refreshes its token, hence the lock; read on every event.
     identity: RwLock<Arc<Identity>>,
     /// When this socket was last told it is rate limited (ms since the epoch), so a flood of
@@ -90,6 +92,7 @@ impl Session {
     pub fn new(identity: Identity) -> Arc<Self> {
         Arc::new(Self {
             public_id: PublicId::random(),
+            connected_at_ms: super::clock::now_millis(),
             identity: RwLock::new(Arc::new(identity)),
             last_limit_notice_ms: AtomicU64::new(0),
             last_broadcast: Mutex::new(None),

@@ -32,7 +32,7 @@ pub enum CloseReason {
     /// The client broke the protocol: an unparseable packet, concurrent polls, a message over
     /// the size limit.
     ProtocolError,
-    /// The gateway disconnected it: its token expired.
+    /// The gateway disconnected it: its token expired, or an administrator did (admin view).
     ServerDisconnect,
     /// Its send queue overflowed: the gateway ended it (a slow consumer).
     SlowConsumer,

@@ -59,7 +59,7 @@ pub async fn serve(State(paths): State<BundlePaths>, request: Request, next: Nex
         Err(reason) => {
             let message = format!(
                 "socket.io-client {VERSION}'s browser bundle is not built into this gateway: {reason}. \
-                 Rebuild it with access to the npm registry (or with SOCKETIO_CLIENT_TARBALL); see the README.\n"
+                 Rebuild it with access to the npm registry (or with NPM_TARBALL_DIR); see the README.\n"
             );
             return (StatusCode::NOT_FOUND, [(header::CACHE_CONTROL, "no-store")], message).into_response();
         }

@@ -1,4 +1,5 @@
-//! The binary: `check`, `token`, `healthcheck`, dev mode, broken specs at start-up, and SIGTERM.
+//! The binary: `check`, `token`, `healthcheck`, `hash-password`, dev mode, broken specs at
+//! start-up, and SIGTERM.
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -29,6 +30,8 @@ fn gateway() -> Command {
         "REDIS_HOST",
         "REDIS_PORT",
         "REDIS_PASSWORD",
+        "ADMIN_USERNAME",
+        "ADMIN_PASSWORD_HASH",
     ] {
         cmd.env_remove(var);
     }
@@ -37,6 +40,25 @@ fn gateway() -> Command {
 
 fn write_spec(dir: &std::path::Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
+}
+
+#[test]
+fn hash_password_reads_standard_input_and_prints_a_bcrypt_hash_of_it() {
+    let mut child = gateway()
+        .args(["hash-password", "--cost", "4"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"pa ss\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let hash = String::from_utf8(out.stdout).unwrap();
+    assert!(hash.starts_with("$2b$04$"), "{hash}");
+    assert!(bcrypt::verify("pa ss", hash.trim()).unwrap(), "the line ending is not part of the password");
+    let empty = gateway().arg("hash-password").stdin(Stdio::null()).output().unwrap();
+    assert!(!empty.status.success(), "an empty password is refused");
 }
 
 #[test]

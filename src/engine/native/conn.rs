@@ -90,6 +90,8 @@ pub(super) struct BufferLimits {
 pub(super) struct Conn {
     pub id: u64,
     pub session: Arc<Session>,
+    /// The client's address (through `TRUSTED_PROXIES`), for the admin view.
+    pub address: Option<std::net::IpAddr>,
     outbox: Mutex<Outbox>,
     wake: Notify,
     /// When the client last sent anything (a pong included), in ms since the epoch.
@@ -111,10 +113,11 @@ pub(super) enum Queued {
 }
 
 impl Conn {
-    pub(super) fn new(id: u64, session: Arc<Session>) -> Self {
+    pub(super) fn new(id: u64, session: Arc<Session>, address: Option<std::net::IpAddr>) -> Self {
         Self {
             id,
             session,
+            address,
             outbox: Mutex::new(Outbox::default()),
             wake: Notify::new(),
             last_seen_ms: AtomicU64::new(now_millis()),
@@ -174,6 +177,11 @@ impl Conn {
     /// Whether it is closing.
     pub(super) fn is_closing(&self) -> bool {
         self.outbox().closing.is_some()
+    }
+
+    /// Why the gateway is closing it, if it is.
+    pub(super) fn closing_reason(&self) -> Option<&'static str> {
+        self.outbox().closing.map(|c| c.reason)
     }
 
     /// Milliseconds since the client last sent anything.
@@ -300,7 +308,7 @@ mod tests {
     use crate::auth::Identity;
 
     fn conn() -> Conn {
-        Conn::new(1, Session::new(Identity::anonymous()))
+        Conn::new(1, Session::new(Identity::anonymous()), None)
     }
 
     fn text(n: usize) -> Frame {

@@ -110,8 +110,8 @@ impl Endpoint {
     }
 
     /// Registers a new connection for `session` and runs the spec's `on_connect`.
-    fn register(self: &Arc<Self>, session: Arc<Session>) -> Arc<Conn> {
-        let conn = Arc::new(Conn::new(self.next_id.fetch_add(1, Ordering::Relaxed), session));
+    fn register(self: &Arc<Self>, session: Arc<Session>, address: Option<std::net::IpAddr>) -> Arc<Conn> {
+        let conn = Arc::new(Conn::new(self.next_id.fetch_add(1, Ordering::Relaxed), session, address));
         self.conns.write().unwrap_or_else(|e| e.into_inner()).insert(conn.id, conn.clone());
         self.shared.metrics.native_connections.inc();
         self.metrics.connected();
@@ -120,6 +120,10 @@ impl Endpoint {
             self.shared.expiry.schedule(exp, self.index, MemberKey::Conn(conn.id));
         }
         tracing::debug!(endpoint = %self.spec.path, socket = %conn.session.public_id, user = ?identity.user_id, tenant = ?identity.tenant_id, "connected");
+        if let Some(observer) = self.shared.observer() {
+            let name = super::endpoint_name(&self.spec.path);
+            observer.connected(&self.view(&name, &ConnView::of(&conn, &[])));
+        }
         let member = NativeMember { ep: self, conn: &conn };
         let mut ctx = ActionCtx::new(self, &member, &conn.session, &identity, None);
         if let Err(e) = ctx.run(&self.spec.on_connect) {
@@ -133,8 +137,8 @@ impl Endpoint {
         let rooms = std::mem::take(&mut *conn.rooms.lock().unwrap_or_else(|e| e.into_inner()));
         {
             let mut index = self.rooms.write().unwrap_or_else(|e| e.into_inner());
-            for room in rooms {
-                remove_member(&mut index, &room, conn.id);
+            for room in &rooms {
+                remove_member(&mut index, room, conn.id);
             }
         }
         if self.conns.write().unwrap_or_else(|e| e.into_inner()).remove(&conn.id).is_some() {
@@ -145,6 +149,15 @@ impl Endpoint {
             self.shared.expiry.cancel(exp, self.index, MemberKey::Conn(conn.id));
         }
         tracing::debug!(endpoint = %self.spec.path, socket = %conn.session.public_id, "disconnected");
+        // Once it is gone, so an admin listing connections meanwhile has it and then hears it left.
+        if let Some(observer) = self.shared.observer() {
+            let rooms = match observer.watching() {
+                true => rooms.iter().map(|r| crate::rooms::display_name(r)).collect(),
+                false => Vec::new(),
+            };
+            let reason = conn.closing_reason().unwrap_or("transport close");
+            observer.disconnected(&super::endpoint_name(&self.spec.path), conn.session.public_id, reason, rooms);
+        }
     }
 
     fn join(&self, conn: &Arc<Conn>, room: String) {
@@ -154,15 +167,63 @@ impl Endpoint {
             None => Arc::from(room),
         };
         let members = index.entry(key.clone()).or_default();
-        if !members.contains(&conn.id) {
-            members.push(conn.id);
-            conn.rooms.lock().unwrap_or_else(|e| e.into_inner()).push(key);
+        if members.contains(&conn.id) {
+            return;
+        }
+        members.push(conn.id);
+        conn.rooms.lock().unwrap_or_else(|e| e.into_inner()).push(key.clone());
+        drop(index);
+        if let Some(observer) = self.shared.watcher() {
+            let name = super::endpoint_name(&self.spec.path);
+            observer.joined(&name, conn.session.public_id, crate::rooms::display_name(&key));
         }
     }
 
     fn leave(&self, conn: &Arc<Conn>, room: &str) {
         remove_member(&mut self.rooms.write().unwrap_or_else(|e| e.into_inner()), room, conn.id);
-        conn.rooms.lock().unwrap_or_else(|e| e.into_inner()).retain(|r| &**r != room);
+        let was_in = {
+            let mut rooms = conn.rooms.lock().unwrap_or_else(|e| e.into_inner());
+            let before = rooms.len();
+            rooms.retain(|r| &**r != room);
+            rooms.len() != before
+        };
+        if was_in && let Some(observer) = self.shared.watcher() {
+            let name = super::endpoint_name(&self.spec.path);
+            observer.left(&name, conn.session.public_id, crate::rooms::display_name(room));
+        }
+    }
+
+    /// Open connections on this node.
+    pub(super) fn connection_count(&self) -> usize {
+        self.conns.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Calls `visit` with every connection.
+    pub(super) fn each_conn(&self, visit: &mut dyn FnMut(&ConnView<'_>)) {
+        let conns: Vec<Arc<Conn>> = self.conns.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for conn in conns {
+            let rooms = conn.rooms.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            visit(&ConnView::of(&conn, &rooms));
+        }
+    }
+
+    /// Closes the connection with public id `id` (an operator's request); whether it was here.
+    pub(super) fn close_by_public_id(&self, id: &str) -> bool {
+        let conn = self
+            .conns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .find(|c| c.session.public_id.to_string() == id)
+            .cloned();
+        let Some(conn) = conn else { return false };
+        tracing::info!(endpoint = %self.spec.path, socket = %conn.session.public_id, "closed by an administrator");
+        conn.close(Closing {
+            code: CloseCode::Normal,
+            reason: "disconnected by an administrator",
+            counted_as: CloseReason::ServerDisconnect,
+        });
+        true
     }
 
     /// Queues a frame for one connection; an overflow closes it and is counted.
@@ -350,6 +411,20 @@ impl Endpoint {
     pub(super) fn stats_json(&self) -> Value {
         let s = self.stats();
         json!({ "clients": s.clients, "users": s.users, "registering": s.registering, "closing": s.closing, "queued": s.queued })
+    }
+}
+
+/// A connection as the roster reads it.
+pub(crate) struct ConnView<'a> {
+    pub id: u64,
+    pub session: &'a Session,
+    pub address: Option<std::net::IpAddr>,
+    pub rooms: &'a [Arc<str>],
+}
+
+impl<'a> ConnView<'a> {
+    fn of(conn: &'a Conn, rooms: &'a [Arc<str>]) -> Self {
+        Self { id: conn.id, session: &conn.session, address: conn.address, rooms }
     }
 }
 

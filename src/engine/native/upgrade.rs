@@ -55,6 +55,10 @@ pub async fn upgrade(ep: Arc<Endpoint>, api_keys: &ApiKeys, request: Request<Bod
         Err((status, kind, message)) => return refusal(status, kind, &message),
     };
 
+    let address = parts
+        .extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|ConnectInfo(peer)| ep.shared.trusted_proxies.client_ip(peer.ip(), &parts.headers));
     let on_upgrade = hyper::upgrade::on(Request::from_parts(parts, body));
     let settings = &ep.settings;
     let config = WebSocketConfig::default()
@@ -66,7 +70,7 @@ pub async fn upgrade(ep: Arc<Endpoint>, api_keys: &ApiKeys, request: Request<Bod
     tokio::spawn(async move {
         let upgraded = on_upgrade.await;
         let registered = upgraded.map(|io| {
-            let conn = ep.register(session);
+            let conn = ep.register(session, address);
             (io, conn)
         });
         ep.registering.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
