@@ -263,8 +263,7 @@ impl App {
             axum::middleware::from_fn_with_state(BundlePaths::new(&config.transport.path), page::bundle::serve);
         let router = router.layer(layer).layer(sessions.layer()).layer(bundle).layer(cors(&config.cors_origins)?);
         sessions.serve_through(router.clone());
-        let listener =
-            TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let listener = server::listen(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
         let served = Box::new(ServedBy { io, engine, admin, cluster_tasks: Mutex::new(cluster_tasks) });
         let serve_options =
             ServeOptions { http: config.http.clone(), trusted_proxies: config.trusted_proxies.clone(), metrics };

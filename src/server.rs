@@ -44,6 +44,22 @@ pub struct ServeOptions {
     pub metrics: Arc<Metrics>,
 }
 
+/// Connections the kernel may hold for us before we accept them (it clamps this to
+/// `net.core.somaxconn`). Binding through the standard library gives 128, which a burst of new
+/// connections overflows: long-polling clients open one per request, and after a published event
+/// hundreds of them come back at once; the kernel then drops their SYNs and they retry a second
+/// later (docs/benchmarks.md). Node listens with 511.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on `addr` with [`LISTEN_BACKLOG`].
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    // As the standard library does: a restarted gateway can bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves `router` on `listener` until `stop` completes, then waits for in-flight HTTP requests
 /// (not for upgraded WebSockets, which belong to Socket.IO and are closed by it).
 pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions, stop: impl Future<Output = ()>) {
@@ -143,4 +159,34 @@ fn detach_from_read_buffer(
     parts.extensions.insert(ConnectInfo(remote));
     parts.extensions.insert(guard.clone());
     Request::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst of connections larger than the standard library's backlog of 128 completes its
+    /// TCP handshakes while the accept loop is busy (here: not accepting at all), instead of
+    /// having SYNs dropped and retried a second later.
+    #[tokio::test]
+    async fn a_burst_of_connections_waits_in_the_backlog() {
+        // The kernel clamps the backlog to somaxconn (4096 by default since Linux 5.4).
+        let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(4096);
+        let burst = 600.min(somaxconn.saturating_sub(8));
+        if burst <= 200 {
+            eprintln!("skipped: net.core.somaxconn is {somaxconn}, too low to tell 128 from more");
+            return;
+        }
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connects =
+            (0..burst).map(|_| tokio::time::timeout(Duration::from_millis(800), tokio::net::TcpStream::connect(addr)));
+        let results = futures_util::future::join_all(connects).await;
+        let connected = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+        assert_eq!(connected, burst, "connections left waiting for the kernel to retry their SYN");
+        drop(listener);
+    }
 }
