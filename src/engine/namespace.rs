@@ -107,6 +107,13 @@ impl<A: Adapter> NamespaceRuntime<A> {
         });
     }
 
+    /// Whether any socket of this namespace is connected to this node. Only admitted sockets
+    /// join rooms, and the connections gauge counts them from before their first join to their
+    /// disconnect, so when it reads zero no room of the namespace has a member here.
+    pub(super) fn has_sockets_here(&self) -> bool {
+        self.metrics.connections.get() > 0
+    }
+
     /// Whether a new connection from this client address is over the spec's per-IP limit.
     fn over_connection_limit(&self, parts: &http::request::Parts) -> bool {
         let Some(limiter) = &self.connect_limiter else { return false };

@@ -3,11 +3,13 @@
 //!
 //! A batch is checked whole before anything is delivered, so a 400 means nothing was published.
 //! Delivery, per namespace that routes the type: the state rules update the last-known state,
-//! then the first matching route renders its event once and emits it to the union of its rooms
-//! (each socket once, however many of the rooms it is in).
+//! then, when the namespace has sockets on this node, the first matching route finds its rooms,
+//! renders its event once and emits it to the union of the rooms (each socket once, however many
+//! of the rooms it is in).
 
 use std::{
     borrow::Cow,
+    sync::OnceLock,
     time::{Duration, Instant},
 };
 
@@ -19,7 +21,7 @@ use super::{clock::iso_now, namespace::NamespaceRuntime, runtime::SpecRuntime};
 use crate::{
     rooms::{self, RoomScope},
     spec::{
-        RESERVED_EVENTS,
+        RESERVED_EVENTS, Route,
         template::{Root, Scope},
     },
 };
@@ -29,15 +31,22 @@ const MAX_TYPE_LEN: usize = 200;
 /// Beyond the ack timeout, how long the other nodes' counts and acks may take to arrive.
 const REMOTE_ANSWER_GRACE: Duration = Duration::from_millis(500);
 
-/// One published event, kept as the JSON object templates see as `event`.
+/// One published event. Its fields are kept apart, so routing reads them without a lookup in a
+/// JSON map; the object templates see as `event` is built only when one asks for it whole.
 #[derive(Debug, Clone)]
 pub struct PublishedEvent {
-    /// `{type, tenantId, data, timestamp}`, `data` exactly as published (`{event.data}`).
-    json: Value,
+    event_type: String,
+    tenant: Option<String>,
+    /// As published, or as stamped on receipt.
+    timestamp: String,
+    /// `data` exactly as published (`{event.data}`).
+    data: Value,
     /// `data` with the camelCase names of its snake_case fields added (`execution_id` also as
     /// `executionId`), which specs route on (`{data}`), so a Go backend's events route like a
     /// NestJS backend's. `None`: no field needed one.
     routing_data: Option<Value>,
+    /// `{type, tenantId, data, timestamp}`, built on first use.
+    json: OnceLock<Value>,
     /// When this node got it: the API call, the bus read or the Redis input that brought it
     /// (never sent between nodes; the bus carries its own timestamp).
     received: Instant,
@@ -88,8 +97,12 @@ impl PublishedEvent {
             _ => Map::new(),
         };
         Ok(Self {
-            json: json!({ "type": event_type, "tenantId": tenant, "data": data, "timestamp": timestamp }),
+            event_type,
+            tenant,
+            timestamp,
+            data,
             routing_data: None,
+            json: OnceLock::new(),
             received: Instant::now(),
         }
         .with_aliases(aliases))
@@ -97,7 +110,14 @@ impl PublishedEvent {
 
     /// The event as `{type, tenantId, data, timestamp}`, as [`Self::from_json`] reads it.
     pub fn to_json(&self) -> Value {
-        self.json.clone()
+        self.json().clone()
+    }
+
+    /// The event as templates see it (`{event}`).
+    fn json(&self) -> &Value {
+        self.json.get_or_init(|| {
+            json!({ "type": self.event_type, "tenantId": self.tenant, "data": self.data, "timestamp": self.timestamp })
+        })
     }
 
     /// The same event, received at `at` (when the request that carried it arrived, before its
@@ -114,27 +134,27 @@ impl PublishedEvent {
 
     /// The event type.
     pub fn event_type(&self) -> &str {
-        self.json["type"].as_str().unwrap_or_default()
+        &self.event_type
     }
 
     /// The tenant, if any.
     pub fn tenant_id(&self) -> Option<&str> {
-        self.json["tenantId"].as_str()
+        self.tenant.as_deref()
     }
 
     /// The event data as routed (always an object): as published, plus any aliases.
     pub fn data(&self) -> &Value {
-        self.routing_data.as_ref().unwrap_or(&self.json["data"])
+        self.routing_data.as_ref().unwrap_or(&self.data)
     }
 
     /// The event data exactly as published.
     pub fn published_data(&self) -> &Value {
-        &self.json["data"]
+        &self.data
     }
 
     /// The event's timestamp, as published (or as stamped on receipt).
     pub fn timestamp(&self) -> &str {
-        self.json["timestamp"].as_str().unwrap_or_default()
+        &self.timestamp
     }
 
     /// Adds `aliases` (names not already in the data) to the data specs route on, leaving the
@@ -143,7 +163,7 @@ impl PublishedEvent {
         if aliases.is_empty() {
             return self;
         }
-        let mut routed = self.json["data"].clone();
+        let mut routed = self.data.clone();
         if let Value::Object(fields) = &mut routed {
             for (name, value) in aliases {
                 fields.entry(name).or_insert(value);
@@ -179,15 +199,33 @@ fn camel_case_aliases(data: &Map<String, Value>) -> Map<String, Value> {
 /// The scope of templates rendered for a published event.
 struct EventScope<'a> {
     event: &'a PublishedEvent,
-    now: String,
+    /// `{now}`, formatted on first use.
+    now: OnceLock<String>,
+}
+
+impl<'a> EventScope<'a> {
+    fn new(event: &'a PublishedEvent) -> Self {
+        Self { event, now: OnceLock::new() }
+    }
 }
 
 impl Scope for EventScope<'_> {
     fn root(&self, root: Root) -> Option<Cow<'_, Value>> {
         match root {
-            Root::Event => Some(Cow::Borrowed(&self.event.json)),
+            Root::Event => Some(Cow::Borrowed(self.event.json())),
             Root::Data => Some(Cow::Borrowed(self.event.data())),
-            Root::Now => Some(Cow::Owned(Value::String(self.now.clone()))),
+            Root::Now => Some(Cow::Owned(Value::String(self.now.get_or_init(iso_now).clone()))),
+            _ => None,
+        }
+    }
+
+    /// `event.type`, `event.tenantId` and `event.timestamp` without building `{event}`.
+    fn computed(&self, root: Root, field: &str) -> Option<Value> {
+        let event = self.event;
+        match (root, field) {
+            (Root::Event, "type") => Some(Value::String(event.event_type.clone())),
+            (Root::Event, "tenantId") => Some(event.tenant.clone().map_or(Value::Null, Value::String)),
+            (Root::Event, "timestamp") => Some(Value::String(event.timestamp.clone())),
             _ => None,
         }
     }
@@ -217,7 +255,7 @@ impl SpecRuntime {
             }
         }
         // An id that is an object or a list names no room: the event would reach no one, silently.
-        let scope = EventScope { event, now: String::new() };
+        let scope = EventScope::new(event);
         for target in &route.targets {
             for value in target.params.iter().flatten().filter_map(|p| p.render_value(&scope)) {
                 if value.is_object() || value.is_array() {
@@ -231,7 +269,7 @@ impl SpecRuntime {
             }
         }
         if route.emit.event.as_literal().is_none() {
-            let name = route.emit.event.render_text(&EventScope { event, now: String::new() });
+            let name = route.emit.event.render_text(&scope);
             if name.is_empty() || RESERVED_EVENTS.contains(&name.as_str()) {
                 return Err(format!("{at}.type: `{name}` cannot be emitted to clients (it is reserved by Socket.IO)"));
             }
@@ -247,18 +285,36 @@ impl SpecRuntime {
         Ok(())
     }
 
-    /// Applies the event to state and counters, and renders what its route sends where (`None`
-    /// when no route takes it or it reaches no room).
-    pub(super) fn prepare(&self, event: &PublishedEvent) -> Option<Delivery> {
-        let scope = EventScope { event, now: iso_now() };
+    /// Applies the event to this namespace's last-known state and counters: on every node,
+    /// whether or not any socket here will receive it.
+    pub(super) fn record(&self, event: &PublishedEvent) {
         let tenant = event.tenant_id();
-        self.stores.apply(&self.spec.stores, event.event_type(), tenant.unwrap_or_default(), &scope);
+        if !self.spec.stores.is_empty() {
+            let scope = EventScope::new(event);
+            self.stores.apply(&self.spec.stores, event.event_type(), tenant.unwrap_or_default(), &scope);
+        }
         if let Some(t) = tenant {
             let mut counts = self.tenant_events.lock().unwrap_or_else(|e| e.into_inner());
-            *counts.entry(t.to_string()).or_default() += 1;
+            match counts.get_mut(t) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(t.to_string(), 1);
+                }
+            }
         }
-        let route = self.spec.routes.iter().find(|r| r.types.matches(event.event_type()))?;
+    }
 
+    /// Whether a route of this namespace takes the event (state rules aside).
+    pub(super) fn routes(&self, event: &PublishedEvent) -> bool {
+        self.spec.routes.iter().any(|r| r.types.matches(event.event_type()))
+    }
+
+    /// Finds the rooms the event's route sends it to (`None` when no route takes it or it names
+    /// no room). What it sends is rendered only when asked ([`Routed::render`]).
+    pub(super) fn route<'a>(&'a self, event: &'a PublishedEvent) -> Option<Routed<'a>> {
+        let route = self.spec.routes.iter().find(|r| r.types.matches(event.event_type()))?;
+        let scope = EventScope::new(event);
+        let tenant = event.tenant_id();
         let mut rooms: Vec<String> = Vec::new();
         for target in &route.targets {
             let family = &self.spec.rooms[target.room];
@@ -289,16 +345,42 @@ impl SpecRuntime {
         if rooms.is_empty() {
             return None;
         }
-        let event_name = route.emit.event.render_text(&scope);
-        let data = route.emit.data.as_ref().and_then(|d| d.render(&scope));
-        Some(Delivery { rooms, event: event_name, data })
+        Some(Routed { rooms, route, scope })
+    }
+}
+
+/// A published event routed on one namespace, not rendered yet.
+pub(super) struct Routed<'a> {
+    /// Internal room names.
+    pub rooms: Vec<String>,
+    route: &'a Route,
+    scope: EventScope<'a>,
+}
+
+impl Routed<'_> {
+    /// Renders what the route emits.
+    pub(super) fn render(self) -> Delivery {
+        let event = self.route.emit.event.render_text(&self.scope);
+        let data = self.route.emit.data.as_ref().and_then(|d| d.render(&self.scope));
+        Delivery { rooms: self.rooms, event, data }
     }
 }
 
 impl<A: Adapter> NamespaceRuntime<A> {
     /// Updates state and emits the event to its rooms on this node.
     pub(super) async fn deliver(&self, event: &PublishedEvent) {
-        let Some(delivery) = self.prepare(event) else { return };
+        self.record(event);
+        if !self.routes(event) {
+            return;
+        }
+        // No socket here, no room to look for: a namespace no client of this node uses costs
+        // only its state rules.
+        let routed = if self.has_sockets_here() { self.route(event) } else { None };
+        let Some(delivery) = routed.map(Routed::render) else {
+            self.shared.metrics.published.inc();
+            self.metrics.publish_delivery.observe(event.since_received());
+            return;
+        };
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
         // Every node delivers every event to its own sockets: never through the adapter.
         let op = op.local().to(delivery.rooms);
@@ -315,7 +397,8 @@ impl<A: Adapter> NamespaceRuntime<A> {
 
     /// Like [`Self::deliver`], then waits up to `timeout` for each reached socket's ack.
     pub(super) async fn deliver_with_acks(&self, event: &PublishedEvent, timeout: Duration) -> AckReport {
-        let Some(delivery) = self.prepare(event) else { return AckReport::default() };
+        self.record(event);
+        let Some(delivery) = self.route(event).map(Routed::render) else { return AckReport::default() };
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return AckReport::default() };
         let data = delivery.data.unwrap_or(Value::Null);
         self.shared.metrics.published.inc();

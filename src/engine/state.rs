@@ -81,8 +81,13 @@ pub fn approx_bytes(value: &Value) -> usize {
     }
 }
 
+/// One list entry: its value and its sequence number.
+fn entry_bytes(value: &Value) -> usize {
+    8 + approx_bytes(value)
+}
+
 fn list_bytes(key: &str, list: &VecDeque<(u64, Value)>) -> usize {
-    key.len() + list.iter().map(|(_, v)| 8 + approx_bytes(v)).sum::<usize>()
+    key.len() + list.iter().map(|(_, v)| entry_bytes(v)).sum::<usize>()
 }
 
 impl TenantData {
@@ -135,7 +140,11 @@ impl Stores {
                     StoreOp::Delete => Vec::new(),
                 };
                 let mut tenants = store.tenants.lock().unwrap_or_else(|e| e.into_inner());
-                let data = tenants.get_or_insert_mut(tenant.to_string(), || TenantData::new(store.kind));
+                // Looked up before inserting: the tenant's name is copied only for a new tenant.
+                if !tenants.contains(tenant) {
+                    tenants.put(tenant.to_string(), TenantData::new(store.kind));
+                }
+                let Some(data) = tenants.get_mut(tenant) else { continue };
                 let before = data.bytes;
                 let updated = self.update(data, key, &rule.op, store.kind, rendered);
                 if !updated {
@@ -177,14 +186,19 @@ impl Stores {
                     deep_merge(&mut entry, patch);
                 }
                 let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-                let list = lists.get_or_insert_mut(key.clone(), VecDeque::new);
-                let before = list_bytes(&key, list);
-                list.push_back((seq, entry));
-                while list.len() > keep {
-                    list.pop_front();
+                // Counted by what comes and goes, not by walking the list: a list of the last
+                // 50 events of every type is appended to on every publish.
+                let mut added = entry_bytes(&entry);
+                if !lists.contains(&key) {
+                    added += key.len();
                 }
-                let after = list_bytes(&key, list);
-                data.bytes = (data.bytes + after).saturating_sub(before);
+                let list = lists.get_or_insert_mut(key, VecDeque::new);
+                list.push_back((seq, entry));
+                let mut removed = 0;
+                while list.len() > keep {
+                    removed += list.pop_front().map_or(0, |(_, old)| entry_bytes(&old));
+                }
+                data.bytes = (data.bytes + added).saturating_sub(removed);
             }
             _ => return false,
         }
@@ -374,6 +388,27 @@ mod tests {
         assert!(budget.used.load(Ordering::Relaxed) <= 50_000, "{}", budget.used.load(Ordering::Relaxed));
         assert_eq!(held("t1"), 0, "past the node's budget the least recently updated tenant goes");
         assert!(held("t4") > 10, "the tenant just written keeps its data");
+    }
+
+    #[test]
+    fn list_bytes_counted_as_entries_come_and_go_match_a_recount() {
+        let specs = vec![StoreSpec {
+            name: "activity".into(),
+            kind: StoreKind::Lists { keep: 5, max_keys_per_tenant: 3 },
+            rules: vec![rule("*", "{data.key}", StoreOp::Append(vec![t(json!("{data}"))]))],
+        }];
+        let budget = StateBudget::new(usize::MAX, usize::MAX);
+        let stores = Stores::new(&specs, budget.clone());
+        for i in 0..40 {
+            let data = json!({ "key": format!("k{}", i % 4), "text": "x".repeat(i * 7 % 90) });
+            stores.apply(&specs, "a.b", "t1", &Event(json!({ "data": data })));
+        }
+        let tenants = stores.stores[0].tenants.lock().unwrap();
+        let data = tenants.peek("t1").unwrap();
+        let Entries::Lists(lists) = &data.entries else { panic!("a list store") };
+        let recount: usize = lists.iter().map(|(k, l)| list_bytes(k, l)).sum();
+        assert_eq!(data.bytes, recount);
+        assert_eq!(budget.used.load(Ordering::Relaxed), recount);
     }
 
     #[test]

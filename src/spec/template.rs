@@ -209,18 +209,26 @@ impl Path {
                 _ => scope.root(self.root)?,
             }
         };
+        // Borrowed as far as the scope lends it: only the value found is copied.
         let mut current = start;
         for seg in rest {
-            let next = match seg {
-                Segment::Field(name) => current.get(name.as_str())?.clone(),
-                Segment::Index(e) => match e.eval(scope)? {
-                    Value::Number(n) => current.get(usize::try_from(n.as_u64()?).ok()?)?.clone(),
-                    other => current.get(key_string(&other)?.as_str())?.clone(),
-                },
+            current = match current {
+                Cow::Borrowed(v) => Cow::Borrowed(step(v, seg, scope)?),
+                Cow::Owned(v) => Cow::Owned(step(&v, seg, scope)?.clone()),
             };
-            current = Cow::Owned(next);
         }
         Some(current.into_owned())
+    }
+}
+
+/// The field or element `seg` names in `value`.
+fn step<'v>(value: &'v Value, seg: &Segment, scope: &dyn Scope) -> Option<&'v Value> {
+    match seg {
+        Segment::Field(name) => value.get(name.as_str()),
+        Segment::Index(e) => match e.eval(scope)? {
+            Value::Number(n) => value.get(usize::try_from(n.as_u64()?).ok()?),
+            other => value.get(key_string(&other)?.as_str()),
+        },
     }
 }
 

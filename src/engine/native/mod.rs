@@ -311,12 +311,22 @@ impl Endpoint {
 
     /// Updates state and queues the event for the members of its rooms on this node.
     pub(super) fn deliver(&self, event: &PublishedEvent) {
-        let Some(delivery) = self.prepare(event) else { return };
+        self.record(event);
+        if !self.routes(event) {
+            return;
+        }
         self.shared.metrics.published.inc();
+        // No connection here, no room to look for.
+        let routed =
+            if self.conns.read().unwrap_or_else(|e| e.into_inner()).is_empty() { None } else { self.route(event) };
+        let Some(routed) = routed else {
+            self.metrics.publish_delivery.observe(event.since_received());
+            return;
+        };
         let members: Vec<u64> = {
             let index = self.rooms.read().unwrap_or_else(|e| e.into_inner());
             let mut ids: Vec<u64> =
-                delivery.rooms.iter().filter_map(|r| index.get(r.as_str())).flatten().copied().collect();
+                routed.rooms.iter().filter_map(|r| index.get(r.as_str())).flatten().copied().collect();
             ids.sort_unstable();
             ids.dedup();
             ids
@@ -325,6 +335,7 @@ impl Endpoint {
             self.metrics.publish_delivery.observe(event.since_received());
             return;
         }
+        let delivery = routed.render();
         let timestamp = match event.timestamp() {
             "" => iso_now(),
             t => t.to_string(),
