@@ -215,6 +215,23 @@ async function maximum(kind, { subscribers, roomSize, offered, seconds, mode = '
   return { steps, max: best?.delivered ?? 0, p50: best?.p50, p99: best?.p99, p999: best?.p999, cpuPerDeliveryUs: best?.cpuPerDeliveryUs };
 }
 
+/**
+ * The cost of a published event itself, with no one subscribed: the publish API, the checks,
+ * last-known state and routing, without deliveries. Events cycle through `executions` ids.
+ */
+async function publishing(kind, { eventsPerSecond, seconds, executions = 400 }) {
+  const server = await SERVERS[kind].workflow();
+  try {
+    const make = (i) => execution(i, executions);
+    await publish({ url: server.url, eventsPerSecond, seconds: 2, event: make });
+    const cpu0 = server.cpuMs();
+    const sent = await publish({ url: server.url, eventsPerSecond, seconds, event: make });
+    return { cpuPerEventUs: ((server.cpuMs() - cpu0) * 1000) / sent.accepted };
+  } finally {
+    await server.stop();
+  }
+}
+
 /** Long-polling clients (socket.io-client, no upgrade) in one room at a low rate. */
 async function polling(kind, { clients: count, perSocket, seconds }) {
   const server = await SERVERS[kind].workflow();
@@ -305,6 +322,13 @@ const SCENARIOS = [
       ['publish-to-delivery p99 at that load (one room), ms', g.room.p99, n.room.p99],
       ['ack round trip p50 / p99 under that load, ms', `${fmt(g.room.ackP50)} / ${fmt(g.room.ackP99)}`, `${fmt(n.room.ackP50)} / ${fmt(n.room.ackP99)}`],
     ],
+  },
+  {
+    id: 'publish',
+    title: 'published events with no one subscribed',
+    kinds: ['gateway', 'node'],
+    run: (kind) => publishing(kind, { eventsPerSecond: 4000, seconds: QUICK ? 4 : 15 }),
+    rows: (g, n) => [['CPU per published event, no subscribers (4,000 events/s), µs', g.cpuPerEventUs, n.cpuPerEventUs]],
   },
   {
     id: 'maximum',
