@@ -11,11 +11,11 @@
 
 import { createServer } from 'node:http';
 import jwt from 'jsonwebtoken';
+import { publishHandler } from './publish-api.mjs';
 import { WebSocketServer } from 'ws';
 
 const secret = process.env.JWT_SECRET;
 const apiKey = process.env.API_KEYS;
-const MAX_BODY = 1_000_000;
 const MAX_BUFFERED = 4 * 1024 * 1024;
 const CHANNEL = /^(executions|approvals|executions:[^:]{1,200}|workflows:[^:]{1,200}|users:[^:]{1,200})$/;
 
@@ -132,33 +132,7 @@ function deliver({ type, tenantId, data, timestamp = new Date().toISOString() })
   }
 }
 
-function publish(req, res) {
-  const answer = (status, body) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-  if (req.headers['x-api-key'] !== apiKey) return answer(401, { error: { type: 'auth', message: 'Invalid API key' } });
-  const chunks = [];
-  let size = 0;
-  req.on('data', (chunk) => {
-    size += chunk.length;
-    if (size > MAX_BODY) req.destroy();
-    else chunks.push(chunk);
-  });
-  req.on('end', () => {
-    let events;
-    try {
-      events = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    } catch {
-      return answer(400, { error: { type: 'validation', message: 'invalid JSON' } });
-    }
-    if (!Array.isArray(events)) events = [events];
-    for (const [i, e] of events.entries()) {
-      if (typeof e?.type !== 'string' || typeof e.tenantId !== 'string' || typeof e.data !== 'object' || e.data === null) {
-        return answer(400, { error: { type: 'validation', message: `events[${i}] needs type, tenantId and data` } });
-      }
-    }
-    for (const e of events) deliver(e);
-    answer(202, { accepted: events.length });
-  });
-}
+const publish = publishHandler({ apiKey, deliver });
 
 process.on('SIGUSR2', () => globalThis.gc?.());
 http.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => console.log(JSON.stringify({ listening: http.address().port })));

@@ -12,11 +12,11 @@
 
 import { createServer } from 'node:http';
 import jwt from 'jsonwebtoken';
+import { publishHandler } from './publish-api.mjs';
 import { Server } from 'socket.io';
 
 const secret = process.env.JWT_SECRET;
 const apiKey = process.env.API_KEYS;
-const MAX_BODY = 1_000_000;
 
 const http = createServer((req, res) => {
   if (req.method === 'POST' && req.url === '/api/v1/events') return publish(req, res);
@@ -99,40 +99,6 @@ workflow.on('connection', (socket) => {
   });
 });
 
-function answer(res, status, body) {
-  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-}
-
-function publish(req, res) {
-  if (req.headers['x-api-key'] !== apiKey) return answer(res, 401, { error: { type: 'auth', message: 'Invalid API key' } });
-  const chunks = [];
-  let size = 0;
-  req.on('data', (chunk) => {
-    size += chunk.length;
-    if (size > MAX_BODY) req.destroy();
-    else chunks.push(chunk);
-  });
-  req.on('end', () => {
-    let events;
-    try {
-      events = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-    } catch {
-      return answer(res, 400, { error: { type: 'validation', message: 'invalid JSON' } });
-    }
-    if (!Array.isArray(events)) events = [events];
-    for (const [i, e] of events.entries()) {
-      if (typeof e?.type !== 'string' || typeof e.tenantId !== 'string' || typeof e.data !== 'object' || e.data === null) {
-        return answer(res, 400, { error: { type: 'validation', message: `events[${i}] needs type, tenantId and data` } });
-      }
-      if (/^(execution|step)\./.test(e.type) && typeof e.data.executionId !== 'string') {
-        return answer(res, 400, { error: { type: 'validation', message: `events[${i}].data.executionId is required` } });
-      }
-    }
-    for (const e of events) deliver(e);
-    answer(res, 202, { accepted: events.length });
-  });
-}
-
 function deliver({ type, tenantId, data, timestamp = new Date().toISOString() }) {
   const s = tenantState(tenantId);
   const { executionId, workflowId } = data;
@@ -146,6 +112,8 @@ function deliver({ type, tenantId, data, timestamp = new Date().toISOString() })
   if (workflowId) rooms.push(`${tenantId}:workflow:${workflowId}`);
   workflow.to(rooms).emit('update', { type, payload: data, timestamp });
 }
+
+const publish = publishHandler({ apiKey, deliver, check: (e) => (/^(execution|step)\./.test(e.type) && typeof e.data.executionId !== 'string' ? '.data.executionId is required' : null) });
 
 process.on('SIGUSR2', () => globalThis.gc?.());
 http.listen(Number(process.env.PORT ?? 0), '127.0.0.1', () => console.log(JSON.stringify({ listening: http.address().port })));
