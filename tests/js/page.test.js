@@ -3,10 +3,11 @@
 // connecting to every namespace (the plain WebSocket endpoint included) over each transport, emits
 // with acks from the emit box and the ready-made forms, the publish panel closing the loop, errors
 // on screen, the page opened from disk, and socket.io-client's bundle served by the gateway. Every
-// request the page makes is checked to stay on the gateway. Beside a hostile origin: no script of
-// another origin runs on the gateway's (where the admin UI's login and dev mode's credentials
-// are), whatever the address or the Gateway URL field says, and `/` and `/admin/` carry a strict
-// Content-Security-Policy. Screenshots go to tests/js/output/.
+// request the page makes is checked to stay on the gateway. The README's first steps on a laptop
+// screen. Beside a hostile origin: no script of another origin runs on the gateway's (where the
+// admin UI's login and dev mode's credentials are), whatever the address or the Gateway URL field
+// says, and `/` and `/admin/` carry a strict Content-Security-Policy. Screenshots go to
+// tests/js/output/.
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -41,8 +42,8 @@ after(async () => {
  * show what a hostile origin would get). `file://` pages (opened from disk) are the page itself,
  * not a request leaving the machine.
  */
-async function openPage(t, gw, url = `${gw.url}/`, { letForeignThrough = false, before } = {}) {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+async function openPage(t, gw, url = `${gw.url}/`, { viewport = { width: 1400, height: 1000 }, letForeignThrough = false, before } = {}) {
+  const context = await browser.newContext({ viewport });
   context.setDefaultTimeout(h.TIMEOUT);
   context.setDefaultNavigationTimeout(h.TIMEOUT);
   t.after(() => context.close());
@@ -270,6 +271,39 @@ describe('the example page, served by a gateway in dev mode', () => {
     // A refused publish shows the API's answer.
     await control(page, 'API key').fill('wrong');
     assert.match(await publishFromPage(page, 'execution.started', { executionId: execution }), /^401: /);
+    assertStayedOnGateway(session);
+  });
+
+  it("follows the README on a laptop screen (1366x768): Connect, Send subscribe as it comes, Publish as it comes, the update in view", async (t) => {
+    const session = await openPage(t, gw, `${gw.url}/`, { viewport: { width: 1366, height: 768 } });
+    const { page } = session;
+    await h.eventually(async () => (await control(page, 'API key').inputValue()) || null, 'a prefilled API key');
+    await button(page, 'Connect').click();
+    await textMatching(status(page), /^connected/, 'connected');
+    // The emit box's hints read as hints, not as values someone typed.
+    for (const name of ['Event', 'Payload']) {
+      assert.equal(await control(page, name).inputValue(), '', name);
+      assert.match(await control(page, name).getAttribute('placeholder'), /^(an? |JSON)/, `${name}'s placeholder`);
+    }
+
+    const form = page.getByRole('form', { name: 'subscribe form', exact: true });
+    await form.getByRole('button', { name: 'Send subscribe' }).click();
+    await textMatching(page.getByRole('status', { name: 'Ack' }), /"subscriptionKey": "execution:e1"/, 'the ack of the prefilled subscribe form');
+    assert.equal(await page.locator('#errors').textContent(), '', 'no error shown');
+
+    await button(page, 'Publish').click();
+    await textMatching(page.getByRole('status', { name: 'Publish result' }), /^202: /, 'the publish accepted');
+    await logEntry(page, 'in', 'update', /"executionId": "e1"/);
+    // Where the Publish button left the page: the update is on screen, not scrolled away.
+    const update = logEntries(page).filter({ has: page.locator('.name', { hasText: /^update$/ }) }).first();
+    const seen = await update.evaluate((entry) => {
+      const box = entry.getBoundingClientRect();
+      const inViewport = box.top >= 0 && box.top + 20 <= window.innerHeight && box.left >= 0 && box.right <= window.innerWidth;
+      const atTop = document.elementFromPoint(box.left + 10, box.top + 8);
+      return { inViewport, visible: inViewport && entry.contains(atTop), box: { top: box.top, bottom: box.bottom }, scrollY: window.scrollY, height: window.innerHeight };
+    });
+    assert.ok(seen.visible, `the update entry on screen after Publish: ${JSON.stringify(seen)}`);
+    await page.screenshot({ path: path.join(OUTPUT, 'readme-walkthrough-1366x768.png') });
     assertStayedOnGateway(session);
   });
 
