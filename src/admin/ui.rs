@@ -20,11 +20,12 @@ mod assets {
 
 pub use assets::VERSION;
 
-/// This origin only. Vuetify sets styles at run time (`'unsafe-inline'` for styles, not
-/// scripts); the page needs nothing else.
+/// This origin only, and only files: the UI has no inline script. Vuetify sets styles at run
+/// time (`'unsafe-inline'` for styles, never for scripts); the page needs nothing else: no
+/// plugins, no `<base>`, no form targets, no framing.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
-     img-src 'self' data:; font-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
-     frame-ancestors 'none'";
+     img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
 
 /// The routes: `/admin` redirects to `/admin/`, which is the page; its files are below it.
 pub fn router() -> Router {

