@@ -250,9 +250,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             }
             Handled::Expired => self.end_expired(socket, session),
             Handled::Refreshed(reply) => {
-                if let Err(e) = socket.emit("auth:refreshed", &reply) {
-                    self.note_emit_failure(socket, &e);
-                }
+                self.send_to(socket, "auth:refreshed", Some(&reply));
                 if wants_ack {
                     send_ack(ack, &reply);
                 }
@@ -272,9 +270,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         self.shared.metrics.events_rejected.inc();
         tracing::debug!(ns = %self.spec.path, event, kind = error.kind.as_str(), message = %error.message, "client event refused");
         let payload = error.payload(event);
-        if let Err(e) = socket.emit("error", &payload) {
-            self.note_emit_failure(socket, &e);
-        }
+        self.send_to(socket, "error", Some(&payload));
         if wants_ack {
             send_ack(ack, &json!({ "error": payload }));
         }

@@ -156,6 +156,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             auth.as_ref().and_then(|v| v.as_str()).and_then(|s| serde_json::from_str(s.as_str()).ok());
         let policy = &self.spec.auth;
         if self.over_connection_limit(s.req_parts()) {
+            self.shared.sessions.admitted(s.id, s.transport_type(), s.req_parts(), false);
             self.shared.metrics.connections_throttled.inc();
             self.metrics.rejected(Rejection::Throttle);
             tracing::info!(ns = %self.spec.path, "connection refused: too many from this address");
@@ -177,6 +178,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         });
         match outcome {
             Err(e) => {
+                self.shared.sessions.admitted(s.id, s.transport_type(), s.req_parts(), false);
                 self.shared.metrics.auth_refused.inc();
                 self.metrics.rejected(Rejection::Auth);
                 tracing::info!(ns = %self.spec.path, reason = %e, "connection refused");
@@ -184,7 +186,8 @@ impl<A: Adapter> NamespaceRuntime<A> {
             }
             Ok(identity) => {
                 let expires_at = identity.expires_at;
-                let session = Session::new(identity);
+                let backlog = self.shared.sessions.admitted(s.id, s.transport_type(), s.req_parts(), true);
+                let session = Session::with_backlog(identity, Some(backlog));
                 s.extensions.insert(session.clone());
                 s.on_fallback(EventHandler { ns: self.clone(), session });
                 s.on_disconnect(DisconnectFlow { ns: self.clone() });
@@ -255,9 +258,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     pub(super) fn end_expired(&self, socket: &SocketRef<A>, session: &Session) {
         tracing::info!(ns = %self.spec.path, socket = %session.public_id, "token expired, disconnecting");
         let payload = ClientError::auth(TokenError::Expired.to_string()).payload(None);
-        if let Err(e) = socket.emit("error", &payload) {
-            tracing::debug!(error = %e, "could not send the expiry error");
-        }
+        self.send_to(socket, "error", Some(&payload));
         if let Err(e) = socket.clone().disconnect() {
             tracing::debug!(error = %e, "could not disconnect an expired socket");
         }
@@ -300,13 +301,7 @@ impl<A: Adapter> Member for SioMember<'_, A> {
     }
 
     fn send(&self, event: &str, data: Option<&Json>) {
-        let result = match data {
-            Some(d) => self.socket.emit(event, d),
-            None => self.socket.emit(event, &()),
-        };
-        if let Err(e) = result {
-            self.ns.note_emit_failure(self.socket, &e);
-        }
+        self.ns.send_to(self.socket, event, data);
     }
 
     fn transport(&self) -> &'static str {
