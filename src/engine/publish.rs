@@ -298,7 +298,7 @@ impl SpecRuntime {
             match counts.get_mut(t) {
                 Some(n) => *n += 1,
                 None => {
-                    counts.insert(t.to_string(), 1);
+                    counts.push(t.to_string(), 1);
                 }
             }
         }

@@ -62,7 +62,7 @@ impl<A: Adapter> Scope for TimerScope<'_, A> {
                 }
                 let events = self
                     .tenant
-                    .and_then(|t| self.ns.tenant_events.lock().unwrap_or_else(|e| e.into_inner()).get(t).copied())
+                    .and_then(|t| self.ns.tenant_events.lock().unwrap_or_else(|e| e.into_inner()).peek(t).copied())
                     .unwrap_or(0);
                 Some(json!({
                     "connections": connections,
