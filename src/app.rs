@@ -27,6 +27,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::{
     admin::{self, Admin},
     auth::{ApiKeys, TokenVerifier},
+    backlog::BacklogLimits,
     cluster::Cluster,
     config::{Config, NamespaceSource},
     engine::{Engine, EngineSettings},
@@ -177,6 +178,7 @@ impl App {
                 allow_eio3: config.transport.allow_eio3,
                 max_payload: usize::try_from(config.transport.max_http_buffer_size).unwrap_or(usize::MAX),
                 auth_cookie: config.auth_cookie_name.clone(),
+                connect_timeout: config.transport.connect_timeout,
             },
             readiness.clone(),
             metrics.clone(),
@@ -190,6 +192,10 @@ impl App {
             auth_cookie_name: config.auth_cookie_name.clone(),
             allowed_origins: config.cors_origins.clone(),
             native: config.native.clone(),
+            backlog: BacklogLimits {
+                bytes: config.transport.max_buffer_bytes,
+                stall_ms: u64::try_from(config.http.write_timeout.as_millis()).unwrap_or(u64::MAX),
+            },
         };
         match &config.redis {
             None => {

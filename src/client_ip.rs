@@ -66,6 +66,19 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
     None
 }
 
+/// The key per-address limits count a client under: its address, or for IPv6 its /64 network,
+/// which is what one subscriber or host is given (RFC 6177): counting each of its 2^64 addresses
+/// apart would let one client through any per-address limit.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
 /// IPv4 addresses seen through an IPv6 socket (`::ffff:1.2.3.4`) are the IPv4 address.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
@@ -107,6 +120,13 @@ mod tests {
         assert_eq!(proxies.client_ip(ip("127.0.0.1"), &headers(&[])), ip("127.0.0.1"));
         assert_eq!(proxies.client_ip(ip("127.0.0.1"), &headers(&["10.0.0.5"])), ip("10.0.0.5"));
         assert_eq!(proxies.client_ip(ip("127.0.0.1"), &headers(&["garbage"])), ip("127.0.0.1"));
+    }
+
+    #[test]
+    fn limits_count_an_ipv6_client_by_its_slash_64() {
+        assert_eq!(limit_key(ip("2001:db8:1:2:3:4:5:6")), ip("2001:db8:1:2::"));
+        assert_eq!(limit_key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
+        assert_eq!(limit_key(ip("192.0.2.1")), ip("192.0.2.1"));
     }
 
     #[test]

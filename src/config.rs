@@ -161,8 +161,12 @@ pub struct TransportConfig {
     /// `WS_MAX_HTTP_BUFFER_SIZE`: the largest message or polling body, in bytes. Beyond it the
     /// transport closes the connection, as socket.io does.
     pub max_http_buffer_size: u64,
-    /// `WS_MAX_BUFFER_SIZE`: packets queued per socket before emits to it are dropped.
+    /// `WS_MAX_BUFFER_SIZE`: packets queued per session beyond which emits to it are dropped and
+    /// it is ended (by default eight full publish batches).
     pub max_buffer_size: usize,
+    /// `WS_MAX_BUFFER_BYTES`: bytes queued per session and not yet written beyond which it is
+    /// ended as a slow consumer (by default four full publish bodies).
+    pub max_buffer_bytes: u64,
     /// `SOCKETIO_PATH`: where Socket.IO is served (socket.io-client's `path` option).
     pub path: String,
     /// `ALLOW_EIO3`: whether socket.io-client 2.x (Engine.IO protocol 3) may connect.
@@ -282,6 +286,7 @@ struct FileConfig {
     ws_upgrade_timeout: Option<DurationSetting>,
     ws_max_http_buffer_size: Option<u64>,
     ws_max_buffer_size: Option<usize>,
+    ws_max_buffer_bytes: Option<u64>,
     socketio_path: Option<String>,
     allow_eio3: Option<bool>,
     ws_connect_timeout: Option<DurationSetting>,
@@ -589,12 +594,14 @@ impl Config {
             (None, Some(_)) => bail!("ADMIN_PASSWORD_HASH is set without ADMIN_USERNAME: set both, or neither"),
         };
 
-        let transport = TransportConfig {
+        let mut transport = TransportConfig {
             ping_interval: duration("WS_PING_INTERVAL", file.ws_ping_interval, 25_000)?,
             ping_timeout: duration("WS_PING_TIMEOUT", file.ws_ping_timeout, 60_000)?,
             upgrade_timeout: duration("WS_UPGRADE_TIMEOUT", file.ws_upgrade_timeout, 10_000)?,
             max_http_buffer_size: number(&env, "WS_MAX_HTTP_BUFFER_SIZE", file.ws_max_http_buffer_size, 1_000_000u64)?,
-            max_buffer_size: number(&env, "WS_MAX_BUFFER_SIZE", file.ws_max_buffer_size, 1024usize)?,
+            // Sized from the API's limits below.
+            max_buffer_size: 0,
+            max_buffer_bytes: 0,
             path: socketio_path(env("SOCKETIO_PATH").or(file.socketio_path))?,
             allow_eio3: boolean(&env, "ALLOW_EIO3", file.allow_eio3, true)?,
             connect_timeout: duration("WS_CONNECT_TIMEOUT", file.ws_connect_timeout, 10_000)?,
@@ -604,9 +611,6 @@ impl Config {
             },
             bind_sessions_to_ip: boolean(&env, "WS_BIND_SESSION_TO_IP", file.ws_bind_session_to_ip, true)?,
         };
-        if transport.max_buffer_size == 0 {
-            bail!("WS_MAX_BUFFER_SIZE must be at least 1");
-        }
         let http = HttpConfig {
             header_timeout: duration("HTTP_HEADER_TIMEOUT", file.http_header_timeout, 10_000)?,
             max_header_bytes: number(&env, "HTTP_MAX_HEADER_SIZE", file.http_max_header_size, 16 * 1024usize)?,
@@ -660,6 +664,19 @@ impl Config {
         };
         if limits.events_per_second == 0 {
             bail!("WS_MAX_EVENTS_PER_SECOND must be at least 1");
+        }
+        // A Socket.IO session's queue holds any burst the API accepts, several publishers at
+        // once included: a client that reads is never cut for a burst (README, slow consumers).
+        transport.max_buffer_size =
+            number(&env, "WS_MAX_BUFFER_SIZE", file.ws_max_buffer_size, limits.api_max_batch.saturating_mul(8))?;
+        transport.max_buffer_bytes = number(
+            &env,
+            "WS_MAX_BUFFER_BYTES",
+            file.ws_max_buffer_bytes,
+            (limits.api_max_body_bytes as u64).saturating_mul(4),
+        )?;
+        if transport.max_buffer_size == 0 || transport.max_buffer_bytes == 0 {
+            bail!("WS_MAX_BUFFER_SIZE and WS_MAX_BUFFER_BYTES must be at least 1");
         }
 
         let namespaces = match env("NAMESPACES_DIR").map(PathBuf::from).or(file.namespaces_dir) {

@@ -8,7 +8,9 @@
 //!   (queued messages included) is freed. Without this, a writer blocked on a peer that never
 //!   reads holds its socket's queue forever: the engine's own close waits behind that write.
 //! - [`ConnectionGuard`] is the connection's handle, put into every request's extensions so that
-//!   a Socket.IO session can be cut by the engine (a slow consumer, a refused handshake).
+//!   a Socket.IO session can be cut by the engine (a slow consumer, a refused handshake). A
+//!   connection that carries a session's WebSocket also counts what it writes against that
+//!   session's [`Backlog`].
 //! - [`ConnectionLimiter`] counts open connections per peer address.
 //!
 //! "Complete" means flushed: partial progress does not reset the deadline, so a peer reading a
@@ -21,7 +23,7 @@ use std::{
     net::IpAddr,
     pin::Pin,
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
     task::{Context, Poll},
@@ -30,7 +32,7 @@ use std::{
 
 use futures_util::task::AtomicWaker;
 
-use crate::metrics::Metrics;
+use crate::{backlog::Backlog, metrics::Metrics};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     time::Sleep,
@@ -62,12 +64,14 @@ impl CutReason {
     }
 }
 
-/// The handle of one TCP connection: whether it was cut, and the tasks to wake when it is.
+/// The handle of one TCP connection: whether it was cut, the tasks to wake when it is, and the
+/// backlog of the Socket.IO session it carries (a WebSocket), which its writes drain.
 #[derive(Debug, Default)]
 pub struct ConnectionGuard {
     cut: AtomicBool,
     reader: AtomicWaker,
     writer: AtomicWaker,
+    backlog: OnceLock<Arc<Backlog>>,
 }
 
 impl ConnectionGuard {
@@ -85,6 +89,18 @@ impl ConnectionGuard {
     /// Whether the connection was cut.
     pub fn is_cut(&self) -> bool {
         self.cut.load(Ordering::Acquire)
+    }
+
+    /// From now on, what is written on this connection drains `backlog` (the connection carries
+    /// that session's WebSocket). A connection carries one session: the first one set stays.
+    pub fn carry(&self, backlog: Arc<Backlog>) {
+        let _ = self.backlog.set(backlog);
+    }
+
+    fn wrote(&self, n: usize) {
+        if let Some(backlog) = self.backlog.get() {
+            backlog.wrote(n);
+        }
     }
 }
 
@@ -155,6 +171,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         }
         match Pin::new(&mut this.inner).poll_write(cx, buf) {
             Poll::Pending => this.blocked(cx).map(Err),
+            Poll::Ready(Ok(n)) => {
+                this.guard.wrote(n);
+                Poll::Ready(Ok(n))
+            }
             ready => ready,
         }
     }
@@ -170,6 +190,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         }
         match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
             Poll::Pending => this.blocked(cx).map(Err),
+            Poll::Ready(Ok(n)) => {
+                this.guard.wrote(n);
+                Poll::Ready(Ok(n))
+            }
             ready => ready,
         }
     }
@@ -293,23 +317,27 @@ mod tests {
 
     #[tokio::test]
     async fn a_reading_peer_is_never_cut() {
+        // Each write is read within ~80 ms, far inside the 1 s deadline, while all of them take
+        // longer than it: only completed flushes resetting the deadline keep the connection.
         let (near, mut far) = tokio::io::duplex(1024);
         let guard = Arc::new(ConnectionGuard::default());
         let (on_cut, cuts) = counting();
-        let mut io = GuardedIo::new(near, guard.clone(), Duration::from_millis(50), on_cut, slot());
+        let mut io = GuardedIo::new(near, guard.clone(), Duration::from_secs(1), on_cut, slot());
         let reader = tokio::spawn(async move {
             let mut total = 0;
             let mut buf = [0u8; 512];
-            while total < 64 * 1024 {
-                tokio::time::sleep(Duration::from_millis(1)).await;
+            while total < 16 * 1024 {
+                tokio::time::sleep(Duration::from_millis(40)).await;
                 total += far.read(&mut buf).await.unwrap();
             }
         });
-        for _ in 0..64 {
+        let started = std::time::Instant::now();
+        for _ in 0..16 {
             io.write_all(&[1u8; 1024]).await.unwrap();
             io.flush().await.unwrap();
         }
         reader.await.unwrap();
+        assert!(started.elapsed() > Duration::from_secs(1), "the writes outlast one deadline");
         assert!(!guard.is_cut());
         assert_eq!(cuts.load(Ordering::SeqCst), 0);
     }

@@ -13,12 +13,14 @@
 //!   bundle, the namespaces' description, dev mode's demo credentials.
 //! - [`admin`]: the admin view, the official Socket.IO Admin UI's protocol on `/admin`.
 //! - [`app`]: assembles everything on one port and runs it; [`server`]: the accept loop;
-//!   [`connection`]: what guards each TCP connection; [`sessions`]: the Engine.IO front.
+//!   [`connection`]: what guards each TCP connection; [`sessions`]: the Engine.IO front;
+//!   [`backlog`]: how far behind a Socket.IO client's transport is.
 //! - [`cli`], [`telemetry`], [`memory`]: the binary's helpers.
 
 pub mod admin;
 pub mod app;
 pub mod auth;
+pub mod backlog;
 pub mod cli;
 pub mod client_ip;
 pub mod cluster;

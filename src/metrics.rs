@@ -166,6 +166,8 @@ pub struct Metrics {
     pub published: Counter,
     /// Messages not delivered to a connection, by [`DropReason`].
     dropped: Vec<Counter>,
+    /// Bytes queued for Socket.IO slow consumers when they were ended, never written.
+    pub abandoned_bytes: Counter,
     /// Connections turned away by a per-IP connection limit.
     pub connections_throttled: Counter,
     /// Client events relayed to rooms.
@@ -323,6 +325,12 @@ impl Metrics {
             .iter()
             .map(|d| dropped_family.get_or_create_owned(&ReasonLabel { reason: d.as_str() }))
             .collect();
+        let abandoned_bytes = registered(
+            r,
+            "slow_consumer_abandoned_bytes",
+            "Bytes queued for Socket.IO clients ended as slow consumers, never written to them.",
+            Counter::default(),
+        );
         let connections_throttled = registered(
             r,
             "connections_throttled",
@@ -429,6 +437,7 @@ impl Metrics {
             events_accepted,
             published,
             dropped,
+            abandoned_bytes,
             connections_throttled,
             relayed,
             event_handling: Latency::default(),

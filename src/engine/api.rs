@@ -10,7 +10,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 
-use super::{Engine, namespace::NamespaceRuntime, runtime::SpecRuntime, session::Session};
+use super::{Engine, namespace::NamespaceRuntime, outbound::Encoded, runtime::SpecRuntime, session::Session};
 use crate::{rooms, spec::RESERVED_EVENTS};
 
 /// `POST /api/v1/emit`: an event sent as is to rooms of one namespace.
@@ -74,7 +74,14 @@ impl<A: Adapter> Engine<A> {
         let Ok(rooms) = self.check_emit(request) else { return };
         let Some(ns) = self.namespace(&request.namespace) else { return };
         let Some(op) = self.io_of(ns) else { return };
-        if let Err(e) = op.local().to(rooms).emit(&request.event, &request.data).await {
+        let message = match Encoded::new(&ns.spec.path, &request.event, Some(&request.data)) {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::error!(ns = %ns.spec.path, error = %e, "a raw emit could not be serialized");
+                return;
+            }
+        };
+        if let Err(e) = ns.emit_here(op.to(rooms), &request.event, &message).await {
             ns.note_broadcast_failure(&e);
         }
     }
@@ -130,6 +137,7 @@ impl<A: Adapter> Engine<A> {
         }
         let rooms = targets;
         let op = op.local().to(rooms).except(except);
+        ns.charge_all(op.clone(), Encoded::size_of(&ns.spec.path, event, args));
         // Socket.IO events carry their arguments as a list: one to four are sent as they came.
         let result = match args {
             [] => op.emit(event, &()).await,

@@ -80,10 +80,8 @@ impl SpecRuntime {
             return Handled::Unknown(ClientError::validation(format!("unknown event `{name}`")));
         };
         let max = event.max_bytes.unwrap_or(self.shared.limits.max_event_bytes);
-        if size > max {
-            return Handled::Failed(ClientError::validation(format!(
-                "payload too large: {size} bytes, the limit is {max}"
-            )));
+        if let Some(refused) = too_large(size, max) {
+            return refused;
         }
         if let Some(limiter) = self.event_limiters.get(name)
             && let Err(wait) = limiter.check(member.key())
@@ -101,6 +99,11 @@ impl SpecRuntime {
             Ok(reply) => Handled::Replied(reply.unwrap_or_else(|| json!({ "ok": true }))),
             Err(error) => Handled::Failed(error),
         }
+    }
+
+    /// Refuses a message larger than any event of this spec takes, before it is parsed.
+    pub(super) fn size_check(&self, size: usize) -> Option<Handled> {
+        too_large(size, self.largest_payload)
     }
 
     /// Counts a refusal in `rejections_total`. Unknown events are not refusals: they are ignored,
@@ -208,6 +211,9 @@ impl<A: Adapter> NamespaceRuntime<A> {
                 return (None, Handled::Failed(ClientError::validation("binary packets are not supported")));
             }
         };
+        if let Some(refused) = self.size_check(size) {
+            return (event_name(raw), refused);
+        }
         match parse_event(raw) {
             Some((name, payload)) => {
                 let handled = self.dispatch(member, session, &name, payload, size);
@@ -250,9 +256,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             }
             Handled::Expired => self.end_expired(socket, session),
             Handled::Refreshed(reply) => {
-                if let Err(e) = socket.emit("auth:refreshed", &reply) {
-                    self.note_emit_failure(socket, &e);
-                }
+                self.send_to(socket, "auth:refreshed", Some(&reply));
                 if wants_ack {
                     send_ack(ack, &reply);
                 }
@@ -272,13 +276,36 @@ impl<A: Adapter> NamespaceRuntime<A> {
         self.shared.metrics.events_rejected.inc();
         tracing::debug!(ns = %self.spec.path, event, kind = error.kind.as_str(), message = %error.message, "client event refused");
         let payload = error.payload(event);
-        if let Err(e) = socket.emit("error", &payload) {
-            self.note_emit_failure(socket, &e);
-        }
+        self.send_to(socket, "error", Some(&payload));
         if wants_ack {
             send_ack(ack, &json!({ "error": payload }));
         }
     }
+}
+
+/// The refusal of a `size`-byte payload over `max`.
+fn too_large(size: usize, max: usize) -> Option<Handled> {
+    (size > max).then(|| {
+        Handled::Failed(ClientError::validation(format!("payload too large: {size} bytes, the limit is {max}")))
+    })
+}
+
+/// The name at the head of a Socket.IO event array (`["name", ...`), read without parsing the rest.
+fn event_name(raw: &str) -> Option<String> {
+    let rest = raw.trim_start().strip_prefix('[')?.trim_start();
+    let bytes = rest.as_bytes();
+    if bytes.first() != Some(&b'"') {
+        return None;
+    }
+    let mut end = 1;
+    while end < bytes.len() {
+        match bytes[end] {
+            b'\\' => end += 2,
+            b'"' => return serde_json::from_str(rest.get(..=end)?).ok(),
+            _ => end += 1,
+        }
+    }
+    None
 }
 
 /// Splits a Socket.IO event array into its name and first argument (`null` when absent).
@@ -293,5 +320,17 @@ fn parse_event(raw: &str) -> Option<(String, Json)> {
 fn send_ack<A: Adapter>(ack: AckSender<A>, data: &Json) {
     if let Err(e) = ack.send(data) {
         tracing::debug!(error = %e, "could not send an ack");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_event_name_is_read_from_the_head_alone() {
+        assert_eq!(super::event_name(r#"["subscribe",{"a":"#).as_deref(), Some("subscribe"));
+        assert_eq!(super::event_name(r#" [ "a\"b\\",1]"#).as_deref(), Some("a\"b\\"));
+        assert_eq!(super::event_name(r#"[1,2]"#), None);
+        assert_eq!(super::event_name(r#"["unterminated"#), None);
+        assert_eq!(super::event_name(r#"["\"#), None);
     }
 }

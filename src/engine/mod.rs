@@ -29,6 +29,7 @@ pub(crate) mod limits;
 mod member;
 mod namespace;
 pub mod native;
+mod outbound;
 mod perf;
 mod publish;
 mod roster;
@@ -58,6 +59,7 @@ pub use session::PublicId;
 
 use crate::{
     auth::TokenVerifier,
+    backlog::BacklogLimits,
     client_ip::TrustedProxies,
     config::LimitsConfig,
     metrics::{Metrics, NamespaceMetrics},
@@ -88,6 +90,8 @@ pub(crate) struct Shared {
     pub perf: perf::PerfSampler,
     /// Where connections come from, for per-IP limits.
     pub trusted_proxies: TrustedProxies,
+    /// How far behind a Socket.IO session may fall before it is ended as a slow consumer.
+    pub backlog_limits: BacklogLimits,
     /// The cookie tokens are read from, in namespaces that allow it.
     pub auth_cookie_name: String,
     /// Origins a cookie-authenticated handshake may come from (the CORS origins).
@@ -244,16 +248,10 @@ async fn expire_tokens<A: Adapter>(
     }
 }
 
-/// Which client address opened a session, from the handshake of any of its namespace sockets.
+/// Which sessions have sockets here, for the session front.
 impl<A: Adapter> SessionDirectory for Engine<A> {
-    fn opened_by(&self, sid: socketioxide::socket::Sid) -> Option<std::net::IpAddr> {
-        self.namespaces.iter().find_map(|ns| {
-            let socket = ns.io.of(ns.spec.path.as_str())?.get_socket(sid)?;
-            let parts = socket.req_parts();
-            let axum::extract::ConnectInfo(peer) =
-                parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()?;
-            Some(self.shared.trusted_proxies.client_ip(peer.ip(), &parts.headers))
-        })
+    fn is_open(&self, sid: socketioxide::socket::Sid) -> bool {
+        self.namespaces.first().is_some_and(|ns| ns.io.nsps().iter().any(|op| op.get_socket(sid).is_some()))
     }
 
     fn upgrading(&self, sid: socketioxide::socket::Sid) {
@@ -278,6 +276,8 @@ pub struct EngineSettings {
     pub allowed_origins: Vec<String>,
     /// Plain WebSocket endpoints.
     pub native: crate::config::NativeConfig,
+    /// How far behind a Socket.IO session may fall (`WS_MAX_BUFFER_BYTES`, `WS_WRITE_TIMEOUT`).
+    pub backlog: BacklogLimits,
 }
 
 /// The running specs, on both fronts. Cheap to clone.
@@ -334,6 +334,7 @@ impl<A: Adapter> Engine<A> {
             metrics,
             slow_sweeps: socketio.iter().map(|_| Default::default()).collect(),
             trusted_proxies: settings.trusted_proxies.clone(),
+            backlog_limits: settings.backlog,
             auth_cookie_name: settings.auth_cookie_name.clone(),
             allowed_origins: settings.allowed_origins.clone(),
             cluster: OnceLock::new(),

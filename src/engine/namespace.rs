@@ -40,7 +40,7 @@ use super::{
 use crate::{
     auth::{Identity, TokenError, TokenSource, handshake_token},
     connection::CutReason,
-    metrics::{CloseReason, Rejection},
+    metrics::{CloseReason, DropReason, Rejection},
 };
 
 /// How long a refused socket's client has to read the `error` before its session is closed.
@@ -80,31 +80,36 @@ impl<A: Adapter> NamespaceRuntime<A> {
     /// Runs a broadcast started on a socket's receive path so that one socket's broadcasts keep
     /// its order. Alone, it is polled right away and finishes at once (the in-memory adapter does
     /// not wait). In a cluster it waits on the network: it runs in a task that first waits for
-    /// the socket's previous broadcast, so a chat's messages reach other nodes in the order sent.
+    /// the socket's previous broadcast, so a chat's messages reach other nodes in the order sent;
+    /// refused when too many are still on their way.
     pub(super) fn broadcast_in_order(
         &self,
-        session: &Session,
+        session: &Arc<Session>,
         broadcast: impl Future<Output = Result<(), BroadcastError>> + Send + 'static,
-    ) {
+    ) -> Result<(), ClientError> {
         let mut broadcast = Box::pin(broadcast);
         if self.shared.cluster.get().is_none() {
             match broadcast.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-                Poll::Ready(Ok(())) => return,
-                Poll::Ready(Err(e)) => return self.note_broadcast_failure(&e),
+                Poll::Ready(Ok(())) => return Ok(()),
+                Poll::Ready(Err(e)) => {
+                    self.note_broadcast_failure(&e);
+                    return Ok(());
+                }
                 Poll::Pending => {}
             }
         }
         let (shared, path, io, index) = (self.shared.clone(), self.spec.path.clone(), self.io.clone(), self.index);
-        session.chain(move |previous| async move {
-            if let Some(previous) = previous {
-                let _ = previous.await;
-            }
+        let metrics = self.shared.metrics.clone();
+        let sent = async move {
             if let Err(e) = broadcast.await
                 && super::slow::note_broadcast_failure(&shared, &path, &e)
             {
                 super::slow::sweep(&io, &path, index, &shared);
             }
-        });
+        };
+        session.chain(sent, move || metrics.dropped(DropReason::Closed, 1)).map_err(|_| {
+            ClientError::rate_limit("too many messages still on their way to other nodes: slow down", Some(1000))
+        })
     }
 
     /// Whether any socket of this namespace is connected to this node. Only admitted sockets
@@ -156,6 +161,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             auth.as_ref().and_then(|v| v.as_str()).and_then(|s| serde_json::from_str(s.as_str()).ok());
         let policy = &self.spec.auth;
         if self.over_connection_limit(s.req_parts()) {
+            self.shared.sessions.admitted(s.id, s.transport_type(), s.req_parts(), false);
             self.shared.metrics.connections_throttled.inc();
             self.metrics.rejected(Rejection::Throttle);
             tracing::info!(ns = %self.spec.path, "connection refused: too many from this address");
@@ -177,6 +183,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         });
         match outcome {
             Err(e) => {
+                self.shared.sessions.admitted(s.id, s.transport_type(), s.req_parts(), false);
                 self.shared.metrics.auth_refused.inc();
                 self.metrics.rejected(Rejection::Auth);
                 tracing::info!(ns = %self.spec.path, reason = %e, "connection refused");
@@ -184,7 +191,8 @@ impl<A: Adapter> NamespaceRuntime<A> {
             }
             Ok(identity) => {
                 let expires_at = identity.expires_at;
-                let session = Session::new(identity);
+                let backlog = self.shared.sessions.admitted(s.id, s.transport_type(), s.req_parts(), true);
+                let session = Session::with_backlog(identity, Some(backlog));
                 s.extensions.insert(session.clone());
                 s.on_fallback(EventHandler { ns: self.clone(), session });
                 s.on_disconnect(DisconnectFlow { ns: self.clone() });
@@ -255,9 +263,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     pub(super) fn end_expired(&self, socket: &SocketRef<A>, session: &Session) {
         tracing::info!(ns = %self.spec.path, socket = %session.public_id, "token expired, disconnecting");
         let payload = ClientError::auth(TokenError::Expired.to_string()).payload(None);
-        if let Err(e) = socket.emit("error", &payload) {
-            tracing::debug!(error = %e, "could not send the expiry error");
-        }
+        self.send_to(socket, "error", Some(&payload));
         if let Err(e) = socket.clone().disconnect() {
             tracing::debug!(error = %e, "could not disconnect an expired socket");
         }
@@ -300,13 +306,7 @@ impl<A: Adapter> Member for SioMember<'_, A> {
     }
 
     fn send(&self, event: &str, data: Option<&Json>) {
-        let result = match data {
-            Some(d) => self.socket.emit(event, d),
-            None => self.socket.emit(event, &()),
-        };
-        if let Err(e) = result {
-            self.ns.note_emit_failure(self.socket, &e);
-        }
+        self.ns.send_to(self.socket, event, data);
     }
 
     fn transport(&self) -> &'static str {
@@ -316,13 +316,14 @@ impl<A: Adapter> Member for SioMember<'_, A> {
         }
     }
 
-    fn relay(&self, session: &Session, rooms: Vec<String>, event: String, data: Json) -> Result<(), ClientError> {
+    fn relay(&self, _: &Session, rooms: Vec<String>, event: String, data: Json) -> Result<(), ClientError> {
         // Through the adapter, so members on other nodes get it too; while the cluster is
         // unreachable (or the send to it fails), to this node's members only.
         let op = self.socket.to(rooms);
         let clustered = self.ns.shared.cluster.get().is_some();
         let reachable = self.ns.shared.cluster_reachable();
-        self.ns.broadcast_in_order(session, async move {
+        let Some(session) = self.socket.extensions.get::<Arc<Session>>() else { return Ok(()) };
+        self.ns.broadcast_in_order(&session, async move {
             if clustered && !reachable {
                 return op.local().emit(&event, &data).await;
             }
@@ -333,8 +334,7 @@ impl<A: Adapter> Member for SioMember<'_, A> {
                 }
                 other => other,
             }
-        });
-        Ok(())
+        })
     }
 }
 

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
 use socketioxide::{AckError, adapter::Adapter};
 
-use super::{clock::iso_now, namespace::NamespaceRuntime, runtime::SpecRuntime};
+use super::{clock::iso_now, namespace::NamespaceRuntime, outbound::Encoded, runtime::SpecRuntime};
 use crate::{
     rooms::{self, RoomScope},
     spec::{
@@ -298,7 +298,7 @@ impl SpecRuntime {
             match counts.get_mut(t) {
                 Some(n) => *n += 1,
                 None => {
-                    counts.insert(t.to_string(), 1);
+                    counts.push(t.to_string(), 1);
                 }
             }
         }
@@ -382,12 +382,16 @@ impl<A: Adapter> NamespaceRuntime<A> {
             return;
         };
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
-        // Every node delivers every event to its own sockets: never through the adapter.
-        let op = op.local().to(delivery.rooms);
-        let result = match &delivery.data {
-            Some(d) => op.emit(&delivery.event, d).await,
-            None => op.emit(&delivery.event, &()).await,
+        let message = match Encoded::new(&self.spec.path, &delivery.event, delivery.data.as_ref()) {
+            Ok(message) => message,
+            Err(e) => {
+                self.shared.metrics.dropped(crate::metrics::DropReason::Unserializable, 1);
+                tracing::error!(ns = %self.spec.path, error = %e, "a published event could not be serialized");
+                return;
+            }
         };
+        // Every node delivers every event to its own sockets: never through the adapter.
+        let result = self.emit_here(op.to(delivery.rooms), &delivery.event, &message).await;
         self.shared.metrics.published.inc();
         self.metrics.publish_delivery.observe(event.since_received());
         if let Err(e) = result {
@@ -405,7 +409,9 @@ impl<A: Adapter> NamespaceRuntime<A> {
         // Acks are counted by the origin, so this emit goes through the adapter to every node;
         // when the cluster is unreachable, to this node's sockets only.
         let op = if self.shared.cluster.get().is_some() && !self.shared.cluster_reachable() { op.local() } else { op };
-        let op = op.to(delivery.rooms).timeout(timeout);
+        let op = op.to(delivery.rooms);
+        self.charge_all(op.clone(), Encoded::size_of(&self.spec.path, &delivery.event, &[&data]));
+        let op = op.timeout(timeout);
         let stream = match op.clone().emit_with_ack::<_, Value>(&delivery.event, &data).await {
             Ok(stream) => stream,
             Err(e) => {

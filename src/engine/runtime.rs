@@ -20,6 +20,10 @@ use crate::{
     spec::{NamespaceSpec, RateLimit},
 };
 
+/// How many tenants' published events a spec counts: a bound on memory whatever tenant ids
+/// backends publish under.
+const TENANTS_COUNTED: std::num::NonZeroUsize = std::num::NonZeroUsize::new(10_000).expect("not zero");
+
 /// One spec and what serving it needs, front-independent.
 pub struct SpecRuntime {
     /// The spec served.
@@ -36,10 +40,14 @@ pub struct SpecRuntime {
     pub(super) refresh_limiter: MemberLimiter,
     /// New connections per client IP, when the spec limits them.
     pub(super) connect_limiter: Option<IpLimiter>,
-    /// Events published per tenant, for `tenant.stats`.
-    pub(super) tenant_events: Mutex<HashMap<String, u64>>,
+    /// Events published per tenant, for `tenant.stats`: the [`TENANTS_COUNTED`] tenants that
+    /// published last (a tenant forgotten starts again from zero).
+    pub(super) tenant_events: Mutex<lru::LruCache<String, u64>>,
     /// Its series in `/metrics`, resolved at start-up.
     pub(super) metrics: NamespaceMetrics,
+    /// The largest payload any of its events (or the refresh event) takes, so a larger one is
+    /// refused before it is parsed.
+    pub(super) largest_payload: usize,
 }
 
 impl std::fmt::Debug for SpecRuntime {
@@ -62,7 +70,10 @@ impl SpecRuntime {
         let refresh_limiter = MemberLimiter::new(RateLimit { max: 10, per: Duration::from_secs(60) });
         let stores = Stores::new(&spec.stores, shared.state_budget.clone());
         let connect_limiter = spec.auth.connections_per_ip.map(IpLimiter::new);
+        let largest_payload =
+            spec.events.values().filter_map(|e| e.max_bytes).fold(shared.limits.max_event_bytes, usize::max);
         Self {
+            largest_payload,
             spec,
             index,
             shared,
@@ -71,7 +82,7 @@ impl SpecRuntime {
             flood_limiter,
             refresh_limiter,
             connect_limiter,
-            tenant_events: Mutex::new(HashMap::new()),
+            tenant_events: Mutex::new(lru::LruCache::new(TENANTS_COUNTED)),
             metrics,
         }
     }

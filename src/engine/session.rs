@@ -18,7 +18,7 @@ use std::{
 
 use tokio::task::JoinHandle;
 
-use crate::{auth::Identity, metrics::CloseReason};
+use crate::{auth::Identity, backlog::Backlog, metrics::CloseReason};
 
 /// The id a socket is shown under (`{socket.id}` in specs: `clientId`, relays' `from.socketId`,
 /// logs): random, unrelated to the Engine.IO session id, and useless as a credential. Node's
@@ -57,6 +57,14 @@ impl fmt::Debug for PublicId {
     }
 }
 
+/// Relays of one socket on their way to other nodes at most: beyond, its client is asked to slow
+/// down (a Redis that answers slowly would otherwise let them pile up).
+pub const MAX_PENDING_RELAYS: u16 = 64;
+
+/// A socket has [`MAX_PENDING_RELAYS`] relays on their way already.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelaysPending;
+
 /// What the gateway knows about one connected socket.
 #[derive(Debug)]
 pub struct Session {
@@ -69,12 +77,16 @@ pub struct Session {
     /// When this socket was last told it is rate limited (ms since the epoch), so a flood of
     /// refused events does not turn into a flood of error events.
     last_limit_notice_ms: AtomicU64,
-    /// The socket's last broadcast still on its way (in a cluster), which the next one waits for.
-    last_broadcast: Mutex<Option<JoinHandle<()>>>,
+    /// The socket's relays still on their way (in a cluster): the last one, which the next waits
+    /// for, and how many there are.
+    relays: Mutex<(Option<JoinHandle<()>>, u16)>,
     /// Why the gateway is ending it, when the transport's own reason would hide it (a slow
     /// consumer's cut shows as a transport error): `CloseReason` index + 1, 0 for none. One byte,
     /// which fits in the padding after `public_id`.
     ending: AtomicU8,
+    /// What its Engine.IO session has queued and not written (Socket.IO sockets; a plain
+    /// WebSocket connection bounds its own queue).
+    backlog: Option<Arc<Backlog>>,
 }
 
 /// Why a socket was accepted at the protocol level but is being turned away: kept in its
@@ -90,14 +102,25 @@ pub struct Refusal {
 impl Session {
     /// A session for `identity`.
     pub fn new(identity: Identity) -> Arc<Self> {
+        Self::with_backlog(identity, None)
+    }
+
+    /// A session for `identity` whose sends are counted against `backlog`.
+    pub fn with_backlog(identity: Identity, backlog: Option<Arc<Backlog>>) -> Arc<Self> {
         Arc::new(Self {
             public_id: PublicId::random(),
             connected_at_ms: super::clock::now_millis(),
             identity: RwLock::new(Arc::new(identity)),
             last_limit_notice_ms: AtomicU64::new(0),
-            last_broadcast: Mutex::new(None),
+            relays: Mutex::new((None, 0)),
             ending: AtomicU8::new(0),
+            backlog,
         })
+    }
+
+    /// What its Engine.IO session has queued and not written, for a Socket.IO socket.
+    pub fn backlog(&self) -> Option<&Backlog> {
+        self.backlog.as_deref()
     }
 
     /// Notes that the gateway is ending this socket for `reason`, which its disconnect is
@@ -122,15 +145,36 @@ impl Session {
         *self.identity.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(identity);
     }
 
-    /// Spawns `work`, handing it the socket's previous unfinished broadcast to wait for first.
-    pub fn chain<F, Fut>(&self, work: F)
+    /// Spawns `work` once the socket's previous relay has gone, so its relays keep their order;
+    /// refused when [`MAX_PENDING_RELAYS`] are still on their way. A relay whose socket has
+    /// gone by its turn is dropped (and counted by `dropped`): nothing of a socket outlives it
+    /// for longer than its last relay in flight.
+    pub fn chain<Fut>(self: &Arc<Self>, work: Fut, dropped: impl FnOnce() + Send + 'static) -> Result<(), RelaysPending>
     where
-        F: FnOnce(Option<JoinHandle<()>>) -> Fut,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let mut last = self.last_broadcast.lock().unwrap_or_else(|e| e.into_inner());
-        let previous = last.take().filter(|h| !h.is_finished());
-        *last = Some(tokio::spawn(work(previous)));
+        let mut relays = self.relays.lock().unwrap_or_else(|e| e.into_inner());
+        if relays.1 >= MAX_PENDING_RELAYS {
+            return Err(RelaysPending);
+        }
+        relays.1 += 1;
+        let previous = relays.0.take().filter(|h| !h.is_finished());
+        let session = Arc::downgrade(self);
+        relays.0 = Some(tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            // Its socket is gone when nothing holds its session any more.
+            if session.strong_count() > 0 {
+                work.await;
+            } else {
+                dropped();
+            }
+            if let Some(session) = session.upgrade() {
+                session.relays.lock().unwrap_or_else(|e| e.into_inner()).1 -= 1;
+            }
+        }));
+        Ok(())
     }
 
     /// Whether a rate-limit notice may be sent now (at most one per `gap_ms`); records it if so.

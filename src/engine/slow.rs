@@ -40,7 +40,7 @@ fn queue_full<A: Adapter>(socket: &SocketRef<A>) -> bool {
 
 /// Ends the session of a socket whose queue is full: its transport is closed (a WebSocket is cut,
 /// whatever its writer is blocked on).
-fn end<A: Adapter>(socket: &SocketRef<A>, path: &str, shared: &Shared) {
+pub(super) fn end<A: Adapter>(socket: &SocketRef<A>, path: &str, shared: &Shared) {
     tracing::info!(ns = path, "ending a slow consumer: its send queue is full");
     if let Some(session) = socket.extensions.get::<std::sync::Arc<super::session::Session>>() {
         session.end_as(CloseReason::SlowConsumer);

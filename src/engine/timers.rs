@@ -11,7 +11,7 @@ use std::{
 use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 
-use super::{clock::iso_now, namespace::NamespaceRuntime, session::Session};
+use super::{clock::iso_now, namespace::NamespaceRuntime, outbound::Encoded, session::Session};
 use crate::{
     rooms,
     spec::{
@@ -62,7 +62,7 @@ impl<A: Adapter> Scope for TimerScope<'_, A> {
                 }
                 let events = self
                     .tenant
-                    .and_then(|t| self.ns.tenant_events.lock().unwrap_or_else(|e| e.into_inner()).get(t).copied())
+                    .and_then(|t| self.ns.tenant_events.lock().unwrap_or_else(|e| e.into_inner()).peek(t).copied())
                     .unwrap_or(0);
                 Some(json!({
                     "connections": connections,
@@ -117,7 +117,14 @@ impl<A: Adapter> NamespaceRuntime<A> {
             };
             let name = timer.emit.event.render_text(&scope);
             let data = timer.emit.data.as_ref().and_then(|d| d.render(&scope)).unwrap_or(Value::Null);
-            if let Err(e) = op.clone().local().to(room).emit(&name, &data).await {
+            let message = match Encoded::new(&self.spec.path, &name, Some(&data)) {
+                Ok(message) => message,
+                Err(e) => {
+                    tracing::error!(ns = %self.spec.path, error = %e, "a timer's emit could not be serialized");
+                    continue;
+                }
+            };
+            if let Err(e) = self.emit_here(op.clone().to(room), &name, &message).await {
                 self.note_broadcast_failure(&e);
             }
         }

@@ -89,6 +89,18 @@ async fn an_oversized_event_gets_an_error_and_the_connection_stays() {
 }
 
 #[tokio::test]
+async fn an_oversized_event_is_refused_before_it_is_parsed() {
+    let app = spawn_app().await;
+    let mut c = app.workflow_client("u1", "t1").await;
+    // Nested far deeper than the JSON parser goes: only a refusal before parsing names its size.
+    let nested = format!("{}{}", "[".repeat(40_000), "]".repeat(40_000));
+    c.send_raw(&format!("42/workflow,[\"subscribe\",{nested}]")).await;
+    let message = c.expect("error").await["message"].as_str().unwrap().to_string();
+    assert!(message.starts_with("payload too large"), "{message}");
+    c.assert_alive().await;
+}
+
+#[tokio::test]
 async fn a_message_over_the_transport_limit_closes_only_that_connection() {
     let app = spawn_app_with(|c| c.transport.max_http_buffer_size = 100_000).await;
     let mut others = bystander(&app).await;

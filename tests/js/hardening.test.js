@@ -5,6 +5,7 @@
 // for the victims.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
@@ -273,6 +274,43 @@ describe('connections that send nothing, half a request, or too much', () => {
 
 // ---------------------------------------------------------------------------------------------
 
+describe('sessions bound to the address that opened them', () => {
+  it('from their handshake, before they join any namespace', async (t) => {
+    const gw = await h.startGateway();
+    t.after(() => gw.stop());
+    const open = await httpFrom(gw.url, '/socket.io/?EIO=4&transport=polling');
+    const { sid } = JSON.parse(open.body.slice(1));
+    const before = await h.metric(gw.url, 'session_address_mismatch_total');
+    // From another address: no poll, and no CONNECT posted into it (which would join the
+    // victim's session to a namespace that takes anonymous clients).
+    const poll = await httpFrom(gw.url, `/socket.io/?EIO=4&transport=polling&sid=${sid}`, { localAddress: '127.0.0.2' });
+    assert.equal(poll.status, 400);
+    const post = await httpFrom(gw.url, `/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'POST', body: '40/realtime,{}', localAddress: '127.0.0.2' });
+    assert.deepEqual([post.status, JSON.parse(post.body)], [400, { code: 1, message: 'Session ID unknown' }]);
+    const upgrade = new RawClient(gw.url, { query: `EIO=4&transport=websocket&sid=${sid}`, localAddress: '127.0.0.2' });
+    await assert.rejects(upgrade.opened, (e) => e.status === 400);
+    assert.equal(await h.metric(gw.url, 'session_address_mismatch_total'), before + 3);
+    // Its own client still uses it.
+    const own = await httpFrom(gw.url, `/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'POST', body: '40/realtime,{}' });
+    assert.equal(own.status, 200);
+    const connected = await httpFrom(gw.url, `/socket.io/?EIO=4&transport=polling&sid=${sid}`);
+    assert.match(connected.body, /(^|\x1e)40\/realtime,/);
+  });
+
+  it("whatever namespace they are in, the admin view's included", async (t) => {
+    const hash = spawnSync(h.GATEWAY_BIN, ['hash-password', '--cost', '4'], { input: 'pw\n', encoding: 'utf8' }).stdout.trim();
+    const gw = await h.startGateway({ env: { ADMIN_USERNAME: 'op', ADMIN_PASSWORD_HASH: hash } });
+    t.after(() => gw.stop());
+    const admin = await h.connectFor(t, gw.url, { namespace: '/admin', welcome: 'config', transports: ['polling'], auth: { username: 'op', password: 'pw' } });
+    const sid = admin.io.engine.id;
+    const poll = await httpFrom(gw.url, `/socket.io/?EIO=4&transport=polling&sid=${sid}`, { localAddress: '127.0.0.2' });
+    assert.equal(poll.status, 400, 'the operator\'s session polled from another address');
+    const post = await httpFrom(gw.url, `/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: 'POST', body: '42/admin,["_disconnect","x"]', localAddress: '127.0.0.2' });
+    assert.equal(post.status, 400);
+    assert.ok(admin.connected);
+  });
+});
+
 describe('floods of new sessions', () => {
   it('are refused per client address past WS_HANDSHAKE_RATE_LIMIT, with 429 and Retry-After', async (t) => {
     const gw = await h.startGateway({ env: { TRUSTED_PROXIES: '127.0.0.1', WS_HANDSHAKE_RATE_LIMIT: '5/1m' } });
@@ -287,6 +325,29 @@ describe('floods of new sessions', () => {
     assert.equal(await h.metric(gw.url, 'handshakes_throttled_total'), 1);
     const socket = h.openFor(t, gw.url, { token: h.mintToken(), transports: ['polling'], extraHeaders: { 'X-Forwarded-For': '10.9.9.9' } });
     assert.ok(await h.waitFor(socket, 'connect_error'), 'socket.io-client sees a connect_error');
+  });
+
+  it('are charged only for sessions that never authenticate: a storm of real users through one address gets in', async (t) => {
+    const gw = await h.startGateway({ env: { WS_HANDSHAKE_RATE_LIMIT: '20/1m' } });
+    t.after(() => gw.stop());
+    const tenantId = `storm-${h.uid()}`;
+    // 200 users behind one NAT reconnect, ten at a time: ten times the limit, all admitted.
+    const sockets = [];
+    t.after(() => sockets.forEach((s) => s.disconnect()));
+    for (let wave = 0; wave < 20; wave++) {
+      const transports = wave % 2 ? ['polling', 'websocket'] : ['websocket'];
+      sockets.push(...(await Promise.all(Array.from({ length: 10 }, (_, i) => h.connectClient(gw.url, { token: h.mintToken({ tenantId, sub: `u${wave}-${i}` }), transports })))));
+    }
+    assert.equal(sockets.filter((s) => s.connected).length, 200);
+    assert.equal(await h.metric(gw.url, 'handshakes_throttled_total'), 0);
+    // Sessions refused at auth keep their charge: the budget runs out.
+    for (let i = 0; i < 20; i++) {
+      const refused = await h.connectClient(gw.url, { token: 'not-a-token', welcome: null });
+      await h.waitFor(refused, 'error');
+      refused.disconnect();
+    }
+    const flood = await fetch(`${gw.url}/socket.io/?EIO=4&transport=polling`, { signal: AbortSignal.timeout(h.TIMEOUT) });
+    assert.equal(flood.status, 429);
   });
 });
 

@@ -355,8 +355,9 @@ describe('the example page, served by a gateway in dev mode', () => {
 describe('the example page, served by a configured gateway', () => {
   let gw;
   before(async () => {
-    // A custom Socket.IO path, and one new Engine.IO session per client per minute, so the
-    // second connect is refused at the transport level (connect_error).
+    // A custom Socket.IO path, and one new unauthenticated Engine.IO session per client per
+    // minute, so a connect after a session that never authenticated is refused at the transport
+    // level (connect_error).
     gw = await h.startGateway({ env: { SOCKETIO_PATH: '/rt', WS_HANDSHAKE_RATE_LIMIT: '1/1m' } });
   });
   after(async () => {
@@ -377,6 +378,9 @@ describe('the example page, served by a configured gateway', () => {
     assert.ok(session.seen.websockets.every((ws) => new URL(ws).pathname === '/rt/'), session.seen.websockets.join('\n'));
     await button(page, 'Disconnect').click();
 
+    // An authenticated session gave its handshake back; one that never authenticates keeps it.
+    const idle = await fetch(`${gw.url}/rt/?EIO=4&transport=polling`, { signal: AbortSignal.timeout(h.TIMEOUT) });
+    assert.equal(idle.status, 200);
     await connect(page, '/workflow', { transports: 'polling', expect: /^connect_error: / });
     await textMatching(errors(page), /^connect_error: xhr poll error.*429/, 'the refusal and its status');
     await screenshot(page, 'connect-error');

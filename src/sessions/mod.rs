@@ -4,12 +4,19 @@
 //! - A new session (a handshake, no `sid`) is refused while the node drains (503) and past
 //!   `WS_HANDSHAKE_RATE_LIMIT` for its client address (429): a session costs memory before any
 //!   token is checked, so an address cannot open thousands of them.
-//! - A request naming a session (`sid=`) must come from the client address that opened it. From
-//!   anywhere else it is answered like an unknown session (400), so an id seen by another client
-//!   (or in a log, a screenshot, a URL) cannot be used to poll, post into or upgrade someone
-//!   else's long-polling session. socketioxide uses the Engine.IO id as the socket id, which
-//!   socket.io-client shows as `socket.id`; the gateway itself never shows it to other clients
-//!   (see `engine::session::PublicId`).
+//! - A request naming a session (`sid=`) must come from the client address that opened it, which
+//!   the front records when it answers the session's handshake (a long-polling one) or when a
+//!   namespace admits it (WebSocket first), whatever namespaces it joins, the admin view's
+//!   included. From anywhere else it is answered like an unknown session (400), so an id seen by
+//!   another client (or in a log, a screenshot, a URL) cannot be used to poll, post into or
+//!   upgrade someone else's long-polling session. socketioxide uses the Engine.IO id as the socket
+//!   id, which socket.io-client shows as `socket.id`; the gateway itself never shows it to other
+//!   clients (see `engine::session::PublicId`).
+//! - New sessions are charged to their address's handshake budget (`budget`); a session that
+//!   authenticates gives its charge back, so only handshakes that never do are limited.
+//! - Each session has a [`Backlog`]: what the engine queued for it and its transport has not
+//!   written yet. Its WebSocket connection drains it as it writes; the answers to its polls drain
+//!   it here.
 //! - A handshake keeps only the headers the session's admission and transport read (the token's
 //!   `Authorization` and auth cookie, `Origin`, `X-Forwarded-For`, the WebSocket upgrade's own):
 //!   socketioxide keeps the handshake request for the session's life, and a browser's other
@@ -41,19 +48,23 @@ use tower::{Layer, Service, ServiceExt};
 
 use crate::{
     auth::query_param,
+    backlog::Backlog,
     client_ip::TrustedProxies,
     connection::{ConnectionGuard, CutReason},
-    engine::limits::IpLimiter,
     http::Readiness,
     metrics::Metrics,
     spec::RateLimit,
 };
+use budget::HandshakeBudget;
+use records::Records;
+
+mod budget;
+mod records;
 
 /// What the front needs to know about the sessions the engine serves.
 pub trait SessionDirectory: Send + Sync {
-    /// The client address that opened session `sid`, when one of its namespace sockets is
-    /// connected on this node.
-    fn opened_by(&self, sid: Sid) -> Option<IpAddr>;
+    /// Whether session `sid` has a socket in any namespace of this node.
+    fn is_open(&self, sid: Sid) -> bool;
     /// Session `sid` asked to upgrade from long-polling to WebSocket.
     fn upgrading(&self, _sid: Sid) {}
 }
@@ -67,7 +78,11 @@ pub struct Sessions {
     /// `SOCKETIO_PATH` with a trailing `/`, as request paths start.
     path_prefix: String,
     trusted_proxies: TrustedProxies,
-    handshakes: Option<IpLimiter>,
+    handshakes: Option<HandshakeBudget>,
+    /// The sessions of this node: who opened each, and their backlogs.
+    records: Records,
+    /// How long a record outlives its session (a session with no namespace yet is not "open").
+    record_grace: std::time::Duration,
     bind_to_ip: bool,
     allow_eio3: bool,
     max_payload: usize,
@@ -100,6 +115,8 @@ pub struct SessionsOptions {
     pub max_payload: usize,
     /// `AUTH_COOKIE_NAME`: the one cookie a handshake keeps.
     pub auth_cookie: String,
+    /// How long a session may stay in no namespace before socketioxide closes it.
+    pub connect_timeout: std::time::Duration,
 }
 
 impl Sessions {
@@ -108,7 +125,9 @@ impl Sessions {
         Arc::new(Self {
             path_prefix: format!("{}/", options.path),
             trusted_proxies: options.trusted_proxies,
-            handshakes: options.handshake_limit.map(IpLimiter::new),
+            handshakes: options.handshake_limit.map(HandshakeBudget::new),
+            records: Records::default(),
+            record_grace: options.connect_timeout * 2,
             bind_to_ip: options.bind_to_ip,
             allow_eio3: options.allow_eio3,
             max_payload: options.max_payload,
@@ -136,6 +155,31 @@ impl Sessions {
     /// The layer to put in front of the Socket.IO service.
     pub fn layer(self: &Arc<Self>) -> SessionsLayer {
         SessionsLayer { sessions: self.clone() }
+    }
+
+    /// A namespace admitted a socket of session `sid` (`authenticated`: with a valid token, or as
+    /// the namespace's anonymous client), over `transport`, opened by `handshake`. The first
+    /// authentication gives the handshake's charge back. Returns the session's backlog, which a
+    /// WebSocket connection now drains.
+    pub fn admitted(
+        &self,
+        sid: Sid,
+        transport: TransportType,
+        handshake: &http::request::Parts,
+        authenticated: bool,
+    ) -> Arc<Backlog> {
+        let ip = client_ip_of(&self.trusted_proxies, handshake.extensions.get(), &handshake.headers);
+        let Some(ip) = ip else { return Arc::default() };
+        let admitted = self.records.admitted(sid, ip, authenticated);
+        if let (Some(ip), Some(budget)) = (admitted.give_back_to, &self.handshakes) {
+            budget.give_back(ip);
+        }
+        if transport == TransportType::Websocket
+            && let Some(guard) = self.connection_of(sid, handshake)
+        {
+            guard.carry(admitted.backlog.clone());
+        }
+        admitted.backlog
     }
 
     /// Ends the transport of session `sid`, whose handshake request was `handshake`: cuts its
@@ -189,8 +233,7 @@ impl Sessions {
 
     /// The client address of a request.
     fn client_ip<B>(&self, request: &Request<B>) -> Option<IpAddr> {
-        let ConnectInfo(peer) = request.extensions().get::<ConnectInfo<SocketAddr>>()?;
-        Some(self.trusted_proxies.client_ip(peer.ip(), request.headers()))
+        client_ip_of(&self.trusted_proxies, request.extensions().get(), request.headers())
     }
 
     /// What to answer instead of passing `request` on, if anything; also remembers upgrades.
@@ -212,7 +255,7 @@ impl Sessions {
         // An id that does not parse is socketioxide's to refuse.
         let sid: Sid = sid.parse().ok()?;
         if self.bind_to_ip
-            && let Some(opened_by) = self.directory.get().and_then(|d| d.opened_by(sid))
+            && let Some(opened_by) = self.records.opener(sid)
             && self.client_ip(request) != Some(opened_by)
         {
             self.metrics.session_address_mismatch.inc();
@@ -223,6 +266,9 @@ impl Sessions {
             && let Some(guard) = request.extensions().get::<Arc<ConnectionGuard>>()
         {
             self.upgraded.lock().unwrap_or_else(|e| e.into_inner()).insert(sid, Arc::downgrade(guard));
+            if let Some(backlog) = self.records.backlog(sid) {
+                guard.carry(backlog);
+            }
             if let Some(directory) = self.directory.get() {
                 directory.upgrading(sid);
             }
@@ -238,9 +284,9 @@ impl Sessions {
                 "This node is shutting down: reconnect to another one",
             ));
         }
-        let limiter = self.handshakes.as_ref()?;
+        let budget = self.handshakes.as_ref()?;
         let ip = self.client_ip(request)?;
-        let wait = limiter.check(ip).err()?;
+        let wait = budget.take(ip).err()?;
         self.metrics.handshakes_throttled.inc();
         tracing::debug!(%ip, "handshake refused: too many new sessions from this address");
         let mut response = engine_error(StatusCode::TOO_MANY_REQUESTS, 4, "Too many connections from this address");
@@ -251,13 +297,47 @@ impl Sessions {
         Some(response)
     }
 
-    /// Forgets quiet addresses of the handshake limiter.
+    /// Forgets quiet addresses of the handshake budget, ended sessions and ended upgrades.
     pub fn cleanup(&self) {
-        if let Some(limiter) = &self.handshakes {
-            limiter.cleanup();
+        if let Some(budget) = &self.handshakes {
+            budget.cleanup();
+        }
+        if let Some(directory) = self.directory.get() {
+            self.records.prune(|sid| directory.is_open(sid), self.record_grace);
         }
         self.prune();
     }
+
+    /// Records who opened the long-polling session whose handshake `answer` names it.
+    fn opened(&self, ip: Option<IpAddr>, answer: &[u8]) {
+        if let (Some(ip), Some(sid)) = (ip, session_id_in(answer)) {
+            self.records.opened(sid, ip);
+        }
+    }
+
+    /// Session `sid`'s poll was answered with `bytes` of its packets.
+    fn polled(&self, sid: Sid, bytes: u64) {
+        if let Some(backlog) = self.records.backlog(sid) {
+            backlog.wrote(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
+    }
+}
+
+/// The client address of a request with these extensions and headers.
+fn client_ip_of(
+    proxies: &TrustedProxies,
+    connect_info: Option<&ConnectInfo<SocketAddr>>,
+    headers: &http::HeaderMap,
+) -> Option<IpAddr> {
+    connect_info.map(|ConnectInfo(peer)| proxies.client_ip(peer.ip(), headers))
+}
+
+/// The session id in an Engine.IO open packet (`0{"sid":"…",…}`, possibly length-prefixed).
+fn session_id_in(answer: &[u8]) -> Option<Sid> {
+    let text = std::str::from_utf8(answer).ok()?;
+    let start = text.find("\"sid\":\"")? + "\"sid\":\"".len();
+    let len = text[start..].find('"')?;
+    text[start..start + len].parse().ok()
 }
 
 /// An Engine.IO error answer: `{"code", "message"}`, as socketioxide and Node's engine.io send.
@@ -341,24 +421,75 @@ where
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
         let boxed: Boxed<ResBody> = |result| result.map(|response| response.map(Body::new));
         let screened = self.sessions.screen(&request);
-        if screened.is_none() && self.sessions.is_handshake(&request) {
+        let handshake = screened.is_none() && self.sessions.is_handshake(&request);
+        if handshake {
             let kept = handshake_headers(request.headers(), &self.sessions.auth_cookie);
             *request.headers_mut() = kept;
         }
-        match screened {
-            Some(answer) => Either::Left(Either::Left(std::future::ready(Ok(answer)))),
-            None if self.sessions.is_protocol3_post(&request) => {
-                let (sessions, mut inner) = (self.sessions.clone(), self.inner.clone());
+        if let Some(answer) = screened {
+            return Either::Left(Either::Left(std::future::ready(Ok(answer))));
+        }
+        let (sessions, mut inner) = (self.sessions.clone(), self.inner.clone());
+        if self.sessions.is_protocol3_post(&request) {
+            return Either::Right(Box::pin(async move {
+                let request = match sessions.rewrite_protocol3_post(request).await {
+                    Ok(request) => request,
+                    Err(answer) => return Ok(answer),
+                };
+                inner.call(request).await.map(|response| response.map(Body::new))
+            }));
+        }
+        match Polling::of(&self.sessions, &request, handshake) {
+            // The answer names the new session: who opened it is recorded from it.
+            Some(Polling::Handshake) => {
+                let ip = self.sessions.client_ip(&request);
                 Either::Right(Box::pin(async move {
-                    let request = match sessions.rewrite_protocol3_post(request).await {
-                        Ok(request) => request,
-                        Err(answer) => return Ok(answer),
+                    let (parts, body) = inner.call(request).await.unwrap_or_else(|never| match never {}).into_parts();
+                    let Ok(bytes) = axum::body::to_bytes(Body::new(body), OPEN_PACKET_MAX).await else {
+                        return Ok(engine_error(StatusCode::INTERNAL_SERVER_ERROR, 0, "Handshake failed"));
                     };
-                    inner.call(request).await.map(|response| response.map(Body::new))
+                    if parts.status.is_success() {
+                        sessions.opened(ip, &bytes);
+                    }
+                    Ok(Response::from_parts(parts, Body::from(bytes)))
                 }))
             }
+            // The packets it answers with have left the session's queue.
+            Some(Polling::Of(sid)) => Either::Right(Box::pin(async move {
+                let response = inner.call(request).await.unwrap_or_else(|never| match never {});
+                let hint = http_body::Body::size_hint(response.body());
+                sessions.polled(sid, hint.exact().unwrap_or(hint.lower()));
+                Ok(response.map(Body::new))
+            })),
             None => Either::Left(Either::Right(self.inner.call(request).map(boxed))),
         }
+    }
+}
+
+/// The largest handshake answer read to find the session's id (an open packet is ~100 bytes).
+const OPEN_PACKET_MAX: usize = 64 * 1024;
+
+/// A long-polling GET the front follows to its answer.
+enum Polling {
+    /// A handshake over long-polling.
+    Handshake,
+    /// A poll of session `sid`.
+    Of(Sid),
+}
+
+impl Polling {
+    fn of<B>(sessions: &Sessions, request: &Request<B>, handshake: bool) -> Option<Self> {
+        if request.method() != Method::GET || !request.uri().path().starts_with(&sessions.path_prefix) {
+            return None;
+        }
+        let query = request.uri().query().unwrap_or_default();
+        if query_param(query, "transport").as_deref() != Some("polling") {
+            return None;
+        }
+        if handshake {
+            return Some(Polling::Handshake);
+        }
+        query_param(query, "sid").and_then(|sid| sid.parse().ok()).map(Polling::Of)
     }
 }
 
