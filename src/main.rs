@@ -41,7 +41,8 @@ fn main() -> ExitCode {
 
 fn serve(config_file: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
-    telemetry::init(&config.log_level, config.log_format)?;
+    // Dropped last, after the runtime has stopped: what is still queued is written out then.
+    let _logs = telemetry::init(&config.log_level, config.log_format)?;
     memory::tune_allocator();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {

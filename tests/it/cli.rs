@@ -8,6 +8,7 @@ use std::{
 };
 
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_realtime-gateway");
 
@@ -224,6 +225,11 @@ impl Drop for Process {
 
 /// Runs the binary with `env` (JSON logs on stdout) until it says where it listens.
 fn start(env: &[(&str, &str)]) -> Process {
+    start_with(env, |_| {})
+}
+
+/// [`start`], with `stdout` (the pipe the logs go to) prepared by `prepare` first.
+fn start_with(env: &[(&str, &str)], prepare: impl FnOnce(&std::process::ChildStdout)) -> Process {
     let mut cmd = gateway();
     cmd.env("HOST", "127.0.0.1")
         .env("PORT", "0")
@@ -234,10 +240,10 @@ fn start(env: &[(&str, &str)]) -> Process {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|l| serde_json::from_str::<Value>(&l).ok());
+    let stdout = child.stdout.take().unwrap();
+    prepare(&stdout);
+    let mut lines =
+        BufReader::new(stdout).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str::<Value>(&l).ok());
     let mut before = Vec::new();
     let addr = loop {
         let line = lines.next().unwrap_or_else(|| panic!("the gateway exited before listening: {before:?}"));
@@ -328,4 +334,101 @@ async fn tokens_and_keys_never_reach_the_logs_even_at_trace_level() {
     for secret in [token.as_str(), bad_token.as_str(), crate::helpers::SECRET, "key-that-must-not-print"] {
         assert!(!all.contains(secret), "a secret was logged");
     }
+}
+
+/// Bytes waiting in the pipe behind `fd`.
+fn pipe_bytes(fd: std::os::fd::RawFd) -> usize {
+    let mut waiting: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, for a descriptor this test owns.
+    assert_eq!(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut waiting) }, 0);
+    waiting as usize
+}
+
+#[tokio::test]
+async fn a_gateway_whose_stdout_nobody_reads_keeps_serving_while_clients_make_it_log() {
+    use std::os::fd::AsRawFd;
+    const PIPE: usize = 4096;
+    let mut fd = -1;
+    let gw = start_with(
+        &[("JWT_SECRET", crate::helpers::SECRET), ("API_KEYS", crate::helpers::API_KEY), ("LOG_LEVEL", "debug")],
+        |stdout| {
+            fd = stdout.as_raw_fd();
+            // The smallest pipe Linux makes (a page), so that a few lines fill it.
+            // SAFETY: F_SETPIPE_SZ takes an int, for a descriptor this test owns.
+            assert!(unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE as libc::c_int) } >= PIPE as libc::c_int);
+        },
+    );
+    // From here on nobody reads the gateway's stdout. Clients make it log: refused handshakes
+    // on both fronts, each logged where the gateway refuses it.
+    let addr = gw.addr;
+    let flood: Vec<_> = (0..300)
+        .map(|i| {
+            tokio::spawn(tokio::time::timeout(Duration::from_secs(5), async move {
+                if i % 2 == 0 {
+                    let _ = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token=bad-{i}")).await;
+                } else {
+                    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+                    if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await {
+                        let refused = format!("40/workflow,{{\"token\":\"bad-{i}\"}}");
+                        let _ = futures_util::SinkExt::send(&mut ws, Message::text(refused)).await;
+                        while let Some(Ok(_)) = futures_util::StreamExt::next(&mut ws).await {}
+                    }
+                }
+            }))
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    while pipe_bytes(fd) < PIPE - 1024 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the logs never filled the pipe: {} bytes",
+            pipe_bytes(fd)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    futures_util::future::join_all(flood).await;
+
+    // The pipe is full and stays unread: the gateway still connects, subscribes and delivers.
+    let token = crate::helpers::token("u1", Some("t1"), 60);
+    let mut client = tokio::time::timeout(
+        Duration::from_secs(10),
+        crate::helpers::SioClient::connect(addr, "/workflow", serde_json::json!({ "token": token })),
+    )
+    .await
+    .expect("a connection while stdout is stuck");
+    client.expect("connected").await;
+    client.emit_with_ack("subscribe", serde_json::json!({ "type": "execution", "resourceId": "e1" })).await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let published = http
+        .post(format!("http://{addr}/api/v1/events"))
+        .header("x-api-key", crate::helpers::API_KEY)
+        .json(&serde_json::json!({ "type": "execution.started", "tenantId": "t1", "data": { "executionId": "e1" } }))
+        .send()
+        .await
+        .expect("a publish while stdout is stuck");
+    assert_eq!(published.status(), 202);
+    assert_eq!(client.wait_for("update").await["type"], "execution.started");
+    assert!(pipe_bytes(fd) >= PIPE - 1024, "the pipe was read meanwhile");
+
+    // What was not written is counted: the refusals beyond their place's rate.
+    let metrics = http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    let rate_limited = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("realtime_gateway_log_lines_dropped_total{reason=\"rate_limited\"} "))
+        .expect("the dropped log lines are on /metrics");
+    assert!(rate_limited.parse::<u64>().unwrap() > 0, "{metrics}");
+
+    // Nor does the stuck pipe hold the process when it is told to stop.
+    let mut gw = gw;
+    drop(client);
+    assert!(Command::new("kill").args(["-TERM", &gw.child.id().to_string()]).status().unwrap().success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = gw.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the gateway did not exit within 10s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
 }
