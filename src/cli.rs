@@ -27,7 +27,9 @@ lower case); the README's configuration table describes each one:
   Admin view     ADMIN_USERNAME, ADMIN_PASSWORD_HASH (bcrypt: see hash-password), ADMIN_READONLY,
                  ADMIN_MODE
   Operations     NAMESPACES_DIR, LOG_LEVEL, LOG_FORMAT, SHUTDOWN_TIMEOUT, SHUTDOWN_DELAY, CONFIG_FILE
-With no JWT_SECRET or JWT_PUBLIC_KEY the gateway runs in dev mode and prints a demo token.";
+With no JWT_ setting at all the gateway runs in dev mode and prints a demo token; a JWT_ setting
+without a key (JWT_SECRET, JWT_PUBLIC_KEY) is an error. A variable that looks like a misspelt one
+of these is warned about.";
 
 /// A self-hosted, Socket.IO-compatible realtime gateway.
 #[derive(Debug, Parser)]
@@ -85,4 +87,18 @@ pub enum Command {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=16))]
         cost: u32,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_and_readme_mention_every_setting() {
+        let readme = include_str!("../README.md");
+        for name in crate::config::VARIABLES {
+            assert!(ENVIRONMENT.contains(name), "--help does not mention {name}");
+            assert!(readme.contains(&format!("`{name}`")), "the README does not mention `{name}`");
+        }
+    }
 }

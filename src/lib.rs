@@ -14,6 +14,7 @@
 //! - [`admin`]: the admin view, the official Socket.IO Admin UI's protocol on `/admin`.
 //! - [`app`]: assembles everything on one port and runs it; [`server`]: the accept loop;
 //!   [`connection`]: what guards each TCP connection; [`sessions`]: the Engine.IO front.
+//! - [`parse_errors`]: what a value that does not parse is told as, in its writer's terms.
 //! - [`cli`], [`telemetry`], [`memory`]: the binary's helpers.
 
 pub mod admin;
@@ -29,6 +30,7 @@ pub mod http;
 pub mod memory;
 pub mod metrics;
 pub mod page;
+pub mod parse_errors;
 pub mod rooms;
 pub mod server;
 pub mod sessions;

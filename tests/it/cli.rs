@@ -1,5 +1,5 @@
-//! The binary: `check`, `token`, `healthcheck`, `hash-password`, dev mode, broken specs at
-//! start-up, and SIGTERM.
+//! The binary: `check`, `token`, `healthcheck`, `hash-password`, dev mode, start-up errors and
+//! warnings, what it logs, and SIGTERM.
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -14,29 +14,31 @@ const BIN: &str = env!("CARGO_BIN_EXE_realtime-gateway");
 
 fn gateway() -> Command {
     let mut cmd = Command::new(BIN);
-    // The tests decide every setting; nothing leaks in from the developer's shell.
-    for var in [
-        "JWT_SECRET",
-        "JWT_PUBLIC_KEY",
-        "JWT_PUBLIC_KEY_FILE",
-        "JWT_ALGORITHM",
-        "API_KEYS",
-        "NAMESPACES_DIR",
-        "CONFIG_FILE",
-        "PORT",
-        "HOST",
-        "LOG_FORMAT",
-        "LOG_LEVEL",
-        "REDIS_URL",
-        "REDIS_HOST",
-        "REDIS_PORT",
-        "REDIS_PASSWORD",
-        "ADMIN_USERNAME",
-        "ADMIN_PASSWORD_HASH",
-    ] {
-        cmd.env_remove(var);
+    // The tests decide every setting; nothing leaks in from the developer's shell (a stray
+    // variable that looks like a setting would be warned about, or refused).
+    cmd.env_clear();
+    for keep in ["PATH", "RUST_BACKTRACE"] {
+        if let Some(value) = std::env::var_os(keep) {
+            cmd.env(keep, value);
+        }
     }
     cmd
+}
+
+/// Runs `cmd` to its end, which must come within `limit`: a gateway that started serving
+/// instead of refusing to is killed, and the test fails.
+fn exit_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("still running after {limit:?}, so it started: {}", String::from_utf8_lossy(&out.stdout));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 fn write_spec(dir: &std::path::Path, name: &str, text: &str) {
@@ -112,6 +114,57 @@ fn a_log_level_that_would_silence_every_log_refuses_to_start() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("LOG_LEVEL: `loud` is not a level"), "{stderr}");
+}
+
+#[test]
+fn auth_settings_without_their_key_refuse_to_start_rather_than_run_dev_mode() {
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[("JWT_ALGORITHM", "RS256")],
+            "JWT_ALGORITHM is RS256, but JWT_PUBLIC_KEY (or JWT_PUBLIC_KEY_FILE) is not set",
+        ),
+        (
+            &[("JWT_ISSUER", "https://auth.example")],
+            "JWT_ISSUER is set, but neither JWT_SECRET (HS256) nor JWT_PUBLIC_KEY",
+        ),
+        (&[("API_KEY", "k1")], "API_KEY is not a setting of the gateway (did you mean API_KEYS?)"),
+        (&[("JWT_SECRET", "s"), ("API_KEYS", ",")], "API_KEYS is set but holds no key"),
+    ];
+    for (env, message) in cases {
+        let mut cmd = gateway();
+        cmd.env("PORT", "0").env("HOST", "127.0.0.1").envs(env.iter().copied());
+        let out = exit_within(&mut cmd, Duration::from_secs(10));
+        assert_eq!(out.status.code(), Some(1), "{env:?} must not start");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with(&format!("error: {message}")), "{env:?}: {stderr}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"), "{env:?}");
+    }
+}
+
+#[test]
+fn config_values_that_do_not_parse_say_what_was_expected_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.yaml");
+    std::fs::write(&file, "jwt_secret: s\nredis_db: abc\n").unwrap();
+    let out = exit_within(gateway().arg("--config").arg(&file), Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!("error: {}:2:11: expected a whole number from 0 to 4294967295\n", file.display());
+    assert!(stderr.starts_with(&expected), "{stderr}");
+    assert!(stderr.contains("    | redis_db: abc\n    |           ^"), "{stderr}");
+
+    let out = exit_within(gateway().env("JWT_SECRET", "s").env("WS_PING_INTERVAL", "soon"), Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "error: WS_PING_INTERVAL: `soon` is not a duration: write milliseconds (60000) or a number with a unit"
+        ),
+        "{stderr}"
+    );
+    let out = exit_within(gateway().env("JWT_SECRET", "s").env("PORT", "30OO"), Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: PORT: `30OO` is not a whole number from 0 to 65535"), "{stderr}");
 }
 
 #[test]
@@ -213,6 +266,8 @@ struct Process {
     lines: Box<dyn Iterator<Item = Value> + Send>,
     /// Log lines before `listening`.
     before: Vec<Value>,
+    /// The `listening` line.
+    listening: Value,
     addr: std::net::SocketAddr,
 }
 
@@ -245,14 +300,15 @@ fn start_with(env: &[(&str, &str)], prepare: impl FnOnce(&std::process::ChildStd
     let mut lines =
         BufReader::new(stdout).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str::<Value>(&l).ok());
     let mut before = Vec::new();
-    let addr = loop {
+    let listening = loop {
         let line = lines.next().unwrap_or_else(|| panic!("the gateway exited before listening: {before:?}"));
         if line["message"] == "listening" {
-            break line["addr"].as_str().unwrap().parse().unwrap();
+            break line;
         }
         before.push(line);
     };
-    Process { child, lines: Box::new(lines), before, addr }
+    let addr = listening["addr"].as_str().unwrap().parse().unwrap();
+    Process { child, lines: Box::new(lines), before, listening, addr }
 }
 
 #[tokio::test]
@@ -277,6 +333,84 @@ async fn dev_mode_starts_without_config_and_hands_out_a_working_token_and_key() 
         .unwrap();
     assert_eq!(res.status(), 202);
     assert_eq!(client.wait_for("update").await["type"], "execution.started");
+}
+
+#[test]
+fn a_misspelt_setting_is_warned_about_by_its_right_name() {
+    let gw = start(&[("JWT_SECRET", crate::helpers::SECRET), ("REDIS_URI", "redis://cache"), ("API_KEY", "k1")]);
+    let warnings: Vec<&str> =
+        gw.before.iter().filter(|l| l["level"] == "WARN").filter_map(|l| l["message"].as_str()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "API_KEY is not a setting of the gateway and is ignored (did you mean API_KEYS?)",
+            "REDIS_URI is not a setting of the gateway and is ignored (did you mean REDIS_URL?)",
+        ]
+    );
+    let out = gateway().arg("check").env("WS_PING_INTERVALS", "1000").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "warning: WS_PING_INTERVALS is not a setting of the gateway and is ignored (did you mean WS_PING_INTERVAL?)\n"
+    );
+}
+
+#[test]
+fn the_start_up_log_tells_the_socket_io_namespace_ws_from_the_plain_endpoint_ws() {
+    let gw = start(&[("JWT_SECRET", crate::helpers::SECRET)]);
+    // `namespaces` is the list as the log shows it, `["/", ...]`.
+    let served: Vec<String> = serde_json::from_str(gw.listening["namespaces"].as_str().unwrap()).unwrap();
+    assert_eq!(served, ["/", "/realtime", "/workflow", "/ws", "/ws (plain WebSocket)"]);
+}
+
+#[test]
+fn on_a_terminal_dev_mode_shows_its_demo_token_and_key_once() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // A pseudo-terminal for stdout and stderr, as `cargo run` in a terminal has.
+    let (mut controller, mut terminal) = (-1, -1);
+    // SAFETY: openpty writes two descriptors, owned from here on; the other arguments may be null.
+    let opened = unsafe {
+        libc::openpty(&mut controller, &mut terminal, std::ptr::null_mut(), std::ptr::null(), std::ptr::null())
+    };
+    assert_eq!(opened, 0, "openpty");
+    let (controller, terminal) = unsafe { (OwnedFd::from_raw_fd(controller), OwnedFd::from_raw_fd(terminal)) };
+    let mut cmd = gateway();
+    cmd.env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(terminal.try_clone().unwrap()))
+        .stderr(Stdio::from(terminal));
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd); // the terminal's last descriptor here: the screen ends when the gateway does
+    let (screen, shown) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut controller = std::fs::File::from(controller);
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = controller.read(&mut chunk) {
+            if screen.send(String::from_utf8_lossy(&chunk[..n]).into_owned()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !text.contains("listening") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match shown.recv_timeout(left) {
+            Ok(more) => text.push_str(&more),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("listening"), "the gateway did not start: {text}");
+    let token_line = text.lines().skip_while(|l| !l.contains("Demo token")).nth(1).expect("the banner shows a token");
+    let token = token_line.trim();
+    assert!(token.starts_with("eyJ"), "{token_line}");
+    assert_eq!(text.matches(token).count(), 1, "the demo token is shown once:\n{text}");
+    let key = text.split_whitespace().find(|w| w.starts_with("dev-")).expect("a demo key");
+    assert_eq!(text.matches(key).count(), 1, "the demo key is shown once:\n{text}");
+    assert!(text.contains("dev mode: JWT_SECRET is not set"), "the log still says it is dev mode");
 }
 
 #[tokio::test]
