@@ -82,7 +82,7 @@ struct ServedBy<A: Adapter> {
 
 impl<A: Adapter> Served for ServedBy<A> {
     fn namespaces(&self) -> Vec<String> {
-        self.engine.specs().map(|s| s.path.clone()).collect()
+        self.engine.specs().map(|s| s.served_as()).collect()
     }
 
     fn spawn_tasks(&self) -> Vec<JoinHandle<()>> {

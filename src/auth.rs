@@ -221,21 +221,36 @@ impl TokenVerifier {
             user_id: Some(Arc::from(user_id)),
             tenant_id: claims.tenant_id.and_then(IdClaim::into_string).map(Arc::from),
             roles: Arc::from(roles),
-            // Whole seconds, rounded down: a socket is never served past its token's `exp`.
-            expires_at: Some(expires_at.floor() as u64),
+            expires_at: Some(whole_seconds(expires_at)),
         })
     }
 
     /// Whether `identity`'s token has expired at `now_ms` (milliseconds since the epoch): from
     /// the instant `exp` plus the leeway on, nothing more is served to it.
     pub fn is_expired(&self, identity: &Identity, now_ms: u64) -> bool {
-        identity.expires_at.is_some_and(|exp| (exp + self.validation.leeway).saturating_mul(1000) <= now_ms)
+        identity.expires_at.is_some_and(|exp| self.expiry_instant_ms(exp) <= now_ms)
     }
 
-    /// The tolerance on `exp`, in seconds.
-    pub fn leeway_secs(&self) -> u64 {
-        self.validation.leeway
+    /// The instant, in milliseconds since the epoch, from which a token with this `exp` (in
+    /// seconds) is expired: `exp` plus the leeway. Saturating: a token whose `exp` is beyond
+    /// what a `u64` of milliseconds holds never expires, rather than wrapping to the past.
+    pub fn expiry_instant_ms(&self, exp: u64) -> u64 {
+        exp.saturating_add(self.validation.leeway).saturating_mul(1000)
     }
+
+    /// The latest `exp` that has expired at `now_ms`, or `None` when none has yet: the same rule
+    /// as [`Self::expiry_instant_ms`] (`exp` is expired iff `exp <= expired_up_to(now_ms)`),
+    /// in the form the expiry queue takes.
+    pub fn expired_up_to(&self, now_ms: u64) -> Option<u64> {
+        (now_ms / 1000).checked_sub(self.validation.leeway)
+    }
+}
+
+/// `exp` (finite, not negative) in whole seconds, rounded down so that a socket is never served
+/// past it. A time past what a `u64` holds (`1e300`) is `u64::MAX`: never, in practice.
+fn whole_seconds(exp: f64) -> u64 {
+    // `u64::MAX as f64` rounds up to 2^64, which no u64 reaches.
+    if exp >= u64::MAX as f64 { u64::MAX } else { exp.floor() as u64 }
 }
 
 /// Where a handshake token was found.
@@ -357,7 +372,7 @@ impl TokenSigner {
             tenant_id: tenant,
             roles,
             iat: now,
-            exp: now + ttl.as_secs().max(1),
+            exp: now.saturating_add(ttl.as_secs().max(1)),
             iss: config.issuer.as_deref(),
             aud: config.audience.as_deref(),
         };
@@ -512,5 +527,42 @@ mod tests {
         let exp = id.expires_at.unwrap();
         assert!(!v.is_expired(&id, exp * 1000 - 1));
         assert!(v.is_expired(&id, exp * 1000), "from the instant exp on");
+    }
+
+    fn with_leeway(secs: u64) -> TokenVerifier {
+        TokenVerifier::new(&JwtConfig { leeway: Duration::from_secs(secs), ..config("secret") }).unwrap()
+    }
+
+    #[test]
+    fn the_leeway_moves_the_expiry_instant_and_the_queue_cutoff_alike() {
+        let v = with_leeway(5);
+        let id = |exp| Identity { expires_at: Some(exp), ..Identity::anonymous() };
+        assert_eq!(v.expiry_instant_ms(100), 105_000);
+        assert!(!v.is_expired(&id(100), 104_999));
+        assert!(v.is_expired(&id(100), 105_000));
+        assert_eq!(v.expired_up_to(104_999), Some(99));
+        assert_eq!(v.expired_up_to(105_000), Some(100));
+        assert_eq!(v.expired_up_to(4_999), None, "nothing has expired before the leeway has passed");
+        assert!(!v.is_expired(&Identity::anonymous(), u64::MAX), "no exp, no expiry");
+    }
+
+    #[test]
+    fn an_exp_beyond_u64_is_never_reached_and_overflows_nothing() {
+        let v = with_leeway(5);
+        let now = now_secs() as f64;
+        // 1e300, u64::MAX itself, and just below it (which f64 rounds to 2^64).
+        let huge = [json!(1e300), json!(u64::MAX), json!(u64::MAX - 1000), json!(1.8446744073709552e19)];
+        for exp in huge {
+            let id = v.verify(&signed(json!({ "sub": "u1", "exp": exp, "nbf": now }))).unwrap();
+            assert_eq!(id.expires_at, Some(u64::MAX), "{exp}");
+            assert_eq!(v.expiry_instant_ms(u64::MAX), u64::MAX);
+            assert!(!v.is_expired(&id, now as u64 * 1000));
+            assert!(!v.is_expired(&id, u64::MAX - 1));
+            assert!(v.expired_up_to(u64::MAX).unwrap() < u64::MAX, "the queue never takes it");
+        }
+        // Far, but within u64: rounded down as usual.
+        let id = v.verify(&signed(json!({ "sub": "u1", "exp": 1e18 }))).unwrap();
+        assert_eq!(id.expires_at, Some(1_000_000_000_000_000_000));
+        assert_eq!(v.expiry_instant_ms(1_000_000_000_000_000_000), u64::MAX, "milliseconds saturate");
     }
 }

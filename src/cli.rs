@@ -16,7 +16,8 @@ lower case); the README's configuration table describes each one:
   Cluster        REDIS_URL (or REDIS_HOST, REDIS_PORT, REDIS_PASSWORD, REDIS_DB), REDIS_PREFIX,
                  REDIS_BROADCAST_CHANNEL, REDIS_EMITTER_KEY
   Transport      WS_PING_INTERVAL, WS_PING_TIMEOUT, WS_UPGRADE_TIMEOUT, WS_CONNECT_TIMEOUT,
-                 WS_MAX_HTTP_BUFFER_SIZE, WS_MAX_BUFFER_SIZE, WS_WRITE_TIMEOUT, ALLOW_EIO3
+                 WS_MAX_HTTP_BUFFER_SIZE, WS_MAX_BUFFER_SIZE, WS_MAX_BUFFER_BYTES, WS_WRITE_TIMEOUT,
+                 ALLOW_EIO3
   Plain ws       WS_NATIVE_PING_INTERVAL, WS_NATIVE_PONG_WAIT, WS_NATIVE_SEND_BUFFER,
                  WS_NATIVE_SEND_BUFFER_BYTES, WS_NATIVE_MAX_MESSAGE_SIZE
   Protection     HTTP_HEADER_TIMEOUT, HTTP_MAX_HEADER_SIZE, MAX_CONNECTIONS_PER_IP,
@@ -27,7 +28,9 @@ lower case); the README's configuration table describes each one:
   Admin view     ADMIN_USERNAME, ADMIN_PASSWORD_HASH (bcrypt: see hash-password), ADMIN_READONLY,
                  ADMIN_MODE
   Operations     NAMESPACES_DIR, LOG_LEVEL, LOG_FORMAT, SHUTDOWN_TIMEOUT, SHUTDOWN_DELAY, CONFIG_FILE
-With no JWT_SECRET or JWT_PUBLIC_KEY the gateway runs in dev mode and prints a demo token.";
+With no JWT_ setting at all the gateway runs in dev mode and prints a demo token; a JWT_ setting
+without a key (JWT_SECRET, JWT_PUBLIC_KEY) is an error. A variable that looks like a misspelt one
+of these is warned about.";
 
 /// A self-hosted, Socket.IO-compatible realtime gateway.
 #[derive(Debug, Parser)]
@@ -85,4 +88,18 @@ pub enum Command {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=16))]
         cost: u32,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_and_readme_mention_every_setting() {
+        let readme = include_str!("../README.md");
+        for name in crate::config::VARIABLES {
+            assert!(ENVIRONMENT.contains(name), "--help does not mention {name}");
+            assert!(readme.contains(&format!("`{name}`")), "the README does not mention `{name}`");
+        }
+    }
 }

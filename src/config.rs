@@ -68,6 +68,99 @@ pub struct Config {
     /// How long a draining node keeps answering (readiness 503) before it closes its sockets
     /// (`SHUTDOWN_DELAY`), so a load balancer can take it out of rotation first.
     pub shutdown_delay: Duration,
+    /// What the operator should hear about the configuration (environment variables that look
+    /// misspelt), said once logging is up.
+    pub warnings: Vec<String>,
+}
+
+/// Every environment variable the gateway reads, as the README's configuration table lists
+/// them. A variable that is none of these but looks like one is taken for a misspelling.
+pub const VARIABLES: &[&str] = &[
+    "PORT",
+    "HOST",
+    "CORS_ORIGINS",
+    "ALLOWED_ORIGINS",
+    "JWT_SECRET",
+    "JWT_PUBLIC_KEY",
+    "JWT_PUBLIC_KEY_FILE",
+    "JWT_ALGORITHM",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "JWT_LEEWAY",
+    "API_KEYS",
+    "AUTH_COOKIE_NAME",
+    "REDIS_URL",
+    "REDIS_HOST",
+    "REDIS_PORT",
+    "REDIS_PASSWORD",
+    "REDIS_DB",
+    "REDIS_PREFIX",
+    "REDIS_BROADCAST_CHANNEL",
+    "REDIS_EMITTER_KEY",
+    "TRUSTED_PROXIES",
+    "WS_PING_INTERVAL",
+    "WS_PING_TIMEOUT",
+    "WS_UPGRADE_TIMEOUT",
+    "WS_MAX_HTTP_BUFFER_SIZE",
+    "WS_MAX_EVENT_SIZE",
+    "WS_MAX_BUFFER_SIZE",
+    "WS_MAX_BUFFER_BYTES",
+    "WS_WRITE_TIMEOUT",
+    "WS_CONNECT_TIMEOUT",
+    "WS_HANDSHAKE_RATE_LIMIT",
+    "WS_BIND_SESSION_TO_IP",
+    "SOCKETIO_PATH",
+    "ALLOW_EIO3",
+    "HTTP_HEADER_TIMEOUT",
+    "HTTP_MAX_HEADER_SIZE",
+    "MAX_CONNECTIONS_PER_IP",
+    "WS_MAX_ROOMS_PER_SOCKET",
+    "WS_MAX_EVENTS_PER_SECOND",
+    "WS_CLEANUP_INTERVAL",
+    "WS_METRICS_INTERVAL",
+    "WS_NATIVE_PING_INTERVAL",
+    "WS_NATIVE_PONG_WAIT",
+    "WS_NATIVE_SEND_BUFFER",
+    "WS_NATIVE_SEND_BUFFER_BYTES",
+    "WS_NATIVE_MAX_MESSAGE_SIZE",
+    "API_MAX_BODY_SIZE",
+    "API_MAX_BATCH",
+    "STATE_MAX_BYTES_PER_TENANT",
+    "STATE_MAX_BYTES",
+    "NAMESPACES_DIR",
+    "ADMIN_USERNAME",
+    "ADMIN_PASSWORD_HASH",
+    "ADMIN_READONLY",
+    "ADMIN_MODE",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "SHUTDOWN_TIMEOUT",
+    "SHUTDOWN_DELAY",
+    "CONFIG_FILE",
+];
+
+/// Settings about client tokens and API keys: a gateway given any of them is meant to verify
+/// real credentials, so it never falls back to dev mode's random secret and demo key.
+const AUTH_VARIABLES: &[&str] = &[
+    "JWT_SECRET",
+    "JWT_PUBLIC_KEY",
+    "JWT_PUBLIC_KEY_FILE",
+    "JWT_ALGORITHM",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "JWT_LEEWAY",
+    "API_KEYS",
+];
+
+/// The environment variables in `present` that are no setting but look like one: each with the
+/// setting it probably meant.
+fn misspelt_variables(present: &[String]) -> Vec<(&str, &'static str)> {
+    let mut misspelt: Vec<(&str, &'static str)> = present
+        .iter()
+        .filter_map(|name| Some((name.as_str(), crate::spec::suggest::closest_variable(name, VARIABLES)?)))
+        .collect();
+    misspelt.sort();
+    misspelt
 }
 
 /// How this node joins a cluster through Redis.
@@ -371,7 +464,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(ms) = s.parse::<u64>() {
         return Ok(Duration::from_millis(ms));
     }
-    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration (milliseconds, or e.g. 30s, 1m): {e}"))
+    humantime::parse_duration(s).map_err(|e| crate::parse_errors::duration(s, &e))
 }
 
 /// Parses a rate such as `600/1m` (600 per minute, burst 600); `0` or `off` turns it off.
@@ -438,20 +531,29 @@ impl Config {
     /// (if any), then the environment.
     pub fn load(config_file: Option<&Path>) -> anyhow::Result<Self> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let present: Vec<String> = std::env::vars_os()
+            .filter_map(|(name, value)| Some(name.into_string().ok()?).filter(|_| !value.is_empty()))
+            .collect();
         let file_path = config_file.map(Path::to_path_buf).or_else(|| env("CONFIG_FILE").map(PathBuf::from));
         let file = match &file_path {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read config file {}", path.display()))?;
-                serde_saphyr::from_str::<FileConfig>(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                serde_saphyr::from_str::<FileConfig>(&text).map_err(|e| file_error(path, &text, &e))?
             }
             None => FileConfig::default(),
         };
-        Self::from_sources(file, env)
+        Self::from_sources(file, &present, env)
     }
 
     /// Builds a config from a parsed file and an environment lookup; `env` wins over `file`.
-    fn from_sources(file: FileConfig, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+    /// `present` names the variables the environment has, to find misspelt ones.
+    fn from_sources(
+        file: FileConfig,
+        present: &[String],
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Self> {
+        let misspelt = misspelt_variables(present);
         let duration = |name: &str, file: Option<DurationSetting>, default_ms: u64| -> anyhow::Result<Duration> {
             match env(name) {
                 Some(v) => parse_duration(&v).map_err(|e| anyhow::anyhow!("{name}: {e}")),
@@ -465,7 +567,12 @@ impl Config {
             default: T,
         ) -> anyhow::Result<T> {
             match env(name) {
-                Some(v) => v.trim().parse().map_err(|_| anyhow::anyhow!("{name}: `{v}` is not a valid number")),
+                Some(v) => v.trim().parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "{name}: `{v}` is not {}",
+                        crate::parse_errors::expected(std::any::type_name::<T>())
+                    )
+                }),
                 None => Ok(file.unwrap_or(default)),
             }
         }
@@ -515,6 +622,15 @@ impl Config {
             (None, None) => None,
         };
         let algorithm = env("JWT_ALGORITHM").or(file.jwt_algorithm);
+        // The first token setting given, for when no key is.
+        let token_setting = [
+            ("JWT_ISSUER", file.jwt_issuer.is_some()),
+            ("JWT_AUDIENCE", file.jwt_audience.is_some()),
+            ("JWT_LEEWAY", file.jwt_leeway.is_some()),
+        ]
+        .into_iter()
+        .find(|(name, in_file)| *in_file || env(name).is_some())
+        .map(|(name, _)| name);
         let (key, dev_mode) = match (secret, public_pem) {
             (Some(_), Some(_)) => bail!("set either JWT_SECRET (HS256) or JWT_PUBLIC_KEY (RS256/ES256), not both"),
             (Some(secret), None) => {
@@ -534,7 +650,10 @@ impl Config {
                 };
                 (JwtKey::Public { algorithm, pem }, false)
             }
-            (None, None) => (JwtKey::Hs256(SecretString::from(random_hex(32))), true),
+            (None, None) => {
+                no_auth_settings(algorithm.as_deref(), token_setting, &misspelt)?;
+                (JwtKey::Hs256(SecretString::from(random_hex(32))), true)
+            }
         };
         let jwt = JwtConfig {
             key,
@@ -550,13 +669,12 @@ impl Config {
             },
         };
 
-        let mut api_keys: Vec<SecretString> = env("API_KEYS")
-            .map(list)
-            .or(file.api_keys.map(|keys| keys.into_vec(list)))
-            .unwrap_or_default()
-            .into_iter()
-            .map(SecretString::from)
-            .collect();
+        let api_keys_given = env("API_KEYS").map(list).or(file.api_keys.map(|keys| keys.into_vec(list)));
+        if api_keys_given.as_ref().is_some_and(Vec::is_empty) {
+            bail!("API_KEYS is set but holds no key: list the keys, separated by commas");
+        }
+        let mut api_keys: Vec<SecretString> =
+            api_keys_given.unwrap_or_default().into_iter().map(SecretString::from).collect();
         // Dev mode should be usable end to end with nothing configured, publish API included.
         let api_key_generated = dev_mode && api_keys.is_empty();
         if api_key_generated {
@@ -720,12 +838,19 @@ impl Config {
             log_format,
             shutdown_timeout: duration("SHUTDOWN_TIMEOUT", file.shutdown_timeout, 10_000)?,
             shutdown_delay: duration("SHUTDOWN_DELAY", file.shutdown_delay, 0)?,
+            warnings: misspelt
+                .iter()
+                .map(|(name, meant)| {
+                    format!("{name} is not a setting of the gateway and is ignored (did you mean {meant}?)")
+                })
+                .collect(),
         })
     }
 
     /// A config for tests: loopback, port 0, a known secret and API key, fast timers.
     pub fn for_tests(jwt_secret: &str, api_key: &str) -> Self {
-        let mut config = Self::from_sources(FileConfig::default(), |_| None).expect("the defaults are a valid config");
+        let mut config =
+            Self::from_sources(FileConfig::default(), &[], |_| None).expect("the defaults are a valid config");
         config.listen = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
         config.jwt.key = JwtKey::Hs256(SecretString::from(jwt_secret.to_string()));
         config.dev_mode = false;
@@ -736,6 +861,53 @@ impl Config {
         config.shutdown_timeout = Duration::from_secs(2);
         config
     }
+}
+
+/// Dev mode's random secret and demo key are for a gateway given no auth setting at all. A token
+/// setting without a key to verify with, or a variable that looks like a misspelt auth setting,
+/// means someone meant real credentials and one is missing: that is a start-up error, not a
+/// production node quietly on a random secret and a demo key.
+fn no_auth_settings(
+    algorithm: Option<&str>,
+    token_setting: Option<&str>,
+    misspelt: &[(&str, &'static str)],
+) -> anyhow::Result<()> {
+    let missing_key = "there is no key to verify tokens with";
+    match algorithm.map(str::to_ascii_uppercase).as_deref() {
+        Some(alg @ ("RS256" | "ES256")) => {
+            bail!("JWT_ALGORITHM is {alg}, but JWT_PUBLIC_KEY (or JWT_PUBLIC_KEY_FILE) is not set: {missing_key}")
+        }
+        Some("HS256") => bail!("JWT_ALGORITHM is HS256, but JWT_SECRET is not set: {missing_key}"),
+        Some(other) => bail!("JWT_ALGORITHM: `{other}` is not HS256, RS256 or ES256, and no key is set"),
+        None => {}
+    }
+    if let Some(name) = token_setting {
+        bail!(
+            "{name} is set, but neither JWT_SECRET (HS256) nor JWT_PUBLIC_KEY (RS256, ES256) is: {missing_key} \
+             (dev mode, on a random secret, starts only when no JWT_ setting is given)"
+        );
+    }
+    if let Some((name, meant)) = misspelt.iter().find(|(_, meant)| AUTH_VARIABLES.contains(meant)) {
+        bail!(
+            "{name} is not a setting of the gateway (did you mean {meant}?): without JWT_SECRET or JWT_PUBLIC_KEY \
+             the gateway would start in dev mode, on a random secret and a demo API key. Correct the name, or \
+             remove it to try dev mode"
+        );
+    }
+    Ok(())
+}
+
+/// A config file that does not parse: `file:line:column: what was expected`, then the line
+/// with a caret under the value, as `check` shows spec errors.
+fn file_error(path: &Path, text: &str, e: &serde_saphyr::Error) -> anyhow::Error {
+    let message = crate::parse_errors::yaml(e);
+    let Some(at) = e.location().filter(|at| at.line() > 0) else {
+        return anyhow::anyhow!("{}: {message}", path.display());
+    };
+    let (line, column) = (at.line(), at.column());
+    let source = text.lines().nth(line as usize - 1).unwrap_or_default();
+    let caret = format!("{}^", " ".repeat(column.saturating_sub(1) as usize));
+    anyhow::anyhow!("{}:{line}:{column}: {message}\n    | {source}\n    | {caret}", path.display())
 }
 
 /// `ADMIN_PASSWORD_HASH`, checked to be a bcrypt hash (`$2a$`, `$2b$` or `$2y$`), which is what
@@ -824,7 +996,8 @@ mod tests {
 
     fn from_env(vars: &[(&str, &str)]) -> anyhow::Result<Config> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_sources(FileConfig::default(), |k| map.get(k).cloned())
+        let present: Vec<String> = map.keys().cloned().collect();
+        Config::from_sources(FileConfig::default(), &present, |k| map.get(k).cloned())
     }
 
     #[test]
@@ -917,7 +1090,7 @@ mod tests {
     fn file_lists_may_be_written_like_the_environment() {
         let file: FileConfig =
             serde_saphyr::from_str("api_keys: k1,k2\ncors_origins: [\"https://a.example\"]\n").unwrap();
-        let c = Config::from_sources(file, |_| None).unwrap();
+        let c = Config::from_sources(file, &[], |_| None).unwrap();
         assert_eq!(c.api_keys.len(), 2);
         assert_eq!(c.cors_origins, vec!["https://a.example"]);
     }
@@ -961,8 +1134,107 @@ mod tests {
     }
 
     #[test]
-    fn bad_numbers_name_the_variable() {
+    fn bad_numbers_name_the_variable_and_say_what_was_expected() {
         let err = from_env(&[("WS_MAX_HTTP_BUFFER_SIZE", "lots")]).unwrap_err();
-        assert!(err.to_string().contains("WS_MAX_HTTP_BUFFER_SIZE"), "{err}");
+        assert_eq!(err.to_string(), "WS_MAX_HTTP_BUFFER_SIZE: `lots` is not a whole number, 0 or more");
+        let err = from_env(&[("WS_MAX_EVENTS_PER_SECOND", "-1")]).unwrap_err();
+        assert_eq!(err.to_string(), "WS_MAX_EVENTS_PER_SECOND: `-1` is not a whole number from 0 to 4294967295");
+        let err = from_env(&[("WS_PING_INTERVAL", "soon")]).unwrap_err().to_string();
+        assert!(err.starts_with("WS_PING_INTERVAL: `soon` is not a duration: write milliseconds"), "{err}");
+    }
+
+    #[test]
+    fn config_file_values_say_what_was_expected_and_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.yaml");
+        std::fs::write(&path, "port: 3000\nws_max_events_per_second: many\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        let at = format!("{}:2:27: expected a whole number from 0 to 4294967295", path.display());
+        assert!(err.starts_with(&at), "{err}");
+        assert!(err.contains("| ws_max_events_per_second: many\n    |                           ^"), "{err}");
+        std::fs::write(&path, "api_key: k1\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("unknown field `api_key`") && err.contains("(did you mean `api_keys`?)"), "{err}");
+    }
+
+    #[test]
+    fn a_token_setting_without_a_key_refuses_to_start_instead_of_dev_mode() {
+        let refused = |vars: &[(&str, &str)]| from_env(vars).unwrap_err().to_string();
+        let err = refused(&[("JWT_ALGORITHM", "RS256")]);
+        assert!(
+            err.contains("JWT_ALGORITHM is RS256, but JWT_PUBLIC_KEY (or JWT_PUBLIC_KEY_FILE) is not set"),
+            "{err}"
+        );
+        assert!(refused(&[("JWT_ALGORITHM", "es256")]).contains("JWT_PUBLIC_KEY"));
+        assert!(refused(&[("JWT_ALGORITHM", "HS256")]).contains("but JWT_SECRET is not set"));
+        for setting in ["JWT_ISSUER", "JWT_AUDIENCE", "JWT_LEEWAY"] {
+            let err = refused(&[(setting, "5")]);
+            assert!(err.starts_with(&format!("{setting} is set, but neither JWT_SECRET")), "{err}");
+        }
+        let file: FileConfig = serde_saphyr::from_str("jwt_issuer: https://auth.example\n").unwrap();
+        assert!(Config::from_sources(file, &[], |_| None).is_err(), "from the file too");
+        let with_key = from_env(&[("JWT_SECRET", "s"), ("JWT_ALGORITHM", "HS256"), ("JWT_ISSUER", "i")]).unwrap();
+        assert!(!with_key.dev_mode);
+        let err = refused(&[("JWT_SECRET", "s"), ("API_KEYS", " , ")]);
+        assert!(err.contains("API_KEYS is set but holds no key"), "{err}");
+    }
+
+    #[test]
+    fn a_misspelt_auth_variable_never_starts_dev_mode() {
+        for (name, meant) in
+            [("API_KEY", "API_KEYS"), ("JWT_SECRETS", "JWT_SECRET"), ("JWT_PUBLICKEY", "JWT_PUBLIC_KEY")]
+        {
+            let err = from_env(&[(name, "x")]).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{name} is not a setting of the gateway (did you mean {meant}?)")),
+                "{err}"
+            );
+            assert!(err.contains("dev mode"), "{err}");
+        }
+        assert!(from_env(&[("LOGLEVEL", "debug")]).unwrap().dev_mode, "other misspellings are warnings");
+    }
+
+    #[test]
+    fn misspelt_variables_are_warned_about_with_the_right_name() {
+        let c = from_env(&[
+            ("JWT_SECRET", "s"),
+            ("API_KEY", "k1"),
+            ("REDIS_URI", "redis://cache"),
+            ("PING_INTERVAL", "5s"),
+            ("PATH", "/usr/bin"),
+            ("HOSTNAME", "gw-1"),
+            ("ADMIN_ROLES", "x"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.warnings,
+            [
+                "API_KEY is not a setting of the gateway and is ignored (did you mean API_KEYS?)",
+                "PING_INTERVAL is not a setting of the gateway and is ignored (did you mean WS_PING_INTERVAL?)",
+                "REDIS_URI is not a setting of the gateway and is ignored (did you mean REDIS_URL?)",
+            ]
+        );
+        assert!(c.api_keys.is_empty(), "a misspelt name is not read");
+        assert!(from_env(&[("JWT_SECRET", "s"), ("API_KEYS", "k")]).unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn every_variable_read_is_a_listed_setting_and_every_setting_is_read() {
+        let asked = std::cell::RefCell::new(std::collections::BTreeSet::from(["CONFIG_FILE".to_string()]));
+        let hash = "$2b$04$S2tRZKnsgKDUd5F0ZMX1mOyHpyfE7eQ6Mc71ek3xsB4q9d5pCngZ2";
+        // Some settings are read only beside others (REDIS_PORT with REDIS_HOST, ADMIN_MODE with
+        // the admin's credentials): these two environments read them all.
+        let environments: [&[(&str, &str)]; 2] =
+            [&[], &[("REDIS_HOST", "cache"), ("ADMIN_USERNAME", "root"), ("ADMIN_PASSWORD_HASH", hash)]];
+        for vars in environments {
+            let map: HashMap<&str, &str> = vars.iter().copied().collect();
+            Config::from_sources(FileConfig::default(), &[], |k| {
+                asked.borrow_mut().insert(k.to_string());
+                map.get(k).map(|v| v.to_string())
+            })
+            .unwrap();
+        }
+        let listed: std::collections::BTreeSet<String> = VARIABLES.iter().map(|v| v.to_string()).collect();
+        assert_eq!(asked.into_inner(), listed, "config::VARIABLES is every variable read, and only those");
     }
 }

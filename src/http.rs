@@ -166,7 +166,9 @@ fn authorized_json<A: Adapter>(
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(state.max_body_bytes),
         _ => ApiError::BadRequest(rejection.body_text()),
     })?;
-    serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+    serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!("the body is not valid JSON: {}", crate::parse_errors::json(&body, &e)))
+    })
 }
 
 /// Like [`authorized_json`], for endpoints whose body is one object shaped like `shape`.

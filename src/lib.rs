@@ -15,6 +15,7 @@
 //! - [`app`]: assembles everything on one port and runs it; [`server`]: the accept loop;
 //!   [`connection`]: what guards each TCP connection; [`sessions`]: the Engine.IO front;
 //!   [`backlog`]: how far behind a Socket.IO client's transport is.
+//! - [`parse_errors`]: what a value that does not parse is told as, in its writer's terms.
 //! - [`cli`], [`telemetry`], [`memory`]: the binary's helpers.
 
 pub mod admin;
@@ -31,6 +32,7 @@ pub mod http;
 pub mod memory;
 pub mod metrics;
 pub mod page;
+pub mod parse_errors;
 pub mod rooms;
 pub mod server;
 pub mod sessions;

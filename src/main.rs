@@ -41,7 +41,11 @@ fn main() -> ExitCode {
 
 fn serve(config_file: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_file)?;
-    telemetry::init(&config.log_level, config.log_format)?;
+    // Dropped last, after the runtime has stopped: what is still queued is written out then.
+    let _logs = telemetry::init(&config.log_level, config.log_format)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
     memory::tune_allocator();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -61,7 +65,9 @@ fn announce_dev_mode(config: &Config, addr: std::net::SocketAddr) -> anyhow::Res
     let token = dev.token();
     let api_key = dev.api_key();
     let port = addr.port();
-    if std::io::stderr().is_terminal() {
+    // On a terminal the banner shows the token and key; the log line then does not repeat them.
+    let banner = std::io::stderr().is_terminal();
+    if banner {
         eprintln!();
         eprintln!("  DEV MODE: JWT_SECRET is not set, so tokens are signed with a random secret that dies with");
         eprintln!("  this process. Do not run this in production: set JWT_SECRET (or JWT_PUBLIC_KEY) and API_KEYS.");
@@ -81,11 +87,15 @@ fn announce_dev_mode(config: &Config, addr: std::net::SocketAddr) -> anyhow::Res
         );
         eprintln!();
     }
-    tracing::warn!(
-        demo_token = %token,
-        demo_api_key = api_key.unwrap_or("(set by API_KEYS)"),
-        "dev mode: JWT_SECRET is not set; tokens use a random secret. Not for production"
-    );
+    if banner {
+        tracing::warn!("dev mode: JWT_SECRET is not set; tokens use a random secret. Not for production");
+    } else {
+        tracing::warn!(
+            demo_token = %token,
+            demo_api_key = api_key.unwrap_or("(set by API_KEYS)"),
+            "dev mode: JWT_SECRET is not set; tokens use a random secret. Not for production"
+        );
+    }
     Ok(())
 }
 
@@ -117,23 +127,26 @@ async fn shutdown_signal() {
     }
 }
 
+/// The config, for a subcommand: its warnings go to stderr, as there are no logs.
+fn load_config(config_file: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    let config = Config::load(config_file)?;
+    for warning in &config.warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(config)
+}
+
 fn check(config_file: Option<&std::path::Path>, dir: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
     let (loaded, source) = match dir {
         Some(dir) => (spec::load_dir(&dir), dir.display().to_string()),
-        None => match Config::load(config_file)?.namespaces {
+        None => match load_config(config_file)?.namespaces {
             NamespaceSource::Dir(dir) => (spec::load_dir(&dir), dir.display().to_string()),
             NamespaceSource::Embedded => (spec::load_embedded(), "the built-in specs".to_string()),
         },
     };
     match loaded {
         Ok(specs) => {
-            let paths: Vec<String> = specs
-                .iter()
-                .map(|s| match s.transport {
-                    spec::Transport::SocketIo => s.path.clone(),
-                    spec::Transport::WebSocket => format!("{} (plain WebSocket)", s.path),
-                })
-                .collect();
+            let paths: Vec<String> = specs.iter().map(spec::NamespaceSpec::served_as).collect();
             println!("ok: {} namespace spec(s) in {source}: {}", specs.len(), paths.join(", "));
             Ok(ExitCode::SUCCESS)
         }
@@ -152,7 +165,7 @@ fn token(
     roles: &[String],
     ttl: &str,
 ) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config_file)?;
+    let config = load_config(config_file)?;
     if config.dev_mode {
         anyhow::bail!(
             "JWT_SECRET is not set. A gateway in dev mode signs with a random secret of its own (use the token it printed), \
@@ -169,7 +182,7 @@ fn token(
 /// runtime, no HTTP client): a container's `HEALTHCHECK` in an image that has no curl. Exit 0 on
 /// a 200, 1 otherwise, as Docker expects.
 fn healthcheck(config_file: Option<&std::path::Path>, timeout: &str) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config_file)?;
+    let config = load_config(config_file)?;
     let timeout = parse_duration(timeout).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
     anyhow::ensure!(config.listen.port() != 0, "PORT is 0: there is no known port to probe");
     // A gateway bound to every address (HOST=0.0.0.0 or ::) is reached on loopback.

@@ -20,8 +20,15 @@ use std::{
 };
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, prometheus_text},
-    metrics::{counter::Counter, family::Family, gauge::Gauge, info::Info},
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric, prometheus_text},
+    metrics::{
+        MetricType,
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::Gauge,
+        info::Info,
+    },
     registry::{Registry, Unit},
 };
 
@@ -425,6 +432,7 @@ impl Metrics {
                 Family::new_with_constructor(|| Histogram::new(DELIVERY_BUCKETS)),
             ),
         };
+        r.register_collector(Box::new(LogLinesDropped));
         let cluster = clustered.then(|| cluster_metrics(r));
         Self {
             registry,
@@ -544,6 +552,27 @@ fn registry_info(registry: &mut Registry) {
     );
 }
 
+/// `log_lines_dropped_total{reason}`, read from [`crate::telemetry`] at each scrape: the log
+/// writer counts on its own, from before the metrics exist.
+#[derive(Debug)]
+struct LogLinesDropped;
+
+impl Collector for LogLinesDropped {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let dropped = crate::telemetry::dropped_lines();
+        let mut family = encoder.encode_descriptor(
+            "log_lines_dropped",
+            "Log lines not written, by reason: their place in the code logged more than its rate (rate_limited), or the queue to stdout was full (queue_full).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, count) in [("rate_limited", dropped.rate_limited), ("queue_full", dropped.queue_full)] {
+            ConstCounter::new(count).encode(family.encode_family(&ReasonLabel { reason })?)?;
+        }
+        Ok(())
+    }
+}
+
 fn cluster_metrics(r: &mut Registry) -> ClusterMetrics {
     let reconnects = registered(
         r,
@@ -611,6 +640,8 @@ mod tests {
             "realtime_gateway_client_event_duration_seconds_count{namespace=\"/workflow\",protocol=\"socketio\",event=\"subscribe\"} 1",
             "realtime_gateway_client_event_duration_seconds_bucket{namespace=\"/workflow\",protocol=\"socketio\",event=\"_other\",le=\"0.0001\"} 1",
             "realtime_gateway_build_info{version=\"0.1.0\"} 1",
+            "realtime_gateway_log_lines_dropped_total{reason=\"rate_limited\"} 0",
+            "realtime_gateway_log_lines_dropped_total{reason=\"queue_full\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
         }

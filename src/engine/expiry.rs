@@ -39,7 +39,11 @@ impl ExpiryQueue {
     /// Takes every entry with `exp <= cutoff`.
     pub fn take_due(&self, cutoff: u64) -> Vec<(u64, usize, MemberKey)> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let later = entries.split_off(&(cutoff.saturating_add(1), 0, MemberKey::MIN));
+        // Entries from `cutoff + 1` on stay; a cutoff of `u64::MAX` leaves none.
+        let later = match cutoff.checked_add(1) {
+            Some(first_later) => entries.split_off(&(first_later, 0, MemberKey::MIN)),
+            None => BTreeSet::new(),
+        };
         std::mem::replace(&mut *entries, later).into_iter().collect()
     }
 
@@ -79,6 +83,17 @@ mod tests {
         assert_eq!(q.take_due(1000), vec![(200, 0, b)]);
         assert_eq!(q.len(), 0);
         assert_eq!(q.next(), None);
+    }
+
+    #[test]
+    fn an_entry_at_the_end_of_time_is_kept_until_the_last_cutoff() {
+        let q = ExpiryQueue::default();
+        q.schedule(u64::MAX, 0, MemberKey::Conn(1));
+        q.schedule(u64::MAX - 1, 0, MemberKey::Conn(2));
+        assert!(q.take_due(u64::MAX - 2).is_empty());
+        assert_eq!(q.take_due(u64::MAX - 1), vec![(u64::MAX - 1, 0, MemberKey::Conn(2))]);
+        assert_eq!(q.take_due(u64::MAX), vec![(u64::MAX, 0, MemberKey::Conn(1))]);
+        assert_eq!(q.len(), 0);
     }
 
     #[tokio::test]

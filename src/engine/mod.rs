@@ -219,18 +219,21 @@ async fn expire_tokens<A: Adapter>(
     endpoints: Arc<[Arc<native::Endpoint>]>,
     shared: Arc<Shared>,
 ) {
-    let leeway = shared.verifier.leeway_secs();
+    // Also the longest sleep: a far-off (or never) expiry is looked at again once an hour.
+    const IDLE: Duration = Duration::from_secs(3600);
+    let verifier = &shared.verifier;
     loop {
         let now = clock::now_millis();
         let due_in = match shared.expiry.next() {
-            Some(exp) => Duration::from_millis((exp + leeway).saturating_mul(1000).saturating_sub(now)),
-            None => Duration::from_secs(3600),
+            Some(exp) => Duration::from_millis(verifier.expiry_instant_ms(exp).saturating_sub(now)).min(IDLE),
+            None => IDLE,
         };
         tokio::select! {
             () = tokio::time::sleep(due_in) => {}
             () = shared.expiry.earlier_scheduled() => continue,
         }
-        let cutoff = (clock::now_millis() / 1000).saturating_sub(leeway);
+        // Nothing is due before the leeway has passed since the epoch; the queue is then left.
+        let Some(cutoff) = verifier.expired_up_to(clock::now_millis()) else { continue };
         for (exp, index, key) in shared.expiry.take_due(cutoff) {
             match key {
                 MemberKey::Socket(sid) => {

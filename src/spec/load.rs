@@ -162,13 +162,7 @@ fn load_one(file: &str, text: &str) -> Result<NamespaceSpec, Vec<SpecError>> {
 
 /// A YAML or shape error from the parser, as a [`SpecError`] (without the parser's own snippet).
 fn yaml_error(file: &str, e: &serde_saphyr::Error) -> SpecError {
-    let text = e.to_string();
-    let first = text.lines().next().unwrap_or_default();
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    let message = match first.split_once(": ") {
-        Some((prefix, rest)) if prefix.starts_with("line ") => rest,
-        _ => first,
-    };
+    let message = crate::parse_errors::yaml(e);
     match e.location() {
         Some(loc) => SpecError::at(file, loc.line(), loc.column(), message),
         None => SpecError::whole_file(file, message),

@@ -12,7 +12,7 @@ pub mod describe;
 mod load;
 mod raw;
 pub mod schema;
-mod suggest;
+pub(crate) mod suggest;
 pub mod template;
 mod tolerant;
 
@@ -84,6 +84,15 @@ pub struct NamespaceSpec {
 }
 
 impl NamespaceSpec {
+    /// The spec as people are told of it: its path, marked when it is a plain WebSocket endpoint
+    /// (`/ws (plain WebSocket)`), since the Socket.IO namespace `/ws` is another.
+    pub fn served_as(&self) -> String {
+        match self.transport {
+            Transport::SocketIo => self.path.clone(),
+            Transport::WebSocket => format!("{} (plain WebSocket)", self.path),
+        }
+    }
+
     /// The room family called `name`.
     pub fn room_id(&self, name: &str) -> Option<RoomId> {
         self.rooms.iter().position(|r| r.name == name)

@@ -1,5 +1,6 @@
 //! "Did you mean ...?": the known name a misspelt one was probably meant to be, for the errors
-//! `check` reports (unknown fields, rooms, stores, parameters, variables).
+//! `check` reports (unknown fields, rooms, stores, parameters, variables), the config file's
+//! unknown fields and the environment variables that look like a setting's (`config`).
 
 use std::fmt;
 
@@ -29,10 +30,80 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     best.filter(|_| !tied).map(|(_, candidate)| candidate)
 }
 
+/// The setting an environment variable `name` (`API_KEY`) was probably meant to be, among the
+/// `known` ones (`API_KEYS`), when it is none of them. Besides [`closest`]'s typos: a plural
+/// or singular (`TRUSTED_PROXY`), a setting with its prefix changed (`WS_LOG_LEVEL`) or missing
+/// (`PING_INTERVAL`), or a setting cut short (`ADMIN_PASSWORD`). Prefixes are the first word of
+/// the known names that have several (`WS_`, `JWT_`, `REDIS_`, `API_`, `ADMIN_`, ...); only
+/// unambiguous guesses are made.
+pub fn closest_variable<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    if known.contains(&name) {
+        return None;
+    }
+    let unique = |mut found: Vec<&'a str>| {
+        found.dedup();
+        (found.len() == 1).then(|| found[0])
+    };
+    // Singular and plural forms of the last word.
+    let forms: Vec<String> = [
+        name.strip_suffix("IES").map(|stem| format!("{stem}Y")),
+        name.strip_suffix('Y').map(|stem| format!("{stem}IES")),
+        name.strip_suffix("ES").map(str::to_string),
+        name.strip_suffix('S').map(str::to_string),
+        Some(format!("{name}S")),
+        Some(format!("{name}ES")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let Some(meant) = unique(known.iter().copied().filter(|k| forms.iter().any(|f| f == k)).collect()) {
+        return Some(meant);
+    }
+    let prefixes: Vec<&str> = known.iter().filter_map(|k| k.split_once('_').map(|(prefix, _)| prefix)).collect();
+    let words_after_prefix = |k: &'a str| k.split_once('_').map(|(_, rest)| rest);
+    let own_prefix = name.split_once('_').filter(|(prefix, _)| prefixes.contains(prefix));
+    let guesses: Vec<Vec<&'a str>> = match own_prefix {
+        Some((prefix, rest)) => vec![
+            // The same prefix, the setting's last words missing.
+            known.iter().copied().filter(|k| k.starts_with(&format!("{prefix}_{rest}_"))).collect(),
+            // Another prefix (or none) before the same words; not a bare `PORT` or `HOST`: too common.
+            known
+                .iter()
+                .copied()
+                .filter(|k| rest.len() >= 6 && (*k == rest || words_after_prefix(k) == Some(rest)))
+                .collect(),
+        ],
+        // A known prefix missing; names of one word (`USERNAME`, `PASSWORD`) are too common to guess at.
+        None if name.contains('_') => {
+            vec![known.iter().copied().filter(|k| words_after_prefix(k) == Some(name)).collect()]
+        }
+        None => vec![],
+    };
+    guesses.into_iter().find_map(unique).or_else(|| match own_prefix {
+        // A typo after a known prefix: judged on the words after it, so a long shared prefix
+        // does not stretch how different they may be (`ADMIN_ROLES` is not `ADMIN_MODE`).
+        Some((prefix, rest)) => {
+            let same_prefix = known.iter().copied().filter(|k| k.split_once('_').is_some_and(|(p, _)| p == prefix));
+            let rests: Vec<(&'a str, &'a str)> =
+                same_prefix.filter_map(|k| Some((words_after_prefix(k)?, k))).collect();
+            let meant = closest(rest, rests.iter().map(|(r, _)| *r))?;
+            rests.iter().find(|(r, _)| *r == meant).map(|(_, k)| *k)
+        }
+        None => closest(name, known.iter().copied()),
+    })
+}
+
 /// ` (did you mean `x`?)` when there is a suggestion, or nothing: the one wording of every
 /// suggestion.
 pub fn did_you_mean(suggestion: Option<impl fmt::Display>) -> String {
     suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default()
+}
+
+/// The message for an unknown field of a YAML mapping (a spec's or the config file's): the
+/// fields there are, and the one probably meant.
+pub fn unknown_field(field: &str, known: &[&str]) -> String {
+    let meant = closest(field, known.iter().copied());
+    format!("unknown field `{field}`, expected one of {}{}", known.join(", "), did_you_mean(meant))
 }
 
 /// Edit distance in characters: insertions, deletions, substitutions and swaps of two
@@ -92,6 +163,51 @@ mod tests {
     fn a_tie_suggests_nothing() {
         assert_eq!(closest("rom", ["roma", "romb"]), None);
         assert_eq!(closest("rom", ["roma", "room2"]), Some("roma"));
+    }
+
+    #[test]
+    fn misspelt_environment_variables_find_their_setting() {
+        let known = [
+            "PORT",
+            "HOST",
+            "API_KEYS",
+            "JWT_SECRET",
+            "JWT_PUBLIC_KEY",
+            "JWT_PUBLIC_KEY_FILE",
+            "TRUSTED_PROXIES",
+            "CORS_ORIGINS",
+            "WS_PING_INTERVAL",
+            "LOG_LEVEL",
+            "REDIS_URL",
+            "REDIS_PASSWORD",
+            "ADMIN_USERNAME",
+            "ADMIN_PASSWORD_HASH",
+            "WS_MAX_EVENT_SIZE",
+        ];
+        let meant = |name: &str| closest_variable(name, &known);
+        assert_eq!(meant("API_KEY"), Some("API_KEYS"), "singular");
+        assert_eq!(meant("TRUSTED_PROXY"), Some("TRUSTED_PROXIES"), "singular of -ies");
+        assert_eq!(meant("CORS_ORIGIN"), Some("CORS_ORIGINS"));
+        assert_eq!(meant("JWT_SECRETS"), Some("JWT_SECRET"), "plural");
+        assert_eq!(meant("REDIS_URI"), Some("REDIS_URL"), "a typo");
+        assert_eq!(meant("JWT_SECERT"), Some("JWT_SECRET"), "swapped letters");
+        assert_eq!(meant("WS_LOG_LEVEL"), Some("LOG_LEVEL"), "another prefix");
+        assert_eq!(meant("API_MAX_EVENT_SIZE"), Some("WS_MAX_EVENT_SIZE"), "another prefix");
+        assert_eq!(meant("PING_INTERVAL"), Some("WS_PING_INTERVAL"), "a missing prefix");
+        assert_eq!(meant("PUBLIC_KEY"), Some("JWT_PUBLIC_KEY"), "a missing prefix");
+        assert_eq!(meant("ADMIN_PASSWORD"), Some("ADMIN_PASSWORD_HASH"), "cut short");
+        assert_eq!(meant("JWT_PUBLIC"), None, "cut short, but two settings go on from there");
+        for unrelated in
+            ["PATH", "HOME", "HOSTNAME", "USER", "USERNAME", "PASSWORD", "TERM", "LANG", "WS_PORT", "API_PORT"]
+        {
+            assert_eq!(meant(unrelated), None, "{unrelated}");
+        }
+        assert_eq!(meant("REDIS_SERVICE_HOST"), None, "what Kubernetes sets for a service named redis");
+        assert_eq!(meant("ADMIN_ROLES"), None, "not a typo of ADMIN_MODE: the words after the prefix differ");
+        assert_eq!(meant("JTW_SECRET"), Some("JWT_SECRET"), "a typo in the prefix");
+        assert_eq!(meant("LOGLEVEL"), Some("LOG_LEVEL"));
+        assert_eq!(meant("WS_PINGINTERVAL"), Some("WS_PING_INTERVAL"));
+        assert_eq!(meant("API_KEYS"), None, "a known name is no misspelling");
     }
 
     #[test]

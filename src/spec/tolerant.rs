@@ -278,15 +278,9 @@ impl<A> StructMap<'_, A> {
             return Some(field);
         }
         let guess = suggest::closest(&key.value, self.fields.iter().copied());
-        self.found.borrow_mut().push(UnknownField {
-            at: key.referenced,
-            message: format!(
-                "unknown field `{}`, expected one of {}{}",
-                key.value,
-                self.fields.join(", "),
-                suggest::did_you_mean(guess)
-            ),
-        });
+        self.found
+            .borrow_mut()
+            .push(UnknownField { at: key.referenced, message: suggest::unknown_field(&key.value, self.fields) });
         guess
     }
 }

@@ -1,5 +1,5 @@
-//! The binary: `check`, `token`, `healthcheck`, `hash-password`, dev mode, broken specs at
-//! start-up, and SIGTERM.
+//! The binary: `check`, `token`, `healthcheck`, `hash-password`, dev mode, start-up errors and
+//! warnings, what it logs, and SIGTERM.
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
@@ -8,34 +8,37 @@ use std::{
 };
 
 use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
 
 const BIN: &str = env!("CARGO_BIN_EXE_realtime-gateway");
 
 fn gateway() -> Command {
     let mut cmd = Command::new(BIN);
-    // The tests decide every setting; nothing leaks in from the developer's shell.
-    for var in [
-        "JWT_SECRET",
-        "JWT_PUBLIC_KEY",
-        "JWT_PUBLIC_KEY_FILE",
-        "JWT_ALGORITHM",
-        "API_KEYS",
-        "NAMESPACES_DIR",
-        "CONFIG_FILE",
-        "PORT",
-        "HOST",
-        "LOG_FORMAT",
-        "LOG_LEVEL",
-        "REDIS_URL",
-        "REDIS_HOST",
-        "REDIS_PORT",
-        "REDIS_PASSWORD",
-        "ADMIN_USERNAME",
-        "ADMIN_PASSWORD_HASH",
-    ] {
-        cmd.env_remove(var);
+    // The tests decide every setting; nothing leaks in from the developer's shell (a stray
+    // variable that looks like a setting would be warned about, or refused).
+    cmd.env_clear();
+    for keep in ["PATH", "RUST_BACKTRACE"] {
+        if let Some(value) = std::env::var_os(keep) {
+            cmd.env(keep, value);
+        }
     }
     cmd
+}
+
+/// Runs `cmd` to its end, which must come within `limit`: a gateway that started serving
+/// instead of refusing to is killed, and the test fails.
+fn exit_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("still running after {limit:?}, so it started: {}", String::from_utf8_lossy(&out.stdout));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 fn write_spec(dir: &std::path::Path, name: &str, text: &str) {
@@ -111,6 +114,57 @@ fn a_log_level_that_would_silence_every_log_refuses_to_start() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("LOG_LEVEL: `loud` is not a level"), "{stderr}");
+}
+
+#[test]
+fn auth_settings_without_their_key_refuse_to_start_rather_than_run_dev_mode() {
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[("JWT_ALGORITHM", "RS256")],
+            "JWT_ALGORITHM is RS256, but JWT_PUBLIC_KEY (or JWT_PUBLIC_KEY_FILE) is not set",
+        ),
+        (
+            &[("JWT_ISSUER", "https://auth.example")],
+            "JWT_ISSUER is set, but neither JWT_SECRET (HS256) nor JWT_PUBLIC_KEY",
+        ),
+        (&[("API_KEY", "k1")], "API_KEY is not a setting of the gateway (did you mean API_KEYS?)"),
+        (&[("JWT_SECRET", "s"), ("API_KEYS", ",")], "API_KEYS is set but holds no key"),
+    ];
+    for (env, message) in cases {
+        let mut cmd = gateway();
+        cmd.env("PORT", "0").env("HOST", "127.0.0.1").envs(env.iter().copied());
+        let out = exit_within(&mut cmd, Duration::from_secs(10));
+        assert_eq!(out.status.code(), Some(1), "{env:?} must not start");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.starts_with(&format!("error: {message}")), "{env:?}: {stderr}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"), "{env:?}");
+    }
+}
+
+#[test]
+fn config_values_that_do_not_parse_say_what_was_expected_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gateway.yaml");
+    std::fs::write(&file, "jwt_secret: s\nredis_db: abc\n").unwrap();
+    let out = exit_within(gateway().arg("--config").arg(&file), Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!("error: {}:2:11: expected a whole number from 0 to 4294967295\n", file.display());
+    assert!(stderr.starts_with(&expected), "{stderr}");
+    assert!(stderr.contains("    | redis_db: abc\n    |           ^"), "{stderr}");
+
+    let out = exit_within(gateway().env("JWT_SECRET", "s").env("WS_PING_INTERVAL", "soon"), Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "error: WS_PING_INTERVAL: `soon` is not a duration: write milliseconds (60000) or a number with a unit"
+        ),
+        "{stderr}"
+    );
+    let out = exit_within(gateway().env("JWT_SECRET", "s").env("PORT", "30OO"), Duration::from_secs(10));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: PORT: `30OO` is not a whole number from 0 to 65535"), "{stderr}");
 }
 
 #[test]
@@ -212,6 +266,8 @@ struct Process {
     lines: Box<dyn Iterator<Item = Value> + Send>,
     /// Log lines before `listening`.
     before: Vec<Value>,
+    /// The `listening` line.
+    listening: Value,
     addr: std::net::SocketAddr,
 }
 
@@ -224,6 +280,11 @@ impl Drop for Process {
 
 /// Runs the binary with `env` (JSON logs on stdout) until it says where it listens.
 fn start(env: &[(&str, &str)]) -> Process {
+    start_with(env, |_| {})
+}
+
+/// [`start`], with `stdout` (the pipe the logs go to) prepared by `prepare` first.
+fn start_with(env: &[(&str, &str)], prepare: impl FnOnce(&std::process::ChildStdout)) -> Process {
     let mut cmd = gateway();
     cmd.env("HOST", "127.0.0.1")
         .env("PORT", "0")
@@ -234,19 +295,20 @@ fn start(env: &[(&str, &str)]) -> Process {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|l| serde_json::from_str::<Value>(&l).ok());
+    let stdout = child.stdout.take().unwrap();
+    prepare(&stdout);
+    let mut lines =
+        BufReader::new(stdout).lines().map_while(Result::ok).filter_map(|l| serde_json::from_str::<Value>(&l).ok());
     let mut before = Vec::new();
-    let addr = loop {
+    let listening = loop {
         let line = lines.next().unwrap_or_else(|| panic!("the gateway exited before listening: {before:?}"));
         if line["message"] == "listening" {
-            break line["addr"].as_str().unwrap().parse().unwrap();
+            break line;
         }
         before.push(line);
     };
-    Process { child, lines: Box::new(lines), before, addr }
+    let addr = listening["addr"].as_str().unwrap().parse().unwrap();
+    Process { child, lines: Box::new(lines), before, listening, addr }
 }
 
 #[tokio::test]
@@ -271,6 +333,84 @@ async fn dev_mode_starts_without_config_and_hands_out_a_working_token_and_key() 
         .unwrap();
     assert_eq!(res.status(), 202);
     assert_eq!(client.wait_for("update").await["type"], "execution.started");
+}
+
+#[test]
+fn a_misspelt_setting_is_warned_about_by_its_right_name() {
+    let gw = start(&[("JWT_SECRET", crate::helpers::SECRET), ("REDIS_URI", "redis://cache"), ("API_KEY", "k1")]);
+    let warnings: Vec<&str> =
+        gw.before.iter().filter(|l| l["level"] == "WARN").filter_map(|l| l["message"].as_str()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "API_KEY is not a setting of the gateway and is ignored (did you mean API_KEYS?)",
+            "REDIS_URI is not a setting of the gateway and is ignored (did you mean REDIS_URL?)",
+        ]
+    );
+    let out = gateway().arg("check").env("WS_PING_INTERVALS", "1000").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "warning: WS_PING_INTERVALS is not a setting of the gateway and is ignored (did you mean WS_PING_INTERVAL?)\n"
+    );
+}
+
+#[test]
+fn the_start_up_log_tells_the_socket_io_namespace_ws_from_the_plain_endpoint_ws() {
+    let gw = start(&[("JWT_SECRET", crate::helpers::SECRET)]);
+    // `namespaces` is the list as the log shows it, `["/", ...]`.
+    let served: Vec<String> = serde_json::from_str(gw.listening["namespaces"].as_str().unwrap()).unwrap();
+    assert_eq!(served, ["/", "/realtime", "/workflow", "/ws", "/ws (plain WebSocket)"]);
+}
+
+#[test]
+fn on_a_terminal_dev_mode_shows_its_demo_token_and_key_once() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // A pseudo-terminal for stdout and stderr, as `cargo run` in a terminal has.
+    let (mut controller, mut terminal) = (-1, -1);
+    // SAFETY: openpty writes two descriptors, owned from here on; the other arguments may be null.
+    let opened = unsafe {
+        libc::openpty(&mut controller, &mut terminal, std::ptr::null_mut(), std::ptr::null(), std::ptr::null())
+    };
+    assert_eq!(opened, 0, "openpty");
+    let (controller, terminal) = unsafe { (OwnedFd::from_raw_fd(controller), OwnedFd::from_raw_fd(terminal)) };
+    let mut cmd = gateway();
+    cmd.env("HOST", "127.0.0.1")
+        .env("PORT", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(terminal.try_clone().unwrap()))
+        .stderr(Stdio::from(terminal));
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd); // the terminal's last descriptor here: the screen ends when the gateway does
+    let (screen, shown) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut controller = std::fs::File::from(controller);
+        let mut chunk = [0u8; 4096];
+        while let Ok(n @ 1..) = controller.read(&mut chunk) {
+            if screen.send(String::from_utf8_lossy(&chunk[..n]).into_owned()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !text.contains("listening") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match shown.recv_timeout(left) {
+            Ok(more) => text.push_str(&more),
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(text.contains("listening"), "the gateway did not start: {text}");
+    let token_line = text.lines().skip_while(|l| !l.contains("Demo token")).nth(1).expect("the banner shows a token");
+    let token = token_line.trim();
+    assert!(token.starts_with("eyJ"), "{token_line}");
+    assert_eq!(text.matches(token).count(), 1, "the demo token is shown once:\n{text}");
+    let key = text.split_whitespace().find(|w| w.starts_with("dev-")).expect("a demo key");
+    assert_eq!(text.matches(key).count(), 1, "the demo key is shown once:\n{text}");
+    assert!(text.contains("dev mode: JWT_SECRET is not set"), "the log still says it is dev mode");
 }
 
 #[tokio::test]
@@ -328,4 +468,101 @@ async fn tokens_and_keys_never_reach_the_logs_even_at_trace_level() {
     for secret in [token.as_str(), bad_token.as_str(), crate::helpers::SECRET, "key-that-must-not-print"] {
         assert!(!all.contains(secret), "a secret was logged");
     }
+}
+
+/// Bytes waiting in the pipe behind `fd`.
+fn pipe_bytes(fd: std::os::fd::RawFd) -> usize {
+    let mut waiting: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, for a descriptor this test owns.
+    assert_eq!(unsafe { libc::ioctl(fd, libc::FIONREAD, &mut waiting) }, 0);
+    waiting as usize
+}
+
+#[tokio::test]
+async fn a_gateway_whose_stdout_nobody_reads_keeps_serving_while_clients_make_it_log() {
+    use std::os::fd::AsRawFd;
+    const PIPE: usize = 4096;
+    let mut fd = -1;
+    let gw = start_with(
+        &[("JWT_SECRET", crate::helpers::SECRET), ("API_KEYS", crate::helpers::API_KEY), ("LOG_LEVEL", "debug")],
+        |stdout| {
+            fd = stdout.as_raw_fd();
+            // The smallest pipe Linux makes (a page), so that a few lines fill it.
+            // SAFETY: F_SETPIPE_SZ takes an int, for a descriptor this test owns.
+            assert!(unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE as libc::c_int) } >= PIPE as libc::c_int);
+        },
+    );
+    // From here on nobody reads the gateway's stdout. Clients make it log: refused handshakes
+    // on both fronts, each logged where the gateway refuses it.
+    let addr = gw.addr;
+    let flood: Vec<_> = (0..300)
+        .map(|i| {
+            tokio::spawn(tokio::time::timeout(Duration::from_secs(5), async move {
+                if i % 2 == 0 {
+                    let _ = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token=bad-{i}")).await;
+                } else {
+                    let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+                    if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await {
+                        let refused = format!("40/workflow,{{\"token\":\"bad-{i}\"}}");
+                        let _ = futures_util::SinkExt::send(&mut ws, Message::text(refused)).await;
+                        while let Some(Ok(_)) = futures_util::StreamExt::next(&mut ws).await {}
+                    }
+                }
+            }))
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    while pipe_bytes(fd) < PIPE - 1024 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the logs never filled the pipe: {} bytes",
+            pipe_bytes(fd)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    futures_util::future::join_all(flood).await;
+
+    // The pipe is full and stays unread: the gateway still connects, subscribes and delivers.
+    let token = crate::helpers::token("u1", Some("t1"), 60);
+    let mut client = tokio::time::timeout(
+        Duration::from_secs(10),
+        crate::helpers::SioClient::connect(addr, "/workflow", serde_json::json!({ "token": token })),
+    )
+    .await
+    .expect("a connection while stdout is stuck");
+    client.expect("connected").await;
+    client.emit_with_ack("subscribe", serde_json::json!({ "type": "execution", "resourceId": "e1" })).await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let published = http
+        .post(format!("http://{addr}/api/v1/events"))
+        .header("x-api-key", crate::helpers::API_KEY)
+        .json(&serde_json::json!({ "type": "execution.started", "tenantId": "t1", "data": { "executionId": "e1" } }))
+        .send()
+        .await
+        .expect("a publish while stdout is stuck");
+    assert_eq!(published.status(), 202);
+    assert_eq!(client.wait_for("update").await["type"], "execution.started");
+    assert!(pipe_bytes(fd) >= PIPE - 1024, "the pipe was read meanwhile");
+
+    // What was not written is counted: the refusals beyond their place's rate.
+    let metrics = http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    let rate_limited = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("realtime_gateway_log_lines_dropped_total{reason=\"rate_limited\"} "))
+        .expect("the dropped log lines are on /metrics");
+    assert!(rate_limited.parse::<u64>().unwrap() > 0, "{metrics}");
+
+    // Nor does the stuck pipe hold the process when it is told to stop.
+    let mut gw = gw;
+    drop(client);
+    assert!(Command::new("kill").args(["-TERM", &gw.child.id().to_string()]).status().unwrap().success());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = gw.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the gateway did not exit within 10s of SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
 }

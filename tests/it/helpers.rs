@@ -27,7 +27,10 @@ pub struct TestApp {
 /// Starts a gateway with the test config, changed by `tweak`.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
     if std::env::var("TEST_LOG").is_ok() {
-        let _ = realtime_gateway::telemetry::init("debug", realtime_gateway::config::LogFormat::Pretty);
+        // The first app installs it; the guard is kept for the whole test binary.
+        if let Ok(logs) = realtime_gateway::telemetry::init("debug", realtime_gateway::config::LogFormat::Pretty) {
+            std::mem::forget(logs);
+        }
     }
     let mut config = Config::for_tests(SECRET, API_KEY);
     tweak(&mut config);

@@ -5,5 +5,6 @@ mod api;
 mod auth;
 mod bad_input;
 mod cli;
+mod expiry;
 mod helpers;
 mod workflow;

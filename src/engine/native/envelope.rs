@@ -12,7 +12,8 @@ const MAX_TYPE_LEN: usize = 100;
 
 /// A client message's type and data (`null` when it has none), or what is wrong with it.
 pub(super) fn parse(text: &str) -> Result<(String, Value), String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("the message is not valid JSON: {e}"))?;
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| format!("the message is not valid JSON: {}", crate::parse_errors::json(text.as_bytes(), &e)))?;
     let Value::Object(mut fields) = value else {
         return Err("a message is an object: {\"type\": \"subscribe\", \"data\": {...}}".into());
     };
