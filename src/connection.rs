@@ -32,7 +32,7 @@ use std::{
 
 use futures_util::task::AtomicWaker;
 
-use crate::{backlog::Backlog, metrics::Metrics};
+use crate::{backlog::Backlog, metrics::Metrics, v3_connect::ConnectFilter};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     time::Sleep,
@@ -72,6 +72,9 @@ pub struct ConnectionGuard {
     reader: AtomicWaker,
     writer: AtomicWaker,
     backlog: OnceLock<Arc<Backlog>>,
+    /// It carries socket.io-client 2.x's WebSocket: what is read from now on passes through
+    /// `v3_connect`.
+    v3_frames: AtomicBool,
 }
 
 impl ConnectionGuard {
@@ -97,6 +100,12 @@ impl ConnectionGuard {
         let _ = self.backlog.set(backlog);
     }
 
+    /// What is read on this connection from now on is socket.io-client 2.x's WebSocket frames,
+    /// whose CONNECT queries `v3_connect` drops.
+    pub fn carries_v3_websocket(&self) {
+        self.v3_frames.store(true, Ordering::Release);
+    }
+
     fn wrote(&self, n: usize) {
         if let Some(backlog) = self.backlog.get() {
             backlog.wrote(n);
@@ -116,6 +125,9 @@ pub struct GuardedIo<T> {
     /// only when needed: an idle connection pays one pointer for it.
     deadline: Option<Pin<Box<Sleep>>>,
     on_cut: OnCut,
+    /// socket.io-client 2.x's WebSocket frames, filtered as they are read (see `v3_connect`),
+    /// with what was filtered and not yet handed on.
+    v3: Option<Box<(ConnectFilter, Vec<u8>)>>,
     /// Held for the connection's life: releases its place in the counts on drop.
     _slot: IpSlot,
 }
@@ -123,7 +135,7 @@ pub struct GuardedIo<T> {
 impl<T> GuardedIo<T> {
     /// Wraps `inner`, which `guard` can cut; writes must complete within `write_timeout`.
     pub fn new(inner: T, guard: Arc<ConnectionGuard>, write_timeout: Duration, on_cut: OnCut, slot: IpSlot) -> Self {
-        Self { inner, guard, write_timeout, deadline: None, on_cut, _slot: slot }
+        Self { inner, guard, write_timeout, deadline: None, on_cut, v3: None, _slot: slot }
     }
 
     fn cut_error() -> io::Error {
@@ -146,19 +158,55 @@ impl<T> GuardedIo<T> {
     }
 }
 
+impl<T: AsyncRead + Unpin> GuardedIo<T> {
+    fn poll_read_inner(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if self.guard.is_cut() {
+            return Poll::Ready(Err(Self::cut_error()));
+        }
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Pending => {
+                self.guard.reader.register(cx.waker());
+                // A cut between the check above and the registration must not be missed.
+                if self.guard.is_cut() { Poll::Ready(Err(Self::cut_error())) } else { Poll::Pending }
+            }
+            ready => ready,
+        }
+    }
+
+    /// Reads through the 2.x CONNECT filter: hands on what it let through, reading more while it
+    /// holds everything read so far.
+    fn poll_read_v3(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        loop {
+            if let Some((_, out)) = self.v3.as_deref_mut()
+                && !out.is_empty()
+            {
+                let n = out.len().min(buf.remaining());
+                buf.put_slice(&out[..n]);
+                out.drain(..n);
+                return Poll::Ready(Ok(()));
+            }
+            let mut scratch = [0u8; 4096];
+            let mut read = ReadBuf::new(&mut scratch);
+            std::task::ready!(self.poll_read_inner(cx, &mut read))?;
+            if read.filled().is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            if let Some((filter, out)) = self.v3.as_deref_mut() {
+                filter.feed(read.filled(), out);
+            }
+        }
+    }
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.guard.is_cut() {
-            return Poll::Ready(Err(Self::cut_error()));
+        if this.v3.is_none() && this.guard.v3_frames.load(Ordering::Acquire) {
+            this.v3 = Some(Box::default());
         }
-        match Pin::new(&mut this.inner).poll_read(cx, buf) {
-            Poll::Pending => {
-                this.guard.reader.register(cx.waker());
-                // A cut between the check above and the registration must not be missed.
-                if this.guard.is_cut() { Poll::Ready(Err(Self::cut_error())) } else { Poll::Pending }
-            }
-            ready => ready,
+        match this.v3 {
+            Some(_) => this.poll_read_v3(cx, buf),
+            None => this.poll_read_inner(cx, buf),
         }
     }
 }

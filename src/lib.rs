@@ -14,7 +14,8 @@
 //! - [`admin`]: the admin view, the official Socket.IO Admin UI's protocol on `/admin`.
 //! - [`app`]: assembles everything on one port and runs it; [`server`]: the accept loop;
 //!   [`connection`]: what guards each TCP connection; [`sessions`]: the Engine.IO front;
-//!   [`backlog`]: how far behind a Socket.IO client's transport is.
+//!   [`backlog`]: how far behind a Socket.IO client's transport is; [`v3_connect`]:
+//!   socket.io-client 2.x's CONNECT queries dropped from its WebSocket frames.
 //! - [`parse_errors`]: what a value that does not parse is told as, in its writer's terms.
 //! - [`cli`], [`telemetry`], [`memory`]: the binary's helpers.
 
@@ -38,3 +39,4 @@ pub mod server;
 pub mod sessions;
 pub mod spec;
 pub mod telemetry;
+pub mod v3_connect;

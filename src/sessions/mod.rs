@@ -246,8 +246,17 @@ impl Sessions {
             return None;
         }
         let query = request.uri().query().unwrap_or_default();
-        if !self.allow_eio3 && query_param(query, "EIO").as_deref() == Some("3") {
+        let eio3 = query_param(query, "EIO").as_deref() == Some("3");
+        if !self.allow_eio3 && eio3 {
             return Some(engine_error(StatusCode::BAD_REQUEST, 5, "Unsupported protocol version"));
+        }
+        // socket.io-client 2.x's CONNECT packets carry its query; over long-polling the posts are
+        // rewritten here, over a WebSocket its frames as the connection reads them.
+        if eio3
+            && query_param(query, "transport").as_deref() == Some("websocket")
+            && let Some(guard) = request.extensions().get::<Arc<ConnectionGuard>>()
+        {
+            guard.carries_v3_websocket();
         }
         let Some(sid) = query_param(query, "sid") else {
             return self.screen_handshake(request);

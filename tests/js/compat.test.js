@@ -44,11 +44,12 @@ describe('socket.io-client 2.x (Engine.IO protocol 3)', () => {
   });
   after(() => gw.stop());
 
-  // `query` is how 2.x clients usually send a token; over WebSocket alone, see the README (the
-  // query it appends to the CONNECT packet then reaches socketioxide unchanged).
+  // `query` is how 2.x clients usually send a token; 2.x also appends it to the namespace's
+  // CONNECT packet, which the gateway drops from the posted body or the WebSocket frame.
   const SETUPS = [
     ['polling, ?token=', { transports: ['polling'] }],
     ['polling upgraded to websocket, ?token=', { transports: ['polling', 'websocket'] }],
+    ['websocket, ?token=', { transports: ['websocket'] }],
     ['websocket, Authorization header', { transports: ['websocket'], header: true }],
   ];
   for (const [name, { transports, header }] of SETUPS) {
