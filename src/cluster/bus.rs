@@ -26,11 +26,29 @@ use std::{
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{BACKLOG_LIMIT, now_ms};
+use super::{
+    BACKLOG_LIMIT, now_ms,
+    stream::{BusStream, StreamId},
+};
 use crate::{engine::Outgoing, metrics::ClusterMetrics};
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
 
 /// How often a backlog is retried while Redis is away.
 const RETRY_EVERY: Duration = Duration::from_millis(250);
+/// Most entries one read takes.
+const READ_BATCH: usize = 256;
+/// How long the reader waits before reading again after a failed read.
+const READ_RETRY: Duration = Duration::from_millis(200);
+
+/// This node's sockets, where the bus applies messages.
+pub trait Local: Send + Sync + 'static {
+    /// Applies one message to this node's sockets.
+    fn apply(&self, message: &Outgoing) -> impl Future<Output = ()> + Send;
+}
 
 /// A message handed to the bus, and who to tell when it is sent (or applied here).
 pub struct Submitted {
@@ -41,8 +59,10 @@ pub struct Submitted {
 }
 
 /// One node's end of the bus.
-pub struct Bus {
+pub struct Bus<S, L> {
     node: String,
+    stream: S,
+    local: L,
     seq: AtomicU64,
     seen: Mutex<Seen>,
     /// The bus lag and the backlog are measured here.
@@ -60,10 +80,52 @@ struct Seen {
     applied_here: HashSet<u64>,
 }
 
-impl Bus {
-    /// The bus of node `node`.
-    pub fn new(node: String, metrics: ClusterMetrics) -> Self {
-        Self { node, seq: AtomicU64::new(0), seen: Mutex::new(Seen::default()), metrics }
+impl<S: BusStream, L: Local> Bus<S, L> {
+    /// The bus of node `node` on `stream`, applying to `local`.
+    pub fn new(node: String, stream: S, local: L, metrics: ClusterMetrics) -> Self {
+        Self { node, stream, local, seq: AtomicU64::new(0), seen: Mutex::new(Seen::default()), metrics }
+    }
+
+    /// The stream's newest position: a node that joins applies what comes after it.
+    pub async fn end(&self) -> Result<StreamId, super::stream::StreamError> {
+        Ok(self.stream.last_id().await?.unwrap_or(StreamId::START))
+    }
+
+    /// Reads the stream from `after` on, forever, applying each message once. After a failure it
+    /// reads on from the last message applied, so nothing that is still in the stream is missed.
+    pub async fn run_reader(&self, mut after: StreamId) {
+        let mut failing = false;
+        loop {
+            match self.stream.read_after(after, READ_BATCH).await {
+                Ok(entries) => {
+                    if failing {
+                        failing = false;
+                        // A Redis that restarted without its data starts a new stream, whose ids
+                        // may be below ours: read it from the start (applied messages are skipped).
+                        if let Ok(end) = self.end().await
+                            && end < after
+                        {
+                            tracing::info!("the bus stream was recreated; reading it from its start");
+                            after = StreamId::START;
+                            continue;
+                        }
+                    }
+                    for entry in entries {
+                        after = entry.id;
+                        if let Some(outgoing) = entry.message.and_then(|m| self.receive(m.as_bytes())) {
+                            self.local.apply(&outgoing).await;
+                        }
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::debug!(error = %e, "reading the bus failed; retrying");
+                    }
+                    failing = true;
+                    tokio::time::sleep(READ_RETRY).await;
+                }
+            }
+        }
     }
 
     fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
@@ -120,15 +182,8 @@ impl Bus {
         }
     }
 
-    /// Sends submitted messages in order until the sender side closes. `publish` appends one to
-    /// the stream (false: Redis is away); `apply` applies one on this node.
-    pub async fn run_outbox<P, PF, F, AF>(&self, mut submitted: mpsc::Receiver<Submitted>, publish: P, apply: F)
-    where
-        P: Fn(String) -> PF,
-        PF: Future<Output = bool>,
-        F: Fn(Outgoing) -> AF,
-        AF: Future<Output = ()>,
-    {
+    /// Sends submitted messages in order until the sender side closes.
+    pub async fn run_outbox(&self, mut submitted: mpsc::Receiver<Submitted>) {
         let mut backlog: VecDeque<(u64, String)> = VecDeque::new();
         let mut retry = tokio::time::interval(RETRY_EVERY);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -142,9 +197,9 @@ impl Bus {
                     let wire = json!({ "node": self.node, "seq": seq, "at": now_ms(), "body": message.to_json() })
                         .to_string();
                     // Behind a backlog, a message waits its turn: order is kept for everyone.
-                    if !(backlog.is_empty() && publish(wire.clone()).await) {
+                    if !(backlog.is_empty() && self.stream.append(&wire).await.is_ok()) {
                         self.seen().applied_here.insert(seq);
-                        apply(message).await;
+                        self.local.apply(&message).await;
                         backlog.push_back((seq, wire));
                         if backlog.len() > BACKLOG_LIMIT
                             && let Some((lost, _)) = backlog.pop_front()
@@ -160,7 +215,7 @@ impl Bus {
                 _ = retry.tick(), if !backlog.is_empty() => {
                     let before = backlog.len();
                     while let Some((_, wire)) = backlog.front() {
-                        if !publish(wire.clone()).await {
+                        if self.stream.append(wire).await.is_err() {
                             break;
                         }
                         backlog.pop_front();
@@ -172,133 +227,5 @@ impl Bus {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    };
-
-    use super::*;
-    use crate::{engine::EmitRequest, metrics::Metrics};
-
-    fn bus(node: &str) -> Bus {
-        Bus::new(node.into(), Metrics::new(true).cluster.expect("cluster metrics"))
-    }
-
-    fn emit(n: u64) -> Outgoing {
-        Outgoing::Emit(EmitRequest {
-            namespace: "/".into(),
-            rooms: vec!["r".into()],
-            event: format!("e{n}"),
-            data: Value::Null,
-            tenant: None,
-        })
-    }
-
-    fn wire(node: &str, seq: u64, n: u64) -> Vec<u8> {
-        json!({ "node": node, "seq": seq, "at": now_ms(), "body": emit(n).to_json() }).to_string().into_bytes()
-    }
-
-    fn event_name(o: &Outgoing) -> String {
-        match o {
-            Outgoing::Emit(e) => e.event.clone(),
-            Outgoing::Events(_) => "events".into(),
-        }
-    }
-
-    #[test]
-    fn each_message_is_applied_once() {
-        let bus = bus("me");
-        assert_eq!(bus.receive(&wire("other", 1, 1)).map(|o| event_name(&o)), Some("e1".into()));
-        assert!(bus.receive(&wire("other", 1, 1)).is_none(), "a duplicate from a retried send");
-        assert!(bus.receive(&wire("other", 2, 2)).is_some());
-        assert!(bus.receive(&wire("third", 1, 9)).is_some(), "sequences are per node");
-        bus.seen().applied_here.insert(5);
-        assert!(bus.receive(&wire("me", 4, 4)).is_some(), "ours, applied as it came back");
-        assert!(bus.receive(&wire("me", 5, 5)).is_none(), "ours, applied here while Redis was away");
-        assert!(bus.receive(&wire("me", 4, 4)).is_none());
-        assert!(bus.receive(b"{}").is_none());
-        assert_eq!(bus.metrics.bus_lag_remote.count(), 3, "the lag of each other node's message applied");
-        assert_eq!(bus.metrics.bus_lag_local.count(), 1, "and of our own applied as it came back");
-    }
-
-    /// Redis hung (SIGSTOP): the append of 7 timed out, so 7 was applied here and kept; the hung
-    /// Redis executed that append when it woke, and the backlog appended 7 again.
-    #[test]
-    fn an_append_that_timed_out_but_went_through_is_applied_once() {
-        let bus = bus("me");
-        assert!(bus.receive(&wire("me", 6, 6)).is_some(), "6 went through normally");
-        bus.seen().applied_here.insert(7);
-        assert!(bus.receive(&wire("me", 7, 7)).is_none(), "the timed-out append, applied here already");
-        assert!(bus.receive(&wire("me", 7, 7)).is_none(), "the backlog's copy of it");
-        assert!(bus.receive(&wire("me", 8, 8)).is_some());
-        assert!(bus.receive(b"garbage").is_none());
-    }
-
-    #[tokio::test]
-    async fn while_redis_is_away_messages_apply_here_and_are_sent_in_order_later() {
-        let bus = Arc::new(bus("me"));
-        let up = Arc::new(AtomicBool::new(true));
-        let sent = Arc::new(Mutex::new(Vec::<u64>::new()));
-        let applied = Arc::new(Mutex::new(Vec::<String>::new()));
-        let (tx, rx) = mpsc::channel(16);
-        let runner = {
-            let (bus, up, sent, applied) = (bus.clone(), up.clone(), sent.clone(), applied.clone());
-            tokio::spawn(async move {
-                bus.run_outbox(
-                    rx,
-                    |wire: String| {
-                        let (up, sent) = (up.clone(), sent.clone());
-                        async move {
-                            let ok = up.load(Ordering::SeqCst);
-                            if ok {
-                                let v: Value = serde_json::from_str(&wire).unwrap();
-                                sent.lock().unwrap().push(v["seq"].as_u64().unwrap());
-                            }
-                            ok
-                        }
-                    },
-                    |o| {
-                        let applied = applied.clone();
-                        async move { applied.lock().unwrap().push(event_name(&o)) }
-                    },
-                )
-                .await
-            })
-        };
-        let submit = |n: u64| {
-            let tx = tx.clone();
-            async move {
-                let (done, wait) = oneshot::channel();
-                tx.send(Submitted { message: emit(n), done }).await.unwrap();
-                wait.await.unwrap();
-            }
-        };
-        submit(1).await;
-        up.store(false, Ordering::SeqCst);
-        submit(2).await;
-        submit(3).await;
-        assert_eq!(*applied.lock().unwrap(), ["e2", "e3"], "applied here while away; 1 waits for its echo");
-        assert_eq!(bus.metrics.bus_backlog.get(), 2);
-        up.store(true, Ordering::SeqCst);
-        submit(4).await;
-        assert_eq!(*applied.lock().unwrap(), ["e2", "e3", "e4"], "behind a backlog, applied here too");
-        tokio::time::timeout(Duration::from_secs(2), async {
-            while sent.lock().unwrap().len() < 4 || bus.metrics.bus_backlog.get() > 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .expect("the backlog is sent, and the gauge says so");
-        assert_eq!(*sent.lock().unwrap(), [1, 2, 3, 4], "in order");
-        // The stream holds them in the order they were appended: 1 (before the outage), then the
-        // backlog.
-        assert!(bus.receive(&wire("me", 1, 1)).is_some(), "1 is applied when it comes back");
-        assert!(bus.receive(&wire("me", 2, 2)).is_none() && bus.receive(&wire("me", 4, 4)).is_none());
-        runner.abort();
     }
 }
