@@ -1,34 +1,50 @@
 //! The bus: how published events and raw emits reach every node exactly once, in one order.
 //!
-//! A node appends each message, numbered, to one Redis stream and applies it when it reads it
-//! back, like every other node: a stream has one order for every reader, so every node applies
-//! the same messages in the same order, and the last-known state they build is the same. A
-//! caller waits until its message is on Redis, so a backend's next publish, through whichever
-//! node, comes after it. A node that could not read for a while (its connection dropped, Redis
-//! restarted) reads on from the last message it applied, so it misses nothing still in the stream.
+//! A node appends each message, numbered `(node, seq)`, to one stream (`stream.rs`: Redis) and
+//! applies it when it reads it back, like every other node: a stream has one order for every
+//! reader, so every node applies the same messages in the same order and builds the same
+//! last-known state. A caller waits until its message is on the stream (or applied here), so a
+//! backend's next publish, through whichever node, comes after it. A reader that could not read
+//! for a while reads on from the last entry it read, so it misses nothing still in the stream.
 //!
-//! While Redis is away (or already has a backlog), the sender applies a message at once, so its
-//! own sockets keep receiving, and keeps it, in order, to append when Redis is back; the other
-//! nodes then get it late rather than never. Receivers drop what they have already applied: a
-//! message per `(node, seq)` is applied once, whether it was appended twice (a retried append
-//! that had in fact gone through) or it comes back to a sender that applied it itself.
+//! While Redis is away (an append fails, or a backlog is already waiting), the sender applies
+//! its message at once, so its own sockets keep receiving, and keeps it, in order, to append
+//! when Redis is back: the other nodes get it late rather than never.
+//!
+//! **One lock decides who applies what** ([`Ledger`]), and every apply on this node happens
+//! under it, so the reader and the outbox cannot both apply a message, nor apply two out of
+//! order:
+//! - this node's own messages are applied in the order it sent them, each once: either when
+//!   read back, or here at once when their append failed, when the reader is down, or when the
+//!   reader lags too far (then every earlier one still waiting for its echo goes first). A
+//!   single watermark (`own_applied`) then says which are applied, so any later copy (an append
+//!   that answered an error but had gone through, a retried one, one dropped from a full
+//!   backlog that a hung Redis still ran) is skipped;
+//! - an append that answered an error is kept for a retry only if the reader has not already
+//!   read it back: then it is on Redis and applied;
+//! - other nodes' messages are applied in stream order, once per `(node, seq)`; a jump in a
+//!   node's sequence is a **gap** (messages trimmed before this node read them, lost with
+//!   Redis's data, or dropped from that node's full backlog): counted and logged, never silent.
+//!
+//! What is remembered per other node is pruned: a node not heard from (no message, no live
+//! snapshot, see `note_alive`) for [`FORGET_AFTER`] is forgotten, once the reader has caught up.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     future::Future,
-    sync::{
-        Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::Duration,
 };
 
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{Mutex, MutexGuard, mpsc, oneshot},
+    time::Instant,
+};
 
 use super::{
-    BACKLOG_LIMIT, now_ms,
-    stream::{BusStream, StreamId},
+    now_ms,
+    stream::{BusStream, StreamError, StreamId},
 };
 use crate::{engine::Outgoing, metrics::ClusterMetrics};
 
@@ -37,6 +53,17 @@ mod fake;
 #[cfg(test)]
 mod tests;
 
+/// Messages kept for other nodes while Redis is away, and their bytes (JSON): beyond either the
+/// oldest are dropped (counted, and a gap for the other nodes).
+pub(super) const BACKLOG_LIMIT: usize = 10_000;
+const BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+/// Own messages appended and waiting to be read back, and their bytes: beyond either the oldest
+/// are applied here without waiting (the reader is that far behind).
+const IN_FLIGHT_LIMIT: usize = 1_024;
+const IN_FLIGHT_BYTES: usize = 16 * 1024 * 1024;
+/// How long another node is remembered after its last sign of life. Longer than any outage
+/// after which it could still append a copy of a message this node applied (its backlog).
+pub(super) const FORGET_AFTER: Duration = Duration::from_secs(3_600);
 /// How often a backlog is retried while Redis is away.
 const RETRY_EVERY: Duration = Duration::from_millis(250);
 /// Most entries one read takes.
@@ -63,36 +90,109 @@ pub struct Bus<S, L> {
     node: String,
     stream: S,
     local: L,
-    seq: AtomicU64,
-    seen: Mutex<Seen>,
-    /// The bus lag and the backlog are measured here.
+    ledger: Mutex<Ledger>,
+    /// Count and bytes of the backlog (constants, smaller in tests).
+    backlog_limits: (usize, usize),
+    /// The bus's lag, backlog and gaps are measured here.
     metrics: ClusterMetrics,
 }
 
-/// What a node has applied.
+/// What this node has applied and who applies what next; see the module's comment. Held
+/// (a tokio lock) across applies, so applies happen in the order they are decided.
 #[derive(Default)]
-struct Seen {
-    /// Highest sequence applied per other node.
-    others: HashMap<String, u64>,
-    /// Highest sequence of ours applied as it came back.
-    own: u64,
-    /// Ours applied directly (Redis was away), whose echo must be skipped.
-    applied_here: HashSet<u64>,
+struct Ledger {
+    /// Our highest sequence applied here. Ours are applied in order: every one up to it is.
+    own_applied: u64,
+    /// Our highest sequence read back from the stream.
+    own_read: u64,
+    /// Ours handed to the stream and not applied here yet, oldest first.
+    in_flight: VecDeque<Pending>,
+    in_flight_bytes: usize,
+    /// From a failed read to the next good one.
+    reader_down: bool,
+    /// The reader's last read reached the end of the stream.
+    caught_up: bool,
+    /// Per other node: its highest sequence applied here, and its last sign of life.
+    peers: HashMap<String, Peer>,
+}
+
+/// One of ours on its way.
+struct Pending {
+    seq: u64,
+    message: Arc<Outgoing>,
+    bytes: usize,
+}
+
+struct Peer {
+    last: u64,
+    heard: Instant,
+}
+
+/// Ours waiting for Redis, in order, bounded in count and bytes.
+struct Backlog {
+    entries: VecDeque<(u64, String)>,
+    bytes: usize,
+    limits: (usize, usize),
+}
+
+impl Backlog {
+    fn push(&mut self, seq: u64, wire: String, metrics: &ClusterMetrics) {
+        self.bytes += wire.len();
+        self.entries.push_back((seq, wire));
+        let (count, bytes) = self.limits;
+        while self.entries.len() > count || self.bytes > bytes {
+            let Some((lost, wire)) = self.entries.pop_front() else { break };
+            self.bytes -= wire.len();
+            metrics.bus_backlog_dropped.inc();
+            // Applied here already; for the other nodes it is a gap.
+            tracing::error!(
+                seq = lost,
+                count,
+                bytes,
+                "bus backlog full: its oldest message will not reach the other nodes"
+            );
+        }
+        metrics.bus_backlog.set(self.entries.len() as i64);
+    }
+
+    fn pop_front(&mut self) {
+        if let Some((_, wire)) = self.entries.pop_front() {
+            self.bytes -= wire.len();
+        }
+    }
 }
 
 impl<S: BusStream, L: Local> Bus<S, L> {
     /// The bus of node `node` on `stream`, applying to `local`.
     pub fn new(node: String, stream: S, local: L, metrics: ClusterMetrics) -> Self {
-        Self { node, stream, local, seq: AtomicU64::new(0), seen: Mutex::new(Seen::default()), metrics }
+        Self {
+            node,
+            stream,
+            local,
+            ledger: Mutex::new(Ledger::default()),
+            backlog_limits: (BACKLOG_LIMIT, BACKLOG_BYTES),
+            metrics,
+        }
+    }
+
+    /// The same bus with a backlog of at most `count` messages and `bytes` bytes.
+    #[cfg(test)]
+    fn with_backlog_limits(mut self, count: usize, bytes: usize) -> Self {
+        self.backlog_limits = (count, bytes);
+        self
     }
 
     /// The stream's newest position: a node that joins applies what comes after it.
-    pub async fn end(&self) -> Result<StreamId, super::stream::StreamError> {
+    pub async fn end(&self) -> Result<StreamId, StreamError> {
         Ok(self.stream.last_id().await?.unwrap_or(StreamId::START))
     }
 
+    async fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().await
+    }
+
     /// Reads the stream from `after` on, forever, applying each message once. After a failure it
-    /// reads on from the last message applied, so nothing that is still in the stream is missed.
+    /// reads on from the last entry read, so nothing that is still in the stream is missed.
     pub async fn run_reader(&self, mut after: StreamId) {
         let mut failing = false;
         loop {
@@ -100,8 +200,10 @@ impl<S: BusStream, L: Local> Bus<S, L> {
                 Ok(entries) => {
                     if failing {
                         failing = false;
+                        self.ledger().await.reader_down = false;
                         // A Redis that restarted without its data starts a new stream, whose ids
-                        // may be below ours: read it from the start (applied messages are skipped).
+                        // may be below ours: read it from the start (what was applied is skipped,
+                        // what was lost shows as gaps).
                         if let Ok(end) = self.end().await
                             && end < after
                         {
@@ -110,16 +212,25 @@ impl<S: BusStream, L: Local> Bus<S, L> {
                             continue;
                         }
                     }
+                    let caught_up = entries.len() < READ_BATCH;
                     for entry in entries {
                         after = entry.id;
-                        if let Some(outgoing) = entry.message.and_then(|m| self.receive(m.as_bytes())) {
-                            self.local.apply(&outgoing).await;
+                        if let Some(message) = entry.message {
+                            self.receive(message.as_bytes()).await;
                         }
                     }
+                    self.ledger().await.caught_up = caught_up;
                 }
                 Err(e) => {
                     if !failing {
                         tracing::debug!(error = %e, "reading the bus failed; retrying");
+                        // Our own sockets do not wait for echoes that will not come soon.
+                        let mut ledger = self.ledger().await;
+                        ledger.reader_down = true;
+                        ledger.caught_up = false;
+                        if let Some(last) = ledger.in_flight.back().map(|p| p.seq) {
+                            self.apply_own_through(&mut ledger, last).await;
+                        }
                     }
                     failing = true;
                     tokio::time::sleep(READ_RETRY).await;
@@ -128,104 +239,167 @@ impl<S: BusStream, L: Local> Bus<S, L> {
         }
     }
 
-    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
-        self.seen.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Reads a bus message; `None` when it was applied already or cannot be read. A message to
-    /// apply counts its lag: the time since its sender appended it (`at`, the sender's clock).
-    pub fn receive(&self, payload: &[u8]) -> Option<Outgoing> {
+    /// Applies a message read from the stream, unless it was applied already.
+    async fn receive(&self, payload: &[u8]) {
         let mut value: Value = match serde_json::from_slice(payload) {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "a bus message is not JSON");
-                return None;
+                return;
             }
         };
         let (Some(node), Some(seq)) = (value["node"].as_str(), value["seq"].as_u64()) else {
             tracing::warn!("a bus message has no node or seq");
-            return None;
+            return;
         };
-        let own = node == self.node;
-        {
-            let mut seen = self.seen();
-            if own {
-                // Ours come back in the order they were appended. One applied here while Redis
-                // was away may come back twice: an append that timed out can still have been
-                // executed (Redis was hung, not gone), and the backlog appends it again. Both
-                // copies are skipped because `own` moves past it with the first.
-                let applied_here = seen.applied_here.remove(&seq);
-                let duplicate = seq <= seen.own;
-                seen.own = seen.own.max(seq);
-                if applied_here || duplicate {
-                    return None;
+        // `at`: when its sender took it; a sender whose clock runs ahead gives no lag.
+        let lag = value["at"].as_u64().map(|at| Duration::from_millis(now_ms().saturating_sub(at)));
+        if node == self.node {
+            let mut ledger = self.ledger().await;
+            ledger.own_read = ledger.own_read.max(seq);
+            if seq > ledger.own_applied {
+                if let Some(lag) = lag {
+                    self.metrics.bus_lag_local.observe(lag);
                 }
-            } else {
-                let last = seen.others.entry(node.to_string()).or_default();
-                if seq <= *last {
-                    return None;
-                }
-                *last = seq;
+                self.apply_own_through(&mut ledger, seq).await;
             }
+            return;
         }
-        if let Some(at) = value["at"].as_u64() {
-            // A sender whose clock runs ahead would give a negative lag: counted as none.
-            let lag = std::time::Duration::from_millis(now_ms().saturating_sub(at));
-            if own { &self.metrics.bus_lag_local } else { &self.metrics.bus_lag_remote }.observe(lag);
-        }
-        match Outgoing::from_json(value["body"].take()) {
-            Ok(outgoing) => Some(outgoing),
+        let node = node.to_string();
+        let outgoing = match Outgoing::from_json(value["body"].take()) {
+            Ok(outgoing) => outgoing,
             Err(e) => {
-                tracing::warn!(error = %e, "a bus message could not be read");
-                None
+                tracing::warn!(%node, seq, error = %e, "a bus message could not be read");
+                return;
             }
+        };
+        let mut ledger = self.ledger().await;
+        let heard = Instant::now();
+        match ledger.peers.get_mut(&node) {
+            Some(peer) if seq <= peer.last => return,
+            Some(peer) => {
+                if seq > peer.last + 1 {
+                    let missed = seq - peer.last - 1;
+                    self.metrics.bus_gaps.inc();
+                    self.metrics.bus_missed.inc_by(missed);
+                    tracing::warn!(
+                        %node, missed, after = peer.last, seq,
+                        "bus messages from another node were missed: trimmed from the stream before this node read them, lost with Redis's data, or dropped from that node's full backlog"
+                    );
+                }
+                *peer = Peer { last: seq, heard };
+            }
+            None => {
+                ledger.peers.insert(node, Peer { last: seq, heard });
+            }
+        }
+        if let Some(lag) = lag {
+            self.metrics.bus_lag_remote.observe(lag);
+        }
+        self.local.apply(&outgoing).await;
+    }
+
+    /// Applies, in order, our messages waiting for their echo up to `seq`.
+    async fn apply_own_through(&self, ledger: &mut Ledger, seq: u64) {
+        while ledger.in_flight.front().is_some_and(|p| p.seq <= seq) {
+            let Some(pending) = ledger.in_flight.pop_front() else { break };
+            ledger.in_flight_bytes -= pending.bytes;
+            self.local.apply(&pending.message).await;
+            ledger.own_applied = pending.seq;
         }
     }
 
     /// Sends submitted messages in order until the sender side closes.
     pub async fn run_outbox(&self, mut submitted: mpsc::Receiver<Submitted>) {
-        let mut backlog: VecDeque<(u64, String)> = VecDeque::new();
+        let mut backlog = Backlog { entries: VecDeque::new(), bytes: 0, limits: self.backlog_limits };
+        let mut seq = 0;
         let mut retry = tokio::time::interval(RETRY_EVERY);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 next = submitted.recv() => {
                     let Some(Submitted { message, done }) = next else { return };
-                    let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
-                    // `at`: when it was sent, which the receivers' lag is measured from, kept
-                    // through a backlog (its wait is lag too).
-                    let wire = json!({ "node": self.node, "seq": seq, "at": now_ms(), "body": message.to_json() })
-                        .to_string();
-                    // Behind a backlog, a message waits its turn: order is kept for everyone.
-                    if !(backlog.is_empty() && self.stream.append(&wire).await.is_ok()) {
-                        self.seen().applied_here.insert(seq);
-                        self.local.apply(&message).await;
-                        backlog.push_back((seq, wire));
-                        if backlog.len() > BACKLOG_LIMIT
-                            && let Some((lost, _)) = backlog.pop_front()
-                        {
-                            self.seen().applied_here.remove(&lost);
-                            self.metrics.bus_backlog_dropped.inc();
-                            tracing::error!(limit = BACKLOG_LIMIT, "bus backlog full: the oldest message will not reach the other nodes");
-                        }
-                        self.metrics.bus_backlog.set(backlog.len() as i64);
-                    }
+                    seq += 1;
+                    self.send(seq, message, &mut backlog).await;
                     let _ = done.send(());
                 }
-                _ = retry.tick(), if !backlog.is_empty() => {
-                    let before = backlog.len();
-                    while let Some((_, wire)) = backlog.front() {
-                        if self.stream.append(wire).await.is_err() {
-                            break;
-                        }
-                        backlog.pop_front();
-                    }
-                    self.metrics.bus_backlog.set(backlog.len() as i64);
-                    if backlog.is_empty() {
-                        tracing::info!(messages = before, "sent the backlog kept while Redis was away");
-                    }
+                _ = retry.tick(), if !backlog.entries.is_empty() => self.resend(&mut backlog).await,
+            }
+        }
+    }
+
+    /// Appends one message, or applies it here and keeps it for later.
+    async fn send(&self, seq: u64, message: Outgoing, backlog: &mut Backlog) {
+        // `at`: when it was sent, which the receivers' lag is measured from, kept through a
+        // backlog (its wait is lag too).
+        let wire = json!({ "node": self.node, "seq": seq, "at": now_ms(), "body": message.to_json() }).to_string();
+        {
+            let mut ledger = self.ledger().await;
+            ledger.in_flight.push_back(Pending { seq, message: Arc::new(message), bytes: wire.len() });
+            ledger.in_flight_bytes += wire.len();
+            // A reader that far behind: ours are applied without waiting for it.
+            while ledger.in_flight.len() > IN_FLIGHT_LIMIT || ledger.in_flight_bytes > IN_FLIGHT_BYTES {
+                let Some(oldest) = ledger.in_flight.front().map(|p| p.seq) else { break };
+                self.apply_own_through(&mut ledger, oldest).await;
+            }
+        }
+        // Behind a backlog, a message waits its turn: order is kept for everyone.
+        let appended = if backlog.entries.is_empty() { Some(self.stream.append(&wire).await) } else { None };
+        let mut ledger = self.ledger().await;
+        match appended {
+            Some(Ok(())) => {
+                if ledger.reader_down {
+                    self.apply_own_through(&mut ledger, seq).await;
                 }
             }
+            Some(Err(e)) if ledger.own_read >= seq => {
+                tracing::info!(seq, error = %e, "a bus append answered an error but had gone through: read back, applied once");
+            }
+            Some(Err(_)) | None => {
+                self.apply_own_through(&mut ledger, seq).await;
+                drop(ledger);
+                backlog.push(seq, wire, &self.metrics);
+            }
+        }
+    }
+
+    /// Appends the backlog, oldest first, until an append fails.
+    async fn resend(&self, backlog: &mut Backlog) {
+        let before = backlog.entries.len();
+        while let Some((seq, wire)) = backlog.entries.front() {
+            // One the reader has read back is on Redis already (its append answered an error but
+            // had gone through): no copy.
+            let read_back = self.ledger().await.own_read >= *seq;
+            if !read_back && self.stream.append(wire).await.is_err() {
+                break;
+            }
+            backlog.pop_front();
+        }
+        self.metrics.bus_backlog.set(backlog.entries.len() as i64);
+        if backlog.entries.is_empty() {
+            tracing::info!(messages = before, "sent the backlog kept while Redis was away");
+        }
+    }
+
+    /// Other nodes that are alive (a fresh snapshot) count as heard from now; then nodes not
+    /// heard from for [`FORGET_AFTER`] are forgotten, unless the reader has not caught up (their
+    /// messages may still be ahead of it).
+    pub async fn note_alive<'a>(&self, alive: impl IntoIterator<Item = &'a str>) {
+        let now = Instant::now();
+        let mut ledger = self.ledger().await;
+        for node in alive {
+            if let Some(peer) = ledger.peers.get_mut(node) {
+                peer.heard = now;
+            }
+        }
+        if !ledger.caught_up {
+            return;
+        }
+        let before = ledger.peers.len();
+        ledger.peers.retain(|_, peer| now.duration_since(peer.heard) < FORGET_AFTER);
+        let forgotten = before - ledger.peers.len();
+        if forgotten > 0 {
+            tracing::debug!(forgotten, "forgot bus nodes not heard from for an hour");
         }
     }
 }

@@ -53,7 +53,7 @@ use crate::{
     engine::{ClusterLink, Engine, Outgoing},
     metrics::ClusterMetrics,
 };
-use bus::{Bus, Local, Submitted};
+use bus::{BACKLOG_LIMIT, Bus, Local, Submitted};
 use stream::{BUS_BLOCK, RedisStream};
 
 /// How long one Redis command may take before it counts as failed.
@@ -63,8 +63,6 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 const SNAPSHOT_EVERY: u32 = 2;
 /// A peer whose snapshot is older than this is gone.
 const PEER_STALE_MS: u64 = 6_000;
-/// Messages kept for other nodes while Redis is away.
-const BACKLOG_LIMIT: usize = 10_000;
 
 /// A node's membership: its Redis clients, its identity and what it knows of Redis's health.
 pub struct Cluster {
@@ -246,7 +244,7 @@ impl Cluster {
         let mut tasks = vec![
             tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Inputs)),
             tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Adapter)),
-            tokio::spawn(self.clone().heartbeat(engine.clone())),
+            tokio::spawn(self.clone().heartbeat(engine.clone(), bus.clone())),
             tokio::spawn(self.clone().receive(engine.clone())),
             tokio::spawn({
                 let bus = bus.clone();
@@ -313,8 +311,8 @@ impl Cluster {
     }
 
     /// Checks Redis every `HEARTBEAT`, and every few beats writes this node's snapshot and
-    /// reads the others'.
-    async fn heartbeat<A: Adapter>(self: Arc<Self>, engine: Engine<A>) {
+    /// reads the others' (which tells the bus who is alive).
+    async fn heartbeat<A: Adapter>(self: Arc<Self>, engine: Engine<A>, bus: Arc<NodeBus<A>>) {
         let mut ticks = tokio::time::interval(HEARTBEAT);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut beat = 0u32;
@@ -334,10 +332,11 @@ impl Cluster {
                 continue;
             }
             beat = beat.wrapping_add(1);
-            if beat % SNAPSHOT_EVERY == 1
-                && let Err(e) = self.exchange_snapshots(&engine).await
-            {
-                tracing::debug!(error = %e, "could not exchange node snapshots");
+            if beat % SNAPSHOT_EVERY == 1 {
+                match self.exchange_snapshots(&engine).await {
+                    Ok(alive) => bus.note_alive(alive.iter().map(String::as_str)).await,
+                    Err(e) => tracing::debug!(error = %e, "could not exchange node snapshots"),
+                }
             }
         }
     }
@@ -355,7 +354,8 @@ impl Cluster {
         }
     }
 
-    async fn exchange_snapshots<A: Adapter>(&self, engine: &Engine<A>) -> Result<(), fred::error::Error> {
+    /// Writes this node's snapshot and reads the others'; answers the nodes alive.
+    async fn exchange_snapshots<A: Adapter>(&self, engine: &Engine<A>) -> Result<Vec<String>, fred::error::Error> {
         let mut snapshot = engine.node_snapshot();
         snapshot["node"] = json!(self.node);
         snapshot["at"] = json!(now_ms());
@@ -366,6 +366,7 @@ impl Cluster {
         let all: HashMap<String, String> = self.client.hgetall(&key).await?;
         let now = now_ms();
         let mut peers = Vec::new();
+        let mut alive = Vec::new();
         let mut gone = Vec::new();
         for (node, text) in all {
             if node == self.node {
@@ -375,6 +376,7 @@ impl Cluster {
             let age = now.saturating_sub(value["at"].as_u64().unwrap_or(0));
             if age <= PEER_STALE_MS {
                 peers.push(value);
+                alive.push(node);
             } else if age > 10 * PEER_STALE_MS {
                 gone.push(node);
             }
@@ -383,7 +385,7 @@ impl Cluster {
             self.client.hdel::<i64, _, _>(&key, gone).await?;
         }
         *self.peers.lock().unwrap_or_else(|e| e.into_inner()) = peers;
-        Ok(())
+        Ok(alive)
     }
 
     /// Delivers what arrives on the input subscriptions, in arrival order.
@@ -440,6 +442,9 @@ impl Cluster {
         }
     }
 }
+
+/// A node's bus: on Redis, applying to the engine.
+type NodeBus<A> = Bus<RedisStream, Applier<A>>;
 
 /// The engine, as the bus applies messages to it.
 struct Applier<A: Adapter>(Engine<A>);

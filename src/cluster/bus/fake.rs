@@ -2,7 +2,8 @@
 //! Redis and its client do: an append that goes through but answers an error (the client's
 //! command timeout fired first), a Redis that hangs (appends and reads get no answer; appends
 //! sent meanwhile run when it wakes, as a SIGSTOPped Redis does), a stream trimmed past a reader,
-//! a stream recreated empty (Redis restarted without its data), and reads that fail on their own.
+//! a stream recreated empty (Redis restarted without its data), reads that fail on their own, and
+//! reads that fall behind.
 //!
 //! Answers take the time the real client takes (`COMMAND_TIMEOUT`, `BUS_BLOCK`): tests run it on
 //! tokio's paused clock, so these waits cost nothing and every interleaving is deterministic.
@@ -42,8 +43,8 @@ struct State {
     unanswered: usize,
     /// Reads fail at once (the reader's own connection is broken).
     reads_fail: bool,
-    /// Appends that reached Redis, run or queued.
-    appends: usize,
+    /// Reads see nothing new (a reader that has fallen behind, or whose answer is slow).
+    reads_stalled: bool,
 }
 
 impl FakeRedis {
@@ -79,6 +80,31 @@ impl FakeRedis {
         self.0.changed.notify_waiters();
     }
 
+    /// The next `n` appends go through but answer an error, as when the client's command timeout
+    /// fires before Redis's answer is in.
+    pub fn append_but_time_out(&self, n: usize) {
+        self.state().unanswered = n;
+    }
+
+    /// Reads fail (or work again).
+    pub fn fail_reads(&self, fail: bool) {
+        self.state().reads_fail = fail;
+        self.0.changed.notify_waiters();
+    }
+
+    /// Reads see nothing new (or again see everything).
+    pub fn stall_reads(&self, stall: bool) {
+        self.state().reads_stalled = stall;
+        self.0.changed.notify_waiters();
+    }
+
+    /// Keeps only the newest `keep` entries, as `MAXLEN` does.
+    pub fn trim(&self, keep: usize) {
+        let mut state = self.state();
+        let drop = state.entries.len().saturating_sub(keep);
+        state.entries.drain(..drop);
+    }
+
     /// Redis restarted without its data: the stream is empty and its ids start again from 1.
     pub fn recreate(&self) {
         let mut state = self.state();
@@ -111,7 +137,6 @@ impl BusStream for FakeRedis {
     async fn append(&self, message: &str) -> Result<(), StreamError> {
         let (hung, unanswered) = {
             let mut state = self.state();
-            state.appends += 1;
             if state.hung {
                 state.queued.push(message.to_string());
                 (true, false)
@@ -141,7 +166,7 @@ impl BusStream for FakeRedis {
                 if state.reads_fail {
                     return Err(StreamError::Failed("connection reset".into()));
                 }
-                if !state.hung {
+                if !state.hung && !state.reads_stalled {
                     let found: Vec<Entry> = state
                         .entries
                         .iter()

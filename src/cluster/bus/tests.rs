@@ -58,9 +58,18 @@ struct Node {
 
 impl Node {
     async fn join(name: &str, redis: &FakeRedis) -> Node {
+        Self::join_with(name, redis, |bus| bus).await
+    }
+
+    /// [`Node::join`] with the bus as `configure` makes it.
+    async fn join_with(
+        name: &str,
+        redis: &FakeRedis,
+        configure: impl FnOnce(Bus<FakeRedis, Sockets>) -> Bus<FakeRedis, Sockets>,
+    ) -> Node {
         let sockets = Sockets::default();
         let metrics = Metrics::new(true).cluster.expect("cluster metrics");
-        let bus = Arc::new(Bus::new(name.into(), redis.clone(), sockets.clone(), metrics));
+        let bus = Arc::new(configure(Bus::new(name.into(), redis.clone(), sockets.clone(), metrics)));
         let start = bus.end().await.expect("the stream's end");
         let (outbox, submitted) = mpsc::channel(16);
         let reader = tokio::spawn({
@@ -110,6 +119,24 @@ async fn until(done: impl Fn() -> bool, what: &str) {
         assert!(tokio::time::Instant::now() < deadline, "not reached: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Asserts that `applied` is `sent`, saying briefly what was applied twice or is missing.
+#[track_caller]
+fn assert_once_in_order(applied: &[String], sent: &[String], who: &str) {
+    if applied == sent {
+        return;
+    }
+    let count = |name: &String| applied.iter().filter(|a| *a == name).count();
+    let twice: Vec<&String> = sent.iter().filter(|n| count(n) > 1).collect();
+    let missing: Vec<&String> = sent.iter().filter(|n| count(n) == 0).collect();
+    let first_difference = applied.iter().zip(sent).position(|(a, s)| a != s);
+    panic!(
+        "{who}: {} applied for {} sent; applied more than once: {twice:?}; missing: {missing:?}; first out of order at {first_difference:?}; applied: {:?}",
+        applied.len(),
+        sent.len(),
+        &applied[..applied.len().min(20)]
+    );
 }
 
 fn names(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
@@ -187,4 +214,149 @@ async fn a_recreated_stream_is_read_from_its_start() {
     redis.push(wire("b", 4, "b3"));
     redis.wake();
     assert_eq!(a.settled(4).await, names("b", 0..4), "b3 is read, though its id is below the old position");
+}
+
+/// Window (a) of issue 15: the append of m1 went through, the node's reader read it back and
+/// applied it, and only then did the append answer an error (the client's timeout fired
+/// first). The sender must not apply it a second time.
+#[tokio::test(start_paused = true)]
+async fn an_append_read_back_before_it_answers_an_error_is_applied_once() {
+    let redis = FakeRedis::default();
+    let a = Node::join("a", &redis).await;
+    let b = Node::join("b", &redis).await;
+    a.publish("m0").await;
+    redis.append_but_time_out(1);
+    a.publish("m1").await;
+    a.publish("m2").await;
+    assert_once_in_order(&a.settled(3).await, &names("m", 0..3), "the sender");
+    assert_once_in_order(&b.settled(3).await, &names("m", 0..3), "the other node");
+}
+
+/// Window (b) of issue 15: Redis hangs with m0's append in flight; the backlog fills and drops
+/// its oldest, m0, which the hung Redis still runs when it wakes. The sender applied m0 when
+/// its append failed, and must not apply it again when it comes back; the other node applies
+/// each message at most once, and counts the ones it never gets.
+#[tokio::test(start_paused = true)]
+async fn a_message_dropped_from_a_full_backlog_is_not_applied_again_when_a_hung_redis_runs_it() {
+    let redis = FakeRedis::default();
+    let a = Node::join_with("a", &redis, |bus| bus.with_backlog_limits(3, usize::MAX)).await;
+    let b = Node::join("b", &redis).await;
+    redis.hang();
+    let sent = names("m", 0..6);
+    for name in &sent {
+        a.publish(name).await;
+    }
+    assert_eq!(a.bus.metrics.bus_backlog_dropped.get(), 3, "m0, m1 and m2 were dropped from the full backlog");
+    redis.wake();
+    assert_once_in_order(&a.settled(sent.len()).await, &sent, "the sender");
+    until(|| b.applied().last().map(String::as_str) == Some("m5"), "m5 on the other node").await;
+    let got = b.settled(0).await;
+    let expected: Vec<String> = sent.iter().filter(|n| got.contains(n)).cloned().collect();
+    assert_once_in_order(&got, &expected, "the other node");
+    assert!(got.contains(&"m0".to_string()), "m0, from the append that hung: {got:?}");
+    assert_eq!(
+        b.bus.metrics.bus_missed.get(),
+        (sent.len() - got.len()) as u64,
+        "what the other node never got is counted: {got:?}"
+    );
+}
+
+/// The sender's own order: m0 was appended but not yet read back when Redis hung; m1's append
+/// fails, and m1 is applied here at once, but not before m0.
+#[tokio::test(start_paused = true)]
+async fn ours_are_applied_in_the_order_sent_when_redis_hangs_before_one_is_read_back() {
+    let redis = FakeRedis::default();
+    let a = Node::join("a", &redis).await;
+    let b = Node::join("b", &redis).await;
+    redis.stall_reads(true);
+    a.publish("m0").await;
+    redis.hang();
+    a.publish("m1").await;
+    a.publish("m2").await;
+    assert_eq!(a.applied(), names("m", 0..3), "in the order sent, while Redis hangs");
+    redis.stall_reads(false);
+    redis.wake();
+    assert_once_in_order(&a.settled(3).await, &names("m", 0..3), "the sender");
+    assert_once_in_order(&b.settled(3).await, &names("m", 0..3), "the other node");
+}
+
+/// Only the reader's connection fails: appends work, so the sender's messages are on Redis,
+/// but their echo does not come; they are applied here at once.
+#[tokio::test(start_paused = true)]
+async fn while_only_the_reader_fails_the_senders_own_messages_apply_at_once() {
+    let redis = FakeRedis::default();
+    let a = Node::join("a", &redis).await;
+    let b = Node::join("b", &redis).await;
+    redis.fail_reads(true);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    a.publish("m0").await;
+    a.publish("m1").await;
+    assert_eq!(a.applied(), names("m", 0..2), "applied without waiting for the reader");
+    redis.fail_reads(false);
+    a.publish("m2").await;
+    assert_once_in_order(&a.settled(3).await, &names("m", 0..3), "the sender");
+    assert_once_in_order(&b.settled(3).await, &names("m", 0..3), "the other node");
+}
+
+/// A reader that falls behind a trimmed stream misses messages: it says so (a metric, a log
+/// line) and applies the rest.
+#[tokio::test(start_paused = true)]
+async fn a_gap_in_another_nodes_messages_is_counted() {
+    let redis = FakeRedis::default();
+    let a = Node::join("a", &redis).await;
+    redis.push(wire("b", 1, "b1"));
+    a.settled(1).await;
+    redis.stall_reads(true);
+    for seq in 2..6 {
+        redis.push(wire("b", seq, &format!("b{seq}")));
+    }
+    redis.trim(2);
+    redis.stall_reads(false);
+    assert_eq!(a.settled(3).await, ["b1", "b4", "b5"]);
+    assert_eq!(a.bus.metrics.bus_gaps.get(), 1);
+    assert_eq!(a.bus.metrics.bus_missed.get(), 2, "b2 and b3");
+    redis.push(wire("b", 6, "b6"));
+    a.settled(4).await;
+    assert_eq!(a.bus.metrics.bus_gaps.get(), 1, "no gap after it");
+}
+
+/// The backlog is bounded in bytes as well as in count.
+#[tokio::test(start_paused = true)]
+async fn the_backlog_is_bounded_in_bytes() {
+    let redis = FakeRedis::default();
+    let one = wire("a", 1, "m0").len();
+    let a = Node::join_with("a", &redis, |bus| bus.with_backlog_limits(100, 3 * one)).await;
+    redis.hang();
+    for name in names("m", 0..6) {
+        a.publish(&name).await;
+    }
+    assert_eq!(a.bus.metrics.bus_backlog.get(), 3);
+    assert_eq!(a.bus.metrics.bus_backlog_dropped.get(), 3);
+    assert_eq!(a.applied(), names("m", 0..6), "every one applied here");
+}
+
+/// What is remembered of other nodes does not grow with every node that ever ran: a node not
+/// heard from for an hour (no message, no live snapshot) is forgotten, once the reader has
+/// caught up; a live one is kept.
+#[tokio::test(start_paused = true)]
+async fn nodes_not_heard_from_for_an_hour_are_forgotten() {
+    let redis = FakeRedis::default();
+    let a = Node::join("a", &redis).await;
+    for i in 0..100 {
+        redis.push(wire(&format!("gone{i}"), 1, "x"));
+    }
+    redis.push(wire("live", 1, "x"));
+    a.settled(101).await;
+    assert_eq!(a.bus.ledger().await.peers.len(), 101);
+    tokio::time::sleep(FORGET_AFTER / 2).await;
+    a.bus.note_alive(["live"]).await;
+    redis.fail_reads(true);
+    tokio::time::sleep(FORGET_AFTER / 2 + Duration::from_secs(60)).await;
+    a.bus.note_alive(["live"]).await;
+    assert_eq!(a.bus.ledger().await.peers.len(), 101, "kept while the reader cannot read: messages may be ahead of it");
+    redis.fail_reads(false);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    a.bus.note_alive(["live"]).await;
+    let ledger = a.bus.ledger().await;
+    assert_eq!(ledger.peers.keys().collect::<Vec<_>>(), ["live"], "the others are forgotten");
 }
