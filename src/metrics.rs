@@ -263,6 +263,10 @@ pub struct ClusterMetrics {
     pub bus_backlog: Gauge,
     /// Messages dropped from a full backlog: the other nodes never get them.
     pub bus_backlog_dropped: Counter,
+    /// Gaps found in other nodes' bus messages, and the messages they skipped (never applied).
+    pub bus_gaps: Counter,
+    /// (see `bus_gaps`)
+    pub bus_missed: Counter,
 }
 
 impl ClusterMetrics {
@@ -609,6 +613,18 @@ fn cluster_metrics(r: &mut Registry) -> ClusterMetrics {
             r,
             "bus_backlog_dropped",
             "Bus messages dropped from a full backlog: the other nodes never receive them.",
+            Counter::default(),
+        ),
+        bus_gaps: registered(
+            r,
+            "bus_gaps",
+            "Gaps found in another node's bus messages (trimmed from the stream before this node read them, lost with Redis's data, or dropped from that node's full backlog).",
+            Counter::default(),
+        ),
+        bus_missed: registered(
+            r,
+            "bus_missed",
+            "Bus messages of other nodes this node never applied, as the gaps in their sequence numbers count them.",
             Counter::default(),
         ),
     }

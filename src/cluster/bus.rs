@@ -1,36 +1,81 @@
 //! The bus: how published events and raw emits reach every node exactly once, in one order.
 //!
-//! A node appends each message, numbered, to one Redis stream and applies it when it reads it
-//! back, like every other node: a stream has one order for every reader, so every node applies
-//! the same messages in the same order, and the last-known state they build is the same. A
-//! caller waits until its message is on Redis, so a backend's next publish, through whichever
-//! node, comes after it. A node that could not read for a while (its connection dropped, Redis
-//! restarted) reads on from the last message it applied, so it misses nothing still in the stream.
+//! A node appends each message, numbered `(node, seq)`, to one stream (`stream.rs`: Redis) and
+//! applies it when it reads it back, like every other node: a stream has one order for every
+//! reader, so every node applies the same messages in the same order and builds the same
+//! last-known state. A caller waits until its message is on the stream (or applied here), so a
+//! backend's next publish, through whichever node, comes after it. A reader that could not read
+//! for a while reads on from the last entry it read, so it misses nothing still in the stream.
 //!
-//! While Redis is away (or already has a backlog), the sender applies a message at once, so its
-//! own sockets keep receiving, and keeps it, in order, to append when Redis is back; the other
-//! nodes then get it late rather than never. Receivers drop what they have already applied: a
-//! message per `(node, seq)` is applied once, whether it was appended twice (a retried append
-//! that had in fact gone through) or it comes back to a sender that applied it itself.
+//! While Redis is away (an append fails, or a backlog is already waiting), the sender applies
+//! its message at once, so its own sockets keep receiving, and keeps it, in order, to append
+//! when Redis is back: the other nodes get it late rather than never.
+//!
+//! **One lock decides who applies what** ([`Ledger`]), and every apply on this node happens
+//! under it, so the reader and the outbox cannot both apply a message, nor apply two out of
+//! order:
+//! - this node's own messages are applied in the order it sent them, each once: either when
+//!   read back, or here at once when their append failed, when the reader is down, or when the
+//!   reader lags too far (then every earlier one still waiting for its echo goes first). A
+//!   single watermark (`own_applied`) then says which are applied, so any later copy (an append
+//!   that answered an error but had gone through, a retried one, one dropped from a full
+//!   backlog that a hung Redis still ran) is skipped;
+//! - an append that answered an error is kept for a retry only if the reader has not already
+//!   read it back: then it is on Redis and applied;
+//! - other nodes' messages are applied in stream order, once per `(node, seq)`; a jump in a
+//!   node's sequence is a **gap** (messages trimmed before this node read them, lost with
+//!   Redis's data, or dropped from that node's full backlog): counted and logged, never silent.
+//!
+//! What is remembered per other node is pruned: a node not heard from (no message, no live
+//! snapshot, see `note_alive`) for [`FORGET_AFTER`] is forgotten, once the reader has caught up.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     future::Future,
-    sync::{
-        Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::Duration,
 };
 
 use serde_json::{Value, json};
-use tokio::sync::{mpsc, oneshot};
+use tokio::{
+    sync::{Mutex, MutexGuard, mpsc, oneshot},
+    time::Instant,
+};
 
-use super::{BACKLOG_LIMIT, now_ms};
+use super::{
+    now_ms,
+    stream::{BusStream, StreamError, StreamId},
+};
 use crate::{engine::Outgoing, metrics::ClusterMetrics};
 
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
+/// Messages kept for other nodes while Redis is away, and their bytes (JSON): beyond either the
+/// oldest are dropped (counted, and a gap for the other nodes).
+pub(super) const BACKLOG_LIMIT: usize = 10_000;
+const BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+/// Own messages appended and waiting to be read back, and their bytes: beyond either the oldest
+/// are applied here without waiting (the reader is that far behind).
+const IN_FLIGHT_LIMIT: usize = 1_024;
+const IN_FLIGHT_BYTES: usize = 16 * 1024 * 1024;
+/// How long another node is remembered after its last sign of life. Longer than any outage
+/// after which it could still append a copy of a message this node applied (its backlog).
+pub(super) const FORGET_AFTER: Duration = Duration::from_secs(3_600);
 /// How often a backlog is retried while Redis is away.
 const RETRY_EVERY: Duration = Duration::from_millis(250);
+/// Most entries one read takes.
+const READ_BATCH: usize = 256;
+/// How long the reader waits before reading again after a failed read.
+const READ_RETRY: Duration = Duration::from_millis(200);
+
+/// This node's sockets, where the bus applies messages.
+pub trait Local: Send + Sync + 'static {
+    /// Applies one message to this node's sockets.
+    fn apply(&self, message: &Outgoing) -> impl Future<Output = ()> + Send;
+}
 
 /// A message handed to the bus, and who to tell when it is sent (or applied here).
 pub struct Submitted {
@@ -41,264 +86,320 @@ pub struct Submitted {
 }
 
 /// One node's end of the bus.
-pub struct Bus {
+pub struct Bus<S, L> {
     node: String,
-    seq: AtomicU64,
-    seen: Mutex<Seen>,
-    /// The bus lag and the backlog are measured here.
+    stream: S,
+    local: L,
+    ledger: Mutex<Ledger>,
+    /// Count and bytes of the backlog (constants, smaller in tests).
+    backlog_limits: (usize, usize),
+    /// The bus's lag, backlog and gaps are measured here.
     metrics: ClusterMetrics,
 }
 
-/// What a node has applied.
+/// What this node has applied and who applies what next; see the module's comment. Held
+/// (a tokio lock) across applies, so applies happen in the order they are decided.
 #[derive(Default)]
-struct Seen {
-    /// Highest sequence applied per other node.
-    others: HashMap<String, u64>,
-    /// Highest sequence of ours applied as it came back.
-    own: u64,
-    /// Ours applied directly (Redis was away), whose echo must be skipped.
-    applied_here: HashSet<u64>,
+struct Ledger {
+    /// Our highest sequence applied here. Ours are applied in order: every one up to it is.
+    own_applied: u64,
+    /// Our highest sequence read back from the stream.
+    own_read: u64,
+    /// Ours handed to the stream and not applied here yet, oldest first.
+    in_flight: VecDeque<Pending>,
+    in_flight_bytes: usize,
+    /// From a failed read to the next good one.
+    reader_down: bool,
+    /// The reader's last read reached the end of the stream.
+    caught_up: bool,
+    /// Per other node: its highest sequence applied here, and its last sign of life.
+    peers: HashMap<String, Peer>,
 }
 
-impl Bus {
-    /// The bus of node `node`.
-    pub fn new(node: String, metrics: ClusterMetrics) -> Self {
-        Self { node, seq: AtomicU64::new(0), seen: Mutex::new(Seen::default()), metrics }
+/// One of ours on its way.
+struct Pending {
+    seq: u64,
+    message: Arc<Outgoing>,
+    bytes: usize,
+}
+
+struct Peer {
+    last: u64,
+    heard: Instant,
+}
+
+/// Ours waiting for Redis, in order, bounded in count and bytes.
+struct Backlog {
+    entries: VecDeque<(u64, String)>,
+    bytes: usize,
+    limits: (usize, usize),
+}
+
+impl Backlog {
+    fn push(&mut self, seq: u64, wire: String, metrics: &ClusterMetrics) {
+        self.bytes += wire.len();
+        self.entries.push_back((seq, wire));
+        let (count, bytes) = self.limits;
+        while self.entries.len() > count || self.bytes > bytes {
+            let Some((lost, wire)) = self.entries.pop_front() else { break };
+            self.bytes -= wire.len();
+            metrics.bus_backlog_dropped.inc();
+            // Applied here already; for the other nodes it is a gap.
+            tracing::error!(
+                seq = lost,
+                count,
+                bytes,
+                "bus backlog full: its oldest message will not reach the other nodes"
+            );
+        }
+        metrics.bus_backlog.set(self.entries.len() as i64);
     }
 
-    fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
-        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    fn pop_front(&mut self) {
+        if let Some((_, wire)) = self.entries.pop_front() {
+            self.bytes -= wire.len();
+        }
+    }
+}
+
+impl<S: BusStream, L: Local> Bus<S, L> {
+    /// The bus of node `node` on `stream`, applying to `local`.
+    pub fn new(node: String, stream: S, local: L, metrics: ClusterMetrics) -> Self {
+        Self {
+            node,
+            stream,
+            local,
+            ledger: Mutex::new(Ledger::default()),
+            backlog_limits: (BACKLOG_LIMIT, BACKLOG_BYTES),
+            metrics,
+        }
     }
 
-    /// Reads a bus message; `None` when it was applied already or cannot be read. A message to
-    /// apply counts its lag: the time since its sender appended it (`at`, the sender's clock).
-    pub fn receive(&self, payload: &[u8]) -> Option<Outgoing> {
+    /// The same bus with a backlog of at most `count` messages and `bytes` bytes.
+    #[cfg(test)]
+    fn with_backlog_limits(mut self, count: usize, bytes: usize) -> Self {
+        self.backlog_limits = (count, bytes);
+        self
+    }
+
+    /// The stream's newest position: a node that joins applies what comes after it.
+    pub async fn end(&self) -> Result<StreamId, StreamError> {
+        Ok(self.stream.last_id().await?.unwrap_or(StreamId::START))
+    }
+
+    async fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().await
+    }
+
+    /// Reads the stream from `after` on, forever, applying each message once. After a failure it
+    /// reads on from the last entry read, so nothing that is still in the stream is missed.
+    pub async fn run_reader(&self, mut after: StreamId) {
+        let mut failing = false;
+        loop {
+            match self.stream.read_after(after, READ_BATCH).await {
+                Ok(entries) => {
+                    if failing {
+                        failing = false;
+                        self.ledger().await.reader_down = false;
+                        // A Redis that restarted without its data starts a new stream, whose ids
+                        // may be below ours: read it from the start (what was applied is skipped,
+                        // what was lost shows as gaps).
+                        if let Ok(end) = self.end().await
+                            && end < after
+                        {
+                            tracing::info!("the bus stream was recreated; reading it from its start");
+                            after = StreamId::START;
+                            continue;
+                        }
+                    }
+                    let caught_up = entries.len() < READ_BATCH;
+                    for entry in entries {
+                        after = entry.id;
+                        if let Some(message) = entry.message {
+                            self.receive(message.as_bytes()).await;
+                        }
+                    }
+                    self.ledger().await.caught_up = caught_up;
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::debug!(error = %e, "reading the bus failed; retrying");
+                        // Our own sockets do not wait for echoes that will not come soon.
+                        let mut ledger = self.ledger().await;
+                        ledger.reader_down = true;
+                        ledger.caught_up = false;
+                        if let Some(last) = ledger.in_flight.back().map(|p| p.seq) {
+                            self.apply_own_through(&mut ledger, last).await;
+                        }
+                    }
+                    failing = true;
+                    tokio::time::sleep(READ_RETRY).await;
+                }
+            }
+        }
+    }
+
+    /// Applies a message read from the stream, unless it was applied already.
+    async fn receive(&self, payload: &[u8]) {
         let mut value: Value = match serde_json::from_slice(payload) {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "a bus message is not JSON");
-                return None;
+                return;
             }
         };
         let (Some(node), Some(seq)) = (value["node"].as_str(), value["seq"].as_u64()) else {
             tracing::warn!("a bus message has no node or seq");
-            return None;
+            return;
         };
-        let own = node == self.node;
-        {
-            let mut seen = self.seen();
-            if own {
-                // Ours come back in the order they were appended. One applied here while Redis
-                // was away may come back twice: an append that timed out can still have been
-                // executed (Redis was hung, not gone), and the backlog appends it again. Both
-                // copies are skipped because `own` moves past it with the first.
-                let applied_here = seen.applied_here.remove(&seq);
-                let duplicate = seq <= seen.own;
-                seen.own = seen.own.max(seq);
-                if applied_here || duplicate {
-                    return None;
+        // `at`: when its sender took it; a sender whose clock runs ahead gives no lag.
+        let lag = value["at"].as_u64().map(|at| Duration::from_millis(now_ms().saturating_sub(at)));
+        if node == self.node {
+            let mut ledger = self.ledger().await;
+            ledger.own_read = ledger.own_read.max(seq);
+            if seq > ledger.own_applied {
+                if let Some(lag) = lag {
+                    self.metrics.bus_lag_local.observe(lag);
                 }
-            } else {
-                let last = seen.others.entry(node.to_string()).or_default();
-                if seq <= *last {
-                    return None;
-                }
-                *last = seq;
+                self.apply_own_through(&mut ledger, seq).await;
             }
+            return;
         }
-        if let Some(at) = value["at"].as_u64() {
-            // A sender whose clock runs ahead would give a negative lag: counted as none.
-            let lag = std::time::Duration::from_millis(now_ms().saturating_sub(at));
-            if own { &self.metrics.bus_lag_local } else { &self.metrics.bus_lag_remote }.observe(lag);
-        }
-        match Outgoing::from_json(value["body"].take()) {
-            Ok(outgoing) => Some(outgoing),
+        let node = node.to_string();
+        let outgoing = match Outgoing::from_json(value["body"].take()) {
+            Ok(outgoing) => outgoing,
             Err(e) => {
-                tracing::warn!(error = %e, "a bus message could not be read");
-                None
+                tracing::warn!(%node, seq, error = %e, "a bus message could not be read");
+                return;
             }
+        };
+        let mut ledger = self.ledger().await;
+        let heard = Instant::now();
+        match ledger.peers.get_mut(&node) {
+            Some(peer) if seq <= peer.last => return,
+            Some(peer) => {
+                if seq > peer.last + 1 {
+                    let missed = seq - peer.last - 1;
+                    self.metrics.bus_gaps.inc();
+                    self.metrics.bus_missed.inc_by(missed);
+                    tracing::warn!(
+                        %node, missed, after = peer.last, seq,
+                        "bus messages from another node were missed: trimmed from the stream before this node read them, lost with Redis's data, or dropped from that node's full backlog"
+                    );
+                }
+                *peer = Peer { last: seq, heard };
+            }
+            None => {
+                ledger.peers.insert(node, Peer { last: seq, heard });
+            }
+        }
+        if let Some(lag) = lag {
+            self.metrics.bus_lag_remote.observe(lag);
+        }
+        self.local.apply(&outgoing).await;
+    }
+
+    /// Applies, in order, our messages waiting for their echo up to `seq`.
+    async fn apply_own_through(&self, ledger: &mut Ledger, seq: u64) {
+        while ledger.in_flight.front().is_some_and(|p| p.seq <= seq) {
+            let Some(pending) = ledger.in_flight.pop_front() else { break };
+            ledger.in_flight_bytes -= pending.bytes;
+            self.local.apply(&pending.message).await;
+            ledger.own_applied = pending.seq;
         }
     }
 
-    /// Sends submitted messages in order until the sender side closes. `publish` appends one to
-    /// the stream (false: Redis is away); `apply` applies one on this node.
-    pub async fn run_outbox<P, PF, F, AF>(&self, mut submitted: mpsc::Receiver<Submitted>, publish: P, apply: F)
-    where
-        P: Fn(String) -> PF,
-        PF: Future<Output = bool>,
-        F: Fn(Outgoing) -> AF,
-        AF: Future<Output = ()>,
-    {
-        let mut backlog: VecDeque<(u64, String)> = VecDeque::new();
+    /// Sends submitted messages in order until the sender side closes.
+    pub async fn run_outbox(&self, mut submitted: mpsc::Receiver<Submitted>) {
+        let mut backlog = Backlog { entries: VecDeque::new(), bytes: 0, limits: self.backlog_limits };
+        let mut seq = 0;
         let mut retry = tokio::time::interval(RETRY_EVERY);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 next = submitted.recv() => {
                     let Some(Submitted { message, done }) = next else { return };
-                    let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
-                    // `at`: when it was sent, which the receivers' lag is measured from, kept
-                    // through a backlog (its wait is lag too).
-                    let wire = json!({ "node": self.node, "seq": seq, "at": now_ms(), "body": message.to_json() })
-                        .to_string();
-                    // Behind a backlog, a message waits its turn: order is kept for everyone.
-                    if !(backlog.is_empty() && publish(wire.clone()).await) {
-                        self.seen().applied_here.insert(seq);
-                        apply(message).await;
-                        backlog.push_back((seq, wire));
-                        if backlog.len() > BACKLOG_LIMIT
-                            && let Some((lost, _)) = backlog.pop_front()
-                        {
-                            self.seen().applied_here.remove(&lost);
-                            self.metrics.bus_backlog_dropped.inc();
-                            tracing::error!(limit = BACKLOG_LIMIT, "bus backlog full: the oldest message will not reach the other nodes");
-                        }
-                        self.metrics.bus_backlog.set(backlog.len() as i64);
-                    }
+                    seq += 1;
+                    self.send(seq, message, &mut backlog).await;
                     let _ = done.send(());
                 }
-                _ = retry.tick(), if !backlog.is_empty() => {
-                    let before = backlog.len();
-                    while let Some((_, wire)) = backlog.front() {
-                        if !publish(wire.clone()).await {
-                            break;
-                        }
-                        backlog.pop_front();
-                    }
-                    self.metrics.bus_backlog.set(backlog.len() as i64);
-                    if backlog.is_empty() {
-                        tracing::info!(messages = before, "sent the backlog kept while Redis was away");
-                    }
+                _ = retry.tick(), if !backlog.entries.is_empty() => self.resend(&mut backlog).await,
+            }
+        }
+    }
+
+    /// Appends one message, or applies it here and keeps it for later.
+    async fn send(&self, seq: u64, message: Outgoing, backlog: &mut Backlog) {
+        // `at`: when it was sent, which the receivers' lag is measured from, kept through a
+        // backlog (its wait is lag too).
+        let wire = json!({ "node": self.node, "seq": seq, "at": now_ms(), "body": message.to_json() }).to_string();
+        {
+            let mut ledger = self.ledger().await;
+            ledger.in_flight.push_back(Pending { seq, message: Arc::new(message), bytes: wire.len() });
+            ledger.in_flight_bytes += wire.len();
+            // A reader that far behind: ours are applied without waiting for it.
+            while ledger.in_flight.len() > IN_FLIGHT_LIMIT || ledger.in_flight_bytes > IN_FLIGHT_BYTES {
+                let Some(oldest) = ledger.in_flight.front().map(|p| p.seq) else { break };
+                self.apply_own_through(&mut ledger, oldest).await;
+            }
+        }
+        // Behind a backlog, a message waits its turn: order is kept for everyone.
+        let appended = if backlog.entries.is_empty() { Some(self.stream.append(&wire).await) } else { None };
+        let mut ledger = self.ledger().await;
+        match appended {
+            Some(Ok(())) => {
+                if ledger.reader_down {
+                    self.apply_own_through(&mut ledger, seq).await;
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    };
-
-    use super::*;
-    use crate::{engine::EmitRequest, metrics::Metrics};
-
-    fn bus(node: &str) -> Bus {
-        Bus::new(node.into(), Metrics::new(true).cluster.expect("cluster metrics"))
-    }
-
-    fn emit(n: u64) -> Outgoing {
-        Outgoing::Emit(EmitRequest {
-            namespace: "/".into(),
-            rooms: vec!["r".into()],
-            event: format!("e{n}"),
-            data: Value::Null,
-            tenant: None,
-        })
-    }
-
-    fn wire(node: &str, seq: u64, n: u64) -> Vec<u8> {
-        json!({ "node": node, "seq": seq, "at": now_ms(), "body": emit(n).to_json() }).to_string().into_bytes()
-    }
-
-    fn event_name(o: &Outgoing) -> String {
-        match o {
-            Outgoing::Emit(e) => e.event.clone(),
-            Outgoing::Events(_) => "events".into(),
+            Some(Err(e)) if ledger.own_read >= seq => {
+                tracing::info!(seq, error = %e, "a bus append answered an error but had gone through: read back, applied once");
+            }
+            Some(Err(_)) | None => {
+                self.apply_own_through(&mut ledger, seq).await;
+                drop(ledger);
+                backlog.push(seq, wire, &self.metrics);
+            }
         }
     }
 
-    #[test]
-    fn each_message_is_applied_once() {
-        let bus = bus("me");
-        assert_eq!(bus.receive(&wire("other", 1, 1)).map(|o| event_name(&o)), Some("e1".into()));
-        assert!(bus.receive(&wire("other", 1, 1)).is_none(), "a duplicate from a retried send");
-        assert!(bus.receive(&wire("other", 2, 2)).is_some());
-        assert!(bus.receive(&wire("third", 1, 9)).is_some(), "sequences are per node");
-        bus.seen().applied_here.insert(5);
-        assert!(bus.receive(&wire("me", 4, 4)).is_some(), "ours, applied as it came back");
-        assert!(bus.receive(&wire("me", 5, 5)).is_none(), "ours, applied here while Redis was away");
-        assert!(bus.receive(&wire("me", 4, 4)).is_none());
-        assert!(bus.receive(b"{}").is_none());
-        assert_eq!(bus.metrics.bus_lag_remote.count(), 3, "the lag of each other node's message applied");
-        assert_eq!(bus.metrics.bus_lag_local.count(), 1, "and of our own applied as it came back");
+    /// Appends the backlog, oldest first, until an append fails.
+    async fn resend(&self, backlog: &mut Backlog) {
+        let before = backlog.entries.len();
+        while let Some((seq, wire)) = backlog.entries.front() {
+            // One the reader has read back is on Redis already (its append answered an error but
+            // had gone through): no copy.
+            let read_back = self.ledger().await.own_read >= *seq;
+            if !read_back && self.stream.append(wire).await.is_err() {
+                break;
+            }
+            backlog.pop_front();
+        }
+        self.metrics.bus_backlog.set(backlog.entries.len() as i64);
+        if backlog.entries.is_empty() {
+            tracing::info!(messages = before, "sent the backlog kept while Redis was away");
+        }
     }
 
-    /// Redis hung (SIGSTOP): the append of 7 timed out, so 7 was applied here and kept; the hung
-    /// Redis executed that append when it woke, and the backlog appended 7 again.
-    #[test]
-    fn an_append_that_timed_out_but_went_through_is_applied_once() {
-        let bus = bus("me");
-        assert!(bus.receive(&wire("me", 6, 6)).is_some(), "6 went through normally");
-        bus.seen().applied_here.insert(7);
-        assert!(bus.receive(&wire("me", 7, 7)).is_none(), "the timed-out append, applied here already");
-        assert!(bus.receive(&wire("me", 7, 7)).is_none(), "the backlog's copy of it");
-        assert!(bus.receive(&wire("me", 8, 8)).is_some());
-        assert!(bus.receive(b"garbage").is_none());
-    }
-
-    #[tokio::test]
-    async fn while_redis_is_away_messages_apply_here_and_are_sent_in_order_later() {
-        let bus = Arc::new(bus("me"));
-        let up = Arc::new(AtomicBool::new(true));
-        let sent = Arc::new(Mutex::new(Vec::<u64>::new()));
-        let applied = Arc::new(Mutex::new(Vec::<String>::new()));
-        let (tx, rx) = mpsc::channel(16);
-        let runner = {
-            let (bus, up, sent, applied) = (bus.clone(), up.clone(), sent.clone(), applied.clone());
-            tokio::spawn(async move {
-                bus.run_outbox(
-                    rx,
-                    |wire: String| {
-                        let (up, sent) = (up.clone(), sent.clone());
-                        async move {
-                            let ok = up.load(Ordering::SeqCst);
-                            if ok {
-                                let v: Value = serde_json::from_str(&wire).unwrap();
-                                sent.lock().unwrap().push(v["seq"].as_u64().unwrap());
-                            }
-                            ok
-                        }
-                    },
-                    |o| {
-                        let applied = applied.clone();
-                        async move { applied.lock().unwrap().push(event_name(&o)) }
-                    },
-                )
-                .await
-            })
-        };
-        let submit = |n: u64| {
-            let tx = tx.clone();
-            async move {
-                let (done, wait) = oneshot::channel();
-                tx.send(Submitted { message: emit(n), done }).await.unwrap();
-                wait.await.unwrap();
+    /// Other nodes that are alive (a fresh snapshot) count as heard from now; then nodes not
+    /// heard from for [`FORGET_AFTER`] are forgotten, unless the reader has not caught up (their
+    /// messages may still be ahead of it).
+    pub async fn note_alive<'a>(&self, alive: impl IntoIterator<Item = &'a str>) {
+        let now = Instant::now();
+        let mut ledger = self.ledger().await;
+        for node in alive {
+            if let Some(peer) = ledger.peers.get_mut(node) {
+                peer.heard = now;
             }
-        };
-        submit(1).await;
-        up.store(false, Ordering::SeqCst);
-        submit(2).await;
-        submit(3).await;
-        assert_eq!(*applied.lock().unwrap(), ["e2", "e3"], "applied here while away; 1 waits for its echo");
-        assert_eq!(bus.metrics.bus_backlog.get(), 2);
-        up.store(true, Ordering::SeqCst);
-        submit(4).await;
-        assert_eq!(*applied.lock().unwrap(), ["e2", "e3", "e4"], "behind a backlog, applied here too");
-        tokio::time::timeout(Duration::from_secs(2), async {
-            while sent.lock().unwrap().len() < 4 || bus.metrics.bus_backlog.get() > 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .expect("the backlog is sent, and the gauge says so");
-        assert_eq!(*sent.lock().unwrap(), [1, 2, 3, 4], "in order");
-        // The stream holds them in the order they were appended: 1 (before the outage), then the
-        // backlog.
-        assert!(bus.receive(&wire("me", 1, 1)).is_some(), "1 is applied when it comes back");
-        assert!(bus.receive(&wire("me", 2, 2)).is_none() && bus.receive(&wire("me", 4, 4)).is_none());
-        runner.abort();
+        }
+        if !ledger.caught_up {
+            return;
+        }
+        let before = ledger.peers.len();
+        ledger.peers.retain(|_, peer| now.duration_since(peer.heard) < FORGET_AFTER);
+        let forgotten = before - ledger.peers.len();
+        if forgotten > 0 {
+            tracing::debug!(forgotten, "forgot bus nodes not heard from for an hour");
+        }
     }
 }

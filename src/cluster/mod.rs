@@ -22,6 +22,7 @@
 
 mod bus;
 mod inputs;
+mod stream;
 
 use std::{
     collections::HashMap,
@@ -37,7 +38,7 @@ use std::{
 use anyhow::Context;
 use fred::{
     clients::{Client, SubscriberClient},
-    interfaces::{ClientLike, EventInterface, HashesInterface, KeysInterface, PubsubInterface, StreamsInterface},
+    interfaces::{ClientLike, EventInterface, HashesInterface, KeysInterface, PubsubInterface},
     prelude::{Builder, Config as FredConfig, ReconnectPolicy},
     types::RespVersion,
 };
@@ -52,7 +53,8 @@ use crate::{
     engine::{ClusterLink, Engine, Outgoing},
     metrics::ClusterMetrics,
 };
-use bus::{Bus, Submitted};
+use bus::{BACKLOG_LIMIT, Bus, Local, Submitted};
+use stream::{BUS_BLOCK, RedisStream};
 
 /// How long one Redis command may take before it counts as failed.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
@@ -61,22 +63,6 @@ const HEARTBEAT: Duration = Duration::from_millis(500);
 const SNAPSHOT_EVERY: u32 = 2;
 /// A peer whose snapshot is older than this is gone.
 const PEER_STALE_MS: u64 = 6_000;
-/// Messages kept for other nodes while Redis is away.
-const BACKLOG_LIMIT: usize = 10_000;
-/// Messages the bus stream keeps (about): how far behind a node that was cut off can catch up.
-const BUS_LENGTH: i64 = 10_000;
-/// How long one read of the bus waits for news, and how many messages it takes at most.
-const BUS_BLOCK: Duration = Duration::from_millis(500);
-const BUS_BATCH: u64 = 256;
-
-/// Whether stream id `a` (`<ms>-<seq>`) is below `b`.
-fn stream_id_lt(a: &str, b: &str) -> bool {
-    let parse = |id: &str| -> (u64, u64) {
-        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-        (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
-    };
-    parse(a) < parse(b)
-}
 
 /// A node's membership: its Redis clients, its identity and what it knows of Redis's health.
 pub struct Cluster {
@@ -250,16 +236,20 @@ impl Cluster {
         let Some(outbox_rx) = self.outbox_rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             anyhow::bail!("the cluster was already started");
         };
-        let bus = Arc::new(Bus::new(self.node.clone(), self.metrics.clone()));
+        let stream = RedisStream::new(self.bus_key(), self.client.clone(), self.reader.clone(), self.health.clone());
+        let bus = Arc::new(Bus::new(self.node.clone(), stream, Applier(engine.clone()), self.metrics.clone()));
         engine.attach_cluster(self.clone());
 
-        let start = self.bus_end().await.context("reading the bus")?;
+        let start = bus.end().await.context("reading the bus")?;
         let mut tasks = vec![
             tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Inputs)),
             tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Adapter)),
-            tokio::spawn(self.clone().heartbeat(engine.clone())),
+            tokio::spawn(self.clone().heartbeat(engine.clone(), bus.clone())),
             tokio::spawn(self.clone().receive(engine.clone())),
-            tokio::spawn(self.clone().read_bus(engine.clone(), bus.clone(), start)),
+            tokio::spawn({
+                let bus = bus.clone();
+                async move { bus.run_reader(start).await }
+            }),
         ];
         let connections = [
             self.client.reconnect_rx(),
@@ -270,34 +260,7 @@ impl Cluster {
         for (name, reconnects) in ClusterMetrics::CONNECTIONS.into_iter().zip(connections) {
             tasks.push(tokio::spawn(count_reconnects(reconnects, self.metrics.reconnects(name))));
         }
-        let this = self.clone();
-        tasks.push(tokio::spawn(async move {
-            let publish = {
-                let this = this.clone();
-                move |wire: String| {
-                    let this = this.clone();
-                    async move {
-                        if !this.health.ready() {
-                            return false;
-                        }
-                        let cap = ("MAXLEN", "~", BUS_LENGTH);
-                        match this.client.xadd::<String, _, _, _, _>(this.bus_key(), false, cap, "*", ("m", wire)).await
-                        {
-                            Ok(_) => true,
-                            Err(e) => {
-                                this.health.fail(format!("publishing on the bus failed: {e}"));
-                                false
-                            }
-                        }
-                    }
-                }
-            };
-            bus.run_outbox(outbox_rx, publish, move |message| {
-                let engine = engine.clone();
-                async move { engine.apply(&message).await }
-            })
-            .await;
-        }));
+        tasks.push(tokio::spawn(async move { bus.run_outbox(outbox_rx).await }));
         Ok(tasks)
     }
 
@@ -347,64 +310,9 @@ impl Cluster {
         }
     }
 
-    /// The id of the bus's newest message (`0-0` when it is empty): a node applies what comes
-    /// after it joined.
-    async fn bus_end(&self) -> Result<String, fred::error::Error> {
-        let newest: Vec<(String, HashMap<String, String>)> =
-            self.reader.xrevrange(self.bus_key(), "+", "-", Some(1)).await?;
-        Ok(newest.into_iter().next().map_or_else(|| "0-0".to_string(), |(id, _)| id))
-    }
-
-    /// Reads the bus from `after` on, forever, applying each message once. After a failure it
-    /// reads on from the last message applied, so nothing that is still in the stream is missed.
-    async fn read_bus<A: Adapter>(self: Arc<Self>, engine: Engine<A>, bus: Arc<Bus>, mut after: String) {
-        let key = self.bus_key();
-        let mut failing = false;
-        loop {
-            let read = self
-                .reader
-                .xread_map::<String, String, String, String, _, _>(
-                    Some(BUS_BATCH),
-                    Some(BUS_BLOCK.as_millis() as u64),
-                    key.as_str(),
-                    after.as_str(),
-                )
-                .await;
-            match read {
-                Ok(streams) => {
-                    if failing {
-                        failing = false;
-                        // A Redis that restarted without its data starts a new stream, whose ids
-                        // may be below ours: read it from the start (applied messages are skipped).
-                        if let Ok(end) = self.bus_end().await
-                            && stream_id_lt(&end, &after)
-                        {
-                            tracing::info!("the bus stream was recreated; reading it from its start");
-                            after = "0-0".to_string();
-                            continue;
-                        }
-                    }
-                    for (id, fields) in streams.into_values().flatten() {
-                        after = id;
-                        if let Some(outgoing) = fields.get("m").and_then(|m| bus.receive(m.as_bytes())) {
-                            engine.apply(&outgoing).await;
-                        }
-                    }
-                }
-                Err(e) => {
-                    if !failing {
-                        tracing::debug!(error = %e, "reading the bus failed; retrying");
-                    }
-                    failing = true;
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        }
-    }
-
     /// Checks Redis every `HEARTBEAT`, and every few beats writes this node's snapshot and
-    /// reads the others'.
-    async fn heartbeat<A: Adapter>(self: Arc<Self>, engine: Engine<A>) {
+    /// reads the others' (which tells the bus who is alive).
+    async fn heartbeat<A: Adapter>(self: Arc<Self>, engine: Engine<A>, bus: Arc<NodeBus<A>>) {
         let mut ticks = tokio::time::interval(HEARTBEAT);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut beat = 0u32;
@@ -424,10 +332,11 @@ impl Cluster {
                 continue;
             }
             beat = beat.wrapping_add(1);
-            if beat % SNAPSHOT_EVERY == 1
-                && let Err(e) = self.exchange_snapshots(&engine).await
-            {
-                tracing::debug!(error = %e, "could not exchange node snapshots");
+            if beat % SNAPSHOT_EVERY == 1 {
+                match self.exchange_snapshots(&engine).await {
+                    Ok(alive) => bus.note_alive(alive.iter().map(String::as_str)).await,
+                    Err(e) => tracing::debug!(error = %e, "could not exchange node snapshots"),
+                }
             }
         }
     }
@@ -445,7 +354,8 @@ impl Cluster {
         }
     }
 
-    async fn exchange_snapshots<A: Adapter>(&self, engine: &Engine<A>) -> Result<(), fred::error::Error> {
+    /// Writes this node's snapshot and reads the others'; answers the nodes alive.
+    async fn exchange_snapshots<A: Adapter>(&self, engine: &Engine<A>) -> Result<Vec<String>, fred::error::Error> {
         let mut snapshot = engine.node_snapshot();
         snapshot["node"] = json!(self.node);
         snapshot["at"] = json!(now_ms());
@@ -456,6 +366,7 @@ impl Cluster {
         let all: HashMap<String, String> = self.client.hgetall(&key).await?;
         let now = now_ms();
         let mut peers = Vec::new();
+        let mut alive = Vec::new();
         let mut gone = Vec::new();
         for (node, text) in all {
             if node == self.node {
@@ -465,6 +376,7 @@ impl Cluster {
             let age = now.saturating_sub(value["at"].as_u64().unwrap_or(0));
             if age <= PEER_STALE_MS {
                 peers.push(value);
+                alive.push(node);
             } else if age > 10 * PEER_STALE_MS {
                 gone.push(node);
             }
@@ -473,7 +385,7 @@ impl Cluster {
             self.client.hdel::<i64, _, _>(&key, gone).await?;
         }
         *self.peers.lock().unwrap_or_else(|e| e.into_inner()) = peers;
-        Ok(())
+        Ok(alive)
     }
 
     /// Delivers what arrives on the input subscriptions, in arrival order.
@@ -528,6 +440,18 @@ impl Cluster {
         if let Err(e) = engine.emit_received(&message.namespace, &message.event, &message.args, &rooms, &except).await {
             tracing::warn!(channel, event = %message.event, error = %e, "an emitter message was not delivered");
         }
+    }
+}
+
+/// A node's bus: on Redis, applying to the engine.
+type NodeBus<A> = Bus<RedisStream, Applier<A>>;
+
+/// The engine, as the bus applies messages to it.
+struct Applier<A: Adapter>(Engine<A>);
+
+impl<A: Adapter> Local for Applier<A> {
+    fn apply(&self, message: &Outgoing) -> impl Future<Output = ()> + Send {
+        self.0.apply(message)
     }
 }
 
