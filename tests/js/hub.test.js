@@ -117,6 +117,49 @@ describe('the /ws plain WebSocket endpoint', () => {
     assert.deepEqual(watcher.pending('approval.required'), []);
   });
 
+  it('answers a channel that does not exist with the channels that do', async (t) => {
+    const socket = await openHub(t, gw.url, h.mintToken({ tenantId: `names-${h.uid()}` }));
+    socket.send('subscribe', { channel: 'execution:e1' });
+    const error = await socket.next('error');
+    assert.equal(error.data.type, 'validation');
+    assert.equal(error.data.message, '`execution:e1` is not a room name here (rooms: executions, executions:{execution_id}, workflows:{workflow_id}, approvals, users:{user_id})');
+  });
+
+  it('bounds what filters make the gateway hold: values in bytes as stored, combinations, and the bytes of all the room names of a connection', async (t) => {
+    const tenantId = `bound-${h.uid()}`;
+    const socket = await openHub(t, gw.url, h.mintToken({ tenantId }));
+    const refusal = async (channel, filters) => {
+      socket.send('subscribe', { channel, filters });
+      return (await socket.next('error', { where: (e) => e.data.event === 'subscribe' })).data;
+    };
+    // 22 C1 control characters: within the schema's 64 characters, 132 bytes once escaped.
+    const controls = '\u0085'.repeat(22);
+    const long = await refusal('executions', { statuses: ['running', controls] });
+    assert.deepEqual([long.type, long.message], ['validation', 'a value of filter `status` takes 132 bytes; at most 64 (`%`, `*` and control characters count three per byte)']);
+    const many = await refusal('executions', { workflow_ids: ['a', 'b', 'c'], execution_ids: ['a', 'b', 'c'], statuses: ['a', 'b'] });
+    assert.match(many.message, /^18 filter combinations; at most 16/);
+
+    // The widest subscription the limits allow: 16 rooms with values of 64 bytes.
+    const ids = (prefix, n) => Array.from({ length: n }, (_, i) => `${prefix}${i}`.padEnd(64, '-'));
+    const widest = { workflow_ids: ids('w', 2), execution_ids: ids('e', 2), statuses: ids('s', 4) };
+    assert.deepEqual(await socket.subscribe('executions', widest), { channel: 'executions', filters: widest });
+    assert.deepEqual(await socket.subscribe('approvals', widest), { channel: 'approvals', filters: widest });
+    // As wide again on a third channel would take more room names than a connection may hold.
+    const budget = await refusal(`workflows:${'w'.repeat(60)}`, { execution_ids: ids('e', 4), statuses: ids('s', 4) });
+    assert.equal(budget.type, 'rate_limit');
+    assert.match(budget.message, /^too many rooms: their names would take \d+ bytes, and a socket's rooms may take 9600 /);
+
+    await h.publishOk(gw.url, [
+      execution('execution.updated', tenantId, { execution_id: widest.execution_ids[1], workflow_id: widest.workflow_ids[1], status: widest.statuses[2], n: 1 }),
+      execution('execution.updated', tenantId, { execution_id: widest.execution_ids[1], workflow_id: widest.workflow_ids[1], status: 'other', n: 2 }),
+      execution('execution.updated', tenantId, { execution_id: 'x'.repeat(300), workflow_id: widest.workflow_ids[0], status: widest.statuses[0], n: 3 }),
+      execution('execution.updated', tenantId, { execution_id: widest.execution_ids[0], workflow_id: widest.workflow_ids[0], status: widest.statuses[0], n: 4 }),
+    ]);
+    assert.equal((await socket.next('execution.updated')).data.n, 1);
+    assert.equal((await socket.next('execution.updated')).data.n, 4, 'only the events each filter lets through');
+    assert.deepEqual(socket.pending('execution.updated'), []);
+  });
+
   it('answers invalid JSON, an unknown type, bad data and a binary frame with an error envelope, and processes nothing', async (t) => {
     const socket = await openHub(t, gw.url, h.mintToken({ tenantId: `err-${h.uid()}` }));
     const cases = [
