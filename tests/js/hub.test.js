@@ -243,6 +243,15 @@ describe('the /ws plain WebSocket endpoint', () => {
       await ok.opened;
     });
 
+    it('takes no token from the AUTH_COOKIE_NAME cookie: seed 001 clients send ?token= (hub.yaml has cookie: false)', async (t) => {
+      const token = h.mintToken({ tenantId: `cookie-${h.uid()}` });
+      const body = await refused(hubUrl(gw.url), { headers: { Cookie: `access_token=${token}` } }, 401);
+      assert.deepEqual(body, { error: { type: 'auth', message: 'Authentication token required' } });
+      const byQuery = await openHub(t, gw.url, token, { headers: { Cookie: 'access_token=garbage' } });
+      byQuery.send('ping');
+      await byQuery.next('pong');
+    });
+
     it('answers a plain GET with 426 Upgrade Required', async () => {
       const response = await fetch(`${gw.url}/ws`);
       assert.equal(response.status, 426);
