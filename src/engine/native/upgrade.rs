@@ -64,9 +64,11 @@ pub async fn upgrade(ep: Arc<Endpoint>, api_keys: &ApiKeys, request: Request<Bod
     let settings = &ep.settings;
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(conn::WRITE_CHUNK_BYTES)
         .max_message_size(Some(settings.max_message_bytes))
         .max_frame_size(Some(settings.max_message_bytes));
-    ep.registering.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tenant = identity.tenant_id.clone();
+    ep.registering_changed(&tenant, true);
     let session = Session::new(identity);
     tokio::spawn(async move {
         let upgraded = on_upgrade.await;
@@ -74,7 +76,7 @@ pub async fn upgrade(ep: Arc<Endpoint>, api_keys: &ApiKeys, request: Request<Bod
             let conn = ep.register(session, address);
             (io, conn)
         });
-        ep.registering.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        ep.registering_changed(&tenant, false);
         match registered {
             Ok((io, conn)) => {
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, Some(config)).await;
