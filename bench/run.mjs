@@ -15,7 +15,7 @@ import path from 'node:path';
 import { lineChart } from './lib/chart.mjs';
 import { openClients, percentile, token } from './lib/clients.mjs';
 import { ROOT, HERE, sleep, startGateway, startNode, startRedis } from './lib/proc.mjs';
-import { publish } from './lib/publish.mjs';
+import { burst as publishBurst, publish } from './lib/publish.mjs';
 
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(`--${name}`);
@@ -269,9 +269,55 @@ async function polling(kind, { clients: count, perSocket, seconds }) {
   }
 }
 
+/**
+ * A burst the publish API accepts: `readers` clients subscribed to one channel (the plain `/ws`)
+ * or one execution (`/workflow`), then `calls` publish calls sent at once, each of `perCall`
+ * events of about `bytes` bytes (1,000 events of ~970 bytes: API_MAX_BATCH, and just under
+ * API_MAX_BODY_SIZE). Every client reads as fast as it can. Figures: deliveries received of those
+ * expected, clients the server cut, and the server's peak resident memory above what it held
+ * before the burst (sampled every 10 ms).
+ */
+async function burstScenario(kind, { readers, calls, perCall = 1000, bytes = 800, mode }) {
+  const server = await SERVERS[kind][mode === 'hub' ? 'hub' : 'workflow']();
+  try {
+    const subscribe = mode === 'hub' ? '{"channel":"executions"}' : '{"type":"execution","resourceId":"e0"}';
+    const clients = await openClients({ url: server.url, mode, connections: readers, subscribe, rooms: 1 });
+    await sleep(1000);
+    await clients.reset();
+    const rss0 = server.rssKb();
+    let peak = rss0;
+    const sampler = setInterval(() => {
+      try {
+        peak = Math.max(peak, server.rssKb());
+      } catch {}
+    }, 10);
+    const pad = 'x'.repeat(bytes);
+    const make = mode === 'hub'
+      ? (i) => ({ type: 'execution.progress', tenantId: TENANT, data: { execution_id: 'e0', workflow_id: 'w1', status: 'running', seq: i, pad } })
+      : (i) => ({ type: 'execution.progress', tenantId: TENANT, data: { executionId: 'e0', workflowId: 'w1', status: 'running', seq: i, pad } });
+    const sent = await publishBurst({ url: server.url, calls, perCall, event: make });
+    if (sent.failed > 0) throw new Error(`${kind}: ${sent.failed} events refused (largest body ${sent.largestBody} bytes)`);
+    const expected = sent.accepted * readers;
+    // Done when everything arrived, or when nothing more arrives for 3 s (cut clients get no more).
+    let stats = await clients.stats();
+    for (let last = -1, still = 0; stats.received < expected && still < 15; await sleep(200)) {
+      stats = await clients.stats();
+      still = stats.received === last ? still + 1 : 0;
+      last = stats.received;
+    }
+    clearInterval(sampler);
+    await clients.stop();
+    log(`  ${kind} ${mode}: ${stats.received} of ${expected} delivered, ${stats.closed} cut, peak +${((peak - rss0) / 1024).toFixed(1)} MB, largest body ${sent.largestBody} B`);
+    return { delivered: stats.received, expected, cut: stats.closed, peakMB: (peak - rss0) / 1024, refused: sent.failed };
+  } finally {
+    await server.stop();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 const SIZES = QUICK ? [1000] : [1000, 5000, 10000];
+const BURST = QUICK ? { readers: 50, calls: 2 } : { readers: 200, calls: 4 };
 const OFFERED = QUICK ? [50_000, 200_000] : [100_000, 200_000, 400_000, 600_000, 800_000, 1_000_000, 1_200_000];
 const SCENARIOS = [
   {
@@ -395,6 +441,26 @@ const SCENARIOS = [
       ['plain WebSocket: lossless deliveries/s, 2,000 subscribers (higher is better)', g.max.max, n.max.max],
       ['latency p50 / p99 / p99.9 at that rate, ms', pct(g.max), pct(n.max)],
     ],
+  },
+  {
+    id: 'burst',
+    title: 'a burst of publish calls to readers, plain /ws and /workflow',
+    kinds: ['gateway', 'node'],
+    run: async (kind) => ({
+      hub: await burstScenario(kind, { readers: BURST.readers, calls: BURST.calls, mode: 'hub' }),
+      sio: await burstScenario(kind, { readers: BURST.readers, calls: BURST.calls, mode: 'eio' }),
+    }),
+    rows: (g, n) => {
+      const what = `${BURST.calls} x 1,000 events (~1 KB) at once to ${BURST.readers} readers`;
+      return [
+        [`burst, plain /ws: ${what}, delivered of ${fmt(BURST.calls * 1000 * BURST.readers)}`, g.hub.delivered, n.hub.delivered],
+        ['burst, plain /ws: clients cut', g.hub.cut, n.hub.cut],
+        ['burst, plain /ws: peak memory above idle, MB', g.hub.peakMB, n.hub.peakMB],
+        [`burst, /workflow: ${what}, delivered of ${fmt(BURST.calls * 1000 * BURST.readers)}`, g.sio.delivered, n.sio.delivered],
+        ['burst, /workflow: clients cut', g.sio.cut, n.sio.cut],
+        ['burst, /workflow: peak memory above idle, MB', g.sio.peakMB, n.sio.peakMB],
+      ];
+    },
   },
   {
     id: 'cluster',

@@ -297,13 +297,20 @@ pub struct NativeConfig {
     pub ping_interval: Duration,
     /// `WS_NATIVE_PONG_WAIT`: how long a connection may stay silent (no pong, no message).
     pub pong_wait: Duration,
-    /// `WS_NATIVE_SEND_BUFFER`: messages queued per connection; a full buffer closes it.
+    /// `WS_NATIVE_SEND_BUFFER`: messages queued or being written per connection; beyond, it is
+    /// closed. At least `API_MAX_BATCH`.
     pub send_buffer: usize,
-    /// `WS_NATIVE_SEND_BUFFER_BYTES`: bytes queued per connection; beyond, it is closed.
+    /// `WS_NATIVE_SEND_BUFFER_BYTES`: the same in bytes. At least `API_MAX_BODY_SIZE`.
     pub send_buffer_bytes: usize,
     /// `WS_NATIVE_MAX_MESSAGE_SIZE`: the largest client message; beyond, close 1009.
     pub max_message_bytes: usize,
 }
+
+/// Publish calls of the largest size the API accepts that a connection's queue holds by default
+/// (`WS_MAX_BUFFER_SIZE` and `WS_MAX_BUFFER_BYTES` on Socket.IO, `WS_NATIVE_SEND_BUFFER` and
+/// `WS_NATIVE_SEND_BUFFER_BYTES` on the plain endpoint): several publishers may burst at once,
+/// and a client that keeps reading must get every event.
+pub const PUBLISH_CALLS_BUFFERED: usize = 4;
 
 /// The smallest head limit hyper accepts (its read buffer cannot be smaller).
 pub const MIN_HEADER_BYTES: usize = 8192;
@@ -741,31 +748,6 @@ impl Config {
         if http.header_timeout.is_zero() || http.write_timeout.is_zero() {
             bail!("HTTP_HEADER_TIMEOUT and WS_WRITE_TIMEOUT must be longer than zero");
         }
-        let native = NativeConfig {
-            ping_interval: duration("WS_NATIVE_PING_INTERVAL", file.ws_native_ping_interval, 54_000)?,
-            pong_wait: duration("WS_NATIVE_PONG_WAIT", file.ws_native_pong_wait, 60_000)?,
-            send_buffer: number(&env, "WS_NATIVE_SEND_BUFFER", file.ws_native_send_buffer, 256usize)?,
-            send_buffer_bytes: number(
-                &env,
-                "WS_NATIVE_SEND_BUFFER_BYTES",
-                file.ws_native_send_buffer_bytes,
-                4 * 1024 * 1024usize,
-            )?,
-            max_message_bytes: number(
-                &env,
-                "WS_NATIVE_MAX_MESSAGE_SIZE",
-                file.ws_native_max_message_size,
-                64 * 1024usize,
-            )?,
-        };
-        if native.send_buffer == 0 || native.send_buffer_bytes == 0 || native.max_message_bytes == 0 {
-            bail!(
-                "WS_NATIVE_SEND_BUFFER, WS_NATIVE_SEND_BUFFER_BYTES and WS_NATIVE_MAX_MESSAGE_SIZE must be at least 1"
-            );
-        }
-        if native.ping_interval.is_zero() || native.pong_wait <= native.ping_interval {
-            bail!("WS_NATIVE_PONG_WAIT must be longer than WS_NATIVE_PING_INTERVAL, which must be above zero");
-        }
         let limits = LimitsConfig {
             max_rooms_per_socket: number(&env, "WS_MAX_ROOMS_PER_SOCKET", file.ws_max_rooms_per_socket, 100usize)?,
             max_event_bytes: number(&env, "WS_MAX_EVENT_SIZE", file.ws_max_event_size, 64 * 1024usize)?,
@@ -783,18 +765,63 @@ impl Config {
         if limits.events_per_second == 0 {
             bail!("WS_MAX_EVENTS_PER_SECOND must be at least 1");
         }
-        // A Socket.IO session's queue holds any burst the API accepts, several publishers at
+        // A Socket.IO session's queue holds the bursts the API accepts, several publishers at
         // once included: a client that reads is never cut for a burst (README, slow consumers).
-        transport.max_buffer_size =
-            number(&env, "WS_MAX_BUFFER_SIZE", file.ws_max_buffer_size, limits.api_max_batch.saturating_mul(8))?;
+        // In packets twice that, for the replies and pings that share the queue.
+        transport.max_buffer_size = number(
+            &env,
+            "WS_MAX_BUFFER_SIZE",
+            file.ws_max_buffer_size,
+            (2 * PUBLISH_CALLS_BUFFERED).saturating_mul(limits.api_max_batch),
+        )?;
         transport.max_buffer_bytes = number(
             &env,
             "WS_MAX_BUFFER_BYTES",
             file.ws_max_buffer_bytes,
-            (limits.api_max_body_bytes as u64).saturating_mul(4),
+            PUBLISH_CALLS_BUFFERED.saturating_mul(limits.api_max_body_bytes) as u64,
         )?;
         if transport.max_buffer_size == 0 || transport.max_buffer_bytes == 0 {
             bail!("WS_MAX_BUFFER_SIZE and WS_MAX_BUFFER_BYTES must be at least 1");
+        }
+        let native = NativeConfig {
+            ping_interval: duration("WS_NATIVE_PING_INTERVAL", file.ws_native_ping_interval, 54_000)?,
+            pong_wait: duration("WS_NATIVE_PONG_WAIT", file.ws_native_pong_wait, 60_000)?,
+            send_buffer: number(
+                &env,
+                "WS_NATIVE_SEND_BUFFER",
+                file.ws_native_send_buffer,
+                PUBLISH_CALLS_BUFFERED.saturating_mul(limits.api_max_batch),
+            )?,
+            send_buffer_bytes: number(
+                &env,
+                "WS_NATIVE_SEND_BUFFER_BYTES",
+                file.ws_native_send_buffer_bytes,
+                PUBLISH_CALLS_BUFFERED.saturating_mul(limits.api_max_body_bytes),
+            )?,
+            max_message_bytes: number(
+                &env,
+                "WS_NATIVE_MAX_MESSAGE_SIZE",
+                file.ws_native_max_message_size,
+                64 * 1024usize,
+            )?,
+        };
+        if native.send_buffer == 0 || native.send_buffer_bytes == 0 || native.max_message_bytes == 0 {
+            bail!(
+                "WS_NATIVE_SEND_BUFFER, WS_NATIVE_SEND_BUFFER_BYTES and WS_NATIVE_MAX_MESSAGE_SIZE must be at least 1"
+            );
+        }
+        if native.send_buffer < limits.api_max_batch || native.send_buffer_bytes < limits.api_max_body_bytes {
+            bail!(
+                "WS_NATIVE_SEND_BUFFER ({}) and WS_NATIVE_SEND_BUFFER_BYTES ({}) must hold at least one publish call \
+                 (API_MAX_BATCH, {}; API_MAX_BODY_SIZE, {}): one batch would otherwise cut a client that reads as fast as it can",
+                native.send_buffer,
+                native.send_buffer_bytes,
+                limits.api_max_batch,
+                limits.api_max_body_bytes
+            );
+        }
+        if native.ping_interval.is_zero() || native.pong_wait <= native.ping_interval {
+            bail!("WS_NATIVE_PONG_WAIT must be longer than WS_NATIVE_PING_INTERVAL, which must be above zero");
         }
 
         let namespaces = match env("NAMESPACES_DIR").map(PathBuf::from).or(file.namespaces_dir) {
@@ -1131,6 +1158,18 @@ mod tests {
         assert!(from_env(&[("ADMIN_USERNAME", "root")]).is_err());
         assert!(from_env(&[("ADMIN_PASSWORD_HASH", hash)]).is_err());
         assert!(from_env(&[("ADMIN_USERNAME", "root"), ("ADMIN_PASSWORD_HASH", hash), ("ADMIN_MODE", "x")]).is_err());
+    }
+
+    #[test]
+    fn a_plain_websocket_send_buffer_holds_several_publish_calls_and_never_less_than_one() {
+        let native = from_env(&[]).unwrap().native;
+        assert_eq!((native.send_buffer, native.send_buffer_bytes), (4000, 4_000_000));
+        let native = from_env(&[("API_MAX_BATCH", "50"), ("API_MAX_BODY_SIZE", "100000")]).unwrap().native;
+        assert_eq!((native.send_buffer, native.send_buffer_bytes), (200, 400_000), "sized from the API's limits");
+        let err = from_env(&[("WS_NATIVE_SEND_BUFFER", "256")]).unwrap_err().to_string();
+        assert!(err.contains("must hold at least one publish call (API_MAX_BATCH, 1000"), "{err}");
+        assert!(from_env(&[("WS_NATIVE_SEND_BUFFER_BYTES", "999999")]).is_err());
+        assert!(from_env(&[("WS_NATIVE_SEND_BUFFER", "256"), ("API_MAX_BATCH", "256")]).is_ok());
     }
 
     #[test]

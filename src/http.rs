@@ -370,10 +370,11 @@ async fn native_upgrade<A: Adapter>(State(state): State<HttpState<A>>, request: 
     }
 }
 
-/// `GET /ws/stats`, the Go hub's statistics of an endpoint over the whole cluster, for an API key
-/// or a valid token: `{total_clients, total_users, channels: {register, unregister, broadcast}}`.
-/// The hub's queue depths become the gateway's: upgrades not yet registered, connections
-/// closing, and frames waiting in send buffers. Users are counted per node and summed.
+/// `GET /ws/stats`, the Go hub's statistics of an endpoint over the whole cluster:
+/// `{total_clients, total_users, channels: {register, unregister, broadcast}}`. An API key sees
+/// every connection; a valid token only its own tenant's (a tenant learns nothing of another's
+/// traffic). The hub's queue depths become the gateway's: upgrades not yet registered,
+/// connections closing, and frames waiting in send buffers. Users are counted per node and summed.
 async fn native_stats<A: Adapter>(
     State(state): State<HttpState<A>>,
     headers: HeaderMap,
@@ -386,13 +387,17 @@ async fn native_stats<A: Adapter>(
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::to_string)
     });
-    let by_token = token.is_some_and(|t| state.engine.verify_token(t.trim()));
-    if !by_token && !state.api_keys.authorize(&headers) {
-        return Err(ApiError::Unauthorized);
-    }
+    let by_token = token.and_then(|t| state.engine.verify_token(t.trim()));
+    let scope = match &by_token {
+        _ if state.api_keys.authorize(&headers) => engine::native::StatsScope::All,
+        Some(identity) => engine::native::StatsScope::Tenant(identity.tenant_id.as_deref()),
+        None => return Err(ApiError::Unauthorized),
+    };
     let path = uri.path().trim_end_matches("/stats");
-    let stats =
-        state.engine.endpoint_stats(path).ok_or_else(|| ApiError::BadRequest(format!("no endpoint `{path}`")))?;
+    let stats = state
+        .engine
+        .endpoint_stats(path, scope)
+        .ok_or_else(|| ApiError::BadRequest(format!("no endpoint `{path}`")))?;
     Ok(Json(json!({
         "total_clients": stats.clients,
         "total_users": stats.users,

@@ -58,3 +58,32 @@ export async function publish({ url, eventsPerSecond, seconds, event }) {
   const elapsed = (performance.now() - started) / 1000;
   return { accepted, failed, seconds: elapsed, rate: accepted / elapsed };
 }
+
+/**
+ * A burst: `calls` publish calls sent at once, call c carrying `perCall` events `event(i)` (its
+ * data gets `sentAt`). Resolves to how many events were accepted and refused.
+ */
+export async function burst({ url, calls, perCall, event }) {
+  const sentAt = nowMicros();
+  const bodies = Array.from({ length: calls }, (_, c) =>
+    JSON.stringify(Array.from({ length: perCall }, (_, k) => {
+      const e = event(c * perCall + k);
+      e.data.sentAt = sentAt;
+      return e;
+    })),
+  );
+  let accepted = 0;
+  let failed = 0;
+  await Promise.all(bodies.map((body) => fetch(`${url}/api/v1/events`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': API_KEY },
+    body,
+  })
+    .then(async (res) => {
+      await res.arrayBuffer();
+      if (res.status === 202) accepted += perCall;
+      else failed += perCall;
+    })
+    .catch(() => (failed += perCall))));
+  return { accepted, failed, largestBody: Math.max(...bodies.map((b) => Buffer.byteLength(b))) };
+}

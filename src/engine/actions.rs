@@ -22,8 +22,6 @@ use crate::{
 const MAX_RELAY_EVENT_LEN: usize = 100;
 /// Most rooms one relay may name.
 const MAX_RELAY_ROOMS: usize = 20;
-/// Most rooms one join with filters may make (the product of the values given per filter).
-const MAX_FILTER_COMBINATIONS: usize = 32;
 
 /// A room a socket just joined: what `room.*` describes.
 struct JoinedRoom {
@@ -163,8 +161,13 @@ impl<'a, M: Member> ActionCtx<'a, M> {
                     FamilyRef::Fixed(id) => *id,
                     FamilyRef::Dynamic(t) => {
                         let name = t.render_text(self);
-                        spec.room_id(&name)
-                            .ok_or_else(|| ClientError::validation(format!("`{name}` is not a room type here")))?
+                        spec.room_id(&name).ok_or_else(|| {
+                            ClientError::validation(format!(
+                                "`{}` is not a room type here (types: {})",
+                                truncate(&name),
+                                spec.client_room_types()
+                            ))
+                        })?
                     }
                 };
                 let values = spec.rooms[id]
@@ -183,8 +186,13 @@ impl<'a, M: Member> ActionCtx<'a, M> {
             }
             RoomTarget::Name(t) => {
                 let name = t.render_text(self);
-                spec.family_of(&name)
-                    .ok_or_else(|| ClientError::validation(format!("`{}` is not a room name here", truncate(&name))))
+                spec.family_of(&name).ok_or_else(|| {
+                    ClientError::validation(format!(
+                        "`{}` is not a room name here (rooms: {})",
+                        truncate(&name),
+                        spec.client_room_patterns()
+                    ))
+                })
             }
         }
     }
@@ -272,6 +280,9 @@ impl<'a, M: Member> ActionCtx<'a, M> {
         if current.len() - dropped.len() + added.len() > max {
             return Err(ClientError::rate_limit(format!("too many rooms: a socket may be in {max} at most"), None));
         }
+        let kept = current.iter().filter(|r| !dropped.contains(r));
+        rooms::check_member_rooms(kept.chain(&added).map(String::as_str), max)
+            .map_err(|message| ClientError::rate_limit(message, None))?;
         for room in dropped {
             self.socket.leave(room);
         }
@@ -291,7 +302,7 @@ impl<'a, M: Member> ActionCtx<'a, M> {
         given: &[(String, StrTemplate)],
     ) -> Result<Vec<String>, ClientError> {
         let family = &self.ns.spec.rooms[id];
-        let mut choices: Vec<Vec<Option<String>>> = Vec::with_capacity(family.filters.len());
+        let mut choices: Vec<(&str, Vec<Option<String>>)> = Vec::with_capacity(family.filters.len());
         for filter in &family.filters {
             let value = given.iter().find(|(name, _)| name == filter).and_then(|(_, t)| t.render_value(self));
             let values: Vec<Option<String>> =
@@ -307,22 +318,9 @@ impl<'a, M: Member> ActionCtx<'a, M> {
                         ClientError::validation(format!("filter `{filter}` takes strings or numbers"))
                     })?)],
                 };
-            choices.push(values);
+            choices.push((filter, values));
         }
-        let combinations: usize = choices.iter().map(Vec::len).product();
-        if combinations > MAX_FILTER_COMBINATIONS {
-            return Err(ClientError::validation(format!(
-                "{combinations} filter combinations; at most {MAX_FILTER_COMBINATIONS} (fewer values per filter)"
-            )));
-        }
-        let mut combos: Vec<Vec<Option<&str>>> = vec![Vec::new()];
-        for values in &choices {
-            combos = combos
-                .into_iter()
-                .flat_map(|c| values.iter().map(move |v| [c.clone(), vec![v.as_deref()]].concat()))
-                .collect();
-        }
-        Ok(combos.iter().map(|c| format!("{internal}{}", &rooms::with_filters("", c))).collect())
+        rooms::filter_variants(internal, &choices).map_err(ClientError::validation)
     }
 
     fn leave(&mut self, target: &RoomTarget) -> Result<(), ClientError> {

@@ -369,9 +369,9 @@ impl<A: Adapter> Engine<A> {
         self.namespaces.iter().map(|n| &n.spec).chain(self.endpoints.iter().map(|e| &e.spec))
     }
 
-    /// Whether `token` is a valid client token (for endpoints that accept tokens or API keys).
-    pub fn verify_token(&self, token: &str) -> bool {
-        self.shared.verifier.verify(token).is_ok()
+    /// Who a valid client token names (for endpoints that accept tokens or API keys).
+    pub fn verify_token(&self, token: &str) -> Option<crate::auth::Identity> {
+        self.shared.verifier.verify(token).ok()
     }
 
     /// The plain WebSocket endpoint at HTTP path `path`.
@@ -390,19 +390,9 @@ impl<A: Adapter> Engine<A> {
     }
 
     /// An endpoint's figures over the whole cluster: this node's plus its peers'.
-    pub fn endpoint_stats(&self, path: &str) -> Option<native::EndpointStats> {
+    pub fn endpoint_stats(&self, path: &str, scope: native::StatsScope<'_>) -> Option<native::EndpointStats> {
         let ep = self.endpoints.iter().find(|e| e.spec.path == path)?;
-        let mut total = ep.stats();
-        for peer in self.shared.peers() {
-            let s = &peer["endpoints"][path];
-            let n = |field: &str| s[field].as_u64().unwrap_or(0) as usize;
-            total.clients += n("clients");
-            total.users += n("users");
-            total.registering += n("registering");
-            total.closing += n("closing");
-            total.queued += n("queued");
-        }
-        Some(total)
+        Some(ep.cluster_stats(&self.shared.peers(), scope))
     }
 
     /// Registers every namespace with socketioxide. Remote adapters return a future per namespace

@@ -38,6 +38,9 @@ pub enum CloseReason {
     SlowConsumer,
     /// The gateway is shutting down.
     Shutdown,
+    /// It sent frames past the flood limit where no error can answer them (control frames on a
+    /// plain WebSocket).
+    Flood,
 }
 
 label_enum!(CloseReason {
@@ -48,6 +51,7 @@ label_enum!(CloseReason {
     ServerDisconnect => "server_disconnect",
     SlowConsumer => "slow_consumer",
     Shutdown => "shutdown",
+    Flood => "flood",
 });
 
 /// Why a client was refused: the `type` of the `error` it was sent (the seeds' error types), or

@@ -19,7 +19,7 @@ use super::{
     suggest,
     template::{Expr, Path, Root, Segment, StrTemplate, ValueTemplate},
 };
-use crate::rooms::{RoomPattern, RoomScope};
+use crate::rooms::{MAX_FILTERS, RoomPattern, RoomScope};
 
 /// Default number of records or entries in a snapshot.
 const DEFAULT_SNAPSHOT_LIMIT: usize = 100;
@@ -432,10 +432,17 @@ impl Checker<'_> {
         })
     }
 
-    /// A family's filter names: identifiers, each once, none a parameter's name.
+    /// A family's filter names: identifiers, each once, none a parameter's name, at most
+    /// [`MAX_FILTERS`] (each doubles the rooms a published event is sent to).
     fn filter_names(&mut self, raw: &[Spanned<String>], pattern: &RoomPattern) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();
-        for filter in raw {
+        if let Some(extra) = raw.get(MAX_FILTERS) {
+            self.error(
+                extra.referenced,
+                format!("a room has at most {MAX_FILTERS} filters (an event reaches 2^filters variants of it)"),
+            );
+        }
+        for filter in raw.iter().take(MAX_FILTERS) {
             let name = &filter.value;
             if name.is_empty() || !name.chars().all(|c| c.is_alphanumeric() || c == '_') {
                 self.error(filter.referenced, format!("`{name}` is not a filter name (letters, digits, `_`)"));
@@ -1053,6 +1060,18 @@ mod tests {
         assert!(has(&errs, 17, "data: `now` has no fields: `now.date` is always unset"));
         assert!(has(&errs, 19, "data: unknown field `stat` of `tenant` (did you mean `tenant.stats`?)"));
         assert_eq!(errs.len(), 6, "{errs:?}");
+    }
+
+    #[test]
+    fn a_room_has_at_most_four_filters() {
+        let errs = errors_of(&spec_lines(&[
+            "namespace: /x",
+            "rooms:",
+            "  a: { pattern: a, filters: [f1, f2, f3, f4] }",
+            "  b: { pattern: b, filters: [f1, f2, f3, f4, f5, f6] }",
+        ]));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(has(&errs, 4, "a room has at most 4 filters (an event reaches 2^filters variants of it)"), "{errs:?}");
     }
 
     #[test]

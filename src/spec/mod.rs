@@ -104,6 +104,20 @@ impl NamespaceSpec {
         self.rooms.iter().enumerate().find_map(|(id, f)| f.pattern.parse_name(visible).map(|values| (id, values)))
     }
 
+    /// The room names clients may name, as patterns (`executions:{execution_id}`), for errors
+    /// that tell a client what is valid.
+    pub fn client_room_patterns(&self) -> String {
+        let patterns: Vec<String> = self.rooms.iter().filter(|f| !f.server_only).map(|f| f.pattern.source()).collect();
+        if patterns.is_empty() { "none".to_string() } else { patterns.join(", ") }
+    }
+
+    /// The room families clients may name (`execution`), for errors that tell a client what is
+    /// valid.
+    pub fn client_room_types(&self) -> String {
+        let names: Vec<&str> = self.rooms.iter().filter(|f| !f.server_only).map(|f| f.name.as_str()).collect();
+        if names.is_empty() { "none".to_string() } else { names.join(", ") }
+    }
+
     /// Whether a client may relay an event under this name.
     pub fn relayable(&self, event: &str, deny: Option<&TypeMatcher>) -> bool {
         !(event.is_empty()

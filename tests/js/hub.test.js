@@ -1,10 +1,12 @@
 // The plain WebSocket endpoint at /ws (seed 001, the Go hub), through real WebSocket clients (the
 // `ws` package): every message type, each credential and refusal, channels and their ACL,
-// filters, tenant isolation, errors, the heartbeat, slow consumers, statistics, the Go backend's
-// Redis messages, two nodes, and a client written like the seed's frontend across a restart.
+// filters and their bounds, tenant isolation, errors, bursts and floods, the heartbeat, slow
+// consumers, statistics, cookies, the Go backend's Redis messages, two nodes, and a client written
+// like the seed's frontend across a restart.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createClient } from 'redis';
 import * as h from './helpers.js';
 import { HubSocket, SeedStyleClient, hubUrl, openHub } from './hub.js';
@@ -117,6 +119,49 @@ describe('the /ws plain WebSocket endpoint', () => {
     assert.deepEqual(watcher.pending('approval.required'), []);
   });
 
+  it('answers a channel that does not exist with the channels that do', async (t) => {
+    const socket = await openHub(t, gw.url, h.mintToken({ tenantId: `names-${h.uid()}` }));
+    socket.send('subscribe', { channel: 'execution:e1' });
+    const error = await socket.next('error');
+    assert.equal(error.data.type, 'validation');
+    assert.equal(error.data.message, '`execution:e1` is not a room name here (rooms: executions, executions:{execution_id}, workflows:{workflow_id}, approvals, users:{user_id})');
+  });
+
+  it('bounds what filters make the gateway hold: values in bytes as stored, combinations, and the bytes of all the room names of a connection', async (t) => {
+    const tenantId = `bound-${h.uid()}`;
+    const socket = await openHub(t, gw.url, h.mintToken({ tenantId }));
+    const refusal = async (channel, filters) => {
+      socket.send('subscribe', { channel, filters });
+      return (await socket.next('error', { where: (e) => e.data.event === 'subscribe' })).data;
+    };
+    // 22 C1 control characters: within the schema's 64 characters, 132 bytes once escaped.
+    const controls = '\u0085'.repeat(22);
+    const long = await refusal('executions', { statuses: ['running', controls] });
+    assert.deepEqual([long.type, long.message], ['validation', 'a value of filter `status` takes 132 bytes; at most 64 (`%`, `*` and control characters count three per byte)']);
+    const many = await refusal('executions', { workflow_ids: ['a', 'b', 'c'], execution_ids: ['a', 'b', 'c'], statuses: ['a', 'b'] });
+    assert.match(many.message, /^18 filter combinations; at most 16/);
+
+    // The widest subscription the limits allow: 16 rooms with values of 64 bytes.
+    const ids = (prefix, n) => Array.from({ length: n }, (_, i) => `${prefix}${i}`.padEnd(64, '-'));
+    const widest = { workflow_ids: ids('w', 2), execution_ids: ids('e', 2), statuses: ids('s', 4) };
+    assert.deepEqual(await socket.subscribe('executions', widest), { channel: 'executions', filters: widest });
+    assert.deepEqual(await socket.subscribe('approvals', widest), { channel: 'approvals', filters: widest });
+    // As wide again on a third channel would take more room names than a connection may hold.
+    const budget = await refusal(`workflows:${'w'.repeat(60)}`, { execution_ids: ids('e', 4), statuses: ids('s', 4) });
+    assert.equal(budget.type, 'rate_limit');
+    assert.match(budget.message, /^too many rooms: their names would take \d+ bytes, and a socket's rooms may take 9600 /);
+
+    await h.publishOk(gw.url, [
+      execution('execution.updated', tenantId, { execution_id: widest.execution_ids[1], workflow_id: widest.workflow_ids[1], status: widest.statuses[2], n: 1 }),
+      execution('execution.updated', tenantId, { execution_id: widest.execution_ids[1], workflow_id: widest.workflow_ids[1], status: 'other', n: 2 }),
+      execution('execution.updated', tenantId, { execution_id: 'x'.repeat(300), workflow_id: widest.workflow_ids[0], status: widest.statuses[0], n: 3 }),
+      execution('execution.updated', tenantId, { execution_id: widest.execution_ids[0], workflow_id: widest.workflow_ids[0], status: widest.statuses[0], n: 4 }),
+    ]);
+    assert.equal((await socket.next('execution.updated')).data.n, 1);
+    assert.equal((await socket.next('execution.updated')).data.n, 4, 'only the events each filter lets through');
+    assert.deepEqual(socket.pending('execution.updated'), []);
+  });
+
   it('answers invalid JSON, an unknown type, bad data and a binary frame with an error envelope, and processes nothing', async (t) => {
     const socket = await openHub(t, gw.url, h.mintToken({ tenantId: `err-${h.uid()}` }));
     const cases = [
@@ -200,6 +245,15 @@ describe('the /ws plain WebSocket endpoint', () => {
       await ok.opened;
     });
 
+    it('takes no token from the AUTH_COOKIE_NAME cookie: seed 001 clients send ?token= (hub.yaml has cookie: false)', async (t) => {
+      const token = h.mintToken({ tenantId: `cookie-${h.uid()}` });
+      const body = await refused(hubUrl(gw.url), { headers: { Cookie: `access_token=${token}` } }, 401);
+      assert.deepEqual(body, { error: { type: 'auth', message: 'Authentication token required' } });
+      const byQuery = await openHub(t, gw.url, token, { headers: { Cookie: 'access_token=garbage' } });
+      byQuery.send('ping');
+      await byQuery.next('pong');
+    });
+
     it('answers a plain GET with 426 Upgrade Required', async () => {
       const response = await fetch(`${gw.url}/ws`);
       assert.equal(response.status, 426);
@@ -207,20 +261,117 @@ describe('the /ws plain WebSocket endpoint', () => {
     });
   });
 
-  it('serves GET /ws/stats to an API key or a valid token only', async (t) => {
-    const tenantId = `stats-${h.uid()}`;
-    const a = await openHub(t, gw.url, h.mintToken({ sub: 'stats-a', tenantId }));
-    await openHub(t, gw.url, h.mintToken({ sub: 'stats-a', tenantId }));
+  it("serves GET /ws/stats to an API key, which sees every tenant, or to a token, which sees only its own tenant's", async (t) => {
+    const [mine, theirs] = [`stats-${h.uid()}`, `stats-${h.uid()}`];
+    const a = await openHub(t, gw.url, h.mintToken({ sub: 'stats-a', tenantId: mine }));
+    await openHub(t, gw.url, h.mintToken({ sub: 'stats-a', tenantId: mine }));
+    await openHub(t, gw.url, h.mintToken({ sub: 'stats-b', tenantId: mine }));
+    await openHub(t, gw.url, h.mintToken({ sub: 'stats-c', tenantId: theirs }));
     a.send('ping');
     await a.next('pong');
     assert.equal((await h.api(gw.url, '/ws/stats', undefined, { headers: {} })).status, 401);
+    assert.equal((await h.api(gw.url, '/ws/stats?token=garbage', undefined, { headers: {} })).status, 401);
     const byKey = await h.api(gw.url, '/ws/stats');
     assert.equal(byKey.status, 200);
     assert.deepEqual(Object.keys(byKey.body), ['total_clients', 'total_users', 'channels']);
     assert.deepEqual(Object.keys(byKey.body.channels), ['register', 'unregister', 'broadcast']);
-    assert.ok(byKey.body.total_clients >= 2 && byKey.body.total_users >= 1, JSON.stringify(byKey.body));
-    const byToken = await h.api(gw.url, `/ws/stats?token=${h.mintToken()}`, undefined, { headers: {} });
-    assert.equal(byToken.status, 200);
+    assert.ok(byKey.body.total_clients >= 4 && byKey.body.total_users >= 3, JSON.stringify(byKey.body));
+    const asMine = await h.api(gw.url, `/ws/stats?token=${h.mintToken({ sub: 'stats-x', tenantId: mine })}`, undefined, { headers: {} });
+    assert.equal(asMine.status, 200);
+    assert.deepEqual(asMine.body, { total_clients: 3, total_users: 2, channels: { register: 0, unregister: 0, broadcast: 0 } });
+    const bearer = { headers: { Authorization: `Bearer ${h.mintToken({ tenantId: theirs })}` } };
+    assert.deepEqual((await h.api(gw.url, '/ws/stats', undefined, bearer)).body, { total_clients: 1, total_users: 1, channels: { register: 0, unregister: 0, broadcast: 0 } });
+    const elsewhere = await h.api(gw.url, `/ws/stats?token=${h.mintToken({ tenantId: `none-${h.uid()}` })}`, undefined, { headers: {} });
+    assert.equal(elsewhere.body.total_clients, 0);
+  });
+});
+
+describe('a plain WebSocket spec that takes cookies', () => {
+  it('takes a cookie token only from CORS_ORIGINS or a client that sends no Origin, not from the gateway\'s own pages', async (t) => {
+    const { dir, remove } = h.tempDir();
+    t.after(remove);
+    h.writeFile(dir, 'cookie-hub.yaml', [
+      'namespace: /ws',
+      'transport: websocket',
+      'auth: { required: true, cookie: true }',
+      'events:',
+      '  ping: { do: [{ reply: { event: pong } }] }',
+    ].join('\n'));
+    const gw = await h.startGateway({ env: { NAMESPACES_DIR: dir } });
+    t.after(() => gw.stop());
+    const cookie = { Cookie: `access_token=${h.mintToken({ tenantId: `jar-${h.uid()}` })}` };
+    for (const origin of [undefined, 'http://localhost:3000']) {
+      const socket = new HubSocket(hubUrl(gw.url), { headers: cookie, ...(origin ? { origin } : {}) });
+      t.after(() => socket.close());
+      await socket.opened;
+      socket.send('ping');
+      await socket.next('pong');
+    }
+    const own = new HubSocket(hubUrl(gw.url), { headers: cookie, origin: gw.url });
+    const error = await own.opened.then(() => null, (e) => e);
+    own.close();
+    assert.equal(error?.status, 403, 'a page of the gateway itself is not one of CORS_ORIGINS');
+    assert.deepEqual(error.body, { error: { type: 'auth', message: 'Cookie authentication is not accepted from this origin' } });
+    const explicit = new HubSocket(hubUrl(gw.url, `?token=${h.mintToken()}`), { origin: gw.url });
+    t.after(() => explicit.close());
+    await explicit.opened;
+  });
+});
+
+describe('bursts and floods on /ws', () => {
+  let gw;
+  before(async () => {
+    gw = await h.startGateway();
+  });
+  after(() => gw.stop());
+
+  /** `count` events of about `bytes` each for `tenantId`, numbered from `from`. */
+  const batch = (tenantId, from, count, bytes = 0) =>
+    Array.from({ length: count }, (_, k) => execution('execution.progress', tenantId, { execution_id: 'e1', n: from + k, pad: 'x'.repeat(bytes) }));
+
+  /** Resolves `promise`, or rejects after `ms` saying what did not happen. */
+  const within = (promise, ms, what) => Promise.race([promise, sleep(ms).then(() => { throw new Error(`${what} within ${ms} ms`); })]);
+
+  it('delivers every event of a 257-event batch to a client that keeps reading, and keeps it connected', async (t) => {
+    const tenantId = `burst-${h.uid()}`;
+    const reader = await openHub(t, gw.url, h.mintToken({ tenantId }));
+    await reader.subscribe('executions');
+    await h.publishOk(gw.url, batch(tenantId, 0, 257));
+    for (let n = 0; n < 257; n++) assert.equal((await reader.next('execution.progress')).data.n, n);
+    reader.send('ping');
+    await reader.next('pong');
+  });
+
+  it('delivers two concurrent batches of 1,000 events (1 MB each) in full to a client that keeps reading', async (t) => {
+    const tenantId = `bursts-${h.uid()}`;
+    const reader = await openHub(t, gw.url, h.mintToken({ tenantId }));
+    await reader.subscribe('executions');
+    const [first, second] = [batch(tenantId, 0, 1000, 880), batch(tenantId, 1000, 1000, 880)];
+    assert.ok(JSON.stringify(first).length > 950_000 && JSON.stringify(first).length < 1_000_000, 'just under API_MAX_BODY_SIZE');
+    await Promise.all([h.publishOk(gw.url, first), h.publishOk(gw.url, second)]);
+    const seen = [];
+    for (let i = 0; i < 2000; i++) seen.push((await reader.next('execution.progress')).data.n);
+    assert.deepEqual(seen.filter((n) => n < 1000), [...Array(1000).keys()], 'the first batch whole, in order');
+    assert.deepEqual(seen.filter((n) => n >= 1000), [...Array(1000).keys()].map((n) => n + 1000), 'the second too');
+    reader.send('ping');
+    await reader.next('pong');
+  });
+
+  it('closes a client that floods ping frames (1008, counted as flood); one that pings now and then gets every pong', async (t) => {
+    const calm = await openHub(t, gw.url, h.mintToken());
+    let pongs = 0;
+    calm.ws.on('pong', () => (pongs += 1));
+    for (let i = 0; i < 5; i++) calm.ws.ping();
+    await h.eventually(async () => pongs === 5, 'five pongs');
+
+    const flooder = await openHub(t, gw.url, h.mintToken());
+    const before = await h.metric(gw.url, 'connections_closed_total', { namespace: '/ws', protocol: 'websocket', reason: 'flood' });
+    for (let i = 0; i < 5000; i++) flooder.ws.ping();
+    const { code, reason } = await within(flooder.closed, 5000, 'the flooder closed');
+    assert.deepEqual([code, reason], [1008, 'too many frames: slow down']);
+    await h.eventually(async () => (await h.metric(gw.url, 'connections_closed_total', { namespace: '/ws', protocol: 'websocket', reason: 'flood' })) === before + 1, 'the close counted');
+    calm.send('ping');
+    await calm.next('pong');
   });
 });
 
@@ -243,7 +394,7 @@ describe('heartbeat, slow consumers and token expiry on /ws', () => {
   });
 
   it('closes a client that does not read when its send buffer is full (1008), counts it, and the readers get every event', async (t) => {
-    const gw = await h.startGateway({ env: { WS_NATIVE_SEND_BUFFER: '64', WS_WRITE_TIMEOUT: '60000', API_MAX_BODY_SIZE: '10000000' } });
+    const gw = await h.startGateway({ env: { WS_NATIVE_SEND_BUFFER: '64', API_MAX_BATCH: '10', WS_WRITE_TIMEOUT: '60000', API_MAX_BODY_SIZE: '10000000' } });
     t.after(() => gw.stop());
     const tenantId = `slowhub-${h.uid()}`;
     const reader = await openHub(t, gw.url, h.mintToken({ tenantId }));
@@ -263,6 +414,34 @@ describe('heartbeat, slow consumers and token expiry on /ws', () => {
     assert.equal(code, 1008);
     assert.match(reason, /send buffer full/);
     await h.eventually(async () => (await h.api(gw.url, '/ws/stats')).body.total_clients === 1, 'the slow consumer gone', 5000);
+  });
+
+  it('cuts a client that stops reading at the write deadline and frees what it held; a reader gets every event', async (t) => {
+    // Published slower than a send buffer fills in WS_WRITE_TIMEOUT: here the deadline alone ends it.
+    const gw = await h.startGateway({ env: { WS_WRITE_TIMEOUT: '1000' } });
+    t.after(() => gw.stop());
+    const tenantId = `deadline-${h.uid()}`;
+    const baseline = await h.metric(gw.url, 'tcp_connections');
+    const reader = await openHub(t, gw.url, h.mintToken({ tenantId }));
+    await reader.subscribe('executions');
+    const stalled = await openHub(t, gw.url, h.mintToken({ tenantId }));
+    await stalled.subscribe('executions');
+    stalled.ws._socket.pause();
+    let published = 0;
+    const cut = async () => (await h.metric(gw.url, 'connections_cut_total', { reason: 'write_timeout' })) >= 1;
+    for (const until = Date.now() + 30_000; !(await cut()); ) {
+      assert.ok(Date.now() < until, 'the stalled client was not cut');
+      await h.publishOk(gw.url, Array.from({ length: 10 }, (_, k) => execution('execution.progress', tenantId, { execution_id: 'e1', n: published + k, pad: 'x'.repeat(10_000) })));
+      published += 10;
+      await sleep(50);
+    }
+    assert.equal(await h.metric(gw.url, 'connections_cut_total', { reason: 'slow_consumer' }), 0, 'the deadline, not the buffer');
+    for (let n = 0; n < published; n++) assert.equal((await reader.next('execution.progress')).data.n, n);
+    await h.eventually(async () => {
+      const { body } = await h.api(gw.url, '/ws/stats');
+      return body.total_clients === 1 && body.channels.broadcast === 0;
+    }, 'only the reader left, nothing queued');
+    await h.eventually(async () => (await h.metric(gw.url, 'tcp_connections')) <= baseline + 1, 'the connection freed');
   });
 
   it('sends an error envelope and closes when the token expires, unless the client refreshed it', async (t) => {

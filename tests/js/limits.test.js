@@ -119,7 +119,7 @@ describe('invalid payloads', () => {
     ['filters that are not an object', 'subscribe', { type: 'logs', filters: 'error' }, /^filters: /],
     ['a payload over the event size limit', 'subscribe', { type: 'execution', resourceId: 'x'.repeat(70 * 1024) }, /^payload too large: \d+ bytes, the limit is 65536$/],
     ['an unsubscribe without subscriptionKey', 'unsubscribe', {}, /"subscriptionKey" is a required property/],
-    ['an unsubscribe key that is no room name', 'unsubscribe', { subscriptionKey: 'jobs:1' }, /^`jobs:1` is not a room name here$/],
+    ['an unsubscribe key that is no room name', 'unsubscribe', { subscriptionKey: 'jobs:1' }, /^`jobs:1` is not a room name here \(rooms: workflow:\{resourceId\?\}, execution:\{resourceId\?\}, logs:\{resourceId\?\}:\{logLevel\?\}:\{stepId\?\}, metrics, tenant_activity\)$/],
     ['a get_status without ids', 'get_status', {}, /^get_status needs an executionId or a workflowId$/],
     ['a get_status with a numeric executionId', 'get_status', { executionId: 7 }, /^executionId: 7 is not of type "string"$/],
     ['a ping with a string payload', 'ping', 'hello', /^payload: "hello" is not of types "null", "object"$/],

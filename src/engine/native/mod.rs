@@ -5,9 +5,10 @@
 //!   origin), checked before the upgrade; then the 101 and the connection's task;
 //! - `conn`: one connection: its bounded send buffer, its task, the [`Member`] actions act on;
 //! - `envelope`: the message format;
-//! - this module: an endpoint's connections and room index, through which published events are
+//! - `index`: the room index (room → members), in constant time per join and leave;
+//! - this module: an endpoint's connections and rooms, through which published events are
 //!   delivered (the members of the event's rooms, each once, one shared frame), the heartbeat,
-//!   token expiry, and statistics.
+//!   token expiry, and statistics (per tenant: a tenant's token sees its own).
 //!
 //! The endpoint runs on the same [`SpecRuntime`] as a Socket.IO namespace: the same auth, rooms
 //! (channels, with their access rules and tenant scope), filters, client events, last-known state
@@ -16,14 +17,15 @@
 
 mod conn;
 mod envelope;
+mod index;
 mod upgrade;
 
 use std::{
     collections::{HashMap, HashSet},
     ops::Deref,
     sync::{
-        Arc, RwLock,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -49,6 +51,7 @@ use crate::{
     metrics::{CloseReason, DropReason, Rejection},
 };
 use conn::{BufferLimits, Closing, Conn, Frame, NativeMember, Queued};
+use index::{IdHash, RoomIndex};
 
 /// A spec served as a plain WebSocket endpoint.
 pub struct Endpoint {
@@ -56,11 +59,12 @@ pub struct Endpoint {
     settings: NativeConfig,
     next_id: AtomicU64,
     /// Connections by id.
-    conns: RwLock<HashMap<u64, Arc<Conn>>>,
+    conns: RwLock<HashMap<u64, Arc<Conn>, IdHash>>,
     /// Room (internal name) to the connections in it.
-    rooms: RwLock<HashMap<Arc<str>, Vec<u64>>>,
-    /// Upgrades accepted whose connection is not registered yet (the hub's `register` queue).
-    registering: AtomicUsize,
+    rooms: RwLock<RoomIndex>,
+    /// Upgrades accepted whose connection is not registered yet (the hub's `register` queue), per
+    /// tenant (`None`: connections without one).
+    registering: Mutex<HashMap<Option<Arc<str>>, usize>>,
 }
 
 /// The spec, state and limiters are the runtime's; this front adds the connections.
@@ -78,18 +82,18 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-/// This node's figures of one endpoint.
+/// Figures of one endpoint (this node's, or the cluster's).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EndpointStats {
     /// Connections.
     pub clients: usize,
-    /// Distinct users among them.
+    /// Distinct users among them (per tenant).
     pub users: usize,
     /// Upgrades not yet registered.
     pub registering: usize,
     /// Connections closing.
     pub closing: usize,
-    /// Frames waiting in send buffers.
+    /// Frames waiting in send buffers or being written.
     pub queued: usize,
 }
 
@@ -99,9 +103,9 @@ impl Endpoint {
             rt,
             settings,
             next_id: AtomicU64::new(1),
-            conns: RwLock::new(HashMap::new()),
-            rooms: RwLock::new(HashMap::new()),
-            registering: AtomicUsize::new(0),
+            conns: RwLock::new(HashMap::default()),
+            rooms: RwLock::new(RoomIndex::default()),
+            registering: Mutex::new(HashMap::new()),
         }
     }
 
@@ -132,13 +136,26 @@ impl Endpoint {
         conn
     }
 
+    /// Counts an upgrade of `tenant` accepted (`true`) or registered, or failed (`false`).
+    fn registering_changed(&self, tenant: &Option<Arc<str>>, started: bool) {
+        let mut registering = self.registering.lock().unwrap_or_else(|e| e.into_inner());
+        if started {
+            *registering.entry(tenant.clone()).or_default() += 1;
+        } else if let Some(n) = registering.get_mut(tenant) {
+            *n -= 1;
+            if *n == 0 {
+                registering.remove(tenant);
+            }
+        }
+    }
+
     /// Forgets a connection whose task has ended (for `reason`): its rooms, its expiry, its place.
     fn forget(&self, conn: &Arc<Conn>, reason: CloseReason) {
         let rooms = std::mem::take(&mut *conn.rooms.lock().unwrap_or_else(|e| e.into_inner()));
         {
             let mut index = self.rooms.write().unwrap_or_else(|e| e.into_inner());
             for room in &rooms {
-                remove_member(&mut index, room, conn.id);
+                index.leave(room, conn.id);
             }
         }
         if self.conns.write().unwrap_or_else(|e| e.into_inner()).remove(&conn.id).is_some() {
@@ -162,15 +179,7 @@ impl Endpoint {
 
     fn join(&self, conn: &Arc<Conn>, room: String) {
         let mut index = self.rooms.write().unwrap_or_else(|e| e.into_inner());
-        let key: Arc<str> = match index.get_key_value(room.as_str()) {
-            Some((key, _)) => key.clone(),
-            None => Arc::from(room),
-        };
-        let members = index.entry(key.clone()).or_default();
-        if members.contains(&conn.id) {
-            return;
-        }
-        members.push(conn.id);
+        let Some(key) = index.join(room, conn.id) else { return };
         conn.rooms.lock().unwrap_or_else(|e| e.into_inner()).push(key.clone());
         drop(index);
         if let Some(observer) = self.shared.watcher() {
@@ -180,7 +189,7 @@ impl Endpoint {
     }
 
     fn leave(&self, conn: &Arc<Conn>, room: &str) {
-        remove_member(&mut self.rooms.write().unwrap_or_else(|e| e.into_inner()), room, conn.id);
+        self.rooms.write().unwrap_or_else(|e| e.into_inner()).leave(room, conn.id);
         let was_in = {
             let mut rooms = conn.rooms.lock().unwrap_or_else(|e| e.into_inner());
             let before = rooms.len();
@@ -268,6 +277,18 @@ impl Endpoint {
         self.reply_error(conn, None, error);
     }
 
+    /// Counts a control frame (a ping or a pong) from the client toward its flood limit, with its
+    /// messages; true when it is over: the connection is then closed, as nothing can answer a
+    /// control frame with an error, and answering each ping costs a flushed pong.
+    fn control_frame_over_limit(&self, conn: &Conn) -> bool {
+        let over = self.flood_limiter.check(MemberKey::Conn(conn.id)).is_err();
+        if over {
+            self.metrics.rejected(Rejection::RateLimit);
+            tracing::debug!(endpoint = %self.spec.path, socket = %conn.session.public_id, "control frames past the flood limit: closing");
+        }
+        over
+    }
+
     /// Turns an outcome into envelopes: replies were sent by the actions; failures are `error`
     /// envelopes (this protocol has no acks).
     fn answer(&self, conn: &Arc<Conn>, event: Option<&str>, handled: Handled) {
@@ -323,14 +344,8 @@ impl Endpoint {
             self.metrics.publish_delivery.observe(event.since_received());
             return;
         };
-        let members: Vec<u64> = {
-            let index = self.rooms.read().unwrap_or_else(|e| e.into_inner());
-            let mut ids: Vec<u64> =
-                routed.rooms.iter().filter_map(|r| index.get(r.as_str())).flatten().copied().collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids
-        };
+        let members =
+            self.rooms.read().unwrap_or_else(|e| e.into_inner()).members_of(routed.rooms.iter().map(String::as_str));
         if members.is_empty() {
             self.metrics.publish_delivery.observe(event.since_received());
             return;
@@ -342,8 +357,12 @@ impl Endpoint {
         };
         let frame =
             Frame::Text(envelope::render(&delivery.event, &timestamp, delivery.data.as_ref().unwrap_or(&Value::Null)));
-        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
-        for conn in members.iter().filter_map(|id| conns.get(id)) {
+        // Queueing may cut a slow consumer, which is logged: not under the connections' lock.
+        let reached: Vec<Arc<Conn>> = {
+            let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
+            members.iter().filter_map(|id| conns.get(id).cloned()).collect()
+        };
+        for conn in &reached {
             self.queue(conn, frame.clone());
         }
         self.metrics.publish_delivery.observe(event.since_received());
@@ -397,31 +416,112 @@ impl Endpoint {
         }
     }
 
-    /// This node's figures.
-    pub fn stats(&self) -> EndpointStats {
-        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
-        let mut users = HashSet::new();
-        let (mut closing, mut queued) = (0, 0);
-        for conn in conns.values() {
-            if let Some(user) = conn.session.identity().user_id.clone() {
+    /// This node's figures, per tenant (`None`: connections without one).
+    fn stats_by_tenant(&self) -> HashMap<Option<Arc<str>>, EndpointStats> {
+        // Per tenant: its figures, and its distinct users.
+        type Tally = (EndpointStats, HashSet<Arc<str>>);
+        let mut by_tenant: HashMap<Option<Arc<str>>, Tally> = HashMap::new();
+        for conn in self.conns.read().unwrap_or_else(|e| e.into_inner()).values() {
+            let identity = conn.session.identity();
+            let (stats, users) = by_tenant.entry(identity.tenant_id.clone()).or_default();
+            stats.clients += 1;
+            stats.closing += usize::from(conn.is_closing());
+            stats.queued += conn.queued();
+            if let Some(user) = identity.user_id.clone() {
                 users.insert(user);
             }
-            closing += usize::from(conn.is_closing());
-            queued += conn.queued();
         }
-        EndpointStats {
-            clients: conns.len(),
-            users: users.len(),
-            registering: self.registering.load(Ordering::Relaxed),
-            closing,
-            queued,
+        for (tenant, registering) in self.registering.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            by_tenant.entry(tenant.clone()).or_default().0.registering += registering;
         }
+        by_tenant
+            .into_iter()
+            .map(|(tenant, (stats, users))| (tenant, EndpointStats { users: users.len(), ..stats }))
+            .collect()
     }
 
-    /// The stats as JSON, for the other nodes.
+    /// The figures of `scope` over the whole cluster: this node's, plus those `peers` reported
+    /// (their [`Self::stats_json`]). Users are counted per node and tenant, and summed.
+    pub(super) fn cluster_stats(&self, peers: &[Value], scope: StatsScope<'_>) -> EndpointStats {
+        let mut total = EndpointStats::default();
+        for (tenant, stats) in self.stats_by_tenant() {
+            if scope.counts(tenant.as_deref()) {
+                total.add(&stats);
+            }
+        }
+        for peer in peers {
+            let figures = &peer["endpoints"][self.spec.path.as_str()];
+            match scope {
+                StatsScope::All => total.add(&EndpointStats::from_json(figures)),
+                StatsScope::Tenant(Some(tenant)) => total.add(&EndpointStats::from_json(&figures["tenants"][tenant])),
+                StatsScope::Tenant(None) => total.add(&EndpointStats::from_json(&figures["untenanted"])),
+            }
+        }
+        total
+    }
+
+    /// This node's figures as JSON, for the other nodes: in all, and per tenant.
     pub(super) fn stats_json(&self) -> Value {
-        let s = self.stats();
-        json!({ "clients": s.clients, "users": s.users, "registering": s.registering, "closing": s.closing, "queued": s.queued })
+        let mut total = EndpointStats::default();
+        let mut tenants = serde_json::Map::new();
+        let mut untenanted = EndpointStats::default();
+        for (tenant, stats) in self.stats_by_tenant() {
+            total.add(&stats);
+            match tenant {
+                Some(tenant) => {
+                    tenants.insert(tenant.to_string(), stats.to_json());
+                }
+                None => untenanted = stats,
+            }
+        }
+        let mut json = total.to_json();
+        json["tenants"] = Value::Object(tenants);
+        json["untenanted"] = untenanted.to_json();
+        json
+    }
+}
+
+/// Whose connections statistics count.
+#[derive(Debug, Clone, Copy)]
+pub enum StatsScope<'a> {
+    /// Every connection (the caller holds an API key).
+    All,
+    /// One tenant's (`None`: connections without a tenant), for a caller with that tenant's token.
+    Tenant(Option<&'a str>),
+}
+
+impl StatsScope<'_> {
+    fn counts(&self, tenant: Option<&str>) -> bool {
+        match self {
+            StatsScope::All => true,
+            StatsScope::Tenant(scope) => *scope == tenant,
+        }
+    }
+}
+
+impl EndpointStats {
+    fn add(&mut self, other: &EndpointStats) {
+        self.clients += other.clients;
+        self.users += other.users;
+        self.registering += other.registering;
+        self.closing += other.closing;
+        self.queued += other.queued;
+    }
+
+    fn to_json(self) -> Value {
+        json!({ "clients": self.clients, "users": self.users, "registering": self.registering, "closing": self.closing, "queued": self.queued })
+    }
+
+    /// Figures another node sent (zero where it sent none).
+    fn from_json(figures: &Value) -> Self {
+        let n = |field: &str| figures[field].as_u64().unwrap_or(0) as usize;
+        Self {
+            clients: n("clients"),
+            users: n("users"),
+            registering: n("registering"),
+            closing: n("closing"),
+            queued: n("queued"),
+        }
     }
 }
 
@@ -436,14 +536,5 @@ pub(crate) struct ConnView<'a> {
 impl<'a> ConnView<'a> {
     fn of(conn: &'a Conn, rooms: &'a [Arc<str>]) -> Self {
         Self { id: conn.id, session: &conn.session, address: conn.address, rooms }
-    }
-}
-
-fn remove_member(index: &mut HashMap<Arc<str>, Vec<u64>>, room: &str, id: u64) {
-    if let Some(members) = index.get_mut(room) {
-        members.retain(|m| *m != id);
-        if members.is_empty() {
-            index.remove(room);
-        }
     }
 }

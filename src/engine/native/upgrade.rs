@@ -9,7 +9,8 @@
 //! - credentials, in order: `X-API-Key` (when the spec allows API keys: a service of the tenant
 //!   the client names in `?tenantId=`, with role `service`), then a token from `?token=`,
 //!   `Authorization: Bearer` or the spec's cookie. Missing (when required), invalid or expired:
-//!   401.
+//!   401; a cookie from an origin that is not one of `CORS_ORIGINS` (the gateway's own pages
+//!   included): 403.
 
 use std::sync::Arc;
 
@@ -27,7 +28,7 @@ use tokio_tungstenite::{
 
 use super::{Endpoint, conn};
 use crate::{
-    auth::{ApiKeys, Identity, TokenError, handshake_token, query_param},
+    auth::{ApiKeys, Identity, TokenError, TokenSource, handshake_token, query_param},
     engine::session::Session,
     metrics::Rejection,
 };
@@ -63,9 +64,11 @@ pub async fn upgrade(ep: Arc<Endpoint>, api_keys: &ApiKeys, request: Request<Bod
     let settings = &ep.settings;
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(conn::WRITE_CHUNK_BYTES)
         .max_message_size(Some(settings.max_message_bytes))
         .max_frame_size(Some(settings.max_message_bytes));
-    ep.registering.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tenant = identity.tenant_id.clone();
+    ep.registering_changed(&tenant, true);
     let session = Session::new(identity);
     tokio::spawn(async move {
         let upgraded = on_upgrade.await;
@@ -73,7 +76,7 @@ pub async fn upgrade(ep: Arc<Endpoint>, api_keys: &ApiKeys, request: Request<Bod
             let conn = ep.register(session, address);
             (io, conn)
         });
-        ep.registering.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        ep.registering_changed(&tenant, false);
         match registered {
             Ok((io, conn)) => {
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, Some(config)).await;
@@ -184,6 +187,17 @@ fn identify(ep: &Endpoint, api_keys: &ApiKeys, parts: &http::request::Parts) -> 
     let token = match handshake_token(None, parts, cookie) {
         None if !policy.required => return Ok(Identity::anonymous()),
         None => return Err((StatusCode::UNAUTHORIZED, TokenError::Missing.to_string())),
+        // A browser attaches cookies whatever page opens the socket: a cookie counts only from
+        // `CORS_ORIGINS` (or from a client that sends no Origin, which is no browser), not from
+        // every page the origin check lets through (the gateway's own).
+        Some((_, TokenSource::Cookie))
+            if parts
+                .headers
+                .get(header::ORIGIN)
+                .is_some_and(|o| !ep.shared.allowed_origins.iter().any(|allowed| o == allowed.as_str())) =>
+        {
+            return Err((StatusCode::FORBIDDEN, TokenError::ForeignOrigin.to_string()));
+        }
         Some((token, _)) => token,
     };
     let identity = ep.shared.verifier.verify(&token).map_err(|e| (StatusCode::UNAUTHORIZED, e.to_string()))?;
