@@ -318,8 +318,11 @@ impl App {
             tracing::warn!("closing sockets took longer than the shutdown timeout");
         }
         let _ = stop_accepting.send(());
+        // Requests still in flight (a publish waiting for the bus) finish before the background
+        // tasks (the bus among them) stop: what the API accepted has been sent on.
+        let served = tokio::time::timeout(self.shutdown_timeout, &mut server).await;
         tasks.iter().for_each(JoinHandle::abort);
-        match tokio::time::timeout(self.shutdown_timeout, &mut server).await {
+        match served {
             Ok(result) => result.context("the server task failed")?,
             Err(_) => {
                 tracing::warn!("in-flight requests outlived the shutdown timeout; stopping anyway");

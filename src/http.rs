@@ -26,7 +26,7 @@ use socketioxide::adapter::{Adapter, LocalAdapter};
 
 use crate::{
     auth::ApiKeys,
-    engine::{self, EmitRequest, Engine, PublishedEvent, RoomQuery},
+    engine::{self, EmitRequest, Engine, PublishError, PublishedEvent, RoomQuery},
     metrics::Metrics,
 };
 
@@ -114,6 +114,18 @@ pub enum ApiError {
     /// 413: the body is over `API_MAX_BODY_SIZE`.
     #[error("the body is larger than the limit of {0} bytes")]
     TooLarge(usize),
+    /// 503 with `Retry-After`: the node is stopping and took nothing.
+    #[error("{0}")]
+    Unavailable(PublishError),
+}
+
+impl From<PublishError> for ApiError {
+    fn from(error: PublishError) -> Self {
+        match error {
+            PublishError::Invalid(message) => ApiError::BadRequest(message),
+            unavailable => ApiError::Unavailable(unavailable),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -122,11 +134,15 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "auth"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "validation"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "validation"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         };
         let body = Json(json!({ "error": { "type": kind, "message": self.to_string() } }));
         let mut response = (status, body).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
         response
     }
@@ -224,7 +240,7 @@ async fn publish_checked<A: Adapter>(
         .map(|(i, item)| PublishedEvent::from_json(item, &format!("events[{i}]")).map(|e| e.received_at(received)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::BadRequest)?;
-    let accepted = state.engine.publish(events).await.map_err(ApiError::BadRequest)?;
+    let accepted = state.engine.publish(events).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))))
 }
 
@@ -290,7 +306,7 @@ async fn emit<A: Adapter>(
         data: body.get("data").cloned().unwrap_or(Value::Null),
         tenant: id_field(body.get("tenantId"), "tenantId")?,
     };
-    let rooms = state.engine.emit(&request).await.map_err(ApiError::BadRequest)?;
+    let rooms = state.engine.emit(&request).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "rooms": rooms }))))
 }
 
@@ -357,7 +373,7 @@ async fn notify<A: Adapter>(
         let report = state.engine.deliver_with_acks(event, timeout).await.map_err(ApiError::BadRequest)?;
         Ok((StatusCode::OK, Json(json!({ "id": id, "sockets": report.sockets, "acknowledged": report.acknowledged }))))
     } else {
-        state.engine.publish(vec![event]).await.map_err(ApiError::BadRequest)?;
+        state.engine.publish(vec![event]).await?;
         Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))))
     }
 }

@@ -50,7 +50,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
     config::RedisConfig,
-    engine::{ClusterLink, Engine, Outgoing},
+    engine::{ClusterLink, Engine, LinkStopped, Outgoing},
     metrics::ClusterMetrics,
 };
 use bus::{BACKLOG_LIMIT, Bus, Local, Submitted};
@@ -475,15 +475,16 @@ async fn count_reconnects(
 }
 
 impl ClusterLink for Cluster {
-    fn submit(&self, message: Outgoing) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    fn submit(&self, message: Outgoing) -> Pin<Box<dyn Future<Output = Result<(), LinkStopped>> + Send>> {
         let (done, sent) = tokio::sync::oneshot::channel();
         let outbox = self.outbox.clone();
         Box::pin(async move {
-            if outbox.send(Submitted { message, done }).await.is_err() {
-                tracing::error!("the bus has stopped; a message was dropped");
-                return;
+            // Either way the caller is told: a publish the bus never took is not "accepted".
+            if outbox.send(Submitted { message, done }).await.is_err() || sent.await.is_err() {
+                tracing::warn!("the bus has stopped: a message submitted while the node stops was refused");
+                return Err(LinkStopped);
             }
-            let _ = sent.await;
+            Ok(())
         })
     }
 

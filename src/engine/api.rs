@@ -42,10 +42,10 @@ pub struct RoomQuery {
 impl<A: Adapter> Engine<A> {
     /// Sends a raw emit (in a cluster, from every node to its own sockets); returns how many
     /// rooms it names. The error says what is wrong with the request.
-    pub async fn emit(&self, request: &EmitRequest) -> Result<usize, String> {
+    pub async fn emit(&self, request: &EmitRequest) -> Result<usize, super::PublishError> {
         let count = self.check_emit(request)?.len();
         match self.shared.cluster.get() {
-            Some(cluster) => cluster.submit(super::Outgoing::Emit(request.clone())).await,
+            Some(cluster) => cluster.submit(super::Outgoing::Emit(request.clone())).await?,
             None => self.emit_local(request).await,
         }
         self.shared.metrics.published.inc();

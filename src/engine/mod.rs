@@ -114,13 +114,45 @@ pub trait ClusterLink: Send + Sync {
     /// Sends `message` to every node, this one included, in one order for all. While the cluster
     /// is unreachable the link applies it on this node at once and sends it to the others later.
     /// Resolves once it is sent (or applied here), so a caller's next message comes after it.
-    fn submit(&self, message: Outgoing) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+    /// Fails when the link has stopped (the node is shutting down) and the message went nowhere.
+    fn submit(
+        &self,
+        message: Outgoing,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), LinkStopped>> + Send>>;
     /// Why the cluster is degraded, if it is (for `/readyz`).
     fn degraded(&self) -> Option<String>;
     /// Whether cross-node operations (relays, acks, room counts) can be attempted now.
     fn connected(&self) -> bool;
     /// The latest [`Engine::node_snapshot`]s of the other live nodes.
     fn peers(&self) -> Vec<Value>;
+}
+
+/// The cluster link has stopped: a message submitted went nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkStopped;
+
+/// Why published work (events, a raw emit) was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// The work is wrong; the message says what (the API answers 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// The node is stopping and could not send it on: nothing was delivered anywhere; it may be
+    /// sent again, to another node (the API answers 503).
+    #[error("this node is shutting down and took nothing: send it again, to another node")]
+    Unavailable,
+}
+
+impl From<String> for PublishError {
+    fn from(message: String) -> Self {
+        PublishError::Invalid(message)
+    }
+}
+
+impl From<LinkStopped> for PublishError {
+    fn from(_: LinkStopped) -> Self {
+        PublishError::Unavailable
+    }
 }
 
 /// Work every node of a cluster applies to its own sockets.
@@ -422,11 +454,11 @@ impl<A: Adapter> Engine<A> {
 
     /// Checks a batch and, when it is valid, delivers every event in order: on this node, or in a
     /// cluster on every node (each to its own sockets).
-    pub async fn publish(&self, events: Vec<PublishedEvent>) -> Result<usize, String> {
+    pub async fn publish(&self, events: Vec<PublishedEvent>) -> Result<usize, PublishError> {
         self.check(&events)?;
         let count = events.len();
         match self.shared.cluster.get() {
-            Some(cluster) => cluster.submit(Outgoing::Events(events)).await,
+            Some(cluster) => cluster.submit(Outgoing::Events(events)).await?,
             None => {
                 for event in &events {
                     self.deliver(event).await;

@@ -947,3 +947,49 @@ describe('a Redis outage after which the nodes reconnect at different times', ()
     assert.equal((await waitOn(wsB, 'chat.message', 'a relay from A sent once both nodes said ready')).text, 'right after ready');
   });
 });
+
+describe('a node stopped while publishes are in flight', () => {
+  const cluster = {};
+  before(() => startCluster(cluster, 2, { SHUTDOWN_DELAY: '0', SHUTDOWN_TIMEOUT: '5000' }));
+  after(() => stopCluster(cluster));
+
+  it('delivers every publish it answered 202 to the other node, and refuses what it did not send on', async (t) => {
+    const [A, B] = cluster.nodes;
+    const tenant = `stop-${h.uid()}`;
+    const watcher = await executionWatcher(t, B, tenant);
+    cluster.sockets.push(watcher);
+    const accepted = [];
+    let refused = 0;
+    let n = 0;
+    let stopping = false;
+    // Five publishers back to back through A; A is told to stop while they run.
+    const publisher = async () => {
+      for (;;) {
+        const executionId = `s${n++}`;
+        let answer;
+        try {
+          answer = await h.publish(A.url, [h.event('execution.started', tenant, { executionId })]);
+        } catch {
+          return; // A no longer takes connections.
+        }
+        if (answer.status === 202) accepted.push(executionId);
+        else if (answer.status === 503) refused += 1;
+        else assert.fail(`publish answered ${answer.status} ${JSON.stringify(answer.body)}`);
+        if (stopping && answer.status !== 202) return;
+      }
+    };
+    const publishers = Array.from({ length: 5 }, publisher);
+    await until(() => accepted.length >= 20, h.TIMEOUT, 'publishes accepted before the stop');
+    stopping = true;
+    A.child.kill('SIGTERM');
+    await Promise.all(publishers);
+    note(t, `${accepted.length} accepted, ${refused} refused with 503 while A stopped`);
+    const got = [];
+    await until(async () => {
+      got.push(...h.pending(watcher, 'update').map((u) => u.payload.executionId));
+      watcher.inbox = watcher.inbox.filter((e) => e.event !== 'update');
+      return accepted.every((id) => got.includes(id));
+    }, 10_000, 'every accepted publish on B');
+    assert.deepEqual(difference(got.filter((id) => accepted.includes(id)), accepted).twice ?? [], []);
+  });
+});
