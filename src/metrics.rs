@@ -192,6 +192,8 @@ pub struct Metrics {
     pub session_address_mismatch: Counter,
     /// Redis and the bus, when this node is in a cluster.
     pub cluster: Option<ClusterMetrics>,
+    /// The admin view's.
+    pub admin: AdminMetrics,
 }
 
 /// The series of one namespace (or plain WebSocket endpoint), resolved when it is mounted.
@@ -418,6 +420,7 @@ impl Metrics {
             ),
         };
         let cluster = clustered.then(|| cluster_metrics(r));
+        let admin = admin_metrics(r);
         Self {
             registry,
             families,
@@ -442,6 +445,7 @@ impl Metrics {
             handshakes_throttled,
             session_address_mismatch,
             cluster,
+            admin,
         }
     }
 
@@ -573,6 +577,31 @@ fn cluster_metrics(r: &mut Registry) -> ClusterMetrics {
             "Bus messages dropped from a full backlog: the other nodes never receive them.",
             Counter::default(),
         ),
+    }
+}
+
+/// The admin view's series (`crate::admin`). Clones share their series.
+#[derive(Debug, Clone)]
+pub struct AdminMetrics {
+    /// Changes dropped because the feed's queue was full (every admin socket then gets a list).
+    pub dropped_queue_full: Counter,
+    /// Changes an admin socket was not sent: over its byte budget, or behind until a fresh list.
+    pub dropped_budget: Counter,
+    /// Changes or lists an admin socket's full send queue refused.
+    pub dropped_socket_full: Counter,
+}
+
+fn admin_metrics(r: &mut Registry) -> AdminMetrics {
+    let dropped = registered(
+        r,
+        "admin_events_dropped",
+        "Admin view events not sent, by reason: the feed's queue was full, an admin socket was over its byte budget (or behind, waiting for a fresh list), or its send queue was full.",
+        Family::<ReasonLabel, Counter>::default(),
+    );
+    AdminMetrics {
+        dropped_queue_full: dropped.get_or_create_owned(&ReasonLabel { reason: "queue_full" }),
+        dropped_budget: dropped.get_or_create_owned(&ReasonLabel { reason: "budget" }),
+        dropped_socket_full: dropped.get_or_create_owned(&ReasonLabel { reason: "socket_full" }),
     }
 }
 

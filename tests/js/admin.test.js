@@ -3,8 +3,9 @@
 // headless Chromium. Logins with good and bad credentials and login sessions; `config`;
 // `server_stats` counting real clients; `all_sockets` and the live events as sockets connect,
 // join rooms, upgrade and leave; the `_disconnect` command; read-only and production modes; no
-// Engine.IO session id, token, cookie or key anywhere in what /admin sends; and in a cluster each
-// node's stats reaching an admin connected to another node.
+// Engine.IO session id, token, cookie or key anywhere in what /admin sends; in a cluster each
+// node's stats reaching an admin connected to another node; what /admin sends staying within its
+// byte bounds however many rooms clients make and however fast they churn.
 //
 // Screenshots of the UI go to tests/js/output/ (git-ignored). CHROMIUM_BIN names the browser
 // (default /usr/bin/chromium).
@@ -343,6 +344,154 @@ describe('in a cluster', () => {
     assert.notEqual(fromB.serverId, own.serverId);
     const fromA = await statsWhere(admin, (s) => s.pid === a.child.pid);
     assert.equal(countOf(fromA, '/workflow'), 0, "node A counts its own sockets only");
+  });
+});
+
+// What /admin may send (src/admin/wire.rs, listeners.rs): one socket's entry, a whole
+// `all_sockets`, and over any stretch of time an admin socket's budget (its capacity, then so
+// many bytes a second).
+const SOCKET_MAX_BYTES = 8 * 1024;
+const LIST_MAX_BYTES = 4 * 1024 * 1024;
+const BUDGET_CAPACITY = LIST_MAX_BYTES + 1024 * 1024;
+const BUDGET_RATE = 512 * 1024;
+const MORE_ROOMS = '… more rooms, not listed';
+
+/** A value as long as the hub's schema allows, of C1 controls (stored percent-encoded). */
+const widest = (seed, length) => (seed + '\u0085'.repeat(length)).slice(0, length);
+const widestValues = (seed, n, length) => Array.from({ length: n }, (_, i) => widest(`${seed}${i}`, length));
+
+/** Three subscriptions with the widest filters the hub allows (32 combinations each, so 96
+ * rooms of kilobytes each); `round` picks other values, so subscribing again leaves and joins. */
+const widestSubscriptions = (round) => [
+  ['executions', { workflow_ids: widestValues(`w${round}`, 4, 200), execution_ids: widestValues(`e${round}`, 4, 200), statuses: widestValues(`s${round}`, 2, 100) }],
+  ['approvals', { workflow_ids: widestValues(`w${round}`, 4, 200), execution_ids: widestValues(`e${round}`, 4, 200), statuses: widestValues(`s${round}`, 2, 100) }],
+  [`executions:${'x'.repeat(189)}`, { workflow_ids: widestValues(`w${round}`, 4, 200), statuses: widestValues(`s${round}`, 8, 100) }],
+];
+
+/** A plain WebSocket client of a fresh tenant, subscribed with the widest filters. */
+async function widestHub(t, url) {
+  const hub = await openHub(t, url, h.mintToken({ sub: `u-${h.uid()}`, tenantId: `wide-${h.uid()}` }));
+  await Promise.all(widestSubscriptions(0).map(([channel, filters]) => hub.subscribe(channel, filters)));
+  return hub;
+}
+
+/** Counts the bytes of every message the admin socket receives from now on (`socket.bytes`). */
+function countBytes(socket) {
+  socket.bytes = 0;
+  socket.io.engine.on('packet', (packet) => {
+    if (packet.type === 'message') socket.bytes += Buffer.byteLength(packet.data);
+  });
+}
+
+/**
+ * What the UI makes of what an admin socket (of `openAdmin`) received and receives: the sockets
+ * it knows, by namespace and id, from the last `all_sockets` and the events after it
+ * (`socket.view`).
+ */
+function followLikeTheUi(socket) {
+  socket.view = new Set();
+  const apply = (event, args) => {
+    const view = socket.view;
+    if (event === 'all_sockets') {
+      view.clear();
+      for (const s of args[0]) view.add(`${s.nsp} ${s.id}`);
+    } else if (event === 'socket_connected') {
+      view.add(`${args[0].nsp} ${args[0].id}`);
+    } else if (event === 'socket_disconnected') {
+      view.delete(`${args[0]} ${args[1]}`);
+    }
+  };
+  for (const [event, args] of socket.log) apply(event, args);
+  socket.onAny((event, ...args) => apply(event, args));
+}
+
+describe('a large population of clients with the widest filters', () => {
+  let gw;
+  let browser;
+  before(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_BIN`);
+    gw = await h.startGateway({ env: ADMIN_ENV });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  });
+  after(async () => {
+    await browser?.close();
+    await gw?.stop();
+  });
+
+  it('gets an all_sockets within its byte bounds, a churn within the admin\'s budget, and the UI loads', async (t) => {
+    const hubs = [];
+    for (let i = 0; i < 60; i += 20) hubs.push(...await Promise.all(Array.from({ length: 20 }, () => widestHub(t, gw.url))));
+
+    const { socket: admin, sockets } = await loggedIn(t, gw.url);
+    const listBytes = Buffer.byteLength(JSON.stringify(sockets));
+    t.diagnostic(`all_sockets: ${sockets.length} sockets, ${listBytes} bytes`);
+    assert.ok(listBytes <= LIST_MAX_BYTES, `all_sockets is ${listBytes} bytes`);
+    const listed = sockets.filter((s) => s.nsp === PLAIN_WS);
+    assert.equal(listed.length, hubs.length, 'every client fits once its entry is bounded');
+    for (const s of listed) {
+      assert.ok(Buffer.byteLength(JSON.stringify(s)) <= SOCKET_MAX_BYTES, `${JSON.stringify(s).length} bytes`);
+      assert.equal(s.rooms.at(-1), MORE_ROOMS, 'rooms past the bounds are said to be left out');
+    }
+
+    // Churn: subscribing again with other values leaves and joins 64 rooms each time; some
+    // clients leave and others come meanwhile. The admin is sent at most its budget.
+    countBytes(admin);
+    followLikeTheUi(admin);
+    const started = performance.now();
+    const newcomers = [];
+    for (let round = 1; round <= 8; round++) {
+      await Promise.all(hubs.map((hub) => {
+        const [channel, filters] = widestSubscriptions(round)[round % 3];
+        return hub.subscribe(channel, filters);
+      }));
+      if (round === 4) {
+        for (const hub of hubs.splice(0, 5)) hub.close();
+        newcomers.push(...await Promise.all(Array.from({ length: 5 }, () => widestHub(t, gw.url))));
+      }
+    }
+    const churnBytes = admin.bytes;
+    const seconds = (performance.now() - started) / 1000;
+    t.diagnostic(`churn: ${churnBytes} bytes to the admin in ${seconds.toFixed(1)} s`);
+    // Sends are charged when queued, so allow what was queued a few seconds before counting began.
+    assert.ok(churnBytes <= BUDGET_CAPACITY + BUDGET_RATE * (seconds + 5), `${churnBytes} bytes in ${seconds.toFixed(1)} s`);
+    assert.ok(admin.connected, 'the admin stays connected');
+
+    const dropped = h.parseMetrics(await h.scrape(gw.url));
+    t.diagnostic(`dropped: ${['queue_full', 'budget', 'socket_full'].map((r) => `${r} ${h.sumOf(dropped, 'admin_events_dropped_total', { reason: r })}`).join(', ')}`);
+
+    // Whatever it missed, the admin's view comes back to the node's sockets: the clients that
+    // left are gone from it, the newcomers are in it.
+    const { sockets: fresh } = await loggedIn(t, gw.url);
+    const ids = (list) => list.filter((s) => s.nsp === PLAIN_WS).map((s) => s.id).sort();
+    assert.equal(ids(fresh).length, hubs.length + newcomers.length);
+    const followed = () => [...admin.view].filter((s) => s.startsWith(`${PLAIN_WS} `)).map((s) => s.slice(PLAIN_WS.length + 1)).sort();
+    await h.eventually(
+      () => JSON.stringify(followed()) === JSON.stringify(ids(fresh)),
+      'the followed view has every client that is there and none that left',
+      15000,
+    );
+
+    // The UI takes the list and shows the clients.
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    t.after(() => page.close());
+    const errors = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    await page.goto(`${gw.url}/admin/`);
+    await page.getByLabel('Server URL').fill(gw.url);
+    await page.getByLabel('Username').fill(USERNAME);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Connect' }).click();
+    await page.locator('.v-dialog--active').waitFor({ state: 'detached', timeout: h.TIMEOUT });
+    await page.goto(`${gw.url}/admin/#/sockets/`);
+    await page.getByText(`of ${ids(fresh).length}`).waitFor({ timeout: 10000 });
+    // A socket's details: its rooms, cut names ending with a hash, then (a page on) the room
+    // saying more are not listed.
+    await page.getByRole('row').nth(1).click();
+    await page.getByText(/ executions \(.*#[0-9a-f]{8}$/).first().waitFor({ timeout: h.TIMEOUT });
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await page.getByText(MORE_ROOMS).waitFor({ timeout: h.TIMEOUT });
+    await shot(page, 'admin-many-rooms');
+    assert.deepEqual(errors, [], 'no error in the page');
   });
 });
 
