@@ -54,7 +54,7 @@ use crate::{
     client_ip::TrustedProxies,
     config::{AdminConfig, AdminMode},
     engine::{ClusterState, Roster},
-    metrics::AdminMetrics,
+    metrics::{AdminMetrics, LoginOutcome},
 };
 use feed::Feed;
 use gate::{Credentials, Gate, Login};
@@ -67,6 +67,10 @@ pub const NAMESPACE: &str = "/admin";
 /// How often each node sends its `server_stats` (the official server's period; the UI marks a
 /// server unhealthy after 10 s without).
 pub const STATS_PERIOD: Duration = Duration::from_secs(2);
+
+/// Admin sockets one node serves at most: what the admin view costs the node grows with them
+/// (each has its own byte budget, `listeners`).
+const MAX_ADMIN_SOCKETS: usize = 16;
 
 /// What the namespace's handlers share.
 struct Shared<A: Adapter> {
@@ -101,7 +105,7 @@ impl<A: Adapter> Admin<A> {
         A: DefinedAdapter,
     {
         let detail = config.mode == AdminMode::Development;
-        let (feed, receivers) = Feed::new(detail, metrics);
+        let (feed, receivers) = Feed::new(detail, metrics.clone());
         let feed = Arc::new(feed);
         roster.observe(feed.clone());
         let listeners = Listeners::new(roster.clone(), feed.clone(), receivers);
@@ -109,7 +113,7 @@ impl<A: Adapter> Admin<A> {
             io: io.clone(),
             roster,
             feed,
-            gate: Gate::new(config.username.clone(), config.password_hash.clone()),
+            gate: Gate::new(config.username.clone(), config.password_hash.clone(), metrics),
             server: ServerInfo::current(),
             features: wire::features(config.readonly, detail),
             readonly: config.readonly,
@@ -166,6 +170,11 @@ impl<A: Adapter> Shared<A> {
     /// can send anything.
     async fn authenticate(self: Arc<Self>, s: SocketRef<A>, credentials: Credentials) -> Result<(), gate::Refused> {
         let client = self.client_ip(&s);
+        if self.feed.admin_count() >= MAX_ADMIN_SOCKETS {
+            tracing::info!(client = ?client, "admin view: connection refused, as many admin sockets as this node serves");
+            self.feed.metrics().login(LoginOutcome::Busy);
+            return Err(gate::Refused::TooManyAdmins);
+        }
         match self.gate.admit(&credentials, client).await {
             Ok(login) => {
                 tracing::info!(client = ?client, with = if login == Login::Session { "session" } else { "password" }, "admin view: an admin connected");

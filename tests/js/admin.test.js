@@ -5,18 +5,21 @@
 // join rooms, upgrade and leave; the `_disconnect` command; read-only and production modes; no
 // Engine.IO session id, token, cookie or key anywhere in what /admin sends; in a cluster each
 // node's stats reaching an admin connected to another node; what /admin sends staying within its
-// byte bounds however many rooms clients make and however fast they churn.
+// byte bounds however many rooms clients make and however fast they churn; and a password flood
+// from many addresses answered at once, leaving the operator able to log in.
 //
 // Screenshots of the UI go to tests/js/output/ (git-ignored). CHROMIUM_BIN names the browser
 // (default /usr/bin/chromium).
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { io } from 'socket.io-client';
 import * as h from './helpers.js';
 import { openHub } from './hub.js';
 import { startRedis } from './redis.js';
@@ -31,11 +34,11 @@ const ALL_FEATURES = ['DISCONNECT', 'AGGREGATED_EVENTS', 'ALL_EVENTS'];
 const PLAIN_WS = '/ws (plain WebSocket)';
 
 /** The bcrypt hash of `password`, made by the gateway's own `hash-password` (cost 4: fast). */
-function hashPassword(password) {
-  const run = spawnSync(h.GATEWAY_BIN, ['hash-password', '--cost', '4'], { input: `${password}\n`, encoding: 'utf8', timeout: 15000 });
+function hashPassword(password, cost = 4) {
+  const run = spawnSync(h.GATEWAY_BIN, ['hash-password', '--cost', String(cost)], { input: `${password}\n`, encoding: 'utf8', timeout: 15000 });
   assert.equal(run.status, 0, run.stderr);
   const hash = run.stdout.trim();
-  assert.match(hash, /^\$2b\$04\$.{53}$/);
+  assert.match(hash, new RegExp(`^\\$2b\\$${String(cost).padStart(2, '0')}\\$.{53}$`));
   return hash;
 }
 
@@ -492,6 +495,99 @@ describe('a large population of clients with the widest filters', () => {
     await page.getByText(MORE_ROOMS).waitFor({ timeout: h.TIMEOUT });
     await shot(page, 'admin-many-rooms');
     assert.deepEqual(errors, [], 'no error in the page');
+  });
+});
+
+/**
+ * One login attempt on /admin from `localAddress`, over WebSocket: `{outcome, message, ms}`, the
+ * outcome `ok`, `refused` (with the connect_error's message) or `timeout` (no answer within
+ * `timeout` ms: socket.io-client's own timeout covers the transport, not the namespace's answer).
+ */
+function attempt(url, auth, localAddress, timeout = 15000) {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const socket = io(`${url}/admin`, { transports: ['websocket'], forceNew: true, reconnection: false, timeout, auth, localAddress });
+    const done = (outcome, message) => {
+      clearTimeout(timer);
+      socket.disconnect();
+      resolve({ outcome, message, ms: performance.now() - started });
+    };
+    const timer = setTimeout(() => done('timeout'), timeout);
+    socket.on('connect', () => done('ok'));
+    socket.on('connect_error', (error) => done(error.message === 'timeout' ? 'timeout' : 'refused', error.message));
+  });
+}
+
+/** Logs in as a person would: after a refusal that says when to retry, retries then. */
+async function loginRetrying(url, auth, localAddress, tries = 4) {
+  let result;
+  for (let i = 0; i < tries; i++) {
+    result = await attempt(url, auth, localAddress);
+    const retry = /retry in (\d+) s/.exec(result.message ?? '');
+    if (result.outcome !== 'refused' || !retry) return result;
+    await sleep(Number(retry[1]) * 1000);
+  }
+  return result;
+}
+
+describe('a password flood from many addresses', () => {
+  let gw;
+  before(async () => {
+    // A costlier hash than the other tests', so the checks take time as real ones do.
+    gw = await h.startGateway({ env: { ...ADMIN_ENV, ADMIN_PASSWORD_HASH: hashPassword(PASSWORD, 8) } });
+  });
+  after(() => gw?.stop());
+
+  it('is answered at once, and the operator logs in meanwhile with a session, from a known address, and then from another', async (t) => {
+    // The operator logged in from 127.0.0.1 earlier: a session, and a known address.
+    const { session } = await loggedIn(t, gw.url);
+    const started = performance.now();
+    const wrong = { username: USERNAME, password: 'wrong' };
+    const flood = [];
+    for (let a = 0; a < 60; a++) {
+      for (let i = 0; i < 10; i++) flood.push(attempt(gw.url, { ...wrong, password: `wrong-${i}` }, `127.0.0.${10 + a}`));
+    }
+    // Once the first answers come, the flood's other attempts are all in: the checks are
+    // saturated.
+    const first = await Promise.race([
+      Promise.any(flood.map((p) => p.then((r) => (r.outcome === 'refused' ? r : Promise.reject())))),
+      sleep(15000).then(() => assert.fail('no attempt of the flood was answered')),
+    ]);
+    t.diagnostic(`first answer after ${first.ms.toFixed(0)} ms: ${first.message}`);
+
+    // Meanwhile a session logs in without a check, and the known address waits its turn (behind
+    // a bounded queue) instead of being refused.
+    const withSession = await attempt(gw.url, { sessionId: session }, '127.0.0.250');
+    assert.equal(withSession.outcome, 'ok', JSON.stringify(withSession));
+    t.diagnostic(`session login during the flood: ${withSession.ms.toFixed(0)} ms`);
+    const known = await attempt(gw.url, { username: USERNAME, password: PASSWORD }, '127.0.0.1');
+    assert.equal(known.outcome, 'ok', JSON.stringify(known));
+    t.diagnostic(`password login from the known address during the flood: ${known.ms.toFixed(0)} ms`);
+
+    const results = await Promise.all(flood);
+    const tally = {};
+    for (const r of results) {
+      const kind = r.outcome === 'refused' ? r.message.replace(/\d+/g, 'N') : r.outcome;
+      tally[kind] = (tally[kind] ?? 0) + 1;
+    }
+    t.diagnostic(`flood: ${JSON.stringify(tally)}, answered in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    assert.deepEqual(
+      Object.keys(tally).filter((k) => !['invalid credentials', 'too many login attempts on this node: retry in N s'].includes(k)),
+      [],
+      'every attempt is answered: wrong, or refused at once with when to retry',
+    );
+
+    // From an address never seen, the operator gets in, retrying when told.
+    const fresh = await loginRetrying(gw.url, { username: USERNAME, password: PASSWORD }, '127.0.0.251');
+    assert.equal(fresh.outcome, 'ok', JSON.stringify(fresh));
+
+    // The node checked a bounded number of passwords: its budget, refilled one every 2 s, and
+    // the operator's own.
+    const seconds = (performance.now() - started) / 1000;
+    const checks = await h.metric(gw.url, 'admin_password_checks_total');
+    t.diagnostic(`${checks} password checks in ${seconds.toFixed(1)} s`);
+    assert.ok(checks <= 30 + Math.ceil(seconds / 2) + 3, `${checks} checks`);
+    assert.ok(await h.metric(gw.url, 'admin_logins_total', { outcome: 'busy' }) > 0);
   });
 });
 
