@@ -203,10 +203,10 @@ impl App {
                 let engine =
                     Engine::new(specs, io.clone(), verifier, settings, parts.metrics.clone(), parts.sessions.clone());
                 engine.mount(&io);
-                let admin = config
-                    .admin
-                    .as_ref()
-                    .map(|admin| Admin::mount(&io, Arc::new(engine.clone()), admin, config.trusted_proxies.clone()).0);
+                let admin = config.admin.as_ref().map(|admin| {
+                    let metrics = parts.metrics.admin.clone();
+                    Admin::mount(&io, Arc::new(engine.clone()), admin, config.trusted_proxies.clone(), metrics).0
+                });
                 Self::assemble(config, layer, io, engine, admin, parts, Vec::new()).await
             }
             Some(redis) => {
@@ -222,8 +222,9 @@ impl App {
                 }
                 let admin = match &config.admin {
                     Some(admin) => {
+                        let metrics = parts.metrics.admin.clone();
                         let (admin, subscribed) =
-                            Admin::mount(&io, Arc::new(engine.clone()), admin, config.trusted_proxies.clone());
+                            Admin::mount(&io, Arc::new(engine.clone()), admin, config.trusted_proxies.clone(), metrics);
                         subscribed.await.context("subscribing the admin namespace to Redis")?;
                         Some(admin)
                     }

@@ -201,6 +201,8 @@ pub struct Metrics {
     pub session_address_mismatch: Counter,
     /// Redis and the bus, when this node is in a cluster.
     pub cluster: Option<ClusterMetrics>,
+    /// The admin view's.
+    pub admin: AdminMetrics,
 }
 
 /// The series of one namespace (or plain WebSocket endpoint), resolved when it is mounted.
@@ -438,6 +440,7 @@ impl Metrics {
         };
         r.register_collector(Box::new(LogLinesDropped));
         let cluster = clustered.then(|| cluster_metrics(r));
+        let admin = admin_metrics(r);
         Self {
             registry,
             families,
@@ -463,6 +466,7 @@ impl Metrics {
             handshakes_throttled,
             session_address_mismatch,
             cluster,
+            admin,
         }
     }
 
@@ -630,9 +634,102 @@ fn cluster_metrics(r: &mut Registry) -> ClusterMetrics {
     }
 }
 
+/// The admin view's series (`crate::admin`). Clones share their series.
+#[derive(Debug, Clone)]
+pub struct AdminMetrics {
+    /// Changes dropped because the feed's queue was full (every admin socket then gets a list).
+    pub dropped_queue_full: Counter,
+    /// Changes an admin socket was not sent: over its byte budget, or behind until a fresh list.
+    pub dropped_budget: Counter,
+    /// Changes or lists an admin socket's full send queue refused.
+    pub dropped_socket_full: Counter,
+    /// Admin logins, by [`LoginOutcome`] (its index).
+    logins: Vec<Counter>,
+    /// bcrypt checks run.
+    pub password_checks: Counter,
+}
+
+/// How an admin login ended, as `admin_logins_total` labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// In with a login session: no password check.
+    Session,
+    /// In with the password.
+    Password,
+    /// Wrong or missing credentials.
+    Invalid,
+    /// Over its address's attempts.
+    Throttled,
+    /// Refused at once: the node's attempts, its queue of checks or its admin sockets were full.
+    Busy,
+}
+
+impl LoginOutcome {
+    const ALL: [Self; 5] = [Self::Session, Self::Password, Self::Invalid, Self::Throttled, Self::Busy];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::Password => "password",
+            Self::Invalid => "invalid",
+            Self::Throttled => "throttled",
+            Self::Busy => "busy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+impl AdminMetrics {
+    /// Counts a login that ended as `outcome`.
+    pub fn login(&self, outcome: LoginOutcome) {
+        self.logins[outcome as usize].inc();
+    }
+}
+
+fn admin_metrics(r: &mut Registry) -> AdminMetrics {
+    let dropped = registered(
+        r,
+        "admin_events_dropped",
+        "Admin view events not sent, by reason: the feed's queue was full, an admin socket was over its byte budget (or behind, waiting for a fresh list), or its send queue was full.",
+        Family::<ReasonLabel, Counter>::default(),
+    );
+    let logins = registered(
+        r,
+        "admin_logins",
+        "Admin view logins, by outcome: session, password, invalid, throttled (its address's attempts), busy (refused at once: the node's attempts or queue of password checks were full).",
+        Family::<OutcomeLabel, Counter>::default(),
+    );
+    let logins =
+        LoginOutcome::ALL.iter().map(|o| logins.get_or_create_owned(&OutcomeLabel { outcome: o.as_str() })).collect();
+    AdminMetrics {
+        dropped_queue_full: dropped.get_or_create_owned(&ReasonLabel { reason: "queue_full" }),
+        dropped_budget: dropped.get_or_create_owned(&ReasonLabel { reason: "budget" }),
+        dropped_socket_full: dropped.get_or_create_owned(&ReasonLabel { reason: "socket_full" }),
+        logins,
+        password_checks: registered(
+            r,
+            "admin_password_checks",
+            "Admin view password (bcrypt) checks run.",
+            Counter::default(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_login_outcomes_sit_at_their_own_index() {
+        assert!(LoginOutcome::ALL.iter().enumerate().all(|(i, o)| *o as usize == i));
+        let metrics = Metrics::default();
+        metrics.admin.login(LoginOutcome::Busy);
+        assert!(metrics.render().contains("realtime_gateway_admin_logins_total{outcome=\"busy\"} 1"));
+    }
 
     #[test]
     fn existing_names_are_kept_and_namespace_series_exist_from_the_start() {

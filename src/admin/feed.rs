@@ -1,149 +1,221 @@
-//! The admin sockets of this node and what they are told: the engine's [`Observer`] turns each
-//! socket's life into the protocol's events (`socket_connected`, `room_joined`, `room_left`,
-//! `socket_updated`, `socket_disconnected`), sent to every admin socket here, and counts
-//! connections and disconnections per second for `server_stats`.
+//! The engine's [`Observer`]: each change to this node's sockets becomes one of the protocol's
+//! events (`socket_connected`, `room_joined`, `room_left`, `socket_updated`,
+//! `socket_disconnected`), built once and queued for the admin sockets of this node
+//! ([`super::listeners`], which sends it); and connections and disconnections are counted per
+//! second for `server_stats`.
 //!
-//! An admin socket joins with `all_sockets`, this node's sockets at that moment. The list is
-//! taken while the admin sockets' lock is held, and every event is sent under the same lock, so
-//! an event is either in the list or after it, never lost between the two. (An event racing the
-//! list may also be in it; the UI takes a repeated socket or room once, except that a room's
-//! page may then count one member twice until the next list.)
+//! The hooks run on the connections' own paths, so they never wait: with nobody watching they
+//! cost one atomic load (joins, leaves, upgrades) or a count (connections, disconnections);
+//! while an admin watches they build the event (bounded in bytes, `wire`) and hand it to a queue
+//! bounded in count and in bytes. No lock a hook takes is ever held while a socket list is
+//! built: lists are built by the listeners' task. When the queue is full the event is dropped
+//! and counted, and every admin socket gets a fresh list instead.
 //!
-//! Events go to this node's admin sockets only: a node's socket list is its own (see `mod.rs`).
-//! Sends never wait: an admin socket whose queue is full misses the event, is marked behind, and
-//! gets a fresh `all_sockets` at the next `server_stats` tick, which resets the UI's lists.
+//! Why a list and the events agree: an admin socket is counted as watching (so the hooks start
+//! queueing) before its list is taken, and the engine calls a hook after the change it reports.
+//! A change reported before the list is taken is in the list; one reported after reaches the
+//! admin after the list. (One racing the list may be in both: the UI takes a repeated socket or
+//! room once, except that a room's page may count one member twice until the next list.)
 
 use std::{
+    borrow::Cow,
+    collections::HashSet,
     sync::{
-        Arc, Mutex,
-        atomic::{AtomicUsize, Ordering},
+        Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::SystemTime,
 };
 
-use serde::Serialize;
-use serde_json::Value;
-use socketioxide::{SendError, SocketError, adapter::Adapter, extract::SocketRef, socket::Sid};
+use serde_json::value::RawValue;
+use socketioxide::{adapter::Adapter, extract::SocketRef, socket::Sid};
+use tokio::sync::mpsc;
 
 use super::wire::{self, EventCounts};
-use crate::engine::{Observer, PublicId, Roster, SocketView};
+use crate::{
+    engine::{Observer, PublicId, SocketView},
+    metrics::AdminMetrics,
+};
 
-/// Most sockets one `all_sockets` lists: past it the list is cut (and a warning logged), so an
-/// admin connecting to a very busy node does not get a message of hundreds of megabytes.
-/// `ADMIN_MODE=production` lists none.
-const MAX_LISTED: usize = 10_000;
+/// Changes queued for the listeners at most, in number and in bytes: past either, a change is
+/// dropped (and every admin socket then gets a fresh list).
+const QUEUE_MAX: usize = 16 * 1024;
+const QUEUE_MAX_BYTES: usize = 4 * 1024 * 1024;
 
-/// An admin socket of this node.
-struct Listener<A: Adapter> {
-    socket: SocketRef<A>,
-    /// It missed an event (full queue): resend the whole list.
-    behind: bool,
+/// A change to this node's sockets, as the protocol's event(s), ready to send.
+#[derive(Debug)]
+pub enum Change {
+    /// `socket_connected(socket, at)`.
+    Connected { socket: Box<RawValue>, at: String },
+    /// `room_joined(nsp, room, id, at)`.
+    Joined { nsp: String, room: String, id: String, at: String },
+    /// `room_left(nsp, room, id, at)`.
+    Left { nsp: String, room: String, id: String, at: String },
+    /// `socket_updated({id, nsp, transport})`.
+    Upgraded { nsp: String, id: String },
+    /// `room_left` for each of its rooms (as Node's adapter leaves them, so the UI's room lists
+    /// shrink too), then `socket_disconnected(nsp, id, reason, at)`.
+    Disconnected { nsp: String, id: String, reason: &'static str, rooms: Vec<String>, at: String },
 }
 
-/// The observer of this node's sockets, and the admin sockets it reports to.
+impl Change {
+    /// About the bytes it takes on the wire (what the byte bounds count).
+    pub fn size(&self) -> usize {
+        const PER_EVENT: usize = 32;
+        match self {
+            Self::Connected { socket, at } => socket.get().len() + at.len() + PER_EVENT,
+            Self::Joined { nsp, room, id, at } | Self::Left { nsp, room, id, at } => {
+                nsp.len() + room.len() + id.len() + at.len() + PER_EVENT
+            }
+            Self::Upgraded { nsp, id } => nsp.len() + id.len() + 2 * PER_EVENT,
+            Self::Disconnected { nsp, id, reason, rooms, at } => {
+                let each = nsp.len() + id.len() + at.len() + PER_EVENT;
+                rooms.iter().map(|r| r.len() + each).sum::<usize>() + each + reason.len()
+            }
+        }
+    }
+}
+
+/// What the listeners' task is told about admin sockets.
+pub enum Control<A: Adapter> {
+    /// A new admin socket, to be sent a list and then every change.
+    Attach(SocketRef<A>),
+    /// An admin socket that left.
+    Detach(Sid),
+}
+
+/// The receiving ends, for the listeners' task.
+pub struct Receivers<A: Adapter> {
+    pub changes: mpsc::Receiver<Change>,
+    pub control: mpsc::UnboundedReceiver<Control<A>>,
+}
+
+/// The observer of this node's sockets.
 pub struct Feed<A: Adapter> {
-    roster: Arc<dyn Roster>,
     /// Sockets are listed and followed (`ADMIN_MODE=development`).
     detail: bool,
-    /// `listeners.len()` when `detail`, else 0, for [`Observer::watching`] without the lock.
+    /// The admin sockets of this node. Only admin logins and logouts take this lock.
+    admins: Mutex<HashSet<Sid>>,
+    /// `admins.len()` when `detail`, else 0: whether the hooks report, in one atomic load.
     watchers: AtomicUsize,
-    listeners: Mutex<Vec<Listener<A>>>,
+    changes: mpsc::Sender<Change>,
+    /// Bytes of the changes in `changes`.
+    queued_bytes: AtomicUsize,
+    /// A change was dropped from a full queue: every admin socket needs a fresh list.
+    lost: AtomicBool,
+    /// Told of admin sockets coming and going; unbounded, but admin sockets are few (see
+    /// `MAX_ADMIN_SOCKETS`) and each sends two messages.
+    control: mpsc::UnboundedSender<Control<A>>,
     counts: Mutex<EventCounts>,
+    metrics: AdminMetrics,
 }
 
 fn now_iso() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
-fn now_ms() -> u64 {
+/// Now, in ms since the epoch.
+pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
 }
 
 impl<A: Adapter> Feed<A> {
-    /// A feed of `roster`'s sockets; `detail` lists and follows them.
-    pub fn new(roster: Arc<dyn Roster>, detail: bool) -> Self {
-        Self {
-            roster,
+    /// A feed; `detail` lists and follows sockets. The receivers go to the listeners' task.
+    pub fn new(detail: bool, metrics: AdminMetrics) -> (Self, Receivers<A>) {
+        let (changes, changes_rx) = mpsc::channel(QUEUE_MAX);
+        let (control, control_rx) = mpsc::unbounded_channel();
+        let feed = Self {
             detail,
+            admins: Mutex::new(HashSet::new()),
             watchers: AtomicUsize::new(0),
-            listeners: Mutex::new(Vec::new()),
+            changes,
+            queued_bytes: AtomicUsize::new(0),
+            lost: AtomicBool::new(false),
+            control,
             counts: Mutex::new(EventCounts::default()),
-        }
+            metrics,
+        };
+        (feed, Receivers { changes: changes_rx, control: control_rx })
     }
 
-    fn listeners(&self) -> std::sync::MutexGuard<'_, Vec<Listener<A>>> {
-        self.listeners.lock().unwrap_or_else(|e| e.into_inner())
+    fn admins(&self) -> std::sync::MutexGuard<'_, HashSet<Sid>> {
+        self.admins.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds an admin socket: sends it `intro` (event, payload) in order, then the list of
-    /// sockets, and from then on every event.
-    pub fn attach(&self, socket: SocketRef<A>, intro: &[(&str, Value)]) {
-        let mut listeners = self.listeners();
-        let mut listener = Listener { socket, behind: false };
+    /// Adds an admin socket: sends it `intro` (event, payload) in order; the listeners' task
+    /// then sends it the list of sockets, and from then on every change.
+    pub fn attach(&self, socket: SocketRef<A>, intro: &[(&str, serde_json::Value)]) {
         for (event, payload) in intro {
-            send(&mut listener, event, payload);
+            if let Err(e) = socket.emit(*event, payload) {
+                tracing::debug!(error = %e, event, "admin view: could not greet an admin socket");
+            }
         }
-        if self.detail {
-            send(&mut listener, "all_sockets", &self.list());
-            self.watchers.fetch_add(1, Ordering::Relaxed);
+        let mut admins = self.admins();
+        if !admins.insert(socket.id) || !self.detail {
+            return;
         }
-        listeners.push(listener);
+        // Watching from now on, before the list is taken (see the module's comment).
+        self.watchers.store(admins.len(), Ordering::SeqCst);
+        drop(admins);
+        // The task stops only when the feed is gone.
+        let _ = self.control.send(Control::Attach(socket));
     }
 
-    /// Removes an admin socket that left.
+    /// Removes an admin socket that left (once, however often it is called).
     pub fn detach(&self, id: Sid) {
-        let mut listeners = self.listeners();
-        let before = listeners.len();
-        listeners.retain(|l| l.socket.id != id);
-        if self.detail {
-            self.watchers.fetch_sub(before - listeners.len(), Ordering::Relaxed);
+        let mut admins = self.admins();
+        if !admins.remove(&id) || !self.detail {
+            return;
         }
+        self.watchers.store(admins.len(), Ordering::SeqCst);
+        drop(admins);
+        let _ = self.control.send(Control::Detach(id));
+    }
+
+    /// How many admin sockets this node has.
+    pub fn admin_count(&self) -> usize {
+        self.admins().len()
     }
 
     /// Whether this node has admin sockets.
     pub fn has_listeners(&self) -> bool {
-        !self.listeners().is_empty()
+        self.admin_count() > 0
     }
 
     /// The counts since the last call, for `server_stats`.
-    pub fn take_counts(&self) -> Vec<Value> {
+    pub fn take_counts(&self) -> Vec<serde_json::Value> {
         self.counts.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
-    /// Sends a fresh list to the admin sockets that missed events.
-    pub fn catch_up(&self) {
-        let mut listeners = self.listeners();
-        // Without `detail` there is no list to resend (what was missed was a count).
-        if !self.detail || !listeners.iter().any(|l| l.behind) {
-            return;
-        }
-        let list = self.list();
-        for listener in listeners.iter_mut().filter(|l| l.behind) {
-            listener.behind = false;
-            send(listener, "all_sockets", &list);
-        }
+    /// The listeners' task took `bytes` of changes off the queue.
+    pub fn dequeued(&self, bytes: usize) {
+        self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
-    /// This node's sockets, at most [`MAX_LISTED`].
-    fn list(&self) -> Vec<Value> {
-        let mut list = Vec::new();
-        let mut total = 0usize;
-        self.roster.each_socket(&mut |view| {
-            total += 1;
-            if list.len() < MAX_LISTED {
-                list.push(wire::socket(view));
-            }
-        });
-        if total > MAX_LISTED {
-            tracing::warn!(total, listed = MAX_LISTED, "admin view: too many sockets to list; the list is cut");
-        }
-        list
+    /// Whether a change was dropped since the last call.
+    pub fn take_lost(&self) -> bool {
+        self.lost.swap(false, Ordering::SeqCst)
     }
 
-    /// Sends an event to every admin socket of this node.
-    fn broadcast(&self, event: &str, args: &impl Serialize) {
-        for listener in self.listeners().iter_mut() {
-            send(listener, event, args);
+    /// The admin view's counters.
+    pub fn metrics(&self) -> &AdminMetrics {
+        &self.metrics
+    }
+
+    /// Counts one admin socket as watching, for tests that have no socket to attach.
+    #[cfg(test)]
+    pub fn watch_for_tests(&self) {
+        self.watchers.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Queues `change` without waiting; drops it (and counts it) if the queue is full.
+    fn queue(&self, change: Change) {
+        let size = change.size();
+        let before = self.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        if before + size > QUEUE_MAX_BYTES || self.changes.try_send(change).is_err() {
+            self.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+            self.lost.store(true, Ordering::SeqCst);
+            self.metrics.dropped_queue_full.inc();
         }
     }
 
@@ -152,30 +224,27 @@ impl<A: Adapter> Feed<A> {
     }
 }
 
-/// Sends without waiting; a full queue marks the listener behind.
-fn send<A: Adapter>(listener: &mut Listener<A>, event: &str, args: &(impl Serialize + ?Sized)) {
-    match listener.socket.emit(event, args) {
-        Ok(()) => {}
-        Err(SendError::Socket(SocketError::InternalChannelFull)) => {
-            if !listener.behind {
-                tracing::info!("admin view: an admin socket's queue is full; it will get a fresh list");
-            }
-            listener.behind = true;
-        }
-        // Closed: it is being detached.
-        Err(e) => tracing::debug!(error = %e, "admin view: could not send to an admin socket"),
+/// How room `name` is shown (`wire::room`), reusing the string when it is shown whole.
+fn shown(name: String) -> String {
+    match wire::room(&name) {
+        Cow::Borrowed(_) => name,
+        Cow::Owned(cut) => cut,
     }
 }
 
 impl<A: Adapter> Observer for Feed<A> {
     fn watching(&self) -> bool {
-        self.watchers.load(Ordering::Relaxed) > 0
+        self.watchers.load(Ordering::SeqCst) > 0
     }
 
     fn connected(&self, socket: &SocketView<'_>) {
         self.count("rawConnection", None);
-        if self.watching() {
-            self.broadcast("socket_connected", &(wire::socket(socket), now_iso()));
+        if !self.watching() {
+            return;
+        }
+        match serde_json::value::to_raw_value(&wire::socket(socket)) {
+            Ok(socket) => self.queue(Change::Connected { socket, at: now_iso() }),
+            Err(e) => tracing::warn!(error = %e, "admin view: a socket could not be serialized"),
         }
     }
 
@@ -184,27 +253,27 @@ impl<A: Adapter> Observer for Feed<A> {
         if !self.watching() {
             return;
         }
-        let (id, at) = (id.to_string(), now_iso());
-        let mut listeners = self.listeners();
-        for listener in listeners.iter_mut() {
-            // Its rooms first, as Node's adapter leaves them, so the UI's room lists shrink too.
-            for room in &rooms {
-                send(listener, "room_left", &(namespace, room, &id, &at));
-            }
-            send(listener, "socket_disconnected", &(namespace, &id, reason, &at));
-        }
+        let rooms = rooms.into_iter().map(shown).collect();
+        self.queue(Change::Disconnected {
+            nsp: namespace.to_string(),
+            id: id.to_string(),
+            reason,
+            rooms,
+            at: now_iso(),
+        });
     }
 
     fn joined(&self, namespace: &str, id: PublicId, room: String) {
-        self.broadcast("room_joined", &(namespace, room, id.to_string(), now_iso()));
+        let room = shown(room);
+        self.queue(Change::Joined { nsp: namespace.to_string(), room, id: id.to_string(), at: now_iso() });
     }
 
     fn left(&self, namespace: &str, id: PublicId, room: String) {
-        self.broadcast("room_left", &(namespace, room, id.to_string(), now_iso()));
+        let room = shown(room);
+        self.queue(Change::Left { nsp: namespace.to_string(), room, id: id.to_string(), at: now_iso() });
     }
 
     fn upgraded(&self, namespace: &str, id: PublicId) {
-        let update = serde_json::json!({ "id": id.to_string(), "nsp": namespace, "transport": "websocket" });
-        self.broadcast("socket_updated", &update);
+        self.queue(Change::Upgraded { nsp: namespace.to_string(), id: id.to_string() });
     }
 }

@@ -3,9 +3,11 @@
 //! see the gateway's servers, namespaces, sockets, rooms and clients, live.
 //!
 //! - `gate`: who may connect (the UI's basic auth against a bcrypt hash, login sessions, limits);
-//! - `feed`: the engine's observer, and the admin sockets of this node it reports to;
-//! - `wire`: the protocol's payloads; `handshake`: what an admin sees of a socket's opening
-//!   request (no credentials);
+//! - `feed`: the engine's observer, which queues each change for the admin sockets of this node;
+//! - `listeners`: those admin sockets, and the task that sends them lists and changes within
+//!   byte budgets;
+//! - `wire`: the protocol's payloads, bounded in bytes; `handshake`: what an admin sees of a
+//!   socket's opening request (no credentials);
 //! - `ui`: the UI's files, embedded at build time (`build/admin_ui.rs`).
 //!
 //! The engine is read through its [`Roster`] and observed as an [`Observer`]: this module
@@ -27,12 +29,13 @@
 mod feed;
 mod gate;
 mod handshake;
+mod listeners;
 pub mod ui;
 mod wire;
 
 use std::{
     net::{IpAddr, SocketAddr},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -51,9 +54,11 @@ use crate::{
     client_ip::TrustedProxies,
     config::{AdminConfig, AdminMode},
     engine::{ClusterState, Roster},
+    metrics::{AdminMetrics, LoginOutcome},
 };
 use feed::Feed;
 use gate::{Credentials, Gate, Login};
+use listeners::Listeners;
 use wire::ServerInfo;
 
 /// The namespace the UI connects to (its default).
@@ -62,6 +67,10 @@ pub const NAMESPACE: &str = "/admin";
 /// How often each node sends its `server_stats` (the official server's period; the UI marks a
 /// server unhealthy after 10 s without).
 pub const STATS_PERIOD: Duration = Duration::from_secs(2);
+
+/// Admin sockets one node serves at most: what the admin view costs the node grows with them
+/// (each has its own byte budget, `listeners`).
+const MAX_ADMIN_SOCKETS: usize = 16;
 
 /// What the namespace's handlers share.
 struct Shared<A: Adapter> {
@@ -78,28 +87,33 @@ struct Shared<A: Adapter> {
 /// The admin namespace of this node.
 pub struct Admin<A: Adapter> {
     shared: Arc<Shared<A>>,
+    /// The listeners' task, until it is spawned.
+    listeners: Mutex<Option<Listeners<A>>>,
 }
 
 impl<A: Adapter> Admin<A> {
-    /// Mounts namespace `/admin` on `io` and starts observing `roster`. With a remote adapter,
-    /// the returned future subscribes the namespace and must be awaited.
+    /// Mounts namespace `/admin` on `io` and starts observing `roster`, counting in `metrics`.
+    /// With a remote adapter, the returned future subscribes the namespace and must be awaited.
     pub fn mount(
         io: &SocketIo<A>,
         roster: Arc<dyn Roster>,
         config: &AdminConfig,
         trusted_proxies: TrustedProxies,
+        metrics: AdminMetrics,
     ) -> (Self, A::InitRes)
     where
         A: DefinedAdapter,
     {
         let detail = config.mode == AdminMode::Development;
-        let feed = Arc::new(Feed::new(roster.clone(), detail));
+        let (feed, receivers) = Feed::new(detail, metrics.clone());
+        let feed = Arc::new(feed);
         roster.observe(feed.clone());
+        let listeners = Listeners::new(roster.clone(), feed.clone(), receivers);
         let shared = Arc::new(Shared {
             io: io.clone(),
             roster,
             feed,
-            gate: Gate::new(config.username.clone(), config.password_hash.clone()),
+            gate: Gate::new(config.username.clone(), config.password_hash.clone(), metrics),
             server: ServerInfo::current(),
             features: wire::features(config.readonly, detail),
             readonly: config.readonly,
@@ -115,7 +129,7 @@ impl<A: Adapter> Admin<A> {
             async move { shared.connected(s) }
         };
         let init = io.ns(NAMESPACE, connected.with(authenticate));
-        (Self { shared }, init)
+        (Self { shared, listeners: Mutex::new(Some(listeners)) }, init)
     }
 
     /// What the start-up log says about the admin view.
@@ -126,17 +140,25 @@ impl<A: Adapter> Admin<A> {
         )
     }
 
-    /// Starts sending this node's `server_stats` every [`STATS_PERIOD`], until aborted.
+    /// Starts sending this node's `server_stats` every [`STATS_PERIOD`], and lists and changes
+    /// to the admin sockets, until aborted (once).
     pub fn spawn(&self) -> JoinHandle<()> {
         let shared = self.shared.clone();
+        let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner()).take();
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(STATS_PERIOD);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticks.tick().await;
-                shared.send_stats().await;
-                shared.feed.catch_up();
-                shared.gate.cleanup();
+            let stats = async {
+                let mut ticks = tokio::time::interval(STATS_PERIOD);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticks.tick().await;
+                    shared.send_stats().await;
+                    shared.gate.cleanup();
+                }
+            };
+            // One task for both, so aborting it stops both; neither waits on the other.
+            match listeners {
+                Some(listeners) => tokio::join!(stats, listeners.run()).0,
+                None => stats.await,
             }
         })
     }
@@ -148,6 +170,11 @@ impl<A: Adapter> Shared<A> {
     /// can send anything.
     async fn authenticate(self: Arc<Self>, s: SocketRef<A>, credentials: Credentials) -> Result<(), gate::Refused> {
         let client = self.client_ip(&s);
+        if self.feed.admin_count() >= MAX_ADMIN_SOCKETS {
+            tracing::info!(client = ?client, "admin view: connection refused, as many admin sockets as this node serves");
+            self.feed.metrics().login(LoginOutcome::Busy);
+            return Err(gate::Refused::TooManyAdmins);
+        }
         match self.gate.admit(&credentials, client).await {
             Ok(login) => {
                 tracing::info!(client = ?client, with = if login == Login::Session { "session" } else { "password" }, "admin view: an admin connected");

@@ -17,6 +17,7 @@ use std::{
     fmt,
     hash::{BuildHasher, RandomState},
     net::IpAddr,
+    ops::ControlFlow,
     sync::Arc,
     time::Duration,
 };
@@ -41,6 +42,14 @@ const UPGRADE_NO_SOCKETS: Duration = Duration::from_secs(2);
 /// WebSocket): a keyed hash, so it says which sockets belong together and nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientId(u64);
+
+#[cfg(test)]
+impl ClientId {
+    /// An id for tests that build views by hand.
+    pub fn for_tests(n: u64) -> Self {
+        Self(n)
+    }
+}
 
 impl fmt::Display for ClientId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -128,8 +137,8 @@ pub trait Roster: Send + Sync {
     fn namespaces(&self) -> Vec<(String, usize)>;
     /// Client connections on this node.
     fn clients(&self) -> ClientCounts;
-    /// Calls `visit` with every connection of this node.
-    fn each_socket(&self, visit: &mut dyn FnMut(&SocketView<'_>));
+    /// Calls `visit` with every connection of this node, until it breaks.
+    fn each_socket(&self, visit: &mut dyn FnMut(&SocketView<'_>) -> ControlFlow<()>);
     /// Disconnects the connection with public id `id` in `namespace` (with `whole_client`, its
     /// whole Engine.IO session, every namespace). Whether it was found on this node.
     fn disconnect(&self, namespace: &str, id: &str, whole_client: bool) -> bool;
@@ -250,15 +259,26 @@ impl<A: Adapter> Roster for Engine<A> {
         ClientCounts { clients: sessions.len() + native, polling: polling.len() }
     }
 
-    fn each_socket(&self, visit: &mut dyn FnMut(&SocketView<'_>)) {
+    fn each_socket(&self, visit: &mut dyn FnMut(&SocketView<'_>) -> ControlFlow<()>) {
         for ns in self.namespaces.iter() {
             for (s, session) in ns.local_sessions() {
-                visit(&ns.view(&s, &session));
+                if visit(&ns.view(&s, &session)).is_break() {
+                    return;
+                }
             }
         }
+        let mut stopped = false;
         for ep in self.endpoints.iter() {
             let name = endpoint_name(&ep.spec.path);
-            ep.each_conn(&mut |conn| visit(&ep.view(&name, conn)));
+            ep.each_conn(&mut |conn| {
+                // Views are what costs; the rest of the walk is a skip.
+                if !stopped {
+                    stopped = visit(&ep.view(&name, conn)).is_break();
+                }
+            });
+            if stopped {
+                return;
+            }
         }
     }
 

@@ -3,19 +3,23 @@
 // headless Chromium. Logins with good and bad credentials and login sessions; `config`;
 // `server_stats` counting real clients; `all_sockets` and the live events as sockets connect,
 // join rooms, upgrade and leave; the `_disconnect` command; read-only and production modes; no
-// Engine.IO session id, token, cookie or key anywhere in what /admin sends; and in a cluster each
-// node's stats reaching an admin connected to another node.
+// Engine.IO session id, token, cookie or key anywhere in what /admin sends; in a cluster each
+// node's stats reaching an admin connected to another node; what /admin sends staying within its
+// byte bounds however many rooms clients make and however fast they churn; and a password flood
+// from many addresses answered at once, leaving the operator able to log in.
 //
 // Screenshots of the UI go to tests/js/output/ (git-ignored). CHROMIUM_BIN names the browser
 // (default /usr/bin/chromium).
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { io } from 'socket.io-client';
 import * as h from './helpers.js';
 import { openHub } from './hub.js';
 import { startRedis } from './redis.js';
@@ -30,11 +34,11 @@ const ALL_FEATURES = ['DISCONNECT', 'AGGREGATED_EVENTS', 'ALL_EVENTS'];
 const PLAIN_WS = '/ws (plain WebSocket)';
 
 /** The bcrypt hash of `password`, made by the gateway's own `hash-password` (cost 4: fast). */
-function hashPassword(password) {
-  const run = spawnSync(h.GATEWAY_BIN, ['hash-password', '--cost', '4'], { input: `${password}\n`, encoding: 'utf8', timeout: 15000 });
+function hashPassword(password, cost = 4) {
+  const run = spawnSync(h.GATEWAY_BIN, ['hash-password', '--cost', String(cost)], { input: `${password}\n`, encoding: 'utf8', timeout: 15000 });
   assert.equal(run.status, 0, run.stderr);
   const hash = run.stdout.trim();
-  assert.match(hash, /^\$2b\$04\$.{53}$/);
+  assert.match(hash, new RegExp(`^\\$2b\\$${String(cost).padStart(2, '0')}\\$.{53}$`));
   return hash;
 }
 
@@ -343,6 +347,247 @@ describe('in a cluster', () => {
     assert.notEqual(fromB.serverId, own.serverId);
     const fromA = await statsWhere(admin, (s) => s.pid === a.child.pid);
     assert.equal(countOf(fromA, '/workflow'), 0, "node A counts its own sockets only");
+  });
+});
+
+// What /admin may send (src/admin/wire.rs, listeners.rs): one socket's entry, a whole
+// `all_sockets`, and over any stretch of time an admin socket's budget (its capacity, then so
+// many bytes a second).
+const SOCKET_MAX_BYTES = 8 * 1024;
+const LIST_MAX_BYTES = 4 * 1024 * 1024;
+const BUDGET_CAPACITY = LIST_MAX_BYTES + 1024 * 1024;
+const BUDGET_RATE = 512 * 1024;
+const MORE_ROOMS = '… more rooms, not listed';
+
+/** Filter values as wide as the hub takes (64 bytes as stored, `rooms::MAX_FILTER_VALUE_BYTES`). */
+const widestValues = (seed, n) => Array.from({ length: n }, (_, i) => `${seed}${i}`.padEnd(64, '-'));
+
+/** The widest subscriptions the hub allows one connection (16 combinations each on two
+ * channels, 4 on a third: 36 rooms of about 200 bytes, near the connection's room-name budget);
+ * `round` picks other values, so subscribing again leaves and joins. */
+const widestSubscriptions = (round) => [
+  ['executions', { workflow_ids: widestValues(`w${round}`, 2), execution_ids: widestValues(`e${round}`, 2), statuses: widestValues(`s${round}`, 4) }],
+  ['approvals', { workflow_ids: widestValues(`w${round}`, 2), execution_ids: widestValues(`e${round}`, 2), statuses: widestValues(`s${round}`, 4) }],
+  [`executions:${'x'.repeat(60)}`, { workflow_ids: widestValues(`w${round}`, 2), statuses: widestValues(`s${round}`, 2) }],
+];
+
+/** A plain WebSocket client of a fresh tenant, subscribed with the widest filters. */
+async function widestHub(t, url) {
+  const hub = await openHub(t, url, h.mintToken({ sub: `u-${h.uid()}`, tenantId: `wide-${h.uid()}` }));
+  await Promise.all(widestSubscriptions(0).map(([channel, filters]) => hub.subscribe(channel, filters)));
+  return hub;
+}
+
+/** Counts the bytes of every message the admin socket receives from now on (`socket.bytes`). */
+function countBytes(socket) {
+  socket.bytes = 0;
+  socket.io.engine.on('packet', (packet) => {
+    if (packet.type === 'message') socket.bytes += Buffer.byteLength(packet.data);
+  });
+}
+
+/**
+ * What the UI makes of what an admin socket (of `openAdmin`) received and receives: the sockets
+ * it knows, by namespace and id, from the last `all_sockets` and the events after it
+ * (`socket.view`).
+ */
+function followLikeTheUi(socket) {
+  socket.view = new Set();
+  const apply = (event, args) => {
+    const view = socket.view;
+    if (event === 'all_sockets') {
+      view.clear();
+      for (const s of args[0]) view.add(`${s.nsp} ${s.id}`);
+    } else if (event === 'socket_connected') {
+      view.add(`${args[0].nsp} ${args[0].id}`);
+    } else if (event === 'socket_disconnected') {
+      view.delete(`${args[0]} ${args[1]}`);
+    }
+  };
+  for (const [event, args] of socket.log) apply(event, args);
+  socket.onAny((event, ...args) => apply(event, args));
+}
+
+describe('a large population of clients with the widest filters', () => {
+  let gw;
+  let browser;
+  before(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium, or set CHROMIUM_BIN`);
+    gw = await h.startGateway({ env: ADMIN_ENV });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  });
+  after(async () => {
+    await browser?.close();
+    await gw?.stop();
+  });
+
+  it('gets an all_sockets within its byte bounds, a churn within the admin\'s budget, and the UI loads', async (t) => {
+    const hubs = [];
+    for (let i = 0; i < 60; i += 20) hubs.push(...await Promise.all(Array.from({ length: 20 }, () => widestHub(t, gw.url))));
+
+    const { socket: admin, sockets } = await loggedIn(t, gw.url);
+    const listBytes = Buffer.byteLength(JSON.stringify(sockets));
+    t.diagnostic(`all_sockets: ${sockets.length} sockets, ${listBytes} bytes`);
+    assert.ok(listBytes <= LIST_MAX_BYTES, `all_sockets is ${listBytes} bytes`);
+    const listed = sockets.filter((s) => s.nsp === PLAIN_WS);
+    assert.equal(listed.length, hubs.length, 'every client fits once its entry is bounded');
+    for (const s of listed) {
+      assert.ok(Buffer.byteLength(JSON.stringify(s)) <= SOCKET_MAX_BYTES, `${JSON.stringify(s).length} bytes`);
+      assert.equal(s.rooms.at(-1), MORE_ROOMS, 'rooms past the bounds are said to be left out');
+    }
+
+    // Churn: subscribing again with other values leaves and joins 64 rooms each time; some
+    // clients leave and others come meanwhile. The admin is sent at most its budget.
+    countBytes(admin);
+    followLikeTheUi(admin);
+    const started = performance.now();
+    const newcomers = [];
+    for (let round = 1; round <= 8; round++) {
+      await Promise.all(hubs.map((hub) => {
+        const [channel, filters] = widestSubscriptions(round)[round % 3];
+        return hub.subscribe(channel, filters);
+      }));
+      if (round === 4) {
+        for (const hub of hubs.splice(0, 5)) hub.close();
+        newcomers.push(...await Promise.all(Array.from({ length: 5 }, () => widestHub(t, gw.url))));
+      }
+    }
+    const churnBytes = admin.bytes;
+    const seconds = (performance.now() - started) / 1000;
+    t.diagnostic(`churn: ${churnBytes} bytes to the admin in ${seconds.toFixed(1)} s`);
+    // Sends are charged when queued, so allow what was queued a few seconds before counting began.
+    assert.ok(churnBytes <= BUDGET_CAPACITY + BUDGET_RATE * (seconds + 5), `${churnBytes} bytes in ${seconds.toFixed(1)} s`);
+    assert.ok(admin.connected, 'the admin stays connected');
+
+    const dropped = h.parseMetrics(await h.scrape(gw.url));
+    t.diagnostic(`dropped: ${['queue_full', 'budget', 'socket_full'].map((r) => `${r} ${h.sumOf(dropped, 'admin_events_dropped_total', { reason: r })}`).join(', ')}`);
+
+    // Whatever it missed, the admin's view comes back to the node's sockets: the clients that
+    // left are gone from it, the newcomers are in it.
+    const { sockets: fresh } = await loggedIn(t, gw.url);
+    const ids = (list) => list.filter((s) => s.nsp === PLAIN_WS).map((s) => s.id).sort();
+    assert.equal(ids(fresh).length, hubs.length + newcomers.length);
+    const followed = () => [...admin.view].filter((s) => s.startsWith(`${PLAIN_WS} `)).map((s) => s.slice(PLAIN_WS.length + 1)).sort();
+    await h.eventually(
+      () => JSON.stringify(followed()) === JSON.stringify(ids(fresh)),
+      'the followed view has every client that is there and none that left',
+      15000,
+    );
+
+    // The UI takes the list and shows the clients.
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    t.after(() => page.close());
+    const errors = [];
+    page.on('pageerror', (error) => errors.push(error.message));
+    await page.goto(`${gw.url}/admin/`);
+    await page.getByLabel('Server URL').fill(gw.url);
+    await page.getByLabel('Username').fill(USERNAME);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Connect' }).click();
+    await page.locator('.v-dialog--active').waitFor({ state: 'detached', timeout: h.TIMEOUT });
+    await page.goto(`${gw.url}/admin/#/sockets/`);
+    await page.getByText(`of ${ids(fresh).length}`).waitFor({ timeout: 10000 });
+    // A socket's details: its rooms, cut names ending with a hash, then (a page on) the room
+    // saying more are not listed.
+    await page.getByRole('row').nth(1).click();
+    await page.getByText(/ executions \(.*#[0-9a-f]{8}$/).first().waitFor({ timeout: h.TIMEOUT });
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await page.getByText(MORE_ROOMS).waitFor({ timeout: h.TIMEOUT });
+    await shot(page, 'admin-many-rooms');
+    assert.deepEqual(errors, [], 'no error in the page');
+  });
+});
+
+/**
+ * One login attempt on /admin from `localAddress`, over WebSocket: `{outcome, message, ms}`, the
+ * outcome `ok`, `refused` (with the connect_error's message) or `timeout` (no answer within
+ * `timeout` ms: socket.io-client's own timeout covers the transport, not the namespace's answer).
+ */
+function attempt(url, auth, localAddress, timeout = 15000) {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const socket = io(`${url}/admin`, { transports: ['websocket'], forceNew: true, reconnection: false, timeout, auth, localAddress });
+    const done = (outcome, message) => {
+      clearTimeout(timer);
+      socket.disconnect();
+      resolve({ outcome, message, ms: performance.now() - started });
+    };
+    const timer = setTimeout(() => done('timeout'), timeout);
+    socket.on('connect', () => done('ok'));
+    socket.on('connect_error', (error) => done(error.message === 'timeout' ? 'timeout' : 'refused', error.message));
+  });
+}
+
+/** Logs in as a person would: after a refusal that says when to retry, retries then. */
+async function loginRetrying(url, auth, localAddress, tries = 4) {
+  let result;
+  for (let i = 0; i < tries; i++) {
+    result = await attempt(url, auth, localAddress);
+    const retry = /retry in (\d+) s/.exec(result.message ?? '');
+    if (result.outcome !== 'refused' || !retry) return result;
+    await sleep(Number(retry[1]) * 1000);
+  }
+  return result;
+}
+
+describe('a password flood from many addresses', () => {
+  let gw;
+  before(async () => {
+    // A costlier hash than the other tests', so the checks take time as real ones do.
+    gw = await h.startGateway({ env: { ...ADMIN_ENV, ADMIN_PASSWORD_HASH: hashPassword(PASSWORD, 8) } });
+  });
+  after(() => gw?.stop());
+
+  it('is answered at once, and the operator logs in meanwhile with a session, from a known address, and then from another', async (t) => {
+    // The operator logged in from 127.0.0.1 earlier: a session, and a known address.
+    const { session } = await loggedIn(t, gw.url);
+    const started = performance.now();
+    const wrong = { username: USERNAME, password: 'wrong' };
+    const flood = [];
+    for (let a = 0; a < 60; a++) {
+      for (let i = 0; i < 10; i++) flood.push(attempt(gw.url, { ...wrong, password: `wrong-${i}` }, `127.0.0.${10 + a}`));
+    }
+    // Once the first answers come, the flood's other attempts are all in: the checks are
+    // saturated.
+    const first = await Promise.race([
+      Promise.any(flood.map((p) => p.then((r) => (r.outcome === 'refused' ? r : Promise.reject())))),
+      sleep(15000).then(() => assert.fail('no attempt of the flood was answered')),
+    ]);
+    t.diagnostic(`first answer after ${first.ms.toFixed(0)} ms: ${first.message}`);
+
+    // Meanwhile a session logs in without a check, and the known address waits its turn (behind
+    // a bounded queue) instead of being refused.
+    const withSession = await attempt(gw.url, { sessionId: session }, '127.0.0.250');
+    assert.equal(withSession.outcome, 'ok', JSON.stringify(withSession));
+    t.diagnostic(`session login during the flood: ${withSession.ms.toFixed(0)} ms`);
+    const known = await attempt(gw.url, { username: USERNAME, password: PASSWORD }, '127.0.0.1');
+    assert.equal(known.outcome, 'ok', JSON.stringify(known));
+    t.diagnostic(`password login from the known address during the flood: ${known.ms.toFixed(0)} ms`);
+
+    const results = await Promise.all(flood);
+    const tally = {};
+    for (const r of results) {
+      const kind = r.outcome === 'refused' ? r.message.replace(/\d+/g, 'N') : r.outcome;
+      tally[kind] = (tally[kind] ?? 0) + 1;
+    }
+    t.diagnostic(`flood: ${JSON.stringify(tally)}, answered in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    assert.deepEqual(
+      Object.keys(tally).filter((k) => !['invalid credentials', 'too many login attempts on this node: retry in N s'].includes(k)),
+      [],
+      'every attempt is answered: wrong, or refused at once with when to retry',
+    );
+
+    // From an address never seen, the operator gets in, retrying when told.
+    const fresh = await loginRetrying(gw.url, { username: USERNAME, password: PASSWORD }, '127.0.0.251');
+    assert.equal(fresh.outcome, 'ok', JSON.stringify(fresh));
+
+    // The node checked a bounded number of passwords: its budget, refilled one every 2 s, and
+    // the operator's own.
+    const seconds = (performance.now() - started) / 1000;
+    const checks = await h.metric(gw.url, 'admin_password_checks_total');
+    t.diagnostic(`${checks} password checks in ${seconds.toFixed(1)} s`);
+    assert.ok(checks <= 30 + Math.ceil(seconds / 2) + 3, `${checks} checks`);
+    assert.ok(await h.metric(gw.url, 'admin_logins_total', { outcome: 'busy' }) > 0);
   });
 });
 
