@@ -16,7 +16,7 @@ use anyhow::{Context, bail};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::{client_ip::TrustedProxies, spec::RateLimit};
+use crate::{net::client_ip::TrustedProxies, spec::RateLimit};
 
 /// Everything the gateway needs to run.
 #[derive(Debug, Clone)]

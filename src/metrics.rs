@@ -35,7 +35,7 @@ use prometheus_client::{
 pub use histogram::Histogram;
 pub use labels::{CloseReason, DropReason, Rejection};
 
-use crate::connection::CutReason;
+pub use labels::CutReason;
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;

@@ -51,10 +51,10 @@ use socketioxide_core::adapter::DefinedAdapter;
 use tokio::task::JoinHandle;
 
 use crate::{
-    client_ip::TrustedProxies,
     config::{AdminConfig, AdminMode},
     engine::{ClusterState, Roster},
     metrics::{AdminMetrics, LoginOutcome},
+    net::client_ip::TrustedProxies,
 };
 use feed::Feed;
 use gate::{Credentials, Gate, Login};

@@ -50,8 +50,9 @@ use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
     config::RedisConfig,
-    engine::{ClusterLink, Engine, LinkStopped, Outgoing},
+    engine::{ClusterLink, LinkStopped, Outgoing},
     metrics::ClusterMetrics,
+    node::Node,
 };
 use bus::{BACKLOG_LIMIT, Bus, Local, Submitted};
 use stream::{BUS_BLOCK, RedisStream};
@@ -230,7 +231,7 @@ impl Cluster {
 
     /// Starts the node's cluster work for `engine` (whose namespaces are already mounted on the
     /// adapter) and attaches the engine to it. The tasks run until aborted.
-    pub async fn start<A: Adapter>(self: &Arc<Self>, engine: Engine<A>) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    pub async fn start<A: Adapter>(self: &Arc<Self>, engine: Node<A>) -> anyhow::Result<Vec<JoinHandle<()>>> {
         self.subscribe().await.context("subscribing to the Redis inputs")?;
         self.health.subscribed.store(true, Ordering::SeqCst);
         let Some(outbox_rx) = self.outbox_rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
@@ -312,7 +313,7 @@ impl Cluster {
 
     /// Checks Redis every `HEARTBEAT`, and every few beats writes this node's snapshot and
     /// reads the others' (which tells the bus who is alive).
-    async fn heartbeat<A: Adapter>(self: Arc<Self>, engine: Engine<A>, bus: Arc<NodeBus<A>>) {
+    async fn heartbeat<A: Adapter>(self: Arc<Self>, engine: Node<A>, bus: Arc<NodeBus<A>>) {
         let mut ticks = tokio::time::interval(HEARTBEAT);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut beat = 0u32;
@@ -355,7 +356,7 @@ impl Cluster {
     }
 
     /// Writes this node's snapshot and reads the others'; answers the nodes alive.
-    async fn exchange_snapshots<A: Adapter>(&self, engine: &Engine<A>) -> Result<Vec<String>, fred::error::Error> {
+    async fn exchange_snapshots<A: Adapter>(&self, engine: &Node<A>) -> Result<Vec<String>, fred::error::Error> {
         let mut snapshot = engine.node_snapshot();
         snapshot["node"] = json!(self.node);
         snapshot["at"] = json!(now_ms());
@@ -389,7 +390,7 @@ impl Cluster {
     }
 
     /// Delivers what arrives on the input subscriptions, in arrival order.
-    async fn receive<A: Adapter>(self: Arc<Self>, engine: Engine<A>) {
+    async fn receive<A: Adapter>(self: Arc<Self>, engine: Node<A>) {
         let mut messages = self.subscriber.message_rx();
         let emitter_prefix = format!("{}#", self.config.emitter_key);
         loop {
@@ -418,7 +419,7 @@ impl Cluster {
         }
     }
 
-    async fn deliver_emitter<A: Adapter>(&self, engine: &Engine<A>, channel: &str, payload: &[u8]) {
+    async fn deliver_emitter<A: Adapter>(&self, engine: &Node<A>, channel: &str, payload: &[u8]) {
         let message = match inputs::emitter_message(payload) {
             Ok(Some(m)) => m,
             Ok(None) => return,
@@ -447,7 +448,7 @@ impl Cluster {
 type NodeBus<A> = Bus<RedisStream, Applier<A>>;
 
 /// The engine, as the bus applies messages to it.
-struct Applier<A: Adapter>(Engine<A>);
+struct Applier<A: Adapter>(Node<A>);
 
 impl<A: Adapter> Local for Applier<A> {
     fn apply(&self, message: &Outgoing) -> impl Future<Output = ()> + Send {

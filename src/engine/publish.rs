@@ -13,11 +13,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
-use socketioxide::{AckError, adapter::Adapter};
 
-use super::{clock::iso_now, namespace::NamespaceRuntime, outbound::Encoded, runtime::SpecRuntime};
+use super::{clock::iso_now, runtime::SpecRuntime};
 use crate::{
     rooms::{self, RoomScope},
     spec::{
@@ -28,8 +26,6 @@ use crate::{
 
 /// Longest accepted event type.
 const MAX_TYPE_LEN: usize = 200;
-/// Beyond the ack timeout, how long the other nodes' counts and acks may take to arrive.
-const REMOTE_ANSWER_GRACE: Duration = Duration::from_millis(500);
 
 /// One published event. Its fields are kept apart, so routing reads them without a lookup in a
 /// JSON map; the object templates see as `event` is built only when one asks for it whole.
@@ -128,7 +124,7 @@ impl PublishedEvent {
     }
 
     /// Time since this node received it.
-    pub(super) fn since_received(&self) -> Duration {
+    pub(crate) fn since_received(&self) -> Duration {
         self.received.elapsed()
     }
 
@@ -233,12 +229,12 @@ impl Scope for EventScope<'_> {
 
 impl SpecRuntime {
     /// Whether this spec takes events of this type.
-    pub(super) fn accepts(&self, event: &PublishedEvent) -> bool {
+    pub(crate) fn accepts(&self, event: &PublishedEvent) -> bool {
         self.spec.routes_type(event.event_type())
     }
 
     /// Checks what this namespace's route needs of the event; the error names `at`.
-    pub(super) fn check(&self, event: &PublishedEvent, at: &str) -> Result<(), String> {
+    pub(crate) fn check(&self, event: &PublishedEvent, at: &str) -> Result<(), String> {
         let Some(route) = self.spec.routes.iter().find(|r| r.types.matches(event.event_type())) else {
             return Ok(());
         };
@@ -287,7 +283,7 @@ impl SpecRuntime {
 
     /// Applies the event to this namespace's last-known state and counters: on every node,
     /// whether or not any socket here will receive it.
-    pub(super) fn record(&self, event: &PublishedEvent) {
+    pub(crate) fn record(&self, event: &PublishedEvent) {
         let tenant = event.tenant_id();
         if !self.spec.stores.is_empty() {
             let scope = EventScope::new(event);
@@ -305,13 +301,13 @@ impl SpecRuntime {
     }
 
     /// Whether a route of this namespace takes the event (state rules aside).
-    pub(super) fn routes(&self, event: &PublishedEvent) -> bool {
+    pub(crate) fn routes(&self, event: &PublishedEvent) -> bool {
         self.spec.routes.iter().any(|r| r.types.matches(event.event_type()))
     }
 
     /// Finds the rooms the event's route sends it to (`None` when no route takes it or it names
     /// no room). What it sends is rendered only when asked ([`Routed::render`]).
-    pub(super) fn route<'a>(&'a self, event: &'a PublishedEvent) -> Option<Routed<'a>> {
+    pub(crate) fn route<'a>(&'a self, event: &'a PublishedEvent) -> Option<Routed<'a>> {
         let route = self.spec.routes.iter().find(|r| r.types.matches(event.event_type()))?;
         let scope = EventScope::new(event);
         let tenant = event.tenant_id();
@@ -350,7 +346,7 @@ impl SpecRuntime {
 }
 
 /// A published event routed on one namespace, not rendered yet.
-pub(super) struct Routed<'a> {
+pub(crate) struct Routed<'a> {
     /// Internal room names.
     pub rooms: Vec<String>,
     route: &'a Route,
@@ -359,92 +355,15 @@ pub(super) struct Routed<'a> {
 
 impl Routed<'_> {
     /// Renders what the route emits.
-    pub(super) fn render(self) -> Delivery {
+    pub(crate) fn render(self) -> Delivery {
         let event = self.route.emit.event.render_text(&self.scope);
         let data = self.route.emit.data.as_ref().and_then(|d| d.render(&self.scope));
         Delivery { rooms: self.rooms, event, data }
     }
 }
 
-impl<A: Adapter> NamespaceRuntime<A> {
-    /// Updates state and emits the event to its rooms on this node.
-    pub(super) async fn deliver(&self, event: &PublishedEvent) {
-        self.record(event);
-        if !self.routes(event) {
-            return;
-        }
-        // No socket here, no room to look for: a namespace no client of this node uses costs
-        // only its state rules.
-        let routed = if self.has_sockets_here() { self.route(event) } else { None };
-        let Some(delivery) = routed.map(Routed::render) else {
-            self.shared.metrics.published.inc();
-            self.metrics.publish_delivery.observe(event.since_received());
-            return;
-        };
-        let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
-        let message = match Encoded::new(&self.spec.path, &delivery.event, delivery.data.as_ref()) {
-            Ok(message) => message,
-            Err(e) => {
-                self.shared.metrics.dropped(crate::metrics::DropReason::Unserializable, 1);
-                tracing::error!(ns = %self.spec.path, error = %e, "a published event could not be serialized");
-                return;
-            }
-        };
-        // Every node delivers every event to its own sockets: never through the adapter.
-        let result = self.emit_here(op.to(delivery.rooms), &delivery.event, &message).await;
-        self.shared.metrics.published.inc();
-        self.metrics.publish_delivery.observe(event.since_received());
-        if let Err(e) = result {
-            self.note_broadcast_failure(&e);
-        }
-    }
-
-    /// Like [`Self::deliver`], then waits up to `timeout` for each reached socket's ack.
-    pub(super) async fn deliver_with_acks(&self, event: &PublishedEvent, timeout: Duration) -> AckReport {
-        self.record(event);
-        let Some(delivery) = self.route(event).map(Routed::render) else { return AckReport::default() };
-        let Some(op) = self.io.of(self.spec.path.as_str()) else { return AckReport::default() };
-        let data = delivery.data.unwrap_or(Value::Null);
-        self.shared.metrics.published.inc();
-        // Acks are counted by the origin, so this emit goes through the adapter to every node;
-        // when the cluster is unreachable, to this node's sockets only.
-        let op = if self.shared.cluster.get().is_some() && !self.shared.cluster_reachable() { op.local() } else { op };
-        let op = op.to(delivery.rooms);
-        self.charge_all(op.clone(), Encoded::size_of(&self.spec.path, &delivery.event, &[&data]));
-        let op = op.timeout(timeout);
-        let stream = match op.clone().emit_with_ack::<_, Value>(&delivery.event, &data).await {
-            Ok(stream) => stream,
-            Err(e) => {
-                tracing::warn!(ns = %self.spec.path, error = %e, "broadcast with acks failed; acks from this node only");
-                match op.local().emit_with_ack::<_, Value>(&delivery.event, &data).await {
-                    Ok(stream) => stream,
-                    Err(e) => {
-                        tracing::error!(ns = %self.spec.path, error = %e, "local broadcast with acks failed");
-                        return AckReport::default();
-                    }
-                }
-            }
-        };
-        self.metrics.publish_delivery.observe(event.since_received());
-        let mut report = AckReport::default();
-        let counting = stream.for_each(|(_, ack)| {
-            report.sockets += 1;
-            // An ack whose arguments do not decode (`ack()` has none) is still an ack.
-            report.acknowledged += usize::from(matches!(ack, Ok(_) | Err(AckError::Decode(_))));
-            std::future::ready(())
-        });
-        // The caller asked for an answer within `timeout`. socketioxide-redis's stream can outlive
-        // it by the adapter's request timeout: when the other nodes' last answers are "0 sockets
-        // here", it does not notice it is complete until that timer fires (an upstream defect).
-        if tokio::time::timeout(timeout + REMOTE_ANSWER_GRACE, counting).await.is_err() {
-            tracing::debug!(ns = %self.spec.path, "stopped waiting for acks at the caller's timeout");
-        }
-        report
-    }
-}
-
 /// What one published event sends on one namespace.
-pub(super) struct Delivery {
+pub(crate) struct Delivery {
     /// Internal room names.
     pub rooms: Vec<String>,
     /// The event name clients receive.

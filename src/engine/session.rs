@@ -18,7 +18,7 @@ use std::{
 
 use tokio::task::JoinHandle;
 
-use crate::{auth::Identity, backlog::Backlog, metrics::CloseReason};
+use crate::{auth::Identity, metrics::CloseReason};
 
 /// The id a socket is shown under (`{socket.id}` in specs: `clientId`, relays' `from.socketId`,
 /// logs): random, unrelated to the Engine.IO session id, and useless as a credential. Node's
@@ -84,9 +84,6 @@ pub struct Session {
     /// consumer's cut shows as a transport error): `CloseReason` index + 1, 0 for none. One byte,
     /// which fits in the padding after `public_id`.
     ending: AtomicU8,
-    /// What its Engine.IO session has queued and not written (Socket.IO sockets; a plain
-    /// WebSocket connection bounds its own queue).
-    backlog: Option<Arc<Backlog>>,
 }
 
 /// Why a socket was accepted at the protocol level but is being turned away: kept in its
@@ -102,11 +99,6 @@ pub struct Refusal {
 impl Session {
     /// A session for `identity`.
     pub fn new(identity: Identity) -> Arc<Self> {
-        Self::with_backlog(identity, None)
-    }
-
-    /// A session for `identity` whose sends are counted against `backlog`.
-    pub fn with_backlog(identity: Identity, backlog: Option<Arc<Backlog>>) -> Arc<Self> {
         Arc::new(Self {
             public_id: PublicId::random(),
             connected_at_ms: super::clock::now_millis(),
@@ -114,13 +106,7 @@ impl Session {
             last_limit_notice_ms: AtomicU64::new(0),
             relays: Mutex::new((None, 0)),
             ending: AtomicU8::new(0),
-            backlog,
         })
-    }
-
-    /// What its Engine.IO session has queued and not written, for a Socket.IO socket.
-    pub fn backlog(&self) -> Option<&Backlog> {
-        self.backlog.as_deref()
     }
 
     /// Notes that the gateway is ending this socket for `reason`, which its disconnect is

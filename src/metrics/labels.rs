@@ -109,3 +109,28 @@ mod tests {
         assert!(DropReason::ALL.iter().enumerate().all(|(i, r)| *r as usize == i));
     }
 }
+/// Why a connection was cut; also the `reason` label of the metric that counts cuts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CutReason {
+    /// A write made no complete progress within the write timeout.
+    WriteTimeout,
+    /// The session's queue was full: its client reads slower than it is sent to.
+    SlowConsumer,
+    /// The engine turned the session away (refused token, throttled) and no other namespace
+    /// uses it.
+    Refused,
+    /// An operator disconnected the client from the admin view.
+    Admin,
+}
+
+impl CutReason {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CutReason::WriteTimeout => "write_timeout",
+            CutReason::SlowConsumer => "slow_consumer",
+            CutReason::Refused => "refused",
+            CutReason::Admin => "admin",
+        }
+    }
+}

@@ -26,7 +26,7 @@ use tokio_tungstenite::{
     },
 };
 
-use super::{Endpoint, conn};
+use crate::front::websocket::{Endpoint, conn};
 use crate::{
     auth::{ApiKeys, Identity, TokenError, TokenSource, handshake_token, query_param},
     engine::session::Session,
@@ -59,7 +59,7 @@ pub async fn upgrade(ep: Arc<Endpoint>, api_keys: &ApiKeys, request: Request<Bod
     let address = parts
         .extensions
         .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|ConnectInfo(peer)| ep.shared.trusted_proxies.client_ip(peer.ip(), &parts.headers));
+        .map(|ConnectInfo(peer)| ep.trusted_proxies.client_ip(peer.ip(), &parts.headers));
     let on_upgrade = hyper::upgrade::on(Request::from_parts(parts, body));
     let settings = &ep.settings;
     let config = WebSocketConfig::default()
@@ -116,7 +116,7 @@ fn admit(
     }
     if let Some(limiter) = &ep.connect_limiter
         && let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>()
-        && limiter.check(ep.shared.trusted_proxies.client_ip(peer.ip(), &parts.headers)).is_err()
+        && limiter.check(ep.trusted_proxies.client_ip(peer.ip(), &parts.headers)).is_err()
     {
         ep.shared.metrics.connections_throttled.inc();
         ep.metrics.rejected(Rejection::Throttle);

@@ -25,10 +25,12 @@ use tokio::{net::TcpListener, sync::watch};
 use tower::ServiceExt;
 
 use crate::{
-    client_ip::TrustedProxies,
     config::HttpConfig,
-    connection::{ConnectionGuard, ConnectionLimiter, GuardedIo, OnCut},
     metrics::Metrics,
+    net::{
+        client_ip::TrustedProxies,
+        connection::{ConnectionGuard, ConnectionLimiter, GuardedIo, OnCut},
+    },
 };
 
 /// Longest pause after failed accepts (out of file descriptors, usually), doubling from 10 ms.

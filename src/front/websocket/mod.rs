@@ -35,7 +35,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 pub use upgrade::upgrade;
 
-use super::{
+use crate::engine::{
     actions::ActionCtx,
     clock::{iso_now, now_millis},
     dispatch::Handled,
@@ -48,7 +48,10 @@ use super::{
 use crate::{
     auth::TokenError,
     config::NativeConfig,
+    engine::SocketView,
     metrics::{CloseReason, DropReason, Rejection},
+    net::client_ip::TrustedProxies,
+    rooms,
 };
 use conn::{BufferLimits, Closing, Conn, Frame, NativeMember, Queued};
 use index::{IdHash, RoomIndex};
@@ -57,6 +60,8 @@ use index::{IdHash, RoomIndex};
 pub struct Endpoint {
     rt: SpecRuntime,
     settings: NativeConfig,
+    /// Where connections come from, for the per-IP upgrade limit and the admin view.
+    pub(crate) trusted_proxies: TrustedProxies,
     next_id: AtomicU64,
     /// Connections by id.
     conns: RwLock<HashMap<u64, Arc<Conn>, IdHash>>,
@@ -98,10 +103,11 @@ pub struct EndpointStats {
 }
 
 impl Endpoint {
-    pub(super) fn new(rt: SpecRuntime, settings: NativeConfig) -> Self {
+    pub(crate) fn new(rt: SpecRuntime, settings: NativeConfig, trusted_proxies: TrustedProxies) -> Self {
         Self {
             rt,
             settings,
+            trusted_proxies,
             next_id: AtomicU64::new(1),
             conns: RwLock::new(HashMap::default()),
             rooms: RwLock::new(RoomIndex::default()),
@@ -125,7 +131,7 @@ impl Endpoint {
         }
         tracing::debug!(endpoint = %self.spec.path, socket = %conn.session.public_id, user = ?identity.user_id, tenant = ?identity.tenant_id, "connected");
         if let Some(observer) = self.shared.observer() {
-            let name = super::endpoint_name(&self.spec.path);
+            let name = crate::engine::endpoint_name(&self.spec.path);
             observer.connected(&self.view(&name, &ConnView::of(&conn, &[])));
         }
         let member = NativeMember { ep: self, conn: &conn };
@@ -173,7 +179,12 @@ impl Endpoint {
                 false => Vec::new(),
             };
             let reason = conn.closing_reason().unwrap_or("transport close");
-            observer.disconnected(&super::endpoint_name(&self.spec.path), conn.session.public_id, reason, rooms);
+            observer.disconnected(
+                &crate::engine::endpoint_name(&self.spec.path),
+                conn.session.public_id,
+                reason,
+                rooms,
+            );
         }
     }
 
@@ -183,7 +194,7 @@ impl Endpoint {
         conn.rooms.lock().unwrap_or_else(|e| e.into_inner()).push(key.clone());
         drop(index);
         if let Some(observer) = self.shared.watcher() {
-            let name = super::endpoint_name(&self.spec.path);
+            let name = crate::engine::endpoint_name(&self.spec.path);
             observer.joined(&name, conn.session.public_id, crate::rooms::display_name(&key));
         }
     }
@@ -197,18 +208,18 @@ impl Endpoint {
             rooms.len() != before
         };
         if was_in && let Some(observer) = self.shared.watcher() {
-            let name = super::endpoint_name(&self.spec.path);
+            let name = crate::engine::endpoint_name(&self.spec.path);
             observer.left(&name, conn.session.public_id, crate::rooms::display_name(room));
         }
     }
 
     /// Open connections on this node.
-    pub(super) fn connection_count(&self) -> usize {
+    pub(crate) fn connection_count(&self) -> usize {
         self.conns.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Calls `visit` with every connection.
-    pub(super) fn each_conn(&self, visit: &mut dyn FnMut(&ConnView<'_>)) {
+    pub(crate) fn each_conn(&self, visit: &mut dyn FnMut(&ConnView<'_>)) {
         let conns: Vec<Arc<Conn>> = self.conns.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
         for conn in conns {
             let rooms = conn.rooms.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -217,7 +228,7 @@ impl Endpoint {
     }
 
     /// Closes the connection with public id `id` (an operator's request); whether it was here.
-    pub(super) fn close_by_public_id(&self, id: &str) -> bool {
+    pub(crate) fn close_by_public_id(&self, id: &str) -> bool {
         let conn = self
             .conns
             .read()
@@ -242,7 +253,7 @@ impl Endpoint {
             Queued::Closing => self.shared.metrics.dropped(DropReason::Closed, 1),
             Queued::Overflowed(dropped) => {
                 self.shared.metrics.dropped(DropReason::QueueFull, dropped as u64);
-                self.shared.metrics.connections_cut(crate::connection::CutReason::SlowConsumer);
+                self.shared.metrics.connections_cut(crate::net::connection::CutReason::SlowConsumer);
                 tracing::info!(endpoint = %self.spec.path, socket = %conn.session.public_id, dropped, "send buffer full: closing a slow consumer");
             }
         }
@@ -323,7 +334,7 @@ impl Endpoint {
     }
 
     /// Ends connection `id` if its token still expires at `exp` (a refresh moved it otherwise).
-    pub(super) fn expire(&self, id: u64, exp: u64) {
+    pub(crate) fn expire(&self, id: u64, exp: u64) {
         let Some(conn) = self.conns.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned() else { return };
         if conn.session.identity().expires_at == Some(exp) {
             self.end_expired(&conn);
@@ -331,7 +342,7 @@ impl Endpoint {
     }
 
     /// Updates state and queues the event for the members of its rooms on this node.
-    pub(super) fn deliver(&self, event: &PublishedEvent) {
+    pub(crate) fn deliver(&self, event: &PublishedEvent) {
         self.record(event);
         if !self.routes(event) {
             return;
@@ -389,7 +400,7 @@ impl Endpoint {
     }
 
     /// Pings every connection every `WS_NATIVE_PING_INTERVAL`, until aborted.
-    pub(super) async fn run_heartbeat(self: Arc<Self>) {
+    pub(crate) async fn run_heartbeat(self: Arc<Self>) {
         let mut ticks = tokio::time::interval(self.settings.ping_interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticks.tick().await;
@@ -400,7 +411,7 @@ impl Endpoint {
     }
 
     /// Closes every connection (shutdown): they reconnect, to another node behind a balancer.
-    pub(super) async fn close_all(&self, within: Duration) {
+    pub(crate) async fn close_all(&self, within: Duration) {
         let conns: Vec<Arc<Conn>> = self.conns.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
         for conn in &conns {
             conn.close(Closing {
@@ -442,7 +453,7 @@ impl Endpoint {
 
     /// The figures of `scope` over the whole cluster: this node's, plus those `peers` reported
     /// (their [`Self::stats_json`]). Users are counted per node and tenant, and summed.
-    pub(super) fn cluster_stats(&self, peers: &[Value], scope: StatsScope<'_>) -> EndpointStats {
+    pub(crate) fn cluster_stats(&self, peers: &[Value], scope: StatsScope<'_>) -> EndpointStats {
         let mut total = EndpointStats::default();
         for (tenant, stats) in self.stats_by_tenant() {
             if scope.counts(tenant.as_deref()) {
@@ -461,7 +472,7 @@ impl Endpoint {
     }
 
     /// This node's figures as JSON, for the other nodes: in all, and per tenant.
-    pub(super) fn stats_json(&self) -> Value {
+    pub(crate) fn stats_json(&self) -> Value {
         let mut total = EndpointStats::default();
         let mut tenants = serde_json::Map::new();
         let mut untenanted = EndpointStats::default();
@@ -536,5 +547,21 @@ pub(crate) struct ConnView<'a> {
 impl<'a> ConnView<'a> {
     fn of(conn: &'a Conn, rooms: &'a [Arc<str>]) -> Self {
         Self { id: conn.id, session: &conn.session, address: conn.address, rooms }
+    }
+}
+impl crate::front::websocket::Endpoint {
+    /// How the observer sees connection `conn`.
+    pub(crate) fn view<'a>(&self, name: &'a str, conn: &crate::front::websocket::ConnView<'_>) -> SocketView<'a> {
+        SocketView {
+            namespace: name,
+            id: conn.session.public_id,
+            client: self.shared.client_ids.of_conn(self.index, conn.id),
+            transport: "websocket",
+            address: conn.address,
+            connected_at_ms: conn.session.connected_at_ms,
+            identity: conn.session.identity(),
+            rooms: conn.rooms.iter().map(|r| rooms::display_name(r)).collect(),
+            request: None,
+        }
     }
 }

@@ -11,7 +11,10 @@ use std::{
 use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 
-use super::{clock::iso_now, namespace::NamespaceRuntime, outbound::Encoded, session::Session};
+use crate::{
+    engine::{clock::iso_now, session::Session},
+    front::socketio::{namespace::NamespaceRuntime, outbound::Encoded},
+};
 use crate::{
     rooms,
     spec::{
@@ -22,7 +25,7 @@ use crate::{
 
 /// What one tenant has on this node in one namespace.
 #[derive(Debug, Default, Clone)]
-pub(super) struct TenantStats {
+pub(crate) struct TenantStats {
     pub connections: u64,
     pub users: HashSet<Arc<str>>,
     pub subscriptions: u64,
@@ -84,7 +87,7 @@ impl<A: Adapter> Scope for TimerScope<'_, A> {
 
 impl<A: Adapter> NamespaceRuntime<A> {
     /// Runs one tick of `timer`.
-    pub(super) async fn run_timer(&self, timer: &TimerSpec) {
+    pub(crate) async fn run_timer(&self, timer: &TimerSpec) {
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
         let family = &self.spec.rooms[timer.room];
         // This node's rooms: each node emits to its own sockets.
@@ -131,7 +134,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     }
 
     /// Connections, distinct users and subscriptions per tenant, from this node's sockets.
-    pub(super) fn tenant_stats(&self) -> HashMap<String, TenantStats> {
+    pub(crate) fn tenant_stats(&self) -> HashMap<String, TenantStats> {
         let mut stats: HashMap<String, TenantStats> = HashMap::new();
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return stats };
         for socket in op.local().sockets() {

@@ -10,42 +10,21 @@ use std::{collections::BTreeMap, sync::Arc};
 use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 
-use super::{Engine, namespace::NamespaceRuntime, outbound::Encoded, runtime::SpecRuntime, session::Session};
+use super::Node;
+use crate::engine::{EmitRequest, RoomQuery};
+use crate::{
+    engine::runtime::SpecRuntime,
+    front::socketio::{namespace::NamespaceRuntime, outbound::Encoded},
+};
 use crate::{rooms, spec::RESERVED_EVENTS};
 
-/// `POST /api/v1/emit`: an event sent as is to rooms of one namespace.
-#[derive(Debug, Clone)]
-pub struct EmitRequest {
-    /// The namespace, such as `/ws`.
-    pub namespace: String,
-    /// Visible room names.
-    pub rooms: Vec<String>,
-    /// The event name clients receive.
-    pub event: String,
-    /// Its payload.
-    pub data: Value,
-    /// The tenant whose rooms are meant (required when a room is a tenant room).
-    pub tenant: Option<String>,
-}
-
-/// `GET /api/v1/stats?namespace=..&room=..&tenantId=..`: the size of one room.
-#[derive(Debug, Clone)]
-pub struct RoomQuery {
-    /// The namespace.
-    pub namespace: String,
-    /// The visible room name.
-    pub room: String,
-    /// The tenant whose room is meant.
-    pub tenant: Option<String>,
-}
-
-impl<A: Adapter> Engine<A> {
+impl<A: Adapter> Node<A> {
     /// Sends a raw emit (in a cluster, from every node to its own sockets); returns how many
     /// rooms it names. The error says what is wrong with the request.
-    pub async fn emit(&self, request: &EmitRequest) -> Result<usize, super::PublishError> {
+    pub async fn emit(&self, request: &EmitRequest) -> Result<usize, crate::engine::PublishError> {
         let count = self.check_emit(request)?.len();
         match self.shared.cluster.get() {
-            Some(cluster) => cluster.submit(super::Outgoing::Emit(request.clone())).await?,
+            Some(cluster) => cluster.submit(crate::engine::Outgoing::Emit(request.clone())).await?,
             None => self.emit_local(request).await,
         }
         self.shared.metrics.published.inc();
@@ -70,7 +49,7 @@ impl<A: Adapter> Engine<A> {
     }
 
     /// A checked raw emit, to this node's sockets.
-    pub(super) async fn emit_local(&self, request: &EmitRequest) {
+    pub(crate) async fn emit_local(&self, request: &EmitRequest) {
         let Ok(rooms) = self.check_emit(request) else { return };
         let Some(ns) = self.namespace(&request.namespace) else { return };
         let Some(op) = self.io_of(ns) else { return };
@@ -234,7 +213,7 @@ impl<A: Adapter> Engine<A> {
 
 impl SpecRuntime {
     /// The adapter's name for a visible room name of `tenant`.
-    pub(super) fn internal_room(&self, visible: &str, tenant: Option<&str>) -> Result<String, String> {
+    pub(crate) fn internal_room(&self, visible: &str, tenant: Option<&str>) -> Result<String, String> {
         let (id, _) = self
             .spec
             .family_of(visible)
@@ -247,27 +226,5 @@ impl SpecRuntime {
     /// Whether `visible` names a room of a tenant-scoped family.
     fn is_tenant_room(&self, visible: &str) -> bool {
         self.spec.family_of(visible).is_some_and(|(id, _)| self.spec.rooms[id].scope == rooms::RoomScope::Tenant)
-    }
-}
-
-impl<A: Adapter> NamespaceRuntime<A> {
-    /// This node's sockets: `{connections, anonymous, tenants: {t: {connections, users,
-    /// subscriptions}}}`.
-    pub(super) fn local_summary(&self) -> Value {
-        let Some(op) = self.io.of(self.spec.path.as_str()) else { return json!({}) };
-        let (mut total, mut anonymous) = (0u64, 0u64);
-        for socket in op.local().sockets() {
-            let Some(session) = socket.extensions.get::<Arc<Session>>() else { continue };
-            total += 1;
-            anonymous += u64::from(!session.identity().is_authenticated());
-        }
-        let tenants: serde_json::Map<String, Value> = self
-            .tenant_stats()
-            .into_iter()
-            .map(|(t, s)| {
-                (t, json!({ "connections": s.connections, "users": s.users.len(), "subscriptions": s.subscriptions }))
-            })
-            .collect();
-        json!({ "connections": total, "anonymous": anonymous, "tenants": tenants })
     }
 }

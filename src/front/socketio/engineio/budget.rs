@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{client_ip::limit_key, spec::RateLimit};
+use crate::{net::client_ip::limit_key, spec::RateLimit};
 
 /// Token buckets per client address.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use std::{
 
 /// Rooms (internal names) to the connections (ids) in them.
 #[derive(Debug, Default)]
-pub(super) struct RoomIndex {
+pub(crate) struct RoomIndex {
     rooms: HashMap<Arc<str>, Members>,
 }
 
@@ -25,7 +25,7 @@ enum Members {
 
 impl RoomIndex {
     /// Puts connection `id` in `room`; the room's shared name when it was not in it yet.
-    pub(super) fn join(&mut self, room: String, id: u64) -> Option<Arc<str>> {
+    pub(crate) fn join(&mut self, room: String, id: u64) -> Option<Arc<str>> {
         if let Some(key) = self.rooms.get_key_value(room.as_str()).map(|(key, _)| key.clone())
             && let Some(members) = self.rooms.get_mut(&key)
         {
@@ -45,7 +45,7 @@ impl RoomIndex {
     }
 
     /// Takes connection `id` out of `room`; whether it was in it. An emptied room goes.
-    pub(super) fn leave(&mut self, room: &str, id: u64) -> bool {
+    pub(crate) fn leave(&mut self, room: &str, id: u64) -> bool {
         let Some(members) = self.rooms.get_mut(room) else { return false };
         match members {
             Members::One(one) if *one == id => {
@@ -65,7 +65,7 @@ impl RoomIndex {
     }
 
     /// The connections in any of `rooms`, each once, in id order.
-    pub(super) fn members_of<'a>(&self, rooms: impl Iterator<Item = &'a str>) -> Vec<u64> {
+    pub(crate) fn members_of<'a>(&self, rooms: impl Iterator<Item = &'a str>) -> Vec<u64> {
         let mut ids = Vec::new();
         for members in rooms.filter_map(|room| self.rooms.get(room)) {
             match members {
@@ -82,10 +82,10 @@ impl RoomIndex {
 /// Hashes connection ids, which an endpoint hands out in sequence: one multiplication spreads
 /// them over the table. The standard hasher costs more per lookup than the rest of a delivery,
 /// and keeps 16 bytes of keys in every room's set.
-pub(super) type IdHash = BuildHasherDefault<IdHasher>;
+pub(crate) type IdHash = BuildHasherDefault<IdHasher>;
 
 #[derive(Default)]
-pub(super) struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl Hasher for IdHasher {
     fn finish(&self) -> u64 {

@@ -16,7 +16,7 @@ use std::{
 
 use socketioxide::socket::Sid;
 
-use crate::backlog::Backlog;
+use crate::net::backlog::Backlog;
 
 #[derive(Debug)]
 struct Record {

@@ -46,7 +46,7 @@ use tokio_tungstenite::{
     },
 };
 
-use super::{Endpoint, envelope};
+use crate::front::websocket::{Endpoint, envelope};
 use crate::{
     engine::{
         clock::now_millis,
@@ -59,7 +59,7 @@ use crate::{
 
 /// A frame waiting to be written.
 #[derive(Debug, Clone)]
-pub(super) enum Frame {
+pub(crate) enum Frame {
     /// An envelope, serialized (shared by every connection a delivery reaches).
     Text(Utf8Bytes),
     /// A heartbeat ping.
@@ -77,7 +77,7 @@ impl Frame {
 
 /// Why a connection is being closed, as its close frame says, and as it is counted.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Closing {
+pub(crate) struct Closing {
     pub code: CloseCode,
     pub reason: &'static str,
     pub counted_as: CloseReason,
@@ -88,7 +88,7 @@ pub(super) struct Closing {
 /// life). The write deadline then judges the progress of one chunk, not of a whole burst (a
 /// client that reads 16 KiB within `WS_WRITE_TIMEOUT` is never cut for the size of what it was
 /// sent), and the connection's reader gets a turn between chunks.
-pub(super) const WRITE_CHUNK_BYTES: usize = 16 * 1024;
+pub(crate) const WRITE_CHUNK_BYTES: usize = 16 * 1024;
 
 /// How long a connection the gateway closes waits for the client's close frame, and how many
 /// frames it reads meanwhile (a flooder is not read for long).
@@ -110,7 +110,7 @@ struct Outbox {
 
 /// The send-buffer limits.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct BufferLimits {
+pub(crate) struct BufferLimits {
     pub frames: usize,
     pub bytes: usize,
 }
@@ -184,7 +184,7 @@ impl Outbox {
 }
 
 /// One connection's shared state (the endpoint's index holds it too).
-pub(super) struct Conn {
+pub(crate) struct Conn {
     pub id: u64,
     pub session: Arc<Session>,
     /// The client's address (through `TRUSTED_PROXIES`), for the admin view.
@@ -199,7 +199,7 @@ pub(super) struct Conn {
 
 /// What queueing a frame came to.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) enum Queued {
+pub(crate) enum Queued {
     /// It will be written.
     Yes,
     /// The buffer was full: this frame and those waiting were dropped, and the connection is
@@ -210,7 +210,7 @@ pub(super) enum Queued {
 }
 
 impl Conn {
-    pub(super) fn new(id: u64, session: Arc<Session>, address: Option<std::net::IpAddr>) -> Self {
+    pub(crate) fn new(id: u64, session: Arc<Session>, address: Option<std::net::IpAddr>) -> Self {
         Self {
             id,
             session,
@@ -227,7 +227,7 @@ impl Conn {
     }
 
     /// Queues `frame` within `limits`.
-    pub(super) fn queue(&self, frame: Frame, limits: BufferLimits) -> Queued {
+    pub(crate) fn queue(&self, frame: Frame, limits: BufferLimits) -> Queued {
         let queued = self.outbox().queue(frame, limits);
         if queued != Queued::Closing {
             self.wake.notify_one();
@@ -237,7 +237,7 @@ impl Conn {
 
     /// Asks the task to send what is queued, then close with `closing` (the first close asked
     /// for wins). Returns false when it was closing already.
-    pub(super) fn close(&self, closing: Closing) -> bool {
+    pub(crate) fn close(&self, closing: Closing) -> bool {
         let mut out = self.outbox();
         if out.closing.is_some() {
             return false;
@@ -249,28 +249,28 @@ impl Conn {
     }
 
     /// Frames queued or being written now.
-    pub(super) fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.outbox().count
     }
 
     /// Whether it is closing.
-    pub(super) fn is_closing(&self) -> bool {
+    pub(crate) fn is_closing(&self) -> bool {
         self.outbox().closing.is_some()
     }
 
     /// Why the gateway is closing it, if it is.
-    pub(super) fn closing_reason(&self) -> Option<&'static str> {
+    pub(crate) fn closing_reason(&self) -> Option<&'static str> {
         self.outbox().closing.map(|c| c.reason)
     }
 
     /// Milliseconds since the client last sent anything.
-    pub(super) fn silent_for_ms(&self, now: u64) -> u64 {
+    pub(crate) fn silent_for_ms(&self, now: u64) -> u64 {
         now.saturating_sub(self.last_seen_ms.load(Ordering::Relaxed))
     }
 }
 
 /// Serves `conn` over `ws` until either side closes; then the endpoint forgets it.
-pub(super) async fn serve<S>(ep: Arc<Endpoint>, conn: Arc<Conn>, ws: WebSocketStream<S>)
+pub(crate) async fn serve<S>(ep: Arc<Endpoint>, conn: Arc<Conn>, ws: WebSocketStream<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -367,7 +367,7 @@ where
 }
 
 /// A connection as the actions see it.
-pub(super) struct NativeMember<'a> {
+pub(crate) struct NativeMember<'a> {
     pub ep: &'a Endpoint,
     pub conn: &'a Arc<Conn>,
 }

@@ -30,7 +30,7 @@ use socketioxide::{
     socket::{DisconnectReason, Socket},
 };
 
-use super::{
+use crate::engine::{
     actions::ActionCtx,
     errors::{ClientError, ErrorKind},
     member::{Member, MemberKey},
@@ -39,8 +39,7 @@ use super::{
 };
 use crate::{
     auth::{Identity, TokenError, TokenSource, handshake_token},
-    connection::CutReason,
-    metrics::{CloseReason, DropReason, Rejection},
+    metrics::{CloseReason, CutReason, DropReason, Rejection},
 };
 
 /// How long a refused socket's client has to read the `error` before its session is closed.
@@ -49,7 +48,9 @@ const REFUSED_SESSION_GRACE: std::time::Duration = std::time::Duration::from_sec
 /// A spec served as a Socket.IO namespace: the runtime, and socketioxide's handle.
 pub struct NamespaceRuntime<A: Adapter> {
     rt: SpecRuntime,
-    pub(super) io: SocketIo<A>,
+    pub(crate) io: SocketIo<A>,
+    /// What the front's namespaces share.
+    pub(crate) sio: Arc<super::SocketIoShared>,
 }
 
 /// The spec, state and limiters are the runtime's; this front adds the sockets.
@@ -68,8 +69,8 @@ impl<A: Adapter> fmt::Debug for NamespaceRuntime<A> {
 }
 
 impl<A: Adapter> NamespaceRuntime<A> {
-    pub(super) fn new(rt: SpecRuntime, io: SocketIo<A>) -> Self {
-        Self { rt, io }
+    pub(crate) fn new(rt: SpecRuntime, io: SocketIo<A>, sio: Arc<super::SocketIoShared>) -> Self {
+        Self { rt, io, sio }
     }
 
     /// The socketioxide connect handler for this namespace.
@@ -82,7 +83,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     /// not wait). In a cluster it waits on the network: it runs in a task that first waits for
     /// the socket's previous broadcast, so a chat's messages reach other nodes in the order sent;
     /// refused when too many are still on their way.
-    pub(super) fn broadcast_in_order(
+    pub(crate) fn broadcast_in_order(
         &self,
         session: &Arc<Session>,
         broadcast: impl Future<Output = Result<(), BroadcastError>> + Send + 'static,
@@ -98,13 +99,14 @@ impl<A: Adapter> NamespaceRuntime<A> {
                 Poll::Pending => {}
             }
         }
-        let (shared, path, io, index) = (self.shared.clone(), self.spec.path.clone(), self.io.clone(), self.index);
+        let (shared, sio, path, io, index) =
+            (self.shared.clone(), self.sio.clone(), self.spec.path.clone(), self.io.clone(), self.index);
         let metrics = self.shared.metrics.clone();
         let sent = async move {
             if let Err(e) = broadcast.await
                 && super::slow::note_broadcast_failure(&shared, &path, &e)
             {
-                super::slow::sweep(&io, &path, index, &shared);
+                super::slow::sweep(&io, &path, index, &sio);
             }
         };
         session.chain(sent, move || metrics.dropped(DropReason::Closed, 1)).map_err(|_| {
@@ -115,7 +117,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     /// Whether any socket of this namespace is connected to this node. Only admitted sockets
     /// join rooms, and the connections gauge counts them from before their first join to their
     /// disconnect, so when it reads zero no room of the namespace has a member here.
-    pub(super) fn has_sockets_here(&self) -> bool {
+    pub(crate) fn has_sockets_here(&self) -> bool {
         self.metrics.connections.get() > 0
     }
 
@@ -123,7 +125,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     fn over_connection_limit(&self, parts: &http::request::Parts) -> bool {
         let Some(limiter) = &self.connect_limiter else { return false };
         let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() else { return false };
-        let ip = self.shared.trusted_proxies.client_ip(peer.ip(), &parts.headers);
+        let ip = self.sio.trusted_proxies.client_ip(peer.ip(), &parts.headers);
         limiter.check(ip).is_err()
     }
 
@@ -161,7 +163,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             auth.as_ref().and_then(|v| v.as_str()).and_then(|s| serde_json::from_str(s.as_str()).ok());
         let policy = &self.spec.auth;
         if self.over_connection_limit(s.req_parts()) {
-            self.shared.sessions.admitted(s.id, s.transport_type(), s.req_parts(), false);
+            self.sio.sessions.admitted(s.id, s.transport_type(), s.req_parts(), false);
             self.shared.metrics.connections_throttled.inc();
             self.metrics.rejected(Rejection::Throttle);
             tracing::info!(ns = %self.spec.path, "connection refused: too many from this address");
@@ -183,7 +185,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         });
         match outcome {
             Err(e) => {
-                self.shared.sessions.admitted(s.id, s.transport_type(), s.req_parts(), false);
+                self.sio.sessions.admitted(s.id, s.transport_type(), s.req_parts(), false);
                 self.shared.metrics.auth_refused.inc();
                 self.metrics.rejected(Rejection::Auth);
                 tracing::info!(ns = %self.spec.path, reason = %e, "connection refused");
@@ -191,9 +193,10 @@ impl<A: Adapter> NamespaceRuntime<A> {
             }
             Ok(identity) => {
                 let expires_at = identity.expires_at;
-                let backlog = self.shared.sessions.admitted(s.id, s.transport_type(), s.req_parts(), true);
-                let session = Session::with_backlog(identity, Some(backlog));
+                let backlog = self.sio.sessions.admitted(s.id, s.transport_type(), s.req_parts(), true);
+                let session = Session::new(identity);
                 s.extensions.insert(session.clone());
+                s.extensions.insert(backlog);
                 s.on_fallback(EventHandler { ns: self.clone(), session });
                 s.on_disconnect(DisconnectFlow { ns: self.clone() });
                 if let Some(exp) = expires_at {
@@ -239,7 +242,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     /// could hold it for ever.
     fn close_refused_session(&self, s: SocketRef<A>) {
         let io = self.io.clone();
-        let sessions = self.shared.sessions.clone();
+        let sessions = self.sio.sessions.clone();
         tokio::spawn(async move {
             tokio::time::sleep(REFUSED_SESSION_GRACE).await;
             if io.nsps().iter().any(|op| op.get_socket(s.id).is_some()) {
@@ -250,7 +253,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     }
 
     /// Disconnects a socket whose token expired, unless it was refreshed meanwhile.
-    pub(super) fn expire(&self, sid: socketioxide::socket::Sid, exp: u64) {
+    pub(crate) fn expire(&self, sid: socketioxide::socket::Sid, exp: u64) {
         let Some(socket) = self.io.of(self.spec.path.as_str()).and_then(|op| op.get_socket(sid)) else { return };
         let Some(session) = socket.extensions.get::<Arc<Session>>() else { return };
         if session.identity().expires_at != Some(exp) {
@@ -260,7 +263,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     }
 
     /// Tells the client its token expired and disconnects it.
-    pub(super) fn end_expired(&self, socket: &SocketRef<A>, session: &Session) {
+    pub(crate) fn end_expired(&self, socket: &SocketRef<A>, session: &Session) {
         tracing::info!(ns = %self.spec.path, socket = %session.public_id, "token expired, disconnecting");
         let payload = ClientError::auth(TokenError::Expired.to_string()).payload(None);
         self.send_to(socket, "error", Some(&payload));
@@ -271,7 +274,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
 }
 
 /// A Socket.IO socket of this namespace, as the actions see it.
-pub(super) struct SioMember<'a, A: Adapter> {
+pub(crate) struct SioMember<'a, A: Adapter> {
     pub ns: &'a NamespaceRuntime<A>,
     pub socket: &'a SocketRef<A>,
 }

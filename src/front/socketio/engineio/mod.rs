@@ -48,11 +48,9 @@ use tower::{Layer, Service, ServiceExt};
 
 use crate::{
     auth::query_param,
-    backlog::Backlog,
-    client_ip::TrustedProxies,
-    connection::{ConnectionGuard, CutReason},
-    http::Readiness,
-    metrics::Metrics,
+    lifecycle::Readiness,
+    metrics::{CutReason, Metrics},
+    net::{backlog::Backlog, client_ip::TrustedProxies, connection::ConnectionGuard},
     spec::RateLimit,
 };
 use budget::HandshakeBudget;

@@ -13,20 +13,21 @@
 //! counted where it is known, on this node's sockets; what arrives from other nodes' relays is
 //! not counted, which errs on the side of the reader.
 
+use crate::net::backlog::Backlog;
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Value, value::RawValue};
 use socketioxide::{BroadcastError, adapter::Adapter, extract::SocketRef, operators::BroadcastOperators};
 
-use super::{namespace::NamespaceRuntime, session::Session};
+use crate::{engine::session::Session, front::socketio::namespace::NamespaceRuntime};
 use crate::{
-    backlog::{Behind, event_packet_len},
     metrics::DropReason,
+    net::backlog::{Behind, event_packet_len},
 };
 
 /// One event's arguments, encoded once for every socket that gets it.
-pub(super) struct Encoded {
+pub(crate) struct Encoded {
     /// The data (one argument), or none.
     data: Option<Box<RawValue>>,
     /// The packet's smallest size on the wire.
@@ -35,14 +36,14 @@ pub(super) struct Encoded {
 
 impl Encoded {
     /// `event` with `data` (or no argument), for namespace `path`.
-    pub(super) fn new(path: &str, event: &str, data: Option<&Value>) -> Result<Self, serde_json::Error> {
+    pub(crate) fn new(path: &str, event: &str, data: Option<&Value>) -> Result<Self, serde_json::Error> {
         let data = data.map(serde_json::value::to_raw_value).transpose()?;
         let args = data.as_ref().map_or(0, |d| 1 + d.get().len());
         Ok(Self { packet_len: event_packet_len(path, 2 + json_str_len(event) + args), data })
     }
 
     /// `event` with `args` (any number), for namespace `path`.
-    pub(super) fn size_of<T: Serialize + ?Sized>(path: &str, event: &str, args: &T) -> usize {
+    pub(crate) fn size_of<T: Serialize + ?Sized>(path: &str, event: &str, args: &T) -> usize {
         // `[a,b]` is `,a,b` in `["event",a,b]`; `[]` is nothing.
         let list = serde_json::to_vec(args).map_or(2, |json| json.len());
         let args = if list > 2 { list - 1 } else { 0 };
@@ -66,7 +67,7 @@ fn json_str_len(s: &str) -> usize {
 impl<A: Adapter> NamespaceRuntime<A> {
     /// Emits `event` (encoded as `message`) to the sockets `op` selects on this node, counting it
     /// against each one's backlog first.
-    pub(super) async fn emit_here(
+    pub(crate) async fn emit_here(
         &self,
         op: BroadcastOperators<A>,
         event: &str,
@@ -81,16 +82,14 @@ impl<A: Adapter> NamespaceRuntime<A> {
     }
 
     /// Counts `bytes` against the backlog of every socket `op` selects on this node.
-    pub(super) fn charge_all(&self, op: BroadcastOperators<A>, bytes: usize) {
+    pub(crate) fn charge_all(&self, op: BroadcastOperators<A>, bytes: usize) {
         for socket in op.local().sockets() {
-            if let Some(session) = socket.extensions.get::<Arc<Session>>() {
-                self.charge(&socket, &session, bytes);
-            }
+            self.charge(&socket, bytes);
         }
     }
 
     /// Sends `event` with `data` to one socket, counted against its backlog.
-    pub(super) fn send_to(&self, socket: &SocketRef<A>, event: &str, data: Option<&Value>) {
+    pub(crate) fn send_to(&self, socket: &SocketRef<A>, event: &str, data: Option<&Value>) {
         let message = match Encoded::new(&self.spec.path, event, data) {
             Ok(message) => message,
             Err(e) => {
@@ -99,9 +98,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
                 return;
             }
         };
-        if let Some(session) = socket.extensions.get::<Arc<Session>>() {
-            self.charge(socket, &session, message.packet_len);
-        }
+        self.charge(socket, message.packet_len);
         let sent = match &message.data {
             Some(data) => socket.emit(event, &**data),
             None => socket.emit(event, &()),
@@ -112,9 +109,11 @@ impl<A: Adapter> NamespaceRuntime<A> {
     }
 
     /// Counts `bytes` queued for `socket`; a session now behind is ended as a slow consumer.
-    fn charge(&self, socket: &SocketRef<A>, session: &Session, bytes: usize) {
-        let Some(backlog) = session.backlog() else { return };
-        let Err(behind) = backlog.queue(bytes, self.shared.backlog_limits) else { return };
+    /// Sockets the front has not admitted (no session, no backlog) are not counted.
+    fn charge(&self, socket: &SocketRef<A>, bytes: usize) {
+        let Some(backlog) = socket.extensions.get::<Arc<Backlog>>() else { return };
+        let Err(behind) = backlog.queue(bytes, self.sio.backlog_limits) else { return };
+        let Some(session) = socket.extensions.get::<Arc<Session>>() else { return };
         if session.ended_as().is_some() {
             return;
         }
@@ -124,7 +123,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         };
         tracing::info!(ns = %self.spec.path, socket = %session.public_id, bytes, stalled_ms, "ending a slow consumer: its client is not reading what is sent to it");
         self.shared.metrics.abandoned_bytes.inc_by(bytes);
-        super::slow::end(socket, &self.spec.path, &self.shared);
+        super::slow::end(socket, &self.spec.path, &self.sio);
     }
 }
 

@@ -15,11 +15,9 @@ use serde::{Serialize, Serializer, ser::Error as _};
 use socketioxide::{BroadcastError, SendError, SocketError, SocketIo, adapter::Adapter, extract::SocketRef};
 use std::sync::atomic::Ordering;
 
-use super::{Shared, clock::now_millis, namespace::NamespaceRuntime};
-use crate::{
-    connection::CutReason,
-    metrics::{CloseReason, DropReason},
-};
+use super::{SocketIoShared, namespace::NamespaceRuntime};
+use crate::engine::{Shared, clock::now_millis};
+use crate::metrics::{CloseReason, CutReason, DropReason};
 
 /// Sweeps of one namespace are at least this far apart: a burst of full broadcasts costs one.
 const SWEEP_GAP_MS: u64 = 200;
@@ -40,12 +38,12 @@ fn queue_full<A: Adapter>(socket: &SocketRef<A>) -> bool {
 
 /// Ends the session of a socket whose queue is full: its transport is closed (a WebSocket is cut,
 /// whatever its writer is blocked on).
-pub(super) fn end<A: Adapter>(socket: &SocketRef<A>, path: &str, shared: &Shared) {
+pub(crate) fn end<A: Adapter>(socket: &SocketRef<A>, path: &str, sio: &SocketIoShared) {
     tracing::info!(ns = path, "ending a slow consumer: its send queue is full");
-    if let Some(session) = socket.extensions.get::<std::sync::Arc<super::session::Session>>() {
+    if let Some(session) = socket.extensions.get::<std::sync::Arc<crate::engine::session::Session>>() {
         session.end_as(CloseReason::SlowConsumer);
     }
-    shared.sessions.close(
+    sio.sessions.close(
         socket.id,
         socket.transport_type(),
         socket.protocol(),
@@ -56,9 +54,9 @@ pub(super) fn end<A: Adapter>(socket: &SocketRef<A>, path: &str, shared: &Shared
 
 /// Probes every local socket of namespace `index` and ends those whose queue is full, unless the
 /// namespace was swept moments ago.
-pub(super) fn sweep<A: Adapter>(io: &SocketIo<A>, path: &str, index: usize, shared: &Shared) {
+pub(crate) fn sweep<A: Adapter>(io: &SocketIo<A>, path: &str, index: usize, sio: &SocketIoShared) {
     let now = now_millis();
-    let last = &shared.slow_sweeps[index];
+    let last = &sio.slow_sweeps[index];
     let previous = last.load(Ordering::Relaxed);
     if now.saturating_sub(previous) < SWEEP_GAP_MS
         || last.compare_exchange(previous, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
@@ -67,12 +65,12 @@ pub(super) fn sweep<A: Adapter>(io: &SocketIo<A>, path: &str, index: usize, shar
     }
     let Some(op) = io.of(path) else { return };
     for socket in op.local().sockets().iter().filter(|s| queue_full(s)) {
-        end(socket, path, shared);
+        end(socket, path, sio);
     }
 }
 
 /// Counts what a broadcast could not deliver; returns whether a queue was full.
-pub(super) fn note_broadcast_failure(shared: &Shared, path: &str, error: &BroadcastError) -> bool {
+pub(crate) fn note_broadcast_failure(shared: &Shared, path: &str, error: &BroadcastError) -> bool {
     match error {
         BroadcastError::Socket(errors) => {
             let full = errors.iter().filter(|e| matches!(e, SocketError::InternalChannelFull)).count();
@@ -97,7 +95,7 @@ pub(super) fn note_broadcast_failure(shared: &Shared, path: &str, error: &Broadc
 
 impl<A: Adapter> NamespaceRuntime<A> {
     /// Counts an emit to `socket` that failed; a full queue ends its session.
-    pub(super) fn note_emit_failure(&self, socket: &SocketRef<A>, error: &SendError) {
+    pub(crate) fn note_emit_failure(&self, socket: &SocketRef<A>, error: &SendError) {
         let reason = match error {
             SendError::Socket(SocketError::InternalChannelFull) => DropReason::QueueFull,
             SendError::Socket(SocketError::Closed) => DropReason::Closed,
@@ -106,14 +104,14 @@ impl<A: Adapter> NamespaceRuntime<A> {
         self.shared.metrics.dropped(reason, 1);
         tracing::debug!(%error, "emit to a socket failed");
         if matches!(error, SendError::Socket(SocketError::InternalChannelFull)) {
-            end(socket, &self.spec.path, &self.shared);
+            end(socket, &self.spec.path, &self.sio);
         }
     }
 
     /// Counts what a broadcast could not deliver; full queues start a sweep.
-    pub(super) fn note_broadcast_failure(&self, error: &BroadcastError) {
+    pub(crate) fn note_broadcast_failure(&self, error: &BroadcastError) {
         if note_broadcast_failure(&self.shared, &self.spec.path, error) {
-            sweep(&self.io, &self.spec.path, self.index, &self.shared);
+            sweep(&self.io, &self.spec.path, self.index, &self.sio);
         }
     }
 }
