@@ -412,7 +412,7 @@ impl<A: Adapter> DisconnectHandler<A, SpecHandler> for DisconnectFlow<A> {
         defer(s);
         // After it is gone, so an admin listing sockets meanwhile has it and then hears it left.
         if let (Some(session), Some(observer)) = (session, self.ns.shared.observer()) {
-            observer.disconnected(&self.ns.spec.path, session.public_id, super::roster::reason_text(reason), rooms);
+            observer.disconnected(&self.ns.spec.path, session.public_id, reason_text(reason), rooms);
         }
     }
 }
@@ -427,5 +427,18 @@ fn close_reason(reason: DisconnectReason) -> CloseReason {
         // The engine disconnects an admitted socket for one thing: its token expired.
         DisconnectReason::ServerNSDisconnect => CloseReason::ServerDisconnect,
         DisconnectReason::ClosingServer => CloseReason::Shutdown,
+    }
+}
+
+/// Node.js socket.io's words for why a socket left, which the admin UI's users know.
+fn reason_text(reason: DisconnectReason) -> &'static str {
+    match reason {
+        DisconnectReason::TransportClose => "transport close",
+        DisconnectReason::MultipleHttpPollingError | DisconnectReason::PacketParsingError => "parse error",
+        DisconnectReason::TransportError => "transport error",
+        DisconnectReason::HeartbeatTimeout => "ping timeout",
+        DisconnectReason::ClientNSDisconnect => "client namespace disconnect",
+        DisconnectReason::ServerNSDisconnect => "server namespace disconnect",
+        DisconnectReason::ClosingServer => "server shutting down",
     }
 }

@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Value, value::RawValue};
-use socketioxide::{BroadcastError, adapter::Adapter, extract::SocketRef, operators::BroadcastOperators};
+use socketioxide::{
+    BroadcastError, SendError, SocketError, adapter::Adapter, extract::SocketRef, operators::BroadcastOperators,
+};
 
 use crate::{engine::session::Session, front::socketio::namespace::NamespaceRuntime};
 use crate::{
@@ -124,6 +126,29 @@ impl<A: Adapter> NamespaceRuntime<A> {
         tracing::info!(ns = %self.spec.path, socket = %session.public_id, bytes, stalled_ms, "ending a slow consumer: its client is not reading what is sent to it");
         self.shared.metrics.abandoned_bytes.inc_by(bytes);
         super::slow::end(socket, &self.spec.path, &self.sio);
+    }
+}
+
+impl<A: Adapter> NamespaceRuntime<A> {
+    /// Counts an emit to `socket` that failed; a full queue ends its session.
+    pub(crate) fn note_emit_failure(&self, socket: &SocketRef<A>, error: &SendError) {
+        let reason = match error {
+            SendError::Socket(SocketError::InternalChannelFull) => DropReason::QueueFull,
+            SendError::Socket(SocketError::Closed) => DropReason::Closed,
+            SendError::Serialize(_) => DropReason::Unserializable,
+        };
+        self.shared.metrics.dropped(reason, 1);
+        tracing::debug!(%error, "emit to a socket failed");
+        if matches!(error, SendError::Socket(SocketError::InternalChannelFull)) {
+            super::slow::end(socket, &self.spec.path, &self.sio);
+        }
+    }
+
+    /// Counts what a broadcast could not deliver; full queues start a sweep.
+    pub(crate) fn note_broadcast_failure(&self, error: &BroadcastError) {
+        if super::slow::note_broadcast_failure(&self.shared, &self.spec.path, error) {
+            super::slow::sweep(&self.io, &self.spec.path, self.index, &self.sio);
+        }
     }
 }
 

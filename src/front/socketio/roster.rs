@@ -5,7 +5,7 @@
 use std::{sync::Arc, time::Duration};
 
 use axum::extract::ConnectInfo;
-use socketioxide::{TransportType, adapter::Adapter, extract::SocketRef, socket::DisconnectReason};
+use socketioxide::{TransportType, adapter::Adapter, extract::SocketRef};
 
 use super::namespace::NamespaceRuntime;
 use crate::{
@@ -47,19 +47,6 @@ impl<A: Adapter> NamespaceRuntime<A> {
             .into_iter()
             .filter_map(|s| s.extensions.get::<Arc<Session>>().map(|session| (s, session)))
             .collect()
-    }
-}
-
-/// Node.js socket.io's words for why a socket left, which the admin UI's users know.
-pub(crate) fn reason_text(reason: DisconnectReason) -> &'static str {
-    match reason {
-        DisconnectReason::TransportClose => "transport close",
-        DisconnectReason::MultipleHttpPollingError | DisconnectReason::PacketParsingError => "parse error",
-        DisconnectReason::TransportError => "transport error",
-        DisconnectReason::HeartbeatTimeout => "ping timeout",
-        DisconnectReason::ClientNSDisconnect => "client namespace disconnect",
-        DisconnectReason::ServerNSDisconnect => "server namespace disconnect",
-        DisconnectReason::ClosingServer => "server shutting down",
     }
 }
 

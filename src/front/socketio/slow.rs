@@ -15,7 +15,7 @@ use serde::{Serialize, Serializer, ser::Error as _};
 use socketioxide::{BroadcastError, SendError, SocketError, SocketIo, adapter::Adapter, extract::SocketRef};
 use std::sync::atomic::Ordering;
 
-use super::{SocketIoShared, namespace::NamespaceRuntime};
+use super::SocketIoShared;
 use crate::engine::{Shared, clock::now_millis};
 use crate::metrics::{CloseReason, CutReason, DropReason};
 
@@ -89,29 +89,6 @@ pub(crate) fn note_broadcast_failure(shared: &Shared, path: &str, error: &Broadc
         other => {
             tracing::error!(ns = path, error = %other, "broadcast failed");
             false
-        }
-    }
-}
-
-impl<A: Adapter> NamespaceRuntime<A> {
-    /// Counts an emit to `socket` that failed; a full queue ends its session.
-    pub(crate) fn note_emit_failure(&self, socket: &SocketRef<A>, error: &SendError) {
-        let reason = match error {
-            SendError::Socket(SocketError::InternalChannelFull) => DropReason::QueueFull,
-            SendError::Socket(SocketError::Closed) => DropReason::Closed,
-            SendError::Serialize(_) => DropReason::Unserializable,
-        };
-        self.shared.metrics.dropped(reason, 1);
-        tracing::debug!(%error, "emit to a socket failed");
-        if matches!(error, SendError::Socket(SocketError::InternalChannelFull)) {
-            end(socket, &self.spec.path, &self.sio);
-        }
-    }
-
-    /// Counts what a broadcast could not deliver; full queues start a sweep.
-    pub(crate) fn note_broadcast_failure(&self, error: &BroadcastError) {
-        if note_broadcast_failure(&self.shared, &self.spec.path, error) {
-            sweep(&self.io, &self.spec.path, self.index, &self.sio);
         }
     }
 }
