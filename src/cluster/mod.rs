@@ -99,7 +99,7 @@ enum Subscriber {
 #[derive(Debug, Default)]
 struct Health {
     /// Commands answer.
-    reachable: AtomicBool,
+    connected: AtomicBool,
     /// Our input subscriptions are in place (false from a disconnect until they are restored).
     subscribed: AtomicBool,
     /// socketioxide-redis's subscriptions are in place (same).
@@ -109,14 +109,14 @@ struct Health {
 }
 
 impl Health {
-    fn ready(&self) -> bool {
-        self.reachable.load(Ordering::SeqCst)
+    fn reachable(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
             && self.subscribed.load(Ordering::SeqCst)
             && self.adapter_subscribed.load(Ordering::SeqCst)
     }
 
     fn fail(&self, why: String) {
-        self.reachable.store(false, Ordering::SeqCst);
+        self.connected.store(false, Ordering::SeqCst);
         let mut problem = self.problem.lock().unwrap_or_else(|e| e.into_inner());
         if problem.is_none() {
             tracing::warn!(error = %why, "Redis is unreachable: serving this node's sockets only");
@@ -127,7 +127,7 @@ impl Health {
     }
 
     fn recover(&self) {
-        self.reachable.store(true, Ordering::SeqCst);
+        self.connected.store(true, Ordering::SeqCst);
         let mut problem = self.problem.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, since)) = problem.take() {
             let down = since.elapsed().unwrap_or_default();
@@ -186,7 +186,7 @@ impl Cluster {
 
         let (outbox, outbox_rx) = mpsc::channel(BACKLOG_LIMIT);
         let health = Health::default();
-        health.reachable.store(true, Ordering::SeqCst);
+        health.connected.store(true, Ordering::SeqCst);
         health.adapter_subscribed.store(true, Ordering::SeqCst);
         let cluster = Arc::new(Self {
             config: config.clone(),
@@ -328,7 +328,7 @@ impl Cluster {
                 Ok(_) => self.health.fail("a subscriber connection is down".into()),
                 Err(e) => self.health.fail(e.to_string()),
             }
-            self.metrics.redis_connected.set(i64::from(self.health.ready()));
+            self.metrics.redis_connected.set(i64::from(self.health.reachable()));
             if pinged.is_err() {
                 continue;
             }
@@ -489,12 +489,12 @@ impl ClusterLink for Cluster {
         })
     }
 
-    fn connected(&self) -> bool {
-        self.health.ready()
+    fn reachable(&self) -> bool {
+        self.health.reachable()
     }
 
     fn degraded(&self) -> Option<String> {
-        if self.health.ready() {
+        if self.health.reachable() {
             return None;
         }
         let problem = self.health.problem.lock().unwrap_or_else(|e| e.into_inner());

@@ -101,7 +101,7 @@ impl RedisStream {
 
 impl BusStream for RedisStream {
     async fn append(&self, message: &str) -> Result<(), StreamError> {
-        if !self.health.ready() {
+        if !self.health.reachable() {
             return Err(StreamError::Unavailable);
         }
         let cap = ("MAXLEN", "~", BUS_LENGTH);

@@ -8,7 +8,7 @@ use std::{borrow::Cow, cell::OnceCell};
 
 use serde_json::{Map, Value, json};
 
-use super::{clock::iso_now, errors::ClientError, member::Member, runtime::SpecRuntime, session::Session};
+use super::{clock::iso_now, errors::ClientError, member::Member, member_state::MemberState, runtime::SpecRuntime};
 use crate::{
     auth::Identity,
     rooms::{self, RoomScope},
@@ -34,7 +34,7 @@ struct JoinedRoom {
 pub(crate) struct ActionCtx<'a, M: Member> {
     ns: &'a SpecRuntime,
     socket: &'a M,
-    session: &'a Session,
+    session: &'a MemberState,
     identity: &'a Identity,
     payload: Option<&'a Value>,
     /// Set when the actions answer a client event: server-only rooms are then off limits.
@@ -49,7 +49,7 @@ impl<'a, M: Member> ActionCtx<'a, M> {
     pub(crate) fn new(
         ns: &'a SpecRuntime,
         socket: &'a M,
-        session: &'a Session,
+        session: &'a MemberState,
         identity: &'a Identity,
         payload: Option<&'a Value>,
     ) -> Self {

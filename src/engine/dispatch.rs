@@ -13,8 +13,8 @@ use super::{
     clock::{iso_from_secs, iso_now, now_millis},
     errors::ClientError,
     member::Member,
+    member_state::MemberState,
     runtime::SpecRuntime,
-    session::Session,
 };
 use crate::metrics::Rejection;
 
@@ -43,7 +43,7 @@ pub(crate) enum Handled {
 impl SpecRuntime {
     /// Checks the all-events flood limit before anything else is done with a message; `Some`
     /// when it refuses.
-    pub(crate) fn flood_check<M: Member>(&self, member: &M, session: &Session) -> Option<Handled> {
+    pub(crate) fn flood_check<M: Member>(&self, member: &M, session: &MemberState) -> Option<Handled> {
         let wait = self.flood_limiter.check(member.key()).err()?;
         Some(self.limited(session, wait, "too many events: slow down"))
     }
@@ -53,7 +53,7 @@ impl SpecRuntime {
     pub(crate) fn dispatch<M: Member>(
         &self,
         member: &M,
-        session: &Session,
+        session: &MemberState,
         name: &str,
         payload: Json,
         size: usize,
@@ -114,7 +114,7 @@ impl SpecRuntime {
         self.metrics.event(name).observe(took);
     }
 
-    fn limited(&self, session: &Session, wait: Duration, message: &str) -> Handled {
+    fn limited(&self, session: &MemberState, wait: Duration, message: &str) -> Handled {
         self.shared.metrics.rate_limited.inc();
         Handled::Limited {
             error: ClientError::rate_limit(message, Some(wait.as_millis().max(1) as u64)),
@@ -124,7 +124,7 @@ impl SpecRuntime {
 
     /// The refresh event: `{token}` (or the token as a string) replaces the member's token, for
     /// the same user and tenant. Answered with `auth:refreshed` `{expiresAt, roomsLeft, timestamp}`.
-    fn refresh_token<M: Member>(&self, member: &M, session: &Session, payload: &Json) -> Handled {
+    fn refresh_token<M: Member>(&self, member: &M, session: &MemberState, payload: &Json) -> Handled {
         if let Err(wait) = self.refresh_limiter.check(member.key()) {
             return self.limited(session, wait, "too many token refreshes");
         }
@@ -134,7 +134,7 @@ impl SpecRuntime {
         }
     }
 
-    fn replace_token<M: Member>(&self, member: &M, session: &Session, payload: &Json) -> Result<Json, ClientError> {
+    fn replace_token<M: Member>(&self, member: &M, session: &MemberState, payload: &Json) -> Result<Json, ClientError> {
         let token = match payload {
             Json::String(t) => Some(t.as_str()),
             other => other.get("token").and_then(Json::as_str),

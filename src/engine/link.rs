@@ -18,8 +18,10 @@ pub trait ClusterLink: Send + Sync {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), LinkStopped>> + Send>>;
     /// Why the cluster is degraded, if it is (for `/readyz`).
     fn degraded(&self) -> Option<String>;
-    /// Whether cross-node operations (relays, acks, room counts) can be attempted now.
-    fn connected(&self) -> bool;
+    /// Whether the cluster can be reached now (connected, its subscriptions in place): cross-node
+    /// operations (relays, acks, room counts) are attempted only then. `/readyz`, the admin view and
+    /// `Shared::cluster_reachable` all read this.
+    fn reachable(&self) -> bool;
     /// The latest [`Node::node_snapshot`]s of the other live nodes.
     fn peers(&self) -> Vec<Value>;
 }

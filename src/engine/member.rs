@@ -5,7 +5,7 @@
 use serde_json::Value;
 use socketioxide::socket::Sid;
 
-use super::{errors::ClientError, session::Session};
+use super::{errors::ClientError, member_state::MemberState};
 
 /// Identifies a member within the node, for rate limiters and token expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,5 +37,5 @@ pub trait Member {
     fn transport(&self) -> &'static str;
     /// Sends `event` with `data` to the other members of `rooms` (internal names, which this one
     /// is in), in the order this member relays.
-    fn relay(&self, session: &Session, rooms: Vec<String>, event: String, data: Value) -> Result<(), ClientError>;
+    fn relay(&self, session: &MemberState, rooms: Vec<String>, event: String, data: Value) -> Result<(), ClientError>;
 }

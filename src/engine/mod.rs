@@ -8,7 +8,7 @@
 //! - `actions`: joining and leaving rooms under access rules, emitting, replying;
 //! - `publish`: a published event, its checks and the rooms it routes to;
 //! - `member`: what a front's connection is to the engine (the [`member::Member`] trait);
-//! - `session`: a member's identity and public id;
+//! - `member_state`: a member's identity, public id and what it has in flight;
 //! - `roster`: how an observer (the admin view) sees members, and the traits it is told through;
 //! - `link`: what the engine needs from a cluster ([`ClusterLink`]) and the work it carries;
 //! - `state`: last-known state built from published events;
@@ -27,11 +27,11 @@ pub(crate) mod expiry;
 pub(crate) mod limits;
 mod link;
 pub(crate) mod member;
+pub(crate) mod member_state;
 pub(crate) mod perf;
 pub(crate) mod publish;
 pub(crate) mod roster;
 pub(crate) mod runtime;
-pub(crate) mod session;
 pub(crate) mod state;
 
 use std::sync::{Arc, OnceLock};
@@ -39,9 +39,9 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{Value, json};
 
 pub use link::{ClusterLink, EmitRequest, LinkStopped, Outgoing, PublishError, RoomQuery};
+pub use member_state::PublicId;
 pub use publish::{AckReport, PublishedEvent};
 pub use roster::{ClientCounts, ClientId, ClusterState, Observer, Roster, SocketView, endpoint_name};
-pub use session::PublicId;
 
 use crate::{auth::TokenVerifier, config::LimitsConfig, metrics::Metrics};
 use expiry::ExpiryQueue;
@@ -104,7 +104,7 @@ impl Shared {
 
     /// Whether this node is in a cluster that can be reached now (`false` alone).
     pub fn cluster_reachable(&self) -> bool {
-        self.cluster.get().is_some_and(|c| c.connected())
+        self.cluster.get().is_some_and(|c| c.reachable())
     }
 
     /// Why the cluster is degraded, if this node is in one and it is.

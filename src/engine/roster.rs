@@ -22,7 +22,7 @@ use std::{
 
 use socketioxide::socket::Sid;
 
-use super::{Shared, session::PublicId};
+use super::{Shared, member_state::PublicId};
 use crate::auth::Identity;
 
 /// An opaque id shared by the sockets of one client connection (an Engine.IO session, or a plain

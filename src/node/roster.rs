@@ -7,7 +7,7 @@ use socketioxide::{TransportType, adapter::Adapter, extract::SocketRef, socket::
 
 use super::Node;
 use crate::{
-    engine::{ClientCounts, ClusterState, Observer, Roster, SocketView, endpoint_name, session::Session},
+    engine::{ClientCounts, ClusterState, Observer, Roster, SocketView, endpoint_name, member_state::MemberState},
     front::socketio::roster::{UPGRADE_NO_SOCKETS, UPGRADE_WATCH},
     metrics::CutReason,
 };
@@ -87,7 +87,7 @@ impl<A: Adapter> Roster for Node<A> {
     fn cluster(&self) -> ClusterState {
         match self.shared.cluster.get() {
             None => ClusterState::Alone,
-            Some(c) if c.connected() => ClusterState::Reachable,
+            Some(c) if c.reachable() => ClusterState::Reachable,
             Some(_) => ClusterState::Unreachable,
         }
     }
@@ -119,7 +119,7 @@ impl<A: Adapter> Node<A> {
                 if !sockets.is_empty() && sockets.iter().all(|(_, s)| s.transport_type() == TransportType::Websocket) {
                     let Some(observer) = engine.shared.watcher() else { return };
                     for (path, s) in sockets {
-                        if let Some(session) = s.extensions.get::<Arc<Session>>() {
+                        if let Some(session) = s.extensions.get::<Arc<MemberState>>() {
                             observer.upgraded(path, session.public_id);
                         }
                     }

@@ -25,7 +25,11 @@ const NOT_FROM_THE_ENGINE: &[&str] = &["front", "node", "net", "http", "cluster"
 fn no_module_imports_itself_through_others() {
     let graph = graph(&read_sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src")));
     let cycles = cycles(&graph);
-    assert!(cycles.is_empty(), "import cycles (module -> module it names, via an example path):\n{}", cycles.join("\n"));
+    assert!(
+        cycles.is_empty(),
+        "import cycles (module -> module it names, via an example path):\n{}",
+        cycles.join("\n")
+    );
 }
 
 #[test]

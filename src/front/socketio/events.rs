@@ -13,14 +13,14 @@ use socketioxide::{
 };
 
 use super::namespace::{NamespaceRuntime, SioMember};
-use crate::engine::{dispatch::Handled, errors::ClientError, session::Session};
+use crate::engine::{dispatch::Handled, errors::ClientError, member_state::MemberState};
 
 impl<A: Adapter> NamespaceRuntime<A> {
     /// Handles one Socket.IO event. Runs on the socket's receive path: no awaiting.
     pub(crate) fn handle_event(
         &self,
         socket: &SocketRef<A>,
-        session: &Arc<Session>,
+        session: &Arc<MemberState>,
         packet: Value,
         ack: AckSender<A>,
         wants_ack: bool,
@@ -35,7 +35,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     }
 
     /// Reads the packet and dispatches it; returns the event's name (when it has one) and the outcome.
-    fn handle(&self, member: &SioMember<'_, A>, session: &Session, packet: Value) -> (Option<String>, Handled) {
+    fn handle(&self, member: &SioMember<'_, A>, session: &MemberState, packet: Value) -> (Option<String>, Handled) {
         // Before any parsing, so a flood costs as little as possible.
         if let Some(refused) = self.flood_check(member, session) {
             return (None, refused);
@@ -70,7 +70,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     fn answer(
         &self,
         socket: &SocketRef<A>,
-        session: &Session,
+        session: &MemberState,
         event: Option<&str>,
         handled: Handled,
         ack: AckSender<A>,

@@ -34,8 +34,8 @@ use crate::engine::{
     actions::ActionCtx,
     errors::{ClientError, ErrorKind},
     member::{Member, MemberKey},
+    member_state::{MemberState, Refusal},
     runtime::SpecRuntime,
-    session::{Refusal, Session},
 };
 use crate::{
     auth::{Identity, TokenError, TokenSource, handshake_token},
@@ -85,7 +85,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     /// refused when too many are still on their way.
     pub(crate) fn broadcast_in_order(
         &self,
-        session: &Arc<Session>,
+        session: &Arc<MemberState>,
         broadcast: impl Future<Output = Result<(), BroadcastError>> + Send + 'static,
     ) -> Result<(), ClientError> {
         let mut broadcast = Box::pin(broadcast);
@@ -194,7 +194,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             Ok(identity) => {
                 let expires_at = identity.expires_at;
                 let backlog = self.sio.sessions.admitted(s.id, s.transport_type(), s.req_parts(), true);
-                let session = Session::new(identity);
+                let session = MemberState::new(identity);
                 s.extensions.insert(session.clone());
                 s.extensions.insert(backlog);
                 s.on_fallback(EventHandler { ns: self.clone(), session });
@@ -220,7 +220,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             self.close_refused_session(s);
             return;
         }
-        let Some(session) = s.extensions.get::<Arc<Session>>() else { return };
+        let Some(session) = s.extensions.get::<Arc<MemberState>>() else { return };
         self.shared.metrics.connections.inc();
         self.metrics.connected();
         let identity = session.identity();
@@ -255,7 +255,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     /// Disconnects a socket whose token expired, unless it was refreshed meanwhile.
     pub(crate) fn expire(&self, sid: socketioxide::socket::Sid, exp: u64) {
         let Some(socket) = self.io.of(self.spec.path.as_str()).and_then(|op| op.get_socket(sid)) else { return };
-        let Some(session) = socket.extensions.get::<Arc<Session>>() else { return };
+        let Some(session) = socket.extensions.get::<Arc<MemberState>>() else { return };
         if session.identity().expires_at != Some(exp) {
             return;
         }
@@ -263,7 +263,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     }
 
     /// Tells the client its token expired and disconnects it.
-    pub(crate) fn end_expired(&self, socket: &SocketRef<A>, session: &Session) {
+    pub(crate) fn end_expired(&self, socket: &SocketRef<A>, session: &MemberState) {
         tracing::info!(ns = %self.spec.path, socket = %session.public_id, "token expired, disconnecting");
         let payload = ClientError::auth(TokenError::Expired.to_string()).payload(None);
         self.send_to(socket, "error", Some(&payload));
@@ -293,7 +293,7 @@ impl<A: Adapter> Member for SioMember<'_, A> {
         // observer hears after the change, so a list it takes meanwhile cannot miss it.
         self.socket.join(room.clone());
         if let Some(observer) = self.ns.shared.watcher()
-            && let Some(session) = self.socket.extensions.get::<Arc<Session>>()
+            && let Some(session) = self.socket.extensions.get::<Arc<MemberState>>()
         {
             observer.joined(&self.ns.spec.path, session.public_id, crate::rooms::display_name(&room));
         }
@@ -302,7 +302,7 @@ impl<A: Adapter> Member for SioMember<'_, A> {
     fn leave(&self, room: &str) {
         self.socket.leave(room.to_string());
         if let Some(observer) = self.ns.shared.watcher()
-            && let Some(session) = self.socket.extensions.get::<Arc<Session>>()
+            && let Some(session) = self.socket.extensions.get::<Arc<MemberState>>()
         {
             observer.left(&self.ns.spec.path, session.public_id, crate::rooms::display_name(room));
         }
@@ -319,13 +319,13 @@ impl<A: Adapter> Member for SioMember<'_, A> {
         }
     }
 
-    fn relay(&self, _: &Session, rooms: Vec<String>, event: String, data: Json) -> Result<(), ClientError> {
+    fn relay(&self, _: &MemberState, rooms: Vec<String>, event: String, data: Json) -> Result<(), ClientError> {
         // Through the adapter, so members on other nodes get it too; while the cluster is
         // unreachable (or the send to it fails), to this node's members only.
         let op = self.socket.to(rooms);
         let clustered = self.ns.shared.cluster.get().is_some();
         let reachable = self.ns.shared.cluster_reachable();
-        let Some(session) = self.socket.extensions.get::<Arc<Session>>() else { return Ok(()) };
+        let Some(session) = self.socket.extensions.get::<Arc<MemberState>>() else { return Ok(()) };
         self.ns.broadcast_in_order(&session, async move {
             if clustered && !reachable {
                 return op.local().emit(&event, &data).await;
@@ -374,7 +374,7 @@ impl<A: Adapter> ConnectHandler<A, SpecHandler> for ConnectFlow<A> {
 /// The per-socket client event handler: every event goes through [`NamespaceRuntime::handle_event`].
 pub struct EventHandler<A: Adapter> {
     ns: Arc<NamespaceRuntime<A>>,
-    session: Arc<Session>,
+    session: Arc<MemberState>,
 }
 
 impl<A: Adapter> MessageHandler<A, SpecHandler> for EventHandler<A> {
@@ -394,7 +394,7 @@ pub struct DisconnectFlow<A: Adapter> {
 
 impl<A: Adapter> DisconnectHandler<A, SpecHandler> for DisconnectFlow<A> {
     fn call_with_defer(&self, s: Arc<Socket<A>>, reason: DisconnectReason, defer: fn(Arc<Socket<A>>)) {
-        let session = s.extensions.get::<Arc<Session>>();
+        let session = s.extensions.get::<Arc<MemberState>>();
         // Its rooms, while it still has them, for an observer that watches.
         let rooms = match self.ns.shared.watcher() {
             Some(_) if session.is_some() => s.rooms().iter().map(|r| crate::rooms::display_name(r)).collect(),

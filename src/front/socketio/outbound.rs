@@ -22,7 +22,7 @@ use socketioxide::{
     BroadcastError, SendError, SocketError, adapter::Adapter, extract::SocketRef, operators::BroadcastOperators,
 };
 
-use crate::{engine::session::Session, front::socketio::namespace::NamespaceRuntime};
+use crate::{engine::member_state::MemberState, front::socketio::namespace::NamespaceRuntime};
 use crate::{
     metrics::DropReason,
     net::backlog::{Behind, event_packet_len},
@@ -115,7 +115,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     fn charge(&self, socket: &SocketRef<A>, bytes: usize) {
         let Some(backlog) = socket.extensions.get::<Arc<Backlog>>() else { return };
         let Err(behind) = backlog.queue(bytes, self.sio.backlog_limits) else { return };
-        let Some(session) = socket.extensions.get::<Arc<Session>>() else { return };
+        let Some(session) = socket.extensions.get::<Arc<MemberState>>() else { return };
         if session.ended_as().is_some() {
             return;
         }

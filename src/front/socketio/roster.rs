@@ -9,7 +9,7 @@ use socketioxide::{TransportType, adapter::Adapter, extract::SocketRef};
 
 use super::namespace::NamespaceRuntime;
 use crate::{
-    engine::{SocketView, session::Session},
+    engine::{SocketView, member_state::MemberState},
     rooms,
 };
 
@@ -20,7 +20,7 @@ pub(crate) const UPGRADE_NO_SOCKETS: Duration = Duration::from_secs(2);
 
 impl<A: Adapter> NamespaceRuntime<A> {
     /// How the observer sees socket `s`.
-    pub(crate) fn view<'a>(&'a self, s: &'a SocketRef<A>, session: &Session) -> SocketView<'a> {
+    pub(crate) fn view<'a>(&'a self, s: &'a SocketRef<A>, session: &MemberState) -> SocketView<'a> {
         let parts = s.req_parts();
         let address = parts
             .extensions
@@ -40,12 +40,12 @@ impl<A: Adapter> NamespaceRuntime<A> {
     }
 
     /// This node's admitted sockets with their sessions.
-    pub(crate) fn local_sessions(&self) -> Vec<(SocketRef<A>, Arc<Session>)> {
+    pub(crate) fn local_sessions(&self) -> Vec<(SocketRef<A>, Arc<MemberState>)> {
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return Vec::new() };
         op.local()
             .sockets()
             .into_iter()
-            .filter_map(|s| s.extensions.get::<Arc<Session>>().map(|session| (s, session)))
+            .filter_map(|s| s.extensions.get::<Arc<MemberState>>().map(|session| (s, session)))
             .collect()
     }
 }

@@ -40,7 +40,7 @@ fn queue_full<A: Adapter>(socket: &SocketRef<A>) -> bool {
 /// whatever its writer is blocked on).
 pub(crate) fn end<A: Adapter>(socket: &SocketRef<A>, path: &str, sio: &SocketIoShared) {
     tracing::info!(ns = path, "ending a slow consumer: its send queue is full");
-    if let Some(session) = socket.extensions.get::<std::sync::Arc<crate::engine::session::Session>>() {
+    if let Some(session) = socket.extensions.get::<std::sync::Arc<crate::engine::member_state::MemberState>>() {
         session.end_as(CloseReason::SlowConsumer);
     }
     sio.sessions.close(

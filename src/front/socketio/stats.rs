@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 
 use super::namespace::NamespaceRuntime;
-use crate::engine::session::Session;
+use crate::engine::member_state::MemberState;
 
 impl<A: Adapter> NamespaceRuntime<A> {
     /// This node's sockets: `{connections, anonymous, tenants: {t: {connections, users,
@@ -16,7 +16,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return json!({}) };
         let (mut total, mut anonymous) = (0u64, 0u64);
         for socket in op.local().sockets() {
-            let Some(session) = socket.extensions.get::<Arc<Session>>() else { continue };
+            let Some(session) = socket.extensions.get::<Arc<MemberState>>() else { continue };
             total += 1;
             anonymous += u64::from(!session.identity().is_authenticated());
         }

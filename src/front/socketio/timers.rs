@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 
 use crate::{
-    engine::{clock::iso_now, session::Session},
+    engine::{clock::iso_now, member_state::MemberState},
     front::socketio::{namespace::NamespaceRuntime, outbound::Encoded},
 };
 use crate::{
@@ -138,7 +138,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         let mut stats: HashMap<String, TenantStats> = HashMap::new();
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return stats };
         for socket in op.local().sockets() {
-            let Some(session) = socket.extensions.get::<Arc<Session>>() else { continue };
+            let Some(session) = socket.extensions.get::<Arc<MemberState>>() else { continue };
             let identity = session.identity();
             let Some(tenant) = identity.tenant_id.as_deref() else { continue };
             let entry = stats.entry(tenant.to_string()).or_default();

@@ -52,7 +52,7 @@ use crate::{
         clock::now_millis,
         errors::ClientError,
         member::{Member, MemberKey},
-        session::Session,
+        member_state::MemberState,
     },
     metrics::CloseReason,
 };
@@ -186,7 +186,7 @@ impl Outbox {
 /// One connection's shared state (the endpoint's index holds it too).
 pub(crate) struct Conn {
     pub id: u64,
-    pub session: Arc<Session>,
+    pub session: Arc<MemberState>,
     /// The client's address (through `TRUSTED_PROXIES`), for the admin view.
     pub address: Option<std::net::IpAddr>,
     outbox: Mutex<Outbox>,
@@ -210,7 +210,7 @@ pub(crate) enum Queued {
 }
 
 impl Conn {
-    pub(crate) fn new(id: u64, session: Arc<Session>, address: Option<std::net::IpAddr>) -> Self {
+    pub(crate) fn new(id: u64, session: Arc<MemberState>, address: Option<std::net::IpAddr>) -> Self {
         Self {
             id,
             session,
@@ -398,7 +398,7 @@ impl Member for NativeMember<'_> {
         "websocket"
     }
 
-    fn relay(&self, _: &Session, _: Vec<String>, _: String, _: Value) -> Result<(), ClientError> {
+    fn relay(&self, _: &MemberState, _: Vec<String>, _: String, _: Value) -> Result<(), ClientError> {
         // The spec checker refuses relays on plain WebSocket endpoints; this is the backstop.
         Err(ClientError::validation("relays are not available on plain WebSocket endpoints"))
     }
@@ -410,7 +410,7 @@ mod tests {
     use crate::auth::Identity;
 
     fn conn() -> Conn {
-        Conn::new(1, Session::new(Identity::anonymous()), None)
+        Conn::new(1, MemberState::new(Identity::anonymous()), None)
     }
 
     fn text(n: usize) -> Frame {

@@ -41,9 +41,9 @@ use crate::engine::{
     dispatch::Handled,
     errors::ClientError,
     member::MemberKey,
+    member_state::MemberState,
     publish::PublishedEvent,
     runtime::SpecRuntime,
-    session::Session,
 };
 use crate::{
     auth::TokenError,
@@ -120,7 +120,7 @@ impl Endpoint {
     }
 
     /// Registers a new connection for `session` and runs the spec's `on_connect`.
-    fn register(self: &Arc<Self>, session: Arc<Session>, address: Option<std::net::IpAddr>) -> Arc<Conn> {
+    fn register(self: &Arc<Self>, session: Arc<MemberState>, address: Option<std::net::IpAddr>) -> Arc<Conn> {
         let conn = Arc::new(Conn::new(self.next_id.fetch_add(1, Ordering::Relaxed), session, address));
         self.conns.write().unwrap_or_else(|e| e.into_inner()).insert(conn.id, conn.clone());
         self.shared.metrics.native_connections.inc();
@@ -539,7 +539,7 @@ impl EndpointStats {
 /// A connection as the roster reads it.
 pub(crate) struct ConnView<'a> {
     pub id: u64,
-    pub session: &'a Session,
+    pub session: &'a MemberState,
     pub address: Option<std::net::IpAddr>,
     pub rooms: &'a [Arc<str>],
 }

@@ -29,7 +29,7 @@ use tokio_tungstenite::{
 use crate::front::websocket::{Endpoint, conn};
 use crate::{
     auth::{ApiKeys, Identity, TokenError, TokenSource, handshake_token, query_param},
-    engine::session::Session,
+    engine::member_state::MemberState,
     metrics::Rejection,
 };
 
@@ -69,7 +69,7 @@ pub async fn upgrade(ep: Arc<Endpoint>, api_keys: &ApiKeys, request: Request<Bod
         .max_frame_size(Some(settings.max_message_bytes));
     let tenant = identity.tenant_id.clone();
     ep.registering_changed(&tenant, true);
-    let session = Session::new(identity);
+    let session = MemberState::new(identity);
     tokio::spawn(async move {
         let upgraded = on_upgrade.await;
         let registered = upgraded.map(|io| {

@@ -1,7 +1,8 @@
-//! Per-socket state: who the socket is, kept small because it is paid once per connection.
+//! A member's state, on either front: who it is, its public id, its relays in flight and why it
+//! is being ended; kept small because it is paid once per connection.
 //!
-//! A session lives in the socket's extensions (and in its event handler), created by the connect
-//! middleware. Rooms are not here: the adapter already knows them.
+//! A front creates it when it admits a connection and keeps it with the connection (a Socket.IO
+//! socket's extensions, a plain WebSocket's record). Rooms are not here: each front indexes them.
 //!
 //! A socket is known to everyone but itself by its [`PublicId`], never by socketioxide's socket
 //! id: that one is the Engine.IO session id, which works as a credential for a long-polling
@@ -67,7 +68,7 @@ pub struct RelaysPending;
 
 /// What the gateway knows about one connected socket.
 #[derive(Debug)]
-pub struct Session {
+pub struct MemberState {
     /// The id others see.
     pub public_id: PublicId,
     /// When it connected (ms since the epoch), for the admin view.
@@ -96,7 +97,7 @@ pub struct Refusal {
     pub kind: super::errors::ErrorKind,
 }
 
-impl Session {
+impl MemberState {
     /// A session for `identity`.
     pub fn new(identity: Identity) -> Arc<Self> {
         Arc::new(Self {
@@ -187,7 +188,7 @@ mod tests {
 
     #[test]
     fn a_session_remembers_why_the_gateway_ended_it() {
-        let session = Session::new(Identity::anonymous());
+        let session = MemberState::new(Identity::anonymous());
         assert_eq!(session.ended_as(), None);
         session.end_as(CloseReason::SlowConsumer);
         assert_eq!(session.ended_as(), Some(CloseReason::SlowConsumer));
