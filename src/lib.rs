@@ -15,12 +15,13 @@
 //!   [`metrics`]: the Prometheus registry; [`parse_errors`]: values that do not parse, told in
 //!   their writer's terms; [`lifecycle`]: serving or draining.
 //! - [`app`]: assembles everything on one port and runs it; [`cli`], [`telemetry`], [`memory`]:
-//!   the binary's helpers.
+//!   the binary's helpers; [`clock`]: now, as the seeds wrote times.
 
 pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod engine;

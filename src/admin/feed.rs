@@ -17,6 +17,7 @@
 //! admin after the list. (One racing the list may be in both: the UI takes a repeated socket or
 //! room once, except that a room's page may count one member twice until the next list.)
 
+use crate::clock::{iso_now, now_millis};
 use std::{
     borrow::Cow,
     collections::HashSet,
@@ -24,7 +25,6 @@ use std::{
         Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    time::SystemTime,
 };
 
 use serde_json::value::RawValue;
@@ -108,15 +108,6 @@ pub struct Feed<A: Adapter> {
     control: mpsc::UnboundedSender<Control<A>>,
     counts: Mutex<EventCounts>,
     metrics: AdminMetrics,
-}
-
-fn now_iso() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
-
-/// Now, in ms since the epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
 }
 
 impl<A: Adapter> Feed<A> {
@@ -220,7 +211,7 @@ impl<A: Adapter> Feed<A> {
     }
 
     fn count(&self, kind: &'static str, detail: Option<&'static str>) {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner()).count(now_ms(), kind, detail);
+        self.counts.lock().unwrap_or_else(|e| e.into_inner()).count(now_millis(), kind, detail);
     }
 }
 
@@ -243,7 +234,7 @@ impl<A: Adapter> Observer for Feed<A> {
             return;
         }
         match serde_json::value::to_raw_value(&wire::socket(socket)) {
-            Ok(socket) => self.queue(Change::Connected { socket, at: now_iso() }),
+            Ok(socket) => self.queue(Change::Connected { socket, at: iso_now() }),
             Err(e) => tracing::warn!(error = %e, "admin view: a socket could not be serialized"),
         }
     }
@@ -259,18 +250,18 @@ impl<A: Adapter> Observer for Feed<A> {
             id: id.to_string(),
             reason,
             rooms,
-            at: now_iso(),
+            at: iso_now(),
         });
     }
 
     fn joined(&self, namespace: &str, id: PublicId, room: String) {
         let room = shown(room);
-        self.queue(Change::Joined { nsp: namespace.to_string(), room, id: id.to_string(), at: now_iso() });
+        self.queue(Change::Joined { nsp: namespace.to_string(), room, id: id.to_string(), at: iso_now() });
     }
 
     fn left(&self, namespace: &str, id: PublicId, room: String) {
         let room = shown(room);
-        self.queue(Change::Left { nsp: namespace.to_string(), room, id: id.to_string(), at: now_iso() });
+        self.queue(Change::Left { nsp: namespace.to_string(), room, id: id.to_string(), at: iso_now() });
     }
 
     fn upgraded(&self, namespace: &str, id: PublicId) {

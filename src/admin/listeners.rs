@@ -27,7 +27,7 @@ use serde_json::value::{RawValue, to_raw_value};
 use socketioxide::{SendError, SocketError, adapter::Adapter, extract::SocketRef};
 
 use super::{
-    feed::{Change, Control, Feed, Receivers, now_ms},
+    feed::{Change, Control, Feed, Receivers},
     wire,
 };
 use crate::engine::Roster;
@@ -169,7 +169,7 @@ impl List {
             *listed.entry(view.namespace.to_string()).or_default() += 1;
             ControlFlow::Continue(())
         });
-        let (now, mut left_out) = (now_ms(), 0);
+        let (now, mut left_out) = (crate::clock::now_millis(), 0);
         for (name, count) in namespaces {
             let missing = count.saturating_sub(listed.get(&name).copied().unwrap_or_default());
             if missing > 0

@@ -42,11 +42,8 @@ use tokio::{
     time::Instant,
 };
 
-use super::{
-    now_ms,
-    stream::{BusStream, StreamError, StreamId},
-};
-use crate::{engine::Outgoing, metrics::ClusterMetrics};
+use super::stream::{BusStream, StreamError, StreamId};
+use crate::{clock::now_millis, engine::Outgoing, metrics::ClusterMetrics};
 
 #[cfg(test)]
 mod fake;
@@ -253,7 +250,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
             return;
         };
         // `at`: when its sender took it; a sender whose clock runs ahead gives no lag.
-        let lag = value["at"].as_u64().map(|at| Duration::from_millis(now_ms().saturating_sub(at)));
+        let lag = value["at"].as_u64().map(|at| Duration::from_millis(now_millis().saturating_sub(at)));
         if node == self.node {
             let mut ledger = self.ledger().await;
             ledger.own_read = ledger.own_read.max(seq);
@@ -332,7 +329,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
     async fn send(&self, seq: u64, message: Outgoing, backlog: &mut Backlog) {
         // `at`: when it was sent, which the receivers' lag is measured from, kept through a
         // backlog (its wait is lag too).
-        let wire = json!({ "node": self.node, "seq": seq, "at": now_ms(), "body": message.to_json() }).to_string();
+        let wire = json!({ "node": self.node, "seq": seq, "at": now_millis(), "body": message.to_json() }).to_string();
         {
             let mut ledger = self.ledger().await;
             ledger.in_flight.push_back(Pending { seq, message: Arc::new(message), bytes: wire.len() });

@@ -24,6 +24,7 @@ mod bus;
 mod inputs;
 mod stream;
 
+use crate::clock::now_millis;
 use std::{
     collections::HashMap,
     future::Future,
@@ -32,7 +33,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use anyhow::Context;
@@ -134,10 +135,6 @@ impl Health {
             tracing::info!(down_ms = down.as_millis() as u64, "Redis is reachable again");
         }
     }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
 }
 
 impl Cluster {
@@ -359,13 +356,13 @@ impl Cluster {
     async fn exchange_snapshots<A: Adapter>(&self, engine: &Node<A>) -> Result<Vec<String>, fred::error::Error> {
         let mut snapshot = engine.node_snapshot();
         snapshot["node"] = json!(self.node);
-        snapshot["at"] = json!(now_ms());
+        snapshot["at"] = json!(now_millis());
         let key = self.nodes_key();
         self.client.hset::<i64, _, _>(&key, (self.node.as_str(), snapshot.to_string())).await?;
         // The hash goes away when every node is gone.
         self.client.pexpire::<i64, _>(&key, 60_000, None).await?;
         let all: HashMap<String, String> = self.client.hgetall(&key).await?;
-        let now = now_ms();
+        let now = now_millis();
         let mut peers = Vec::new();
         let mut alive = Vec::new();
         let mut gone = Vec::new();
@@ -510,7 +507,7 @@ impl ClusterLink for Cluster {
     }
 
     fn peers(&self) -> Vec<Value> {
-        let now = now_ms();
+        let now = now_millis();
         self.peers
             .lock()
             .unwrap_or_else(|e| e.into_inner())

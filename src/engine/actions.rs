@@ -8,7 +8,8 @@ use std::{borrow::Cow, cell::OnceCell};
 
 use serde_json::{Map, Value, json};
 
-use super::{clock::iso_now, errors::ClientError, member::Member, member_state::MemberState, runtime::SpecRuntime};
+use super::{errors::ClientError, member::Member, member_state::MemberState, runtime::SpecRuntime};
+use crate::clock::iso_now;
 use crate::{
     auth::Identity,
     rooms::{self, RoomScope},

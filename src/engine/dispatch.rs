@@ -8,14 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 
-use super::{
-    actions::ActionCtx,
-    clock::{iso_from_secs, iso_now, now_millis},
-    errors::ClientError,
-    member::Member,
-    member_state::MemberState,
-    runtime::SpecRuntime,
-};
+use super::{actions::ActionCtx, errors::ClientError, member::Member, member_state::MemberState, runtime::SpecRuntime};
+use crate::clock::{iso_from_secs, iso_now, now_millis};
 use crate::metrics::Rejection;
 
 /// Rate-limit notices to one member are at most this often; refused events beyond are dropped

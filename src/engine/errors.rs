@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::clock::iso_now;
+use crate::clock::iso_now;
 
 /// The `type` field of an `error` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

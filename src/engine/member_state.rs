@@ -102,7 +102,7 @@ impl MemberState {
     pub fn new(identity: Identity) -> Arc<Self> {
         Arc::new(Self {
             public_id: PublicId::random(),
-            connected_at_ms: super::clock::now_millis(),
+            connected_at_ms: crate::clock::now_millis(),
             identity: RwLock::new(Arc::new(identity)),
             last_limit_notice_ms: AtomicU64::new(0),
             relays: Mutex::new((None, 0)),

@@ -13,14 +13,13 @@
 //! - `link`: what the engine needs from a cluster ([`ClusterLink`]) and the work it carries;
 //! - `state`: last-known state built from published events;
 //! - `perf`: the live performance figures of `{gateway.stats}`;
-//! - `expiry`, `limits`, `errors`, `clock`: what their names say.
+//! - `expiry`, `limits`, `errors`: what their names say.
 //!
 //! It never names a namespace: what a namespace does comes from its spec. In a cluster, published
 //! events and raw emits go through a [`ClusterLink`] (implemented by `crate::cluster`), which
 //! brings them back to every node, where each delivers them to its own members.
 
 pub(crate) mod actions;
-pub(crate) mod clock;
 pub(crate) mod dispatch;
 pub mod errors;
 pub(crate) mod expiry;

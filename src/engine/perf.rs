@@ -11,7 +11,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use super::clock::iso_now;
+use crate::clock::iso_now;
 use crate::metrics::Metrics;
 
 /// The previous reading.

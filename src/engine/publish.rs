@@ -15,7 +15,8 @@ use std::{
 
 use serde_json::{Map, Value, json};
 
-use super::{clock::iso_now, runtime::SpecRuntime};
+use super::runtime::SpecRuntime;
+use crate::clock::iso_now;
 use crate::{
     rooms::{self, RoomScope},
     spec::{

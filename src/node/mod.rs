@@ -23,10 +23,10 @@ use tokio::task::JoinHandle;
 
 use crate::{
     auth::TokenVerifier,
+    clock,
     config::LimitsConfig,
     engine::{
-        AckReport, ClusterLink, Outgoing, PublishError, PublishedEvent, Shared, clock, member::MemberKey,
-        runtime::SpecRuntime,
+        AckReport, ClusterLink, Outgoing, PublishError, PublishedEvent, Shared, member::MemberKey, runtime::SpecRuntime,
     },
     front::{
         socketio::{

@@ -16,8 +16,8 @@ use socketioxide::{BroadcastError, SendError, SocketError, SocketIo, adapter::Ad
 use std::sync::atomic::Ordering;
 
 use super::SocketIoShared;
-use crate::engine::{Shared, clock::now_millis};
 use crate::metrics::{CloseReason, CutReason, DropReason};
+use crate::{clock::now_millis, engine::Shared};
 
 /// Sweeps of one namespace are at least this far apart: a burst of full broadcasts costs one.
 const SWEEP_GAP_MS: u64 = 200;

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 
 use crate::{
-    engine::{clock::iso_now, member_state::MemberState},
+    clock::iso_now,
+    engine::member_state::MemberState,
     front::socketio::{namespace::NamespaceRuntime, outbound::Encoded},
 };
 use crate::{

@@ -48,8 +48,8 @@ use tokio_tungstenite::{
 
 use crate::front::websocket::{Endpoint, envelope};
 use crate::{
+    clock::now_millis,
     engine::{
-        clock::now_millis,
         errors::ClientError,
         member::{Member, MemberKey},
         member_state::MemberState,
@@ -390,7 +390,7 @@ impl Member for NativeMember<'_> {
     }
 
     fn send(&self, event: &str, data: Option<&Value>) {
-        let text = envelope::render(event, &crate::engine::clock::iso_now(), data.unwrap_or(&Value::Null));
+        let text = envelope::render(event, &crate::clock::iso_now(), data.unwrap_or(&Value::Null));
         self.ep.queue(self.conn, Frame::Text(text));
     }
 

@@ -35,16 +35,6 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 pub use upgrade::upgrade;
 
-use crate::engine::{
-    actions::ActionCtx,
-    clock::{iso_now, now_millis},
-    dispatch::Handled,
-    errors::ClientError,
-    member::MemberKey,
-    member_state::MemberState,
-    publish::PublishedEvent,
-    runtime::SpecRuntime,
-};
 use crate::{
     auth::TokenError,
     config::NativeConfig,
@@ -52,6 +42,13 @@ use crate::{
     metrics::{CloseReason, DropReason, Rejection},
     net::client_ip::TrustedProxies,
     rooms,
+};
+use crate::{
+    clock::{iso_now, now_millis},
+    engine::{
+        actions::ActionCtx, dispatch::Handled, errors::ClientError, member::MemberKey, member_state::MemberState,
+        publish::PublishedEvent, runtime::SpecRuntime,
+    },
 };
 use conn::{BufferLimits, Closing, Conn, Frame, NativeMember, Queued};
 use index::{IdHash, RoomIndex};
