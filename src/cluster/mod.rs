@@ -21,10 +21,12 @@
 //! `/readyz` says why the node is degraded.
 
 mod bus;
+mod health;
 mod inputs;
 mod stream;
 
 use crate::clock::now_millis;
+use health::Health;
 use std::{
     collections::HashMap,
     future::Future,
@@ -33,7 +35,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use anyhow::Context;
@@ -94,47 +96,6 @@ enum Subscriber {
     Inputs,
     /// socketioxide-redis's sharded channels.
     Adapter,
-}
-
-/// What the node knows about Redis.
-#[derive(Debug, Default)]
-struct Health {
-    /// Commands answer.
-    connected: AtomicBool,
-    /// Our input subscriptions are in place (false from a disconnect until they are restored).
-    subscribed: AtomicBool,
-    /// socketioxide-redis's subscriptions are in place (same).
-    adapter_subscribed: AtomicBool,
-    /// The last failure and when it started, while unhealthy.
-    problem: Mutex<Option<(String, SystemTime)>>,
-}
-
-impl Health {
-    fn reachable(&self) -> bool {
-        self.connected.load(Ordering::SeqCst)
-            && self.subscribed.load(Ordering::SeqCst)
-            && self.adapter_subscribed.load(Ordering::SeqCst)
-    }
-
-    fn fail(&self, why: String) {
-        self.connected.store(false, Ordering::SeqCst);
-        let mut problem = self.problem.lock().unwrap_or_else(|e| e.into_inner());
-        if problem.is_none() {
-            tracing::warn!(error = %why, "Redis is unreachable: serving this node's sockets only");
-            *problem = Some((why, SystemTime::now()));
-        } else if let Some((reason, _)) = problem.as_mut() {
-            *reason = why;
-        }
-    }
-
-    fn recover(&self) {
-        self.connected.store(true, Ordering::SeqCst);
-        let mut problem = self.problem.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, since)) = problem.take() {
-            let down = since.elapsed().unwrap_or_default();
-            tracing::info!(down_ms = down.as_millis() as u64, "Redis is reachable again");
-        }
-    }
 }
 
 impl Cluster {
