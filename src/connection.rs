@@ -38,31 +38,8 @@ use tokio::{
     time::Sleep,
 };
 
-/// Why a connection was cut; also the `reason` label of the metric that counts cuts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CutReason {
-    /// A write made no complete progress within the write timeout.
-    WriteTimeout,
-    /// The session's queue was full: its client reads slower than it is sent to.
-    SlowConsumer,
-    /// The engine turned the session away (refused token, throttled) and no other namespace
-    /// uses it.
-    Refused,
-    /// An operator disconnected the client from the admin view.
-    Admin,
-}
-
-impl CutReason {
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CutReason::WriteTimeout => "write_timeout",
-            CutReason::SlowConsumer => "slow_consumer",
-            CutReason::Refused => "refused",
-            CutReason::Admin => "admin",
-        }
-    }
-}
+/// Why a connection was cut (a metrics label, so it lives in `crate::metrics`).
+pub use crate::metrics::CutReason;
 
 /// The handle of one TCP connection: whether it was cut, the tasks to wake when it is, and the
 /// backlog of the Socket.IO session it carries (a WebSocket), which its writes drain.
