@@ -14,10 +14,10 @@ use serde::Deserialize;
 use super::{
     env::{Env, list},
     file::FileConfig,
-    parse::parse_duration,
     random_hex,
     variables::AUTH_VARIABLES,
 };
+use crate::spec::durations::parse_duration;
 
 /// Token verification settings.
 #[derive(Debug, Clone)]

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 
-use super::{file::DurationSetting, parse::parse_duration};
+use super::file::DurationSetting;
+use crate::spec::durations::parse_duration;
 
 /// A lookup of one environment variable: its value when it is set and not blank.
 pub(super) struct Env<'a>(pub(super) &'a dyn Fn(&str) -> Option<String>);

@@ -12,8 +12,8 @@ use std::{
 use anyhow::Context;
 use serde::Deserialize;
 
-use super::{AdminMode, LogFormat, parse::deserialize_duration};
-use crate::spec::RateLimit;
+use super::{AdminMode, LogFormat};
+use crate::spec::{RateLimit, durations::deserialize_duration};
 
 /// The optional config file, every field optional. Environment variables win over it.
 #[derive(Debug, Default, Deserialize)]

@@ -10,7 +10,8 @@
 //! connection caps), `cluster` (Redis), `auth` (token key, dev mode, API keys, cookie), `admin`,
 //! `transport` (Engine.IO), `limits`, `native` (the plain WebSocket front) and `logging`. Around
 //! them: `variables` (every variable read, and misspellings), `file` (the config file), `env`
-//! (typed lookups of one variable) and `parse` (durations and rates, shared with specs).
+//! (typed lookups of one variable); durations and rates are parsed by `crate::spec::durations`,
+//! the syntax specs share.
 
 mod admin;
 mod auth;
@@ -21,7 +22,6 @@ mod http;
 mod limits;
 mod logging;
 mod native;
-mod parse;
 #[cfg(test)]
 mod tests;
 mod transport;
@@ -43,9 +43,11 @@ pub use http::{HttpConfig, MIN_HEADER_BYTES};
 pub use limits::{LimitsConfig, PUBLISH_CALLS_BUFFERED};
 pub use logging::{LogFormat, log_filter};
 pub use native::NativeConfig;
-pub use parse::{deserialize_duration, parse_duration, parse_rate};
 pub use transport::TransportConfig;
 pub use variables::VARIABLES;
+
+/// Durations and rates, written the same in specs and settings (they live in `spec`).
+pub use crate::spec::durations::{deserialize_duration, parse_duration, parse_rate};
 
 use crate::{client_ip::TrustedProxies, spec::RateLimit};
 use env::Env;

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 
-use super::{PUBLISH_CALLS_BUFFERED, env::Env, file::FileConfig, limits::LimitsConfig, parse::parse_rate};
-use crate::spec::RateLimit;
+use super::{PUBLISH_CALLS_BUFFERED, env::Env, file::FileConfig, limits::LimitsConfig};
+use crate::spec::{RateLimit, durations::parse_rate};
 
 /// Engine.IO settings, named after the seed's `@WebSocketGateway` options.
 #[derive(Debug, Clone)]

@@ -10,6 +10,7 @@
 
 mod compile;
 pub mod describe;
+pub(crate) mod durations;
 mod error;
 mod load;
 mod raw;
@@ -323,7 +324,7 @@ pub struct RateLimit {
     /// Requests allowed in one window (also the burst).
     pub max: u32,
     /// The window.
-    #[serde(deserialize_with = "crate::config::deserialize_duration")]
+    #[serde(deserialize_with = "durations::deserialize_duration")]
     pub per: Duration,
 }
 

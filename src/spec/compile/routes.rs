@@ -81,7 +81,7 @@ impl Checker<'_> {
         if raw.value == "metrics_interval" {
             return Some(TimerInterval::Metrics);
         }
-        match crate::config::parse_duration(&raw.value) {
+        match crate::spec::durations::parse_duration(&raw.value) {
             Ok(d) if d >= std::time::Duration::from_millis(100) => Some(TimerInterval::Fixed(d)),
             Ok(_) => {
                 self.error(raw.referenced, "a timer interval must be at least 100ms");

@@ -1,11 +1,13 @@
-//! The value syntaxes settings share, for the environment, config files and specs alike:
-//! durations (`60000` milliseconds, or `60s`) and rates (`600/1m`).
+//! The value syntaxes specs and the gateway's settings share: durations (`60000` milliseconds, or
+//! `60s`) and rates (`600/1m`). Here, and not in `crate::config`, so that `config` depends on
+//! `spec` (for [`RateLimit`] and the misspelling finder) and never the other way round; config
+//! re-exports them.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::spec::RateLimit;
+use super::RateLimit;
 
 /// Deserializes a duration written as milliseconds (`60000`) or with a unit (`60s`), for config
 /// files and specs alike.
