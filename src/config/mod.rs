@@ -5,7 +5,7 @@
 //! [`Config`]; tests build one in code with [`Config::for_tests`] and never touch the environment.
 //! Secrets are [`SecretString`]s so that no `Debug` or log line can print them.
 //!
-//! [`Config::from_sources`] reads the sections in turn, each from its own submodule, which owns
+//! `Config::from_sources` reads the sections in turn, each from its own submodule, which owns
 //! the section's type, its variables, defaults and checks: `http` (the listener, CORS, proxies,
 //! connection caps), `cluster` (Redis), `auth` (token key, dev mode, API keys, cookie), `admin`,
 //! `transport` (Engine.IO), `limits`, `native` (the plain WebSocket front) and `logging`. Around

@@ -164,7 +164,7 @@ pub(super) struct NsReasonLabels {
     pub(super) reason: &'static str,
 }
 
-/// `{namespace, protocol, event}`; `event` is declared by the spec, or [`OTHER_EVENT`].
+/// `{namespace, protocol, event}`; `event` is declared by the spec, or [`OTHER_EVENT`](super::OTHER_EVENT).
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct EventLabels {
     pub(super) namespace: String,

@@ -24,7 +24,7 @@ pub const MAX_FILTERS: usize = 4;
 /// control character, which values never contain unescaped and patterns cannot contain.
 pub const FILTER_SEP: char = '\u{1}';
 
-/// A visible name followed by one value per filter (`None`: any value), for [`internal_name`].
+/// A visible name followed by one value per filter (`None`: any value), for [`internal_name`](super::internal_name).
 pub fn with_filters(visible: &str, values: &[Option<&str>]) -> String {
     let mut out = String::with_capacity(visible.len() + 4 * values.len());
     out.push_str(visible);
