@@ -1,6 +1,9 @@
-//! The fixed label values of the gateway's metrics: why a connection closed, why a client was
-//! refused, why a delivery was dropped. Each is an enum, so a label can only take one of a few
-//! values known at build time, whatever clients send.
+//! The fixed label values of the gateway's metrics: why a connection closed or was cut, why a
+//! client was refused, why a delivery was dropped, how an admin login ended. Each is an enum, so a
+//! label can only take one of a few values known at build time, whatever clients send. Also the
+//! label sets the families are keyed by.
+
+use prometheus_client::encoding::EncodeLabelSet;
 
 /// Implements `ALL` (every value, in declaration order, which is also each value's index) and
 /// `as_str` (the label value) for a fieldless enum.
@@ -98,17 +101,6 @@ label_enum!(DropReason {
     Unserializable => "unserializable",
 });
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn each_value_sits_at_its_own_index() {
-        assert!(CloseReason::ALL.iter().enumerate().all(|(i, r)| *r as usize == i));
-        assert!(Rejection::ALL.iter().enumerate().all(|(i, r)| *r as usize == i));
-        assert!(DropReason::ALL.iter().enumerate().all(|(i, r)| *r as usize == i));
-    }
-}
 /// Why a connection was cut; also the `reason` label of the metric that counts cuts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CutReason {
@@ -123,14 +115,99 @@ pub enum CutReason {
     Admin,
 }
 
-impl CutReason {
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CutReason::WriteTimeout => "write_timeout",
-            CutReason::SlowConsumer => "slow_consumer",
-            CutReason::Refused => "refused",
-            CutReason::Admin => "admin",
-        }
+label_enum!(CutReason {
+    WriteTimeout => "write_timeout",
+    SlowConsumer => "slow_consumer",
+    Refused => "refused",
+    Admin => "admin",
+});
+
+/// How an admin login ended, as `admin_logins_total` labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginOutcome {
+    /// In with a login session: no password check.
+    Session,
+    /// In with the password.
+    Password,
+    /// Wrong or missing credentials.
+    Invalid,
+    /// Over its address's attempts.
+    Throttled,
+    /// Refused at once: the node's attempts, its queue of checks or its admin sockets were full.
+    Busy,
+}
+
+label_enum!(LoginOutcome {
+    Session => "session",
+    Password => "password",
+    Invalid => "invalid",
+    Throttled => "throttled",
+    Busy => "busy",
+});
+
+// The label sets the families are keyed by: which labels a series has, each value one of the
+// enums above, a spec's namespace or declared event, or a fixed word.
+
+/// `{namespace, protocol}`: a spec's path, and how its clients connect (`socketio`,
+/// `websocket`): Socket.IO namespace `/ws` and the plain WebSocket endpoint `/ws` are two.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct NsLabels {
+    pub(super) namespace: String,
+    pub(super) protocol: &'static str,
+}
+
+/// `{namespace, protocol, reason}`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct NsReasonLabels {
+    pub(super) namespace: String,
+    pub(super) protocol: &'static str,
+    pub(super) reason: &'static str,
+}
+
+/// `{namespace, protocol, event}`; `event` is declared by the spec, or [`OTHER_EVENT`](super::OTHER_EVENT).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct EventLabels {
+    pub(super) namespace: String,
+    pub(super) protocol: &'static str,
+    pub(super) event: String,
+}
+
+/// `{reason}`, `{origin}`, `{connection}`, `{version}`: one fixed value.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct ReasonLabel {
+    pub(super) reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct OriginLabel {
+    pub(super) origin: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct ConnectionLabel {
+    pub(super) connection: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct VersionLabel {
+    pub(super) version: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct OutcomeLabel {
+    pub(super) outcome: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_value_sits_at_its_own_index() {
+        assert!(CloseReason::ALL.iter().enumerate().all(|(i, r)| *r as usize == i));
+        assert!(Rejection::ALL.iter().enumerate().all(|(i, r)| *r as usize == i));
+        assert!(DropReason::ALL.iter().enumerate().all(|(i, r)| *r as usize == i));
+        assert!(CutReason::ALL.iter().enumerate().all(|(i, r)| *r as usize == i));
+        assert!(LoginOutcome::ALL.iter().enumerate().all(|(i, r)| *r as usize == i));
     }
 }
