@@ -2,10 +2,7 @@
 //! proxies (`X-Forwarded-For`) it trusts, and the timeouts and caps every connection gets before
 //! a request is understood.
 
-use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
-    time::Duration,
-};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use anyhow::bail;
 
@@ -13,25 +10,10 @@ use super::{
     env::{Env, list},
     file::FileConfig,
 };
-use crate::net::client_ip::TrustedProxies;
-
-/// Protection of the listener and its connections, whatever they carry.
-#[derive(Debug, Clone)]
-pub struct HttpConfig {
-    /// `HTTP_HEADER_TIMEOUT`: time a client has to send a request's headers; an idle keep-alive
-    /// connection is closed after it too.
-    pub header_timeout: Duration,
-    /// `HTTP_MAX_HEADER_SIZE`: the largest request head (request line and headers), in bytes.
-    pub max_header_bytes: usize,
-    /// `MAX_CONNECTIONS_PER_IP` (0: no cap): open connections one peer address may hold;
-    /// trusted proxies are not capped.
-    pub max_connections_per_ip: usize,
-    /// `WS_WRITE_TIMEOUT`: a write to a client must complete within it, or the connection is cut.
-    pub write_timeout: Duration,
-}
-
-/// The smallest head limit hyper accepts (its read buffer cannot be smaller).
-pub const MIN_HEADER_BYTES: usize = 8192;
+use crate::net::{
+    client_ip::TrustedProxies,
+    server::{HttpConfig, MIN_HEADER_BYTES},
+};
 
 impl HttpConfig {
     /// `HTTP_HEADER_TIMEOUT`, `HTTP_MAX_HEADER_SIZE`, `MAX_CONNECTIONS_PER_IP`, `WS_WRITE_TIMEOUT`.

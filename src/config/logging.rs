@@ -2,21 +2,9 @@
 //! line, dev mode's token included) and the line format (`LOG_FORMAT`).
 
 use anyhow::bail;
-use serde::Deserialize;
 
 use super::{env::Env, file::FileConfig};
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// JSON when stdout is not a terminal, human-readable otherwise.
-    Auto,
-    /// One JSON object per line.
-    Json,
-    /// Human-readable.
-    Pretty,
-}
+use crate::telemetry::LogFormat;
 
 /// `LOG_LEVEL`, checked: a level (`error`..`trace`, `off`, or the Node/NestJS names `log`,
 /// `verbose`, `warning`, `fatal`), or `tracing` directives such as `info,realtime_gateway=debug`.

@@ -36,12 +36,13 @@ use std::{
 
 use secrecy::SecretString;
 
+pub use crate::net::server::{HttpConfig, MIN_HEADER_BYTES};
+pub use crate::telemetry::LogFormat;
 pub use admin::{AdminConfig, AdminMode};
 pub use auth::{JwtConfig, JwtKey, PublicKeyAlgorithm};
 pub use cluster::RedisConfig;
-pub use http::{HttpConfig, MIN_HEADER_BYTES};
 pub use limits::{LimitsConfig, PUBLISH_CALLS_BUFFERED};
-pub use logging::{LogFormat, log_filter};
+pub use logging::log_filter;
 pub use native::NativeConfig;
 pub use transport::TransportConfig;
 pub use variables::VARIABLES;

@@ -86,7 +86,7 @@ pub(super) const AUTH_VARIABLES: &[&str] = &[
 pub(super) fn misspelt(present: &[String]) -> Vec<(&str, &'static str)> {
     let mut misspelt: Vec<(&str, &'static str)> = present
         .iter()
-        .filter_map(|name| Some((name.as_str(), crate::spec::suggest::closest_variable(name, VARIABLES)?)))
+        .filter_map(|name| Some((name.as_str(), crate::parse_errors::suggest::closest_variable(name, VARIABLES)?)))
         .collect();
     misspelt.sort();
     misspelt

@@ -25,13 +25,30 @@ use tokio::{net::TcpListener, sync::watch};
 use tower::ServiceExt;
 
 use crate::{
-    config::HttpConfig,
     metrics::Metrics,
     net::{
         client_ip::TrustedProxies,
         connection::{ConnectionGuard, ConnectionLimiter, GuardedIo, OnCut},
     },
 };
+
+/// Protection of the listener and its connections, whatever they carry.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `HTTP_HEADER_TIMEOUT`: time a client has to send a request's headers; an idle keep-alive
+    /// connection is closed after it too.
+    pub header_timeout: Duration,
+    /// `HTTP_MAX_HEADER_SIZE`: the largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// `MAX_CONNECTIONS_PER_IP` (0: no cap): open connections one peer address may hold;
+    /// trusted proxies are not capped.
+    pub max_connections_per_ip: usize,
+    /// `WS_WRITE_TIMEOUT`: a write to a client must complete within it, or the connection is cut.
+    pub write_timeout: Duration,
+}
+
+/// The smallest head limit hyper accepts (its read buffer cannot be smaller).
+pub const MIN_HEADER_BYTES: usize = 8192;
 
 /// Longest pause after failed accepts (out of file descriptors, usually), doubling from 10 ms.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);

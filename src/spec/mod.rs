@@ -15,7 +15,6 @@ mod error;
 mod load;
 mod raw;
 pub mod schema;
-pub(crate) mod suggest;
 pub mod template;
 mod tolerant;
 

@@ -21,7 +21,7 @@ use serde::de::{
 };
 use serde_saphyr::{Location, Spanned};
 
-use super::suggest;
+use crate::parse_errors::suggest;
 
 /// A key of a struct mapping that the format does not have.
 #[derive(Debug)]

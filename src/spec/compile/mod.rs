@@ -22,8 +22,9 @@ use serde_saphyr::{Location, Spanned};
 
 use super::{
     NamespaceSpec, RateLimit, RoomFamily, RoomId, StoreSpec, TimerSpec, Transport, TypeMatcher, error::SpecError,
-    raw::RawSpec, suggest,
+    raw::RawSpec,
 };
+use crate::parse_errors::suggest;
 use place::Ctx;
 
 /// One spec file's check under way: the errors found so far, and the names every part looks up.

@@ -9,11 +9,11 @@ use super::{
     unknown,
 };
 use crate::{
+    parse_errors::suggest,
     rooms::{MAX_FILTERS, RoomPattern, RoomScope},
     spec::{
         AccessRule, RoomFamily, SnapshotSpec, StoreKind, StoreSpec,
         raw::{Named, RawAccess, RawRoom, RawSnapshot},
-        suggest,
         template::StrTemplate,
     },
 };

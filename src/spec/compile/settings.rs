@@ -4,10 +4,12 @@
 use serde_saphyr::Spanned;
 
 use super::Checker;
-use crate::spec::{
-    AuthPolicy, DEFAULT_REFRESH_EVENT, RESERVED_EVENTS, Transport,
-    raw::{RawAuth, RawSpec},
-    suggest,
+use crate::{
+    parse_errors::suggest,
+    spec::{
+        AuthPolicy, DEFAULT_REFRESH_EVENT, RESERVED_EVENTS, Transport,
+        raw::{RawAuth, RawSpec},
+    },
 };
 
 impl Checker<'_> {

@@ -9,10 +9,12 @@ use super::{
     place::{FamilyView, Place, RoomVar},
     unknown,
 };
-use crate::spec::{
-    raw::{RawNode, RawValue},
-    suggest,
-    template::{Path, Root, Segment, StrTemplate, ValueTemplate},
+use crate::{
+    parse_errors::suggest,
+    spec::{
+        raw::{RawNode, RawValue},
+        template::{Path, Root, Segment, StrTemplate, ValueTemplate},
+    },
 };
 
 impl Checker<'_> {

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::{Expr, Path, Root, Segment};
-use crate::spec::suggest;
+use crate::parse_errors::suggest;
 
 struct Parser<'a> {
     src: &'a str,

@@ -3,6 +3,8 @@
 //! or `expected number at 0`; people are told what was expected (`a whole number from 0 to
 //! 4294967295`, `milliseconds or a number with a unit`) and where. One place for that wording.
 
+pub mod suggest;
+
 use std::borrow::Cow;
 
 use serde_saphyr::{Error as YamlError, MessageFormatter, UserMessageFormatter};
@@ -52,7 +54,7 @@ impl MessageFormatter for PlainWords {
                 Cow::Owned(format!("expected {}, not {unexpected}", expected(wanted)))
             }
             YamlError::SerdeUnknownField { field, expected: known, .. } => {
-                Cow::Owned(crate::spec::suggest::unknown_field(field, known))
+                Cow::Owned(crate::parse_errors::suggest::unknown_field(field, known))
             }
             other => UserMessageFormatter.format_message(other),
         }
