@@ -10,7 +10,7 @@
 //!   socket's opening request (no credentials);
 //! - `ui`: the UI's files, embedded at build time (`build/admin_ui.rs`).
 //!
-//! The engine is read through its [`Roster`] and observed as an [`Observer`]: this module
+//! The engine is read through its [`Roster`] and observed as an [`Observer`](crate::engine::Observer): this module
 //! never touches a socket of the gateway's namespaces directly, and never sees a session id.
 //!
 //! What is supported (the `config` event's `supportedFeatures`): `AGGREGATED_EVENTS`

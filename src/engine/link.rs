@@ -22,7 +22,7 @@ pub trait ClusterLink: Send + Sync {
     /// operations (relays, acks, room counts) are attempted only then. `/readyz`, the admin view and
     /// `Shared::cluster_reachable` all read this.
     fn reachable(&self) -> bool;
-    /// The latest [`Node::node_snapshot`]s of the other live nodes.
+    /// The latest [`Node::node_snapshot`](crate::node::Node::node_snapshot)s of the other live nodes.
     fn peers(&self) -> Vec<Value>;
 }
 

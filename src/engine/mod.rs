@@ -4,10 +4,10 @@
 //!
 //! - `runtime`: one spec served (its limits, state and routing), shared by both fronts;
 //! - `dispatch`: a client event from message to answer (limits, schema, actions, errors), said as
-//!   a [`dispatch::Handled`] each front turns into its own frames;
+//!   a `dispatch::Handled` each front turns into its own frames;
 //! - `actions`: joining and leaving rooms under access rules, emitting, replying;
 //! - `publish`: a published event, its checks and the rooms it routes to;
-//! - `member`: what a front's connection is to the engine (the [`member::Member`] trait);
+//! - `member`: what a front's connection is to the engine (the `member::Member` trait);
 //! - `member_state`: a member's identity, public id and what it has in flight;
 //! - `roster`: how an observer (the admin view) sees members, and the traits it is told through;
 //! - `link`: what the engine needs from a cluster ([`ClusterLink`]) and the work it carries;

@@ -75,7 +75,7 @@ pub struct SocketView<'a> {
     pub connected_at_ms: u64,
     /// Who it is.
     pub identity: Arc<Identity>,
-    /// The rooms it is in, as [`rooms::display_name`] shows them.
+    /// The rooms it is in, as [`crate::rooms::display_name`] shows them.
     pub rooms: Vec<String>,
     /// The request that opened it (Socket.IO sockets). It may carry credentials (a token in the
     /// query or a header, cookies): whoever shows it strips them.

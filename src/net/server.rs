@@ -9,7 +9,7 @@
 //!   request reaches the router, so the read buffer is freed once a WebSocket has upgraded;
 //! - every connection is guarded before anything is read from it: a cap per peer address, a
 //!   deadline for request headers (which also closes idle keep-alive connections), a size limit
-//!   on them, and a write deadline (see [`crate::connection`]). A client that opens connections
+//!   on them, and a write deadline (see [`crate::net::connection`]). A client that opens connections
 //!   and sends nothing, half a request line, or stops reading what it asked for cannot hold them.
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -70,7 +70,7 @@ pub struct ServeOptions {
 /// later (docs/benchmarks.md). Node listens with 511.
 const LISTEN_BACKLOG: u32 = 4096;
 
-/// Listens on `addr` with [`LISTEN_BACKLOG`].
+/// Listens on `addr` with `LISTEN_BACKLOG`.
 pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
     // As the standard library does: a restarted gateway can bind while old connections linger.

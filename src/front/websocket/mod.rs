@@ -3,14 +3,14 @@
 //!
 //! - `upgrade`: who may connect (a token, or an API key as a tenant's service, from an allowed
 //!   origin), checked before the upgrade; then the 101 and the connection's task;
-//! - `conn`: one connection: its bounded send buffer, its task, the [`Member`] actions act on;
+//! - `conn`: one connection: its bounded send buffer, its task, the `Member` actions act on;
 //! - `envelope`: the message format;
 //! - `index`: the room index (room → members), in constant time per join and leave;
 //! - this module: an endpoint's connections and rooms, through which published events are
 //!   delivered (the members of the event's rooms, each once, one shared frame), the heartbeat,
 //!   token expiry, and statistics (per tenant: a tenant's token sees its own).
 //!
-//! The endpoint runs on the same [`SpecRuntime`] as a Socket.IO namespace: the same auth, rooms
+//! The endpoint runs on the same `SpecRuntime` as a Socket.IO namespace: the same auth, rooms
 //! (channels, with their access rules and tenant scope), filters, client events, last-known state
 //! and publish routes. Its room index is this node's only; in a cluster every node delivers each
 //! published event to its own connections, as for Socket.IO.
