@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 /// Now, as `2024-01-15T10:30:00.123Z`.
-pub fn iso_now() -> String {
+pub(crate) fn iso_now() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
@@ -12,13 +12,13 @@ const LAST_SHOWN_SECS: u64 = 253_402_300_799;
 
 /// A Unix time in seconds, as an ISO 8601 string. A later time (a token's `exp` of `1e300`)
 /// shows as the last second of year 9999, which the format (and JavaScript's `Date`) can hold.
-pub fn iso_from_secs(secs: u64) -> String {
+pub(crate) fn iso_from_secs(secs: u64) -> String {
     let shown = std::time::Duration::from_secs(secs.min(LAST_SHOWN_SECS));
     humantime::format_rfc3339_millis(SystemTime::UNIX_EPOCH + shown).to_string()
 }
 
 /// Milliseconds since the epoch.
-pub fn now_millis() -> u64 {
+pub(crate) fn now_millis() -> u64 {
     SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
 }
 

@@ -30,7 +30,7 @@ const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the handlers share.
-pub struct HttpState<A: Adapter = LocalAdapter> {
+pub(crate) struct HttpState<A: Adapter = LocalAdapter> {
     /// Publishes events.
     pub engine: Node<A>,
     /// Who may call the API.
@@ -59,7 +59,7 @@ impl<A: Adapter> Clone for HttpState<A> {
 }
 
 /// The routes, ready to be layered with Socket.IO and CORS.
-pub fn router<A: Adapter>(state: HttpState<A>) -> Router {
+pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
     let max_body_bytes = state.max_body_bytes;
     let mut router = Router::new();
     for path in state.engine.endpoint_paths() {
@@ -81,7 +81,7 @@ pub fn router<A: Adapter>(state: HttpState<A>) -> Router {
 
 /// An API failure, as the client sees it.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// 401: no API key, or not one of `API_KEYS`.
     #[error("missing or invalid API key: send one of API_KEYS as `X-API-Key` or `Authorization: Bearer`")]
     Unauthorized,

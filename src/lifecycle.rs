@@ -4,18 +4,18 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 /// Whether the node should receive new traffic. Shared with the shutdown sequence.
 #[derive(Debug, Default)]
-pub struct Readiness {
+pub(crate) struct Readiness {
     draining: AtomicBool,
 }
 
 impl Readiness {
     /// Marks the node as draining: `/readyz` answers 503 from now on.
-    pub fn start_draining(&self) {
+    pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
     }
 
     /// Whether the node is draining.
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
 }

@@ -65,7 +65,7 @@ const MAX_KNOWN: usize = 64;
 
 /// The handshake's `auth`, as the official UI sends it.
 #[derive(Debug, Default, Deserialize)]
-pub struct Credentials {
+pub(super) struct Credentials {
     username: Option<String>,
     password: Option<String>,
     #[serde(rename = "sessionId")]
@@ -74,7 +74,7 @@ pub struct Credentials {
 
 /// How a connection got in.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Login {
+pub(super) enum Login {
     /// With a session handed out earlier.
     Session,
     /// With the password: here is its new session id, for the `session` event.
@@ -83,7 +83,7 @@ pub enum Login {
 
 /// Why a connection was refused; `Display` is the `connect_error` message the UI shows.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
+pub(super) enum Refused {
     /// Wrong or missing credentials: the UI recognises this exact text and asks again.
     #[error("invalid credentials")]
     Invalid,
@@ -100,7 +100,7 @@ pub enum Refused {
 
 impl Refused {
     /// How `admin_logins_total` counts it.
-    pub fn outcome(&self) -> LoginOutcome {
+    pub(super) fn outcome(&self) -> LoginOutcome {
         match self {
             Self::Invalid => LoginOutcome::Invalid,
             Self::TooManyAttempts(_) => LoginOutcome::Throttled,
@@ -131,7 +131,7 @@ impl Drop for Slot<'_> {
 }
 
 /// The admin credentials and the sessions they opened.
-pub struct Gate {
+pub(super) struct Gate {
     username: String,
     password_hash: SecretString,
     sessions: Mutex<HashMap<String, Instant>>,
@@ -155,7 +155,7 @@ impl fmt::Debug for Gate {
 
 impl Gate {
     /// A gate for these credentials, counting logins in `metrics`.
-    pub fn new(username: String, password_hash: SecretString, metrics: AdminMetrics) -> Self {
+    pub(super) fn new(username: String, password_hash: SecretString, metrics: AdminMetrics) -> Self {
         let minute = Duration::from_secs(60);
         Self {
             username,
@@ -172,7 +172,7 @@ impl Gate {
 
     /// Lets `credentials` in, from `client` (the address that counts for attempts), and counts
     /// the outcome.
-    pub async fn admit(&self, credentials: &Credentials, client: Option<IpAddr>) -> Result<Login, Refused> {
+    pub(super) async fn admit(&self, credentials: &Credentials, client: Option<IpAddr>) -> Result<Login, Refused> {
         let result = self.try_admit(credentials, client).await;
         self.metrics.login(match &result {
             Ok(Login::Session) => LoginOutcome::Session,
@@ -277,7 +277,7 @@ impl Gate {
     }
 
     /// Forgets expired sessions, quiet addresses and addresses no longer known.
-    pub fn cleanup(&self) {
+    pub(super) fn cleanup(&self) {
         let now = Instant::now();
         self.sessions.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, expires| *expires > now);
         self.known.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, until| *until > now);

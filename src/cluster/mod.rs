@@ -69,7 +69,7 @@ const SNAPSHOT_EVERY: u32 = 2;
 const PEER_STALE_MS: u64 = 6_000;
 
 /// A node's membership: its Redis clients, its identity and what it knows of Redis's health.
-pub struct Cluster {
+pub(crate) struct Cluster {
     config: RedisConfig,
     /// This node, in the bus and in snapshots. New for every process.
     node: String,
@@ -101,7 +101,7 @@ enum Subscriber {
 impl Cluster {
     /// Connects to Redis and builds the socketioxide-redis adapter constructor. Fails when Redis
     /// cannot be reached at start-up: a node that never joined its cluster should not serve.
-    pub async fn connect(
+    pub(crate) async fn connect(
         config: &RedisConfig,
         metrics: ClusterMetrics,
     ) -> anyhow::Result<(Arc<Self>, RedisAdapterCtr<FredDriver>)> {
@@ -189,7 +189,7 @@ impl Cluster {
 
     /// Starts the node's cluster work for `engine` (whose namespaces are already mounted on the
     /// adapter) and attaches the engine to it. The tasks run until aborted.
-    pub async fn start<A: Adapter>(self: &Arc<Self>, engine: Node<A>) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    pub(crate) async fn start<A: Adapter>(self: &Arc<Self>, engine: Node<A>) -> anyhow::Result<Vec<JoinHandle<()>>> {
         self.subscribe().await.context("subscribing to the Redis inputs")?;
         self.health.subscribed.store(true, Ordering::SeqCst);
         let Some(outbox_rx) = self.outbox_rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use super::PublishedEvent;
 /// What the engine needs from a cluster. Implemented by `crate::cluster` over Redis; the engine
 /// only knows this trait.
-pub trait ClusterLink: Send + Sync {
+pub(crate) trait ClusterLink: Send + Sync {
     /// Sends `message` to every node, this one included, in one order for all. While the cluster
     /// is unreachable the link applies it on this node at once and sends it to the others later.
     /// Resolves once it is sent (or applied here), so a caller's next message comes after it.
@@ -28,11 +28,11 @@ pub trait ClusterLink: Send + Sync {
 
 /// The cluster link has stopped: a message submitted went nowhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LinkStopped;
+pub(crate) struct LinkStopped;
 
 /// Why published work (events, a raw emit) was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PublishError {
+pub(crate) enum PublishError {
     /// The work is wrong; the message says what (the API answers 400).
     #[error("{0}")]
     Invalid(String),
@@ -56,7 +56,7 @@ impl From<LinkStopped> for PublishError {
 
 /// Work every node of a cluster applies to its own sockets.
 #[derive(Debug, Clone)]
-pub enum Outgoing {
+pub(crate) enum Outgoing {
     /// Published events (a checked batch).
     Events(Vec<PublishedEvent>),
     /// A raw emit (checked).
@@ -65,7 +65,7 @@ pub enum Outgoing {
 
 impl Outgoing {
     /// The wire form between nodes.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         match self {
             Outgoing::Events(events) => {
                 json!({ "events": events.iter().map(PublishedEvent::to_json).collect::<Vec<_>>() })
@@ -77,7 +77,7 @@ impl Outgoing {
     }
 
     /// Reads the wire form back.
-    pub fn from_json(mut value: Value) -> Result<Self, String> {
+    pub(crate) fn from_json(mut value: Value) -> Result<Self, String> {
         if let Some(Value::Array(events)) = value.get_mut("events").map(Value::take) {
             return events
                 .into_iter()
@@ -106,7 +106,7 @@ impl Outgoing {
 
 /// `POST /api/v1/emit`: an event sent as is to rooms of one namespace.
 #[derive(Debug, Clone)]
-pub struct EmitRequest {
+pub(crate) struct EmitRequest {
     /// The namespace, such as `/ws`.
     pub namespace: String,
     /// Visible room names.
@@ -121,7 +121,7 @@ pub struct EmitRequest {
 
 /// `GET /api/v1/stats?namespace=..&room=..&tenantId=..`: the size of one room.
 #[derive(Debug, Clone)]
-pub struct RoomQuery {
+pub(crate) struct RoomQuery {
     /// The namespace.
     pub namespace: String,
     /// The visible room name.

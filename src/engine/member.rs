@@ -9,7 +9,7 @@ use super::{errors::ClientError, member_state::MemberState};
 
 /// Identifies a member within the node, for rate limiters and token expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum MemberKey {
+pub(crate) enum MemberKey {
     /// A Socket.IO socket (socketioxide's id; never shown to anyone).
     Socket(Sid),
     /// A plain WebSocket connection of the native front.
@@ -18,11 +18,11 @@ pub enum MemberKey {
 
 impl MemberKey {
     /// The smallest key, for range queries.
-    pub const MIN: MemberKey = MemberKey::Socket(Sid::ZERO);
+    pub(crate) const MIN: MemberKey = MemberKey::Socket(Sid::ZERO);
 }
 
 /// One connection as the actions see it.
-pub trait Member {
+pub(crate) trait Member {
     /// Its key.
     fn key(&self) -> MemberKey;
     /// The internal names of the rooms it is in.

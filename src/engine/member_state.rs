@@ -25,11 +25,11 @@ use crate::{auth::Identity, metrics::CloseReason};
 /// logs): random, unrelated to the Engine.IO session id, and useless as a credential. Node's
 /// socket.io gives sockets an id separate from the Engine.IO one for the same reason.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct PublicId([u8; 15]);
+pub(crate) struct PublicId([u8; 15]);
 
 impl PublicId {
     /// A fresh random id.
-    pub fn random() -> Self {
+    pub(crate) fn random() -> Self {
         use rand::RngCore;
         let mut bytes = [0u8; 15];
         rand::rng().fill_bytes(&mut bytes);
@@ -60,15 +60,15 @@ impl fmt::Debug for PublicId {
 
 /// Relays of one socket on their way to other nodes at most: beyond, its client is asked to slow
 /// down (a Redis that answers slowly would otherwise let them pile up).
-pub const MAX_PENDING_RELAYS: u16 = 64;
+pub(crate) const MAX_PENDING_RELAYS: u16 = 64;
 
 /// A socket has [`MAX_PENDING_RELAYS`] relays on their way already.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RelaysPending;
+pub(crate) struct RelaysPending;
 
 /// What the gateway knows about one connected socket.
 #[derive(Debug)]
-pub struct MemberState {
+pub(crate) struct MemberState {
     /// The id others see.
     pub public_id: PublicId,
     /// When it connected (ms since the epoch), for the admin view.
@@ -90,7 +90,7 @@ pub struct MemberState {
 /// Why a socket was accepted at the protocol level but is being turned away: kept in its
 /// extensions between the connect middleware and the connect handler, which tells the client.
 #[derive(Debug, Clone)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     /// The `error` message.
     pub message: String,
     /// The `error` type: `auth`, or `rate_limit` for the per-IP connection limit.
@@ -99,7 +99,7 @@ pub struct Refusal {
 
 impl MemberState {
     /// A session for `identity`.
-    pub fn new(identity: Identity) -> Arc<Self> {
+    pub(crate) fn new(identity: Identity) -> Arc<Self> {
         Arc::new(Self {
             public_id: PublicId::random(),
             connected_at_ms: crate::clock::now_millis(),
@@ -112,23 +112,23 @@ impl MemberState {
 
     /// Notes that the gateway is ending this socket for `reason`, which its disconnect is
     /// counted under.
-    pub fn end_as(&self, reason: CloseReason) {
+    pub(crate) fn end_as(&self, reason: CloseReason) {
         self.ending.store(reason as u8 + 1, Ordering::Relaxed);
     }
 
     /// Why the gateway ended it, if it did (see [`Self::end_as`]).
-    pub fn ended_as(&self) -> Option<CloseReason> {
+    pub(crate) fn ended_as(&self) -> Option<CloseReason> {
         let n = self.ending.load(Ordering::Relaxed);
         CloseReason::ALL.get(usize::from(n).checked_sub(1)?).copied()
     }
 
     /// The current identity.
-    pub fn identity(&self) -> Arc<Identity> {
+    pub(crate) fn identity(&self) -> Arc<Identity> {
         self.identity.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Replaces the identity (token refresh).
-    pub fn set_identity(&self, identity: Identity) {
+    pub(crate) fn set_identity(&self, identity: Identity) {
         *self.identity.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(identity);
     }
 
@@ -136,7 +136,11 @@ impl MemberState {
     /// refused when [`MAX_PENDING_RELAYS`] are still on their way. A relay whose socket has
     /// gone by its turn is dropped (and counted by `dropped`): nothing of a socket outlives it
     /// for longer than its last relay in flight.
-    pub fn chain<Fut>(self: &Arc<Self>, work: Fut, dropped: impl FnOnce() + Send + 'static) -> Result<(), RelaysPending>
+    pub(crate) fn chain<Fut>(
+        self: &Arc<Self>,
+        work: Fut,
+        dropped: impl FnOnce() + Send + 'static,
+    ) -> Result<(), RelaysPending>
     where
         Fut: Future<Output = ()> + Send + 'static,
     {
@@ -165,7 +169,7 @@ impl MemberState {
     }
 
     /// Whether a rate-limit notice may be sent now (at most one per `gap_ms`); records it if so.
-    pub fn may_notify_limit(&self, now_ms: u64, gap_ms: u64) -> bool {
+    pub(crate) fn may_notify_limit(&self, now_ms: u64, gap_ms: u64) -> bool {
         let last = self.last_limit_notice_ms.load(Ordering::Relaxed);
         now_ms.saturating_sub(last) >= gap_ms
             && self.last_limit_notice_ms.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()

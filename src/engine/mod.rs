@@ -21,7 +21,7 @@
 
 pub(crate) mod actions;
 pub(crate) mod dispatch;
-pub mod errors;
+pub(crate) mod errors;
 pub(crate) mod expiry;
 pub(crate) mod limits;
 mod link;
@@ -37,10 +37,10 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
 
-pub use link::{ClusterLink, EmitRequest, LinkStopped, Outgoing, PublishError, RoomQuery};
-pub use member_state::PublicId;
-pub use publish::{AckReport, PublishedEvent};
-pub use roster::{ClientCounts, ClientId, ClusterState, Observer, Roster, SocketView, endpoint_name};
+pub(crate) use link::{ClusterLink, EmitRequest, LinkStopped, Outgoing, PublishError, RoomQuery};
+pub(crate) use member_state::PublicId;
+pub(crate) use publish::{AckReport, PublishedEvent};
+pub(crate) use roster::{ClientCounts, ClusterState, Observer, Roster, SocketView, endpoint_name};
 
 use crate::{auth::TokenVerifier, config::LimitsConfig, metrics::Metrics};
 use expiry::ExpiryQueue;
@@ -102,23 +102,23 @@ impl Shared {
     }
 
     /// Whether this node is in a cluster that can be reached now (`false` alone).
-    pub fn cluster_reachable(&self) -> bool {
+    pub(crate) fn cluster_reachable(&self) -> bool {
         self.cluster.get().is_some_and(|c| c.reachable())
     }
 
     /// Why the cluster is degraded, if this node is in one and it is.
-    pub fn cluster_degraded(&self) -> Option<String> {
+    pub(crate) fn cluster_degraded(&self) -> Option<String> {
         self.cluster.get().and_then(|c| c.degraded())
     }
 
     /// The other live nodes' snapshots (none alone).
-    pub fn peers(&self) -> Vec<Value> {
+    pub(crate) fn peers(&self) -> Vec<Value> {
         self.cluster.get().map(|c| c.peers()).unwrap_or_default()
     }
 
     /// `{gateway.stats}`: connections per namespace, message rates and latencies since the last
     /// reading, process CPU and memory.
-    pub fn gateway_stats(&self) -> Value {
+    pub(crate) fn gateway_stats(&self) -> Value {
         let by_namespace: serde_json::Map<String, Value> =
             self.ns_connections.iter().map(|(path, g)| (path.clone(), json!(g.get().max(0)))).collect();
         let mut by_namespace = by_namespace;

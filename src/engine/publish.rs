@@ -31,7 +31,7 @@ const MAX_TYPE_LEN: usize = 200;
 /// One published event. Its fields are kept apart, so routing reads them without a lookup in a
 /// JSON map; the object templates see as `event` is built only when one asks for it whole.
 #[derive(Debug, Clone)]
-pub struct PublishedEvent {
+pub(crate) struct PublishedEvent {
     event_type: String,
     tenant: Option<String>,
     /// As published, or as stamped on receipt.
@@ -51,7 +51,7 @@ pub struct PublishedEvent {
 
 impl PublishedEvent {
     /// Checks one element of a publish body; `at` names it in errors (`events[2]`).
-    pub fn from_json(value: Value, at: &str) -> Result<Self, String> {
+    pub(crate) fn from_json(value: Value, at: &str) -> Result<Self, String> {
         let Value::Object(mut obj) = value else {
             return Err(format!(
                 "{at} must be an object like {{\"type\": \"execution.started\", \"tenantId\": \"t1\", \"data\": {{}}}}"
@@ -106,7 +106,7 @@ impl PublishedEvent {
     }
 
     /// The event as `{type, tenantId, data, timestamp}`, as [`Self::from_json`] reads it.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         self.json().clone()
     }
 
@@ -119,7 +119,7 @@ impl PublishedEvent {
 
     /// The same event, received at `at` (when the request that carried it arrived, before its
     /// body was read).
-    pub fn received_at(mut self, at: Instant) -> Self {
+    pub(crate) fn received_at(mut self, at: Instant) -> Self {
         self.received = at;
         self
     }
@@ -130,27 +130,22 @@ impl PublishedEvent {
     }
 
     /// The event type.
-    pub fn event_type(&self) -> &str {
+    pub(crate) fn event_type(&self) -> &str {
         &self.event_type
     }
 
     /// The tenant, if any.
-    pub fn tenant_id(&self) -> Option<&str> {
+    pub(crate) fn tenant_id(&self) -> Option<&str> {
         self.tenant.as_deref()
     }
 
     /// The event data as routed (always an object): as published, plus any aliases.
-    pub fn data(&self) -> &Value {
+    pub(crate) fn data(&self) -> &Value {
         self.routing_data.as_ref().unwrap_or(&self.data)
     }
 
-    /// The event data exactly as published.
-    pub fn published_data(&self) -> &Value {
-        &self.data
-    }
-
     /// The event's timestamp, as published (or as stamped on receipt).
-    pub fn timestamp(&self) -> &str {
+    pub(crate) fn timestamp(&self) -> &str {
         &self.timestamp
     }
 
@@ -375,7 +370,7 @@ pub(crate) struct Delivery {
 
 /// How many sockets an event reached, and how many acknowledged it in time.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct AckReport {
+pub(crate) struct AckReport {
     /// Sockets the event was sent to.
     pub sockets: usize,
     /// Sockets that called the event's callback before the timeout.

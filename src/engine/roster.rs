@@ -28,12 +28,12 @@ use crate::auth::Identity;
 /// An opaque id shared by the sockets of one client connection (an Engine.IO session, or a plain
 /// WebSocket): a keyed hash, so it says which sockets belong together and nothing else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ClientId(u64);
+pub(crate) struct ClientId(u64);
 
 #[cfg(test)]
 impl ClientId {
     /// An id for tests that build views by hand.
-    pub fn for_tests(n: u64) -> Self {
+    pub(crate) fn for_tests(n: u64) -> Self {
         Self(n)
     }
 }
@@ -60,7 +60,7 @@ impl ClientIds {
 
 /// One connection of this node, as an observer sees it.
 #[derive(Debug)]
-pub struct SocketView<'a> {
+pub(crate) struct SocketView<'a> {
     /// Its namespace; for a plain WebSocket endpoint, [`endpoint_name`].
     pub namespace: &'a str,
     /// The id everyone else knows it by.
@@ -83,7 +83,7 @@ pub struct SocketView<'a> {
 }
 
 /// Told of changes to this node's connections. Must not block.
-pub trait Observer: Send + Sync {
+pub(crate) trait Observer: Send + Sync {
     /// Whether anyone is watching now: joins, leaves and upgrades are only reported then.
     fn watching(&self) -> bool;
     /// A connection was admitted (before its namespace's `on_connect` actions join any room).
@@ -100,7 +100,7 @@ pub trait Observer: Send + Sync {
 
 /// How many clients this node serves.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ClientCounts {
+pub(crate) struct ClientCounts {
     /// Client connections: Engine.IO sessions with an admitted socket, plus plain WebSockets.
     pub clients: usize,
     /// Those of them still on long-polling.
@@ -109,7 +109,7 @@ pub struct ClientCounts {
 
 /// Whether this node is in a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClusterState {
+pub(crate) enum ClusterState {
     /// One node.
     Alone,
     /// In a cluster that can be reached now.
@@ -119,7 +119,7 @@ pub enum ClusterState {
 }
 
 /// What an observer may ask about this node's connections, and do to them.
-pub trait Roster: Send + Sync {
+pub(crate) trait Roster: Send + Sync {
     /// Connections per namespace (Socket.IO namespaces, then plain endpoints), this node's.
     fn namespaces(&self) -> Vec<(String, usize)>;
     /// Client connections on this node.
@@ -137,7 +137,7 @@ pub trait Roster: Send + Sync {
 
 /// The name a plain WebSocket endpoint is shown under: its HTTP path may be a Socket.IO
 /// namespace's name too (seed 001's `/ws` beside seed 002's).
-pub fn endpoint_name(path: &str) -> String {
+pub(crate) fn endpoint_name(path: &str) -> String {
     format!("{path} (plain WebSocket)")
 }
 

@@ -25,7 +25,7 @@ use crate::{
 const TENANTS_COUNTED: std::num::NonZeroUsize = std::num::NonZeroUsize::new(10_000).expect("not zero");
 
 /// One spec and what serving it needs, front-independent.
-pub struct SpecRuntime {
+pub(crate) struct SpecRuntime {
     /// The spec served.
     pub spec: NamespaceSpec,
     /// Position among the engine's runtimes (the expiry queue refers to runtimes by it).

@@ -5,5 +5,5 @@
 //! - [`socketio`]: Socket.IO namespaces on socketioxide, with the Engine.IO session front before them;
 //! - [`websocket`]: the plain WebSocket endpoint (seed 001's hub protocol).
 
-pub mod socketio;
-pub mod websocket;
+pub(crate) mod socketio;
+pub(crate) mod websocket;

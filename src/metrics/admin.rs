@@ -14,7 +14,7 @@ use super::{
 
 /// The admin view's series (`crate::admin`). Clones share their series.
 #[derive(Debug, Clone)]
-pub struct AdminMetrics {
+pub(crate) struct AdminMetrics {
     /// Changes dropped because the feed's queue was full (every admin socket then gets a list).
     pub dropped_queue_full: Counter,
     /// Changes an admin socket was not sent: over its byte budget, or behind until a fresh list.
@@ -29,7 +29,7 @@ pub struct AdminMetrics {
 
 impl AdminMetrics {
     /// Counts a login that ended as `outcome`.
-    pub fn login(&self, outcome: LoginOutcome) {
+    pub(crate) fn login(&self, outcome: LoginOutcome) {
         self.logins[outcome as usize].inc();
     }
 

@@ -18,7 +18,7 @@ const BUS_LAG_BUCKETS: &[f64] =
 
 /// Redis and the bus, for a cluster member. Clones share their series.
 #[derive(Debug, Clone)]
-pub struct ClusterMetrics {
+pub(crate) struct ClusterMetrics {
     /// 1 while Redis answers and every subscription is in place, else 0.
     pub redis_connected: Gauge,
     reconnects: Family<ConnectionLabel, Counter>,
@@ -39,10 +39,10 @@ pub struct ClusterMetrics {
 
 impl ClusterMetrics {
     /// The Redis connections of a node, as the `connection` label names them.
-    pub const CONNECTIONS: [&'static str; 4] = ["commands", "bus_reader", "inputs", "adapter"];
+    pub(crate) const CONNECTIONS: [&'static str; 4] = ["commands", "bus_reader", "inputs", "adapter"];
 
     /// The reconnect counter of one of [`Self::CONNECTIONS`].
-    pub fn reconnects(&self, connection: &'static str) -> Counter {
+    pub(crate) fn reconnects(&self, connection: &'static str) -> Counter {
         debug_assert!(Self::CONNECTIONS.contains(&connection));
         self.reconnects.get_or_create_owned(&ConnectionLabel { connection })
     }

@@ -11,10 +11,10 @@ macro_rules! label_enum {
     ($name:ident { $($variant:ident => $label:literal),+ $(,)? }) => {
         impl $name {
             /// Every value; a value's position here is `self as usize`.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub(crate) const ALL: &'static [$name] = &[$($name::$variant),+];
 
             /// The label value.
-            pub fn as_str(self) -> &'static str {
+            pub(crate) fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $label),+
                 }
@@ -25,7 +25,7 @@ macro_rules! label_enum {
 
 /// Why a connection (a Socket.IO socket or a plain WebSocket) left its namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CloseReason {
+pub(crate) enum CloseReason {
     /// The client closed it or left the namespace.
     Client,
     /// The connection broke (network loss, a reset, a write that failed).
@@ -60,7 +60,7 @@ label_enum!(CloseReason {
 /// Why a client was refused: the `type` of the `error` it was sent (the seeds' error types), or
 /// `throttle` for a connection over its per-address limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
+pub(crate) enum Rejection {
     /// A missing, invalid or expired token, at connect or on refresh.
     Auth,
     /// A connection over the namespace's per-address connection limit.
@@ -86,7 +86,7 @@ label_enum!(Rejection {
 
 /// Why a message to a connection was not delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropReason {
+pub(crate) enum DropReason {
     /// Its send queue was full (a slow consumer, whose session is then ended).
     QueueFull,
     /// It was closing or closed already.
@@ -103,7 +103,7 @@ label_enum!(DropReason {
 
 /// Why a connection was cut; also the `reason` label of the metric that counts cuts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CutReason {
+pub(crate) enum CutReason {
     /// A write made no complete progress within the write timeout.
     WriteTimeout,
     /// The session's queue was full: its client reads slower than it is sent to.
@@ -124,7 +124,7 @@ label_enum!(CutReason {
 
 /// How an admin login ended, as `admin_logins_total` labels it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginOutcome {
+pub(crate) enum LoginOutcome {
     /// In with a login session: no password check.
     Session,
     /// In with the password.

@@ -9,7 +9,7 @@ use std::{
 /// Durations of one kind of work for the `/ws` performance stream: count, total and the largest
 /// since the last reading (which a histogram cannot say).
 #[derive(Debug, Default)]
-pub struct Latency {
+pub(crate) struct Latency {
     count: AtomicU64,
     total_us: AtomicU64,
     max_us: AtomicU64,
@@ -17,7 +17,7 @@ pub struct Latency {
 
 impl Latency {
     /// Records one duration.
-    pub fn record(&self, took: Duration) {
+    pub(crate) fn record(&self, took: Duration) {
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.count.fetch_add(1, Ordering::Relaxed);
         self.total_us.fetch_add(us, Ordering::Relaxed);
@@ -25,12 +25,12 @@ impl Latency {
     }
 
     /// `(count, total µs)` so far.
-    pub fn totals(&self) -> (u64, u64) {
+    pub(crate) fn totals(&self) -> (u64, u64) {
         (self.count.load(Ordering::Relaxed), self.total_us.load(Ordering::Relaxed))
     }
 
     /// The largest duration in µs since the previous call, which starts a new period.
-    pub fn take_max(&self) -> u64 {
+    pub(crate) fn take_max(&self) -> u64 {
         self.max_us.swap(0, Ordering::Relaxed)
     }
 }

@@ -18,7 +18,7 @@
 mod admin;
 mod cluster;
 mod histogram;
-pub mod labels;
+pub(crate) mod labels;
 mod latency;
 mod namespace;
 mod node;
@@ -40,29 +40,29 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-pub use admin::AdminMetrics;
-pub use cluster::ClusterMetrics;
-pub use histogram::Histogram;
-pub use labels::{CloseReason, CutReason, DropReason, LoginOutcome, Rejection};
-pub use latency::Latency;
-pub use namespace::NamespaceMetrics;
+pub(crate) use admin::AdminMetrics;
+pub(crate) use cluster::ClusterMetrics;
+pub(crate) use histogram::Histogram;
+pub(crate) use labels::{CloseReason, CutReason, DropReason, LoginOutcome, Rejection};
+pub(crate) use latency::Latency;
+pub(crate) use namespace::NamespaceMetrics;
 
 use labels::{ReasonLabel, VersionLabel};
 use namespace::NamespaceFamilies;
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
-pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+pub(crate) const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// The label value of client events a namespace does not declare (and of messages without a
 /// readable name), so that clients cannot add series by inventing event names.
-pub const OTHER_EVENT: &str = "_other";
+pub(crate) const OTHER_EVENT: &str = "_other";
 
 /// A family of histograms, each made with its buckets.
 type HistogramFamily<S> = Family<S, Histogram, fn() -> Histogram>;
 
 /// Everything the gateway counts. One per process, behind an `Arc`.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     families: NamespaceFamilies,
     /// Sockets connected (admitted) right now, all Socket.IO namespaces.
@@ -140,7 +140,7 @@ where
 impl Metrics {
     /// The metrics of a node; `clustered` adds Redis's and the bus's. Series are registered in
     /// the order `/metrics` lists them.
-    pub fn new(clustered: bool) -> Self {
+    pub(crate) fn new(clustered: bool) -> Self {
         let mut registry = Registry::with_prefix("realtime_gateway");
         let r = &mut registry;
         registry_info(r);
@@ -182,7 +182,7 @@ impl Metrics {
 
     /// Probes the runtime every 100 ms and records how late each probe ran, until aborted. A
     /// node whose cores cannot keep up (too many deliveries to write) shows it here first.
-    pub async fn probe_runtime_lag(self: std::sync::Arc<Self>) {
+    pub(crate) async fn probe_runtime_lag(self: std::sync::Arc<Self>) {
         const PERIOD: Duration = Duration::from_millis(100);
         let mut due = tokio::time::Instant::now() + PERIOD;
         loop {
@@ -194,22 +194,17 @@ impl Metrics {
     }
 
     /// Counts a connection cut for `reason`.
-    pub fn connections_cut(&self, reason: CutReason) {
+    pub(crate) fn connections_cut(&self, reason: CutReason) {
         self.cuts[reason as usize].inc();
     }
 
     /// Counts `n` messages not delivered, for `reason`.
-    pub fn dropped(&self, reason: DropReason, n: u64) {
+    pub(crate) fn dropped(&self, reason: DropReason, n: u64) {
         self.dropped[reason as usize].inc_by(n);
     }
 
-    /// Messages not delivered so far, all reasons.
-    pub fn dropped_total(&self) -> u64 {
-        self.dropped.iter().map(Counter::get).sum()
-    }
-
     /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
         if let Err(e) = prometheus_text::encode(&mut out, &self.registry) {
             // Writing to a String cannot fail; a metric's encoder could, and a partial page

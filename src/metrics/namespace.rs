@@ -84,7 +84,7 @@ impl NamespaceFamilies {
 
 /// The series of one namespace (or plain WebSocket endpoint), resolved when it is mounted.
 #[derive(Debug)]
-pub struct NamespaceMetrics {
+pub(crate) struct NamespaceMetrics {
     /// Its connections now.
     pub connections: Gauge,
     opened: Counter,
@@ -104,25 +104,25 @@ pub struct NamespaceMetrics {
 
 impl NamespaceMetrics {
     /// Counts a connection admitted.
-    pub fn connected(&self) {
+    pub(crate) fn connected(&self) {
         self.opened.inc();
         self.connections.inc();
     }
 
     /// Counts a connection gone, for `reason`.
-    pub fn disconnected(&self, reason: CloseReason) {
+    pub(crate) fn disconnected(&self, reason: CloseReason) {
         self.closed[reason as usize].inc();
         self.connections.dec();
     }
 
     /// Counts a client refused, for `reason`.
-    pub fn rejected(&self, reason: Rejection) {
+    pub(crate) fn rejected(&self, reason: Rejection) {
         self.rejections[reason as usize].inc();
     }
 
     /// The handling-time series of client event `name` (`None`: no readable name). One lookup
     /// in a map built at start-up and never written again: no lock.
-    pub fn event(&self, name: Option<&str>) -> &Histogram {
+    pub(crate) fn event(&self, name: Option<&str>) -> &Histogram {
         name.and_then(|n| self.events.get(n)).unwrap_or(&self.other_events)
     }
 }
@@ -131,7 +131,7 @@ impl Metrics {
     /// The series of the namespace (or endpoint) at `path`, served over `protocol`
     /// (`socketio`, `websocket`), whose client events are `events`. Call once per namespace, at
     /// start-up: every series it will use is created here, at zero.
-    pub fn namespace<'a>(
+    pub(crate) fn namespace<'a>(
         &self,
         path: &str,
         protocol: &'static str,

@@ -26,7 +26,7 @@ use std::{
 
 /// What a session may have queued: bytes, and how long a queue may go without a write.
 #[derive(Debug, Clone, Copy)]
-pub struct BacklogLimits {
+pub(crate) struct BacklogLimits {
     /// `WS_MAX_BUFFER_BYTES`.
     pub bytes: u64,
     /// `WS_WRITE_TIMEOUT`, in milliseconds.
@@ -35,7 +35,7 @@ pub struct BacklogLimits {
 
 /// Why a session is behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Behind {
+pub(crate) enum Behind {
     /// More than the byte budget is queued (this many bytes).
     Over(u64),
     /// Bytes have been queued and none written for this many milliseconds.
@@ -45,7 +45,7 @@ pub enum Behind {
 /// One Engine.IO session's unwritten bytes. Shared by the session's namespace sockets, its
 /// transport's connection and the session front.
 #[derive(Debug)]
-pub struct Backlog {
+pub(crate) struct Backlog {
     /// Bytes the transport has written, ever.
     written: AtomicU64,
     /// When it last wrote (ms since `epoch`).
@@ -79,7 +79,7 @@ impl Backlog {
     }
 
     /// The transport wrote `n` bytes of the session's.
-    pub fn wrote(&self, n: usize) {
+    pub(crate) fn wrote(&self, n: usize) {
         if n == 0 {
             return;
         }
@@ -89,7 +89,7 @@ impl Backlog {
 
     /// Counts `n` more bytes queued; `Err` when the session is now behind (what was queued is
     /// counted either way).
-    pub fn queue(&self, n: usize, limits: BacklogLimits) -> Result<(), Behind> {
+    pub(crate) fn queue(&self, n: usize, limits: BacklogLimits) -> Result<(), Behind> {
         let written = self.written.load(Ordering::Relaxed);
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         let drained = written.saturating_sub(queue.written_seen);
@@ -115,7 +115,7 @@ impl Backlog {
     }
 
     /// Bytes queued and not written, as of now.
-    pub fn pending(&self) -> u64 {
+    pub(crate) fn pending(&self) -> u64 {
         let written = self.written.load(Ordering::Relaxed);
         let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         queue.bytes.saturating_sub(written.saturating_sub(queue.written_seen))
@@ -125,7 +125,7 @@ impl Backlog {
 /// The smallest size of an event packet as a transport writes it: the Engine.IO message type
 /// (`4`), the Socket.IO event type (`2`), the namespace (`/workflow,`; none for `/`) and the
 /// arguments' JSON (`["name",data]`, `json_len` bytes). Acks and framing only add to it.
-pub fn event_packet_len(namespace: &str, json_len: usize) -> usize {
+pub(crate) fn event_packet_len(namespace: &str, json_len: usize) -> usize {
     let namespace = if namespace == "/" { 0 } else { namespace.len() + 1 };
     2 + namespace + json_len
 }

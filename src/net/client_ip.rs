@@ -69,7 +69,7 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 /// The key per-address limits count a client under: its address, or for IPv6 its /64 network,
 /// which is what one subscriber or host is given (RFC 6177): counting each of its 2^64 addresses
 /// apart would let one client through any per-address limit.
-pub fn limit_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn limit_key(ip: IpAddr) -> IpAddr {
     match canonical(ip) {
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);

@@ -32,7 +32,7 @@ use std::{
 
 use futures_util::task::AtomicWaker;
 
-pub use crate::metrics::CutReason;
+pub(crate) use crate::metrics::CutReason;
 use crate::{
     metrics::Metrics,
     net::{backlog::Backlog, v3_connect::ConnectFilter},
@@ -45,7 +45,7 @@ use tokio::{
 /// The handle of one TCP connection: whether it was cut, the tasks to wake when it is, and the
 /// backlog of the Socket.IO session it carries (a WebSocket), which its writes drain.
 #[derive(Debug, Default)]
-pub struct ConnectionGuard {
+pub(crate) struct ConnectionGuard {
     cut: AtomicBool,
     reader: AtomicWaker,
     writer: AtomicWaker,
@@ -58,7 +58,7 @@ pub struct ConnectionGuard {
 impl ConnectionGuard {
     /// Cuts the connection: its pending and future reads and writes fail. Returns false when it
     /// was already cut.
-    pub fn cut(&self) -> bool {
+    pub(crate) fn cut(&self) -> bool {
         let first = !self.cut.swap(true, Ordering::AcqRel);
         if first {
             self.reader.wake();
@@ -68,19 +68,19 @@ impl ConnectionGuard {
     }
 
     /// Whether the connection was cut.
-    pub fn is_cut(&self) -> bool {
+    pub(crate) fn is_cut(&self) -> bool {
         self.cut.load(Ordering::Acquire)
     }
 
     /// From now on, what is written on this connection drains `backlog` (the connection carries
     /// that session's WebSocket). A connection carries one session: the first one set stays.
-    pub fn carry(&self, backlog: Arc<Backlog>) {
+    pub(crate) fn carry(&self, backlog: Arc<Backlog>) {
         let _ = self.backlog.set(backlog);
     }
 
     /// What is read on this connection from now on is socket.io-client 2.x's WebSocket frames,
     /// whose CONNECT queries `v3_connect` drops.
-    pub fn carries_v3_websocket(&self) {
+    pub(crate) fn carries_v3_websocket(&self) {
         self.v3_frames.store(true, Ordering::Release);
     }
 
@@ -92,10 +92,10 @@ impl ConnectionGuard {
 }
 
 /// Called once per connection cut by its own write deadline, so the caller can count it.
-pub type OnCut = Arc<dyn Fn(CutReason) + Send + Sync>;
+pub(crate) type OnCut = Arc<dyn Fn(CutReason) + Send + Sync>;
 
 /// A connection's socket with a write deadline and an outside cut.
-pub struct GuardedIo<T> {
+pub(crate) struct GuardedIo<T> {
     inner: T,
     guard: Arc<ConnectionGuard>,
     write_timeout: Duration,
@@ -112,7 +112,13 @@ pub struct GuardedIo<T> {
 
 impl<T> GuardedIo<T> {
     /// Wraps `inner`, which `guard` can cut; writes must complete within `write_timeout`.
-    pub fn new(inner: T, guard: Arc<ConnectionGuard>, write_timeout: Duration, on_cut: OnCut, slot: IpSlot) -> Self {
+    pub(crate) fn new(
+        inner: T,
+        guard: Arc<ConnectionGuard>,
+        write_timeout: Duration,
+        on_cut: OnCut,
+        slot: IpSlot,
+    ) -> Self {
         Self { inner, guard, write_timeout, deadline: None, on_cut, v3: None, _slot: slot }
     }
 
@@ -253,7 +259,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
 /// capped per address. Trusted proxies are counted but not capped: they carry everyone's
 /// connections.
 #[derive(Debug)]
-pub struct ConnectionLimiter {
+pub(crate) struct ConnectionLimiter {
     max: usize,
     open: Mutex<HashMap<IpAddr, usize>>,
     metrics: Arc<Metrics>,
@@ -261,7 +267,7 @@ pub struct ConnectionLimiter {
 
 /// A connection's place in the counts, released when the connection's socket is dropped.
 #[derive(Debug)]
-pub struct IpSlot {
+pub(crate) struct IpSlot {
     limiter: Arc<ConnectionLimiter>,
     /// `None` for an exempt (trusted proxy) connection, counted only in all.
     ip: Option<IpAddr>,
@@ -269,13 +275,13 @@ pub struct IpSlot {
 
 impl ConnectionLimiter {
     /// At most `max` open connections per address (0: no cap).
-    pub fn new(max: usize, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub(crate) fn new(max: usize, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self { max, open: Mutex::new(HashMap::new()), metrics })
     }
 
     /// Takes a place for a connection from `ip` (`exempt`: not capped); `None` when the address
     /// is at its cap.
-    pub fn acquire(self: &Arc<Self>, ip: IpAddr, exempt: bool) -> Option<IpSlot> {
+    pub(crate) fn acquire(self: &Arc<Self>, ip: IpAddr, exempt: bool) -> Option<IpSlot> {
         if !exempt {
             let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
             let count = open.entry(ip).or_default();

@@ -8,8 +8,8 @@
 //! - [`backlog`]: how far behind a Socket.IO session's transport is;
 //! - [`v3_connect`]: socket.io-client 2.x's CONNECT queries dropped from its WebSocket frames.
 
-pub mod backlog;
-pub mod client_ip;
-pub mod connection;
-pub mod server;
-pub mod v3_connect;
+pub(crate) mod backlog;
+pub(crate) mod client_ip;
+pub(crate) mod connection;
+pub(crate) mod server;
+pub(crate) mod v3_connect;

@@ -54,7 +54,7 @@ pub const MIN_HEADER_BYTES: usize = 8192;
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
 /// What the accept loop enforces on every connection.
-pub struct ServeOptions {
+pub(crate) struct ServeOptions {
     /// Timeouts and caps.
     pub http: HttpConfig,
     /// Peers whose connections are not capped per address (they carry many clients).
@@ -71,7 +71,7 @@ pub struct ServeOptions {
 const LISTEN_BACKLOG: u32 = 4096;
 
 /// Listens on `addr` with `LISTEN_BACKLOG`.
-pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
     // As the standard library does: a restarted gateway can bind while old connections linger.
     socket.set_reuseaddr(true)?;
@@ -81,7 +81,12 @@ pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves `router` on `listener` until `stop` completes, then waits for in-flight HTTP requests
 /// (not for upgraded WebSockets, which belong to Socket.IO and are closed by it).
-pub async fn serve(listener: TcpListener, router: Router, options: ServeOptions, stop: impl Future<Output = ()>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    options: ServeOptions,
+    stop: impl Future<Output = ()>,
+) {
     // Each connection task holds a receiver: sending asks them to finish gracefully, and the
     // sender's `closed()` resolves once every one of them is done.
     let (drain, draining) = watch::channel(false);

@@ -16,11 +16,11 @@
 //! exactly what the client sent, as without the filter.
 
 /// Text frames held whole to be looked at; a CONNECT packet is far smaller.
-pub const MAX_FRAME: usize = 4096;
+pub(crate) const MAX_FRAME: usize = 4096;
 
 /// The filter's state between reads.
 #[derive(Debug, Default)]
-pub struct ConnectFilter {
+pub(crate) struct ConnectFilter {
     /// Bytes read and not yet handed on: a frame header not yet complete, or a held frame.
     held: Vec<u8>,
     /// Bytes of the current frame's payload to pass on untouched.
@@ -41,7 +41,7 @@ struct Header {
 
 impl ConnectFilter {
     /// Takes `input` (bytes just read) and appends what to hand on to `output`.
-    pub fn feed(&mut self, mut input: &[u8], output: &mut Vec<u8>) {
+    pub(crate) fn feed(&mut self, mut input: &[u8], output: &mut Vec<u8>) {
         if self.off {
             output.extend_from_slice(input);
             return;

@@ -21,7 +21,7 @@ use crate::{rooms, spec::RESERVED_EVENTS};
 impl<A: Adapter> Node<A> {
     /// Sends a raw emit (in a cluster, from every node to its own sockets); returns how many
     /// rooms it names. The error says what is wrong with the request.
-    pub async fn emit(&self, request: &EmitRequest) -> Result<usize, crate::engine::PublishError> {
+    pub(crate) async fn emit(&self, request: &EmitRequest) -> Result<usize, crate::engine::PublishError> {
         let count = self.check_emit(request)?.len();
         match self.shared.cluster.get() {
             Some(cluster) => cluster.submit(crate::engine::Outgoing::Emit(request.clone())).await?,
@@ -68,7 +68,7 @@ impl<A: Adapter> Node<A> {
     /// An emit every node receives itself (`@socket.io/redis-emitter`), to this node's sockets:
     /// `event` with `args` to the sockets in `rooms` (`(tenant, visible name)`; none: the whole
     /// namespace) and not in `except`.
-    pub async fn emit_received(
+    pub(crate) async fn emit_received(
         &self,
         namespace: &str,
         event: &str,
@@ -135,7 +135,7 @@ impl<A: Adapter> Node<A> {
 
     /// What this node holds, for the other nodes' statistics: per namespace, its sockets,
     /// anonymous ones, and per tenant `{connections, users, subscriptions}`.
-    pub fn node_snapshot(&self) -> Value {
+    pub(crate) fn node_snapshot(&self) -> Value {
         let namespaces: serde_json::Map<String, Value> =
             self.namespaces.iter().map(|ns| (ns.spec.path.clone(), ns.local_summary())).collect();
         let endpoints: serde_json::Map<String, Value> =
@@ -145,7 +145,7 @@ impl<A: Adapter> Node<A> {
 
     /// Connected sockets per namespace (or only `namespace`'s) and per tenant, over the whole
     /// cluster, and the size of `room` when asked.
-    pub async fn stats(&self, namespace: Option<&str>, room: Option<&RoomQuery>) -> Result<Value, String> {
+    pub(crate) async fn stats(&self, namespace: Option<&str>, room: Option<&RoomQuery>) -> Result<Value, String> {
         if let Some(path) = namespace {
             self.namespace_or_err(path)?;
         }

@@ -92,7 +92,7 @@ impl<A: Adapter> SessionDirectory for Node<A> {
 
 /// The engine's settings, taken from [`crate::config::Config`].
 #[derive(Debug, Clone)]
-pub struct NodeSettings {
+pub(crate) struct NodeSettings {
     /// Per-socket limits.
     pub limits: LimitsConfig,
     /// `metrics_interval` timers.
@@ -112,7 +112,7 @@ pub struct NodeSettings {
 }
 
 /// The running specs, on both fronts. Cheap to clone.
-pub struct Node<A: Adapter = LocalAdapter> {
+pub(crate) struct Node<A: Adapter = LocalAdapter> {
     /// Specs served as Socket.IO namespaces.
     namespaces: Arc<[Arc<NamespaceRuntime<A>>]>,
     /// Specs served as plain WebSocket endpoints.
@@ -137,7 +137,7 @@ impl<A: Adapter> Clone for Node<A> {
 
 impl<A: Adapter> Node<A> {
     /// A node serving `specs` on `io`.
-    pub fn new(
+    pub(crate) fn new(
         specs: Vec<NamespaceSpec>,
         io: SocketIo<A>,
         verifier: TokenVerifier,
@@ -196,39 +196,43 @@ impl<A: Adapter> Node<A> {
     }
 
     /// The specs served, Socket.IO namespaces first.
-    pub fn specs(&self) -> impl Iterator<Item = &NamespaceSpec> {
+    pub(crate) fn specs(&self) -> impl Iterator<Item = &NamespaceSpec> {
         self.namespaces.iter().map(|n| &n.spec).chain(self.endpoints.iter().map(|e| &e.spec))
     }
 
     /// Who a valid client token names (for endpoints that accept tokens or API keys).
-    pub fn verify_token(&self, token: &str) -> Option<crate::auth::Identity> {
+    pub(crate) fn verify_token(&self, token: &str) -> Option<crate::auth::Identity> {
         self.shared.verifier.verify(token).ok()
     }
 
     /// The plain WebSocket endpoint at HTTP path `path`.
-    pub fn endpoint(&self, path: &str) -> Option<Arc<websocket::Endpoint>> {
+    pub(crate) fn endpoint(&self, path: &str) -> Option<Arc<websocket::Endpoint>> {
         self.endpoints.iter().find(|e| e.spec.path == path).cloned()
     }
 
     /// The HTTP paths of the plain WebSocket endpoints.
-    pub fn endpoint_paths(&self) -> Vec<String> {
+    pub(crate) fn endpoint_paths(&self) -> Vec<String> {
         self.endpoints.iter().map(|e| e.spec.path.clone()).collect()
     }
 
     /// Closes every plain WebSocket connection (shutdown), waiting up to `within`.
-    pub async fn close_endpoints(&self, within: Duration) {
+    pub(crate) async fn close_endpoints(&self, within: Duration) {
         futures_util::future::join_all(self.endpoints.iter().map(|e| e.close_all(within))).await;
     }
 
     /// An endpoint's figures over the whole cluster: this node's plus its peers'.
-    pub fn endpoint_stats(&self, path: &str, scope: websocket::StatsScope<'_>) -> Option<websocket::EndpointStats> {
+    pub(crate) fn endpoint_stats(
+        &self,
+        path: &str,
+        scope: websocket::StatsScope<'_>,
+    ) -> Option<websocket::EndpointStats> {
         let ep = self.endpoints.iter().find(|e| e.spec.path == path)?;
         Some(ep.cluster_stats(&self.shared.peers(), scope))
     }
 
     /// Registers every namespace with socketioxide. Remote adapters return a future per namespace
     /// (their subscriptions) for the caller to await.
-    pub fn mount(&self, io: &SocketIo<A>) -> Vec<A::InitRes>
+    pub(crate) fn mount(&self, io: &SocketIo<A>) -> Vec<A::InitRes>
     where
         A: DefinedAdapter,
     {
@@ -236,7 +240,7 @@ impl<A: Adapter> Node<A> {
     }
 
     /// Checks a batch of published events against every spec; the error names the event.
-    pub fn check(&self, events: &[PublishedEvent]) -> Result<(), String> {
+    pub(crate) fn check(&self, events: &[PublishedEvent]) -> Result<(), String> {
         for (i, event) in events.iter().enumerate() {
             let at = format!("events[{i}]");
             let mut routed = false;
@@ -253,7 +257,7 @@ impl<A: Adapter> Node<A> {
 
     /// Checks a batch and, when it is valid, delivers every event in order: on this node, or in a
     /// cluster on every node (each to its own sockets).
-    pub async fn publish(&self, events: Vec<PublishedEvent>) -> Result<usize, PublishError> {
+    pub(crate) async fn publish(&self, events: Vec<PublishedEvent>) -> Result<usize, PublishError> {
         self.check(&events)?;
         let count = events.len();
         match self.shared.cluster.get() {
@@ -270,19 +274,19 @@ impl<A: Adapter> Node<A> {
 
     /// Joins a cluster: from now on publishes and raw emits go through `cluster`, which calls
     /// [`Node::apply`] on every node.
-    pub fn attach_cluster(&self, cluster: Arc<dyn ClusterLink>) {
+    pub(crate) fn attach_cluster(&self, cluster: Arc<dyn ClusterLink>) {
         if self.shared.cluster.set(cluster).is_err() {
             tracing::warn!("the engine is already attached to a cluster");
         }
     }
 
     /// Why the cluster is degraded, if this node is in one and it is.
-    pub fn cluster_degraded(&self) -> Option<String> {
+    pub(crate) fn cluster_degraded(&self) -> Option<String> {
         self.shared.cluster_degraded()
     }
 
     /// Applies checked work to this node's sockets (from this node or another).
-    pub async fn apply(&self, message: &Outgoing) {
+    pub(crate) async fn apply(&self, message: &Outgoing) {
         match message {
             Outgoing::Events(events) => {
                 for event in events {
@@ -295,7 +299,7 @@ impl<A: Adapter> Node<A> {
 
     /// Checks events that arrive from outside the HTTP API (a Redis input every node receives
     /// itself) and delivers them to this node's sockets only.
-    pub async fn deliver_checked(&self, events: &[PublishedEvent]) -> Result<(), String> {
+    pub(crate) async fn deliver_checked(&self, events: &[PublishedEvent]) -> Result<(), String> {
         self.check(events)?;
         for event in events {
             self.deliver(event).await;
@@ -304,7 +308,7 @@ impl<A: Adapter> Node<A> {
     }
 
     /// Applies one (checked) event on this node: state, then emits to local sockets.
-    pub async fn deliver(&self, event: &PublishedEvent) {
+    pub(crate) async fn deliver(&self, event: &PublishedEvent) {
         let started = std::time::Instant::now();
         for ns in self.namespaces.iter().filter(|ns| ns.accepts(event)) {
             ns.deliver(event).await;
@@ -318,7 +322,11 @@ impl<A: Adapter> Node<A> {
     /// Checks one event and delivers it, waiting up to `timeout` for every reached socket to
     /// acknowledge it (the client calls the event's callback). Counts over every namespace that
     /// routes the event.
-    pub async fn deliver_with_acks(&self, event: PublishedEvent, timeout: Duration) -> Result<AckReport, String> {
+    pub(crate) async fn deliver_with_acks(
+        &self,
+        event: PublishedEvent,
+        timeout: Duration,
+    ) -> Result<AckReport, String> {
         self.check(std::slice::from_ref(&event))?;
         // Every namespace at once: delivery to one must not wait for another's acks.
         // Plain WebSocket endpoints have no acks: they are delivered to and not counted.
@@ -347,7 +355,7 @@ impl<A: Adapter> Node<A> {
     /// Starts the background work: timers, rate-limiter cleanup, the token-expiry sweep, the
     /// plain WebSocket heartbeats and the runtime-lag probe.
     /// The tasks run until aborted.
-    pub fn spawn_tasks(&self) -> Vec<JoinHandle<()>> {
+    pub(crate) fn spawn_tasks(&self) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();
         for ns in self.namespaces.iter() {
             for index in 0..ns.spec.timers.len() {

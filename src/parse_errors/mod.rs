@@ -3,7 +3,7 @@
 //! or `expected number at 0`; people are told what was expected (`a whole number from 0 to
 //! 4294967295`, `milliseconds or a number with a unit`) and where. One place for that wording.
 
-pub mod suggest;
+pub(crate) mod suggest;
 
 use std::borrow::Cow;
 
@@ -11,7 +11,7 @@ use serde_saphyr::{Error as YamlError, MessageFormatter, UserMessageFormatter};
 
 /// What a value of the Rust type named `type_name` (`u32`, `bool`, ...) is, in words; other
 /// names as they are.
-pub fn expected(type_name: &str) -> Cow<'static, str> {
+pub(crate) fn expected(type_name: &str) -> Cow<'static, str> {
     let words = match type_name.rsplit("::").next().unwrap_or(type_name) {
         "u8" => "a whole number from 0 to 255",
         "u16" => "a whole number from 0 to 65535",
@@ -28,7 +28,7 @@ pub fn expected(type_name: &str) -> Cow<'static, str> {
 }
 
 /// A YAML error's message, without its location (the caller shows the file, line and column).
-pub fn yaml(e: &YamlError) -> String {
+pub(crate) fn yaml(e: &YamlError) -> String {
     let message = PlainWords.format_message(e);
     // The renderer would neutralize control characters; this message is shown as is.
     message.chars().flat_map(|c| if c.is_control() { c.escape_debug().collect() } else { vec![c] }).collect()
@@ -62,7 +62,7 @@ impl MessageFormatter for PlainWords {
 }
 
 /// Why `text` is not JSON, for the client that sent it: where it stops making sense.
-pub fn json(text: &[u8], e: &serde_json::Error) -> String {
+pub(crate) fn json(text: &[u8], e: &serde_json::Error) -> String {
     use serde_json::error::Category;
     match e.classify() {
         Category::Eof => "it ends before the JSON is complete".to_string(),
@@ -81,7 +81,7 @@ pub fn json(text: &[u8], e: &serde_json::Error) -> String {
 }
 
 /// Why `text` is not a duration (milliseconds, or humantime's `30s`, `1m`, `1h 30m`).
-pub fn duration(text: &str, e: &humantime::DurationError) -> String {
+pub(crate) fn duration(text: &str, e: &humantime::DurationError) -> String {
     let how = "write milliseconds (60000) or a number with a unit (500ms, 30s, 1m, 2h)";
     match e {
         humantime::DurationError::UnknownUnit { unit, .. } => {

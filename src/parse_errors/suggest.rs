@@ -6,7 +6,7 @@ use std::fmt;
 
 /// The candidate closest to `name`, when one is close enough to be a likely typo and no other is
 /// as close (a tie suggests nothing rather than a guess).
-pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let len = name.chars().count();
     // A third of the name may be wrong, at least one character, but never all of it: `b` is not
     // a typo of `a`.
@@ -36,7 +36,7 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 /// (`PING_INTERVAL`), or a setting cut short (`ADMIN_PASSWORD`). Prefixes are the first word of
 /// the known names that have several (`WS_`, `JWT_`, `REDIS_`, `API_`, `ADMIN_`, ...); only
 /// unambiguous guesses are made.
-pub fn closest_variable<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest_variable<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
     if known.contains(&name) {
         return None;
     }
@@ -95,13 +95,13 @@ pub fn closest_variable<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
 
 /// ` (did you mean `x`?)` when there is a suggestion, or nothing: the one wording of every
 /// suggestion.
-pub fn did_you_mean(suggestion: Option<impl fmt::Display>) -> String {
+pub(crate) fn did_you_mean(suggestion: Option<impl fmt::Display>) -> String {
     suggestion.map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default()
 }
 
 /// The message for an unknown field of a YAML mapping (a spec's or the config file's): the
 /// fields there are, and the one probably meant.
-pub fn unknown_field(field: &str, known: &[&str]) -> String {
+pub(crate) fn unknown_field(field: &str, known: &[&str]) -> String {
     let meant = closest(field, known.iter().copied());
     format!("unknown field `{field}`, expected one of {}{}", known.join(", "), did_you_mean(meant))
 }

@@ -10,22 +10,22 @@ use super::ANY;
 /// Longest filter value, in bytes as a room name holds it: `%`, `*` and control characters take
 /// three bytes for each byte of their UTF-8 (a C1 control character takes six). Ids and statuses
 /// fit many times over; a value of control characters cannot multiply what a room costs.
-pub const MAX_FILTER_VALUE_BYTES: usize = 64;
+pub(crate) const MAX_FILTER_VALUE_BYTES: usize = 64;
 
 /// Most filtered rooms one join may make: the product of the numbers of values given per filter.
 /// Each is a room the node holds for the member (about 200 bytes beside its name), so this, with
 /// [`MAX_FILTER_VALUE_BYTES`], keeps the widest subscription within a few KB.
-pub const MAX_FILTER_COMBINATIONS: usize = 16;
+pub(crate) const MAX_FILTER_COMBINATIONS: usize = 16;
 
 /// Most filters a room family may have: a published event reaches 2^filters variants of a room.
-pub const MAX_FILTERS: usize = 4;
+pub(crate) const MAX_FILTERS: usize = 4;
 
 /// Separates a room's visible name from its filter values in the names the adapter sees. A
 /// control character, which values never contain unescaped and patterns cannot contain.
-pub const FILTER_SEP: char = '\u{1}';
+pub(crate) const FILTER_SEP: char = '\u{1}';
 
 /// A visible name followed by one value per filter (`None`: any value), for [`internal_name`](super::internal_name).
-pub fn with_filters(visible: &str, values: &[Option<&str>]) -> String {
+pub(crate) fn with_filters(visible: &str, values: &[Option<&str>]) -> String {
     let mut out = String::with_capacity(visible.len() + 4 * values.len());
     out.push_str(visible);
     for value in values {
@@ -60,7 +60,7 @@ fn filter_value_bytes(value: &str) -> usize {
 /// filter, in the family's filter order (`None`: any value; a filter given no value has just
 /// that). `filters` pairs each filter's name with its values. Refused, with a message for the
 /// client: a value over [`MAX_FILTER_VALUE_BYTES`], or more than [`MAX_FILTER_COMBINATIONS`].
-pub fn filter_variants(internal: &str, filters: &[(&str, Vec<Option<String>>)]) -> Result<Vec<String>, String> {
+pub(crate) fn filter_variants(internal: &str, filters: &[(&str, Vec<Option<String>>)]) -> Result<Vec<String>, String> {
     for (name, values) in filters {
         if let Some(long) = values.iter().flatten().map(|v| filter_value_bytes(v)).find(|b| *b > MAX_FILTER_VALUE_BYTES)
         {
@@ -103,18 +103,18 @@ pub fn filter_variants(internal: &str, filters: &[(&str, Vec<Option<String>>)]) 
 }
 
 /// Whether `room` is `internal` or one of its filtered variants.
-pub fn is_variant_of(room: &str, internal: &str) -> bool {
+pub(crate) fn is_variant_of(room: &str, internal: &str) -> bool {
     room.strip_prefix(internal).is_some_and(|rest| rest.is_empty() || rest.starts_with(FILTER_SEP))
 }
 
 /// The visible part of a name made by [`with_filters`] (the name itself when it has none).
-pub fn without_filters(name: &str) -> &str {
+pub(crate) fn without_filters(name: &str) -> &str {
     name.split(FILTER_SEP).next().unwrap_or(name)
 }
 
 /// The filtered rooms of `visible` an event with these filter values reaches: for each filter, its
 /// value (when the event has one, and it is one a join could choose) and `*`.
-pub fn filter_fanout(visible: &str, values: &[Option<&str>]) -> Vec<String> {
+pub(crate) fn filter_fanout(visible: &str, values: &[Option<&str>]) -> Vec<String> {
     let mut combos: Vec<Vec<Option<&str>>> = vec![Vec::with_capacity(values.len())];
     for value in values {
         match value.filter(|v| !v.is_empty() && filter_value_bytes(v) <= MAX_FILTER_VALUE_BYTES) {

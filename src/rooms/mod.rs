@@ -34,24 +34,21 @@ mod pattern;
 
 use std::fmt::Write;
 
-pub use filters::{
-    FILTER_SEP, MAX_FILTER_COMBINATIONS, MAX_FILTER_VALUE_BYTES, MAX_FILTERS, filter_fanout, filter_variants,
-    is_variant_of, with_filters, without_filters,
-};
-pub use pattern::{Param, RoomPattern};
+pub(crate) use filters::{FILTER_SEP, MAX_FILTERS, filter_fanout, filter_variants, is_variant_of, without_filters};
+pub(crate) use pattern::{Param, RoomPattern};
 
 /// Longest visible room name accepted from a client or rendered from a payload.
-pub const MAX_NAME_LEN: usize = 512;
+pub(crate) const MAX_NAME_LEN: usize = 512;
 
 /// Bytes of room names a member may hold per room it may be in: the names of all its rooms
 /// (internal names: tenant, visible name and filter values) may add up to this many times
 /// `WS_MAX_ROOMS_PER_SOCKET` (9,600 bytes by default: a hundred rooms named by a UUID tenant and
 /// a UUID id each fit). With the number of rooms it bounds what one connection makes the node hold
 /// in rooms, however it names or filters them.
-pub const ROOM_NAME_BYTES_PER_ROOM: usize = 96;
+pub(crate) const ROOM_NAME_BYTES_PER_ROOM: usize = 96;
 
 /// The marker an unset optional parameter renders as.
-pub const ANY: &str = "*";
+pub(crate) const ANY: &str = "*";
 
 /// Whose rooms these are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +62,7 @@ pub enum RoomScope {
 /// The adapter's name for a visible room: `t:<tenant>:<visible>` or `g:<visible>`. `None` for a
 /// tenant-scoped room without a tenant. Tenant ids are escaped, so a tenant called `a:b` cannot
 /// collide with tenant `a`.
-pub fn internal_name(scope: RoomScope, tenant: Option<&str>, visible: &str) -> Option<String> {
+pub(crate) fn internal_name(scope: RoomScope, tenant: Option<&str>, visible: &str) -> Option<String> {
     match scope {
         RoomScope::Global => Some(format!("g:{visible}")),
         RoomScope::Tenant => {
@@ -88,7 +85,7 @@ pub fn internal_name(scope: RoomScope, tenant: Option<&str>, visible: &str) -> O
 
 /// The tenant and visible name of an internal name made by [`internal_name`] (filter values, if
 /// any, left out).
-pub fn split_internal(internal: &str) -> Option<(Option<String>, &str)> {
+pub(crate) fn split_internal(internal: &str) -> Option<(Option<String>, &str)> {
     let (tenant, name) = match internal.strip_prefix("g:") {
         Some(visible) => (None, visible),
         None => {
@@ -103,7 +100,7 @@ pub fn split_internal(internal: &str) -> Option<(Option<String>, &str)> {
 /// How an internal name reads to an operator (the admin view, which sees every tenant): the
 /// visible name, after `{tenant} / ` for a tenant's room, with its filter values in parentheses
 /// (`t1 / executions (running, *)`). A name this module did not make is shown as it is.
-pub fn display_name(internal: &str) -> String {
+pub(crate) fn display_name(internal: &str) -> String {
     let (tenant, rest) = match internal.strip_prefix("g:") {
         Some(rest) => (None, rest),
         None => {
@@ -129,7 +126,7 @@ pub fn display_name(internal: &str) -> String {
 
 /// Whether a member in `rooms` (internal names), which may be in `max_rooms`, stays within
 /// [`ROOM_NAME_BYTES_PER_ROOM`] a room; the message says why not.
-pub fn check_member_rooms<'a>(rooms: impl IntoIterator<Item = &'a str>, max_rooms: usize) -> Result<(), String> {
+pub(crate) fn check_member_rooms<'a>(rooms: impl IntoIterator<Item = &'a str>, max_rooms: usize) -> Result<(), String> {
     let budget = max_rooms.saturating_mul(ROOM_NAME_BYTES_PER_ROOM);
     let bytes: usize = rooms.into_iter().map(str::len).sum();
     if bytes > budget {
@@ -162,7 +159,7 @@ fn percent_decode(s: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{filters::with_filters, *};
 
     #[test]
     fn display_names_show_the_tenant_and_filters_of_an_internal_name() {

@@ -10,7 +10,7 @@
 //! - `timers`: the spec's periodic emits;
 //! - `roster`: the sockets as the admin view sees them; `stats`: the API's counts.
 
-pub mod engineio;
+pub(crate) mod engineio;
 pub(crate) mod namespace;
 
 mod deliver;

@@ -46,7 +46,7 @@ use crate::{
 const REFUSED_SESSION_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A spec served as a Socket.IO namespace: the runtime, and socketioxide's handle.
-pub struct NamespaceRuntime<A: Adapter> {
+pub(crate) struct NamespaceRuntime<A: Adapter> {
     rt: SpecRuntime,
     pub(crate) io: SocketIo<A>,
     /// What the front's namespaces share.
@@ -74,7 +74,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     }
 
     /// The socketioxide connect handler for this namespace.
-    pub fn connect_handler(self: &Arc<Self>) -> ConnectFlow<A> {
+    pub(crate) fn connect_handler(self: &Arc<Self>) -> ConnectFlow<A> {
         ConnectFlow { ns: self.clone() }
     }
 
@@ -343,10 +343,10 @@ impl<A: Adapter> Member for SioMember<'_, A> {
 
 /// Marker type naming our handler implementations to socketioxide.
 #[doc(hidden)]
-pub struct SpecHandler;
+pub(crate) struct SpecHandler;
 
 /// The connect middleware and handler of a namespace.
-pub struct ConnectFlow<A: Adapter> {
+pub(crate) struct ConnectFlow<A: Adapter> {
     ns: Arc<NamespaceRuntime<A>>,
 }
 
@@ -372,7 +372,7 @@ impl<A: Adapter> ConnectHandler<A, SpecHandler> for ConnectFlow<A> {
 }
 
 /// The per-socket client event handler: every event goes through [`NamespaceRuntime::handle_event`].
-pub struct EventHandler<A: Adapter> {
+pub(crate) struct EventHandler<A: Adapter> {
     ns: Arc<NamespaceRuntime<A>>,
     session: Arc<MemberState>,
 }
@@ -388,7 +388,7 @@ impl<A: Adapter> MessageHandler<A, SpecHandler> for EventHandler<A> {
 }
 
 /// Cleans up after a socket leaves the namespace.
-pub struct DisconnectFlow<A: Adapter> {
+pub(crate) struct DisconnectFlow<A: Adapter> {
     ns: Arc<NamespaceRuntime<A>>,
 }
 

@@ -34,8 +34,8 @@ use std::{
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-pub use stats::{EndpointStats, StatsScope};
-pub use upgrade::upgrade;
+pub(crate) use stats::{EndpointStats, StatsScope};
+pub(crate) use upgrade::upgrade;
 
 use crate::{
     auth::TokenError,
@@ -56,7 +56,7 @@ use conn::{BufferLimits, Closing, Conn, Frame, NativeMember, Queued};
 use index::{IdHash, RoomIndex};
 
 /// A spec served as a plain WebSocket endpoint.
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     rt: SpecRuntime,
     settings: NativeConfig,
     /// Where connections come from, for the per-IP upgrade limit and the admin view.

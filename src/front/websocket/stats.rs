@@ -13,7 +13,7 @@ use super::Endpoint;
 
 /// Figures of one endpoint (this node's, or the cluster's).
 #[derive(Debug, Clone, Copy, Default)]
-pub struct EndpointStats {
+pub(crate) struct EndpointStats {
     /// Connections.
     pub clients: usize,
     /// Distinct users among them (per tenant).
@@ -94,7 +94,7 @@ impl Endpoint {
 
 /// Whose connections statistics count.
 #[derive(Debug, Clone, Copy)]
-pub enum StatsScope<'a> {
+pub(crate) enum StatsScope<'a> {
     /// Every connection (the caller holds an API key).
     All,
     /// One tenant's (`None`: connections without a tenant), for a caller with that tenant's token.

@@ -37,7 +37,7 @@ use crate::{
 const READ_BUFFER: usize = 256;
 
 /// Answers a handshake to `ep`: the 101 and the connection's task, or a refusal.
-pub async fn upgrade(ep: Arc<Endpoint>, api_keys: &ApiKeys, request: Request<Body>) -> Response<Body> {
+pub(crate) async fn upgrade(ep: Arc<Endpoint>, api_keys: &ApiKeys, request: Request<Body>) -> Response<Body> {
     let (parts, body) = request.into_parts();
     let Some(key) = websocket_key(&parts.headers) else {
         let mut response = refusal(

@@ -102,7 +102,7 @@ fn list_or_none(names: &[String]) -> String {
 }
 
 /// Checks `raw` (from `file`) and builds its model, or returns every error found.
-pub fn compile(raw: RawSpec, file: &str) -> Result<NamespaceSpec, Vec<SpecError>> {
+pub(super) fn compile(raw: RawSpec, file: &str) -> Result<NamespaceSpec, Vec<SpecError>> {
     let mut c = Checker {
         file,
         errors: Vec::new(),

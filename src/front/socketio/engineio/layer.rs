@@ -6,7 +6,7 @@ use super::*;
 
 /// Puts [`Sessions`] in front of a service.
 #[derive(Clone)]
-pub struct SessionsLayer {
+pub(crate) struct SessionsLayer {
     pub(super) sessions: Arc<Sessions>,
 }
 
@@ -43,7 +43,7 @@ pub(super) fn close_request(path_prefix: &str, sid: Sid, protocol: ProtocolVersi
 
 /// The service of [`SessionsLayer`].
 #[derive(Clone)]
-pub struct SessionsService<S> {
+pub(crate) struct SessionsService<S> {
     inner: S,
     sessions: Arc<Sessions>,
 }

@@ -54,8 +54,8 @@ use crate::{
     spec::RateLimit,
 };
 use budget::HandshakeBudget;
+pub(crate) use layer::SessionsLayer;
 use layer::close_request;
-pub use layer::{SessionsLayer, SessionsService};
 use records::Records;
 
 mod budget;
@@ -63,7 +63,7 @@ mod layer;
 mod records;
 
 /// What the front needs to know about the sessions the engine serves.
-pub trait SessionDirectory: Send + Sync {
+pub(crate) trait SessionDirectory: Send + Sync {
     /// Whether session `sid` has a socket in any namespace of this node.
     fn is_open(&self, sid: Sid) -> bool;
     /// Session `sid` asked to upgrade from long-polling to WebSocket.
@@ -75,7 +75,7 @@ pub trait SessionDirectory: Send + Sync {
 struct FromGateway;
 
 /// The front's state, shared by its service and the engine.
-pub struct Sessions {
+pub(crate) struct Sessions {
     /// `SOCKETIO_PATH` with a trailing `/`, as request paths start.
     path_prefix: String,
     trusted_proxies: TrustedProxies,
@@ -101,7 +101,7 @@ pub struct Sessions {
 }
 
 /// How the front is configured.
-pub struct SessionsOptions {
+pub(crate) struct SessionsOptions {
     /// `SOCKETIO_PATH`.
     pub path: String,
     /// Whose `X-Forwarded-For` is believed.
@@ -122,7 +122,7 @@ pub struct SessionsOptions {
 
 impl Sessions {
     /// The front's state; [`Sessions::attach`] gives it the engine's sessions.
-    pub fn new(options: SessionsOptions, readiness: Arc<Readiness>, metrics: Arc<Metrics>) -> Arc<Self> {
+    pub(crate) fn new(options: SessionsOptions, readiness: Arc<Readiness>, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
             path_prefix: format!("{}/", options.path),
             trusted_proxies: options.trusted_proxies,
@@ -142,19 +142,19 @@ impl Sessions {
     }
 
     /// Gives the front the engine's sessions (once, at start-up).
-    pub fn attach(&self, directory: Arc<dyn SessionDirectory>) {
+    pub(crate) fn attach(&self, directory: Arc<dyn SessionDirectory>) {
         if self.directory.set(directory).is_err() {
             tracing::warn!("the session front is already attached");
         }
     }
 
     /// Gives the front the finished router, which it posts close packets through (once).
-    pub fn serve_through(&self, router: axum::Router) {
+    pub(crate) fn serve_through(&self, router: axum::Router) {
         let _ = self.router.set(router);
     }
 
     /// The layer to put in front of the Socket.IO service.
-    pub fn layer(self: &Arc<Self>) -> SessionsLayer {
+    pub(crate) fn layer(self: &Arc<Self>) -> SessionsLayer {
         SessionsLayer { sessions: self.clone() }
     }
 
@@ -162,7 +162,7 @@ impl Sessions {
     /// the namespace's anonymous client), over `transport`, opened by `handshake`. The first
     /// authentication gives the handshake's charge back. Returns the session's backlog, which a
     /// WebSocket connection now drains.
-    pub fn admitted(
+    pub(crate) fn admitted(
         &self,
         sid: Sid,
         transport: TransportType,
@@ -186,7 +186,7 @@ impl Sessions {
     /// Ends the transport of session `sid`, whose handshake request was `handshake`: cuts its
     /// WebSocket connection, or sends a polling session the close packet. socketioxide then
     /// closes the session and its sockets in every namespace.
-    pub fn close(
+    pub(crate) fn close(
         &self,
         sid: Sid,
         transport: TransportType,
@@ -228,7 +228,7 @@ impl Sessions {
     }
 
     /// Forgets upgrades whose connection has ended.
-    pub fn prune(&self) {
+    pub(crate) fn prune(&self) {
         self.upgraded.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, weak| weak.strong_count() > 0);
     }
 
@@ -308,7 +308,7 @@ impl Sessions {
     }
 
     /// Forgets quiet addresses of the handshake budget, ended sessions and ended upgrades.
-    pub fn cleanup(&self) {
+    pub(crate) fn cleanup(&self) {
         if let Some(budget) = &self.handshakes {
             budget.cleanup();
         }
