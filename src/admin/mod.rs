@@ -177,7 +177,7 @@ impl<A: Adapter> Shared<A> {
         }
         match self.gate.admit(&credentials, client).await {
             Ok(login) => {
-                tracing::info!(client = ?client, with = if login == Login::Session { "session" } else { "password" }, "admin view: an admin connected");
+                tracing::info!(client = ?client, with = if login == Login::Resumed { "session" } else { "password" }, "admin view: an admin connected");
                 s.extensions.insert(Arc::new(login));
                 if !self.readonly {
                     let shared = self.clone();
