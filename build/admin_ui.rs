@@ -102,11 +102,11 @@ pub fn build() {
 /// Writes `admin_ui_assets.rs`: the version, the files, and why there are none (`missing`).
 fn write_table(out_dir: &std::path::Path, table: &str, missing: Option<&str>) {
     let source = format!(
-        "/// `@socket.io/admin-ui`'s version.\npub const VERSION: &str = {:?};\n\
+        "/// `@socket.io/admin-ui`'s version.\npub(crate) const VERSION: &str = {:?};\n\
          /// The UI's files: path under `/admin/`, content type, bytes.\n\
-         pub static ASSETS: &[(&str, &str, &[u8])] = {table};\n\
+         pub(crate) static ASSETS: &[(&str, &str, &[u8])] = {table};\n\
          /// Why the build has no UI, when it has none.\n\
-         pub const MISSING: Option<&str> = {missing:?};\n",
+         pub(crate) const MISSING: Option<&str> = {missing:?};\n",
         ADMIN_UI.version
     );
     fs::write(out_dir.join("admin_ui_assets.rs"), source).expect("admin_ui_assets.rs");

@@ -49,9 +49,9 @@ fn embedded(dir: &std::path::Path, files: &[String]) -> String {
         .map(|name| format!("    ({name:?}, include_bytes!({:?}) as &[u8]),\n", dir.join(name).display().to_string()))
         .collect();
     format!(
-        "/// The socket.io-client release embedded.\npub const VERSION: &str = {:?};\n\
+        "/// The socket.io-client release embedded.\npub(crate) const VERSION: &str = {:?};\n\
          /// The served files by name, or why they are missing.\n\
-         pub const FILES: Result<&[(&str, &[u8])], &str> = Ok(&[\n{entries}]);\n",
+         pub(crate) const FILES: Result<&[(&str, &[u8])], &str> = Ok(&[\n{entries}]);\n",
         CLIENT.version
     )
 }
@@ -59,9 +59,9 @@ fn embedded(dir: &std::path::Path, files: &[String]) -> String {
 /// The Rust source saying why there is no bundle.
 fn missing(reason: &str) -> String {
     format!(
-        "/// The socket.io-client release that should have been embedded.\npub const VERSION: &str = {:?};\n\
+        "/// The socket.io-client release that should have been embedded.\npub(crate) const VERSION: &str = {:?};\n\
          /// The served files by name, or why they are missing.\n\
-         pub const FILES: Result<&[(&str, &[u8])], &str> = Err({reason:?});\n",
+         pub(crate) const FILES: Result<&[(&str, &[u8])], &str> = Err({reason:?});\n",
         CLIENT.version
     )
 }

@@ -27,15 +27,18 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::{
     admin::{self, Admin},
     auth::{ApiKeys, TokenVerifier},
-    backlog::BacklogLimits,
     cluster::Cluster,
     config::{Config, NamespaceSource},
-    engine::{Engine, EngineSettings},
-    http::{self, HttpState, Readiness},
+    front::socketio::engineio::{Sessions, SessionsOptions},
+    http::{self, HttpState},
+    lifecycle::Readiness,
     metrics::Metrics,
+    net::{
+        backlog::BacklogLimits,
+        server::{self, ServeOptions},
+    },
+    node::{Node, NodeSettings},
     page::{self, PageState, bundle::BundlePaths, dev::DevCredentials},
-    server::{self, ServeOptions},
-    sessions::{Sessions, SessionsOptions},
     spec::{self, NamespaceSpec, SpecErrors, Transport},
 };
 
@@ -75,7 +78,7 @@ trait Served: Send + Sync {
 
 struct ServedBy<A: Adapter> {
     io: SocketIo<A>,
-    engine: Engine<A>,
+    engine: Node<A>,
     admin: Option<Admin<A>>,
     cluster_tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -184,7 +187,7 @@ impl App {
             metrics.clone(),
         );
         let parts = Parts { metrics, readiness, sessions, page };
-        let settings = EngineSettings {
+        let settings = NodeSettings {
             limits: config.limits.clone(),
             metrics_interval: config.metrics_interval,
             cleanup_interval: config.cleanup_interval,
@@ -201,7 +204,7 @@ impl App {
             None => {
                 let (layer, io) = socket_io(SocketIo::builder(), config).build_layer();
                 let engine =
-                    Engine::new(specs, io.clone(), verifier, settings, parts.metrics.clone(), parts.sessions.clone());
+                    Node::new(specs, io.clone(), verifier, settings, parts.metrics.clone(), parts.sessions.clone());
                 engine.mount(&io);
                 let admin = config.admin.as_ref().map(|admin| {
                     let metrics = parts.metrics.admin.clone();
@@ -216,7 +219,7 @@ impl App {
                 let (layer, io) =
                     socket_io(SocketIo::builder(), config).with_adapter::<FredAdapter<Emitter>>(adapter).build_layer();
                 let engine =
-                    Engine::new(specs, io.clone(), verifier, settings, parts.metrics.clone(), parts.sessions.clone());
+                    Node::new(specs, io.clone(), verifier, settings, parts.metrics.clone(), parts.sessions.clone());
                 for namespace in engine.mount(&io) {
                     namespace.await.context("subscribing a namespace to Redis")?;
                 }
@@ -240,7 +243,7 @@ impl App {
         config: &Config,
         layer: SocketIoLayer<A>,
         io: SocketIo<A>,
-        engine: Engine<A>,
+        engine: Node<A>,
         admin: Option<Admin<A>>,
         parts: Parts,
         cluster_tasks: Vec<JoinHandle<()>>,

@@ -4,14 +4,7 @@
 //! API errors are JSON, `{"error": {"type": "...", "message": "..."}}`, with the status saying
 //! which kind: 400 for a bad body, 401 for a missing or wrong key, 413 for a body over the limit.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -26,36 +19,20 @@ use socketioxide::adapter::{Adapter, LocalAdapter};
 
 use crate::{
     auth::ApiKeys,
-    engine::{self, EmitRequest, Engine, PublishError, PublishedEvent, RoomQuery},
+    engine::{EmitRequest, PublishError, PublishedEvent, RoomQuery},
+    lifecycle::Readiness,
     metrics::Metrics,
+    node::Node,
 };
 
 /// How long a notification call waits for acks unless it says otherwise, and at most.
 const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Whether the node should receive new traffic. Shared with the shutdown sequence.
-#[derive(Debug, Default)]
-pub struct Readiness {
-    draining: AtomicBool,
-}
-
-impl Readiness {
-    /// Marks the node as draining: `/readyz` answers 503 from now on.
-    pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-    }
-
-    /// Whether the node is draining.
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
-    }
-}
-
 /// What the handlers share.
-pub struct HttpState<A: Adapter = LocalAdapter> {
+pub(crate) struct HttpState<A: Adapter = LocalAdapter> {
     /// Publishes events.
-    pub engine: Engine<A>,
+    pub engine: Node<A>,
     /// Who may call the API.
     pub api_keys: ApiKeys,
     /// Draining or not.
@@ -82,7 +59,7 @@ impl<A: Adapter> Clone for HttpState<A> {
 }
 
 /// The routes, ready to be layered with Socket.IO and CORS.
-pub fn router<A: Adapter>(state: HttpState<A>) -> Router {
+pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
     let max_body_bytes = state.max_body_bytes;
     let mut router = Router::new();
     for path in state.engine.endpoint_paths() {
@@ -104,7 +81,7 @@ pub fn router<A: Adapter>(state: HttpState<A>) -> Router {
 
 /// An API failure, as the client sees it.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// 401: no API key, or not one of `API_KEYS`.
     #[error("missing or invalid API key: send one of API_KEYS as `X-API-Key` or `Authorization: Bearer`")]
     Unauthorized,
@@ -381,7 +358,7 @@ async fn notify<A: Adapter>(
 /// A plain WebSocket endpoint's handshake (seed 001's `/ws`).
 async fn native_upgrade<A: Adapter>(State(state): State<HttpState<A>>, request: axum::extract::Request) -> Response {
     match state.engine.endpoint(request.uri().path()) {
-        Some(endpoint) => engine::native::upgrade(endpoint, &state.api_keys, request).await.into_response(),
+        Some(endpoint) => crate::front::websocket::upgrade(endpoint, &state.api_keys, request).await.into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -405,8 +382,8 @@ async fn native_stats<A: Adapter>(
     });
     let by_token = token.and_then(|t| state.engine.verify_token(t.trim()));
     let scope = match &by_token {
-        _ if state.api_keys.authorize(&headers) => engine::native::StatsScope::All,
-        Some(identity) => engine::native::StatsScope::Tenant(identity.tenant_id.as_deref()),
+        _ if state.api_keys.authorize(&headers) => crate::front::websocket::StatsScope::All,
+        Some(identity) => crate::front::websocket::StatsScope::Tenant(identity.tenant_id.as_deref()),
         None => return Err(ApiError::Unauthorized),
     };
     let path = uri.path().trim_end_matches("/stats");

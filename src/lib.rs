@@ -1,42 +1,39 @@
-#![warn(missing_docs)]
+#![warn(missing_docs, unreachable_pub)]
 //! realtime-gateway: a self-hosted, Socket.IO-compatible realtime gateway.
 //!
-//! Layout (ARCHITECTURE.md has the full map):
-//! - [`config`]: typed configuration; the only reader of the environment.
-//! - [`spec`]: the namespace spec format, its loader and checker. Knows nothing of sockets.
-//! - [`rooms`]: room names; the only place that builds them.
-//! - [`auth`]: tokens and API keys; [`client_ip`]: who a connection comes from.
-//! - [`engine`]: serves specs on socketioxide and delivers published events.
-//! - [`cluster`]: membership over Redis: the bus, the Redis inputs, outages.
-//! - [`http`]: the publish API, health, readiness, metrics.
-//! - [`page`]: what browsers get from the gateway itself: the example page, socket.io-client's
-//!   bundle, the namespaces' description, dev mode's demo credentials.
-//! - [`admin`]: the admin view, the official Socket.IO Admin UI's protocol on `/admin`.
-//! - [`app`]: assembles everything on one port and runs it; [`server`]: the accept loop;
-//!   [`connection`]: what guards each TCP connection; [`sessions`]: the Engine.IO front;
-//!   [`backlog`]: how far behind a Socket.IO client's transport is; [`v3_connect`]:
-//!   socket.io-client 2.x's CONNECT queries dropped from its WebSocket frames.
-//! - [`parse_errors`]: what a value that does not parse is told as, in its writer's terms.
-//! - [`cli`], [`telemetry`], [`memory`]: the binary's helpers.
+//! Layout (ARCHITECTURE.md has the full map and which part may import which):
+//! - `engine`: the engine core: specs served, dispatch, actions, publish and routing, state,
+//!   limits, expiry; it knows no front, transport, HTTP route or Redis.
+//! - `front`: the fronts over it: `front::socketio` (socketioxide, the Engine.IO session
+//!   front) and `front::websocket` (the plain WebSocket endpoint).
+//! - `node`: the engine and both fronts assembled as one node serves them.
+//! - `http`: the publish API, health, readiness, metrics; [`page`]: what browsers get from the
+//!   gateway itself; `admin`: the admin view on `/admin`; `cluster`: membership over Redis.
+//! - `net`: the accept loop, guarded connections, client addresses, transport backlogs.
+//! - [`config`]: typed configuration, the only reader of the environment; [`spec`]: the
+//!   namespace spec format; `rooms`: room names; [`auth`]: tokens and API keys;
+//!   `metrics`: the Prometheus registry; `parse_errors`: values that do not parse, told in
+//!   their writer's terms; `lifecycle`: serving or draining.
+//! - [`app`]: assembles everything on one port and runs it; [`cli`], [`telemetry`], [`memory`]:
+//!   the binary's helpers; `clock`: now, as the seeds wrote times.
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod app;
 pub mod auth;
-pub mod backlog;
 pub mod cli;
-pub mod client_ip;
-pub mod cluster;
+pub(crate) mod clock;
+pub(crate) mod cluster;
 pub mod config;
-pub mod connection;
-pub mod engine;
-pub mod http;
+pub(crate) mod engine;
+pub(crate) mod front;
+pub(crate) mod http;
+pub(crate) mod lifecycle;
 pub mod memory;
-pub mod metrics;
+pub(crate) mod metrics;
+pub(crate) mod net;
+pub(crate) mod node;
 pub mod page;
-pub mod parse_errors;
-pub mod rooms;
-pub mod server;
-pub mod sessions;
+pub(crate) mod parse_errors;
+pub(crate) mod rooms;
 pub mod spec;
 pub mod telemetry;
-pub mod v3_connect;

@@ -40,7 +40,17 @@ use tracing_subscriber::{
     prelude::*,
 };
 
-use crate::config::LogFormat;
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when stdout is not a terminal, human-readable otherwise.
+    Auto,
+    /// One JSON object per line.
+    Json,
+    /// Human-readable.
+    Pretty,
+}
 
 /// Lines waiting for stdout, at most.
 pub const QUEUE_LINES: usize = 8192;

@@ -17,6 +17,7 @@
 //! admin after the list. (One racing the list may be in both: the UI takes a repeated socket or
 //! room once, except that a room's page may count one member twice until the next list.)
 
+use crate::clock::{iso_now, now_millis};
 use std::{
     borrow::Cow,
     collections::HashSet,
@@ -24,7 +25,6 @@ use std::{
         Mutex,
         atomic::{AtomicBool, AtomicUsize, Ordering},
     },
-    time::SystemTime,
 };
 
 use serde_json::value::RawValue;
@@ -44,7 +44,7 @@ const QUEUE_MAX_BYTES: usize = 4 * 1024 * 1024;
 
 /// A change to this node's sockets, as the protocol's event(s), ready to send.
 #[derive(Debug)]
-pub enum Change {
+pub(super) enum Change {
     /// `socket_connected(socket, at)`.
     Connected { socket: Box<RawValue>, at: String },
     /// `room_joined(nsp, room, id, at)`.
@@ -60,7 +60,7 @@ pub enum Change {
 
 impl Change {
     /// About the bytes it takes on the wire (what the byte bounds count).
-    pub fn size(&self) -> usize {
+    pub(super) fn size(&self) -> usize {
         const PER_EVENT: usize = 32;
         match self {
             Self::Connected { socket, at } => socket.get().len() + at.len() + PER_EVENT,
@@ -77,7 +77,7 @@ impl Change {
 }
 
 /// What the listeners' task is told about admin sockets.
-pub enum Control<A: Adapter> {
+pub(super) enum Control<A: Adapter> {
     /// A new admin socket, to be sent a list and then every change.
     Attach(SocketRef<A>),
     /// An admin socket that left.
@@ -85,13 +85,13 @@ pub enum Control<A: Adapter> {
 }
 
 /// The receiving ends, for the listeners' task.
-pub struct Receivers<A: Adapter> {
+pub(super) struct Receivers<A: Adapter> {
     pub changes: mpsc::Receiver<Change>,
     pub control: mpsc::UnboundedReceiver<Control<A>>,
 }
 
 /// The observer of this node's sockets.
-pub struct Feed<A: Adapter> {
+pub(super) struct Feed<A: Adapter> {
     /// Sockets are listed and followed (`ADMIN_MODE=development`).
     detail: bool,
     /// The admin sockets of this node. Only admin logins and logouts take this lock.
@@ -110,18 +110,9 @@ pub struct Feed<A: Adapter> {
     metrics: AdminMetrics,
 }
 
-fn now_iso() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
-}
-
-/// Now, in ms since the epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
-}
-
 impl<A: Adapter> Feed<A> {
     /// A feed; `detail` lists and follows sockets. The receivers go to the listeners' task.
-    pub fn new(detail: bool, metrics: AdminMetrics) -> (Self, Receivers<A>) {
+    pub(super) fn new(detail: bool, metrics: AdminMetrics) -> (Self, Receivers<A>) {
         let (changes, changes_rx) = mpsc::channel(QUEUE_MAX);
         let (control, control_rx) = mpsc::unbounded_channel();
         let feed = Self {
@@ -144,7 +135,7 @@ impl<A: Adapter> Feed<A> {
 
     /// Adds an admin socket: sends it `intro` (event, payload) in order; the listeners' task
     /// then sends it the list of sockets, and from then on every change.
-    pub fn attach(&self, socket: SocketRef<A>, intro: &[(&str, serde_json::Value)]) {
+    pub(super) fn attach(&self, socket: SocketRef<A>, intro: &[(&str, serde_json::Value)]) {
         for (event, payload) in intro {
             if let Err(e) = socket.emit(*event, payload) {
                 tracing::debug!(error = %e, event, "admin view: could not greet an admin socket");
@@ -162,7 +153,7 @@ impl<A: Adapter> Feed<A> {
     }
 
     /// Removes an admin socket that left (once, however often it is called).
-    pub fn detach(&self, id: Sid) {
+    pub(super) fn detach(&self, id: Sid) {
         let mut admins = self.admins();
         if !admins.remove(&id) || !self.detail {
             return;
@@ -173,38 +164,38 @@ impl<A: Adapter> Feed<A> {
     }
 
     /// How many admin sockets this node has.
-    pub fn admin_count(&self) -> usize {
+    pub(super) fn admin_count(&self) -> usize {
         self.admins().len()
     }
 
     /// Whether this node has admin sockets.
-    pub fn has_listeners(&self) -> bool {
+    pub(super) fn has_listeners(&self) -> bool {
         self.admin_count() > 0
     }
 
     /// The counts since the last call, for `server_stats`.
-    pub fn take_counts(&self) -> Vec<serde_json::Value> {
+    pub(super) fn take_counts(&self) -> Vec<serde_json::Value> {
         self.counts.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// The listeners' task took `bytes` of changes off the queue.
-    pub fn dequeued(&self, bytes: usize) {
+    pub(super) fn dequeued(&self, bytes: usize) {
         self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
     /// Whether a change was dropped since the last call.
-    pub fn take_lost(&self) -> bool {
+    pub(super) fn take_lost(&self) -> bool {
         self.lost.swap(false, Ordering::SeqCst)
     }
 
     /// The admin view's counters.
-    pub fn metrics(&self) -> &AdminMetrics {
+    pub(super) fn metrics(&self) -> &AdminMetrics {
         &self.metrics
     }
 
     /// Counts one admin socket as watching, for tests that have no socket to attach.
     #[cfg(test)]
-    pub fn watch_for_tests(&self) {
+    pub(super) fn watch_for_tests(&self) {
         self.watchers.fetch_add(1, Ordering::SeqCst);
     }
 
@@ -220,7 +211,7 @@ impl<A: Adapter> Feed<A> {
     }
 
     fn count(&self, kind: &'static str, detail: Option<&'static str>) {
-        self.counts.lock().unwrap_or_else(|e| e.into_inner()).count(now_ms(), kind, detail);
+        self.counts.lock().unwrap_or_else(|e| e.into_inner()).count(now_millis(), kind, detail);
     }
 }
 
@@ -243,7 +234,7 @@ impl<A: Adapter> Observer for Feed<A> {
             return;
         }
         match serde_json::value::to_raw_value(&wire::socket(socket)) {
-            Ok(socket) => self.queue(Change::Connected { socket, at: now_iso() }),
+            Ok(socket) => self.queue(Change::Connected { socket, at: iso_now() }),
             Err(e) => tracing::warn!(error = %e, "admin view: a socket could not be serialized"),
         }
     }
@@ -259,18 +250,18 @@ impl<A: Adapter> Observer for Feed<A> {
             id: id.to_string(),
             reason,
             rooms,
-            at: now_iso(),
+            at: iso_now(),
         });
     }
 
     fn joined(&self, namespace: &str, id: PublicId, room: String) {
         let room = shown(room);
-        self.queue(Change::Joined { nsp: namespace.to_string(), room, id: id.to_string(), at: now_iso() });
+        self.queue(Change::Joined { nsp: namespace.to_string(), room, id: id.to_string(), at: iso_now() });
     }
 
     fn left(&self, namespace: &str, id: PublicId, room: String) {
         let room = shown(room);
-        self.queue(Change::Left { nsp: namespace.to_string(), room, id: id.to_string(), at: now_iso() });
+        self.queue(Change::Left { nsp: namespace.to_string(), room, id: id.to_string(), at: iso_now() });
     }
 
     fn upgraded(&self, namespace: &str, id: PublicId) {

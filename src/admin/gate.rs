@@ -14,13 +14,13 @@
 //!   and at most [`QUEUED_CHECKS`] wait for it: past that, the attempt is refused at once with
 //!   how long to wait, never left hanging.
 //!
-//! An address that logged in with the password in the last [`SESSION_TTL`] is known: its
+//! An address that logged in with the password in the last [`LOGIN_TTL`] is known: its
 //! attempts skip the node's budget and the queue's bound (they still wait their turn, behind at
 //! most [`QUEUED_CHECKS`]), so an operator logging in again from where they did is not locked
 //! out by a flood from elsewhere. A wrong username costs the same check as a wrong password, so
 //! timing does not tell which.
 //!
-//! Sessions live in this node's memory for [`SESSION_TTL`] (the official server's Redis store
+//! Sessions live in this node's memory for [`LOGIN_TTL`] (the official server's Redis store
 //! keeps them a day too): behind a load balancer, a reload that lands on another node asks for
 //! the password again.
 
@@ -57,15 +57,15 @@ const CONCURRENT_CHECKS: usize = 1;
 /// Checks waiting for a turn at most (known addresses aside); past it an attempt is refused.
 const QUEUED_CHECKS: usize = 4;
 /// How long a login session is accepted, and an address that logged in is known.
-const SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
-/// Sessions kept at most; past it the oldest goes (each login makes one).
-const MAX_SESSIONS: usize = 1000;
+const LOGIN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Login sessions kept at most; past it the oldest goes (each password login makes one).
+const MAX_LOGINS: usize = 1000;
 /// Known addresses kept at most; past it the oldest goes.
 const MAX_KNOWN: usize = 64;
 
 /// The handshake's `auth`, as the official UI sends it.
 #[derive(Debug, Default, Deserialize)]
-pub struct Credentials {
+pub(super) struct Credentials {
     username: Option<String>,
     password: Option<String>,
     #[serde(rename = "sessionId")]
@@ -74,16 +74,16 @@ pub struct Credentials {
 
 /// How a connection got in.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Login {
+pub(super) enum Login {
     /// With a session handed out earlier.
-    Session,
+    Resumed,
     /// With the password: here is its new session id, for the `session` event.
     Password(String),
 }
 
 /// Why a connection was refused; `Display` is the `connect_error` message the UI shows.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Refused {
+pub(super) enum Refused {
     /// Wrong or missing credentials: the UI recognises this exact text and asks again.
     #[error("invalid credentials")]
     Invalid,
@@ -100,7 +100,7 @@ pub enum Refused {
 
 impl Refused {
     /// How `admin_logins_total` counts it.
-    pub fn outcome(&self) -> LoginOutcome {
+    pub(super) fn outcome(&self) -> LoginOutcome {
         match self {
             Self::Invalid => LoginOutcome::Invalid,
             Self::TooManyAttempts(_) => LoginOutcome::Throttled,
@@ -130,11 +130,11 @@ impl Drop for Slot<'_> {
     }
 }
 
-/// The admin credentials and the sessions they opened.
-pub struct Gate {
+/// The admin credentials and the login sessions they opened (`logins`).
+pub(super) struct Gate {
     username: String,
     password_hash: SecretString,
-    sessions: Mutex<HashMap<String, Instant>>,
+    logins: Mutex<HashMap<String, Instant>>,
     /// Per address group.
     attempts: IpLimiter,
     /// The node's.
@@ -155,12 +155,12 @@ impl fmt::Debug for Gate {
 
 impl Gate {
     /// A gate for these credentials, counting logins in `metrics`.
-    pub fn new(username: String, password_hash: SecretString, metrics: AdminMetrics) -> Self {
+    pub(super) fn new(username: String, password_hash: SecretString, metrics: AdminMetrics) -> Self {
         let minute = Duration::from_secs(60);
         Self {
             username,
             password_hash,
-            sessions: Mutex::new(HashMap::new()),
+            logins: Mutex::new(HashMap::new()),
             attempts: IpLimiter::new(RateLimit { max: ATTEMPTS_PER_MINUTE, per: minute }),
             node_attempts: KeyedLimiter::new(RateLimit { max: NODE_ATTEMPTS_PER_MINUTE, per: minute }),
             known: Mutex::new(HashMap::new()),
@@ -172,10 +172,10 @@ impl Gate {
 
     /// Lets `credentials` in, from `client` (the address that counts for attempts), and counts
     /// the outcome.
-    pub async fn admit(&self, credentials: &Credentials, client: Option<IpAddr>) -> Result<Login, Refused> {
+    pub(super) async fn admit(&self, credentials: &Credentials, client: Option<IpAddr>) -> Result<Login, Refused> {
         let result = self.try_admit(credentials, client).await;
         self.metrics.login(match &result {
-            Ok(Login::Session) => LoginOutcome::Session,
+            Ok(Login::Resumed) => LoginOutcome::Session,
             Ok(Login::Password(_)) => LoginOutcome::Password,
             Err(refused) => refused.outcome(),
         });
@@ -185,9 +185,9 @@ impl Gate {
     async fn try_admit(&self, credentials: &Credentials, client: Option<IpAddr>) -> Result<Login, Refused> {
         // First, and with no limit: it costs a map lookup.
         if let Some(id) = &credentials.session_id
-            && self.session_is_valid(id)
+            && self.login_is_valid(id)
         {
-            return Ok(Login::Session);
+            return Ok(Login::Resumed);
         }
         let (Some(username), Some(password)) = (&credentials.username, &credentials.password) else {
             return Err(Refused::Invalid);
@@ -213,7 +213,7 @@ impl Gate {
         if let Some(group) = group {
             self.remember(group);
         }
-        Ok(Login::Password(self.open_session()))
+        Ok(Login::Password(self.open_login()))
     }
 
     /// A place among the checks running or waiting, if there is one.
@@ -241,7 +241,7 @@ impl Gate {
         {
             known.remove(&oldest);
         }
-        known.insert(group, now + SESSION_TTL);
+        known.insert(group, now + LOGIN_TTL);
     }
 
     /// Whether `username` and `password` are the configured ones, on the blocking pool.
@@ -257,29 +257,29 @@ impl Gate {
         user_matches && password_matches
     }
 
-    fn session_is_valid(&self, id: &str) -> bool {
-        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+    fn login_is_valid(&self, id: &str) -> bool {
+        let sessions = self.logins.lock().unwrap_or_else(|e| e.into_inner());
         sessions.get(id).is_some_and(|expires| *expires > Instant::now())
     }
 
-    fn open_session(&self) -> String {
+    fn open_login(&self) -> String {
         let id = random_hex(16);
         let now = Instant::now();
-        let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sessions = self.logins.lock().unwrap_or_else(|e| e.into_inner());
         sessions.retain(|_, expires| *expires > now);
-        if sessions.len() >= MAX_SESSIONS
+        if sessions.len() >= MAX_LOGINS
             && let Some(oldest) = sessions.iter().min_by_key(|(_, expires)| **expires).map(|(id, _)| id.clone())
         {
             sessions.remove(&oldest);
         }
-        sessions.insert(id.clone(), now + SESSION_TTL);
+        sessions.insert(id.clone(), now + LOGIN_TTL);
         id
     }
 
     /// Forgets expired sessions, quiet addresses and addresses no longer known.
-    pub fn cleanup(&self) {
+    pub(super) fn cleanup(&self) {
         let now = Instant::now();
-        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, expires| *expires > now);
+        self.logins.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, expires| *expires > now);
         self.known.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, until| *until > now);
         self.attempts.cleanup();
     }
@@ -314,7 +314,7 @@ mod tests {
         };
         assert_eq!(session.len(), 32);
         let again = Credentials { session_id: Some(session), ..Default::default() };
-        assert_eq!(gate.admit(&again, from).await, Ok(Login::Session));
+        assert_eq!(gate.admit(&again, from).await, Ok(Login::Resumed));
         let forged = Credentials { session_id: Some("0".repeat(32)), ..Default::default() };
         assert_eq!(gate.admit(&forged, from).await, Err(Refused::Invalid));
         assert_eq!(gate.metrics.password_checks.get(), 1, "a session login checks no password");
@@ -367,7 +367,7 @@ mod tests {
         }
         assert_eq!(gate.admit(&creds("admin", "s3cret"), ip("10.3.0.1")).await, Err(Refused::Busy(1)));
         let with_session = Credentials { session_id: Some(session), ..Default::default() };
-        assert_eq!(gate.admit(&with_session, ip("10.3.0.2")).await, Ok(Login::Session));
+        assert_eq!(gate.admit(&with_session, ip("10.3.0.2")).await, Ok(Login::Resumed));
         // Where the operator logged in before is known: it waits its turn instead.
         let known = {
             let gate = gate.clone();

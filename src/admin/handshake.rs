@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::auth::query_param;
 
 /// What a redacted value reads as.
-pub const REDACTED: &str = "[redacted]";
+pub(super) const REDACTED: &str = "[redacted]";
 
 /// Parts of a header or parameter name that mark it as a credential.
 const SECRET_NAME_PARTS: &[&str] =
@@ -41,7 +41,7 @@ fn shown(name: &str, value: &str) -> String {
 }
 
 /// The headers, redacted; a header sent several times reads as its values joined by `, `.
-pub fn headers(parts: &Parts) -> Map<String, Value> {
+pub(super) fn headers(parts: &Parts) -> Map<String, Value> {
     let mut out = Map::new();
     for name in parts.headers.keys() {
         let joined = parts
@@ -57,7 +57,7 @@ pub fn headers(parts: &Parts) -> Map<String, Value> {
 }
 
 /// The query parameters, decoded and redacted, in order.
-pub fn query(parts: &Parts) -> Vec<(String, String)> {
+pub(super) fn query(parts: &Parts) -> Vec<(String, String)> {
     let query = parts.uri.query().unwrap_or_default();
     query
         .split('&')
@@ -71,7 +71,7 @@ pub fn query(parts: &Parts) -> Vec<(String, String)> {
 }
 
 /// The request's path and redacted query, as a URL to show.
-pub fn url(parts: &Parts, query: &[(String, String)]) -> String {
+pub(super) fn url(parts: &Parts, query: &[(String, String)]) -> String {
     let mut url = parts.uri.path().to_string();
     for (i, (name, value)) in query.iter().enumerate() {
         url.push(if i == 0 { '?' } else { '&' });

@@ -27,19 +27,19 @@ use serde_json::value::{RawValue, to_raw_value};
 use socketioxide::{SendError, SocketError, adapter::Adapter, extract::SocketRef};
 
 use super::{
-    feed::{Change, Control, Feed, Receivers, now_ms},
+    feed::{Change, Control, Feed, Receivers},
     wire,
 };
 use crate::engine::Roster;
 
 /// The largest `all_sockets`, in bytes: a browser parses it in well under a second.
-pub const LIST_MAX_BYTES: usize = 4 * 1024 * 1024;
+pub(super) const LIST_MAX_BYTES: usize = 4 * 1024 * 1024;
 /// Most sockets one `all_sockets` lists (`ADMIN_MODE=production` lists none).
-pub const MAX_LISTED: usize = 10_000;
+pub(super) const MAX_LISTED: usize = 10_000;
 /// Bytes a second an admin socket's budget refills by.
-pub const RATE: f64 = 512.0 * 1024.0;
+pub(super) const RATE: f64 = 512.0 * 1024.0;
 /// An admin socket's budget when full: a whole list, and a burst of changes after it.
-pub const CAPACITY: f64 = (LIST_MAX_BYTES + 1024 * 1024) as f64;
+pub(super) const CAPACITY: f64 = (LIST_MAX_BYTES + 1024 * 1024) as f64;
 /// Lists are built at most this often.
 const LIST_MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// How often the task looks whether an admin socket that is behind can have its list.
@@ -169,7 +169,7 @@ impl List {
             *listed.entry(view.namespace.to_string()).or_default() += 1;
             ControlFlow::Continue(())
         });
-        let (now, mut left_out) = (now_ms(), 0);
+        let (now, mut left_out) = (crate::clock::now_millis(), 0);
         for (name, count) in namespaces {
             let missing = count.saturating_sub(listed.get(&name).copied().unwrap_or_default());
             if missing > 0
@@ -189,7 +189,7 @@ impl List {
 }
 
 /// The listeners' task: the admin sockets that follow, and what they are sent.
-pub struct Listeners<A: Adapter> {
+pub(super) struct Listeners<A: Adapter> {
     roster: Arc<dyn Roster>,
     feed: Arc<Feed<A>>,
     receivers: Receivers<A>,
@@ -205,7 +205,7 @@ pub struct Listeners<A: Adapter> {
 
 impl<A: Adapter> Listeners<A> {
     /// The task's state, over the feed's receiving ends.
-    pub fn new(roster: Arc<dyn Roster>, feed: Arc<Feed<A>>, receivers: Receivers<A>) -> Self {
+    pub(super) fn new(roster: Arc<dyn Roster>, feed: Arc<Feed<A>>, receivers: Receivers<A>) -> Self {
         Self {
             roster,
             feed,
@@ -219,7 +219,7 @@ impl<A: Adapter> Listeners<A> {
     }
 
     /// Runs until the feed is gone (or the task is aborted).
-    pub async fn run(mut self) {
+    pub(super) async fn run(mut self) {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -332,7 +332,7 @@ mod tests {
     use super::*;
     use crate::{
         auth::Identity,
-        engine::{ClientCounts, ClientId, ClusterState, Observer, PublicId, SocketView},
+        engine::{ClientCounts, ClusterState, Observer, PublicId, SocketView, roster::ClientId},
         metrics::Metrics,
     };
 

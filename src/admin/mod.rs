@@ -10,7 +10,7 @@
 //!   socket's opening request (no credentials);
 //! - `ui`: the UI's files, embedded at build time (`build/admin_ui.rs`).
 //!
-//! The engine is read through its [`Roster`] and observed as an [`Observer`]: this module
+//! The engine is read through its [`Roster`] and observed as an [`Observer`](crate::engine::Observer): this module
 //! never touches a socket of the gateway's namespaces directly, and never sees a session id.
 //!
 //! What is supported (the `config` event's `supportedFeatures`): `AGGREGATED_EVENTS`
@@ -30,7 +30,7 @@ mod feed;
 mod gate;
 mod handshake;
 mod listeners;
-pub mod ui;
+pub(crate) mod ui;
 mod wire;
 
 use std::{
@@ -51,10 +51,10 @@ use socketioxide_core::adapter::DefinedAdapter;
 use tokio::task::JoinHandle;
 
 use crate::{
-    client_ip::TrustedProxies,
     config::{AdminConfig, AdminMode},
     engine::{ClusterState, Roster},
     metrics::{AdminMetrics, LoginOutcome},
+    net::client_ip::TrustedProxies,
 };
 use feed::Feed;
 use gate::{Credentials, Gate, Login};
@@ -62,11 +62,11 @@ use listeners::Listeners;
 use wire::ServerInfo;
 
 /// The namespace the UI connects to (its default).
-pub const NAMESPACE: &str = "/admin";
+pub(crate) const NAMESPACE: &str = "/admin";
 
 /// How often each node sends its `server_stats` (the official server's period; the UI marks a
 /// server unhealthy after 10 s without).
-pub const STATS_PERIOD: Duration = Duration::from_secs(2);
+pub(crate) const STATS_PERIOD: Duration = Duration::from_secs(2);
 
 /// Admin sockets one node serves at most: what the admin view costs the node grows with them
 /// (each has its own byte budget, `listeners`).
@@ -85,7 +85,7 @@ struct Shared<A: Adapter> {
 }
 
 /// The admin namespace of this node.
-pub struct Admin<A: Adapter> {
+pub(crate) struct Admin<A: Adapter> {
     shared: Arc<Shared<A>>,
     /// The listeners' task, until it is spawned.
     listeners: Mutex<Option<Listeners<A>>>,
@@ -94,7 +94,7 @@ pub struct Admin<A: Adapter> {
 impl<A: Adapter> Admin<A> {
     /// Mounts namespace `/admin` on `io` and starts observing `roster`, counting in `metrics`.
     /// With a remote adapter, the returned future subscribes the namespace and must be awaited.
-    pub fn mount(
+    pub(crate) fn mount(
         io: &SocketIo<A>,
         roster: Arc<dyn Roster>,
         config: &AdminConfig,
@@ -133,7 +133,7 @@ impl<A: Adapter> Admin<A> {
     }
 
     /// What the start-up log says about the admin view.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "admin UI at /admin/, namespace {NAMESPACE}, server id {}, features {:?}",
             self.shared.server.id, self.shared.features
@@ -142,7 +142,7 @@ impl<A: Adapter> Admin<A> {
 
     /// Starts sending this node's `server_stats` every [`STATS_PERIOD`], and lists and changes
     /// to the admin sockets, until aborted (once).
-    pub fn spawn(&self) -> JoinHandle<()> {
+    pub(crate) fn spawn(&self) -> JoinHandle<()> {
         let shared = self.shared.clone();
         let listeners = self.listeners.lock().unwrap_or_else(|e| e.into_inner()).take();
         tokio::spawn(async move {
@@ -177,7 +177,7 @@ impl<A: Adapter> Shared<A> {
         }
         match self.gate.admit(&credentials, client).await {
             Ok(login) => {
-                tracing::info!(client = ?client, with = if login == Login::Session { "session" } else { "password" }, "admin view: an admin connected");
+                tracing::info!(client = ?client, with = if login == Login::Resumed { "session" } else { "password" }, "admin view: an admin connected");
                 s.extensions.insert(Arc::new(login));
                 if !self.readonly {
                     let shared = self.clone();

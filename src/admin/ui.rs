@@ -18,7 +18,7 @@ mod assets {
     include!(concat!(env!("OUT_DIR"), "/admin_ui_assets.rs"));
 }
 
-pub use assets::VERSION;
+pub(crate) use assets::VERSION;
 
 /// This origin only, and only files: the UI has no inline script. Vuetify sets styles at run
 /// time (`'unsafe-inline'` for styles, never for scripts); the page needs nothing else: no
@@ -28,7 +28,7 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
      form-action 'none'; frame-ancestors 'none'";
 
 /// The routes: `/admin` redirects to `/admin/`, which is the page; its files are below it.
-pub fn router() -> Router {
+pub(crate) fn router() -> Router {
     Router::new()
         .route("/admin", get(|| async { Redirect::permanent("/admin/") }))
         .route("/admin/", get(|| async { asset("index.html") }))

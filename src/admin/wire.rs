@@ -35,7 +35,7 @@ const ROOMS_LISTED_MAX: usize = 32;
 const ROOMS_BYTES_MAX: usize = 2 * 1024;
 /// The room a socket with more rooms than the bounds shows in place of the rest (the same for
 /// every such socket, so the UI's rooms page lists them together).
-pub const MORE_ROOMS: &str = "… more rooms, not listed";
+pub(super) const MORE_ROOMS: &str = "… more rooms, not listed";
 /// The longest header or parameter value, URL, user or tenant id shown.
 const TEXT_MAX: usize = 128;
 /// The longest header or parameter name, or role, shown.
@@ -43,10 +43,10 @@ const NAME_MAX: usize = 64;
 /// Headers, query parameters and roles shown at most, each.
 const FIELDS_MAX: usize = 10;
 /// A [`not_listed`] placeholder, serialized, is never larger.
-pub const NOT_LISTED_MAX_BYTES: usize = 1024;
+pub(super) const NOT_LISTED_MAX_BYTES: usize = 1024;
 
 /// The features this server supports, as the UI names them.
-pub fn features(readonly: bool, detail: bool) -> Vec<&'static str> {
+pub(super) fn features(readonly: bool, detail: bool) -> Vec<&'static str> {
     let mut features = Vec::new();
     // Disconnecting a socket (or its whole client) is the one action offered. Joining and
     // leaving rooms and emitting to them are not: they would go around the specs' access rules
@@ -100,7 +100,7 @@ fn clip(text: &str, max: usize) -> Cow<'_, str> {
 /// How room `name` is shown: whole, or cut to [`ROOM_NAME_MAX`] bytes of JSON ending with a
 /// hash of the whole, the same in a list and in every event, so a cut name still matches its
 /// joins and leaves and two long names stay apart.
-pub fn room(name: &str) -> Cow<'_, str> {
+pub(super) fn room(name: &str) -> Cow<'_, str> {
     const SUFFIX: usize = "…#00000000".len();
     match cut(name, ROOM_NAME_MAX, SUFFIX) {
         None => Cow::Borrowed(name),
@@ -140,7 +140,7 @@ fn fields<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Map<String
 }
 
 /// One socket, as `all_sockets` and `socket_connected` carry it, within 8 KiB.
-pub fn socket(view: &SocketView<'_>) -> Value {
+pub(super) fn socket(view: &SocketView<'_>) -> Value {
     let identity = &view.identity;
     let mut handshake = json!({
         "address": view.address.map(|a| a.to_string()),
@@ -183,7 +183,7 @@ pub fn socket(view: &SocketView<'_>) -> Value {
 
 /// The placeholder listed for `count` sockets of `namespace` a list leaves out: a socket whose
 /// id says so, in no room, so the UI's sockets page shows it as a row of its own.
-pub fn not_listed(namespace: &str, count: usize, now_ms: u64) -> Value {
+pub(super) fn not_listed(namespace: &str, count: usize, now_ms: u64) -> Value {
     let label = format!("… {count} more sockets, not listed");
     json!({
         "id": label,
@@ -202,7 +202,7 @@ pub fn not_listed(namespace: &str, count: usize, now_ms: u64) -> Value {
 
 /// Who this server is in `server_stats`.
 #[derive(Debug)]
-pub struct ServerInfo {
+pub(super) struct ServerInfo {
     /// The id the UI groups stats by: `hostname#pid`, unique among nodes on one host.
     pub id: String,
     /// The host's name.
@@ -215,7 +215,7 @@ pub struct ServerInfo {
 
 impl ServerInfo {
     /// This process.
-    pub fn current() -> Self {
+    pub(super) fn current() -> Self {
         let hostname = hostname();
         let pid = std::process::id();
         Self { id: format!("{hostname}#{pid}"), hostname, pid, started: Instant::now() }
@@ -235,7 +235,7 @@ fn hostname() -> String {
 }
 
 /// This server's `server_stats`.
-pub fn server_stats(
+pub(super) fn server_stats(
     server: &ServerInfo,
     clients: ClientCounts,
     namespaces: &[(String, usize)],
@@ -258,19 +258,19 @@ pub fn server_stats(
 
 /// Connections and disconnections per second, by kind, since the last `server_stats`.
 #[derive(Debug, Default)]
-pub struct EventCounts {
+pub(super) struct EventCounts {
     counts: BTreeMap<(u64, &'static str, Option<&'static str>), u64>,
 }
 
 impl EventCounts {
     /// Counts one `kind` (`rawConnection`, `rawDisconnection`) with its detail (a disconnection's
     /// reason) in the second of `now_ms`.
-    pub fn count(&mut self, now_ms: u64, kind: &'static str, detail: Option<&'static str>) {
+    pub(super) fn count(&mut self, now_ms: u64, kind: &'static str, detail: Option<&'static str>) {
         *self.counts.entry((now_ms - now_ms % 1000, kind, detail)).or_default() += 1;
     }
 
     /// The counts as `aggregatedEvents`, emptied.
-    pub fn take(&mut self) -> Vec<Value> {
+    pub(super) fn take(&mut self) -> Vec<Value> {
         std::mem::take(&mut self.counts)
             .into_iter()
             .map(|((timestamp, kind, detail), count)| {
@@ -291,7 +291,7 @@ mod tests {
 
     use crate::{
         auth::Identity,
-        engine::{ClientId, PublicId},
+        engine::{PublicId, roster::ClientId},
     };
 
     #[test]

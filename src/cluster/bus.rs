@@ -42,11 +42,8 @@ use tokio::{
     time::Instant,
 };
 
-use super::{
-    now_ms,
-    stream::{BusStream, StreamError, StreamId},
-};
-use crate::{engine::Outgoing, metrics::ClusterMetrics};
+use super::stream::{BusStream, StreamError, StreamId};
+use crate::{clock::now_millis, engine::Outgoing, metrics::ClusterMetrics};
 
 #[cfg(test)]
 mod fake;
@@ -72,13 +69,13 @@ const READ_BATCH: usize = 256;
 const READ_RETRY: Duration = Duration::from_millis(200);
 
 /// This node's sockets, where the bus applies messages.
-pub trait Local: Send + Sync + 'static {
+pub(super) trait Local: Send + Sync + 'static {
     /// Applies one message to this node's sockets.
     fn apply(&self, message: &Outgoing) -> impl Future<Output = ()> + Send;
 }
 
 /// A message handed to the bus, and who to tell when it is sent (or applied here).
-pub struct Submitted {
+pub(super) struct Submitted {
     /// The work.
     pub message: Outgoing,
     /// Resolved once the message is on Redis or applied on this node.
@@ -86,7 +83,7 @@ pub struct Submitted {
 }
 
 /// One node's end of the bus.
-pub struct Bus<S, L> {
+pub(super) struct Bus<S, L> {
     node: String,
     stream: S,
     local: L,
@@ -164,7 +161,7 @@ impl Backlog {
 
 impl<S: BusStream, L: Local> Bus<S, L> {
     /// The bus of node `node` on `stream`, applying to `local`.
-    pub fn new(node: String, stream: S, local: L, metrics: ClusterMetrics) -> Self {
+    pub(super) fn new(node: String, stream: S, local: L, metrics: ClusterMetrics) -> Self {
         Self {
             node,
             stream,
@@ -183,7 +180,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
     }
 
     /// The stream's newest position: a node that joins applies what comes after it.
-    pub async fn end(&self) -> Result<StreamId, StreamError> {
+    pub(super) async fn end(&self) -> Result<StreamId, StreamError> {
         Ok(self.stream.last_id().await?.unwrap_or(StreamId::START))
     }
 
@@ -193,7 +190,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
 
     /// Reads the stream from `after` on, forever, applying each message once. After a failure it
     /// reads on from the last entry read, so nothing that is still in the stream is missed.
-    pub async fn run_reader(&self, mut after: StreamId) {
+    pub(super) async fn run_reader(&self, mut after: StreamId) {
         let mut failing = false;
         loop {
             match self.stream.read_after(after, READ_BATCH).await {
@@ -253,7 +250,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
             return;
         };
         // `at`: when its sender took it; a sender whose clock runs ahead gives no lag.
-        let lag = value["at"].as_u64().map(|at| Duration::from_millis(now_ms().saturating_sub(at)));
+        let lag = value["at"].as_u64().map(|at| Duration::from_millis(now_millis().saturating_sub(at)));
         if node == self.node {
             let mut ledger = self.ledger().await;
             ledger.own_read = ledger.own_read.max(seq);
@@ -310,7 +307,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
     }
 
     /// Sends submitted messages in order until the sender side closes.
-    pub async fn run_outbox(&self, mut submitted: mpsc::Receiver<Submitted>) {
+    pub(super) async fn run_outbox(&self, mut submitted: mpsc::Receiver<Submitted>) {
         let mut backlog = Backlog { entries: VecDeque::new(), bytes: 0, limits: self.backlog_limits };
         let mut seq = 0;
         let mut retry = tokio::time::interval(RETRY_EVERY);
@@ -332,7 +329,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
     async fn send(&self, seq: u64, message: Outgoing, backlog: &mut Backlog) {
         // `at`: when it was sent, which the receivers' lag is measured from, kept through a
         // backlog (its wait is lag too).
-        let wire = json!({ "node": self.node, "seq": seq, "at": now_ms(), "body": message.to_json() }).to_string();
+        let wire = json!({ "node": self.node, "seq": seq, "at": now_millis(), "body": message.to_json() }).to_string();
         {
             let mut ledger = self.ledger().await;
             ledger.in_flight.push_back(Pending { seq, message: Arc::new(message), bytes: wire.len() });
@@ -384,7 +381,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
     /// Other nodes that are alive (a fresh snapshot) count as heard from now; then nodes not
     /// heard from for [`FORGET_AFTER`] are forgotten, unless the reader has not caught up (their
     /// messages may still be ahead of it).
-    pub async fn note_alive<'a>(&self, alive: impl IntoIterator<Item = &'a str>) {
+    pub(super) async fn note_alive<'a>(&self, alive: impl IntoIterator<Item = &'a str>) {
         let now = Instant::now();
         let mut ledger = self.ledger().await;
         for node in alive {

@@ -16,7 +16,7 @@ use crate::engine::PublishedEvent;
 /// client envelope wrapped as `{channel, message: {type, timestamp, data}, filters}`. The tenant
 /// comes from `tenantId` (or `tenant_id`) beside `type` or inside `data`. Its snake_case fields are
 /// routed on under their camelCase names too, as every published event's are.
-pub fn go_hub_event(payload: &[u8]) -> Result<PublishedEvent, String> {
+pub(super) fn go_hub_event(payload: &[u8]) -> Result<PublishedEvent, String> {
     let value: Value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
     let Value::Object(mut outer) = value else { return Err("not a JSON object".into()) };
     let mut message = match outer.remove("message") {
@@ -48,7 +48,7 @@ pub fn go_hub_event(payload: &[u8]) -> Result<PublishedEvent, String> {
 
 /// One `@socket.io/redis-emitter` broadcast.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EmitterMessage {
+pub(super) struct EmitterMessage {
     /// The namespace (`/` when the emitter used the main one).
     pub namespace: String,
     /// The event name.
@@ -64,7 +64,7 @@ pub struct EmitterMessage {
 /// Decodes the emitter's msgpack `[uid, {type: 2, data: [event, ...args], nsp}, {rooms, except,
 /// flags}]`. Only messages of the emitter itself (uid `emitter`) are taken: broadcasts of Node
 /// socket.io servers sharing the Redis use the same channels with their own uid.
-pub fn emitter_message(payload: &[u8]) -> Result<Option<EmitterMessage>, String> {
+pub(super) fn emitter_message(payload: &[u8]) -> Result<Option<EmitterMessage>, String> {
     let value = rmpv::decode::read_value(&mut &payload[..]).map_err(|e| format!("not msgpack: {e}"))?;
     let rmpv::Value::Array(parts) = value else { return Err("not an array".into()) };
     let [uid, packet, opts] = parts.as_slice() else { return Err("not [uid, packet, opts]".into()) };
@@ -120,7 +120,7 @@ fn to_json(value: &rmpv::Value) -> Result<Value, String> {
 
 /// How an emitter room name reads: `<tenantId>/<room>` for a tenant's room, or a bare name for a
 /// global room.
-pub fn split_emitter_room(name: &str) -> (Option<&str>, &str) {
+pub(super) fn split_emitter_room(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
         Some((tenant, room)) if !tenant.is_empty() && !room.is_empty() => (Some(tenant), room),
         _ => (None, name),

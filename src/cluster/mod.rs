@@ -21,9 +21,12 @@
 //! `/readyz` says why the node is degraded.
 
 mod bus;
+mod health;
 mod inputs;
 mod stream;
 
+use crate::clock::now_millis;
+use health::Health;
 use std::{
     collections::HashMap,
     future::Future,
@@ -32,7 +35,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use anyhow::Context;
@@ -50,8 +53,9 @@ use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
     config::RedisConfig,
-    engine::{ClusterLink, Engine, LinkStopped, Outgoing},
+    engine::{ClusterLink, LinkStopped, Outgoing},
     metrics::ClusterMetrics,
+    node::Node,
 };
 use bus::{BACKLOG_LIMIT, Bus, Local, Submitted};
 use stream::{BUS_BLOCK, RedisStream};
@@ -65,7 +69,7 @@ const SNAPSHOT_EVERY: u32 = 2;
 const PEER_STALE_MS: u64 = 6_000;
 
 /// A node's membership: its Redis clients, its identity and what it knows of Redis's health.
-pub struct Cluster {
+pub(crate) struct Cluster {
     config: RedisConfig,
     /// This node, in the bus and in snapshots. New for every process.
     node: String,
@@ -94,55 +98,10 @@ enum Subscriber {
     Adapter,
 }
 
-/// What the node knows about Redis.
-#[derive(Debug, Default)]
-struct Health {
-    /// Commands answer.
-    reachable: AtomicBool,
-    /// Our input subscriptions are in place (false from a disconnect until they are restored).
-    subscribed: AtomicBool,
-    /// socketioxide-redis's subscriptions are in place (same).
-    adapter_subscribed: AtomicBool,
-    /// The last failure and when it started, while unhealthy.
-    problem: Mutex<Option<(String, SystemTime)>>,
-}
-
-impl Health {
-    fn ready(&self) -> bool {
-        self.reachable.load(Ordering::SeqCst)
-            && self.subscribed.load(Ordering::SeqCst)
-            && self.adapter_subscribed.load(Ordering::SeqCst)
-    }
-
-    fn fail(&self, why: String) {
-        self.reachable.store(false, Ordering::SeqCst);
-        let mut problem = self.problem.lock().unwrap_or_else(|e| e.into_inner());
-        if problem.is_none() {
-            tracing::warn!(error = %why, "Redis is unreachable: serving this node's sockets only");
-            *problem = Some((why, SystemTime::now()));
-        } else if let Some((reason, _)) = problem.as_mut() {
-            *reason = why;
-        }
-    }
-
-    fn recover(&self) {
-        self.reachable.store(true, Ordering::SeqCst);
-        let mut problem = self.problem.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, since)) = problem.take() {
-            let down = since.elapsed().unwrap_or_default();
-            tracing::info!(down_ms = down.as_millis() as u64, "Redis is reachable again");
-        }
-    }
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
-}
-
 impl Cluster {
     /// Connects to Redis and builds the socketioxide-redis adapter constructor. Fails when Redis
     /// cannot be reached at start-up: a node that never joined its cluster should not serve.
-    pub async fn connect(
+    pub(crate) async fn connect(
         config: &RedisConfig,
         metrics: ClusterMetrics,
     ) -> anyhow::Result<(Arc<Self>, RedisAdapterCtr<FredDriver>)> {
@@ -185,7 +144,7 @@ impl Cluster {
 
         let (outbox, outbox_rx) = mpsc::channel(BACKLOG_LIMIT);
         let health = Health::default();
-        health.reachable.store(true, Ordering::SeqCst);
+        health.connected.store(true, Ordering::SeqCst);
         health.adapter_subscribed.store(true, Ordering::SeqCst);
         let cluster = Arc::new(Self {
             config: config.clone(),
@@ -230,7 +189,7 @@ impl Cluster {
 
     /// Starts the node's cluster work for `engine` (whose namespaces are already mounted on the
     /// adapter) and attaches the engine to it. The tasks run until aborted.
-    pub async fn start<A: Adapter>(self: &Arc<Self>, engine: Engine<A>) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    pub(crate) async fn start<A: Adapter>(self: &Arc<Self>, engine: Node<A>) -> anyhow::Result<Vec<JoinHandle<()>>> {
         self.subscribe().await.context("subscribing to the Redis inputs")?;
         self.health.subscribed.store(true, Ordering::SeqCst);
         let Some(outbox_rx) = self.outbox_rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
@@ -312,7 +271,7 @@ impl Cluster {
 
     /// Checks Redis every `HEARTBEAT`, and every few beats writes this node's snapshot and
     /// reads the others' (which tells the bus who is alive).
-    async fn heartbeat<A: Adapter>(self: Arc<Self>, engine: Engine<A>, bus: Arc<NodeBus<A>>) {
+    async fn heartbeat<A: Adapter>(self: Arc<Self>, engine: Node<A>, bus: Arc<NodeBus<A>>) {
         let mut ticks = tokio::time::interval(HEARTBEAT);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut beat = 0u32;
@@ -327,7 +286,7 @@ impl Cluster {
                 Ok(_) => self.health.fail("a subscriber connection is down".into()),
                 Err(e) => self.health.fail(e.to_string()),
             }
-            self.metrics.redis_connected.set(i64::from(self.health.ready()));
+            self.metrics.redis_connected.set(i64::from(self.health.reachable()));
             if pinged.is_err() {
                 continue;
             }
@@ -355,16 +314,16 @@ impl Cluster {
     }
 
     /// Writes this node's snapshot and reads the others'; answers the nodes alive.
-    async fn exchange_snapshots<A: Adapter>(&self, engine: &Engine<A>) -> Result<Vec<String>, fred::error::Error> {
+    async fn exchange_snapshots<A: Adapter>(&self, engine: &Node<A>) -> Result<Vec<String>, fred::error::Error> {
         let mut snapshot = engine.node_snapshot();
         snapshot["node"] = json!(self.node);
-        snapshot["at"] = json!(now_ms());
+        snapshot["at"] = json!(now_millis());
         let key = self.nodes_key();
         self.client.hset::<i64, _, _>(&key, (self.node.as_str(), snapshot.to_string())).await?;
         // The hash goes away when every node is gone.
         self.client.pexpire::<i64, _>(&key, 60_000, None).await?;
         let all: HashMap<String, String> = self.client.hgetall(&key).await?;
-        let now = now_ms();
+        let now = now_millis();
         let mut peers = Vec::new();
         let mut alive = Vec::new();
         let mut gone = Vec::new();
@@ -389,7 +348,7 @@ impl Cluster {
     }
 
     /// Delivers what arrives on the input subscriptions, in arrival order.
-    async fn receive<A: Adapter>(self: Arc<Self>, engine: Engine<A>) {
+    async fn receive<A: Adapter>(self: Arc<Self>, engine: Node<A>) {
         let mut messages = self.subscriber.message_rx();
         let emitter_prefix = format!("{}#", self.config.emitter_key);
         loop {
@@ -418,7 +377,7 @@ impl Cluster {
         }
     }
 
-    async fn deliver_emitter<A: Adapter>(&self, engine: &Engine<A>, channel: &str, payload: &[u8]) {
+    async fn deliver_emitter<A: Adapter>(&self, engine: &Node<A>, channel: &str, payload: &[u8]) {
         let message = match inputs::emitter_message(payload) {
             Ok(Some(m)) => m,
             Ok(None) => return,
@@ -447,7 +406,7 @@ impl Cluster {
 type NodeBus<A> = Bus<RedisStream, Applier<A>>;
 
 /// The engine, as the bus applies messages to it.
-struct Applier<A: Adapter>(Engine<A>);
+struct Applier<A: Adapter>(Node<A>);
 
 impl<A: Adapter> Local for Applier<A> {
     fn apply(&self, message: &Outgoing) -> impl Future<Output = ()> + Send {
@@ -488,12 +447,12 @@ impl ClusterLink for Cluster {
         })
     }
 
-    fn connected(&self) -> bool {
-        self.health.ready()
+    fn reachable(&self) -> bool {
+        self.health.reachable()
     }
 
     fn degraded(&self) -> Option<String> {
-        if self.health.ready() {
+        if self.health.reachable() {
             return None;
         }
         let problem = self.health.problem.lock().unwrap_or_else(|e| e.into_inner());
@@ -509,7 +468,7 @@ impl ClusterLink for Cluster {
     }
 
     fn peers(&self) -> Vec<Value> {
-        let now = now_ms();
+        let now = now_millis();
         self.peers
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -19,23 +19,23 @@ pub(super) const BUS_BLOCK: Duration = Duration::from_millis(500);
 
 /// A position in the stream: a Redis stream entry id, `<ms>-<seq>`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
-pub struct StreamId {
+pub(super) struct StreamId {
     ms: u64,
     seq: u64,
 }
 
 impl StreamId {
     /// Before every entry.
-    pub const START: StreamId = StreamId { ms: 0, seq: 0 };
+    pub(super) const START: StreamId = StreamId { ms: 0, seq: 0 };
 
     /// The id `ms-seq`.
     #[cfg(test)]
-    pub const fn new(ms: u64, seq: u64) -> Self {
+    pub(super) const fn new(ms: u64, seq: u64) -> Self {
         Self { ms, seq }
     }
 
     /// Reads `<ms>-<seq>` (or `<ms>`); `None` when it is not an id.
-    pub fn parse(id: &str) -> Option<Self> {
+    pub(super) fn parse(id: &str) -> Option<Self> {
         let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
         Some(Self { ms: ms.parse().ok()?, seq: seq.parse().ok()? })
     }
@@ -49,7 +49,7 @@ impl fmt::Display for StreamId {
 
 /// One entry read from the stream.
 #[derive(Debug, Clone)]
-pub struct Entry {
+pub(super) struct Entry {
     /// Where it is.
     pub id: StreamId,
     /// The bus message; `None` for an entry that has none (not written by a gateway).
@@ -58,7 +58,7 @@ pub struct Entry {
 
 /// Why a stream operation failed.
 #[derive(Debug, thiserror::Error)]
-pub enum StreamError {
+pub(super) enum StreamError {
     /// Redis is known to be away: nothing was sent.
     #[error("Redis is unreachable")]
     Unavailable,
@@ -69,7 +69,7 @@ pub enum StreamError {
 }
 
 /// The stream under the bus.
-pub trait BusStream: Send + Sync + 'static {
+pub(super) trait BusStream: Send + Sync + 'static {
     /// Appends one message at the end.
     fn append(&self, message: &str) -> impl Future<Output = Result<(), StreamError>> + Send;
 
@@ -83,7 +83,7 @@ pub trait BusStream: Send + Sync + 'static {
 }
 
 /// The bus stream on Redis: `<prefix>:bus`, capped at about [`BUS_LENGTH`] entries.
-pub struct RedisStream {
+pub(super) struct RedisStream {
     key: String,
     /// Appends: the node's command connection.
     client: Client,
@@ -101,7 +101,7 @@ impl RedisStream {
 
 impl BusStream for RedisStream {
     async fn append(&self, message: &str) -> Result<(), StreamError> {
-        if !self.health.ready() {
+        if !self.health.reachable() {
             return Err(StreamError::Unavailable);
         }
         let cap = ("MAXLEN", "~", BUS_LENGTH);

@@ -8,7 +8,8 @@ use std::{borrow::Cow, cell::OnceCell};
 
 use serde_json::{Map, Value, json};
 
-use super::{clock::iso_now, errors::ClientError, member::Member, runtime::SpecRuntime, session::Session};
+use super::{errors::ClientError, member::Member, member_state::MemberState, runtime::SpecRuntime};
+use crate::clock::iso_now;
 use crate::{
     auth::Identity,
     rooms::{self, RoomScope},
@@ -31,10 +32,10 @@ struct JoinedRoom {
 }
 
 /// Everything an action list of one member needs, and the scope its templates render in.
-pub(super) struct ActionCtx<'a, M: Member> {
+pub(crate) struct ActionCtx<'a, M: Member> {
     ns: &'a SpecRuntime,
     socket: &'a M,
-    session: &'a Session,
+    session: &'a MemberState,
     identity: &'a Identity,
     payload: Option<&'a Value>,
     /// Set when the actions answer a client event: server-only rooms are then off limits.
@@ -46,10 +47,10 @@ pub(super) struct ActionCtx<'a, M: Member> {
 }
 
 impl<'a, M: Member> ActionCtx<'a, M> {
-    pub(super) fn new(
+    pub(crate) fn new(
         ns: &'a SpecRuntime,
         socket: &'a M,
-        session: &'a Session,
+        session: &'a MemberState,
         identity: &'a Identity,
         payload: Option<&'a Value>,
     ) -> Self {
@@ -69,7 +70,7 @@ impl<'a, M: Member> ActionCtx<'a, M> {
 
     /// Runs `actions` in order, stopping at the first failure. Returns the data of the `reply`,
     /// which is also the ack.
-    pub(super) fn run(&mut self, actions: &[Action]) -> Result<Option<Value>, ClientError> {
+    pub(crate) fn run(&mut self, actions: &[Action]) -> Result<Option<Value>, ClientError> {
         let mut reply = None;
         for action in actions {
             match action {
@@ -337,7 +338,7 @@ impl<'a, M: Member> ActionCtx<'a, M> {
 
     /// Leaves every room whose access rules no longer let this socket in (its identity changed:
     /// a token refresh with fewer roles); returns their visible names.
-    pub(super) fn leave_rooms_no_longer_allowed(&self) -> Vec<String> {
+    pub(crate) fn leave_rooms_no_longer_allowed(&self) -> Vec<String> {
         let spec = &self.ns.spec;
         let mut left = Vec::new();
         for internal in self.socket.rooms() {

@@ -6,11 +6,11 @@
 
 use serde_json::{Value, json};
 
-use super::clock::iso_now;
+use crate::clock::iso_now;
 
 /// The `type` field of an `error` event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
+pub(crate) enum ErrorKind {
     /// Missing, invalid or expired token.
     Auth,
     /// The payload does not fit the event's schema, or names something that does not exist.
@@ -19,13 +19,15 @@ pub enum ErrorKind {
     RateLimit,
     /// The room's access rules refuse this user.
     Permission,
-    /// A failure of the gateway itself; details are logged, not sent.
+    /// A failure of the gateway itself; details are logged, not sent. Part of the seeds' error
+    /// vocabulary (and of the rejection label set), though no path of the gateway's fails so.
+    #[expect(dead_code, reason = "the seeds' error type, kept so the label set and the wire types match them")]
     Internal,
 }
 
 impl ErrorKind {
     /// The wire name.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Auth => "auth",
             ErrorKind::Validation => "validation",
@@ -52,7 +54,7 @@ impl From<ErrorKind> for crate::metrics::Rejection {
 
 /// A failure to report to one client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientError {
+pub(crate) struct ClientError {
     /// Its category.
     pub kind: ErrorKind,
     /// A sentence for a developer reading the client's console.
@@ -63,27 +65,27 @@ pub struct ClientError {
 
 impl ClientError {
     /// A validation error.
-    pub fn validation(message: impl Into<String>) -> Self {
+    pub(crate) fn validation(message: impl Into<String>) -> Self {
         Self { kind: ErrorKind::Validation, message: message.into(), retry_after_ms: None }
     }
 
     /// A permission error.
-    pub fn permission(message: impl Into<String>) -> Self {
+    pub(crate) fn permission(message: impl Into<String>) -> Self {
         Self { kind: ErrorKind::Permission, message: message.into(), retry_after_ms: None }
     }
 
     /// An auth error.
-    pub fn auth(message: impl Into<String>) -> Self {
+    pub(crate) fn auth(message: impl Into<String>) -> Self {
         Self { kind: ErrorKind::Auth, message: message.into(), retry_after_ms: None }
     }
 
     /// A rate-limit error, optionally with the wait before a retry can succeed.
-    pub fn rate_limit(message: impl Into<String>, retry_after_ms: Option<u64>) -> Self {
+    pub(crate) fn rate_limit(message: impl Into<String>, retry_after_ms: Option<u64>) -> Self {
         Self { kind: ErrorKind::RateLimit, message: message.into(), retry_after_ms }
     }
 
     /// The `error` event payload; `event` names the client event that failed, when there was one.
-    pub fn payload(&self, event: Option<&str>) -> Value {
+    pub(crate) fn payload(&self, event: Option<&str>) -> Value {
         let mut payload = json!({
             "message": self.message,
             "type": self.kind.as_str(),

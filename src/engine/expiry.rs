@@ -13,7 +13,7 @@ use super::member::MemberKey;
 
 /// Pending expiries: `(exp, runtime index, member)`.
 #[derive(Debug, Default)]
-pub struct ExpiryQueue {
+pub(crate) struct ExpiryQueue {
     entries: Mutex<BTreeSet<(u64, usize, MemberKey)>>,
     /// Woken when an entry becomes the earliest, so the task sleeps until the right instant.
     earlier: Notify,
@@ -21,7 +21,7 @@ pub struct ExpiryQueue {
 
 impl ExpiryQueue {
     /// Queues a socket's expiry.
-    pub fn schedule(&self, exp: u64, ns: usize, sid: MemberKey) {
+    pub(crate) fn schedule(&self, exp: u64, ns: usize, sid: MemberKey) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let earliest = entries.first().is_none_or(|first| exp < first.0);
         entries.insert((exp, ns, sid));
@@ -32,12 +32,12 @@ impl ExpiryQueue {
     }
 
     /// Forgets a queued expiry (disconnect, or a refresh replaced it).
-    pub fn cancel(&self, exp: u64, ns: usize, sid: MemberKey) {
+    pub(crate) fn cancel(&self, exp: u64, ns: usize, sid: MemberKey) {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).remove(&(exp, ns, sid));
     }
 
     /// Takes every entry with `exp <= cutoff`.
-    pub fn take_due(&self, cutoff: u64) -> Vec<(u64, usize, MemberKey)> {
+    pub(crate) fn take_due(&self, cutoff: u64) -> Vec<(u64, usize, MemberKey)> {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         // Entries from `cutoff + 1` on stay; a cutoff of `u64::MAX` leaves none.
         let later = match cutoff.checked_add(1) {
@@ -48,12 +48,12 @@ impl ExpiryQueue {
     }
 
     /// The earliest `exp` queued.
-    pub fn next(&self) -> Option<u64> {
+    pub(crate) fn next(&self) -> Option<u64> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).first().map(|e| e.0)
     }
 
     /// Completes when an entry earlier than all others was queued since the last call.
-    pub async fn earlier_scheduled(&self) {
+    pub(crate) async fn earlier_scheduled(&self) {
         self.earlier.notified().await;
     }
 

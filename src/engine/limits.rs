@@ -14,18 +14,18 @@ use super::member::MemberKey;
 use crate::spec::RateLimit;
 
 /// A limiter per key: per socket for one event (or for all events), or per client IP.
-pub struct KeyedLimiter<K: Hash + Eq + Clone> {
+pub(crate) struct KeyedLimiter<K: Hash + Eq + Clone> {
     limiter: DefaultKeyedRateLimiter<K>,
 }
 
 /// Client events, per member.
-pub type MemberLimiter = KeyedLimiter<MemberKey>;
+pub(crate) type MemberLimiter = KeyedLimiter<MemberKey>;
 /// Connections, per client IP.
-pub type IpLimiter = KeyedLimiter<IpAddr>;
+pub(crate) type IpLimiter = KeyedLimiter<IpAddr>;
 
 impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
     /// `limit.max` requests per `limit.per`.
-    pub fn new(limit: RateLimit) -> Self {
+    pub(crate) fn new(limit: RateLimit) -> Self {
         let max = NonZeroU32::new(limit.max.max(1)).expect("at least 1");
         let period = (limit.per / max.get()).max(Duration::from_nanos(1));
         let quota = Quota::with_period(period).expect("non-zero period").allow_burst(max);
@@ -33,12 +33,12 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
     }
 
     /// Takes one request for `key`; on refusal, how long until one would pass.
-    pub fn check(&self, key: K) -> Result<(), Duration> {
+    pub(crate) fn check(&self, key: K) -> Result<(), Duration> {
         self.limiter.check_key(&key).map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
     }
 
     /// Forgets sockets whose budget is full again (they are indistinguishable from new ones).
-    pub fn cleanup(&self) {
+    pub(crate) fn cleanup(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
     }

@@ -5,11 +5,11 @@
 use serde_json::Value;
 use socketioxide::socket::Sid;
 
-use super::{errors::ClientError, session::Session};
+use super::{errors::ClientError, member_state::MemberState};
 
 /// Identifies a member within the node, for rate limiters and token expiry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum MemberKey {
+pub(crate) enum MemberKey {
     /// A Socket.IO socket (socketioxide's id; never shown to anyone).
     Socket(Sid),
     /// A plain WebSocket connection of the native front.
@@ -18,11 +18,11 @@ pub enum MemberKey {
 
 impl MemberKey {
     /// The smallest key, for range queries.
-    pub const MIN: MemberKey = MemberKey::Socket(Sid::ZERO);
+    pub(crate) const MIN: MemberKey = MemberKey::Socket(Sid::ZERO);
 }
 
 /// One connection as the actions see it.
-pub trait Member {
+pub(crate) trait Member {
     /// Its key.
     fn key(&self) -> MemberKey;
     /// The internal names of the rooms it is in.
@@ -37,5 +37,5 @@ pub trait Member {
     fn transport(&self) -> &'static str;
     /// Sends `event` with `data` to the other members of `rooms` (internal names, which this one
     /// is in), in the order this member relays.
-    fn relay(&self, session: &Session, rooms: Vec<String>, event: String, data: Value) -> Result<(), ClientError>;
+    fn relay(&self, session: &MemberState, rooms: Vec<String>, event: String, data: Value) -> Result<(), ClientError>;
 }

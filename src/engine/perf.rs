@@ -11,7 +11,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use super::clock::iso_now;
+use crate::clock::iso_now;
 use crate::metrics::Metrics;
 
 /// The previous reading.
@@ -28,20 +28,20 @@ struct Reading {
 
 /// Turns counters into rates between readings.
 #[derive(Debug)]
-pub struct PerfSampler {
+pub(crate) struct PerfSampler {
     started: Instant,
     last: Mutex<Reading>,
 }
 
 impl PerfSampler {
     /// A sampler whose first reading covers the time since now.
-    pub fn new(metrics: &Metrics) -> Self {
+    pub(crate) fn new(metrics: &Metrics) -> Self {
         let started = Instant::now();
         Self { started, last: Mutex::new(reading(metrics, started)) }
     }
 
     /// The figures since the previous call. `connections` is `(total, per namespace)`.
-    pub fn sample(&self, metrics: &Metrics, connections: Value) -> Value {
+    pub(crate) fn sample(&self, metrics: &Metrics, connections: Value) -> Value {
         let now = reading(metrics, Instant::now());
         let before = std::mem::replace(&mut *self.last.lock().unwrap_or_else(|e| e.into_inner()), now);
         let secs = now.at.duration_since(before.at).as_secs_f64().max(1e-3);

@@ -13,11 +13,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::StreamExt;
 use serde_json::{Map, Value, json};
-use socketioxide::{AckError, adapter::Adapter};
 
-use super::{clock::iso_now, namespace::NamespaceRuntime, outbound::Encoded, runtime::SpecRuntime};
+use super::runtime::SpecRuntime;
+use crate::clock::iso_now;
 use crate::{
     rooms::{self, RoomScope},
     spec::{
@@ -28,13 +27,11 @@ use crate::{
 
 /// Longest accepted event type.
 const MAX_TYPE_LEN: usize = 200;
-/// Beyond the ack timeout, how long the other nodes' counts and acks may take to arrive.
-const REMOTE_ANSWER_GRACE: Duration = Duration::from_millis(500);
 
 /// One published event. Its fields are kept apart, so routing reads them without a lookup in a
 /// JSON map; the object templates see as `event` is built only when one asks for it whole.
 #[derive(Debug, Clone)]
-pub struct PublishedEvent {
+pub(crate) struct PublishedEvent {
     event_type: String,
     tenant: Option<String>,
     /// As published, or as stamped on receipt.
@@ -54,7 +51,7 @@ pub struct PublishedEvent {
 
 impl PublishedEvent {
     /// Checks one element of a publish body; `at` names it in errors (`events[2]`).
-    pub fn from_json(value: Value, at: &str) -> Result<Self, String> {
+    pub(crate) fn from_json(value: Value, at: &str) -> Result<Self, String> {
         let Value::Object(mut obj) = value else {
             return Err(format!(
                 "{at} must be an object like {{\"type\": \"execution.started\", \"tenantId\": \"t1\", \"data\": {{}}}}"
@@ -109,7 +106,7 @@ impl PublishedEvent {
     }
 
     /// The event as `{type, tenantId, data, timestamp}`, as [`Self::from_json`] reads it.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         self.json().clone()
     }
 
@@ -122,38 +119,33 @@ impl PublishedEvent {
 
     /// The same event, received at `at` (when the request that carried it arrived, before its
     /// body was read).
-    pub fn received_at(mut self, at: Instant) -> Self {
+    pub(crate) fn received_at(mut self, at: Instant) -> Self {
         self.received = at;
         self
     }
 
     /// Time since this node received it.
-    pub(super) fn since_received(&self) -> Duration {
+    pub(crate) fn since_received(&self) -> Duration {
         self.received.elapsed()
     }
 
     /// The event type.
-    pub fn event_type(&self) -> &str {
+    pub(crate) fn event_type(&self) -> &str {
         &self.event_type
     }
 
     /// The tenant, if any.
-    pub fn tenant_id(&self) -> Option<&str> {
+    pub(crate) fn tenant_id(&self) -> Option<&str> {
         self.tenant.as_deref()
     }
 
     /// The event data as routed (always an object): as published, plus any aliases.
-    pub fn data(&self) -> &Value {
+    pub(crate) fn data(&self) -> &Value {
         self.routing_data.as_ref().unwrap_or(&self.data)
     }
 
-    /// The event data exactly as published.
-    pub fn published_data(&self) -> &Value {
-        &self.data
-    }
-
     /// The event's timestamp, as published (or as stamped on receipt).
-    pub fn timestamp(&self) -> &str {
+    pub(crate) fn timestamp(&self) -> &str {
         &self.timestamp
     }
 
@@ -233,12 +225,12 @@ impl Scope for EventScope<'_> {
 
 impl SpecRuntime {
     /// Whether this spec takes events of this type.
-    pub(super) fn accepts(&self, event: &PublishedEvent) -> bool {
+    pub(crate) fn accepts(&self, event: &PublishedEvent) -> bool {
         self.spec.routes_type(event.event_type())
     }
 
     /// Checks what this namespace's route needs of the event; the error names `at`.
-    pub(super) fn check(&self, event: &PublishedEvent, at: &str) -> Result<(), String> {
+    pub(crate) fn check(&self, event: &PublishedEvent, at: &str) -> Result<(), String> {
         let Some(route) = self.spec.routes.iter().find(|r| r.types.matches(event.event_type())) else {
             return Ok(());
         };
@@ -287,7 +279,7 @@ impl SpecRuntime {
 
     /// Applies the event to this namespace's last-known state and counters: on every node,
     /// whether or not any socket here will receive it.
-    pub(super) fn record(&self, event: &PublishedEvent) {
+    pub(crate) fn record(&self, event: &PublishedEvent) {
         let tenant = event.tenant_id();
         if !self.spec.stores.is_empty() {
             let scope = EventScope::new(event);
@@ -305,13 +297,13 @@ impl SpecRuntime {
     }
 
     /// Whether a route of this namespace takes the event (state rules aside).
-    pub(super) fn routes(&self, event: &PublishedEvent) -> bool {
+    pub(crate) fn routes(&self, event: &PublishedEvent) -> bool {
         self.spec.routes.iter().any(|r| r.types.matches(event.event_type()))
     }
 
     /// Finds the rooms the event's route sends it to (`None` when no route takes it or it names
     /// no room). What it sends is rendered only when asked ([`Routed::render`]).
-    pub(super) fn route<'a>(&'a self, event: &'a PublishedEvent) -> Option<Routed<'a>> {
+    pub(crate) fn route<'a>(&'a self, event: &'a PublishedEvent) -> Option<Routed<'a>> {
         let route = self.spec.routes.iter().find(|r| r.types.matches(event.event_type()))?;
         let scope = EventScope::new(event);
         let tenant = event.tenant_id();
@@ -350,7 +342,7 @@ impl SpecRuntime {
 }
 
 /// A published event routed on one namespace, not rendered yet.
-pub(super) struct Routed<'a> {
+pub(crate) struct Routed<'a> {
     /// Internal room names.
     pub rooms: Vec<String>,
     route: &'a Route,
@@ -359,92 +351,15 @@ pub(super) struct Routed<'a> {
 
 impl Routed<'_> {
     /// Renders what the route emits.
-    pub(super) fn render(self) -> Delivery {
+    pub(crate) fn render(self) -> Delivery {
         let event = self.route.emit.event.render_text(&self.scope);
         let data = self.route.emit.data.as_ref().and_then(|d| d.render(&self.scope));
         Delivery { rooms: self.rooms, event, data }
     }
 }
 
-impl<A: Adapter> NamespaceRuntime<A> {
-    /// Updates state and emits the event to its rooms on this node.
-    pub(super) async fn deliver(&self, event: &PublishedEvent) {
-        self.record(event);
-        if !self.routes(event) {
-            return;
-        }
-        // No socket here, no room to look for: a namespace no client of this node uses costs
-        // only its state rules.
-        let routed = if self.has_sockets_here() { self.route(event) } else { None };
-        let Some(delivery) = routed.map(Routed::render) else {
-            self.shared.metrics.published.inc();
-            self.metrics.publish_delivery.observe(event.since_received());
-            return;
-        };
-        let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
-        let message = match Encoded::new(&self.spec.path, &delivery.event, delivery.data.as_ref()) {
-            Ok(message) => message,
-            Err(e) => {
-                self.shared.metrics.dropped(crate::metrics::DropReason::Unserializable, 1);
-                tracing::error!(ns = %self.spec.path, error = %e, "a published event could not be serialized");
-                return;
-            }
-        };
-        // Every node delivers every event to its own sockets: never through the adapter.
-        let result = self.emit_here(op.to(delivery.rooms), &delivery.event, &message).await;
-        self.shared.metrics.published.inc();
-        self.metrics.publish_delivery.observe(event.since_received());
-        if let Err(e) = result {
-            self.note_broadcast_failure(&e);
-        }
-    }
-
-    /// Like [`Self::deliver`], then waits up to `timeout` for each reached socket's ack.
-    pub(super) async fn deliver_with_acks(&self, event: &PublishedEvent, timeout: Duration) -> AckReport {
-        self.record(event);
-        let Some(delivery) = self.route(event).map(Routed::render) else { return AckReport::default() };
-        let Some(op) = self.io.of(self.spec.path.as_str()) else { return AckReport::default() };
-        let data = delivery.data.unwrap_or(Value::Null);
-        self.shared.metrics.published.inc();
-        // Acks are counted by the origin, so this emit goes through the adapter to every node;
-        // when the cluster is unreachable, to this node's sockets only.
-        let op = if self.shared.cluster.get().is_some() && !self.shared.cluster_reachable() { op.local() } else { op };
-        let op = op.to(delivery.rooms);
-        self.charge_all(op.clone(), Encoded::size_of(&self.spec.path, &delivery.event, &[&data]));
-        let op = op.timeout(timeout);
-        let stream = match op.clone().emit_with_ack::<_, Value>(&delivery.event, &data).await {
-            Ok(stream) => stream,
-            Err(e) => {
-                tracing::warn!(ns = %self.spec.path, error = %e, "broadcast with acks failed; acks from this node only");
-                match op.local().emit_with_ack::<_, Value>(&delivery.event, &data).await {
-                    Ok(stream) => stream,
-                    Err(e) => {
-                        tracing::error!(ns = %self.spec.path, error = %e, "local broadcast with acks failed");
-                        return AckReport::default();
-                    }
-                }
-            }
-        };
-        self.metrics.publish_delivery.observe(event.since_received());
-        let mut report = AckReport::default();
-        let counting = stream.for_each(|(_, ack)| {
-            report.sockets += 1;
-            // An ack whose arguments do not decode (`ack()` has none) is still an ack.
-            report.acknowledged += usize::from(matches!(ack, Ok(_) | Err(AckError::Decode(_))));
-            std::future::ready(())
-        });
-        // The caller asked for an answer within `timeout`. socketioxide-redis's stream can outlive
-        // it by the adapter's request timeout: when the other nodes' last answers are "0 sockets
-        // here", it does not notice it is complete until that timer fires (an upstream defect).
-        if tokio::time::timeout(timeout + REMOTE_ANSWER_GRACE, counting).await.is_err() {
-            tracing::debug!(ns = %self.spec.path, "stopped waiting for acks at the caller's timeout");
-        }
-        report
-    }
-}
-
 /// What one published event sends on one namespace.
-pub(super) struct Delivery {
+pub(crate) struct Delivery {
     /// Internal room names.
     pub rooms: Vec<String>,
     /// The event name clients receive.
@@ -455,7 +370,7 @@ pub(super) struct Delivery {
 
 /// How many sockets an event reached, and how many acknowledged it in time.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct AckReport {
+pub(crate) struct AckReport {
     /// Sockets the event was sent to.
     pub sockets: usize,
     /// Sockets that called the event's callback before the timeout.

@@ -25,29 +25,29 @@ use crate::{
 const TENANTS_COUNTED: std::num::NonZeroUsize = std::num::NonZeroUsize::new(10_000).expect("not zero");
 
 /// One spec and what serving it needs, front-independent.
-pub struct SpecRuntime {
+pub(crate) struct SpecRuntime {
     /// The spec served.
     pub spec: NamespaceSpec,
     /// Position among the engine's runtimes (the expiry queue refers to runtimes by it).
     pub index: usize,
-    pub(super) shared: Arc<Shared>,
-    pub(super) stores: Stores,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) stores: Stores,
     /// One limiter per rate-limited event.
-    pub(super) event_limiters: HashMap<String, MemberLimiter>,
+    pub(crate) event_limiters: HashMap<String, MemberLimiter>,
     /// All events of one member together (`WS_MAX_EVENTS_PER_SECOND`).
-    pub(super) flood_limiter: MemberLimiter,
+    pub(crate) flood_limiter: MemberLimiter,
     /// Token refreshes, which cost a signature check each.
-    pub(super) refresh_limiter: MemberLimiter,
+    pub(crate) refresh_limiter: MemberLimiter,
     /// New connections per client IP, when the spec limits them.
-    pub(super) connect_limiter: Option<IpLimiter>,
+    pub(crate) connect_limiter: Option<IpLimiter>,
     /// Events published per tenant, for `tenant.stats`: the [`TENANTS_COUNTED`] tenants that
     /// published last (a tenant forgotten starts again from zero).
-    pub(super) tenant_events: Mutex<lru::LruCache<String, u64>>,
+    pub(crate) tenant_events: Mutex<lru::LruCache<String, u64>>,
     /// Its series in `/metrics`, resolved at start-up.
-    pub(super) metrics: NamespaceMetrics,
+    pub(crate) metrics: NamespaceMetrics,
     /// The largest payload any of its events (or the refresh event) takes, so a larger one is
     /// refused before it is parsed.
-    pub(super) largest_payload: usize,
+    pub(crate) largest_payload: usize,
 }
 
 impl std::fmt::Debug for SpecRuntime {
@@ -57,7 +57,7 @@ impl std::fmt::Debug for SpecRuntime {
 }
 
 impl SpecRuntime {
-    pub(super) fn new(spec: NamespaceSpec, index: usize, shared: Arc<Shared>, metrics: NamespaceMetrics) -> Self {
+    pub(crate) fn new(spec: NamespaceSpec, index: usize, shared: Arc<Shared>, metrics: NamespaceMetrics) -> Self {
         let event_limiters = spec
             .events
             .values()
@@ -88,7 +88,7 @@ impl SpecRuntime {
     }
 
     /// Drops rate-limiter entries of quiet members.
-    pub(super) fn cleanup(&self) {
+    pub(crate) fn cleanup(&self) {
         for l in self.event_limiters.values() {
             l.cleanup();
         }

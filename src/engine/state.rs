@@ -28,7 +28,7 @@ use crate::spec::{
 
 /// Byte budgets of last-known state.
 #[derive(Debug, Clone)]
-pub struct StateBudget {
+pub(crate) struct StateBudget {
     /// One tenant's data in one store.
     pub per_tenant: usize,
     /// Every store of every namespace together, shared through `used`.
@@ -39,13 +39,13 @@ pub struct StateBudget {
 
 impl StateBudget {
     /// Budgets of `per_tenant` and `total` bytes, nothing used yet.
-    pub fn new(per_tenant: usize, total: usize) -> Self {
+    pub(crate) fn new(per_tenant: usize, total: usize) -> Self {
         Self { per_tenant, total, used: Arc::new(AtomicUsize::new(0)) }
     }
 }
 
 /// The runtime state of one namespace's stores, parallel to its spec's `stores`.
-pub struct Stores {
+pub(crate) struct Stores {
     stores: Vec<Store>,
     /// Orders list entries across keys, so "all entries" can be merged chronologically.
     seq: AtomicU64,
@@ -71,7 +71,7 @@ enum Entries {
 
 /// An estimate of the heap a JSON value holds (not its text length: a small object costs far
 /// more in memory than in JSON).
-pub fn approx_bytes(value: &Value) -> usize {
+pub(crate) fn approx_bytes(value: &Value) -> usize {
     const NODE: usize = 32;
     match value {
         Value::Null | Value::Bool(_) | Value::Number(_) => NODE,
@@ -119,7 +119,7 @@ impl TenantData {
 
 impl Stores {
     /// Empty stores for these specs, within `budget`.
-    pub fn new(specs: &[StoreSpec], budget: StateBudget) -> Self {
+    pub(crate) fn new(specs: &[StoreSpec], budget: StateBudget) -> Self {
         Self {
             stores: specs.iter().map(|s| Store { kind: s.kind, tenants: Mutex::new(LruCache::unbounded()) }).collect(),
             seq: AtomicU64::new(0),
@@ -128,7 +128,7 @@ impl Stores {
     }
 
     /// Applies every rule of every store that matches `event_type`, rendering with `scope`.
-    pub fn apply(&self, specs: &[StoreSpec], event_type: &str, tenant: &str, scope: &dyn Scope) {
+    pub(crate) fn apply(&self, specs: &[StoreSpec], event_type: &str, tenant: &str, scope: &dyn Scope) {
         for (spec, store) in specs.iter().zip(&self.stores) {
             for rule in spec.rules.iter().filter(|r| r.types.matches(event_type)) {
                 let Some(key) = rule.key.render_key(scope).filter(|k| !k.is_empty()) else { continue };
@@ -239,12 +239,12 @@ impl Stores {
 
     /// `state.<store>[key]`: the record, or the list (oldest first). Without a key: records most
     /// recently updated first, or every list's entries merged oldest first, at most `limit`.
-    pub fn read(&self, store: usize, tenant: &str, key: Option<&str>, limit: usize) -> Option<Value> {
+    pub(crate) fn read(&self, store: usize, tenant: &str, key: Option<&str>, limit: usize) -> Option<Value> {
         self.read_filtered(store, tenant, key, &[], limit)
     }
 
     /// Like [`Stores::read`], keeping only list entries whose fields equal the given values.
-    pub fn read_filtered(
+    pub(crate) fn read_filtered(
         &self,
         store: usize,
         tenant: &str,

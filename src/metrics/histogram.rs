@@ -23,7 +23,7 @@ use prometheus_client::{
 
 /// A duration histogram with fixed bucket bounds (in seconds). Clones share their counts.
 #[derive(Debug, Clone)]
-pub struct Histogram(Arc<Inner>);
+pub(crate) struct Histogram(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
@@ -39,7 +39,7 @@ struct Inner {
 
 impl Histogram {
     /// A histogram with these upper bounds, in seconds, ascending.
-    pub fn new(bounds: &'static [f64]) -> Self {
+    pub(crate) fn new(bounds: &'static [f64]) -> Self {
         debug_assert!(bounds.windows(2).all(|w| w[0] < w[1]), "bucket bounds must ascend");
         let bounds_ns = bounds.iter().map(|b| (b * 1e9) as u64).collect();
         let counts = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
@@ -47,7 +47,7 @@ impl Histogram {
     }
 
     /// Records one duration.
-    pub fn observe(&self, took: Duration) {
+    pub(crate) fn observe(&self, took: Duration) {
         let ns = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         // The first bucket whose bound is at or above the value (`le` is inclusive).
         let bucket = self.0.bounds_ns.partition_point(|&bound| bound < ns);
@@ -56,7 +56,8 @@ impl Histogram {
     }
 
     /// Observations so far.
-    pub fn count(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn count(&self) -> u64 {
         self.0.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 }

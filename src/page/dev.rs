@@ -13,7 +13,11 @@ use std::{net::IpAddr, time::Duration};
 use http::{HeaderMap, header};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{auth::TokenSigner, client_ip::TrustedProxies, config::Config, config::JwtConfig};
+use crate::{
+    auth::TokenSigner,
+    config::{Config, JwtConfig},
+    net::client_ip::TrustedProxies,
+};
 
 /// The demo user's id, tenant and roles.
 pub const DEMO_USER: &str = "demo-user";

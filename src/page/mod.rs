@@ -29,7 +29,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use crate::{
-    client_ip::TrustedProxies,
+    net::client_ip::TrustedProxies,
     spec::{NamespaceSpec, describe::describe},
 };
 use dev::DevCredentials;

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 const TRUSTED_TYPES_POLICY: &str = "gateway-page";
 
 /// The policy for `html`: its inline `<script>` and `<style>` elements by hash.
-pub fn for_page(html: &str) -> String {
+pub(super) fn for_page(html: &str) -> String {
     let hashes = |tag| {
         let sources: Vec<String> = inline_elements(html, tag).map(source_hash).collect();
         if sources.is_empty() { "'none'".to_owned() } else { sources.join(" ") }

@@ -4,15 +4,17 @@
 //! This module owns the format and its checks; it knows nothing of sockets. `load` reads files
 //! (or the specs embedded in the binary) into the shapes of `raw` through `tolerant`, which
 //! collects unknown fields instead of stopping at the first; `compile` checks them into the model
-//! below, which the engine (`crate::engine`) serves; `suggest` finds the name a misspelt one was
-//! meant to be. The format is documented in `docs/namespace-spec.md`.
+//! below, which the engine (`crate::engine`) serves; both report through `error`; `suggest`
+//! finds the name a misspelt one was meant to be. The format is documented in
+//! `docs/namespace-spec.md`.
 
 mod compile;
 pub mod describe;
+pub(crate) mod durations;
+mod error;
 mod load;
 mod raw;
 pub mod schema;
-pub(crate) mod suggest;
 pub mod template;
 mod tolerant;
 
@@ -20,7 +22,8 @@ use std::{collections::HashMap, time::Duration};
 
 use serde::Deserialize;
 
-pub use load::{SpecError, SpecErrors, load_dir, load_embedded, load_sources};
+pub use error::{SpecError, SpecErrors};
+pub use load::{load_dir, load_embedded, load_sources};
 
 use crate::rooms::{RoomPattern, RoomScope};
 use schema::PayloadSchema;
@@ -320,7 +323,7 @@ pub struct RateLimit {
     /// Requests allowed in one window (also the burst).
     pub max: u32,
     /// The window.
-    #[serde(deserialize_with = "crate::config::deserialize_duration")]
+    #[serde(deserialize_with = "durations::deserialize_duration")]
     pub per: Duration,
 }
 

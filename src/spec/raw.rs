@@ -23,11 +23,11 @@ use super::RateLimit;
 
 /// A mapping from names the spec chooses (rooms, events, stores, parameters) to values, each
 /// name with its own location.
-pub type Named<T> = IndexMap<Spanned<String>, T>;
+pub(super) type Named<T> = IndexMap<Spanned<String>, T>;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSpec {
+pub(super) struct RawSpec {
     pub namespace: Spanned<String>,
     /// `socketio` (the default) or `websocket`.
     pub transport: Option<Spanned<String>>,
@@ -50,7 +50,7 @@ pub struct RawSpec {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAuth {
+pub(super) struct RawAuth {
     #[serde(default = "yes")]
     pub required: bool,
     #[serde(default)]
@@ -69,7 +69,7 @@ fn yes() -> bool {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRoom {
+pub(super) struct RawRoom {
     pub pattern: Spanned<String>,
     /// `tenant` (the default) or `global`.
     pub scope: Option<Spanned<String>>,
@@ -84,7 +84,7 @@ pub struct RawRoom {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAccess {
+pub(super) struct RawAccess {
     #[serde(default)]
     pub anonymous: bool,
     #[serde(default)]
@@ -95,7 +95,7 @@ pub struct RawAccess {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSnapshot {
+pub(super) struct RawSnapshot {
     pub store: Spanned<String>,
     pub key: Option<Spanned<String>>,
     #[serde(default, rename = "match")]
@@ -106,7 +106,7 @@ pub struct RawSnapshot {
 /// One action: exactly one of its fields is given.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAction {
+pub(super) struct RawAction {
     pub join: Option<RawRoomTarget>,
     pub leave: Option<RawRoomTarget>,
     pub emit: Option<RawEmit>,
@@ -116,7 +116,7 @@ pub struct RawAction {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRoomTarget {
+pub(super) struct RawRoomTarget {
     pub room: Option<Spanned<String>>,
     #[serde(default)]
     pub params: Named<Spanned<String>>,
@@ -128,14 +128,14 @@ pub struct RawRoomTarget {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawEmit {
+pub(super) struct RawEmit {
     pub event: Option<Spanned<String>>,
     pub data: Option<RawValue>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRelay {
+pub(super) struct RawRelay {
     pub event: Spanned<String>,
     pub rooms: Spanned<String>,
     pub data: Option<RawValue>,
@@ -145,7 +145,7 @@ pub struct RawRelay {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawEvent {
+pub(super) struct RawEvent {
     pub rate_limit: Option<Spanned<RateLimit>>,
     pub payload: Option<Spanned<Value>>,
     pub max_size: Option<usize>,
@@ -155,7 +155,7 @@ pub struct RawEvent {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawStore {
+pub(super) struct RawStore {
     pub records: Option<Spanned<RawRecordsOptions>>,
     pub lists: Option<Spanned<RawListsOptions>>,
     #[serde(default)]
@@ -164,20 +164,20 @@ pub struct RawStore {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRecordsOptions {
+pub(super) struct RawRecordsOptions {
     pub max_per_tenant: usize,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawListsOptions {
+pub(super) struct RawListsOptions {
     pub keep: usize,
     pub max_keys_per_tenant: usize,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawStoreRule {
+pub(super) struct RawStoreRule {
     pub types: Vec<Spanned<String>>,
     pub key: Option<Spanned<String>>,
     pub merge: Option<RawValue>,
@@ -189,7 +189,7 @@ pub struct RawStoreRule {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPublish {
+pub(super) struct RawPublish {
     pub emit: Option<RawEmit>,
     #[serde(default)]
     pub routes: Vec<Spanned<RawRoute>>,
@@ -197,7 +197,7 @@ pub struct RawPublish {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRoute {
+pub(super) struct RawRoute {
     pub types: Vec<Spanned<String>>,
     #[serde(default)]
     pub require: Vec<String>,
@@ -208,7 +208,7 @@ pub struct RawRoute {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTarget {
+pub(super) struct RawTarget {
     pub room: Spanned<String>,
     #[serde(default)]
     pub params: Named<Spanned<String>>,
@@ -220,7 +220,7 @@ pub struct RawTarget {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTimer {
+pub(super) struct RawTimer {
     pub interval: Spanned<String>,
     pub room: Spanned<String>,
     pub emit: RawEmit,
@@ -230,7 +230,7 @@ pub struct RawTimer {
 /// error in a template deep inside points at that template. Reads what `serde_json::Value`
 /// would read from the same YAML.
 #[derive(Debug)]
-pub struct RawValue {
+pub(super) struct RawValue {
     /// Where this node is.
     pub at: Location,
     /// The node.
@@ -239,7 +239,7 @@ pub struct RawValue {
 
 /// One node of a [`RawValue`].
 #[derive(Debug)]
-pub enum RawNode {
+pub(super) enum RawNode {
     /// `null`, a boolean or a number.
     Scalar(Value),
     /// A string (possibly a template).

@@ -21,11 +21,11 @@ use serde::de::{
 };
 use serde_saphyr::{Location, Spanned};
 
-use super::suggest;
+use crate::parse_errors::suggest;
 
 /// A key of a struct mapping that the format does not have.
 #[derive(Debug)]
-pub struct UnknownField {
+pub(super) struct UnknownField {
     /// Where the key is.
     pub at: Location,
     /// `unknown field `x`, expected one of a, b` and, when one is close, the suggestion.
@@ -34,7 +34,9 @@ pub struct UnknownField {
 
 /// Parses `text` as a `T`, recording unknown fields instead of failing on them. The unknown fields
 /// are returned whether or not the read succeeded: those before a fatal error are still found.
-pub fn from_str<'de, T: Deserialize<'de>>(text: &'de str) -> (Result<T, serde_saphyr::Error>, Vec<UnknownField>) {
+pub(super) fn from_str<'de, T: Deserialize<'de>>(
+    text: &'de str,
+) -> (Result<T, serde_saphyr::Error>, Vec<UnknownField>) {
     let found = RefCell::new(Vec::new());
     let result = serde_saphyr::with_deserializer_from_str(text, |de| T::deserialize(Tolerant { de, found: &found }));
     (result, found.into_inner())

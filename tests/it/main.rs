@@ -2,6 +2,7 @@
 //! binary, so the crate links once.
 
 mod api;
+mod architecture;
 mod auth;
 mod bad_input;
 mod cli;

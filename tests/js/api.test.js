@@ -68,16 +68,6 @@ function assertValidation(response, message, what) {
   assert.match(response.body.error.message, message, what);
 }
 
-/** Polls `probe` until it returns true, up to `timeoutMs`. */
-async function until(probe, timeoutMs = h.TIMEOUT, what = 'condition') {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const last = await probe();
-    if (last === true) return;
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms: ${JSON.stringify(last)}`);
-    await sleep(20);
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -462,7 +452,7 @@ describe('GET /api/v1/stats (on a gateway of its own, for exact counts)', () => 
 
     sockets.mainC.disconnect();
     sockets.rtAnon.disconnect();
-    await until(async () => {
+    await h.until(async () => {
       const { body } = await stats();
       const ok = body.connections === 8 &&
         JSON.stringify(body.namespaces['/']) === JSON.stringify({ connections: 2, tenants: { t1: 2 }, anonymous: 0 }) &&

@@ -28,16 +28,6 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A fixed event timestamp, `n` seconds into 2026. */
 const ts = (n) => new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString();
 
-/** Polls `probe` until it returns true; else fails after `timeoutMs` with its last answer. */
-async function until(probe, timeoutMs = h.TIMEOUT, what = 'condition', every = 50) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const last = await probe();
-    if (last === true) return;
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
-    await sleep(every);
-  }
-}
 
 /** Logs a measurement where `node --test` shows it. */
 function note(t, message) {
@@ -60,7 +50,7 @@ async function startCluster(cluster, size, env = {}) {
     cluster.nodes.push(node);
   }
   for (const node of cluster.nodes) {
-    await until(async () => {
+    await h.until(async () => {
       const { status, body } = await h.api(node.url, '/readyz');
       return (status === 200 && body?.status === 'ready') || { status, body };
     }, 10000, `node ${node.name} ready`);
@@ -398,7 +388,7 @@ describe('three gateways on one Redis', () => {
     });
     const settled = async (node, expected) => {
       const started = Date.now();
-      await until(async () => {
+      await h.until(async () => {
         const { status, body } = await stats(node);
         if (status !== 200) return { status, body };
         const got = counts(body);
@@ -422,7 +412,7 @@ describe('three gateways on one Redis', () => {
 
     wsC.disconnect();
     await settled(A, { nodes: 3, ws: 2, main: 1, workflow: 1 });
-    await until(async () => (await size(A, { namespace: '/ws', room: 'global.general', tenantId: tenant })) === 1, 5000, 'global.general after a disconnect on C');
+    await h.until(async () => (await size(A, { namespace: '/ws', room: 'global.general', tenantId: tenant })) === 1, 5000, 'global.general after a disconnect on C');
   });
 
   it('delivers a Go hub message PUBLISHed on ws:broadcast:all to /workflow subscribers of its tenant on every node once; an unroutable type reaches no one', async (t) => {
@@ -567,7 +557,7 @@ const nextExecution = async (socket, what, timeoutMs) => (await waitOn(socket, '
 /** Polls /readyz of `node` until its status is `status`; resolves to the milliseconds waited. */
 async function readyzUntil(node, status, timeoutMs) {
   const started = Date.now();
-  await until(async () => {
+  await h.until(async () => {
     const answer = await readyz(node).catch((error) => ({ error: error.message }));
     return (answer.status === 200 && answer.body?.status === status) || answer;
   }, timeoutMs, `node ${node.name} ${status}`, 50);
@@ -576,7 +566,7 @@ async function readyzUntil(node, status, timeoutMs) {
 
 /** Resolves once `node` has logged a line whose message is `message` after line `from`. */
 async function logged(node, message, from, timeoutMs) {
-  await until(() => node.logs.slice(from).some((line) => line.includes(`"message":"${message}"`)) || `not yet`, timeoutMs, `node ${node.name} logging "${message}"`, 20);
+  await h.until(() => node.logs.slice(from).some((line) => line.includes(`"message":"${message}"`)) || `not yet`, timeoutMs, `node ${node.name} logging "${message}"`, 20);
 }
 
 describe('a Redis outage, and the recovery', () => {
@@ -703,7 +693,7 @@ describe('a Redis outage, and the recovery', () => {
       assert.equal(node.child.exitCode, null, `node ${node.name} exited`);
       assert.equal(node.child.signalCode, null, `node ${node.name} was killed`);
       assert.equal((await h.api(node.url, '/healthz')).status, 200, `/healthz on node ${node.name}`);
-      await until(async () => {
+      await h.until(async () => {
         const { body } = await stats(node);
         return body?.nodes === 2 || body;
       }, 5000, `node ${node.name} counting both nodes`, 100);
@@ -831,7 +821,7 @@ describe('a Redis that hangs (SIGSTOP) while events are published, then wakes', 
     // A barrier published after the rest comes after them on every node (A keeps it behind
     // whatever it still holds for Redis), and so does any copy of theirs: what came before it
     // is everything each node applied, duplicates included.
-    await until(async () => (await h.api(A.url, '/readyz')).body?.status === 'ready', 10_000, 'A ready');
+    await h.until(async () => (await h.api(A.url, '/readyz')).body?.status === 'ready', 10_000, 'A ready');
     await h.publishOk(A.url, h.event('execution.started', tenant, { executionId: 'barrier' }));
     for (const socket of watchers) {
       const got = [];
@@ -979,13 +969,13 @@ describe('a node stopped while publishes are in flight', () => {
       }
     };
     const publishers = Array.from({ length: 5 }, publisher);
-    await until(() => accepted.length >= 20, h.TIMEOUT, 'publishes accepted before the stop');
+    await h.until(() => accepted.length >= 20, h.TIMEOUT, 'publishes accepted before the stop');
     stopping = true;
     A.child.kill('SIGTERM');
     await Promise.all(publishers);
     note(t, `${accepted.length} accepted, ${refused} refused with 503 while A stopped`);
     const got = [];
-    await until(async () => {
+    await h.until(async () => {
       got.push(...h.pending(watcher, 'update').map((u) => u.payload.executionId));
       watcher.inbox = watcher.inbox.filter((e) => e.event !== 'update');
       return accepted.every((id) => got.includes(id));

@@ -431,6 +431,20 @@ export async function metric(url, name, labels = {}) {
   return sumOf(parseMetrics(await scrape(url)), name, labels);
 }
 
+/**
+ * Polls `probe` every `every` ms until it returns `true` (exactly: a probe may return what it saw
+ * instead, which the failure then shows); fails after `timeoutMs` naming `what`.
+ */
+export async function until(probe, timeoutMs = TIMEOUT, what = 'condition', every = 20) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const last = await probe();
+    if (last === true) return;
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+    await new Promise((resolve) => setTimeout(resolve, every));
+  }
+}
+
 /** Resolves once `condition()` (sync or async) is truthy, checking every 50 ms; rejects after `timeoutMs`. */
 export async function eventually(condition, what, timeoutMs = TIMEOUT) {
   const deadline = Date.now() + timeoutMs;

@@ -85,14 +85,6 @@ async function assertNothingElse(sockets, tenantId, userId, what = 'an earlier n
   }
 }
 
-/** Polls `probe` until it returns true, up to `timeoutMs`. */
-async function until(probe, timeoutMs = h.TIMEOUT, what = 'condition') {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
-    await sleep(20);
-  }
-}
 
 /** The number of sockets in room `room` of `/` for `tenantId`, from GET /api/v1/stats. */
 async function roomSize(room, tenantId) {
@@ -125,7 +117,7 @@ describe("the seed's client snippet and request bodies, unchanged", () => {
     // The snippet's emits carry no ack; joining again with one is a harmless sync point.
     assert.deepEqual(await socket.timeout(h.TIMEOUT).emitWithAck('channel:join', { channelName: 'updates' }), { success: true, channel: 'updates' });
     const next = async (id) => {
-      await until(() => received.some((n) => n.id === id), h.TIMEOUT, `notification ${id}`);
+      await h.until(() => received.some((n) => n.id === id), h.TIMEOUT, `notification ${id}`);
       return received.find((n) => n.id === id);
     };
 

@@ -22,7 +22,7 @@ use crate::cluster::{
 
 /// One Redis, shared by every node of a test (clone it to hand it to another bus).
 #[derive(Clone, Default)]
-pub struct FakeRedis(Arc<Inner>);
+pub(super) struct FakeRedis(Arc<Inner>);
 
 #[derive(Default)]
 struct Inner {
@@ -58,18 +58,18 @@ impl FakeRedis {
     }
 
     /// Adds an entry as another process would (another node's message, written by hand).
-    pub fn push(&self, message: impl Into<String>) {
+    pub(super) fn push(&self, message: impl Into<String>) {
         Self::land(&mut self.state(), message.into());
         self.0.changed.notify_waiters();
     }
 
     /// Redis hangs (SIGSTOP).
-    pub fn hang(&self) {
+    pub(super) fn hang(&self) {
         self.state().hung = true;
     }
 
     /// Redis wakes (SIGCONT) and runs the appends it received meanwhile, in order.
-    pub fn wake(&self) {
+    pub(super) fn wake(&self) {
         {
             let mut state = self.state();
             state.hung = false;
@@ -82,38 +82,38 @@ impl FakeRedis {
 
     /// The next `n` appends go through but answer an error, as when the client's command timeout
     /// fires before Redis's answer is in.
-    pub fn append_but_time_out(&self, n: usize) {
+    pub(super) fn append_but_time_out(&self, n: usize) {
         self.state().unanswered = n;
     }
 
     /// Reads fail (or work again).
-    pub fn fail_reads(&self, fail: bool) {
+    pub(super) fn fail_reads(&self, fail: bool) {
         self.state().reads_fail = fail;
         self.0.changed.notify_waiters();
     }
 
     /// Reads see nothing new (or again see everything).
-    pub fn stall_reads(&self, stall: bool) {
+    pub(super) fn stall_reads(&self, stall: bool) {
         self.state().reads_stalled = stall;
         self.0.changed.notify_waiters();
     }
 
     /// Keeps only the newest `keep` entries, as `MAXLEN` does.
-    pub fn trim(&self, keep: usize) {
+    pub(super) fn trim(&self, keep: usize) {
         let mut state = self.state();
         let drop = state.entries.len().saturating_sub(keep);
         state.entries.drain(..drop);
     }
 
     /// Redis restarted without its data: the stream is empty and its ids start again from 1.
-    pub fn recreate(&self) {
+    pub(super) fn recreate(&self) {
         let mut state = self.state();
         state.entries.clear();
         state.next_ms = 0;
     }
 
     /// The messages in the stream, in order.
-    pub fn messages(&self) -> Vec<String> {
+    pub(super) fn messages(&self) -> Vec<String> {
         self.state().entries.iter().map(|(_, m)| m.clone()).collect()
     }
 

@@ -45,7 +45,7 @@ fn emit(name: &str) -> Outgoing {
 
 /// A bus message of `node` as it is on the wire.
 fn wire(node: &str, seq: u64, name: &str) -> String {
-    json!({ "node": node, "seq": seq, "at": now_ms(), "body": emit(name).to_json() }).to_string()
+    json!({ "node": node, "seq": seq, "at": crate::clock::now_millis(), "body": emit(name).to_json() }).to_string()
 }
 
 /// One node: its bus on `redis`, with the reader and the outbox running.

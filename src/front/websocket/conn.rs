@@ -1,0 +1,500 @@
+//! One plain WebSocket connection: its send buffer, the task that serves it, and the [`Member`]
+//! the actions see.
+//!
+//! The send policy:
+//! - **A client that keeps reading gets every event of any burst the API accepts.** The send
+//!   buffer holds `WS_NATIVE_SEND_BUFFER` frames and `WS_NATIVE_SEND_BUFFER_BYTES` bytes, by
+//!   default four publish calls of the largest size the API accepts (`API_MAX_BATCH` events,
+//!   `API_MAX_BODY_SIZE` bytes; less than one is refused at start-up): four publishers bursting
+//!   at once fit before the writer has sent anything, and more as far as the writer drains
+//!   meanwhile.
+//! - **A client that stops reading is cut within `WS_WRITE_TIMEOUT`, and its memory freed.** The
+//!   writer takes at most 16 KiB at a time and flushes it; a flush that does not complete within
+//!   the write deadline cuts the connection (`crate::connection`). Slowness is judged by the
+//!   writer making no progress, not by how full the buffer is at one moment.
+//! - **Memory stays bounded in bytes.** Frames count toward the limits until they are written
+//!   (not when the writer takes them), so a connection never holds more than its limits. A
+//!   connection that would exceed them is a client that does not read: what it had queued is
+//!   dropped at once (counted), and it is closed with 1008 "send buffer full".
+//!
+//! Frames are shared: a published event is serialized once and every connection queues the same
+//! bytes. One task per connection reads, writes and closes, turn about; pings are queued by the
+//! endpoint's heartbeat (one task for all connections). Control frames from the client count
+//! toward its flood limit with its messages; past it, the connection is closed (1008), since a
+//! control frame has no error to answer it with and each ping costs a flushed pong.
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    sync::Notify,
+};
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{
+        Message, Utf8Bytes,
+        error::{CapacityError, Error as WsError},
+        protocol::{CloseFrame, frame::coding::CloseCode},
+    },
+};
+
+use crate::front::websocket::{Endpoint, envelope};
+use crate::{
+    clock::now_millis,
+    engine::{
+        errors::ClientError,
+        member::{Member, MemberKey},
+        member_state::MemberState,
+    },
+    metrics::CloseReason,
+};
+
+/// A frame waiting to be written.
+#[derive(Debug, Clone)]
+pub(crate) enum Frame {
+    /// An envelope, serialized (shared by every connection a delivery reaches).
+    Text(Utf8Bytes),
+    /// A heartbeat ping.
+    Ping,
+}
+
+impl Frame {
+    fn len(&self) -> usize {
+        match self {
+            Frame::Text(text) => text.len(),
+            Frame::Ping => 0,
+        }
+    }
+}
+
+/// Why a connection is being closed, as its close frame says, and as it is counted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Closing {
+    pub code: CloseCode,
+    pub reason: &'static str,
+    pub counted_as: CloseReason,
+}
+
+/// Bytes the writer takes from the send buffer at a time, writes and flushes before it takes
+/// more (also the WebSocket layer's write buffer, which keeps its size for the connection's
+/// life). The write deadline then judges the progress of one chunk, not of a whole burst (a
+/// client that reads 16 KiB within `WS_WRITE_TIMEOUT` is never cut for the size of what it was
+/// sent), and the connection's reader gets a turn between chunks.
+pub(crate) const WRITE_CHUNK_BYTES: usize = 16 * 1024;
+
+/// How long a connection the gateway closes waits for the client's close frame, and how many
+/// frames it reads meanwhile (a flooder is not read for long).
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+const CLOSE_WAIT_FRAMES: usize = 10_000;
+
+/// The send buffer: frames in order, what it holds (frames waiting, and those the writer took and
+/// has not written yet), and a close to send after them.
+#[derive(Debug, Default)]
+struct Outbox {
+    frames: VecDeque<Frame>,
+    /// Frames waiting or being written.
+    count: usize,
+    /// Their bytes. Frames are counted until they are written, not until the writer takes them:
+    /// what a connection holds is bounded by the limits, writes in progress included.
+    bytes: usize,
+    closing: Option<Closing>,
+}
+
+/// The send-buffer limits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BufferLimits {
+    pub frames: usize,
+    pub bytes: usize,
+}
+
+/// What the writer takes from the send buffer.
+#[derive(Debug)]
+enum Taken {
+    /// Frames to write, in order; once written, they are given back with [`Outbox::written`].
+    Frames {
+        frames: Vec<Frame>,
+        bytes: usize,
+        /// More are waiting.
+        more: bool,
+    },
+    /// Nothing is waiting and the connection is to be closed so.
+    Close(Closing),
+    /// Nothing to do.
+    Idle,
+}
+
+impl Outbox {
+    fn queue(&mut self, frame: Frame, limits: BufferLimits) -> Queued {
+        if self.closing.is_some() {
+            return Queued::Closing;
+        }
+        if self.count >= limits.frames || self.bytes + frame.len() > limits.bytes {
+            let dropped = self.frames.len() + 1;
+            // Free the memory now, not when the client gets round to reading. What the writer
+            // holds stays counted until its write ends.
+            self.count -= self.frames.len();
+            self.bytes -= self.frames.iter().map(Frame::len).sum::<usize>();
+            self.frames = VecDeque::new();
+            self.closing = Some(Closing {
+                code: CloseCode::Policy,
+                reason: "send buffer full: the client did not read fast enough",
+                counted_as: CloseReason::SlowConsumer,
+            });
+            return Queued::Overflowed(dropped);
+        }
+        self.count += 1;
+        self.bytes += frame.len();
+        self.frames.push_back(frame);
+        Queued::Yes
+    }
+
+    fn take(&mut self, chunk_bytes: usize) -> Taken {
+        let mut frames = Vec::new();
+        let mut bytes = 0;
+        while bytes < chunk_bytes
+            && let Some(frame) = self.frames.pop_front()
+        {
+            bytes += frame.len();
+            frames.push(frame);
+        }
+        if self.frames.is_empty() {
+            // An idle connection holds no buffer: even a few slots kept between writes cost
+            // about 1 KB of resident memory a connection (measured), through fragmentation.
+            self.frames = VecDeque::new();
+        }
+        match (frames.is_empty(), self.closing) {
+            (false, _) => Taken::Frames { frames, bytes, more: !self.frames.is_empty() },
+            (true, Some(closing)) => Taken::Close(closing),
+            (true, None) => Taken::Idle,
+        }
+    }
+
+    fn written(&mut self, count: usize, bytes: usize) {
+        self.count -= count;
+        self.bytes -= bytes;
+    }
+}
+
+/// One connection's shared state (the endpoint's index holds it too).
+pub(crate) struct Conn {
+    pub id: u64,
+    pub session: Arc<MemberState>,
+    /// The client's address (through `TRUSTED_PROXIES`), for the admin view.
+    pub address: Option<std::net::IpAddr>,
+    outbox: Mutex<Outbox>,
+    wake: Notify,
+    /// When the client last sent anything (a pong included), in ms since the epoch.
+    last_seen_ms: AtomicU64,
+    /// The rooms it is in (internal names, shared with the endpoint's index).
+    pub rooms: Mutex<Vec<Arc<str>>>,
+}
+
+/// What queueing a frame came to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Queued {
+    /// It will be written.
+    Yes,
+    /// The buffer was full: this frame and those waiting were dropped, and the connection is
+    /// closing. Returns how many were dropped.
+    Overflowed(usize),
+    /// The connection is closing already: dropped.
+    Closing,
+}
+
+impl Conn {
+    pub(crate) fn new(id: u64, session: Arc<MemberState>, address: Option<std::net::IpAddr>) -> Self {
+        Self {
+            id,
+            session,
+            address,
+            outbox: Mutex::new(Outbox::default()),
+            wake: Notify::new(),
+            last_seen_ms: AtomicU64::new(now_millis()),
+            rooms: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `frame` within `limits`.
+    pub(crate) fn queue(&self, frame: Frame, limits: BufferLimits) -> Queued {
+        let queued = self.outbox().queue(frame, limits);
+        if queued != Queued::Closing {
+            self.wake.notify_one();
+        }
+        queued
+    }
+
+    /// Asks the task to send what is queued, then close with `closing` (the first close asked
+    /// for wins). Returns false when it was closing already.
+    pub(crate) fn close(&self, closing: Closing) -> bool {
+        let mut out = self.outbox();
+        if out.closing.is_some() {
+            return false;
+        }
+        out.closing = Some(closing);
+        drop(out);
+        self.wake.notify_one();
+        true
+    }
+
+    /// Frames queued or being written now.
+    pub(crate) fn queued(&self) -> usize {
+        self.outbox().count
+    }
+
+    /// Whether it is closing.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.outbox().closing.is_some()
+    }
+
+    /// Why the gateway is closing it, if it is.
+    pub(crate) fn closing_reason(&self) -> Option<&'static str> {
+        self.outbox().closing.map(|c| c.reason)
+    }
+
+    /// Milliseconds since the client last sent anything.
+    pub(crate) fn silent_for_ms(&self, now: u64) -> u64 {
+        now.saturating_sub(self.last_seen_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Serves `conn` over `ws` until either side closes; then the endpoint forgets it.
+pub(crate) async fn serve<S>(ep: Arc<Endpoint>, conn: Arc<Conn>, ws: WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut sink, mut stream) = ws.split();
+    // `Ok`: the gateway closes, with this close frame; `Err`: the connection is gone, for this.
+    // Neither side is preferred: the writer gives the reader a turn after each chunk.
+    let ending: Result<Closing, CloseReason> = loop {
+        tokio::select! {
+            () = conn.wake.notified() => {
+                let taken = conn.outbox().take(WRITE_CHUNK_BYTES);
+                match taken {
+                    Taken::Frames { frames, bytes, more } => {
+                        let count = frames.len();
+                        let mut written = true;
+                        for frame in frames {
+                            let message = match frame {
+                                Frame::Text(text) => Message::Text(text),
+                                Frame::Ping => Message::Ping(Default::default()),
+                            };
+                            if sink.feed(message).await.is_err() {
+                                written = false;
+                                break;
+                            }
+                        }
+                        if !written || sink.flush().await.is_err() {
+                            break Err(CloseReason::TransportError);
+                        }
+                        conn.outbox().written(count, bytes);
+                        if more {
+                            conn.wake.notify_one();
+                        }
+                    }
+                    Taken::Close(closing) => break Ok(closing),
+                    Taken::Idle => {}
+                }
+            }
+            message = stream.next() => match message {
+                Some(Ok(message)) => {
+                    conn.last_seen_ms.store(now_millis(), Ordering::Relaxed);
+                    match message {
+                        Message::Text(text) => ep.on_message(&conn, text.as_str()),
+                        Message::Binary(_) => ep.on_binary(&conn),
+                        Message::Close(_) => break Err(CloseReason::Client),
+                        // Control frames count toward the flood limit like messages: each ping
+                        // costs a flushed pong, and has no error to answer it with.
+                        Message::Ping(_) | Message::Pong(_) if ep.control_frame_over_limit(&conn) => {
+                            break Ok(Closing {
+                                code: CloseCode::Policy,
+                                reason: "too many frames: slow down",
+                                counted_as: CloseReason::Flood,
+                            });
+                        }
+                        // The WebSocket layer queues the pong; send it now.
+                        Message::Ping(_) => {
+                            if sink.flush().await.is_err() {
+                                break Err(CloseReason::TransportError);
+                            }
+                        }
+                        Message::Pong(_) | Message::Frame(_) => {}
+                    }
+                }
+                Some(Err(WsError::Capacity(CapacityError::MessageTooLong { .. }))) => {
+                    let reason = "message too big";
+                    break Ok(Closing { code: CloseCode::Size, reason, counted_as: CloseReason::ProtocolError });
+                }
+                // The TCP connection ended without a close frame.
+                None => break Err(CloseReason::Client),
+                Some(Err(_)) => break Err(CloseReason::TransportError),
+            },
+        }
+    };
+    let counted_as = match ending {
+        Ok(Closing { code, reason, counted_as }) => {
+            let frame = CloseFrame { code, reason: reason.into() };
+            if sink.send(Message::Close(Some(frame))).await.is_ok() {
+                // Closing a socket with unread data resets it, and the client would lose the close
+                // frame saying why: read until its own close, briefly and only so much.
+                let _ = tokio::time::timeout(CLOSE_WAIT, async {
+                    let mut left = CLOSE_WAIT_FRAMES;
+                    while left > 0
+                        && let Some(Ok(message)) = stream.next().await
+                        && !message.is_close()
+                    {
+                        left -= 1;
+                    }
+                })
+                .await;
+            }
+            counted_as
+        }
+        Err(reason) => reason,
+    };
+    ep.forget(&conn, counted_as);
+}
+
+/// A connection as the actions see it.
+pub(crate) struct NativeMember<'a> {
+    pub ep: &'a Endpoint,
+    pub conn: &'a Arc<Conn>,
+}
+
+impl Member for NativeMember<'_> {
+    fn key(&self) -> MemberKey {
+        MemberKey::Conn(self.conn.id)
+    }
+
+    fn rooms(&self) -> Vec<String> {
+        self.conn.rooms.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|r| r.to_string()).collect()
+    }
+
+    fn join(&self, room: String) {
+        self.ep.join(self.conn, room);
+    }
+
+    fn leave(&self, room: &str) {
+        self.ep.leave(self.conn, room);
+    }
+
+    fn send(&self, event: &str, data: Option<&Value>) {
+        let text = envelope::render(event, &crate::clock::iso_now(), data.unwrap_or(&Value::Null));
+        self.ep.queue(self.conn, Frame::Text(text));
+    }
+
+    fn transport(&self) -> &'static str {
+        "websocket"
+    }
+
+    fn relay(&self, _: &MemberState, _: Vec<String>, _: String, _: Value) -> Result<(), ClientError> {
+        // The spec checker refuses relays on plain WebSocket endpoints; this is the backstop.
+        Err(ClientError::validation("relays are not available on plain WebSocket endpoints"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Identity;
+
+    fn conn() -> Conn {
+        Conn::new(1, MemberState::new(Identity::anonymous()), None)
+    }
+
+    fn text(n: usize) -> Frame {
+        Frame::Text(Utf8Bytes::from("x".repeat(n)))
+    }
+
+    fn taken(c: &Conn, chunk: usize) -> (usize, usize, bool) {
+        match c.outbox().take(chunk) {
+            Taken::Frames { frames, bytes, more } => (frames.len(), bytes, more),
+            other => panic!("expected frames, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_buffer_is_bounded_in_frames_and_bytes_and_overflow_frees_it() {
+        let limits = BufferLimits { frames: 3, bytes: 100 };
+        let c = conn();
+        assert_eq!(c.queue(text(10), limits), Queued::Yes);
+        assert_eq!(c.queue(text(10), limits), Queued::Yes);
+        assert_eq!(c.queue(text(10), limits), Queued::Yes);
+        assert_eq!(c.queue(text(10), limits), Queued::Overflowed(4), "the fourth frame");
+        assert_eq!(c.queued(), 0, "freed at once");
+        assert!(c.is_closing());
+        assert_eq!(c.queue(text(1), limits), Queued::Closing);
+
+        let c = conn();
+        assert_eq!(c.queue(text(60), limits), Queued::Yes);
+        assert_eq!(c.queue(text(60), limits), Queued::Overflowed(2), "bytes, before frames");
+    }
+
+    #[test]
+    fn frames_count_until_they_are_written_not_until_they_are_taken() {
+        let limits = BufferLimits { frames: 10, bytes: 100 };
+        let c = conn();
+        for _ in 0..4 {
+            assert_eq!(c.queue(text(20), limits), Queued::Yes);
+        }
+        assert_eq!(taken(&c, 30), (2, 40, true), "a chunk of at least 30 bytes, whole frames");
+        assert_eq!(c.queued(), 4, "the two being written still count");
+        assert_eq!(c.queue(text(20), limits), Queued::Yes);
+        assert_eq!(c.queue(text(20), limits), Queued::Overflowed(4), "100 bytes held: 40 in the writer, 60 waiting");
+        assert_eq!(c.queued(), 2, "what the writer holds stays counted until written");
+        c.outbox().written(2, 40);
+        assert_eq!(c.queued(), 0);
+        assert!(
+            matches!(c.outbox().take(30), Taken::Close(closing) if closing.counted_as == CloseReason::SlowConsumer)
+        );
+    }
+
+    #[test]
+    fn a_reader_keeping_up_never_fills_the_buffer_and_an_emptied_buffer_holds_no_memory() {
+        let limits = BufferLimits { frames: 100, bytes: 10_000 };
+        let c = conn();
+        // Twice the limits in all, taken and written as they come.
+        for _ in 0..200 {
+            assert_eq!(c.queue(text(100), limits), Queued::Yes);
+            let (n, bytes, _) = taken(&c, 1000);
+            c.outbox().written(n, bytes);
+        }
+        for _ in 0..50 {
+            c.queue(text(1), limits);
+        }
+        assert!(c.outbox().frames.capacity() >= 50);
+        let (n, bytes, more) = taken(&c, usize::MAX);
+        assert_eq!((n, bytes, more), (50, 50, false));
+        assert_eq!(c.outbox().frames.capacity(), 0, "a burst's slots are not kept");
+        c.outbox().written(n, bytes);
+        assert!(matches!(c.outbox().take(1), Taken::Idle));
+    }
+
+    #[test]
+    fn the_first_close_wins_and_is_sent_after_what_is_queued() {
+        let limits = BufferLimits { frames: 10, bytes: 100 };
+        let c = conn();
+        c.queue(text(5), limits);
+        let expired =
+            Closing { code: CloseCode::Policy, reason: "token expired", counted_as: CloseReason::ServerDisconnect };
+        assert!(c.close(expired));
+        assert!(!c.close(Closing {
+            code: CloseCode::Away,
+            reason: "shutting down",
+            counted_as: CloseReason::Shutdown
+        }));
+        assert_eq!(taken(&c, 100), (1, 5, false), "the queued frame first");
+        assert!(matches!(c.outbox().take(100), Taken::Close(closing) if closing.reason == "token expired"));
+    }
+}

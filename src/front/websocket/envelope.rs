@@ -1,0 +1,63 @@
+//! The Go hub's message envelope, both ways: `{"type", "timestamp", "data"}`.
+//!
+//! From the client: a JSON object whose `type` names the message (`subscribe`, `ping`, ...) and
+//! whose `data` is its payload; `timestamp` is the client's and ignored. To the client: the type,
+//! an RFC 3339 timestamp, and the data, in that order.
+
+use serde_json::{Map, Value};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// Longest message type accepted from a client.
+const MAX_TYPE_LEN: usize = 100;
+
+/// A client message's type and data (`null` when it has none), or what is wrong with it.
+pub(crate) fn parse(text: &str) -> Result<(String, Value), String> {
+    let value: Value = serde_json::from_str(text)
+        .map_err(|e| format!("the message is not valid JSON: {}", crate::parse_errors::json(text.as_bytes(), &e)))?;
+    let Value::Object(mut fields) = value else {
+        return Err("a message is an object: {\"type\": \"subscribe\", \"data\": {...}}".into());
+    };
+    let kind = match fields.remove("type") {
+        Some(Value::String(t)) if !t.is_empty() && t.len() <= MAX_TYPE_LEN && !t.chars().any(char::is_control) => t,
+        _ => {
+            return Err(format!(
+                "`type` must be a message type of 1 to {MAX_TYPE_LEN} characters, such as \"subscribe\""
+            ));
+        }
+    };
+    Ok((kind, fields.remove("data").unwrap_or(Value::Null)))
+}
+
+/// `{"type": kind, "timestamp": timestamp, "data": data}`, serialized once.
+pub(crate) fn render(kind: &str, timestamp: &str, data: &Value) -> Utf8Bytes {
+    let mut envelope = Map::with_capacity(3);
+    envelope.insert("type".into(), Value::String(kind.to_string()));
+    envelope.insert("timestamp".into(), Value::String(timestamp.to_string()));
+    envelope.insert("data".into(), data.clone());
+    Utf8Bytes::from(Value::Object(envelope).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn messages_parse_to_their_type_and_data() {
+        assert_eq!(
+            parse(r#"{"type":"subscribe","timestamp":"2024-01-15T10:30:00Z","data":{"channel":"executions"}}"#),
+            Ok(("subscribe".to_string(), json!({ "channel": "executions" })))
+        );
+        assert_eq!(parse(r#"{"type":"ping"}"#), Ok(("ping".to_string(), Value::Null)));
+        assert!(parse("{").unwrap_err().starts_with("the message is not valid JSON"));
+        assert!(parse("[1]").unwrap_err().starts_with("a message is an object"));
+        assert!(parse(r#"{"data":{}}"#).unwrap_err().starts_with("`type` must be"));
+        assert!(parse(r#"{"type":""}"#).is_err() && parse(r#"{"type":7}"#).is_err());
+    }
+
+    #[test]
+    fn envelopes_render_type_timestamp_and_data_in_that_order() {
+        let text = render("pong", "2024-01-15T10:30:00.000Z", &json!({ "b": 1, "a": 2 }));
+        assert_eq!(text.as_str(), r#"{"type":"pong","timestamp":"2024-01-15T10:30:00.000Z","data":{"b":1,"a":2}}"#);
+    }
+}

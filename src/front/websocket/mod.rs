@@ -1,0 +1,444 @@
+//! The plain WebSocket front: specs with `transport: websocket`, served as RFC 6455 endpoints at
+//! their HTTP path with the Go hub's `{type, timestamp, data}` envelope both ways (seed 001).
+//!
+//! - `upgrade`: who may connect (a token, or an API key as a tenant's service, from an allowed
+//!   origin), checked before the upgrade; then the 101 and the connection's task;
+//! - `conn`: one connection: its bounded send buffer, its task, the `Member` actions act on;
+//! - `envelope`: the message format;
+//! - `index`: the room index (room → members), in constant time per join and leave;
+//! - this module: an endpoint's connections and rooms, through which published events are
+//!   delivered (the members of the event's rooms, each once, one shared frame), the heartbeat,
+//!   token expiry, and statistics (per tenant: a tenant's token sees its own).
+//!
+//! The endpoint runs on the same `SpecRuntime` as a Socket.IO namespace: the same auth, rooms
+//! (channels, with their access rules and tenant scope), filters, client events, last-known state
+//! and publish routes. Its room index is this node's only; in a cluster every node delivers each
+//! published event to its own connections, as for Socket.IO.
+
+mod conn;
+mod envelope;
+mod index;
+mod stats;
+mod upgrade;
+
+use std::{
+    collections::HashMap,
+    ops::Deref,
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+pub(crate) use stats::{EndpointStats, StatsScope};
+pub(crate) use upgrade::upgrade;
+
+use crate::{
+    auth::TokenError,
+    config::NativeConfig,
+    engine::SocketView,
+    metrics::{CloseReason, DropReason, Rejection},
+    net::client_ip::TrustedProxies,
+    rooms,
+};
+use crate::{
+    clock::{iso_now, now_millis},
+    engine::{
+        actions::ActionCtx, dispatch::Handled, errors::ClientError, member::MemberKey, member_state::MemberState,
+        publish::PublishedEvent, runtime::SpecRuntime,
+    },
+};
+use conn::{BufferLimits, Closing, Conn, Frame, NativeMember, Queued};
+use index::{IdHash, RoomIndex};
+
+/// A spec served as a plain WebSocket endpoint.
+pub(crate) struct Endpoint {
+    rt: SpecRuntime,
+    settings: NativeConfig,
+    /// Where connections come from, for the per-IP upgrade limit and the admin view.
+    pub(crate) trusted_proxies: TrustedProxies,
+    next_id: AtomicU64,
+    /// Connections by id.
+    conns: RwLock<HashMap<u64, Arc<Conn>, IdHash>>,
+    /// Room (internal name) to the connections in it.
+    rooms: RwLock<RoomIndex>,
+    /// Upgrades accepted whose connection is not registered yet (the hub's `register` queue), per
+    /// tenant (`None`: connections without one).
+    registering: Mutex<HashMap<Option<Arc<str>>, usize>>,
+}
+
+/// The spec, state and limiters are the runtime's; this front adds the connections.
+impl Deref for Endpoint {
+    type Target = SpecRuntime;
+
+    fn deref(&self) -> &SpecRuntime {
+        &self.rt
+    }
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").field("path", &self.spec.path).finish()
+    }
+}
+
+impl Endpoint {
+    pub(crate) fn new(rt: SpecRuntime, settings: NativeConfig, trusted_proxies: TrustedProxies) -> Self {
+        Self {
+            rt,
+            settings,
+            trusted_proxies,
+            next_id: AtomicU64::new(1),
+            conns: RwLock::new(HashMap::default()),
+            rooms: RwLock::new(RoomIndex::default()),
+            registering: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn limits(&self) -> BufferLimits {
+        BufferLimits { frames: self.settings.send_buffer, bytes: self.settings.send_buffer_bytes }
+    }
+
+    /// Registers a new connection for `session` and runs the spec's `on_connect`.
+    fn register(self: &Arc<Self>, session: Arc<MemberState>, address: Option<std::net::IpAddr>) -> Arc<Conn> {
+        let conn = Arc::new(Conn::new(self.next_id.fetch_add(1, Ordering::Relaxed), session, address));
+        self.conns.write().unwrap_or_else(|e| e.into_inner()).insert(conn.id, conn.clone());
+        self.shared.metrics.native_connections.inc();
+        self.metrics.connected();
+        let identity = conn.session.identity();
+        if let Some(exp) = identity.expires_at {
+            self.shared.expiry.schedule(exp, self.index, MemberKey::Conn(conn.id));
+        }
+        tracing::debug!(endpoint = %self.spec.path, socket = %conn.session.public_id, user = ?identity.user_id, tenant = ?identity.tenant_id, "connected");
+        if let Some(observer) = self.shared.observer() {
+            let name = crate::engine::endpoint_name(&self.spec.path);
+            observer.connected(&self.view(&name, &ConnView::of(&conn, &[])));
+        }
+        let member = NativeMember { ep: self, conn: &conn };
+        let mut ctx = ActionCtx::new(self, &member, &conn.session, &identity, None);
+        if let Err(e) = ctx.run(&self.spec.on_connect) {
+            tracing::warn!(endpoint = %self.spec.path, error = %e.message, "an on_connect action failed");
+        }
+        conn
+    }
+
+    /// Counts an upgrade of `tenant` accepted (`true`) or registered, or failed (`false`).
+    fn registering_changed(&self, tenant: &Option<Arc<str>>, started: bool) {
+        let mut registering = self.registering.lock().unwrap_or_else(|e| e.into_inner());
+        if started {
+            *registering.entry(tenant.clone()).or_default() += 1;
+        } else if let Some(n) = registering.get_mut(tenant) {
+            *n -= 1;
+            if *n == 0 {
+                registering.remove(tenant);
+            }
+        }
+    }
+
+    /// Forgets a connection whose task has ended (for `reason`): its rooms, its expiry, its place.
+    fn forget(&self, conn: &Arc<Conn>, reason: CloseReason) {
+        let rooms = std::mem::take(&mut *conn.rooms.lock().unwrap_or_else(|e| e.into_inner()));
+        {
+            let mut index = self.rooms.write().unwrap_or_else(|e| e.into_inner());
+            for room in &rooms {
+                index.leave(room, conn.id);
+            }
+        }
+        if self.conns.write().unwrap_or_else(|e| e.into_inner()).remove(&conn.id).is_some() {
+            self.shared.metrics.native_connections.dec();
+            self.metrics.disconnected(reason);
+        }
+        if let Some(exp) = conn.session.identity().expires_at {
+            self.shared.expiry.cancel(exp, self.index, MemberKey::Conn(conn.id));
+        }
+        tracing::debug!(endpoint = %self.spec.path, socket = %conn.session.public_id, "disconnected");
+        // Once it is gone, so an admin listing connections meanwhile has it and then hears it left.
+        if let Some(observer) = self.shared.observer() {
+            let rooms = match observer.watching() {
+                true => rooms.iter().map(|r| crate::rooms::display_name(r)).collect(),
+                false => Vec::new(),
+            };
+            let reason = conn.closing_reason().unwrap_or("transport close");
+            observer.disconnected(
+                &crate::engine::endpoint_name(&self.spec.path),
+                conn.session.public_id,
+                reason,
+                rooms,
+            );
+        }
+    }
+
+    fn join(&self, conn: &Arc<Conn>, room: String) {
+        let mut index = self.rooms.write().unwrap_or_else(|e| e.into_inner());
+        let Some(key) = index.join(room, conn.id) else { return };
+        conn.rooms.lock().unwrap_or_else(|e| e.into_inner()).push(key.clone());
+        drop(index);
+        if let Some(observer) = self.shared.watcher() {
+            let name = crate::engine::endpoint_name(&self.spec.path);
+            observer.joined(&name, conn.session.public_id, crate::rooms::display_name(&key));
+        }
+    }
+
+    fn leave(&self, conn: &Arc<Conn>, room: &str) {
+        self.rooms.write().unwrap_or_else(|e| e.into_inner()).leave(room, conn.id);
+        let was_in = {
+            let mut rooms = conn.rooms.lock().unwrap_or_else(|e| e.into_inner());
+            let before = rooms.len();
+            rooms.retain(|r| &**r != room);
+            rooms.len() != before
+        };
+        if was_in && let Some(observer) = self.shared.watcher() {
+            let name = crate::engine::endpoint_name(&self.spec.path);
+            observer.left(&name, conn.session.public_id, crate::rooms::display_name(room));
+        }
+    }
+
+    /// Open connections on this node.
+    pub(crate) fn connection_count(&self) -> usize {
+        self.conns.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Calls `visit` with every connection.
+    pub(crate) fn each_conn(&self, visit: &mut dyn FnMut(&ConnView<'_>)) {
+        let conns: Vec<Arc<Conn>> = self.conns.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for conn in conns {
+            let rooms = conn.rooms.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            visit(&ConnView::of(&conn, &rooms));
+        }
+    }
+
+    /// Closes the connection with public id `id` (an operator's request); whether it was here.
+    pub(crate) fn close_by_public_id(&self, id: &str) -> bool {
+        let conn = self
+            .conns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .find(|c| c.session.public_id.to_string() == id)
+            .cloned();
+        let Some(conn) = conn else { return false };
+        tracing::info!(endpoint = %self.spec.path, socket = %conn.session.public_id, "closed by an administrator");
+        conn.close(Closing {
+            code: CloseCode::Normal,
+            reason: "disconnected by an administrator",
+            counted_as: CloseReason::ServerDisconnect,
+        });
+        true
+    }
+
+    /// Queues a frame for one connection; an overflow closes it and is counted.
+    fn queue(&self, conn: &Conn, frame: Frame) {
+        match conn.queue(frame, self.limits()) {
+            Queued::Yes => {}
+            Queued::Closing => self.shared.metrics.dropped(DropReason::Closed, 1),
+            Queued::Overflowed(dropped) => {
+                self.shared.metrics.dropped(DropReason::QueueFull, dropped as u64);
+                self.shared.metrics.connections_cut(crate::net::connection::CutReason::SlowConsumer);
+                tracing::info!(endpoint = %self.spec.path, socket = %conn.session.public_id, dropped, "send buffer full: closing a slow consumer");
+            }
+        }
+    }
+
+    /// Handles one message from a client.
+    fn on_message(&self, conn: &Arc<Conn>, text: &str) {
+        let started = std::time::Instant::now();
+        self.shared.metrics.events_received.inc();
+        let member = NativeMember { ep: self, conn };
+        let (name, handled) = match self.flood_check(&member, &conn.session) {
+            Some(refused) => (None, refused),
+            None => match envelope::parse(text) {
+                Ok((name, data)) => {
+                    let handled = self.dispatch(&member, &conn.session, &name, data, text.len());
+                    (Some(name), handled)
+                }
+                Err(message) => (None, Handled::Failed(ClientError::validation(message))),
+            },
+        };
+        self.count_refusal(&handled);
+        self.answer(conn, name.as_deref(), handled);
+        self.record_handling(name.as_deref(), started);
+    }
+
+    /// Refuses a binary frame: this protocol is text envelopes.
+    fn on_binary(&self, conn: &Conn) {
+        self.metrics.rejected(Rejection::Validation);
+        let error = ClientError::validation(
+            "binary frames are not supported: send the {type, timestamp, data} envelope as text",
+        );
+        self.reply_error(conn, None, error);
+    }
+
+    /// Counts a control frame (a ping or a pong) from the client toward its flood limit, with its
+    /// messages; true when it is over: the connection is then closed, as nothing can answer a
+    /// control frame with an error, and answering each ping costs a flushed pong.
+    fn control_frame_over_limit(&self, conn: &Conn) -> bool {
+        let over = self.flood_limiter.check(MemberKey::Conn(conn.id)).is_err();
+        if over {
+            self.metrics.rejected(Rejection::RateLimit);
+            tracing::debug!(endpoint = %self.spec.path, socket = %conn.session.public_id, "control frames past the flood limit: closing");
+        }
+        over
+    }
+
+    /// Turns an outcome into envelopes: replies were sent by the actions; failures are `error`
+    /// envelopes (this protocol has no acks).
+    fn answer(&self, conn: &Arc<Conn>, event: Option<&str>, handled: Handled) {
+        match handled {
+            Handled::Replied(_) | Handled::Limited { notify: false, .. } => {}
+            Handled::Failed(error) | Handled::Unknown(error) | Handled::Limited { error, notify: true } => {
+                self.reply_error(conn, event, error)
+            }
+            Handled::Expired => self.end_expired(conn),
+            Handled::Refreshed(reply) => {
+                self.queue(conn, Frame::Text(envelope::render("auth:refreshed", &iso_now(), &reply)))
+            }
+        }
+    }
+
+    /// Sends an `error` envelope `{message, type, timestamp, event?}`.
+    fn reply_error(&self, conn: &Conn, event: Option<&str>, error: ClientError) {
+        self.shared.metrics.events_rejected.inc();
+        tracing::debug!(endpoint = %self.spec.path, event, kind = error.kind.as_str(), message = %error.message, "client message refused");
+        self.queue(conn, Frame::Text(envelope::render("error", &iso_now(), &error.payload(event))));
+    }
+
+    /// Tells the client its token expired, and closes.
+    fn end_expired(&self, conn: &Conn) {
+        tracing::info!(endpoint = %self.spec.path, socket = %conn.session.public_id, "token expired, disconnecting");
+        self.reply_error(conn, None, ClientError::auth(TokenError::Expired.to_string()));
+        conn.close(Closing {
+            code: CloseCode::Policy,
+            reason: "token expired",
+            counted_as: CloseReason::ServerDisconnect,
+        });
+    }
+
+    /// Ends connection `id` if its token still expires at `exp` (a refresh moved it otherwise).
+    pub(crate) fn expire(&self, id: u64, exp: u64) {
+        let Some(conn) = self.conns.read().unwrap_or_else(|e| e.into_inner()).get(&id).cloned() else { return };
+        if conn.session.identity().expires_at == Some(exp) {
+            self.end_expired(&conn);
+        }
+    }
+
+    /// Updates state and queues the event for the members of its rooms on this node.
+    pub(crate) fn deliver(&self, event: &PublishedEvent) {
+        self.record(event);
+        if !self.routes(event) {
+            return;
+        }
+        self.shared.metrics.published.inc();
+        // No connection here, no room to look for.
+        let routed =
+            if self.conns.read().unwrap_or_else(|e| e.into_inner()).is_empty() { None } else { self.route(event) };
+        let Some(routed) = routed else {
+            self.metrics.publish_delivery.observe(event.since_received());
+            return;
+        };
+        let members =
+            self.rooms.read().unwrap_or_else(|e| e.into_inner()).members_of(routed.rooms.iter().map(String::as_str));
+        if members.is_empty() {
+            self.metrics.publish_delivery.observe(event.since_received());
+            return;
+        }
+        let delivery = routed.render();
+        let timestamp = match event.timestamp() {
+            "" => iso_now(),
+            t => t.to_string(),
+        };
+        let frame =
+            Frame::Text(envelope::render(&delivery.event, &timestamp, delivery.data.as_ref().unwrap_or(&Value::Null)));
+        // Queueing may cut a slow consumer, which is logged: not under the connections' lock.
+        let reached: Vec<Arc<Conn>> = {
+            let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
+            members.iter().filter_map(|id| conns.get(id).cloned()).collect()
+        };
+        for conn in &reached {
+            self.queue(conn, frame.clone());
+        }
+        self.metrics.publish_delivery.observe(event.since_received());
+    }
+
+    /// One heartbeat: connections silent for longer than the pong wait are closed; the others are
+    /// pinged.
+    fn heartbeat(&self) {
+        let now = now_millis();
+        let wait = self.settings.pong_wait.as_millis() as u64;
+        let conns: Vec<Arc<Conn>> = self.conns.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for conn in conns {
+            if conn.silent_for_ms(now) > wait {
+                tracing::debug!(endpoint = %self.spec.path, socket = %conn.session.public_id, "no pong within WS_NATIVE_PONG_WAIT: closing");
+                conn.close(Closing {
+                    code: CloseCode::Away,
+                    reason: "no pong within the pong wait",
+                    counted_as: CloseReason::HeartbeatTimeout,
+                });
+            } else {
+                self.queue(&conn, Frame::Ping);
+            }
+        }
+    }
+
+    /// Pings every connection every `WS_NATIVE_PING_INTERVAL`, until aborted.
+    pub(crate) async fn run_heartbeat(self: Arc<Self>) {
+        let mut ticks = tokio::time::interval(self.settings.ping_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            ticks.tick().await;
+            self.heartbeat();
+        }
+    }
+
+    /// Closes every connection (shutdown): they reconnect, to another node behind a balancer.
+    pub(crate) async fn close_all(&self, within: Duration) {
+        let conns: Vec<Arc<Conn>> = self.conns.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        for conn in &conns {
+            conn.close(Closing {
+                code: CloseCode::Away,
+                reason: "the gateway is shutting down",
+                counted_as: CloseReason::Shutdown,
+            });
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        while !self.conns.read().unwrap_or_else(|e| e.into_inner()).is_empty() && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A connection as the roster reads it.
+pub(crate) struct ConnView<'a> {
+    pub id: u64,
+    pub session: &'a MemberState,
+    pub address: Option<std::net::IpAddr>,
+    pub rooms: &'a [Arc<str>],
+}
+
+impl<'a> ConnView<'a> {
+    fn of(conn: &'a Conn, rooms: &'a [Arc<str>]) -> Self {
+        Self { id: conn.id, session: &conn.session, address: conn.address, rooms }
+    }
+}
+
+impl Endpoint {
+    /// How the observer sees connection `conn`.
+    pub(crate) fn view<'a>(&self, name: &'a str, conn: &ConnView<'_>) -> SocketView<'a> {
+        SocketView {
+            namespace: name,
+            id: conn.session.public_id,
+            client: self.shared.client_ids.of_conn(self.index, conn.id),
+            transport: "websocket",
+            address: conn.address,
+            connected_at_ms: conn.session.connected_at_ms,
+            identity: conn.session.identity(),
+            rooms: conn.rooms.iter().map(|r| rooms::display_name(r)).collect(),
+            request: None,
+        }
+    }
+}

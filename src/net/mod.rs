@@ -1,0 +1,15 @@
+//! The network layer, under both fronts and the HTTP routes: the accept loop, what guards each TCP
+//! connection (header and write deadlines, cuts, the bytes it writes), who a connection comes
+//! from, and the byte accounting of what a connection has queued and not written.
+//!
+//! - [`server`]: the accept loop and per-address connection limits;
+//! - [`connection`]: the guarded connection;
+//! - [`client_ip`]: the client's address behind trusted proxies;
+//! - [`backlog`]: how far behind a Socket.IO session's transport is;
+//! - [`v3_connect`]: socket.io-client 2.x's CONNECT queries dropped from its WebSocket frames.
+
+pub(crate) mod backlog;
+pub(crate) mod client_ip;
+pub(crate) mod connection;
+pub(crate) mod server;
+pub(crate) mod v3_connect;

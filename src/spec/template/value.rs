@@ -1,0 +1,130 @@
+//! JSON-shaped templates ([`ValueTemplate`]): objects, arrays and literals with template strings
+//! inside, rendered with unset fields left out; and [`deep_merge`], which lays one value over
+//! another.
+
+use serde_json::{Map, Value};
+
+use super::{Path, Scope, StrTemplate};
+
+/// A JSON-shaped template: objects, arrays and literals, with template strings inside.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ValueTemplate {
+    /// No placeholder anywhere inside: rendered by cloning.
+    Const(Value),
+    /// A template string.
+    Str(StrTemplate),
+    /// An object; keys may be templates too.
+    Object(Vec<(StrTemplate, ValueTemplate)>),
+    /// An array.
+    Array(Vec<ValueTemplate>),
+}
+
+impl ValueTemplate {
+    /// Parses every string in `value` as a template.
+    pub fn parse(value: &Value) -> Result<Self, String> {
+        Ok(match value {
+            Value::String(s) => ValueTemplate::string(StrTemplate::parse(s)?),
+            Value::Array(items) => ValueTemplate::array(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| ValueTemplate::parse(v).map_err(|e| format!("[{i}]: {e}")))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(map) => ValueTemplate::object(
+                map.iter()
+                    .map(|(k, v)| {
+                        let key = StrTemplate::parse(k).map_err(|e| format!("key `{k}`: {e}"))?;
+                        let value = ValueTemplate::parse(v).map_err(|e| format!("{k}: {e}"))?;
+                        Ok((key, value))
+                    })
+                    .collect::<Result<_, String>>()?,
+            ),
+            other => ValueTemplate::Const(other.clone()),
+        })
+    }
+
+    /// A template string; without placeholders, the constant text.
+    pub fn string(template: StrTemplate) -> Self {
+        match template.as_literal() {
+            Some(text) => ValueTemplate::Const(Value::String(text.to_string())),
+            None => ValueTemplate::Str(template),
+        }
+    }
+
+    /// An array; a constant when every item is.
+    pub fn array(items: Vec<ValueTemplate>) -> Self {
+        match items.iter().map(ValueTemplate::as_constant).collect::<Option<Vec<_>>>() {
+            Some(values) => ValueTemplate::Const(Value::Array(values.into_iter().cloned().collect())),
+            None => ValueTemplate::Array(items),
+        }
+    }
+
+    /// An object; a constant when every key is literal text and every value constant.
+    pub fn object(fields: Vec<(StrTemplate, ValueTemplate)>) -> Self {
+        let constant =
+            fields.iter().map(|(k, v)| Some((k.as_literal()?.to_string(), v.as_constant()?.clone()))).collect();
+        match constant {
+            Some(map) => ValueTemplate::Const(Value::Object(map)),
+            None => ValueTemplate::Object(fields),
+        }
+    }
+
+    fn as_constant(&self) -> Option<&Value> {
+        match self {
+            ValueTemplate::Const(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Renders the template; `None` only when the whole template is a lone unset placeholder.
+    pub fn render(&self, scope: &dyn Scope) -> Option<Value> {
+        match self {
+            ValueTemplate::Const(v) => Some(v.clone()),
+            ValueTemplate::Str(t) => t.render_value(scope),
+            ValueTemplate::Object(fields) => {
+                let mut map = Map::with_capacity(fields.len());
+                for (key, value) in fields {
+                    let Some(key) = key.render_key(scope) else { continue };
+                    if let Some(v) = value.render(scope) {
+                        map.insert(key, v);
+                    }
+                }
+                Some(Value::Object(map))
+            }
+            ValueTemplate::Array(items) => {
+                Some(Value::Array(items.iter().map(|t| t.render(scope).unwrap_or(Value::Null)).collect()))
+            }
+        }
+    }
+
+    /// Calls `f` with every path in the template.
+    pub fn for_each_path(&self, f: &mut dyn FnMut(&Path)) {
+        match self {
+            ValueTemplate::Const(_) => {}
+            ValueTemplate::Str(t) => t.for_each_path(f),
+            ValueTemplate::Object(fields) => fields.iter().for_each(|(k, v)| {
+                k.for_each_path(f);
+                v.for_each_path(f);
+            }),
+            ValueTemplate::Array(items) => items.iter().for_each(|v| v.for_each_path(f)),
+        }
+    }
+}
+
+/// Merges `patch` into `target`: objects field by field, recursively; anything else replaces.
+pub fn deep_merge(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                match t.get_mut(&k) {
+                    Some(existing) => deep_merge(existing, v),
+                    None => {
+                        t.insert(k, v);
+                    }
+                }
+            }
+        }
+        (t, p) => *t = p,
+    }
+}
