@@ -29,15 +29,26 @@ const token = (sub) => jwt.sign({ sub, tenantId: tenant }, secret, { expiresIn: 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const jitter = (ms) => ms * (0.5 + Math.random());
 
-/** One keep-alive agent per source address, for socket.io-client's polling requests. */
+/**
+ * One agent per source address, for socket.io-client's polling requests. Clients that upgrade to
+ * WebSocket close each polling connection after its request (`keepAlive: false`): kept alive, the
+ * idle connection of each of 10,000 upgraded clients would hold one of the gateway's files until
+ * its idle timeout, and a storm would double the files the gateway needs.
+ */
 const agents = new Map();
-const agentFor = (localAddress) => {
-  if (!agents.has(localAddress)) agents.set(localAddress, new http.Agent({ keepAlive: true, localAddress, maxSockets: Infinity }));
-  return agents.get(localAddress);
+const agentFor = (localAddress, keepAlive = false) => {
+  const key = `${localAddress}/${keepAlive}`;
+  if (!agents.has(key)) agents.set(key, new http.Agent({ keepAlive, localAddress, maxSockets: Infinity, maxFreeSockets: 64 }));
+  return agents.get(key);
 };
 
 const counters = { received: 0, errors: {} };
 const countError = (what) => (counters.errors[what] = (counters.errors[what] ?? 0) + 1);
+/** A connect_error as text, with its cause (a transport's status or socket error) when it has one. */
+const describe = (e) => {
+  const cause = e.description?.message ?? e.description?.code ?? e.description;
+  return `${e.message}${cause !== undefined && typeof cause !== 'object' ? ` (${String(cause).slice(0, 60)})` : ''}`;
+};
 
 // ---------------------------------------------------------------------------------------------
 // population
@@ -55,7 +66,7 @@ function populationClient(i) {
     state.received++;
     if (state.subscribed && !state.heard) {
       state.heard = true;
-      mark('heard');
+      mark(state, 'heard');
     }
   };
   if (config.front === 'sio') {
@@ -65,16 +76,16 @@ function populationClient(i) {
       upgrade: config.transports.includes('websocket'),
       forceNew: true,
       localAddress,
-      agent: agentFor(localAddress),
+      agent: agentFor(localAddress, !config.transports.includes('websocket')),
       timeout: 20_000,
     });
     socket.on('connect', () => {
       state.gen++;
       state.connected = true;
-      mark('connected');
+      mark(state, 'connected');
     });
     socket.on('disconnect', () => lost(state));
-    socket.on('connect_error', (e) => countError(`connect_error: ${e.message}`));
+    socket.on('connect_error', (e) => countError(`connect_error: ${describe(e)}`));
     socket.io.on('reconnect_attempt', () => state.reconnects++);
     socket.on('connected', () => {
       const gen = state.gen;
@@ -82,7 +93,7 @@ function populationClient(i) {
         if (err || answer?.error) return countError(`subscribe: ${err?.message ?? answer.error.message}`);
         if (gen !== state.gen || !state.connected) return;
         state.subscribed = true;
-        mark('subscribed');
+        mark(state, 'subscribed');
       });
     });
     socket.on('update', (u) => u?.payload?.soak && heard());
@@ -98,14 +109,14 @@ function populationClient(i) {
       ws.on('open', () => {
         state.gen++;
         state.connected = true;
-        mark('connected');
+        mark(state, 'connected');
         ws.send(JSON.stringify({ type: 'subscribe', data: { channel: `executions:${room}` } }));
       });
       ws.on('message', (raw) => {
         const message = JSON.parse(raw);
         if (message.type === 'subscribed' && !state.subscribed) {
           state.subscribed = true;
-          mark('subscribed');
+          mark(state, 'subscribed');
         } else if (message.data?.soak) heard();
         else if (message.type === 'error') countError(`hub error: ${message.data?.message}`);
       });
@@ -128,9 +139,15 @@ function populationClient(i) {
 const live = { connected: 0, subscribed: 0, heard: 0 };
 /** The current drop: when every client was back in each stage, in ms after it. */
 let drop = null;
-function mark(stage) {
+function mark(state, stage) {
   live[stage]++;
-  if (drop && live[stage] === clients.length && drop[`${stage}Ms`] === undefined) drop[`${stage}Ms`] = Math.round(performance.now() - drop.at);
+  if (!drop) return;
+  const ms = Math.round(performance.now() - drop.at);
+  if (state.since && state.since[stage] === undefined) {
+    state.since[stage] = ms;
+    drop.times[stage].push(ms);
+  }
+  if (live[stage] === clients.length && drop[`${stage}Ms`] === undefined) drop[`${stage}Ms`] = ms;
 }
 /** A client lost its connection: it is in no stage until it is back. */
 function lost(state) {
@@ -154,7 +171,7 @@ function relayClient(i) {
       state.joined = true;
     });
   });
-  socket.on('connect_error', (e) => countError(`connect_error: ${e.message}`));
+  socket.on('connect_error', (e) => countError(`connect_error: ${describe(e)}`));
   socket.on('disconnect', (reason) => countError(`relay disconnect: ${reason}`));
   socket.on('soak.chat', () => {
     counters.received++;
@@ -243,7 +260,7 @@ function churnClient() {
   });
   socket.on('update', () => counters.received++);
   socket.on('connect_error', (e) => {
-    countError(`churn ${kind}: ${e.message}`);
+    countError(`churn ${kind}: ${describe(e)}`);
     finished(false);
   });
   socket.on('disconnect', () => finished(true));
@@ -289,8 +306,11 @@ process.on('message', ({ cmd, id }) => {
     if (config.kind === 'churn') Object.assign(out, { churn });
     answer(out);
   } else if (cmd === 'drop') {
-    drop = { at: performance.now() };
-    for (const c of clients) c.drop();
+    drop = { at: performance.now(), times: { connected: [], subscribed: [], heard: [] }, reconnectsBefore: clients.reduce((n, c) => n + c.reconnects, 0) };
+    for (const c of clients) {
+      c.since = {};
+      c.drop();
+    }
     answer({ dropped: clients.length });
   } else if (cmd === 'pause' || cmd === 'resume') {
     paused = cmd === 'pause';
