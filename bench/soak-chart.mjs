@@ -57,9 +57,10 @@ function panel(index, name, series) {
     out.push(`<text x="${M.left - 6}" y="${py(y) + 4}" text-anchor="end">${label(y)}</text>`);
   }
   for (const x of xMaxMin) out.push(`<line x1="${px(x * 60)}" x2="${px(x * 60)}" y1="${top}" y2="${bottom}" stroke="#f1f3f5"/>`);
-  for (const storm of storms) {
+  storms.forEach((storm, i) => {
     out.push(`<line x1="${px(storm.t).toFixed(1)}" x2="${px(storm.t).toFixed(1)}" y1="${top}" y2="${bottom}" stroke="#868e96" stroke-dasharray="4 3"/>`);
-  }
+    if (index === 0) out.push(`<text x="${(px(storm.t) + 4).toFixed(1)}" y="${top + 12}" fill="#495057">storm ${i + 1}</text>`);
+  });
   out.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${bottom}" y2="${bottom}" stroke="#495057"/>`);
   out.push(`<line x1="${M.left}" x2="${M.left}" y1="${top}" y2="${bottom}" stroke="#495057"/>`);
   out.push(`<text transform="translate(16 ${(top + bottom) / 2}) rotate(-90)" text-anchor="middle">${escape(name)}</text>`);
@@ -72,7 +73,7 @@ function panel(index, name, series) {
   });
   if (index === 2) {
     for (const x of xMaxMin) out.push(`<text x="${px(x * 60)}" y="${bottom + 16}" text-anchor="middle">${label(x)}</text>`);
-    out.push(`<text x="${(M.left + W - M.right) / 2}" y="${H - 12}" text-anchor="middle">minutes (dashed: reconnect storms${storms.length ? `: ${escape(storms.map((s) => s.label).join('; '))}` : ''})</text>`);
+    out.push(`<text x="${(M.left + W - M.right) / 2}" y="${H - 12}" text-anchor="middle">minutes since the gateway started${storms.length ? ' (dashed: reconnect storms)' : ''}</text>`);
   }
 }
 
