@@ -1,18 +1,19 @@
 // The one-hour soak (issue 15): the release build under a mixed, steady load for an hour, with
 // reconnect storms, watched from /proc every 5 s. What it runs against one gateway:
 //
-// - populations of subscribed clients that stay: 8,000 socket.io-client clients on /workflow
-//   (polling, then upgraded to websocket, as the client does by default) and 2,000 plain /ws
-//   clients, each from its own 127.x address; 2,400 socket.io-client clients sharing 3 addresses
-//   (users behind NATs); 300 socket.io-client clients on long-polling only;
+// - populations of subscribed clients that stay, each client from its own 127.x address unless
+//   told: 5,600 socket.io-client clients on /workflow over websocket only, 2,400 with the client's
+//   default transports (long-polling, then upgraded to websocket), 2,000 plain /ws clients;
+//   2,400 socket.io-client clients with the default transports sharing 3 addresses (users behind
+//   NATs); 300 socket.io-client clients on long-polling only;
 // - 200 clients of the Socket.IO namespace /ws relaying `send_message` to chat rooms of 10;
 // - a churn of short-lived clients on every front (/workflow over websocket and polling, /realtime,
 //   /ws, /, the plain /ws), opening and closing continuously, some cleanly, some by dropping;
 // - publishing through the HTTP API, one event to every room of the populations every 2 s;
 // - the admin view (the Admin UI's protocol on /admin) connected throughout, reloaded every minute;
-// - reconnect storms: at 20 min the 10,000 distinct-address clients lose their connections at
-//   once, at 40 min the 2,400 behind 3 addresses, at 50 min 2,400 of the distinct-address ones
-//   (the same number, to compare). Each storm is timed until every dropped client is connected
+// - reconnect storms: at 20 min the 10,000 distinct-address clients lose their TCP connections
+//   at once, at 40 min the 2,400 behind 3 addresses, at 50 min the 2,400 distinct-address clients
+//   with the same transports (to compare). Each storm is timed until every dropped client is connected
 //   again, subscribed again, and has received a publish through its new subscription.
 //
 // Between storms, every delivery to the populations and every relay is counted against what was
@@ -20,11 +21,12 @@
 //
 //   cargo build --release && cd bench && npm ci
 //   ulimit -n 20000; node soak-hour.mjs --minutes 60 [--out /tmp/soak] [--scale 1]
-//   node soak-hour.mjs --minutes 3          # the same, with the storms at 1, 2 and 2.5 min
+//   node soak-hour.mjs --minutes 3          # a try: storms at 1, 2, 2.5 min, or once every client is up
 //   node soak-chart.mjs /tmp/soak/samples.csv ../docs/bench/soak.svg
 //
 // Writes samples.csv (every 5 s: gateway RSS, open files, CPU, connections) and summary.json to
-// the output folder, and prints progress to stderr.
+// the output folder, and prints progress to stderr. The client processes run at nice 5, so that
+// the gateway under measurement is not starved by its own clients on a small machine.
 
 import { fork, spawnSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
@@ -137,8 +139,8 @@ const POPS = {
   sio: population({ name: 'sio', front: 'sio', transports: ['websocket'], count: scaled(5600, 1400), rooms: scaled(280, 70), perProcess: 1400, addressesOf: distinct(1) }),
   upgraded: population({ name: 'upgraded', front: 'sio', transports: ['polling', 'websocket'], count: scaled(2400, 1200), rooms: scaled(120, 60), perProcess: 1200, addressesOf: distinct(7) }),
   hub: population({ name: 'hub', front: 'hub', count: scaled(2000, 1000), rooms: scaled(100, 50), perProcess: 2000, addressesOf: distinct(2) }),
-  // Behind NATs: 3 addresses, default transports.
-  nat: population({ name: 'nat', front: 'sio', transports: ['polling', 'websocket'], count: scaled(2400, 240), rooms: scaled(120, 12), perProcess: 2400, addressesOf: () => ['127.3.0.1', '127.3.0.2', '127.3.0.3'] }),
+  // Behind NATs: 3 addresses, default transports; two processes, as the 2,400 above.
+  nat: population({ name: 'nat', front: 'sio', transports: ['polling', 'websocket'], count: scaled(2400, 240), rooms: scaled(120, 12), perProcess: scaled(1200, 120), addressesOf: () => ['127.3.0.1', '127.3.0.2', '127.3.0.3'] }),
   polling: population({ name: 'polling', front: 'sio', transports: ['polling'], count: 300, rooms: 30, perProcess: 300, addressesOf: distinct(4) }),
 };
 const RELAY = { count: 200, rooms: 20, everyMs: 5000 };
