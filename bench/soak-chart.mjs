@@ -36,7 +36,8 @@ function ticks(max) {
 }
 const label = (v) => (v >= 10_000 ? `${v / 1000}k` : `${v}`);
 
-const xMaxMin = ticks(Math.max(...rows.map((r) => r.t_s)) / 60);
+// A last sample a few seconds past a round duration does not earn the axis another step.
+const xMaxMin = ticks((Math.max(...rows.map((r) => r.t_s)) / 60) * 0.99);
 const xMax = xMaxMin.at(-1);
 const px = (tS) => M.left + (tS / 60 / xMax) * (W - M.left - M.right);
 
