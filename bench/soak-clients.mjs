@@ -47,7 +47,8 @@ const countError = (what) => (counters.errors[what] = (counters.errors[what] ?? 
 /** A connect_error as text, with its cause (a transport's status or socket error) when it has one. */
 const describe = (e) => {
   const cause = e.description?.message ?? e.description?.code ?? e.description;
-  return `${e.message}${cause !== undefined && typeof cause !== 'object' ? ` (${String(cause).slice(0, 60)})` : ''}`;
+  const body = typeof e.context?.responseText === 'string' ? ` ${e.context.responseText.slice(0, 80)}` : '';
+  return `${e.message}${cause !== undefined && typeof cause !== 'object' ? ` (${String(cause).slice(0, 60)})` : ''}${body}`;
 };
 
 // ---------------------------------------------------------------------------------------------
