@@ -24,9 +24,11 @@ fn is_secret_name(name: &str) -> bool {
     SECRET_NAME_PARTS.iter().any(|part| name.contains(part))
 }
 
-/// Whether `value` looks like a JWT (`eyJ...` header, three base64url parts), wherever it is.
+/// Whether `value` looks like a JWT (`eyJ...` header, three base64url parts), wherever it is:
+/// words end at every character a JWT cannot hold, so one inside a URL (`/verify/eyJ...`) or
+/// after a scheme (`Bearer:eyJ...`) is found too (fuzzing found it missed; docs/fuzzing.md).
 fn looks_like_jwt(value: &str) -> bool {
-    value.split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '=').any(|word| {
+    value.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')).any(|word| {
         let parts: Vec<&str> = word.split('.').collect();
         word.starts_with("eyJ")
             && parts.len() == 3
@@ -121,5 +123,20 @@ mod tests {
         assert_eq!(query[0], ("EIO".to_string(), "4".to_string()));
         assert_eq!(query[2], ("token".to_string(), REDACTED.to_string()));
         assert_eq!(url, "/socket.io/?EIO=4&transport=polling&token=[redacted]&sid=[redacted]&t=abc");
+    }
+
+    #[test]
+    fn a_jwt_inside_a_url_or_after_any_separator_never_shows() {
+        let p = parts(
+            &format!("/socket.io/?EIO=4&next=%2Fverify%2F{JWT}%3Fx%3D1&t=abc"),
+            &[("referer", &format!("https://app.example.com/magic/{JWT}")), ("x-forwarded-p", &format!("a:/{JWT}"))],
+        );
+        let headers = Value::Object(headers(&p)).to_string();
+        let query = query(&p);
+        let url = url(&p, &query);
+        for shown in [&headers, &format!("{query:?}"), &url] {
+            assert!(!shown.contains("eyJ"), "{shown}");
+        }
+        assert_eq!(query[2], ("t".to_string(), "abc".to_string()));
     }
 }
