@@ -18,6 +18,7 @@
 //!   socket.io-client 2.x's CONNECT queries dropped from its WebSocket frames.
 //! - [`parse_errors`]: what a value that does not parse is told as, in its writer's terms.
 //! - [`cli`], [`telemetry`], [`memory`]: the binary's helpers.
+//! - `fuzzing`: the parsers' entry points for the fuzz targets (`fuzz/`, docs/fuzzing.md).
 
 pub mod admin;
 pub mod app;
@@ -29,6 +30,8 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod memory;
 pub mod metrics;

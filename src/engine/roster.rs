@@ -43,9 +43,8 @@ const UPGRADE_NO_SOCKETS: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientId(u64);
 
-#[cfg(test)]
 impl ClientId {
-    /// An id for tests that build views by hand.
+    /// An id for tests (and `crate::fuzzing`) that build views by hand.
     pub fn for_tests(n: u64) -> Self {
         Self(n)
     }

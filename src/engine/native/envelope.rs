@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 const MAX_TYPE_LEN: usize = 100;
 
 /// A client message's type and data (`null` when it has none), or what is wrong with it.
-pub(super) fn parse(text: &str) -> Result<(String, Value), String> {
+pub(crate) fn parse(text: &str) -> Result<(String, Value), String> {
     let value: Value = serde_json::from_str(text)
         .map_err(|e| format!("the message is not valid JSON: {}", crate::parse_errors::json(text.as_bytes(), &e)))?;
     let Value::Object(mut fields) = value else {
@@ -29,7 +29,7 @@ pub(super) fn parse(text: &str) -> Result<(String, Value), String> {
 }
 
 /// `{"type": kind, "timestamp": timestamp, "data": data}`, serialized once.
-pub(super) fn render(kind: &str, timestamp: &str, data: &Value) -> Utf8Bytes {
+pub(crate) fn render(kind: &str, timestamp: &str, data: &Value) -> Utf8Bytes {
     let mut envelope = Map::with_capacity(3);
     envelope.insert("type".into(), Value::String(kind.to_string()));
     envelope.insert("timestamp".into(), Value::String(timestamp.to_string()));
