@@ -233,6 +233,7 @@ pub fn admin_handshake(data: &[u8]) {
         ("headers", &["authorization", "cookie", "x-api-key"][..]),
     ] {
         for (name, value) in handshake[field].as_object().expect("an object") {
+            assert!(!holds_jwt(name), "a JWT shows as a name in {field}: {name}");
             let value = value.as_str().expect("text");
             assert!(!holds_jwt(value), "a JWT shows in {field}.{name}: {value}");
             if secret_names.contains(&name.to_ascii_lowercase().as_str()) {
