@@ -159,9 +159,13 @@ fn authorized_json<A: Adapter>(
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(state.max_body_bytes),
         _ => ApiError::BadRequest(rejection.body_text()),
     })?;
-    serde_json::from_slice(&body).map_err(|e| {
-        ApiError::BadRequest(format!("the body is not valid JSON: {}", crate::parse_errors::json(&body, &e)))
-    })
+    body_json(&body).map_err(ApiError::BadRequest)
+}
+
+/// A request body as JSON, or why it is not.
+fn body_json(body: &[u8]) -> Result<Value, String> {
+    serde_json::from_slice(body)
+        .map_err(|e| format!("the body is not valid JSON: {}", crate::parse_errors::json(body, &e)))
 }
 
 /// Like [`authorized_json`], for endpoints whose body is one object shaped like `shape`.
@@ -199,26 +203,36 @@ async fn publish_checked<A: Adapter>(
     received: std::time::Instant,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let value = authorized_json(state, headers, body)?;
+    let events = events_of(value, state.max_batch, received).map_err(ApiError::BadRequest)?;
+    let accepted = state.engine.publish(events).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))))
+}
+
+/// The events of a publish body (one event object or an array of at most `max_batch`), received
+/// at `received`, or what is wrong with them. Also what `crate::fuzzing` feeds its inputs to.
+pub(crate) fn events_of(
+    value: Value,
+    max_batch: usize,
+    received: std::time::Instant,
+) -> Result<Vec<PublishedEvent>, String> {
     let items = match value {
         Value::Array(items) => items,
         single @ Value::Object(_) => vec![single],
-        _ => return Err(ApiError::BadRequest("the body must be an event object or an array of them".into())),
+        _ => return Err("the body must be an event object or an array of them".into()),
     };
-    if items.len() > state.max_batch {
-        return Err(ApiError::BadRequest(format!(
-            "{} events in one call; the limit is {}",
-            items.len(),
-            state.max_batch
-        )));
+    if items.len() > max_batch {
+        return Err(format!("{} events in one call; the limit is {max_batch}", items.len()));
     }
-    let events = items
+    items
         .into_iter()
         .enumerate()
         .map(|(i, item)| PublishedEvent::from_json(item, &format!("events[{i}]")).map(|e| e.received_at(received)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ApiError::BadRequest)?;
-    let accepted = state.engine.publish(events).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))))
+        .collect()
+}
+
+/// A publish body's bytes as the API reads them (JSON, then [`events_of`]).
+pub(crate) fn publish_body(body: &[u8], max_batch: usize) -> Result<Vec<PublishedEvent>, String> {
+    events_of(body_json(body)?, max_batch, std::time::Instant::now())
 }
 
 /// A body field that must be an object: `field` names it in errors.

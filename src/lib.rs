@@ -16,6 +16,7 @@
 //!   their writer's terms; `lifecycle`: serving or draining.
 //! - [`app`]: assembles everything on one port and runs it; [`cli`], [`telemetry`], [`memory`]:
 //!   the binary's helpers; `clock`: now, as the seeds wrote times.
+//! - `fuzzing`: the parsers' entry points for the fuzz targets (`fuzz/`, docs/fuzzing.md).
 
 pub(crate) mod admin;
 pub mod app;
@@ -26,6 +27,8 @@ pub(crate) mod cluster;
 pub mod config;
 pub(crate) mod engine;
 pub(crate) mod front;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod http;
 pub(crate) mod lifecycle;
 pub mod memory;

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::auth::query_param;
 
 /// What a redacted value reads as.
-pub(super) const REDACTED: &str = "[redacted]";
+pub(crate) const REDACTED: &str = "[redacted]";
 
 /// Parts of a header or parameter name that mark it as a credential.
 const SECRET_NAME_PARTS: &[&str] =
@@ -24,12 +24,15 @@ fn is_secret_name(name: &str) -> bool {
     SECRET_NAME_PARTS.iter().any(|part| name.contains(part))
 }
 
-/// Whether `value` looks like a JWT (`eyJ...` header, three base64url parts), wherever it is.
+/// Whether `value` looks like a JWT (`eyJ...` header, three base64url parts), wherever it is:
+/// words end at every character a JWT cannot hold, so one inside a URL (`/verify/eyJ...`) or
+/// after a scheme (`Bearer:eyJ...`) is found too (fuzzing found it missed; docs/fuzzing.md).
 fn looks_like_jwt(value: &str) -> bool {
-    value.split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '=').any(|word| {
+    value.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')).any(|word| {
+        // Three parts or more: a JWT followed by a dot (the end of a sentence, `.json`) too.
         let parts: Vec<&str> = word.split('.').collect();
         word.starts_with("eyJ")
-            && parts.len() == 3
+            && parts.len() >= 3
             && parts[..2]
                 .iter()
                 .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
@@ -38,6 +41,13 @@ fn looks_like_jwt(value: &str) -> bool {
 
 fn shown(name: &str, value: &str) -> String {
     if is_secret_name(name) || looks_like_jwt(value) { REDACTED.to_string() } else { value.to_string() }
+}
+
+/// A parameter name as shown: a token sent as a name (`?eyJ...` with no `=`) is a credential too
+/// (fuzzing found it shown; docs/fuzzing.md). Header names need not be: they arrive lowercased,
+/// which no JWT survives.
+fn shown_name(name: &str) -> String {
+    if looks_like_jwt(name) { REDACTED.to_string() } else { name.to_string() }
 }
 
 /// The headers, redacted; a header sent several times reads as its values joined by `, `.
@@ -65,7 +75,7 @@ pub(super) fn query(parts: &Parts) -> Vec<(String, String)> {
         .map(|pair| {
             let name = pair.split_once('=').map_or(pair, |(k, _)| k);
             let value = query_param(query, name).unwrap_or_default();
-            (name.to_string(), shown(name, &value))
+            (shown_name(name), shown(name, &value))
         })
         .collect()
 }
@@ -121,5 +131,43 @@ mod tests {
         assert_eq!(query[0], ("EIO".to_string(), "4".to_string()));
         assert_eq!(query[2], ("token".to_string(), REDACTED.to_string()));
         assert_eq!(url, "/socket.io/?EIO=4&transport=polling&token=[redacted]&sid=[redacted]&t=abc");
+    }
+
+    #[test]
+    fn a_jwt_inside_a_url_or_after_any_separator_never_shows() {
+        let p = parts(
+            &format!("/socket.io/?EIO=4&next=%2Fverify%2F{JWT}%3Fx%3D1&t=abc"),
+            &[("referer", &format!("https://app.example.com/magic/{JWT}")), ("x-forwarded-p", &format!("a:/{JWT}"))],
+        );
+        let headers = Value::Object(headers(&p)).to_string();
+        let query = query(&p);
+        let url = url(&p, &query);
+        for shown in [&headers, &format!("{query:?}"), &url] {
+            assert!(!shown.contains("eyJ"), "{shown}");
+        }
+        assert_eq!(query[2], ("t".to_string(), "abc".to_string()));
+    }
+
+    #[test]
+    fn a_jwt_sent_as_a_name_never_shows() {
+        let p = parts(&format!("/socket.io/?EIO=4&{JWT}&t=1"), &[]);
+        let headers = Value::Object(headers(&p)).to_string();
+        let query = query(&p);
+        let url = url(&p, &query);
+        for shown in [&headers, &format!("{query:?}"), &url] {
+            assert!(!shown.contains("eyJ"), "{shown}");
+        }
+        assert_eq!(query[1], (REDACTED.to_string(), String::new()));
+        assert_eq!(query[2], ("t".to_string(), "1".to_string()));
+    }
+
+    #[test]
+    fn a_jwt_followed_by_a_dot_never_shows() {
+        let p =
+            parts(&format!("/socket.io/?EIO=4&note=sent+{JWT}.&file={JWT}.json"), &[("x-note", &format!("{JWT}."))]);
+        let headers = Value::Object(headers(&p)).to_string();
+        let query = query(&p);
+        assert!(!headers.contains("eyJ") && !format!("{query:?}").contains("eyJ"), "{headers} {query:?}");
+        assert_eq!(query[1], ("note".to_string(), REDACTED.to_string()));
     }
 }

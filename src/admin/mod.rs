@@ -28,10 +28,10 @@
 
 mod feed;
 mod gate;
-mod handshake;
+pub(crate) mod handshake;
 mod listeners;
 pub(crate) mod ui;
-mod wire;
+pub(crate) mod wire;
 
 use std::{
     net::{IpAddr, SocketAddr},

@@ -140,7 +140,7 @@ fn fields<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Map<String
 }
 
 /// One socket, as `all_sockets` and `socket_connected` carry it, within 8 KiB.
-pub(super) fn socket(view: &SocketView<'_>) -> Value {
+pub(crate) fn socket(view: &SocketView<'_>) -> Value {
     let identity = &view.identity;
     let mut handshake = json!({
         "address": view.address.map(|a| a.to_string()),

@@ -30,9 +30,8 @@ use crate::auth::Identity;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct ClientId(u64);
 
-#[cfg(test)]
 impl ClientId {
-    /// An id for tests that build views by hand.
+    /// An id for tests (and `crate::fuzzing`) that build views by hand.
     pub(crate) fn for_tests(n: u64) -> Self {
         Self(n)
     }

@@ -7,5 +7,6 @@ mod auth;
 mod bad_input;
 mod cli;
 mod expiry;
+mod fuzz_corpus;
 mod helpers;
 mod workflow;

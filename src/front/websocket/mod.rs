@@ -16,7 +16,7 @@
 //! published event to its own connections, as for Socket.IO.
 
 mod conn;
-mod envelope;
+pub(crate) mod envelope;
 mod index;
 mod stats;
 mod upgrade;

@@ -401,7 +401,7 @@ fn handshake_headers(headers: &http::HeaderMap, auth_cookie: &str) -> http::Head
 /// In a protocol 3 string payload (`<utf-16 length>:<packet>`...), the CONNECT packets
 /// `40/ns?query,…` rewritten as `40/ns,…`; `None` when there is nothing to change (or the payload
 /// does not parse, which is socketioxide's to refuse).
-fn strip_connect_queries_v3(payload: &str) -> Option<String> {
+pub(crate) fn strip_connect_queries_v3(payload: &str) -> Option<String> {
     let mut out = String::with_capacity(payload.len());
     let mut rest = payload;
     let mut changed = false;
