@@ -33,10 +33,7 @@ use crate::{
     http::{self, HttpState},
     lifecycle::Readiness,
     metrics::Metrics,
-    net::{
-        backlog::BacklogLimits,
-        server::{self, ServeOptions},
-    },
+    net::server::{self, ServeOptions},
     node::{Node, NodeSettings},
     page::{self, PageState, bundle::BundlePaths, dev::DevCredentials},
     spec::{self, NamespaceSpec, SpecErrors, Transport},
@@ -172,34 +169,9 @@ impl App {
         let verifier = TokenVerifier::new(&config.jwt)?;
         let metrics = Arc::new(Metrics::new(config.redis.is_some()));
         let readiness = Arc::new(Readiness::default());
-        let sessions = Sessions::new(
-            SessionsOptions {
-                path: config.transport.path.clone(),
-                trusted_proxies: config.trusted_proxies.clone(),
-                handshake_limit: config.transport.handshake_limit,
-                bind_to_ip: config.transport.bind_sessions_to_ip,
-                allow_eio3: config.transport.allow_eio3,
-                max_payload: usize::try_from(config.transport.max_http_buffer_size).unwrap_or(usize::MAX),
-                auth_cookie: config.auth_cookie_name.clone(),
-                connect_timeout: config.transport.connect_timeout,
-            },
-            readiness.clone(),
-            metrics.clone(),
-        );
+        let sessions = Sessions::new(SessionsOptions::from_config(config), readiness.clone(), metrics.clone());
         let parts = Parts { metrics, readiness, sessions, page };
-        let settings = NodeSettings {
-            limits: config.limits.clone(),
-            metrics_interval: config.metrics_interval,
-            cleanup_interval: config.cleanup_interval,
-            trusted_proxies: config.trusted_proxies.clone(),
-            auth_cookie_name: config.auth_cookie_name.clone(),
-            allowed_origins: config.cors_origins.clone(),
-            native: config.native.clone(),
-            backlog: BacklogLimits {
-                bytes: config.transport.max_buffer_bytes,
-                stall_ms: u64::try_from(config.http.write_timeout.as_millis()).unwrap_or(u64::MAX),
-            },
-        };
+        let settings = NodeSettings::from_config(config);
         match &config.redis {
             None => {
                 let (layer, io) = socket_io(SocketIo::builder(), config).build_layer();

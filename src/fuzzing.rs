@@ -20,7 +20,6 @@ use crate::{
     engine::{PublicId, SocketView, roster::ClientId},
     front::socketio::engineio::{Sessions, SessionsOptions},
     lifecycle::Readiness,
-    net::backlog::BacklogLimits,
     node::{Node, NodeSettings},
 };
 
@@ -79,34 +78,13 @@ impl Engine {
     }
 }
 
-/// A node serving `specs`, built as `App::build` builds it.
+/// A node serving `specs`, built from the same settings as `App::build` builds it with.
 pub fn engine(specs: Vec<NamespaceSpec>) -> Engine {
     let config = crate::config::Config::for_tests("fuzz", "fuzz");
     let metrics = Arc::new(crate::metrics::Metrics::new(false));
-    let sessions = Sessions::new(
-        SessionsOptions {
-            path: config.transport.path.clone(),
-            trusted_proxies: config.trusted_proxies.clone(),
-            handshake_limit: config.transport.handshake_limit,
-            bind_to_ip: config.transport.bind_sessions_to_ip,
-            allow_eio3: config.transport.allow_eio3,
-            max_payload: 1 << 20,
-            auth_cookie: config.auth_cookie_name.clone(),
-            connect_timeout: config.transport.connect_timeout,
-        },
-        Arc::new(Readiness::default()),
-        metrics.clone(),
-    );
-    let settings = NodeSettings {
-        limits: config.limits.clone(),
-        metrics_interval: config.metrics_interval,
-        cleanup_interval: config.cleanup_interval,
-        trusted_proxies: config.trusted_proxies.clone(),
-        auth_cookie_name: config.auth_cookie_name.clone(),
-        allowed_origins: config.cors_origins.clone(),
-        native: config.native.clone(),
-        backlog: BacklogLimits { bytes: config.transport.max_buffer_bytes, stall_ms: 60_000 },
-    };
+    let sessions =
+        Sessions::new(SessionsOptions::from_config(&config), Arc::new(Readiness::default()), metrics.clone());
+    let settings = NodeSettings::from_config(&config);
     let verifier = crate::auth::TokenVerifier::new(&config.jwt).expect("the test config's key is valid");
     let (_layer, io) = socketioxide::SocketIo::builder().build_layer();
     let node = Node::new(specs, io.clone(), verifier, settings, metrics, sessions);

@@ -111,6 +111,25 @@ pub(crate) struct NodeSettings {
     pub backlog: BacklogLimits,
 }
 
+impl NodeSettings {
+    /// The node's settings, as `config` gives them.
+    pub(crate) fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            limits: config.limits.clone(),
+            metrics_interval: config.metrics_interval,
+            cleanup_interval: config.cleanup_interval,
+            trusted_proxies: config.trusted_proxies.clone(),
+            auth_cookie_name: config.auth_cookie_name.clone(),
+            allowed_origins: config.cors_origins.clone(),
+            native: config.native.clone(),
+            backlog: BacklogLimits {
+                bytes: config.transport.max_buffer_bytes,
+                stall_ms: u64::try_from(config.http.write_timeout.as_millis()).unwrap_or(u64::MAX),
+            },
+        }
+    }
+}
+
 /// The running specs, on both fronts. Cheap to clone.
 pub(crate) struct Node<A: Adapter = LocalAdapter> {
     /// Specs served as Socket.IO namespaces.

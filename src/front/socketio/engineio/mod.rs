@@ -120,6 +120,22 @@ pub(crate) struct SessionsOptions {
     pub connect_timeout: std::time::Duration,
 }
 
+impl SessionsOptions {
+    /// The session front's settings, as `config` gives them.
+    pub(crate) fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            path: config.transport.path.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
+            handshake_limit: config.transport.handshake_limit,
+            bind_to_ip: config.transport.bind_sessions_to_ip,
+            allow_eio3: config.transport.allow_eio3,
+            max_payload: usize::try_from(config.transport.max_http_buffer_size).unwrap_or(usize::MAX),
+            auth_cookie: config.auth_cookie_name.clone(),
+            connect_timeout: config.transport.connect_timeout,
+        }
+    }
+}
+
 impl Sessions {
     /// The front's state; [`Sessions::attach`] gives it the engine's sessions.
     pub(crate) fn new(options: SessionsOptions, readiness: Arc<Readiness>, metrics: Arc<Metrics>) -> Arc<Self> {
