@@ -1,0 +1,57 @@
+//! How an API failure answers: JSON `{"error": {"type": "...", "message": "..."}}`, with the status
+//! saying which kind.
+
+use axum::{
+    Json,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use crate::engine::PublishError;
+
+/// An API failure, as the client sees it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    /// 401: no API key, or not one of `API_KEYS`.
+    #[error("missing or invalid API key: send one of API_KEYS as `X-API-Key` or `Authorization: Bearer`")]
+    Unauthorized,
+    /// 400: the body is not what the endpoint takes; the message says what is wrong.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 413: the body is over `API_MAX_BODY_SIZE`.
+    #[error("the body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    /// 503 with `Retry-After`: the node is stopping and took nothing.
+    #[error("{0}")]
+    Unavailable(PublishError),
+}
+
+impl From<PublishError> for ApiError {
+    fn from(error: PublishError) -> Self {
+        match error {
+            PublishError::Invalid(message) => ApiError::BadRequest(message),
+            unavailable => ApiError::Unavailable(unavailable),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind) = match &self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "auth"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "validation"),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "validation"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        };
+        let body = Json(json!({ "error": { "type": kind, "message": self.to_string() } }));
+        let mut response = (status, body).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,79 @@
+//! The HTTP endpoints beside Socket.IO: the API (publish events, raw emits, notifications,
+//! statistics), health, readiness and metrics.
+//!
+//! API errors are JSON, `{"error": {"type": "...", "message": "..."}}`, with the status saying
+//! which kind: 400 for a bad body, 401 for a missing or wrong key, 413 for a body over the limit.
+//!
+//! Here: the routes and the state they share; `request` (a request's key and JSON body), `error`
+//! (how failures answer), `publish` (events, raw emits, notifications), `stats`, `native` (the
+//! plain WebSocket endpoints' handshake and statistics) and `probes` (health, readiness, metrics).
+
+mod error;
+mod native;
+mod probes;
+mod publish;
+mod request;
+mod stats;
+
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
+use socketioxide::adapter::{Adapter, LocalAdapter};
+
+use crate::{auth::ApiKeys, lifecycle::Readiness, metrics::Metrics, node::Node};
+pub(crate) use error::ApiError;
+pub(crate) use publish::publish_body;
+
+/// What the handlers share.
+pub(crate) struct HttpState<A: Adapter = LocalAdapter> {
+    /// Publishes events.
+    pub engine: Node<A>,
+    /// Who may call the API.
+    pub api_keys: ApiKeys,
+    /// Draining or not.
+    pub readiness: Arc<Readiness>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Most events in one publish call.
+    pub max_batch: usize,
+    /// Largest publish body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl<A: Adapter> Clone for HttpState<A> {
+    fn clone(&self) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            api_keys: self.api_keys.clone(),
+            readiness: self.readiness.clone(),
+            metrics: self.metrics.clone(),
+            max_batch: self.max_batch,
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+}
+
+/// The routes, ready to be layered with Socket.IO and CORS.
+pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
+    let max_body_bytes = state.max_body_bytes;
+    let mut router = Router::new();
+    for path in state.engine.endpoint_paths() {
+        router = router
+            .route(&path, get(native::native_upgrade::<A>))
+            .route(&format!("{}/stats", path.trim_end_matches('/')), get(native::native_stats::<A>));
+    }
+    router
+        .route("/healthz", get(probes::healthz))
+        .route("/readyz", get(probes::readyz::<A>))
+        .route("/metrics", get(probes::metrics::<A>))
+        .route("/api/v1/events", post(publish::publish_events::<A>))
+        .route("/api/v1/emit", post(publish::emit::<A>))
+        .route("/api/v1/notifications", post(publish::notify::<A>))
+        .route("/api/v1/stats", get(stats::stats::<A>))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
