@@ -224,7 +224,10 @@ impl App {
         sessions.attach(Arc::new(engine.clone()));
         let state = HttpState {
             engine: engine.clone(),
-            api_keys: ApiKeys::new(config.api_keys.clone()),
+            api_keys: ApiKeys::new(
+                config.api_keys.clone(),
+                config.tenant_api_keys.iter().map(|k| (k.tenant.clone(), k.key.clone())).collect(),
+            ),
             readiness: readiness.clone(),
             metrics: metrics.clone(),
             max_batch: config.limits.api_max_batch,

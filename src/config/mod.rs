@@ -39,7 +39,7 @@ use secrecy::SecretString;
 pub use crate::net::server::{HttpConfig, MIN_HEADER_BYTES};
 pub use crate::telemetry::LogFormat;
 pub use admin::{AdminConfig, AdminMode};
-pub use auth::{JwtConfig, JwtKey, PublicKeyAlgorithm};
+pub use auth::{JwtConfig, JwtKey, PublicKeyAlgorithm, TenantApiKey};
 pub use cluster::RedisConfig;
 pub use limits::{LimitsConfig, PUBLISH_CALLS_BUFFERED};
 pub use logging::log_filter;
@@ -68,8 +68,11 @@ pub struct Config {
     /// The cookie a token is read from, in namespaces whose spec allows cookies
     /// (`AUTH_COOKIE_NAME`).
     pub auth_cookie_name: String,
-    /// Keys accepted by the HTTP API (`API_KEYS`).
+    /// Keys accepted by the HTTP API for every tenant (`API_KEYS`).
     pub api_keys: Vec<SecretString>,
+    /// Keys accepted by the HTTP API and the plain WebSocket endpoints for one tenant each
+    /// (`TENANT_API_KEYS`); none is also in `api_keys` or another tenant's.
+    pub tenant_api_keys: Vec<TenantApiKey>,
     /// Cluster membership over Redis (`REDIS_URL`, or `REDIS_HOST`/`REDIS_PORT`); `None` runs one
     /// node on the in-memory adapter.
     pub redis: Option<RedisConfig>,
@@ -148,7 +151,7 @@ impl Config {
         let listen = http::listen(&env, &file)?;
         let redis = RedisConfig::from_sources(&env, &file)?;
         let cors_origins = http::cors_origins(&env, &file)?;
-        let auth::Credentials { jwt, dev_mode, api_keys, api_key_generated } =
+        let auth::Credentials { jwt, dev_mode, api_keys, api_key_generated, tenant_api_keys } =
             auth::Credentials::from_sources(&env, &file, &misspelt)?;
         let trusted_proxies = http::trusted_proxies(&env, &file)?;
         let auth_cookie_name = auth::cookie_name(&env, &file)?;
@@ -171,6 +174,7 @@ impl Config {
             trusted_proxies,
             auth_cookie_name,
             api_keys,
+            tenant_api_keys,
             redis,
             api_key_generated,
             dev_mode,

@@ -139,6 +139,13 @@ impl PublishedEvent {
         self.tenant.as_deref()
     }
 
+    /// The same event, of `tenant` (the tenant a tenant-scoped API key implies).
+    pub(crate) fn with_tenant(mut self, tenant: String) -> Self {
+        self.tenant = Some(tenant);
+        self.json = OnceLock::new();
+        self
+    }
+
     /// The event data as routed (always an object): as published, plus any aliases.
     pub(crate) fn data(&self) -> &Value {
         self.routing_data.as_ref().unwrap_or(&self.data)
@@ -275,6 +282,18 @@ impl SpecRuntime {
             ));
         }
         Ok(())
+    }
+
+    /// The first platform-wide (`scope: global`) room family this namespace routes the event
+    /// to, if any: one room shared by every tenant.
+    pub(crate) fn platform_room(&self, event: &PublishedEvent) -> Option<&str> {
+        let route = self.spec.routes.iter().find(|r| r.types.matches(event.event_type()))?;
+        route
+            .targets
+            .iter()
+            .map(|t| &self.spec.rooms[t.room])
+            .find(|family| family.scope == RoomScope::Global)
+            .map(|family| family.name.as_str())
     }
 
     /// Applies the event to this namespace's last-known state and counters: on every node,

@@ -13,9 +13,15 @@ use crate::engine::PublishError;
 /// An API failure, as the client sees it.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
-    /// 401: no API key, or not one of `API_KEYS`.
-    #[error("missing or invalid API key: send one of API_KEYS as `X-API-Key` or `Authorization: Bearer`")]
+    /// 401: no API key, or not one of `API_KEYS` or `TENANT_API_KEYS`.
+    #[error(
+        "missing or invalid API key: send one of API_KEYS (or TENANT_API_KEYS) as `X-API-Key` or `Authorization: Bearer`"
+    )]
     Unauthorized,
+    /// 403: a tenant-scoped key (`TENANT_API_KEYS`) asked for another tenant, or for rooms every
+    /// tenant shares; the message says which.
+    #[error("{0}")]
+    Forbidden(String),
     /// 400: the body is not what the endpoint takes; the message says what is wrong.
     #[error("{0}")]
     BadRequest(String),
@@ -40,6 +46,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind) = match &self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "auth"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "validation"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "validation"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -2,9 +2,11 @@
 //! statistics), health, readiness and metrics.
 //!
 //! API errors are JSON, `{"error": {"type": "...", "message": "..."}}`, with the status saying
-//! which kind: 400 for a bad body, 401 for a missing or wrong key, 413 for a body over the limit.
+//! which kind: 400 for a bad body, 401 for a missing or wrong key, 403 for a tenant-scoped key
+//! outside its tenant, 413 for a body over the limit.
 //!
-//! Here: the routes and the state they share; `request` (a request's key and JSON body), `error`
+//! Here: the routes and the state they share; `request` (who calls, the tenant a call acts for,
+//! and its JSON body), `error`
 //! (how failures answer), `publish` (events, raw emits, notifications), `stats`, `native` (the
 //! plain WebSocket endpoints' handshake and statistics) and `probes` (health, readiness, metrics).
 

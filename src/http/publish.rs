@@ -14,7 +14,7 @@ use socketioxide::adapter::Adapter;
 
 use super::{
     ApiError, HttpState,
-    request::{authorized_json, authorized_object, body_json},
+    request::{acting_tenant, authorized_json, authorized_object, body_json, platform_refusal, scoped_events},
 };
 use crate::engine::{EmitRequest, PublishedEvent};
 
@@ -42,8 +42,9 @@ async fn publish_checked<A: Adapter>(
     body: Result<Bytes, BytesRejection>,
     received: std::time::Instant,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let value = authorized_json(state, headers, body)?;
+    let (caller, value) = authorized_json(state, headers, body)?;
     let events = events_of(value, state.max_batch, received).map_err(ApiError::BadRequest)?;
+    let events = scoped_events(state, &caller, events)?;
     let accepted = state.engine.publish(events).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))))
 }
@@ -95,7 +96,7 @@ pub(super) async fn emit<A: Adapter>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body = authorized_object(&state, &headers, body, "{namespace, rooms, event, data, tenantId}")?;
+    let (caller, body) = authorized_object(&state, &headers, body, "{namespace, rooms, event, data, tenantId}")?;
     if let Some(unknown) = body.as_object().and_then(|o| {
         o.keys().find(|k| !["namespace", "rooms", "room", "event", "data", "tenantId"].contains(&k.as_str()))
     }) {
@@ -126,13 +127,14 @@ pub(super) async fn emit<A: Adapter>(
         Some(Value::String(e)) if !e.is_empty() && e.len() <= 200 => e.clone(),
         _ => return Err(ApiError::BadRequest("`event` must be a non-empty string".into())),
     };
-    let request = EmitRequest {
-        namespace,
-        rooms,
-        event,
-        data: body.get("data").cloned().unwrap_or(Value::Null),
-        tenant: id_field(body.get("tenantId"), "tenantId")?,
-    };
+    let tenant = acting_tenant(&caller, id_field(body.get("tenantId"), "tenantId")?, "tenantId")?;
+    if caller.tenant().is_some()
+        && let Some(room) = rooms.iter().find(|room| state.engine.is_platform_room(&namespace, room))
+    {
+        return Err(platform_refusal(&format!("`{room}` is a platform-wide room of {namespace}")));
+    }
+    let request =
+        EmitRequest { namespace, rooms, event, data: body.get("data").cloned().unwrap_or(Value::Null), tenant };
     let rooms = state.engine.emit(&request).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "rooms": rooms }))))
 }
@@ -148,7 +150,7 @@ pub(super) async fn notify<A: Adapter>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let received = std::time::Instant::now();
-    let body = authorized_object(&state, &headers, body, "{recipient, content, tenantId}")?;
+    let (caller, body) = authorized_object(&state, &headers, body, "{recipient, content, tenantId}")?;
     let recipient = object(&body, "recipient")?;
     let user = id_field(recipient.get("userId"), "recipient.userId")?;
     let channel = id_field(recipient.get("channel"), "recipient.channel")?;
@@ -163,7 +165,7 @@ pub(super) async fn notify<A: Adapter>(
             return Err(ApiError::BadRequest(format!("`content.{field}` must be a string")));
         }
     }
-    let tenant = id_field(body.get("tenantId"), "tenantId")?
+    let tenant = acting_tenant(&caller, id_field(body.get("tenantId"), "tenantId")?, "tenantId")?
         .ok_or_else(|| ApiError::BadRequest("`tenantId` is required: notifications go to a tenant's users".into()))?;
     let with_acks = match body.get("enableAcknowledgments").or_else(|| body.get("acknowledgments")) {
         None | Some(Value::Null) => false,
@@ -196,6 +198,11 @@ pub(super) async fn notify<A: Adapter>(
     let event = PublishedEvent::from_json(json!({ "type": event_type, "tenantId": tenant, "data": data }), "body")
         .map_err(ApiError::BadRequest)?
         .received_at(received);
+    if caller.tenant().is_some()
+        && let Some(rooms) = state.engine.platform_room(&event)
+    {
+        return Err(platform_refusal(&format!("`{event_type}` goes to {rooms}")));
+    }
     if with_acks {
         let report = state.engine.deliver_with_acks(event, timeout).await.map_err(ApiError::BadRequest)?;
         Ok((StatusCode::OK, Json(json!({ "id": id, "sockets": report.sockets, "acknowledged": report.acknowledged }))))

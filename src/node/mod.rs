@@ -274,6 +274,14 @@ impl<A: Adapter> Node<A> {
         Ok(())
     }
 
+    /// Where a published event would reach a room every tenant shares: its first platform-wide
+    /// room family and namespace, as `` `platform_admins` rooms of /ws ``.
+    pub(crate) fn platform_room(&self, event: &PublishedEvent) -> Option<String> {
+        self.runtimes()
+            .filter(|rt| rt.accepts(event))
+            .find_map(|rt| rt.platform_room(event).map(|room| format!("`{room}` rooms of {}", rt.spec.path)))
+    }
+
     /// Checks a batch and, when it is valid, delivers every event in order: on this node, or in a
     /// cluster on every node (each to its own sockets).
     pub(crate) async fn publish(&self, events: Vec<PublishedEvent>) -> Result<usize, PublishError> {

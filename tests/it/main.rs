@@ -9,4 +9,5 @@ mod cli;
 mod expiry;
 mod fuzz_corpus;
 mod helpers;
+mod tenant_keys;
 mod workflow;
