@@ -251,3 +251,16 @@ fn every_variable_read_is_a_listed_setting_and_every_setting_is_read() {
     let listed: std::collections::BTreeSet<String> = VARIABLES.iter().map(|v| v.to_string()).collect();
     assert_eq!(asked.into_inner(), listed, "config::VARIABLES is every variable read, and only those");
 }
+
+#[test]
+fn the_idempotency_window_is_a_duration_of_at_least_a_second() {
+    assert_eq!(from_env(&[]).unwrap().limits.idempotency_window, Duration::from_secs(300));
+    assert_eq!(from_env(&[("IDEMPOTENCY_WINDOW", "10m")]).unwrap().limits.idempotency_window, Duration::from_secs(600));
+    assert_eq!(from_env(&[("IDEMPOTENCY_WINDOW", "2000")]).unwrap().limits.idempotency_window, Duration::from_secs(2));
+    let file: FileConfig = serde_saphyr::from_str("idempotency_window: 90s\n").unwrap();
+    assert_eq!(Config::from_sources(file, &[], |_| None).unwrap().limits.idempotency_window, Duration::from_secs(90));
+    let err = from_env(&[("IDEMPOTENCY_WINDOW", "500ms")]).unwrap_err().to_string();
+    assert!(err.starts_with("IDEMPOTENCY_WINDOW must be at least 1s"), "{err}");
+    let err = from_env(&[("IDEMPOTENCY_WINDOW", "soon")]).unwrap_err().to_string();
+    assert!(err.starts_with("IDEMPOTENCY_WINDOW: `soon` is not a duration"), "{err}");
+}
