@@ -28,9 +28,10 @@ use crate::{
     admin::{self, Admin},
     auth::{ApiKeys, TokenVerifier},
     cluster::Cluster,
-    config::{Config, NamespaceSource},
+    config::{Config, IDEMPOTENCY_MAX_BYTES, IDEMPOTENCY_MAX_ENTRIES, NamespaceSource},
     front::socketio::engineio::{Sessions, SessionsOptions},
     http::{self, HttpState},
+    idempotency::{IdempotencyStore, MemoryStore},
     lifecycle::Readiness,
     metrics::Metrics,
     net::server::{self, ServeOptions},
@@ -61,6 +62,18 @@ struct Parts {
     readiness: Arc<Readiness>,
     sessions: Arc<Sessions>,
     page: PageState,
+    /// What the API's writes remember: this node's memory, replaced by Redis's in a cluster.
+    idempotency: Arc<dyn IdempotencyStore>,
+}
+
+/// This node's idempotency entries, bounded as `config` says.
+fn local_idempotency(config: &Config, metrics: &Metrics) -> MemoryStore {
+    MemoryStore::new(
+        config.limits.idempotency_window,
+        IDEMPOTENCY_MAX_ENTRIES,
+        IDEMPOTENCY_MAX_BYTES,
+        metrics.idempotency.clone(),
+    )
 }
 
 /// What running and draining need of the Socket.IO side, whatever its adapter.
@@ -170,7 +183,8 @@ impl App {
         let metrics = Arc::new(Metrics::new(config.redis.is_some()));
         let readiness = Arc::new(Readiness::default());
         let sessions = Sessions::new(SessionsOptions::from_config(config), readiness.clone(), metrics.clone());
-        let parts = Parts { metrics, readiness, sessions, page };
+        let idempotency = Arc::new(local_idempotency(config, &metrics));
+        let parts = Parts { metrics, readiness, sessions, page, idempotency };
         let settings = NodeSettings::from_config(config);
         match &config.redis {
             None => {
@@ -206,6 +220,12 @@ impl App {
                     None => None,
                 };
                 let tasks = cluster.start(engine.clone()).await?;
+                let mut parts = parts;
+                parts.idempotency = cluster.idempotency(
+                    config.limits.idempotency_window,
+                    local_idempotency(config, &parts.metrics),
+                    parts.metrics.idempotency.clone(),
+                );
                 Self::assemble(config, layer, io, engine, admin, parts, tasks).await
             }
         }
@@ -220,7 +240,7 @@ impl App {
         parts: Parts,
         cluster_tasks: Vec<JoinHandle<()>>,
     ) -> anyhow::Result<Self> {
-        let Parts { metrics, readiness, sessions, page } = parts;
+        let Parts { metrics, readiness, sessions, page, idempotency } = parts;
         sessions.attach(Arc::new(engine.clone()));
         let state = HttpState {
             engine: engine.clone(),
@@ -232,6 +252,7 @@ impl App {
             metrics: metrics.clone(),
             max_batch: config.limits.api_max_batch,
             max_body_bytes: config.limits.api_max_body_bytes,
+            idempotency,
         };
         let mut router = http::router(state).merge(page::router(page));
         match &admin {

@@ -11,7 +11,8 @@
 //!   `@socket.io/redis-emitter` broadcasts, which every node receives and delivers locally.
 //!
 //! Each node also writes a snapshot of its sockets to a Redis hash every couple of seconds, so
-//! statistics count the whole cluster.
+//! statistics count the whole cluster, and the API's idempotency entries are kept in Redis
+//! (`idempotency`), so a call repeated through another node is answered the same.
 //!
 //! Outages: the clients reconnect forever (with backoff), and after every reconnect this module
 //! subscribes again (fred does not, and socketioxide-redis's channels must be restored too). The
@@ -22,6 +23,7 @@
 
 mod bus;
 mod health;
+mod idempotency;
 mod inputs;
 mod stream;
 
@@ -162,6 +164,24 @@ impl Cluster {
         cluster.metrics.redis_connected.set(1);
         tracing::info!(redis = %config.display, prefix = %config.prefix, node = %cluster.node, "joined the cluster");
         Ok((cluster, adapter))
+    }
+
+    /// The API's idempotency entries, shared through this cluster's Redis; `local` keeps them
+    /// while Redis is away.
+    pub(crate) fn idempotency(
+        &self,
+        window: Duration,
+        local: crate::idempotency::MemoryStore,
+        metrics: crate::metrics::IdempotencyMetrics,
+    ) -> Arc<dyn crate::idempotency::IdempotencyStore> {
+        Arc::new(idempotency::RedisIdempotency::new(
+            self.client.clone(),
+            self.health.clone(),
+            &self.config.prefix,
+            window,
+            local,
+            metrics,
+        ))
     }
 
     fn bus_key(&self) -> String {

@@ -41,7 +41,7 @@ pub use crate::telemetry::LogFormat;
 pub use admin::{AdminConfig, AdminMode};
 pub use auth::{JwtConfig, JwtKey, PublicKeyAlgorithm, TenantApiKey};
 pub use cluster::RedisConfig;
-pub use limits::{LimitsConfig, PUBLISH_CALLS_BUFFERED};
+pub use limits::{IDEMPOTENCY_MAX_BYTES, IDEMPOTENCY_MAX_ENTRIES, LimitsConfig, PUBLISH_CALLS_BUFFERED};
 pub use logging::log_filter;
 pub use native::NativeConfig;
 pub use transport::TransportConfig;

@@ -313,3 +313,16 @@ fn tenant_api_keys_in_a_file_are_a_map_or_entries() {
     let err = read("tenant_api_keys: {t1: []}\n").unwrap_err().to_string();
     assert!(err.contains("tenant `t1` has no key"), "{err}");
 }
+
+#[test]
+fn the_idempotency_window_is_a_duration_of_at_least_a_second() {
+    assert_eq!(from_env(&[]).unwrap().limits.idempotency_window, Duration::from_secs(300));
+    assert_eq!(from_env(&[("IDEMPOTENCY_WINDOW", "10m")]).unwrap().limits.idempotency_window, Duration::from_secs(600));
+    assert_eq!(from_env(&[("IDEMPOTENCY_WINDOW", "2000")]).unwrap().limits.idempotency_window, Duration::from_secs(2));
+    let file: FileConfig = serde_saphyr::from_str("idempotency_window: 90s\n").unwrap();
+    assert_eq!(Config::from_sources(file, &[], |_| None).unwrap().limits.idempotency_window, Duration::from_secs(90));
+    let err = from_env(&[("IDEMPOTENCY_WINDOW", "500ms")]).unwrap_err().to_string();
+    assert!(err.starts_with("IDEMPOTENCY_WINDOW must be at least 1s"), "{err}");
+    let err = from_env(&[("IDEMPOTENCY_WINDOW", "soon")]).unwrap_err().to_string();
+    assert!(err.starts_with("IDEMPOTENCY_WINDOW: `soon` is not a duration"), "{err}");
+}

@@ -6,11 +6,13 @@
 //! outside its tenant, 413 for a body over the limit.
 //!
 //! Here: the routes and the state they share; `request` (who calls, the tenant a call acts for,
-//! and its JSON body), `error`
-//! (how failures answer), `publish` (events, raw emits, notifications), `stats`, `native` (the
-//! plain WebSocket endpoints' handshake and statistics) and `probes` (health, readiness, metrics).
+//! and its JSON body), `error` (how failures answer), `publish` (events, raw emits,
+//! notifications), `idempotency` (the writes' `Idempotency-Key` and events' ids), `stats`,
+//! `native` (the plain WebSocket endpoints' handshake and statistics) and `probes` (health,
+//! readiness, metrics).
 
 mod error;
+mod idempotency;
 mod native;
 mod probes;
 mod publish;
@@ -22,11 +24,12 @@ use std::sync::Arc;
 use axum::{
     Router,
     extract::DefaultBodyLimit,
+    middleware,
     routing::{get, post},
 };
 use socketioxide::adapter::{Adapter, LocalAdapter};
 
-use crate::{auth::ApiKeys, lifecycle::Readiness, metrics::Metrics, node::Node};
+use crate::{auth::ApiKeys, idempotency::IdempotencyStore, lifecycle::Readiness, metrics::Metrics, node::Node};
 pub(crate) use error::ApiError;
 pub(crate) use publish::publish_body;
 
@@ -44,6 +47,9 @@ pub(crate) struct HttpState<A: Adapter = LocalAdapter> {
     pub max_batch: usize,
     /// Largest publish body, in bytes.
     pub max_body_bytes: usize,
+    /// What the writes remember of their keys and events' ids: this node's memory, or Redis
+    /// shared by the cluster (behind the trait, so the API does not know which).
+    pub idempotency: Arc<dyn IdempotencyStore>,
 }
 
 impl<A: Adapter> Clone for HttpState<A> {
@@ -55,6 +61,7 @@ impl<A: Adapter> Clone for HttpState<A> {
             metrics: self.metrics.clone(),
             max_batch: self.max_batch,
             max_body_bytes: self.max_body_bytes,
+            idempotency: self.idempotency.clone(),
         }
     }
 }
@@ -68,13 +75,17 @@ pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
             .route(&path, get(native::native_upgrade::<A>))
             .route(&format!("{}/stats", path.trim_end_matches('/')), get(native::native_stats::<A>));
     }
+    // The writes, each run once per `Idempotency-Key`.
+    let writes = Router::new()
+        .route("/api/v1/events", post(publish::publish_events::<A>))
+        .route("/api/v1/emit", post(publish::emit::<A>))
+        .route("/api/v1/notifications", post(publish::notify::<A>))
+        .route_layer(middleware::from_fn_with_state(state.clone(), idempotency::once::<A>));
     router
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz::<A>))
         .route("/metrics", get(probes::metrics::<A>))
-        .route("/api/v1/events", post(publish::publish_events::<A>))
-        .route("/api/v1/emit", post(publish::emit::<A>))
-        .route("/api/v1/notifications", post(publish::notify::<A>))
+        .merge(writes)
         .route("/api/v1/stats", get(stats::stats::<A>))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 
 use super::{
-    ApiError, HttpState,
+    ApiError, HttpState, idempotency,
     request::{acting_tenant, authorized_json, authorized_object, body_json, platform_refusal, scoped_events},
 };
 use crate::engine::{EmitRequest, PublishedEvent};
@@ -22,7 +22,8 @@ use crate::engine::{EmitRequest, PublishedEvent};
 const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `POST /api/v1/events`: one event object or an array of them. 202 `{"accepted": n}`.
+/// `POST /api/v1/events`: one event object or an array of them. 202 `{"accepted": n}`, and
+/// `"duplicates": d` when `d` of them carried an `id` already published (not delivered again).
 pub(super) async fn publish_events<A: Adapter>(
     State(state): State<HttpState<A>>,
     headers: HeaderMap,
@@ -45,8 +46,8 @@ async fn publish_checked<A: Adapter>(
     let (caller, value) = authorized_json(state, headers, body)?;
     let events = events_of(value, state.max_batch, received).map_err(ApiError::BadRequest)?;
     let events = scoped_events(state, &caller, events)?;
-    let accepted = state.engine.publish(events).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))))
+    let published = idempotency::publish_new(state, events).await?;
+    Ok((StatusCode::ACCEPTED, Json(published.answer())))
 }
 
 /// The events of a publish body (one event object or an array of at most `max_batch`), received

@@ -9,5 +9,6 @@ mod cli;
 mod expiry;
 mod fuzz_corpus;
 mod helpers;
+mod idempotency;
 mod tenant_keys;
 mod workflow;
