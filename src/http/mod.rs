@@ -5,7 +5,8 @@
 //! which kind: 400 for a bad body, 401 for a missing or wrong key, 413 for a body over the limit.
 //!
 //! Here: the routes and the state they share; `request` (a request's key and JSON body), `error`
-//! (how failures answer), `publish` (events, raw emits, notifications), `stats`, `native` (the
+//! (how failures answer), `publish` (events, raw emits, notifications), `stream` (the backend
+//! event stream, SSE), `stats`, `native` (the
 //! plain WebSocket endpoints' handshake and statistics) and `probes` (health, readiness, metrics).
 
 mod error;
@@ -14,6 +15,7 @@ mod probes;
 mod publish;
 mod request;
 mod stats;
+mod stream;
 
 use std::sync::Arc;
 
@@ -74,6 +76,7 @@ pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
         .route("/api/v1/emit", post(publish::emit::<A>))
         .route("/api/v1/notifications", post(publish::notify::<A>))
         .route("/api/v1/stats", get(stats::stats::<A>))
+        .route("/api/v1/events/stream", get(stream::event_stream::<A>))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
