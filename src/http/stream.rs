@@ -36,7 +36,7 @@ use crate::{
     config::EventStreamConfig,
     metrics::{EventStreamMetrics, StreamCut},
     net::connection::ConnectionGuard,
-    node::{EventFeed, FedEvent, Read},
+    node::{EventFeed, EventId, FedEvent, Read},
     spec::TypeMatcher,
 };
 
@@ -111,6 +111,7 @@ pub(super) async fn event_stream<A: Adapter>(
         filter,
         keep_alive: settings.keep_alive,
         first: Some(Bytes::from(first)),
+        skip_through: resume.skip_through,
         done: false,
         metrics,
     };
@@ -222,6 +223,9 @@ struct Consumer {
     keep_alive: Duration,
     /// The opening comment, and the gap when there is one.
     first: Option<Bytes>,
+    /// Events up to this id are not sent: the consumer resumed after it on a node that had not
+    /// read that far yet.
+    skip_through: Option<EventId>,
     done: bool,
     metrics: EventStreamMetrics,
 }
@@ -268,8 +272,14 @@ impl Consumer {
                 Read::Evicted => self.place.cut(StreamCut::Behind, &self.metrics, &describe(&self.filter)),
                 Read::Events(events, next) if !events.is_empty() => {
                     let mut chunk = Vec::new();
-                    for event in events.iter().filter(|e| self.filter.matches(e)) {
-                        chunk.extend_from_slice(&event.frame);
+                    for event in &events {
+                        if self.skip_through.is_some_and(|last| event.id <= last) {
+                            continue;
+                        }
+                        self.skip_through = None;
+                        if self.filter.matches(event) {
+                            chunk.extend_from_slice(&event.frame);
+                        }
                     }
                     if let Some(last) = events.last() {
                         self.place.offset.store(last.offset + last.frame.len() as u64, Ordering::Release);

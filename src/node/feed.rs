@@ -110,6 +110,9 @@ pub(crate) struct Resume {
     pub offset: u64,
     /// Set when the history no longer holds every event after the id asked for.
     pub gap: Option<Gap>,
+    /// The id asked for, when it is ahead of this node (another node read further): events up
+    /// to it that this node feeds later are not sent again.
+    pub skip_through: Option<EventId>,
 }
 
 /// Events a resuming consumer cannot get: the `event: gap` it is sent.
@@ -245,12 +248,13 @@ impl EventFeed {
     pub(crate) fn resume(&self, last_event_id: Option<&str>) -> Resume {
         let history = self.history();
         let head = history.first + history.events.len() as u64;
-        let at = |ordinal: u64| Resume { ordinal, offset: history.offset_of(ordinal), gap: None };
+        let at = |ordinal: u64| Resume { ordinal, offset: history.offset_of(ordinal), gap: None, skip_through: None };
         let Some(asked) = last_event_id else { return at(head) };
         match EventId::parse(asked).filter(|id| *id >= history.floor) {
             Some(id) => {
                 let index = history.events.partition_point(|e| e.id.cmp(&id) != Ordering::Greater);
-                at(history.first + index as u64)
+                let ahead = index == history.events.len() && history.events.back().is_none_or(|e| e.id < id);
+                Resume { skip_through: ahead.then_some(id), ..at(history.first + index as u64) }
             }
             None => Resume {
                 gap: Some(Gap {
@@ -377,6 +381,8 @@ mod tests {
         // Ahead of everything: from the next event on (another node may be ahead of this one).
         let ahead = feed.resume(Some("11-0.0"));
         assert_eq!((ahead.ordinal, ahead.gap), (5, None));
+        assert_eq!(ahead.skip_through, EventId::parse("11-0.0"));
+        assert_eq!(feed.resume(Some("10-5.0")).skip_through, None);
         assert!(matches!(feed.read(0, 10), Read::Evicted));
     }
 

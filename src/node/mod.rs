@@ -15,7 +15,7 @@ mod api;
 mod feed;
 mod roster;
 
-pub(crate) use feed::{EventFeed, FedEvent, Read};
+pub(crate) use feed::{EventFeed, EventId, FedEvent, Read};
 
 use std::{sync::Arc, time::Duration};
 
