@@ -8,10 +8,10 @@
 //! `Config::from_sources` reads the sections in turn, each from its own submodule, which owns
 //! the section's type, its variables, defaults and checks: `http` (the listener, CORS, proxies,
 //! connection caps), `cluster` (Redis), `auth` (token key, dev mode, API keys, cookie), `admin`,
-//! `transport` (Engine.IO), `limits`, `native` (the plain WebSocket front), `logging`, and `events` (the
-//! backend event stream's bounds, fixed values). Around
-//! them: `variables` (every variable read, and misspellings), `file` (the config file), `env`
-//! (typed lookups of one variable); durations and rates are parsed by `crate::spec::durations`,
+//! `transport` (Engine.IO), `limits`, `native` (the plain WebSocket front), `logging`, and
+//! `events` (the backend event stream's bounds, fixed values). Around them: `variables` (every
+//! variable read, and misspellings), `file` (the config file), `env` (typed lookups of one
+//! variable); durations and rates are parsed by `crate::spec::durations`,
 //! the syntax specs share.
 
 mod admin;
