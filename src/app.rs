@@ -107,6 +107,8 @@ impl<A: Adapter> Served for ServedBy<A> {
 
     fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async {
+            // Event stream consumers reconnect, with their last id, to another node.
+            self.engine.feed().close();
             tokio::join!(self.io.close(), self.engine.close_endpoints(Duration::from_secs(5)));
         })
     }

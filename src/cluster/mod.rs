@@ -220,6 +220,10 @@ impl Cluster {
         engine.attach_cluster(self.clone());
 
         let start = bus.end().await.context("reading the bus")?;
+        // The event stream's ids are the bus's from here on: a consumer resuming from before this
+        // node started is told of a gap.
+        let (ms, seq) = start.parts();
+        engine.feed().start_at(ms, seq);
         let mut tasks = vec![
             tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Inputs)),
             tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Adapter)),
@@ -431,6 +435,13 @@ struct Applier<A: Adapter>(Node<A>);
 impl<A: Adapter> Local for Applier<A> {
     fn apply(&self, message: &Outgoing) -> impl Future<Output = ()> + Send {
         self.0.apply(message)
+    }
+
+    fn feed(&self, at: stream::StreamId, message: &Outgoing) {
+        if let Outgoing::Events(events) = message {
+            let (ms, seq) = at.parts();
+            self.0.feed().push_at(ms, seq, events);
+        }
     }
 }
 

@@ -8,15 +8,17 @@
 //! `Config::from_sources` reads the sections in turn, each from its own submodule, which owns
 //! the section's type, its variables, defaults and checks: `http` (the listener, CORS, proxies,
 //! connection caps), `cluster` (Redis), `auth` (token key, dev mode, API keys, cookie), `admin`,
-//! `transport` (Engine.IO), `limits`, `native` (the plain WebSocket front) and `logging`. Around
-//! them: `variables` (every variable read, and misspellings), `file` (the config file), `env`
-//! (typed lookups of one variable); durations and rates are parsed by `crate::spec::durations`,
+//! `transport` (Engine.IO), `limits`, `native` (the plain WebSocket front), `logging`, and
+//! `events` (the backend event stream's bounds, fixed values). Around them: `variables` (every
+//! variable read, and misspellings), `file` (the config file), `env` (typed lookups of one
+//! variable); durations and rates are parsed by `crate::spec::durations`,
 //! the syntax specs share.
 
 mod admin;
 mod auth;
 mod cluster;
 mod env;
+mod events;
 mod file;
 mod http;
 mod limits;
@@ -41,6 +43,7 @@ pub use crate::telemetry::LogFormat;
 pub use admin::{AdminConfig, AdminMode};
 pub use auth::{JwtConfig, JwtKey, PublicKeyAlgorithm, TenantApiKey};
 pub use cluster::RedisConfig;
+pub use events::EventStreamConfig;
 pub use limits::{IDEMPOTENCY_MAX_BYTES, IDEMPOTENCY_MAX_ENTRIES, LimitsConfig, PUBLISH_CALLS_BUFFERED};
 pub use logging::log_filter;
 pub use native::NativeConfig;
@@ -88,6 +91,8 @@ pub struct Config {
     pub native: NativeConfig,
     /// Per-socket limits the engine enforces for every namespace.
     pub limits: LimitsConfig,
+    /// The backend event stream's history and per-consumer bounds (fixed; tests shrink them).
+    pub event_stream: EventStreamConfig,
     /// How often idle rate-limiter entries are dropped (`WS_CLEANUP_INTERVAL`).
     pub cleanup_interval: Duration,
     /// Period of `tenant_stats` and other `metrics_interval` timers (`WS_METRICS_INTERVAL`).
@@ -182,6 +187,7 @@ impl Config {
             http,
             native,
             limits,
+            event_stream: EventStreamConfig::default(),
             cleanup_interval: env.duration("WS_CLEANUP_INTERVAL", file.ws_cleanup_interval, 300_000)?,
             metrics_interval: env.duration("WS_METRICS_INTERVAL", file.ws_metrics_interval, 60_000)?,
             namespaces,

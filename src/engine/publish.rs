@@ -174,6 +174,11 @@ impl PublishedEvent {
         self.routing_data.as_ref().unwrap_or(&self.data)
     }
 
+    /// The event data exactly as published (without routing aliases).
+    pub(crate) fn published_data(&self) -> &Value {
+        &self.data
+    }
+
     /// The event's timestamp, as published (or as stamped on receipt).
     pub(crate) fn timestamp(&self) -> &str {
         &self.timestamp

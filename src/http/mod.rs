@@ -7,9 +7,9 @@
 //!
 //! Here: the routes and the state they share; `request` (who calls, the tenant a call acts for,
 //! and its JSON body), `error` (how failures answer), `publish` (events, raw emits,
-//! notifications), `idempotency` (the writes' `Idempotency-Key` and events' ids), `stats`,
-//! `native` (the plain WebSocket endpoints' handshake and statistics) and `probes` (health,
-//! readiness, metrics).
+//! notifications), `idempotency` (the writes' `Idempotency-Key` and events' ids), `stream` (the
+//! backend event stream, SSE), `stats`, `native` (the plain WebSocket endpoints' handshake and
+//! statistics) and `probes` (health, readiness, metrics).
 
 mod error;
 mod idempotency;
@@ -18,6 +18,7 @@ mod probes;
 mod publish;
 mod request;
 mod stats;
+mod stream;
 
 use std::sync::Arc;
 
@@ -87,6 +88,7 @@ pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
         .route("/metrics", get(probes::metrics::<A>))
         .merge(writes)
         .route("/api/v1/stats", get(stats::stats::<A>))
+        .route("/api/v1/events/stream", get(stream::event_stream::<A>))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }

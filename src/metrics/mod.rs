@@ -12,11 +12,13 @@
 //!
 //! Here: [`Metrics`], the node's registry and its node-wide series (grouped in `node`); beside
 //! it the series of each namespace (`namespace`), of a cluster member (`cluster`), of the
-//! admin view (`admin`) and of idempotent publishing (`idempotency`), the label values and sets
-//! (`labels`), and the two recorders ([`Histogram`], [`Latency`]).
+//! admin view (`admin`), of idempotent publishing (`idempotency`) and of the backend event stream
+//! (`events`), the label values and sets (`labels`), and the two recorders ([`Histogram`],
+//! [`Latency`]).
 
 mod admin;
 mod cluster;
+mod events;
 mod histogram;
 mod idempotency;
 pub(crate) mod labels;
@@ -43,9 +45,10 @@ use prometheus_client::{
 
 pub(crate) use admin::AdminMetrics;
 pub(crate) use cluster::ClusterMetrics;
+pub(crate) use events::EventStreamMetrics;
 pub(crate) use histogram::Histogram;
 pub(crate) use idempotency::IdempotencyMetrics;
-pub(crate) use labels::{CloseReason, CutReason, DropReason, LoginOutcome, Rejection};
+pub(crate) use labels::{CloseReason, CutReason, DropReason, LoginOutcome, Rejection, StreamCut};
 pub(crate) use latency::Latency;
 pub(crate) use namespace::NamespaceMetrics;
 
@@ -115,6 +118,8 @@ pub(crate) struct Metrics {
     pub admin: AdminMetrics,
     /// Idempotent publishing's.
     pub idempotency: IdempotencyMetrics,
+    /// The backend event stream's.
+    pub event_stream: EventStreamMetrics,
 }
 
 impl Default for Metrics {
@@ -156,6 +161,7 @@ impl Metrics {
         let cluster = clustered.then(|| ClusterMetrics::register(r));
         let admin = AdminMetrics::register(r);
         let idempotency = IdempotencyMetrics::register(r);
+        let event_stream = EventStreamMetrics::register(r);
         Self {
             registry,
             families,
@@ -183,6 +189,7 @@ impl Metrics {
             cluster,
             admin,
             idempotency,
+            event_stream,
         }
     }
 
