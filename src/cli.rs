@@ -55,6 +55,12 @@ pub enum Command {
         /// A folder of specs; without it, the configured ones (`NAMESPACES_DIR`, or the built-in specs).
         dir: Option<PathBuf>,
     },
+    /// Generate code from the served namespace specs.
+    Codegen {
+        /// What to generate.
+        #[command(subcommand)]
+        target: CodegenTarget,
+    },
     /// Mint a token signed with the configured `JWT_SECRET`.
     Token {
         /// The user id (`sub`).
@@ -87,6 +93,23 @@ pub enum Command {
         /// bcrypt's cost: each check takes 2^cost rounds (10 is the usual choice).
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=16))]
         cost: u32,
+    },
+}
+
+/// What `codegen` writes.
+#[derive(Debug, Subcommand)]
+pub enum CodegenTarget {
+    /// TypeScript types for what the specs define: published events and their data, each
+    /// Socket.IO namespace's events both ways (for socket.io-client's `Socket<ServerToClientEvents,
+    /// ClientToServerEvents>`), each plain WebSocket endpoint's messages.
+    Typescript {
+        /// The folder to write into (created if needed); generated files it holds that the specs
+        /// no longer give are removed, other files are left alone.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// A folder of specs; without it, the configured ones (`NAMESPACES_DIR`, or the built-in specs).
+        #[arg(long, value_name = "DIR")]
+        specs: Option<PathBuf>,
     },
 }
 

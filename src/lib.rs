@@ -15,6 +15,7 @@
 //!   `metrics`: the Prometheus registry; `idempotency`: what the API remembers of its writes
 //!   (the store's trait, this node's memory); `parse_errors`: values that do not parse, told in
 //!   their writer's terms; `lifecycle`: serving or draining.
+//! - [`codegen`]: TypeScript types written from the specs (`realtime-gateway codegen typescript`).
 //! - [`app`]: assembles everything on one port and runs it; [`cli`], [`telemetry`], [`memory`]:
 //!   the binary's helpers; `clock`: now, as the seeds wrote times.
 //! - `fuzzing`: the parsers' entry points for the fuzz targets (`fuzz/`, docs/fuzzing.md).
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod cli;
 pub(crate) mod clock;
 pub(crate) mod cluster;
+pub mod codegen;
 pub mod config;
 pub(crate) mod engine;
 pub(crate) mod front;

@@ -1,5 +1,5 @@
 //! The `realtime-gateway` binary: parse the command line, read the config, then serve, check
-//! specs, mint a token, probe a running gateway's health or hash the admin password. Everything
+//! specs, generate TypeScript from them, mint a token, probe a running gateway's health or hash the admin password. Everything
 //! else lives in the library.
 
 use std::{
@@ -12,7 +12,8 @@ use clap::Parser;
 use realtime_gateway::{
     app::App,
     auth::TokenSigner,
-    cli::{Cli, Command},
+    cli::{Cli, CodegenTarget, Command},
+    codegen::typescript,
     config::{Config, NamespaceSource, parse_duration},
     memory,
     page::dev::DevCredentials,
@@ -24,6 +25,9 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config.as_deref()),
         Command::Check { dir } => check(cli.config.as_deref(), dir),
+        Command::Codegen { target: CodegenTarget::Typescript { out, specs } } => {
+            codegen_typescript(cli.config.as_deref(), specs, &out)
+        }
         Command::Token { sub, tenant, roles, ttl } => {
             token(cli.config.as_deref(), &sub, tenant.as_deref(), &roles, &ttl)
         }
@@ -136,14 +140,22 @@ fn load_config(config_file: Option<&std::path::Path>) -> anyhow::Result<Config> 
     Ok(config)
 }
 
-fn check(config_file: Option<&std::path::Path>, dir: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
-    let (loaded, source) = match dir {
+/// The specs the gateway would serve (those of `dir` when given), and where they are, for messages.
+fn served_specs(
+    config_file: Option<&std::path::Path>,
+    dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<(Result<Vec<spec::NamespaceSpec>, spec::SpecErrors>, String)> {
+    Ok(match dir {
         Some(dir) => (spec::load_dir(&dir), dir.display().to_string()),
         None => match load_config(config_file)?.namespaces {
             NamespaceSource::Dir(dir) => (spec::load_dir(&dir), dir.display().to_string()),
             NamespaceSource::Embedded => (spec::load_embedded(), "the built-in specs".to_string()),
         },
-    };
+    })
+}
+
+fn check(config_file: Option<&std::path::Path>, dir: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
+    let (loaded, source) = served_specs(config_file, dir)?;
     match loaded {
         Ok(specs) => {
             let paths: Vec<String> = specs.iter().map(spec::NamespaceSpec::served_as).collect();
@@ -156,6 +168,40 @@ fn check(config_file: Option<&std::path::Path>, dir: Option<std::path::PathBuf>)
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Writes the TypeScript of the served specs into `out`, and removes the generated files there
+/// that the specs no longer give (never a file it did not write).
+fn codegen_typescript(
+    config_file: Option<&std::path::Path>,
+    specs: Option<std::path::PathBuf>,
+    out: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    use anyhow::Context as _;
+    let (loaded, source) = served_specs(config_file, specs)?;
+    let specs = match loaded {
+        Ok(specs) => specs,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("\n{} error(s) in {source}: nothing written", errors.0.len());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let files = typescript::generate(&specs);
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for entry in std::fs::read_dir(out).with_context(|| format!("cannot read {}", out.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.ends_with(".ts") && !files.iter().any(|f| f.name == name) && typescript::is_generated(&path) {
+            std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+    }
+    for file in &files {
+        let path = out.join(&file.name);
+        std::fs::write(&path, &file.text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    println!("ok: {} file(s) in {} from {} namespace spec(s) in {source}", files.len(), out.display(), specs.len());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn token(

@@ -6,6 +6,7 @@ mod architecture;
 mod auth;
 mod bad_input;
 mod cli;
+mod codegen;
 mod event_stream;
 mod expiry;
 mod fuzz_corpus;

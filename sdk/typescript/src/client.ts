@@ -33,6 +33,7 @@ import type {
   PublishEvent,
   PublishResult,
   StatsQuery,
+  TypedPublishEvent,
 } from './types';
 
 /** The SDK's version, sent in `User-Agent` (a test holds it to package.json's). */
@@ -156,9 +157,13 @@ export class GatewayClient {
 
   /**
    * Publishes one event or a batch (`POST /api/v1/events`); the gateway routes each by its type.
-   * The client's tenant fills in events that name none. Resolves to `{accepted}`.
+   * The client's tenant fills in events that name none. Resolves to `{accepted}`. A single event's
+   * data is typed by its type (`TypedPublishEvent`): what the specs require of it.
    */
-  async publish(events: PublishEvent | PublishEvent[], options: CallOptions = {}): Promise<PublishResult> {
+  async publish<T extends string>(
+    events: TypedPublishEvent<T> | PublishEvent[],
+    options: CallOptions = {},
+  ): Promise<PublishResult> {
     this.checkOpen();
     const list = Array.isArray(events) ? events : [events];
     const body = list.map((event, i) => this.eventWithTenant(event, `events[${i}]`));

@@ -25,6 +25,10 @@ export { typeMatcher } from './patterns';
 export { EventSubscription } from './stream';
 export type { StreamEvent, StreamGap, StreamHandler, SubscribeOptions } from './stream';
 export type { TenantId } from './tenant';
+// The types written from the namespace specs (`realtime-gateway codegen typescript`): published
+// events' data for backends, each namespace's events for frontends (also `@realtime-gateway/sdk/types`).
+export type { PublishedData, PublishedEvents } from './generated';
+export type * as specs from './generated';
 export type {
   EmitRequest,
   EmitResult,
@@ -37,6 +41,7 @@ export type {
   PublishEvent,
   PublishResult,
   StatsQuery,
+  TypedPublishEvent,
 } from './types';
 export { REALTIME_NAMESPACE, RealtimeGateway } from './seeds/realtime-gateway';
 export type {

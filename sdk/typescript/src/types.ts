@@ -1,5 +1,6 @@
 // The shapes of the gateway's HTTP API (README "The HTTP API"), as the SDK sends and reads them.
 
+import type { PublishedData } from './generated';
 import type { TenantId } from './tenant';
 
 /** A JSON object. */
@@ -22,6 +23,13 @@ export interface PublishEvent<Data extends JsonObject = JsonObject> {
    */
   id?: string;
 }
+
+/**
+ * One event whose data is checked against what the namespace specs require of its type
+ * (`src/generated/published.ts`, written by `realtime-gateway codegen typescript`): a type they
+ * route, such as `queue:job-progress`, needs its `jobId`; a type they do not name takes any object.
+ */
+export type TypedPublishEvent<T extends string> = PublishEvent<PublishedData<T> & JsonObject> & { type: T };
 
 /** `202 {"accepted": n}`. */
 export interface PublishResult {

@@ -20,11 +20,24 @@
 // made one after another without `await` arrive in that order. The seed's methods name no
 // tenant: it is the client's `tenantId`, else the payload's own `tenantId` (src/tenant.ts).
 //
+// Each payload type extends the data that namespaces/realtime.yaml requires of its event type
+// (src/generated/published.ts, written from the specs by `realtime-gateway codegen typescript`),
+// so a spec that comes to require a field makes the method require it too.
+//
 // The two counters were read from the process's own sockets; here they ask the gateway, so they
 // return promises. `getConnectedClientsCount()` was synchronous in the seed (`number`): `await`
 // it now.
 
 import type { GatewayClient } from '../client';
+import type {
+  CommissionCalculatedData,
+  CommissionUpdatedData,
+  DashboardMetricsData,
+  QueueJobCompletedData,
+  QueueJobFailedData,
+  QueueJobProgressData,
+  QueueStatsData,
+} from '../generated';
 import { payloadTenant, type TenantId } from '../tenant';
 import type { JsonObject } from '../types';
 import { clientOf, detached, objectPayload, publishOrdered, type GatewayTarget } from './target';
@@ -38,7 +51,7 @@ interface TenantField {
 }
 
 /** Seed 004's `CommissionCalculatedPayload`. */
-export interface CommissionCalculatedPayload extends TenantField {
+export interface CommissionCalculatedPayload extends TenantField, CommissionCalculatedData {
   id: string;
   contractId: string;
   commissionAmount: number;
@@ -47,14 +60,14 @@ export interface CommissionCalculatedPayload extends TenantField {
 }
 
 /** A commission's change of status; `contractId` picks the contract's room. */
-export interface CommissionUpdatedPayload extends TenantField {
+export interface CommissionUpdatedPayload extends TenantField, CommissionUpdatedData {
   id: string;
   contractId: string;
   [field: string]: unknown;
 }
 
 /** Seed 004's `JobProgressPayload`. */
-export interface JobProgressPayload extends TenantField {
+export interface JobProgressPayload extends TenantField, QueueJobProgressData {
   jobId: string;
   type: string;
   /** 0 to 100. */
@@ -63,24 +76,24 @@ export interface JobProgressPayload extends TenantField {
 }
 
 /** A finished job. */
-export interface JobCompletedPayload extends TenantField {
+export interface JobCompletedPayload extends TenantField, QueueJobCompletedData {
   jobId: string;
   [field: string]: unknown;
 }
 
 /** A failed job. */
-export interface JobFailedPayload extends TenantField {
+export interface JobFailedPayload extends TenantField, QueueJobFailedData {
   jobId: string;
   [field: string]: unknown;
 }
 
 /** Queue statistics. */
-export interface QueueStatsPayload extends TenantField {
+export interface QueueStatsPayload extends TenantField, QueueStatsData {
   [field: string]: unknown;
 }
 
 /** Seed 004's `DashboardMetricsPayload`. */
-export interface DashboardMetricsPayload extends TenantField {
+export interface DashboardMetricsPayload extends TenantField, DashboardMetricsData {
   totalRevenue: number;
   totalCommissions: number;
   pendingPayments: number;
