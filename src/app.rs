@@ -230,7 +230,7 @@ impl App {
             max_batch: config.limits.api_max_batch,
             max_body_bytes: config.limits.api_max_body_bytes,
         };
-        let mut router = http::router(state).merge(page::router(page));
+        let mut router = http::router(state).merge(page::router(page)).into_router(config.limits.api_max_batch);
         match &admin {
             Some(admin) => {
                 tracing::info!("admin view on: {}", admin.describe());

@@ -6,10 +6,13 @@
 //!
 //! Here: the routes and the state they share; `request` (a request's key and JSON body), `error`
 //! (how failures answer), `publish` (events, raw emits, notifications), `stats`, `native` (the
-//! plain WebSocket endpoints' handshake and statistics) and `probes` (health, readiness, metrics).
+//! plain WebSocket endpoints' handshake and statistics), `probes` (health, readiness, metrics)
+//! and `openapi` (the document of every route, registered with it: a route is a `Routes` line
+//! naming its handler and its operation).
 
 mod error;
 mod native;
+pub(crate) mod openapi;
 mod probes;
 mod publish;
 mod request;
@@ -17,15 +20,12 @@ mod stats;
 
 use std::sync::Arc;
 
-use axum::{
-    Router,
-    extract::DefaultBodyLimit,
-    routing::{get, post},
-};
+use axum::extract::DefaultBodyLimit;
 use socketioxide::adapter::{Adapter, LocalAdapter};
 
 use crate::{auth::ApiKeys, lifecycle::Readiness, metrics::Metrics, node::Node};
 pub(crate) use error::ApiError;
+use openapi::{Routes, operations as op};
 pub(crate) use publish::publish_body;
 
 /// What the handlers share.
@@ -57,23 +57,26 @@ impl<A: Adapter> Clone for HttpState<A> {
     }
 }
 
-/// The routes, ready to be layered with Socket.IO and CORS.
-pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
+/// The routes, each with its operation in the API's document, ready to be merged with the page's
+/// and served (`Routes::into_router`), then layered with Socket.IO and CORS.
+pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Routes {
     let max_body_bytes = state.max_body_bytes;
-    let mut router = Router::new();
+    let mut routes = Routes::new();
     for path in state.engine.endpoint_paths() {
-        router = router
-            .route(&path, get(native::native_upgrade::<A>))
-            .route(&format!("{}/stats", path.trim_end_matches('/')), get(native::native_stats::<A>));
+        let stats = format!("{}/stats", path.trim_end_matches('/'));
+        routes = routes.get(&path, native::native_upgrade::<A>, op::native_upgrade(&path)).get(
+            &stats,
+            native::native_stats::<A>,
+            op::native_stats(&path),
+        );
     }
-    router
-        .route("/healthz", get(probes::healthz))
-        .route("/readyz", get(probes::readyz::<A>))
-        .route("/metrics", get(probes::metrics::<A>))
-        .route("/api/v1/events", post(publish::publish_events::<A>))
-        .route("/api/v1/emit", post(publish::emit::<A>))
-        .route("/api/v1/notifications", post(publish::notify::<A>))
-        .route("/api/v1/stats", get(stats::stats::<A>))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(state)
+    routes
+        .get("/healthz", probes::healthz, op::healthz())
+        .get("/readyz", probes::readyz::<A>, op::readyz())
+        .get("/metrics", probes::metrics::<A>, op::metrics())
+        .post("/api/v1/events", publish::publish_events::<A>, op::publish_events())
+        .post("/api/v1/emit", publish::emit::<A>, op::emit())
+        .post("/api/v1/notifications", publish::notify::<A>, op::notify())
+        .get("/api/v1/stats", stats::stats::<A>, op::stats())
+        .map_router(|router| router.layer(DefaultBodyLimit::max(max_body_bytes)).with_state(state))
 }

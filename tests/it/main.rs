@@ -9,4 +9,5 @@ mod cli;
 mod expiry;
 mod fuzz_corpus;
 mod helpers;
+mod openapi;
 mod workflow;
