@@ -116,6 +116,7 @@ pub(crate) fn native_upgrade(path: &str) -> Operation {
              the spec's cookie. The messages are `{type, timestamp, data}` envelopes (README).",
         )
         .security(&["tokenQuery", "bearer", "apiKey"])
+        .query("tenantId", "With `X-API-Key`: the tenant the calling service acts for.", json!({ "type": "string" }))
         .empty(101, "Upgraded to a WebSocket.")
         .error(400, "An API key without the tenant it serves.")
         .error(401, "No credentials when they are required, or invalid or expired ones.")
