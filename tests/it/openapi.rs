@@ -151,7 +151,7 @@ async fn every_example_body_is_accepted_and_answered_as_documented() {
 /// Only the admin UI (under `/admin/`, not API) builds a router of its own.
 #[test]
 fn no_route_is_registered_where_the_document_cannot_see_it() {
-    const REGISTERS: &[&str] = &[".route(\"", ".route(&", ".route_service(", ".nest(", ".nest_service(", ".fallback("];
+    const REGISTERS: &[&str] = &[".route(", ".route_service(", ".nest(", ".nest_service(", ".fallback("];
     const ALLOWED: &[&str] = &["http/openapi/mod.rs", "admin/ui.rs"];
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut found = Vec::new();
@@ -169,6 +169,7 @@ fn no_route_is_registered_where_the_document_cannot_see_it() {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();
+            // Only files that build a router: elsewhere `.route(` is the specs' routing.
             if !text.contains("Router") {
                 continue;
             }
@@ -189,5 +190,5 @@ fn no_route_is_registered_where_the_document_cannot_see_it() {
          (register them with Routes::get/post and their operation; see ARCHITECTURE.md):\n{}",
         found.join("\n")
     );
-    assert!(seen >= 2, "the scan saw no registration at all: it is broken");
+    assert!(seen >= 4, "the scan did not see the registrations it allows: it is broken");
 }
