@@ -192,3 +192,29 @@ fn no_route_is_registered_where_the_document_cannot_see_it() {
     );
     assert!(seen >= 4, "the scan did not see the registrations it allows: it is broken");
 }
+
+/// A plain WebSocket endpoint may itself end in `/stats`: its statistics, at `{path}/stats`, are
+/// its own, not those of the path without the suffix (which used to be stripped as often as it
+/// appeared, answering an undocumented 400).
+#[tokio::test]
+async fn an_endpoint_whose_path_ends_in_stats_answers_its_own_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = "namespace: /feed/stats\ntransport: websocket\nauth: { required: false }\n\
+                events:\n  ping: { do: [{ reply: { event: pong } }] }\n";
+    std::fs::write(dir.path().join("feed.yaml"), spec).unwrap();
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.namespaces = realtime_gateway::config::NamespaceSource::Dir(dir.path().to_path_buf());
+    })
+    .await;
+    let document = document(&app).await;
+    assert!(document["paths"]["/feed/stats/stats"]["get"].is_object());
+    let res = app.http.get(app.url("/feed/stats/stats")).header("x-api-key", API_KEY).send().await.unwrap();
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({ "total_clients": 0, "total_users": 0, "channels": { "register": 0, "unregister": 0, "broadcast": 0 } })
+    );
+    app.shutdown().await.unwrap();
+}
