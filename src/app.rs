@@ -28,9 +28,10 @@ use crate::{
     admin::{self, Admin},
     auth::{ApiKeys, TokenVerifier},
     cluster::Cluster,
-    config::{Config, NamespaceSource},
+    config::{Config, IDEMPOTENCY_MAX_BYTES, IDEMPOTENCY_MAX_ENTRIES, NamespaceSource},
     front::socketio::engineio::{Sessions, SessionsOptions},
     http::{self, HttpState},
+    idempotency::{IdempotencyStore, MemoryStore},
     lifecycle::Readiness,
     metrics::Metrics,
     net::server::{self, ServeOptions},
@@ -61,6 +62,18 @@ struct Parts {
     readiness: Arc<Readiness>,
     sessions: Arc<Sessions>,
     page: PageState,
+    /// What the API's writes remember: this node's memory, replaced by Redis's in a cluster.
+    idempotency: Arc<dyn IdempotencyStore>,
+}
+
+/// This node's idempotency entries, bounded as `config` says.
+fn local_idempotency(config: &Config, metrics: &Metrics) -> MemoryStore {
+    MemoryStore::new(
+        config.limits.idempotency_window,
+        IDEMPOTENCY_MAX_ENTRIES,
+        IDEMPOTENCY_MAX_BYTES,
+        metrics.idempotency.clone(),
+    )
 }
 
 /// What running and draining need of the Socket.IO side, whatever its adapter.
@@ -94,6 +107,8 @@ impl<A: Adapter> Served for ServedBy<A> {
 
     fn close(&self) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
         Box::pin(async {
+            // Event stream consumers reconnect, with their last id, to another node.
+            self.engine.feed().close();
             tokio::join!(self.io.close(), self.engine.close_endpoints(Duration::from_secs(5)));
         })
     }
@@ -184,7 +199,8 @@ impl App {
         let metrics = Arc::new(Metrics::new(config.redis.is_some()));
         let readiness = Arc::new(Readiness::default());
         let sessions = Sessions::new(SessionsOptions::from_config(config), readiness.clone(), metrics.clone());
-        let parts = Parts { metrics, readiness, sessions, page };
+        let idempotency = Arc::new(local_idempotency(config, &metrics));
+        let parts = Parts { metrics, readiness, sessions, page, idempotency };
         let settings = NodeSettings::from_config(config);
         match &config.redis {
             None => {
@@ -220,6 +236,12 @@ impl App {
                     None => None,
                 };
                 let tasks = cluster.start(engine.clone()).await?;
+                let mut parts = parts;
+                parts.idempotency = cluster.idempotency(
+                    config.limits.idempotency_window,
+                    local_idempotency(config, &parts.metrics),
+                    parts.metrics.idempotency.clone(),
+                );
                 Self::assemble(config, layer, io, engine, admin, parts, tasks).await
             }
         }
@@ -234,15 +256,19 @@ impl App {
         parts: Parts,
         cluster_tasks: Vec<JoinHandle<()>>,
     ) -> anyhow::Result<Self> {
-        let Parts { metrics, readiness, sessions, page } = parts;
+        let Parts { metrics, readiness, sessions, page, idempotency } = parts;
         sessions.attach(Arc::new(engine.clone()));
         let state = HttpState {
             engine: engine.clone(),
-            api_keys: ApiKeys::new(config.api_keys.clone()),
+            api_keys: ApiKeys::new(
+                config.api_keys.clone(),
+                config.tenant_api_keys.iter().map(|k| (k.tenant.clone(), k.key.clone())).collect(),
+            ),
             readiness: readiness.clone(),
             metrics: metrics.clone(),
             max_batch: config.limits.api_max_batch,
             max_body_bytes: config.limits.api_max_body_bytes,
+            idempotency,
         };
         let mut router = http::router(state).merge(page::router(page)).into_router(config.limits.api_max_batch);
         match &admin {

@@ -12,7 +12,8 @@
 //! - `net`: the accept loop, guarded connections, client addresses, transport backlogs.
 //! - [`config`]: typed configuration, the only reader of the environment; [`spec`]: the
 //!   namespace spec format; `rooms`: room names; [`auth`]: tokens and API keys;
-//!   `metrics`: the Prometheus registry; `parse_errors`: values that do not parse, told in
+//!   `metrics`: the Prometheus registry; `idempotency`: what the API remembers of its writes
+//!   (the store's trait, this node's memory); `parse_errors`: values that do not parse, told in
 //!   their writer's terms; `lifecycle`: serving or draining.
 //! - [`app`]: assembles everything on one port and runs it; [`cli`], [`telemetry`], [`memory`]:
 //!   the binary's helpers; `clock`: now, as the seeds wrote times.
@@ -30,6 +31,7 @@ pub(crate) mod front;
 #[doc(hidden)]
 pub mod fuzzing;
 pub(crate) mod http;
+pub(crate) mod idempotency;
 pub(crate) mod lifecycle;
 pub mod memory;
 pub(crate) mod metrics;

@@ -7,7 +7,7 @@
 //! cause; clients only ever learn "invalid" or "expired".
 //!
 //! Here: `token` (verification and [`Identity`]), `handshake` (where a token is found), `signer`
-//! (minting) and `api_keys`.
+//! (minting) and `api_keys` (who an API key speaks for: the platform, or one tenant).
 
 mod api_keys;
 mod handshake;
@@ -18,7 +18,7 @@ mod token;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub use api_keys::ApiKeys;
+pub use api_keys::{ApiCaller, ApiKeys};
 pub use handshake::{TokenSource, handshake_token, query_param};
 pub use signer::TokenSigner;
 pub use token::{Identity, TokenError, TokenVerifier};

@@ -80,18 +80,47 @@ fn the_bearer_header_and_query_are_sources_after_auth_and_cookies_come_last() {
 
 #[test]
 fn api_keys_match_exactly() {
-    let keys = ApiKeys::new(vec![SecretString::from("k1".to_string())]);
+    let keys = ApiKeys::new(vec![SecretString::from("k1".to_string())], vec![]);
     let mut h = http::HeaderMap::new();
-    assert!(!keys.authorize(&h));
+    assert_eq!(keys.caller(&h), None);
     h.insert("x-api-key", "k1".parse().unwrap());
-    assert!(keys.authorize(&h));
+    assert_eq!(keys.caller(&h), Some(ApiCaller::Platform));
     h.insert("x-api-key", "k1x".parse().unwrap());
-    assert!(!keys.authorize(&h));
+    assert_eq!(keys.caller(&h), None);
+    h.insert("x-api-key", "k".parse().unwrap());
+    assert_eq!(keys.caller(&h), None);
     let mut h = http::HeaderMap::new();
     h.insert("authorization", "Bearer k1".parse().unwrap());
-    assert!(keys.authorize(&h));
+    assert_eq!(keys.caller(&h), Some(ApiCaller::Platform));
     h.insert("x-api-key", "".parse().unwrap());
-    assert!(keys.authorize(&h), "an empty X-API-Key does not hide a valid Bearer key");
+    assert_eq!(keys.caller(&h), Some(ApiCaller::Platform), "an empty X-API-Key does not hide a valid Bearer key");
+}
+
+#[test]
+fn a_tenant_key_speaks_for_its_tenant_only() {
+    let secret = |k: &str| SecretString::from(k.to_string());
+    let keys = ApiKeys::new(
+        vec![secret("p1")],
+        vec![("tenant-a".into(), secret("ka1")), ("tenant-b".into(), secret("kb")), ("tenant-a".into(), secret("ka2"))],
+    );
+    let caller = |key: &str| {
+        let mut h = http::HeaderMap::new();
+        h.insert("x-api-key", key.parse().unwrap());
+        keys.caller(&h)
+    };
+    assert_eq!(caller("p1"), Some(ApiCaller::Platform));
+    let a = caller("ka1").unwrap();
+    assert_eq!(a.tenant(), Some("tenant-a"));
+    assert_eq!(caller("ka2"), Some(a.clone()), "a tenant may have several keys");
+    assert_eq!(caller("kb").unwrap().tenant(), Some("tenant-b"));
+    assert_eq!(caller("tenant-a"), None);
+    assert_eq!(caller("ka"), None);
+
+    assert_eq!(a.acting_for(None), Ok(Some("tenant-a".into())), "no tenant named: its own");
+    assert_eq!(a.acting_for(Some("tenant-a".into())), Ok(Some("tenant-a".into())));
+    assert_eq!(a.acting_for(Some("tenant-b".into())), Err("tenant-b".into()));
+    assert_eq!(ApiCaller::Platform.acting_for(None), Ok(None));
+    assert_eq!(ApiCaller::Platform.acting_for(Some("t9".into())), Ok(Some("t9".into())));
 }
 
 fn signed(claims: Value) -> String {

@@ -72,6 +72,11 @@ const READ_RETRY: Duration = Duration::from_millis(200);
 pub(super) trait Local: Send + Sync + 'static {
     /// Applies one message to this node's sockets.
     fn apply(&self, message: &Outgoing) -> impl Future<Output = ()> + Send;
+
+    /// Feeds the published events of a message read at `at` to the node's event stream: every
+    /// message read off the stream, once, in stream order, whoever sent it and whenever this node
+    /// applied it, so that every node's stream has the same events, ids and order.
+    fn feed(&self, _at: StreamId, _message: &Outgoing) {}
 }
 
 /// A message handed to the bus, and who to tell when it is sent (or applied here).
@@ -102,6 +107,9 @@ struct Ledger {
     own_applied: u64,
     /// Our highest sequence read back from the stream.
     own_read: u64,
+    /// Our highest sequence fed to the event stream (ours are applied before they are read back
+    /// while Redis is away, and fed only when read back).
+    own_fed: u64,
     /// Ours handed to the stream and not applied here yet, oldest first.
     in_flight: VecDeque<Pending>,
     in_flight_bytes: usize,
@@ -213,7 +221,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
                     for entry in entries {
                         after = entry.id;
                         if let Some(message) = entry.message {
-                            self.receive(message.as_bytes()).await;
+                            self.receive(entry.id, message.as_bytes()).await;
                         }
                     }
                     self.ledger().await.caught_up = caught_up;
@@ -236,8 +244,9 @@ impl<S: BusStream, L: Local> Bus<S, L> {
         }
     }
 
-    /// Applies a message read from the stream, unless it was applied already.
-    async fn receive(&self, payload: &[u8]) {
+    /// Applies a message read from the stream at `at`, unless it was applied already, and feeds
+    /// it to the event stream unless it was fed already.
+    async fn receive(&self, at: StreamId, payload: &[u8]) {
         let mut value: Value = match serde_json::from_slice(payload) {
             Ok(v) => v,
             Err(e) => {
@@ -259,6 +268,17 @@ impl<S: BusStream, L: Local> Bus<S, L> {
                     self.metrics.bus_lag_local.observe(lag);
                 }
                 self.apply_own_through(&mut ledger, seq).await;
+            }
+            if seq > ledger.own_fed {
+                ledger.own_fed = seq;
+                drop(ledger);
+                // Only published events are fed: a raw emit's body is not read again.
+                if value["body"].get("events").is_some() {
+                    match Outgoing::from_json(value["body"].take()) {
+                        Ok(message) => self.local.feed(at, &message),
+                        Err(e) => tracing::warn!(seq, error = %e, "a bus message of ours could not be read back"),
+                    }
+                }
             }
             return;
         }
@@ -294,6 +314,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
             self.metrics.bus_lag_remote.observe(lag);
         }
         self.local.apply(&outgoing).await;
+        self.local.feed(at, &outgoing);
     }
 
     /// Applies, in order, our messages waiting for their echo up to `seq`.

@@ -11,7 +11,8 @@
 //!   `@socket.io/redis-emitter` broadcasts, which every node receives and delivers locally.
 //!
 //! Each node also writes a snapshot of its sockets to a Redis hash every couple of seconds, so
-//! statistics count the whole cluster.
+//! statistics count the whole cluster, and the API's idempotency entries are kept in Redis
+//! (`idempotency`), so a call repeated through another node is answered the same.
 //!
 //! Outages: the clients reconnect forever (with backoff), and after every reconnect this module
 //! subscribes again (fred does not, and socketioxide-redis's channels must be restored too). The
@@ -22,6 +23,7 @@
 
 mod bus;
 mod health;
+mod idempotency;
 mod inputs;
 mod stream;
 
@@ -164,6 +166,24 @@ impl Cluster {
         Ok((cluster, adapter))
     }
 
+    /// The API's idempotency entries, shared through this cluster's Redis; `local` keeps them
+    /// while Redis is away.
+    pub(crate) fn idempotency(
+        &self,
+        window: Duration,
+        local: crate::idempotency::MemoryStore,
+        metrics: crate::metrics::IdempotencyMetrics,
+    ) -> Arc<dyn crate::idempotency::IdempotencyStore> {
+        Arc::new(idempotency::RedisIdempotency::new(
+            self.client.clone(),
+            self.health.clone(),
+            &self.config.prefix,
+            window,
+            local,
+            metrics,
+        ))
+    }
+
     fn bus_key(&self) -> String {
         format!("{}:bus", self.config.prefix)
     }
@@ -200,6 +220,10 @@ impl Cluster {
         engine.attach_cluster(self.clone());
 
         let start = bus.end().await.context("reading the bus")?;
+        // The event stream's ids are the bus's from here on: a consumer resuming from before this
+        // node started is told of a gap.
+        let (ms, seq) = start.parts();
+        engine.feed().start_at(ms, seq);
         let mut tasks = vec![
             tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Inputs)),
             tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Adapter)),
@@ -411,6 +435,13 @@ struct Applier<A: Adapter>(Node<A>);
 impl<A: Adapter> Local for Applier<A> {
     fn apply(&self, message: &Outgoing) -> impl Future<Output = ()> + Send {
         self.0.apply(message)
+    }
+
+    fn feed(&self, at: stream::StreamId, message: &Outgoing) {
+        if let Outgoing::Events(events) = message {
+            let (ms, seq) = at.parts();
+            self.0.feed().push_at(ms, seq, events);
+        }
     }
 }
 

@@ -34,6 +34,11 @@ impl StreamId {
         Self { ms, seq }
     }
 
+    /// Its two numbers, `(ms, seq)`.
+    pub(super) fn parts(self) -> (u64, u64) {
+        (self.ms, self.seq)
+    }
+
     /// Reads `<ms>-<seq>` (or `<ms>`); `None` when it is not an id.
     pub(super) fn parse(id: &str) -> Option<Self> {
         let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));

@@ -1,19 +1,20 @@
 //! How callers prove who they are: the key client tokens are verified with (and with it dev
-//! mode, when none is given), the API keys of the HTTP API, and the cookie a token may come in.
+//! mode, when none is given), the API keys of the HTTP API (platform-wide `API_KEYS`, and
+//! `TENANT_API_KEYS`, each confined to one tenant), and the cookie a token may come in.
 //!
 //! Dev mode's random secret and demo key are for a gateway given no auth setting at all: any
 //! token setting, or a variable that looks like a misspelt one, without a key is a start-up
 //! error instead.
 
-use std::{path::PathBuf, time::Duration};
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::{
     env::{Env, list},
-    file::FileConfig,
+    file::{FileConfig, TenantKeysSetting},
     random_hex,
     variables::AUTH_VARIABLES,
 };
@@ -55,6 +56,15 @@ pub enum PublicKeyAlgorithm {
     ES256,
 }
 
+/// A key of `TENANT_API_KEYS`: the HTTP API takes it for calls of `tenant` only.
+#[derive(Debug, Clone)]
+pub struct TenantApiKey {
+    /// The tenant the key acts for.
+    pub tenant: String,
+    /// The key; never printed.
+    pub key: SecretString,
+}
+
 /// The credentials part of a [`super::Config`].
 pub(super) struct Credentials {
     pub(super) jwt: JwtConfig,
@@ -63,6 +73,7 @@ pub(super) struct Credentials {
     pub(super) api_keys: Vec<SecretString>,
     /// `api_keys` holds a random demo key made because dev mode had none.
     pub(super) api_key_generated: bool,
+    pub(super) tenant_api_keys: Vec<TenantApiKey>,
 }
 
 impl Credentials {
@@ -101,8 +112,83 @@ impl Credentials {
         if api_key_generated {
             api_keys.push(SecretString::from(format!("dev-{}", random_hex(16))));
         }
-        Ok(Self { jwt, dev_mode, api_keys, api_key_generated })
+        let tenant_api_keys = tenant_api_keys(env, file, &api_keys)?;
+        Ok(Self { jwt, dev_mode, api_keys, api_key_generated, tenant_api_keys })
     }
+}
+
+/// `TENANT_API_KEYS` (`tenant-a:key1,tenant-b:key2`; in the file the same text, a list of such
+/// entries, or a map of tenant to keys). A key is one tenant's only: the same key for two
+/// tenants, or also in `API_KEYS`, would make who is calling ambiguous, so it stops the start
+/// (the message names the tenants, never the key).
+fn tenant_api_keys(env: &Env, file: &FileConfig, platform: &[SecretString]) -> anyhow::Result<Vec<TenantApiKey>> {
+    let entries: Vec<(String, String)> = match (env.get("TENANT_API_KEYS"), file.tenant_api_keys.clone()) {
+        (Some(text), _) => entries_of(list(text))?,
+        (None, Some(TenantKeysSetting::Entries(entries))) => entries_of(entries.into_vec(list))?,
+        (None, Some(TenantKeysSetting::ByTenant(map))) => by_tenant(map)?,
+        (None, None) => return Ok(Vec::new()),
+    };
+    if entries.is_empty() {
+        bail!("TENANT_API_KEYS is set but holds no key: list `tenant:key` entries, separated by commas");
+    }
+    let mut keys: Vec<TenantApiKey> = Vec::with_capacity(entries.len());
+    for (tenant, key) in entries {
+        if platform.iter().any(|k| k.expose_secret() == key) {
+            bail!(
+                "TENANT_API_KEYS: a key of tenant `{tenant}` is also one of API_KEYS: a key is either platform-wide or one tenant's"
+            );
+        }
+        if let Some(other) = keys.iter().find(|k| k.key.expose_secret() == key) {
+            if other.tenant == tenant {
+                bail!("TENANT_API_KEYS: tenant `{tenant}` has the same key twice");
+            }
+            bail!(
+                "TENANT_API_KEYS: tenants `{}` and `{tenant}` have the same key: give each tenant its own",
+                other.tenant
+            );
+        }
+        keys.push(TenantApiKey { tenant, key: SecretString::from(key) });
+    }
+    Ok(keys)
+}
+
+/// `tenant:key` entries as (tenant, key); the tenant ends at the first `:`, so a key may hold one.
+fn entries_of(entries: Vec<String>) -> anyhow::Result<Vec<(String, String)>> {
+    entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let n = i + 1;
+            let Some((tenant, key)) = entry.split_once(':') else {
+                bail!("TENANT_API_KEYS: entry {n} has no `:`: write each entry as tenant:key");
+            };
+            let (tenant, key) = (tenant.trim(), key.trim());
+            if tenant.is_empty() {
+                bail!("TENANT_API_KEYS: entry {n} has no tenant before its `:` (tenant:key)");
+            }
+            if key.is_empty() {
+                bail!("TENANT_API_KEYS: entry {n} (tenant `{tenant}`) has no key after its `:` (tenant:key)");
+            }
+            Ok((tenant.to_string(), key.to_string()))
+        })
+        .collect()
+}
+
+/// The file's map form, `{tenant-a: [key1, key2], tenant-b: key3}`, as (tenant, key).
+fn by_tenant(map: BTreeMap<String, super::file::StringList>) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (tenant, keys) in map {
+        let tenant = tenant.trim().to_string();
+        if tenant.is_empty() {
+            bail!("tenant_api_keys: a tenant id is empty");
+        }
+        let keys = keys.into_vec(list);
+        if keys.is_empty() {
+            bail!("tenant_api_keys: tenant `{tenant}` has no key");
+        }
+        out.extend(keys.into_iter().map(|key| (tenant.clone(), key)));
+    }
+    Ok(out)
 }
 
 /// The key tokens are verified with, and whether it is dev mode's random one.

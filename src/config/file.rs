@@ -30,6 +30,7 @@ pub(super) struct FileConfig {
     pub(super) jwt_audience: Option<String>,
     pub(super) jwt_leeway: Option<DurationSetting>,
     pub(super) api_keys: Option<StringList>,
+    pub(super) tenant_api_keys: Option<TenantKeysSetting>,
     pub(super) trusted_proxies: Option<StringList>,
     pub(super) redis_url: Option<String>,
     pub(super) redis_host: Option<String>,
@@ -70,6 +71,7 @@ pub(super) struct FileConfig {
     pub(super) api_max_batch: Option<usize>,
     pub(super) state_max_bytes_per_tenant: Option<usize>,
     pub(super) state_max_bytes: Option<usize>,
+    pub(super) idempotency_window: Option<DurationSetting>,
     pub(super) namespaces_dir: Option<PathBuf>,
     pub(super) rate_limits: Option<BTreeMap<String, BTreeMap<String, RateLimit>>>,
     pub(super) admin_username: Option<String>,
@@ -97,6 +99,15 @@ impl StringList {
             StringList::Text(text) => split(text),
         }
     }
+}
+
+/// `tenant_api_keys` in the config file: a map of tenant to its keys (`{t1: [k1, k2], t2: k3}`),
+/// or `tenant:key` entries written as the environment variable is (a list, or comma-separated).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(super) enum TenantKeysSetting {
+    ByTenant(BTreeMap<String, StringList>),
+    Entries(StringList),
 }
 
 /// A duration written as milliseconds (`60000`, the seeds' style) or with a unit (`60s`, `1m`).

@@ -8,15 +8,17 @@
 //! `Config::from_sources` reads the sections in turn, each from its own submodule, which owns
 //! the section's type, its variables, defaults and checks: `http` (the listener, CORS, proxies,
 //! connection caps), `cluster` (Redis), `auth` (token key, dev mode, API keys, cookie), `admin`,
-//! `transport` (Engine.IO), `limits`, `native` (the plain WebSocket front) and `logging`. Around
-//! them: `variables` (every variable read, and misspellings), `file` (the config file), `env`
-//! (typed lookups of one variable); durations and rates are parsed by `crate::spec::durations`,
+//! `transport` (Engine.IO), `limits`, `native` (the plain WebSocket front), `logging`, and
+//! `events` (the backend event stream's bounds, fixed values). Around them: `variables` (every
+//! variable read, and misspellings), `file` (the config file), `env` (typed lookups of one
+//! variable); durations and rates are parsed by `crate::spec::durations`,
 //! the syntax specs share.
 
 mod admin;
 mod auth;
 mod cluster;
 mod env;
+mod events;
 mod file;
 mod http;
 mod limits;
@@ -39,9 +41,10 @@ use secrecy::SecretString;
 pub use crate::net::server::{HttpConfig, MIN_HEADER_BYTES};
 pub use crate::telemetry::LogFormat;
 pub use admin::{AdminConfig, AdminMode};
-pub use auth::{JwtConfig, JwtKey, PublicKeyAlgorithm};
+pub use auth::{JwtConfig, JwtKey, PublicKeyAlgorithm, TenantApiKey};
 pub use cluster::RedisConfig;
-pub use limits::{LimitsConfig, PUBLISH_CALLS_BUFFERED};
+pub use events::EventStreamConfig;
+pub use limits::{IDEMPOTENCY_MAX_BYTES, IDEMPOTENCY_MAX_ENTRIES, LimitsConfig, PUBLISH_CALLS_BUFFERED};
 pub use logging::log_filter;
 pub use native::NativeConfig;
 pub use transport::TransportConfig;
@@ -68,8 +71,11 @@ pub struct Config {
     /// The cookie a token is read from, in namespaces whose spec allows cookies
     /// (`AUTH_COOKIE_NAME`).
     pub auth_cookie_name: String,
-    /// Keys accepted by the HTTP API (`API_KEYS`).
+    /// Keys accepted by the HTTP API for every tenant (`API_KEYS`).
     pub api_keys: Vec<SecretString>,
+    /// Keys accepted by the HTTP API and the plain WebSocket endpoints for one tenant each
+    /// (`TENANT_API_KEYS`); none is also in `api_keys` or another tenant's.
+    pub tenant_api_keys: Vec<TenantApiKey>,
     /// Cluster membership over Redis (`REDIS_URL`, or `REDIS_HOST`/`REDIS_PORT`); `None` runs one
     /// node on the in-memory adapter.
     pub redis: Option<RedisConfig>,
@@ -85,6 +91,8 @@ pub struct Config {
     pub native: NativeConfig,
     /// Per-socket limits the engine enforces for every namespace.
     pub limits: LimitsConfig,
+    /// The backend event stream's history and per-consumer bounds (fixed; tests shrink them).
+    pub event_stream: EventStreamConfig,
     /// How often idle rate-limiter entries are dropped (`WS_CLEANUP_INTERVAL`).
     pub cleanup_interval: Duration,
     /// Period of `tenant_stats` and other `metrics_interval` timers (`WS_METRICS_INTERVAL`).
@@ -148,7 +156,7 @@ impl Config {
         let listen = http::listen(&env, &file)?;
         let redis = RedisConfig::from_sources(&env, &file)?;
         let cors_origins = http::cors_origins(&env, &file)?;
-        let auth::Credentials { jwt, dev_mode, api_keys, api_key_generated } =
+        let auth::Credentials { jwt, dev_mode, api_keys, api_key_generated, tenant_api_keys } =
             auth::Credentials::from_sources(&env, &file, &misspelt)?;
         let trusted_proxies = http::trusted_proxies(&env, &file)?;
         let auth_cookie_name = auth::cookie_name(&env, &file)?;
@@ -171,6 +179,7 @@ impl Config {
             trusted_proxies,
             auth_cookie_name,
             api_keys,
+            tenant_api_keys,
             redis,
             api_key_generated,
             dev_mode,
@@ -178,6 +187,7 @@ impl Config {
             http,
             native,
             limits,
+            event_stream: EventStreamConfig::default(),
             cleanup_interval: env.duration("WS_CLEANUP_INTERVAL", file.ws_cleanup_interval, 300_000)?,
             metrics_interval: env.duration("WS_METRICS_INTERVAL", file.ws_metrics_interval, 60_000)?,
             namespaces,

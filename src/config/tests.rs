@@ -251,3 +251,78 @@ fn every_variable_read_is_a_listed_setting_and_every_setting_is_read() {
     let listed: std::collections::BTreeSet<String> = VARIABLES.iter().map(|v| v.to_string()).collect();
     assert_eq!(asked.into_inner(), listed, "config::VARIABLES is every variable read, and only those");
 }
+
+#[test]
+fn tenant_api_keys_name_their_tenant_and_never_print() {
+    let c = from_env(&[
+        ("JWT_SECRET", "s"),
+        ("API_KEYS", "platform-key"),
+        ("TENANT_API_KEYS", "tenant-a:key-a1, tenant-b:key-b, tenant-a:key:a2"),
+    ])
+    .unwrap();
+    let keys: Vec<(&str, &str)> =
+        c.tenant_api_keys.iter().map(|k| (k.tenant.as_str(), k.key.expose_secret())).collect();
+    assert_eq!(
+        keys,
+        [("tenant-a", "key-a1"), ("tenant-b", "key-b"), ("tenant-a", "key:a2")],
+        "the tenant ends at the first `:`"
+    );
+    let printed = format!("{c:?}");
+    assert!(printed.contains("tenant-a"), "{printed}");
+    assert!(!printed.contains("key-a1") && !printed.contains("key-b") && !printed.contains("key:a2"), "{printed}");
+}
+
+#[test]
+fn a_malformed_or_shared_tenant_key_stops_the_start() {
+    let err = |value: &str| {
+        from_env(&[("JWT_SECRET", "s"), ("API_KEYS", "platform-key"), ("TENANT_API_KEYS", value)])
+            .unwrap_err()
+            .to_string()
+    };
+    for (value, expected) in [
+        ("tenant-a", "entry 1 has no `:`"),
+        ("tenant-a:k1,:k2", "entry 2 has no tenant"),
+        ("tenant-a:k1,tenant-b: ", "entry 2 (tenant `tenant-b`) has no key"),
+        (",", "holds no key"),
+        ("tenant-a:k1,tenant-b:k1", "tenants `tenant-a` and `tenant-b` have the same key"),
+        ("tenant-a:k1,tenant-a:k1", "tenant `tenant-a` has the same key twice"),
+        ("tenant-a:platform-key", "a key of tenant `tenant-a` is also one of API_KEYS"),
+    ] {
+        let message = err(value);
+        assert!(message.starts_with("TENANT_API_KEYS") && message.contains(expected), "{value}: {message}");
+        for secret in ["k1", "k2", "platform-key"] {
+            assert!(!message.contains(secret), "{value}: the message shows a key: {message}");
+        }
+    }
+}
+
+#[test]
+fn tenant_api_keys_in_a_file_are_a_map_or_entries() {
+    let read = |yaml: &str| {
+        let file: FileConfig = serde_saphyr::from_str(yaml).unwrap();
+        let c = Config::from_sources(file, &[], |_| None)?;
+        anyhow::Ok(
+            c.tenant_api_keys.iter().map(|k| format!("{}={}", k.tenant, k.key.expose_secret())).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(read("tenant_api_keys: {t1: [k1, k2], t2: k3}\n").unwrap(), ["t1=k1", "t1=k2", "t2=k3"]);
+    assert_eq!(read("tenant_api_keys: [\"t1:k1\", \"t2:k2\"]\n").unwrap(), ["t1=k1", "t2=k2"]);
+    assert_eq!(read("tenant_api_keys: t1:k1,t2:k2\n").unwrap(), ["t1=k1", "t2=k2"]);
+    let err = read("tenant_api_keys: {t1: [k1], t2: [k1]}\n").unwrap_err().to_string();
+    assert!(err.contains("tenants `t1` and `t2` have the same key"), "{err}");
+    let err = read("tenant_api_keys: {t1: []}\n").unwrap_err().to_string();
+    assert!(err.contains("tenant `t1` has no key"), "{err}");
+}
+
+#[test]
+fn the_idempotency_window_is_a_duration_of_at_least_a_second() {
+    assert_eq!(from_env(&[]).unwrap().limits.idempotency_window, Duration::from_secs(300));
+    assert_eq!(from_env(&[("IDEMPOTENCY_WINDOW", "10m")]).unwrap().limits.idempotency_window, Duration::from_secs(600));
+    assert_eq!(from_env(&[("IDEMPOTENCY_WINDOW", "2000")]).unwrap().limits.idempotency_window, Duration::from_secs(2));
+    let file: FileConfig = serde_saphyr::from_str("idempotency_window: 90s\n").unwrap();
+    assert_eq!(Config::from_sources(file, &[], |_| None).unwrap().limits.idempotency_window, Duration::from_secs(90));
+    let err = from_env(&[("IDEMPOTENCY_WINDOW", "500ms")]).unwrap_err().to_string();
+    assert!(err.starts_with("IDEMPOTENCY_WINDOW must be at least 1s"), "{err}");
+    let err = from_env(&[("IDEMPOTENCY_WINDOW", "soon")]).unwrap_err().to_string();
+    assert!(err.starts_with("IDEMPOTENCY_WINDOW: `soon` is not a duration"), "{err}");
+}

@@ -17,6 +17,7 @@ pub const VARIABLES: &[&str] = &[
     "JWT_AUDIENCE",
     "JWT_LEEWAY",
     "API_KEYS",
+    "TENANT_API_KEYS",
     "AUTH_COOKIE_NAME",
     "REDIS_URL",
     "REDIS_HOST",
@@ -56,6 +57,7 @@ pub const VARIABLES: &[&str] = &[
     "API_MAX_BATCH",
     "STATE_MAX_BYTES_PER_TENANT",
     "STATE_MAX_BYTES",
+    "IDEMPOTENCY_WINDOW",
     "NAMESPACES_DIR",
     "ADMIN_USERNAME",
     "ADMIN_PASSWORD_HASH",
@@ -79,6 +81,7 @@ pub(super) const AUTH_VARIABLES: &[&str] = &[
     "JWT_AUDIENCE",
     "JWT_LEEWAY",
     "API_KEYS",
+    "TENANT_API_KEYS",
 ];
 
 /// The environment variables in `present` that are no setting but look like one: each with the

@@ -1,4 +1,4 @@
-//! Published domain events: what a backend sends (`{type, tenantId, data, timestamp}`), how a
+//! Published domain events: what a backend sends (`{type, tenantId, data, timestamp, id}`), how a
 //! batch is checked against the specs, and how one event reaches sockets.
 //!
 //! A batch is checked whole before anything is delivered, so a 400 means nothing was published.
@@ -27,6 +27,8 @@ use crate::{
 
 /// Longest accepted event type (the API's document says so too).
 pub(crate) const MAX_TYPE_LEN: usize = 200;
+/// Longest accepted event id, in characters (as `Idempotency-Key`).
+pub(crate) const MAX_ID_LEN: usize = 255;
 
 /// One published event. Its fields are kept apart, so routing reads them without a lookup in a
 /// JSON map; the object templates see as `event` is built only when one asks for it whole.
@@ -34,6 +36,8 @@ pub(crate) const MAX_TYPE_LEN: usize = 200;
 pub(crate) struct PublishedEvent {
     event_type: String,
     tenant: Option<String>,
+    /// The publisher's id for it (`id`), by which the API recognises a repeat.
+    id: Option<String>,
     /// As published, or as stamped on receipt.
     timestamp: String,
     /// `data` exactly as published (`{event.data}`).
@@ -86,8 +90,13 @@ impl PublishedEvent {
             Some(Value::String(t)) if !t.is_empty() => t,
             Some(_) => return Err(format!("{at}.timestamp must be a string (ISO 8601)")),
         };
+        let id = match obj.remove("id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) if !id.is_empty() && id.chars().count() <= MAX_ID_LEN => Some(id),
+            Some(_) => return Err(format!("{at}.id must be a string of 1 to {MAX_ID_LEN} characters")),
+        };
         if let Some(unknown) = obj.keys().next() {
-            return Err(format!("{at} has an unknown field `{unknown}` (known: type, tenantId, data, timestamp)"));
+            return Err(format!("{at} has an unknown field `{unknown}` (known: type, tenantId, data, timestamp, id)"));
         }
         let aliases = match &data {
             Value::Object(fields) => camel_case_aliases(fields),
@@ -96,6 +105,7 @@ impl PublishedEvent {
         Ok(Self {
             event_type,
             tenant,
+            id,
             timestamp,
             data,
             routing_data: None,
@@ -105,7 +115,8 @@ impl PublishedEvent {
         .with_aliases(aliases))
     }
 
-    /// The event as `{type, tenantId, data, timestamp}`, as [`Self::from_json`] reads it.
+    /// The event as `{type, tenantId, data, timestamp}` (and `id` when it has one), as
+    /// [`Self::from_json`] reads it.
     pub(crate) fn to_json(&self) -> Value {
         self.json().clone()
     }
@@ -113,7 +124,13 @@ impl PublishedEvent {
     /// The event as templates see it (`{event}`).
     fn json(&self) -> &Value {
         self.json.get_or_init(|| {
-            json!({ "type": self.event_type, "tenantId": self.tenant, "data": self.data, "timestamp": self.timestamp })
+            let mut json = json!({
+                "type": self.event_type, "tenantId": self.tenant, "data": self.data, "timestamp": self.timestamp,
+            });
+            if let Some(id) = &self.id {
+                json["id"] = Value::String(id.clone());
+            }
+            json
         })
     }
 
@@ -139,9 +156,27 @@ impl PublishedEvent {
         self.tenant.as_deref()
     }
 
+    /// The same event, of `tenant` (the tenant a tenant-scoped API key implies).
+    pub(crate) fn with_tenant(mut self, tenant: String) -> Self {
+        self.tenant = Some(tenant);
+        self.json = OnceLock::new();
+        self
+    }
+
+    /// The id its publisher gave it, if any: the same id for the same tenant within the
+    /// idempotency window is the same event, delivered once.
+    pub(crate) fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
     /// The event data as routed (always an object): as published, plus any aliases.
     pub(crate) fn data(&self) -> &Value {
         self.routing_data.as_ref().unwrap_or(&self.data)
+    }
+
+    /// The event data exactly as published (without routing aliases).
+    pub(crate) fn published_data(&self) -> &Value {
+        &self.data
     }
 
     /// The event's timestamp, as published (or as stamped on receipt).
@@ -275,6 +310,18 @@ impl SpecRuntime {
             ));
         }
         Ok(())
+    }
+
+    /// The first platform-wide (`scope: global`) room family this namespace routes the event
+    /// to, if any: one room shared by every tenant.
+    pub(crate) fn platform_room(&self, event: &PublishedEvent) -> Option<&str> {
+        let route = self.spec.routes.iter().find(|r| r.types.matches(event.event_type()))?;
+        route
+            .targets
+            .iter()
+            .map(|t| &self.spec.rooms[t.room])
+            .find(|family| family.scope == RoomScope::Global)
+            .map(|family| family.name.as_str())
     }
 
     /// Applies the event to this namespace's last-known state and counters: on every node,

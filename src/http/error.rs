@@ -13,9 +13,15 @@ use crate::engine::PublishError;
 /// An API failure, as the client sees it.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
-    /// 401: no API key, or not one of `API_KEYS`.
-    #[error("missing or invalid API key: send one of API_KEYS as `X-API-Key` or `Authorization: Bearer`")]
+    /// 401: no API key, or not one of `API_KEYS` or `TENANT_API_KEYS`.
+    #[error(
+        "missing or invalid API key: send one of API_KEYS (or TENANT_API_KEYS) as `X-API-Key` or `Authorization: Bearer`"
+    )]
     Unauthorized,
+    /// 403: a tenant-scoped key (`TENANT_API_KEYS`) asked for another tenant, or for rooms every
+    /// tenant shares; the message says which.
+    #[error("{0}")]
+    Forbidden(String),
     /// 400: the body is not what the endpoint takes; the message says what is wrong.
     #[error("{0}")]
     BadRequest(String),
@@ -25,6 +31,13 @@ pub(crate) enum ApiError {
     /// 503 with `Retry-After`: the node is stopping and took nothing.
     #[error("{0}")]
     Unavailable(PublishError),
+    /// 409 `conflict` with `Retry-After`: a call with the same `Idempotency-Key` (or an event
+    /// with the same `id`) is still being processed; the retry gets its answer.
+    #[error("a call with the same Idempotency-Key or event id is still being processed: retry shortly")]
+    InFlight,
+    /// 422 `idempotency`: the `Idempotency-Key` was used within the window for another body.
+    #[error("this Idempotency-Key was used for a different body: use a new key for a new call")]
+    KeyReused,
 }
 
 impl From<PublishError> for ApiError {
@@ -40,16 +53,19 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind) = match &self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "auth"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "validation"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "validation"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::InFlight => (StatusCode::CONFLICT, "conflict"),
+            ApiError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency"),
         };
         let body = Json(json!({ "error": { "type": kind, "message": self.to_string() } }));
         let mut response = (status, body).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::CONFLICT {
             response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         }
         response

@@ -2,28 +2,32 @@
 //! statistics), health, readiness and metrics.
 //!
 //! API errors are JSON, `{"error": {"type": "...", "message": "..."}}`, with the status saying
-//! which kind: 400 for a bad body, 401 for a missing or wrong key, 413 for a body over the limit.
+//! which kind: 400 for a bad body, 401 for a missing or wrong key, 403 for a tenant-scoped key
+//! outside its tenant, 413 for a body over the limit.
 //!
-//! Here: the routes and the state they share; `request` (a request's key and JSON body), `error`
-//! (how failures answer), `publish` (events, raw emits, notifications), `stats`, `native` (the
-//! plain WebSocket endpoints' handshake and statistics), `probes` (health, readiness, metrics)
-//! and `openapi` (the document of every route, registered with it: a route is a `Routes` line
-//! naming its handler and its operation).
+//! Here: the routes and the state they share; `request` (who calls, the tenant a call acts for,
+//! and its JSON body), `error` (how failures answer), `publish` (events, raw emits,
+//! notifications), `idempotency` (the writes' `Idempotency-Key` and events' ids), `stream` (the
+//! backend event stream, SSE), `stats`, `native` (the plain WebSocket endpoints' handshake and
+//! statistics), `probes` (health, readiness, metrics) and `openapi` (the document of every
+//! route, registered with it: a route is a `Routes` line naming its handler and its operation).
 
 mod error;
+mod idempotency;
 mod native;
 pub(crate) mod openapi;
 mod probes;
 mod publish;
 mod request;
 mod stats;
+mod stream;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::{extract::DefaultBodyLimit, middleware};
 use socketioxide::adapter::{Adapter, LocalAdapter};
 
-use crate::{auth::ApiKeys, lifecycle::Readiness, metrics::Metrics, node::Node};
+use crate::{auth::ApiKeys, idempotency::IdempotencyStore, lifecycle::Readiness, metrics::Metrics, node::Node};
 pub(crate) use error::ApiError;
 use openapi::{Routes, operations as op};
 pub(crate) use publish::publish_body;
@@ -42,6 +46,9 @@ pub(crate) struct HttpState<A: Adapter = LocalAdapter> {
     pub max_batch: usize,
     /// Largest publish body, in bytes.
     pub max_body_bytes: usize,
+    /// What the writes remember of their keys and events' ids: this node's memory, or Redis
+    /// shared by the cluster (behind the trait, so the API does not know which).
+    pub idempotency: Arc<dyn IdempotencyStore>,
 }
 
 impl<A: Adapter> Clone for HttpState<A> {
@@ -53,6 +60,7 @@ impl<A: Adapter> Clone for HttpState<A> {
             metrics: self.metrics.clone(),
             max_batch: self.max_batch,
             max_body_bytes: self.max_body_bytes,
+            idempotency: self.idempotency.clone(),
         }
     }
 }
@@ -70,13 +78,18 @@ pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Routes {
             op::native_stats(&path),
         );
     }
+    // The writes, each run once per `Idempotency-Key`.
+    let writes = Routes::new()
+        .post("/api/v1/events", publish::publish_events::<A>, op::publish_events())
+        .post("/api/v1/emit", publish::emit::<A>, op::emit())
+        .post("/api/v1/notifications", publish::notify::<A>, op::notify())
+        .map_router(|router| router.route_layer(middleware::from_fn_with_state(state.clone(), idempotency::once::<A>)));
     routes
         .get("/healthz", probes::healthz, op::healthz())
         .get("/readyz", probes::readyz::<A>, op::readyz())
         .get("/metrics", probes::metrics::<A>, op::metrics())
-        .post("/api/v1/events", publish::publish_events::<A>, op::publish_events())
-        .post("/api/v1/emit", publish::emit::<A>, op::emit())
-        .post("/api/v1/notifications", publish::notify::<A>, op::notify())
+        .merge(writes)
         .get("/api/v1/stats", stats::stats::<A>, op::stats())
+        .get("/api/v1/events/stream", stream::event_stream::<A>, op::event_stream())
         .map_router(|router| router.layer(DefaultBodyLimit::max(max_body_bytes)).with_state(state))
 }

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 
 use super::{ApiError, HttpState};
+use crate::{auth::ApiCaller, front::websocket::StatsScope};
 
 /// A plain WebSocket endpoint's handshake (seed 001's `/ws`).
 pub(super) async fn native_upgrade<A: Adapter>(
@@ -23,9 +24,9 @@ pub(super) async fn native_upgrade<A: Adapter>(
 }
 
 /// `GET /ws/stats`, the Go hub's statistics of an endpoint over the whole cluster:
-/// `{total_clients, total_users, channels: {register, unregister, broadcast}}`. An API key sees
-/// every connection; a valid token only its own tenant's (a tenant learns nothing of another's
-/// traffic). The hub's queue depths become the gateway's: upgrades not yet registered,
+/// `{total_clients, total_users, channels: {register, unregister, broadcast}}`. A platform API
+/// key sees every connection; a tenant's key or a valid token only that tenant's (a tenant
+/// learns nothing of another's traffic). The hub's queue depths become the gateway's: upgrades not yet registered,
 /// connections closing, and frames waiting in send buffers. Users are counted per node and summed.
 pub(super) async fn native_stats<A: Adapter>(
     State(state): State<HttpState<A>>,
@@ -40,10 +41,12 @@ pub(super) async fn native_stats<A: Adapter>(
             .map(str::to_string)
     });
     let by_token = token.and_then(|t| state.engine.verify_token(t.trim()));
-    let scope = match &by_token {
-        _ if state.api_keys.authorize(&headers) => crate::front::websocket::StatsScope::All,
-        Some(identity) => crate::front::websocket::StatsScope::Tenant(identity.tenant_id.as_deref()),
-        None => return Err(ApiError::Unauthorized),
+    let by_key = state.api_keys.caller(&headers);
+    let scope = match (&by_key, &by_token) {
+        (Some(ApiCaller::Platform), _) => StatsScope::All,
+        (Some(ApiCaller::Tenant(tenant)), _) => StatsScope::Tenant(Some(tenant)),
+        (None, Some(identity)) => StatsScope::Tenant(identity.tenant_id.as_deref()),
+        (None, None) => return Err(ApiError::Unauthorized),
     };
     // The route is `{path}/stats`: one suffix off, whatever the endpoint's own path ends with.
     let path = uri.path().strip_suffix("/stats").unwrap_or_default();

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use socketioxide::adapter::Adapter;
 
 use super::{
-    ApiError, HttpState,
-    request::{authorized_json, authorized_object, body_json},
+    ApiError, HttpState, idempotency,
+    request::{acting_tenant, authorized_json, authorized_object, body_json, platform_refusal, scoped_events},
 };
 use crate::engine::{EmitRequest, PublishedEvent};
 
@@ -22,7 +22,8 @@ use crate::engine::{EmitRequest, PublishedEvent};
 const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// `POST /api/v1/events`: one event object or an array of them. 202 `{"accepted": n}`.
+/// `POST /api/v1/events`: one event object or an array of them. 202 `{"accepted": n}`, and
+/// `"duplicates": d` when `d` of them carried an `id` already published (not delivered again).
 pub(super) async fn publish_events<A: Adapter>(
     State(state): State<HttpState<A>>,
     headers: HeaderMap,
@@ -42,10 +43,11 @@ async fn publish_checked<A: Adapter>(
     body: Result<Bytes, BytesRejection>,
     received: std::time::Instant,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let value = authorized_json(state, headers, body)?;
+    let (caller, value) = authorized_json(state, headers, body)?;
     let events = events_of(value, state.max_batch, received).map_err(ApiError::BadRequest)?;
-    let accepted = state.engine.publish(events).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": accepted }))))
+    let events = scoped_events(state, &caller, events)?;
+    let published = idempotency::publish_new(state, events).await?;
+    Ok((StatusCode::ACCEPTED, Json(published.answer())))
 }
 
 /// The events of a publish body (one event object or an array of at most `max_batch`), received
@@ -95,7 +97,7 @@ pub(super) async fn emit<A: Adapter>(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body = authorized_object(&state, &headers, body, "{namespace, rooms, event, data, tenantId}")?;
+    let (caller, body) = authorized_object(&state, &headers, body, "{namespace, rooms, event, data, tenantId}")?;
     if let Some(unknown) = body.as_object().and_then(|o| {
         o.keys().find(|k| !["namespace", "rooms", "room", "event", "data", "tenantId"].contains(&k.as_str()))
     }) {
@@ -126,13 +128,14 @@ pub(super) async fn emit<A: Adapter>(
         Some(Value::String(e)) if !e.is_empty() && e.len() <= 200 => e.clone(),
         _ => return Err(ApiError::BadRequest("`event` must be a non-empty string".into())),
     };
-    let request = EmitRequest {
-        namespace,
-        rooms,
-        event,
-        data: body.get("data").cloned().unwrap_or(Value::Null),
-        tenant: id_field(body.get("tenantId"), "tenantId")?,
-    };
+    let tenant = acting_tenant(&caller, id_field(body.get("tenantId"), "tenantId")?, "tenantId")?;
+    if caller.tenant().is_some()
+        && let Some(room) = rooms.iter().find(|room| state.engine.is_platform_room(&namespace, room))
+    {
+        return Err(platform_refusal(&format!("`{room}` is a platform-wide room of {namespace}")));
+    }
+    let request =
+        EmitRequest { namespace, rooms, event, data: body.get("data").cloned().unwrap_or(Value::Null), tenant };
     let rooms = state.engine.emit(&request).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "rooms": rooms }))))
 }
@@ -148,7 +151,7 @@ pub(super) async fn notify<A: Adapter>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let received = std::time::Instant::now();
-    let body = authorized_object(&state, &headers, body, "{recipient, content, tenantId}")?;
+    let (caller, body) = authorized_object(&state, &headers, body, "{recipient, content, tenantId}")?;
     let recipient = object(&body, "recipient")?;
     let user = id_field(recipient.get("userId"), "recipient.userId")?;
     let channel = id_field(recipient.get("channel"), "recipient.channel")?;
@@ -163,7 +166,7 @@ pub(super) async fn notify<A: Adapter>(
             return Err(ApiError::BadRequest(format!("`content.{field}` must be a string")));
         }
     }
-    let tenant = id_field(body.get("tenantId"), "tenantId")?
+    let tenant = acting_tenant(&caller, id_field(body.get("tenantId"), "tenantId")?, "tenantId")?
         .ok_or_else(|| ApiError::BadRequest("`tenantId` is required: notifications go to a tenant's users".into()))?;
     let with_acks = match body.get("enableAcknowledgments").or_else(|| body.get("acknowledgments")) {
         None | Some(Value::Null) => false,
@@ -196,6 +199,11 @@ pub(super) async fn notify<A: Adapter>(
     let event = PublishedEvent::from_json(json!({ "type": event_type, "tenantId": tenant, "data": data }), "body")
         .map_err(ApiError::BadRequest)?
         .received_at(received);
+    if caller.tenant().is_some()
+        && let Some(rooms) = state.engine.platform_room(&event)
+    {
+        return Err(platform_refusal(&format!("`{event_type}` goes to {rooms}")));
+    }
     if with_acks {
         let report = state.engine.deliver_with_acks(event, timeout).await.map_err(ApiError::BadRequest)?;
         Ok((StatusCode::OK, Json(json!({ "id": id, "sockets": report.sockets, "acknowledged": report.acknowledged }))))

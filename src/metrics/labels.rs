@@ -122,6 +122,20 @@ label_enum!(CutReason {
     Admin => "admin",
 });
 
+/// Why an event stream consumer was cut; the `reason` label of `event_stream_consumers_cut`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StreamCut {
+    /// Further behind the newest event than a consumer may be, or behind the history.
+    Behind,
+    /// Took nothing for the stall time while events waited (or its writes timed out).
+    Stalled,
+}
+
+label_enum!(StreamCut {
+    Behind => "behind",
+    Stalled => "stalled",
+});
+
 /// How an admin login ended, as `admin_logins_total` labels it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LoginOutcome {
@@ -209,5 +223,6 @@ mod tests {
         assert!(DropReason::ALL.iter().enumerate().all(|(i, r)| *r as usize == i));
         assert!(CutReason::ALL.iter().enumerate().all(|(i, r)| *r as usize == i));
         assert!(LoginOutcome::ALL.iter().enumerate().all(|(i, r)| *r as usize == i));
+        assert!(StreamCut::ALL.iter().enumerate().all(|(i, r)| *r as usize == i));
     }
 }

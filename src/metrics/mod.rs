@@ -11,13 +11,16 @@
 //!   ([`labels`]), never from what a client sends, so the number of series is bounded.
 //!
 //! Here: [`Metrics`], the node's registry and its node-wide series (grouped in `node`); beside
-//! it the series of each namespace (`namespace`), of a cluster member (`cluster`) and of the
-//! admin view (`admin`), the label values and sets (`labels`), and the two recorders
-//! ([`Histogram`], [`Latency`]).
+//! it the series of each namespace (`namespace`), of a cluster member (`cluster`), of the
+//! admin view (`admin`), of idempotent publishing (`idempotency`) and of the backend event stream
+//! (`events`), the label values and sets (`labels`), and the two recorders ([`Histogram`],
+//! [`Latency`]).
 
 mod admin;
 mod cluster;
+mod events;
 mod histogram;
+mod idempotency;
 pub(crate) mod labels;
 mod latency;
 mod namespace;
@@ -42,8 +45,10 @@ use prometheus_client::{
 
 pub(crate) use admin::AdminMetrics;
 pub(crate) use cluster::ClusterMetrics;
+pub(crate) use events::EventStreamMetrics;
 pub(crate) use histogram::Histogram;
-pub(crate) use labels::{CloseReason, CutReason, DropReason, LoginOutcome, Rejection};
+pub(crate) use idempotency::IdempotencyMetrics;
+pub(crate) use labels::{CloseReason, CutReason, DropReason, LoginOutcome, Rejection, StreamCut};
 pub(crate) use latency::Latency;
 pub(crate) use namespace::NamespaceMetrics;
 
@@ -111,6 +116,10 @@ pub(crate) struct Metrics {
     pub cluster: Option<ClusterMetrics>,
     /// The admin view's.
     pub admin: AdminMetrics,
+    /// Idempotent publishing's.
+    pub idempotency: IdempotencyMetrics,
+    /// The backend event stream's.
+    pub event_stream: EventStreamMetrics,
 }
 
 impl Default for Metrics {
@@ -151,6 +160,8 @@ impl Metrics {
         r.register_collector(Box::new(LogLinesDropped));
         let cluster = clustered.then(|| ClusterMetrics::register(r));
         let admin = AdminMetrics::register(r);
+        let idempotency = IdempotencyMetrics::register(r);
+        let event_stream = EventStreamMetrics::register(r);
         Self {
             registry,
             families,
@@ -177,6 +188,8 @@ impl Metrics {
             session_address_mismatch: protection.session_address_mismatch,
             cluster,
             admin,
+            idempotency,
+            event_stream,
         }
     }
 

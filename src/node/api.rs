@@ -3,7 +3,8 @@
 //!
 //! Both speak in visible room names, as clients do, and scope them with the tenant the caller
 //! gives, through the same room families and rules as everything else: a raw emit can reach any
-//! room a route could, and nothing a tenant boundary would stop.
+//! room a route could, and nothing a tenant boundary would stop. Statistics can be confined to
+//! one tenant (a tenant-scoped key's view).
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -29,6 +30,14 @@ impl<A: Adapter> Node<A> {
         }
         self.shared.metrics.published.inc();
         Ok(count)
+    }
+
+    /// Whether `visible` names a platform-wide (`scope: global`) room of `namespace`: one room
+    /// every tenant shares.
+    pub(crate) fn is_platform_room(&self, namespace: &str, visible: &str) -> bool {
+        self.namespace(namespace).is_some_and(|ns| {
+            ns.spec.family_of(visible).is_some_and(|(id, _)| ns.spec.rooms[id].scope == rooms::RoomScope::Global)
+        })
     }
 
     /// The internal rooms of a raw emit, or what is wrong with it.
@@ -144,8 +153,14 @@ impl<A: Adapter> Node<A> {
     }
 
     /// Connected sockets per namespace (or only `namespace`'s) and per tenant, over the whole
-    /// cluster, and the size of `room` when asked.
-    pub(crate) async fn stats(&self, namespace: Option<&str>, room: Option<&RoomQuery>) -> Result<Value, String> {
+    /// cluster, and the size of `room` when asked. With `only_tenant`, the counts are that
+    /// tenant's sockets alone (no other tenant listed, no anonymous ones).
+    pub(crate) async fn stats(
+        &self,
+        namespace: Option<&str>,
+        room: Option<&RoomQuery>,
+        only_tenant: Option<&str>,
+    ) -> Result<Value, String> {
         if let Some(path) = namespace {
             self.namespace_or_err(path)?;
         }
@@ -163,6 +178,11 @@ impl<A: Adapter> Node<A> {
                 for (tenant, t) in summary["tenants"].as_object().into_iter().flatten() {
                     *tenants.entry(tenant.clone()).or_default() += t["connections"].as_u64().unwrap_or(0);
                 }
+            }
+            if let Some(only) = only_tenant {
+                tenants.retain(|tenant, _| tenant == only);
+                connections = tenants.values().sum();
+                anonymous = 0;
             }
             total += connections;
             namespaces.insert(

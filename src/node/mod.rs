@@ -4,13 +4,18 @@
 //! reach the fronts through it.
 //!
 //! - `api`: what the HTTP API does to sockets besides publishing: raw emits and statistics;
-//! - `roster`: this node's connections on both fronts, as the admin view lists them.
+//! - `roster`: this node's connections on both fronts, as the admin view lists them;
+//! - `feed`: every published event in one order with ids, and a bounded history of them, which
+//!   the backend event stream reads (fed here on a single node, by the cluster's bus otherwise).
 //!
 //! Generic over the socketioxide adapter, so the same node runs on the in-memory adapter and, in a
 //! cluster, on a remote one.
 
 mod api;
+mod feed;
 mod roster;
+
+pub(crate) use feed::{EventFeed, EventId, FedEvent, Read};
 
 use std::{sync::Arc, time::Duration};
 
@@ -109,6 +114,8 @@ pub(crate) struct NodeSettings {
     pub native: crate::config::NativeConfig,
     /// How far behind a Socket.IO session may fall (`WS_MAX_BUFFER_BYTES`, `WS_WRITE_TIMEOUT`).
     pub backlog: BacklogLimits,
+    /// The event stream's history and per-consumer bounds.
+    pub event_stream: crate::config::EventStreamConfig,
 }
 
 impl NodeSettings {
@@ -126,6 +133,7 @@ impl NodeSettings {
                 bytes: config.transport.max_buffer_bytes,
                 stall_ms: u64::try_from(config.http.write_timeout.as_millis()).unwrap_or(u64::MAX),
             },
+            event_stream: config.event_stream.clone(),
         }
     }
 }
@@ -139,6 +147,8 @@ pub(crate) struct Node<A: Adapter = LocalAdapter> {
     shared: Arc<Shared>,
     /// What the Socket.IO front's namespaces share.
     sio: Arc<SocketIoShared>,
+    /// Published events for the backend event stream: shared by every clone, fed once.
+    feed: Arc<EventFeed>,
     settings: NodeSettings,
 }
 
@@ -149,6 +159,7 @@ impl<A: Adapter> Clone for Node<A> {
             endpoints: self.endpoints.clone(),
             shared: self.shared.clone(),
             sio: self.sio.clone(),
+            feed: self.feed.clone(),
             settings: self.settings.clone(),
         }
     }
@@ -211,7 +222,8 @@ impl<A: Adapter> Node<A> {
                 ))
             })
             .collect();
-        Self { namespaces, endpoints, shared, sio, settings }
+        let feed = Arc::new(EventFeed::new(&settings.event_stream));
+        Self { namespaces, endpoints, shared, sio, feed, settings }
     }
 
     /// The specs served, Socket.IO namespaces first.
@@ -274,6 +286,14 @@ impl<A: Adapter> Node<A> {
         Ok(())
     }
 
+    /// Where a published event would reach a room every tenant shares: its first platform-wide
+    /// room family and namespace, as `` `platform_admins` rooms of /ws ``.
+    pub(crate) fn platform_room(&self, event: &PublishedEvent) -> Option<String> {
+        self.runtimes()
+            .filter(|rt| rt.accepts(event))
+            .find_map(|rt| rt.platform_room(event).map(|room| format!("`{room}` rooms of {}", rt.spec.path)))
+    }
+
     /// Checks a batch and, when it is valid, delivers every event in order: on this node, or in a
     /// cluster on every node (each to its own sockets).
     pub(crate) async fn publish(&self, events: Vec<PublishedEvent>) -> Result<usize, PublishError> {
@@ -285,6 +305,9 @@ impl<A: Adapter> Node<A> {
                 for event in &events {
                     self.deliver(event).await;
                 }
+                // In a cluster the bus feeds what it reads off the stream instead, so that every
+                // node has the same ids in the same order.
+                self.feed.push_local(&events);
             }
         }
         self.shared.metrics.events_accepted.inc_by(count as u64);
@@ -297,6 +320,16 @@ impl<A: Adapter> Node<A> {
         if self.shared.cluster.set(cluster).is_err() {
             tracing::warn!("the engine is already attached to a cluster");
         }
+    }
+
+    /// Published events, for the backend event stream.
+    pub(crate) fn feed(&self) -> &Arc<EventFeed> {
+        &self.feed
+    }
+
+    /// The event stream's bounds.
+    pub(crate) fn event_stream_settings(&self) -> &crate::config::EventStreamConfig {
+        &self.settings.event_stream
     }
 
     /// Why the cluster is degraded, if this node is in one and it is.

@@ -566,3 +566,70 @@ async fn a_gateway_whose_stdout_nobody_reads_keeps_serving_while_clients_make_it
     };
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn malformed_or_shared_tenant_keys_refuse_to_start_and_the_message_shows_no_key() {
+    let cases: [(&str, &str); 5] = [
+        ("tenant-a", "TENANT_API_KEYS: entry 1 has no `:`"),
+        ("tenant-a:key-one,:key-two", "TENANT_API_KEYS: entry 2 has no tenant"),
+        ("tenant-a:", "TENANT_API_KEYS: entry 1 (tenant `tenant-a`) has no key"),
+        ("tenant-a:key-one,tenant-b:key-one", "TENANT_API_KEYS: tenants `tenant-a` and `tenant-b` have the same key"),
+        ("tenant-a:platform-key", "TENANT_API_KEYS: a key of tenant `tenant-a` is also one of API_KEYS"),
+    ];
+    for (value, message) in cases {
+        let mut cmd = gateway();
+        cmd.env("PORT", "0")
+            .env("HOST", "127.0.0.1")
+            .env("JWT_SECRET", "s")
+            .env("API_KEYS", "platform-key")
+            .env("TENANT_API_KEYS", value);
+        let out = exit_within(&mut cmd, Duration::from_secs(10));
+        assert_eq!(out.status.code(), Some(1), "{value} must not start");
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(stderr.starts_with(&format!("error: {message}")), "{value}: {stderr}");
+        for key in ["key-one", "key-two", "platform-key"] {
+            assert!(!stderr.contains(key) && !stdout.contains(key), "{value}: a key was printed: {stderr}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn tenant_keys_never_reach_the_logs_even_at_trace_level() {
+    let mut gw = start(&[
+        ("JWT_SECRET", crate::helpers::SECRET),
+        ("API_KEYS", "platform-key-that-must-not-print"),
+        ("TENANT_API_KEYS", "t1:tenant-key-that-must-not-print,t2:other-tenant-key-must-not-print"),
+        ("LOG_LEVEL", "trace"),
+    ]);
+    let http = reqwest::Client::new();
+    let publish = |tenant: &'static str| {
+        http.post(format!("http://{}/api/v1/events", gw.addr))
+            .header("x-api-key", "tenant-key-that-must-not-print")
+            .json(&serde_json::json!({ "type": "metrics.updated", "tenantId": tenant }))
+            .send()
+    };
+    assert_eq!(publish("t1").await.unwrap().status(), 202);
+    assert_eq!(publish("t2").await.unwrap().status(), 403);
+    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+        "ws://{}/ws?tenantId=t2",
+        gw.addr
+    ))
+    .unwrap();
+    request.headers_mut().insert("x-api-key", "tenant-key-that-must-not-print".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(request).await.is_err(), "another tenant is refused");
+    assert!(Command::new("kill").args(["-TERM", &gw.child.id().to_string()]).status().unwrap().success());
+    let all: String = gw
+        .before
+        .iter()
+        .chain([&gw.listening])
+        .map(|l| l.to_string())
+        .chain(gw.lines.by_ref().map(|l| l.to_string()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(all.contains("connection refused"), "the logs were read: {all}");
+    for secret in
+        ["platform-key-that-must-not-print", "tenant-key-that-must-not-print", "other-tenant-key-must-not-print"]
+    {
+        assert!(!all.contains(secret), "a key was logged");
+    }
+}

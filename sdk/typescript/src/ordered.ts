@@ -5,8 +5,9 @@
 //
 // Consecutive event publishes waiting in the queue go as one batch (the gateway delivers a batch
 // in order), so a backend that emits faster than one request's round trip is not held to one
-// event per round trip. A batch is checked whole by the gateway: when it answers 400, nothing was
-// published, and each call of the batch is sent again alone, so that only the bad one fails.
+// event per round trip. A batch is checked whole by the gateway: when it answers 400 (a bad event)
+// or 403 (an event for another tenant than a tenant-scoped key's), nothing was published, and
+// each call of the batch is sent again alone, so that only the bad one fails.
 //
 // The queue is bounded in calls and in bytes; past either bound a call is refused at once with a
 // `GatewayOverloadError` and counted in `metrics.dropped`.
@@ -167,7 +168,7 @@ export class OrderedQueue {
       await this.transport.publishSerialized(batch.flatMap((item) => item.serialized));
       for (const item of batch) item.resolve({ accepted: item.serialized.length });
     } catch (error) {
-      if (error instanceof GatewayError && error.status === 400) {
+      if (error instanceof GatewayError && (error.status === 400 || error.status === 403)) {
         // Nothing of the batch was published: find the bad call by sending each alone, in order.
         for (const item of batch) await settle(this.transport.publishSerialized(item.serialized), item);
       } else {

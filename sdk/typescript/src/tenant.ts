@@ -4,8 +4,9 @@
 // tenant only: a call that names another one, as an argument or as its payload's own `tenantId`
 // field, is refused before anything is sent. A client without one uses the tenant the call
 // names: the method's `tenantId` argument where it has one, else the payload's `tenantId`. With
-// neither, the request carries no tenant, and the gateway decides: events for platform rooms need
-// none; events for a tenant's rooms are a 400 (until a tenant-scoped API key implies the tenant).
+// neither, the request carries no tenant, and the gateway decides: with a platform key, events for
+// platform rooms need none and events for a tenant's rooms are a 400; a tenant-scoped API key
+// (TENANT_API_KEYS) implies its own tenant, and answers another tenant with a 403.
 
 import { GatewayUsageError } from './errors';
 

@@ -16,9 +16,9 @@ export interface PublishEvent<Data extends JsonObject = JsonObject> {
   /** ISO 8601; the gateway stamps the time it received the event when there is none. */
   timestamp?: string;
   /**
-   * The event's own id, for idempotent publishing: a gateway that honours it delivers an event
-   * whose id it has seen within its window only once. Sent only when given; a gateway that does
-   * not know the field yet answers 400 ("unknown field `id`").
+   * The event's own id (1 to 255 characters), for idempotent publishing: the gateway delivers
+   * an event whose id it has seen for the same tenant within its window only once. Sent only
+   * when given.
    */
   id?: string;
 }

@@ -1,6 +1,6 @@
 // The client side of the event stream for backends (seed 002's `subscribeToEvents`), against a
-// local server that follows the stream's contract (support/sse-server.ts) until the gateway
-// serves it: matching events in order; resuming with Last-Event-ID after a cut, with nothing lost
+// local server that follows the stream's contract (support/sse-server.ts), for what the real
+// gateway (stream-gateway.test.ts) cannot be made to do on cue: matching events in order; resuming with Last-Event-ID after a cut, with nothing lost
 // or repeated; a gap reported; Retry-After honoured; 401 stops; a stalled stream reconnects;
 // handlers run one at a time. And the SSE parser and type patterns on their own.
 
@@ -165,6 +165,28 @@ describe('event stream subscriptions', { timeout: 60_000 }, () => {
     );
     assert.equal(errors.length, 1);
     assert.ok(errors[0] instanceof GatewayError && errors[0].status === 503 && errors[0].retryable);
+  });
+
+  it('stops with a clear error on a gateway without the event stream (404)', async (t) => {
+    const server = await streamServer({
+      refuse: [{ status: 404, body: { error: { type: 'not_found', message: 'no such route' } } }],
+    });
+    t.after(() => server.close());
+    const websocketHelper = new WebSocketHelper({ url: server.url, apiKey: API_KEY });
+    t.after(() => websocketHelper.close());
+    const errors: unknown[] = [];
+    const id = websocketHelper.subscribeToEvents('platform.*', async () => {}, {
+      module: 'user_service',
+      onError: (e) => errors.push(e),
+    });
+    await within(websocketHelper.subscription(id)!.done, 5000, 'the subscription stopping on 404');
+    assert.equal(errors.length, 1);
+    const error = errors[0];
+    assert.ok(error instanceof GatewayError);
+    assert.equal(error.status, 404);
+    assert.match(error.message, /does not serve the event stream/);
+    assert.match(error.message, /user_service/);
+    assert.equal(websocketHelper.unsubscribeFromEvents(id), false, 'it has stopped');
   });
 
   it('stops for good on 401 and on 400', async (t) => {

@@ -6,11 +6,12 @@
 //! - an `Origin` that is not one of `CORS_ORIGINS`: 403 (a page of another site would otherwise
 //!   open a socket with the user's cookie or stored token: cross-site WebSocket hijacking);
 //! - over the spec's per-address connection limit: 429;
-//! - credentials, in order: `X-API-Key` (when the spec allows API keys: a service of the tenant
-//!   the client names in `?tenantId=`, with role `service`), then a token from `?token=`,
-//!   `Authorization: Bearer` or the spec's cookie. Missing (when required), invalid or expired:
-//!   401; a cookie from an origin that is not one of `CORS_ORIGINS` (the gateway's own pages
-//!   included): 403.
+//! - credentials, in order: `X-API-Key` (when the spec allows API keys: a service, with role
+//!   `service`, of the key's own tenant for a key of `TENANT_API_KEYS`, where `?tenantId=` may be
+//!   left out and another tenant's is 403; of the tenant the client names in `?tenantId=` for a
+//!   key of `API_KEYS`), then a token from `?token=`, `Authorization: Bearer` or the spec's
+//!   cookie. Missing (when required), invalid or expired: 401; a cookie from an origin that is
+//!   not one of `CORS_ORIGINS` (the gateway's own pages included): 403.
 
 use std::sync::Arc;
 
@@ -172,16 +173,23 @@ fn identify(ep: &Endpoint, api_keys: &ApiKeys, parts: &http::request::Parts) -> 
     let policy = &ep.spec.auth;
     let query = parts.uri.query().unwrap_or_default();
     if policy.api_keys && parts.headers.get("x-api-key").is_some_and(|k| !k.is_empty()) {
-        if !api_keys.authorize(&parts.headers) {
+        let Some(caller) = api_keys.caller(&parts.headers) else {
             return Err((StatusCode::UNAUTHORIZED, "Invalid API key".into()));
-        }
-        let Some(tenant) = query_param(query, "tenantId").filter(|t| !t.is_empty()) else {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                "a connection with an API key names its tenant: add ?tenantId=".into(),
-            ));
         };
-        return Ok(Identity::service(&tenant));
+        let named = query_param(query, "tenantId").filter(|t| !t.is_empty());
+        return match caller.acting_for(named) {
+            Ok(Some(tenant)) => Ok(Identity::service(&tenant)),
+            Ok(None) => Err((
+                StatusCode::BAD_REQUEST,
+                "a connection with a platform API key names its tenant: add ?tenantId=".into(),
+            )),
+            Err(other) => Err((
+                StatusCode::FORBIDDEN,
+                format!(
+                    "?tenantId={other} is not this API key's tenant: a tenant's key connects to its own tenant only (leave ?tenantId= out)"
+                ),
+            )),
+        };
     }
     let cookie = policy.cookie.then_some(ep.shared.auth_cookie_name.as_str());
     let token = match handshake_token(None, parts, cookie) {

@@ -54,12 +54,24 @@ impl Operation {
     }
 
     /// A query parameter, optional.
-    pub(crate) fn query(mut self, name: &str, description: &str, schema: Value) -> Self {
+    pub(crate) fn query(self, name: &str, description: &str, schema: Value) -> Self {
+        self.parameter("query", name, false, description, schema)
+    }
+
+    /// A query parameter the operation cannot do without (400 when it is missing).
+    pub(crate) fn required_query(self, name: &str, description: &str, schema: Value) -> Self {
+        self.parameter("query", name, true, description, schema)
+    }
+
+    /// A request header, optional.
+    pub(crate) fn request_header(self, name: &str, description: &str, schema: Value) -> Self {
+        self.parameter("header", name, false, description, schema)
+    }
+
+    fn parameter(mut self, place: &str, name: &str, required: bool, description: &str, schema: Value) -> Self {
         let parameters = self.value.entry("parameters").or_insert_with(|| json!([]));
         if let Value::Array(list) = parameters {
-            list.push(
-                json!({ "name": name, "in": "query", "required": false, "description": description, "schema": schema }),
-            );
+            list.push(json!({ "name": name, "in": place, "required": required, "description": description, "schema": schema }));
         }
         self
     }
@@ -102,13 +114,13 @@ impl Operation {
         self.response(status, json!({ "description": description }))
     }
 
-    /// Answers `status` with the API's error body, `{"error": {"type", "message"}}`. A 503 also
-    /// carries `Retry-After`, as every 503 of the gateway does.
+    /// Answers `status` with the API's error body, `{"error": {"type", "message"}}`. A 503 or a
+    /// 409 also carries `Retry-After`, as `ApiError` answers them.
     pub(crate) fn error(self, status: u16, description: &str) -> Self {
         let this = self.json(status, description, schema_ref("Error"));
         match status {
-            503 => this.header(
-                503,
+            409 | 503 => this.header(
+                status,
                 "Retry-After",
                 "Seconds to wait before sending it again.",
                 json!({ "type": "integer" }),
@@ -118,10 +130,19 @@ impl Operation {
     }
 
     /// A header that the `status` answer (already described) always carries.
-    pub(crate) fn header(mut self, status: u16, name: &str, description: &str, schema: Value) -> Self {
+    pub(crate) fn header(self, status: u16, name: &str, description: &str, schema: Value) -> Self {
+        self.response_header(status, name, true, description, schema)
+    }
+
+    /// A header that the `status` answer (already described) carries sometimes.
+    pub(crate) fn optional_header(self, status: u16, name: &str, description: &str, schema: Value) -> Self {
+        self.response_header(status, name, false, description, schema)
+    }
+
+    fn response_header(mut self, status: u16, name: &str, required: bool, description: &str, schema: Value) -> Self {
         let response = &mut self.value["responses"][status.to_string()];
         assert!(response.is_object(), "describe the {status} answer before its {name} header");
-        response["headers"][name] = json!({ "description": description, "required": true, "schema": schema });
+        response["headers"][name] = json!({ "description": description, "required": required, "schema": schema });
         self
     }
 

@@ -23,6 +23,27 @@ fn stopping(op: Operation) -> Operation {
     op.error(503, "The node is stopping and took nothing: send it again, to another node.")
 }
 
+/// A key of `TENANT_API_KEYS` acts for its own tenant only.
+fn tenant_scoped(op: Operation) -> Operation {
+    op.error(403, "A tenant-scoped key (`TENANT_API_KEYS`) named another tenant, or rooms every tenant shares.")
+}
+
+/// The writes run once per `Idempotency-Key` (the `idempotency::once` layer); `success` is
+/// their 2xx statuses, which a repeat answers again.
+fn idempotent(op: Operation, success: &[u16]) -> Operation {
+    let op = op
+        .request_header(
+            "Idempotency-Key",
+            "Runs the call once within `IDEMPOTENCY_WINDOW`: a repeat gets the first answer again and delivers nothing.",
+            json!({ "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$" }),
+        )
+        .error(409, "A call with the same `Idempotency-Key` (or an event with the same `id`) is still running.")
+        .error(422, "The `Idempotency-Key` was used for another body.");
+    success.iter().fold(op, |op, status| {
+        op.optional_header(*status, "Idempotent-Replayed", "`true` on a repeat's answer.", json!({ "const": "true" }))
+    })
+}
+
 /// `POST /api/v1/events`.
 pub(crate) fn publish_events() -> Operation {
     let op = Operation::new("publishEvents", API, "Publish domain events, routed by the specs")
@@ -41,7 +62,7 @@ pub(crate) fn publish_events() -> Operation {
             ]),
         )
         .json(202, "Delivered to every matching socket on this node; in a cluster, on the bus to every node.", schema_ref("Accepted"));
-    stopping(body_errors(op))
+    idempotent(tenant_scoped(stopping(body_errors(op))), &[202])
 }
 
 /// `POST /api/v1/emit`.
@@ -59,7 +80,7 @@ pub(crate) fn emit() -> Operation {
             json!({ "namespace": "/ws", "rooms": "tenant.t1.users", "event": "announcement", "data": { "text": "hi" }, "tenantId": "t1" }),
         )
         .json(202, "Emitted.", schema_ref("EmitAccepted"));
-    stopping(body_errors(op))
+    idempotent(tenant_scoped(stopping(body_errors(op))), &[202])
 }
 
 /// `POST /api/v1/notifications`.
@@ -84,7 +105,7 @@ pub(crate) fn notify() -> Operation {
         )
         .json(202, "Sent, without counting acks.", schema_ref("NotificationQueued"))
         .json(200, "Sent, with the acks that came back in time.", schema_ref("NotificationDelivered"));
-    stopping(body_errors(op))
+    idempotent(tenant_scoped(stopping(body_errors(op))), &[200, 202])
 }
 
 /// `GET /api/v1/stats`.
@@ -105,6 +126,32 @@ pub(crate) fn stats() -> Operation {
         )
         .json(200, "The counts.", schema_ref("Stats"))
         .error(400, "No such namespace, or a room name that is not one of its rooms.")
+        .error(403, "A tenant-scoped key (`TENANT_API_KEYS`) named another tenant, or a room every tenant shares.")
+}
+
+/// `GET /api/v1/events/stream`.
+pub(crate) fn event_stream() -> Operation {
+    Operation::new("eventStream", API, "The backend event stream: published events as Server-Sent Events")
+        .describe(
+            "Every event published to the gateway whose type matches, from every node, in order, each with its `id:`. \
+             Resume with `Last-Event-ID`; `event: gap` when the history no longer holds everything after it. \
+             A tenant-scoped key reads its own tenant's events only. The stream does not end.",
+        )
+        .with_api_key()
+        .required_query(
+            "types",
+            "Event types, comma-separated: `name`, `prefix.*`, or `*` for all.",
+            json!({ "type": "string", "minLength": 1, "examples": ["execution.*"] }),
+        )
+        .query("tenantId", "Only this tenant's events.", json!({ "type": "string", "minLength": 1 }))
+        .request_header("Last-Event-ID", "Resume after this event.", json!({ "type": "string" }))
+        .text(
+            200,
+            "Server-Sent Events: per event its `event`, `id` and `data` (the event as JSON).",
+            "text/event-stream",
+        )
+        .error(400, "`types` is missing or not patterns, or another parameter is unknown or unreadable.")
+        .error(403, "A tenant-scoped key (`TENANT_API_KEYS`) asked for another tenant.")
 }
 
 /// `GET {path}`, a plain WebSocket endpoint's handshake.

@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use crate::engine::MAX_EVENT_TYPE_LEN;
+use crate::engine::{MAX_EVENT_ID_LEN, MAX_EVENT_TYPE_LEN};
 
 /// A reference to the component schema `name`.
 pub(crate) fn schema_ref(name: &str) -> Value {
@@ -41,7 +41,7 @@ pub(super) fn components(max_batch: usize) -> Value {
                         "properties": {
                             "type": {
                                 "type": "string",
-                                "description": "The kind: `validation` (400, 413, 426), `auth` (401, 403), `rate_limit` (429), `unavailable` (503).",
+                                "description": "The kind: `validation` (400, 413, 426), `auth` (401; 403 on a plain WebSocket handshake), `forbidden` (403: a tenant-scoped key outside its tenant), `conflict` (409), `idempotency` (422), `rate_limit` (429), `unavailable` (503).",
                             },
                             "message": { "type": "string", "description": "What is wrong, for people: the field and what it must be." },
                         },
@@ -77,6 +77,12 @@ pub(super) fn components(max_batch: usize) -> Value {
                         "minLength": 1,
                         "description": "ISO 8601; default: when the gateway received it.",
                     },
+                    "id": {
+                        "type": ["string", "null"],
+                        "minLength": 1,
+                        "maxLength": MAX_EVENT_ID_LEN,
+                        "description": "The publisher's id of the event: published once per tenant within `IDEMPOTENCY_WINDOW`; consumers get it as `eventId`.",
+                    },
                 },
             },
             "PublishBody": {
@@ -88,7 +94,10 @@ pub(super) fn components(max_batch: usize) -> Value {
             "Accepted": {
                 "type": "object",
                 "required": ["accepted"],
-                "properties": { "accepted": { "type": "integer", "minimum": 0, "description": "Events taken." } },
+                "properties": {
+                    "accepted": { "type": "integer", "minimum": 0, "description": "Events taken, those left out as duplicates included." },
+                    "duplicates": { "type": "integer", "minimum": 1, "description": "Events whose `id` was already published for their tenant: left out." },
+                },
             },
             "EmitBody": {
                 "type": "object",
@@ -117,7 +126,7 @@ pub(super) fn components(max_batch: usize) -> Value {
             },
             "NotificationBody": {
                 "type": "object",
-                "required": ["recipient", "content", "tenantId"],
+                "required": ["recipient", "content"],
                 "properties": {
                     "recipient": {
                         "type": "object",
@@ -132,7 +141,10 @@ pub(super) fn components(max_batch: usize) -> Value {
                             "data": { "description": "Sent as is; default `{}`." },
                         },
                     },
-                    "tenantId": schema_ref("Id"),
+                    "tenantId": {
+                        "allOf": [schema_ref("Id")],
+                        "description": "Required with a key of `API_KEYS`; a tenant-scoped key's own tenant when left out.",
+                    },
                     "enableAcknowledgments": { "type": ["boolean", "null"], "description": "Wait for clients' acks and count them." },
                     "acknowledgments": { "type": ["boolean", "null"], "description": "Same as `enableAcknowledgments`." },
                     "ackTimeoutMs": { "type": ["integer", "null"], "minimum": 1, "maximum": 30000, "description": "Default 5000." },
