@@ -126,6 +126,20 @@ pub fn load_specs(config: &Config) -> anyhow::Result<Vec<NamespaceSpec>> {
         check_endpoint_path(&spec.path, &config.transport.path, admin)
             .with_context(|| format!("{}: the plain WebSocket endpoint `{}`", spec.file, spec.path))?;
     }
+    // Each endpoint also serves `{path}/stats`: a second endpoint there would be a route
+    // registered twice, which axum refuses with a panic.
+    let endpoints: Vec<&NamespaceSpec> = specs.iter().filter(|s| s.transport == Transport::WebSocket).collect();
+    for spec in &endpoints {
+        if let Some(other) = endpoints.iter().find(|other| spec.path == format!("{}/stats", other.path)) {
+            anyhow::bail!(
+                "{}: the plain WebSocket endpoint `{}` is where `{}` ({}) serves its statistics; give it another path",
+                spec.file,
+                spec.path,
+                other.path,
+                other.file
+            );
+        }
+    }
     if let Some(spec) = specs.iter().find(|s| admin && s.transport == Transport::SocketIo && s.path == admin::NAMESPACE)
     {
         anyhow::bail!(
@@ -256,7 +270,7 @@ impl App {
             max_body_bytes: config.limits.api_max_body_bytes,
             idempotency,
         };
-        let mut router = http::router(state).merge(page::router(page));
+        let mut router = http::router(state).merge(page::router(page)).into_router(config.limits.api_max_batch);
         match &admin {
             Some(admin) => {
                 tracing::info!("admin view on: {}", admin.describe());
@@ -377,6 +391,20 @@ mod tests {
         let mut config = Config::for_tests("s", "k");
         config.rate_limit_overrides.entry(path.into()).or_default().insert(event.into(), RateLimit { max, per });
         load_specs(&config)
+    }
+
+    #[test]
+    fn a_plain_endpoint_may_not_take_the_statistics_path_of_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let endpoint = |path: &str| format!("namespace: {path}\ntransport: websocket\nauth: {{ required: false }}\n");
+        std::fs::write(dir.path().join("feed.yaml"), endpoint("/feed")).unwrap();
+        std::fs::write(dir.path().join("feed-stats.yaml"), endpoint("/feed/stats")).unwrap();
+        let mut config = Config::for_tests("s", "k");
+        config.namespaces = NamespaceSource::Dir(dir.path().to_path_buf());
+        let err = load_specs(&config).unwrap_err().to_string();
+        assert!(err.contains("`/feed/stats` is where `/feed`"), "{err}");
+        std::fs::remove_file(dir.path().join("feed.yaml")).unwrap();
+        assert!(load_specs(&config).is_ok(), "alone, `/feed/stats` is a path like any other");
     }
 
     #[test]

@@ -39,7 +39,9 @@ use serde_json::{Value, json};
 
 pub(crate) use link::{ClusterLink, EmitRequest, LinkStopped, Outgoing, PublishError, RoomQuery};
 pub(crate) use member_state::PublicId;
-pub(crate) use publish::{AckReport, PublishedEvent};
+pub(crate) use publish::{
+    AckReport, MAX_ID_LEN as MAX_EVENT_ID_LEN, MAX_TYPE_LEN as MAX_EVENT_TYPE_LEN, PublishedEvent,
+};
 pub(crate) use roster::{ClientCounts, ClusterState, Observer, Roster, SocketView, endpoint_name};
 
 use crate::{auth::TokenVerifier, config::LimitsConfig, metrics::Metrics};

@@ -25,10 +25,10 @@ use crate::{
     },
 };
 
-/// Longest accepted event type.
-const MAX_TYPE_LEN: usize = 200;
+/// Longest accepted event type (the API's document says so too).
+pub(crate) const MAX_TYPE_LEN: usize = 200;
 /// Longest accepted event id, in characters (as `Idempotency-Key`).
-const MAX_ID_LEN: usize = 255;
+pub(crate) const MAX_ID_LEN: usize = 255;
 
 /// One published event. Its fields are kept apart, so routing reads them without a lookup in a
 /// JSON map; the object templates see as `event` is built only when one asks for it whole.

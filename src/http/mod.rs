@@ -9,11 +9,13 @@
 //! and its JSON body), `error` (how failures answer), `publish` (events, raw emits,
 //! notifications), `idempotency` (the writes' `Idempotency-Key` and events' ids), `stream` (the
 //! backend event stream, SSE), `stats`, `native` (the plain WebSocket endpoints' handshake and
-//! statistics) and `probes` (health, readiness, metrics).
+//! statistics), `probes` (health, readiness, metrics) and `openapi` (the document of every
+//! route, registered with it: a route is a `Routes` line naming its handler and its operation).
 
 mod error;
 mod idempotency;
 mod native;
+pub(crate) mod openapi;
 mod probes;
 mod publish;
 mod request;
@@ -22,16 +24,12 @@ mod stream;
 
 use std::sync::Arc;
 
-use axum::{
-    Router,
-    extract::DefaultBodyLimit,
-    middleware,
-    routing::{get, post},
-};
+use axum::{extract::DefaultBodyLimit, middleware};
 use socketioxide::adapter::{Adapter, LocalAdapter};
 
 use crate::{auth::ApiKeys, idempotency::IdempotencyStore, lifecycle::Readiness, metrics::Metrics, node::Node};
 pub(crate) use error::ApiError;
+use openapi::{Routes, operations as op};
 pub(crate) use publish::publish_body;
 
 /// What the handlers share.
@@ -67,28 +65,31 @@ impl<A: Adapter> Clone for HttpState<A> {
     }
 }
 
-/// The routes, ready to be layered with Socket.IO and CORS.
-pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
+/// The routes, each with its operation in the API's document, ready to be merged with the page's
+/// and served (`Routes::into_router`), then layered with Socket.IO and CORS.
+pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Routes {
     let max_body_bytes = state.max_body_bytes;
-    let mut router = Router::new();
+    let mut routes = Routes::new();
     for path in state.engine.endpoint_paths() {
-        router = router
-            .route(&path, get(native::native_upgrade::<A>))
-            .route(&format!("{}/stats", path.trim_end_matches('/')), get(native::native_stats::<A>));
+        let stats = format!("{}/stats", path.trim_end_matches('/'));
+        routes = routes.get(&path, native::native_upgrade::<A>, op::native_upgrade(&path)).get(
+            &stats,
+            native::native_stats::<A>,
+            op::native_stats(&path),
+        );
     }
     // The writes, each run once per `Idempotency-Key`.
-    let writes = Router::new()
-        .route("/api/v1/events", post(publish::publish_events::<A>))
-        .route("/api/v1/emit", post(publish::emit::<A>))
-        .route("/api/v1/notifications", post(publish::notify::<A>))
-        .route_layer(middleware::from_fn_with_state(state.clone(), idempotency::once::<A>));
-    router
-        .route("/healthz", get(probes::healthz))
-        .route("/readyz", get(probes::readyz::<A>))
-        .route("/metrics", get(probes::metrics::<A>))
+    let writes = Routes::new()
+        .post("/api/v1/events", publish::publish_events::<A>, op::publish_events())
+        .post("/api/v1/emit", publish::emit::<A>, op::emit())
+        .post("/api/v1/notifications", publish::notify::<A>, op::notify())
+        .map_router(|router| router.route_layer(middleware::from_fn_with_state(state.clone(), idempotency::once::<A>)));
+    routes
+        .get("/healthz", probes::healthz, op::healthz())
+        .get("/readyz", probes::readyz::<A>, op::readyz())
+        .get("/metrics", probes::metrics::<A>, op::metrics())
         .merge(writes)
-        .route("/api/v1/stats", get(stats::stats::<A>))
-        .route("/api/v1/events/stream", get(stream::event_stream::<A>))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(state)
+        .get("/api/v1/stats", stats::stats::<A>, op::stats())
+        .get("/api/v1/events/stream", stream::event_stream::<A>, op::event_stream())
+        .map_router(|router| router.layer(DefaultBodyLimit::max(max_body_bytes)).with_state(state))
 }

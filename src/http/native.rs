@@ -48,7 +48,8 @@ pub(super) async fn native_stats<A: Adapter>(
         (None, Some(identity)) => StatsScope::Tenant(identity.tenant_id.as_deref()),
         (None, None) => return Err(ApiError::Unauthorized),
     };
-    let path = uri.path().trim_end_matches("/stats");
+    // The route is `{path}/stats`: one suffix off, whatever the endpoint's own path ends with.
+    let path = uri.path().strip_suffix("/stats").unwrap_or_default();
     let stats = state
         .engine
         .endpoint_stats(path, scope)

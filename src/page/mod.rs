@@ -19,7 +19,7 @@ mod policy;
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
-    Json, Router,
+    Json,
     extract::{ConnectInfo, State},
     http::{HeaderMap, HeaderValue, header},
     response::{IntoResponse, Response},
@@ -29,6 +29,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use crate::{
+    http::openapi::{Routes, operations},
     net::client_ip::TrustedProxies,
     spec::{NamespaceSpec, describe::describe},
 };
@@ -74,13 +75,13 @@ impl PageState {
     }
 }
 
-/// The page's routes.
-pub fn router(state: PageState) -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/api/v1/namespaces", get(namespaces))
-        .route("/api/v1/dev", get(dev_credentials))
-        .with_state(state)
+/// The page's routes: the page itself, and the two of the API it reads (in the API's document).
+pub(crate) fn router(state: PageState) -> Routes {
+    Routes::new()
+        .outside_api("/", get(index))
+        .get("/api/v1/namespaces", namespaces, operations::namespaces())
+        .get("/api/v1/dev", dev_credentials, operations::dev_credentials())
+        .map_router(|router| router.with_state(state))
 }
 
 async fn index(State(state): State<PageState>) -> Response {

@@ -12,5 +12,6 @@ mod expiry;
 mod fuzz_corpus;
 mod helpers;
 mod idempotency;
+mod openapi;
 mod tenant_keys;
 mod workflow;
