@@ -10,8 +10,8 @@
 //
 // Idempotency: every POST carries `Idempotency-Key`, one key per logical call (the caller's
 // `idempotencyKey`, else a random UUID), the same on each of its tries, so that a gateway that
-// honours the key never delivers a retried call twice. Gateways before issue 17's section 3
-// ignore the header; there a call whose answer was lost (a timeout, a reset connection) and that
+// honours the key never delivers a retried call twice. Gateways older than the SDK's
+// own release ignore the header; there a call whose answer was lost (a timeout, a reset connection) and that
 // is retried may be delivered twice.
 
 import { randomUUID } from 'node:crypto';

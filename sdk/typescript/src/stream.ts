@@ -1,4 +1,4 @@
-// The client side of the gateway's event stream for backends (issue 17, section 6):
+// The client side of the gateway's event stream for backends:
 // `GET /api/v1/events/stream?types=...`, Server-Sent Events of every event published to the
 // gateway whose type matches. It needs a gateway that serves that endpoint; an older one answers
 // 404, which stops the subscription with a `GatewayError` saying so.
