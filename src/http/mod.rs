@@ -9,8 +9,10 @@
 //! and its JSON body), `error` (how failures answer), `publish` (events, raw emits,
 //! notifications), `idempotency` (the writes' `Idempotency-Key` and events' ids), `stream` (the
 //! backend event stream, SSE), `stats`, `native` (the plain WebSocket endpoints' handshake and
-//! statistics) and `probes` (health, readiness, metrics).
+//! statistics), `probes` (health, readiness, metrics) and `bridges` (outbound bridges: their
+//! status, notifications through them).
 
+mod bridges;
 mod error;
 mod idempotency;
 mod native;
@@ -30,7 +32,7 @@ use axum::{
 };
 use socketioxide::adapter::{Adapter, LocalAdapter};
 
-use crate::{auth::ApiKeys, idempotency::IdempotencyStore, lifecycle::Readiness, metrics::Metrics, node::Node};
+use crate::{auth::ApiKeys, bridge::Bridges, idempotency::IdempotencyStore, lifecycle::Readiness, metrics::Metrics, node::Node};
 pub(crate) use error::ApiError;
 pub(crate) use publish::publish_body;
 
@@ -51,6 +53,8 @@ pub(crate) struct HttpState<A: Adapter = LocalAdapter> {
     /// What the writes remember of their keys and events' ids: this node's memory, or Redis
     /// shared by the cluster (behind the trait, so the API does not know which).
     pub idempotency: Arc<dyn IdempotencyStore>,
+    /// The outbound bridges of external-mode tenants (`crate::bridge`), by tenant.
+    pub bridges: Bridges,
 }
 
 impl<A: Adapter> Clone for HttpState<A> {
@@ -63,6 +67,7 @@ impl<A: Adapter> Clone for HttpState<A> {
             max_batch: self.max_batch,
             max_body_bytes: self.max_body_bytes,
             idempotency: self.idempotency.clone(),
+            bridges: self.bridges.clone(),
         }
     }
 }
@@ -89,6 +94,7 @@ pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Router {
         .merge(writes)
         .route("/api/v1/stats", get(stats::stats::<A>))
         .route("/api/v1/events/stream", get(stream::event_stream::<A>))
+        .route("/api/v1/bridges", get(bridges::list::<A>))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)
 }
