@@ -59,21 +59,24 @@ pub(super) async fn open(config: &ProviderConfig, allowed: &AllowedHosts) -> Res
         query.extend(entries.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v.expose_secret()))));
     }
     let target = if query.is_empty() { target } else { format!("{target}?{}", query.join("&")) };
-    let mut request = target.into_client_request().map_err(|_| "the url cannot be dialled as a WebSocket".to_string())?;
+    let mut request =
+        target.into_client_request().map_err(|_| "the url cannot be dialled as a WebSocket".to_string())?;
     let headers = request.headers_mut();
-    let header = |v: String| http::HeaderValue::from_str(&v).map_err(|_| "a credential is not a valid header value".to_string());
+    let header =
+        |v: String| http::HeaderValue::from_str(&v).map_err(|_| "a credential is not a valid header value".to_string());
     match &config.auth {
         BridgeAuth::Bearer(token) => {
             headers.insert(http::header::AUTHORIZATION, header(format!("Bearer {}", token.expose_secret()))?);
         }
         BridgeAuth::Basic { username, password } => {
-            let pair = base64::engine::general_purpose::STANDARD
-                .encode(format!("{username}:{}", password.expose_secret()));
+            let pair =
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{}", password.expose_secret()));
             headers.insert(http::header::AUTHORIZATION, header(format!("Basic {pair}"))?);
         }
         BridgeAuth::Custom(entries) => {
             for (name, value) in entries {
-                let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| "a header name is invalid".to_string())?;
+                let name = http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| "a header name is invalid".to_string())?;
                 headers.insert(name, header(value.expose_secret().to_string())?);
             }
         }
@@ -81,7 +84,8 @@ pub(super) async fn open(config: &ProviderConfig, allowed: &AllowedHosts) -> Res
     }
     let stream = TcpStream::connect(address).await.map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let ws_config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE_BYTES)).max_frame_size(Some(MAX_MESSAGE_BYTES));
+    let ws_config =
+        WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE_BYTES)).max_frame_size(Some(MAX_MESSAGE_BYTES));
     let (mut ws, _) =
         tokio_tungstenite::client_async_with_config(request, stream, Some(ws_config)).await.map_err(|e| match e {
             tokio_tungstenite::tungstenite::Error::Http(answer) => format!("WebSocket error: {}", answer.status()),
@@ -95,14 +99,18 @@ pub(super) async fn open(config: &ProviderConfig, allowed: &AllowedHosts) -> Res
     loop {
         let text = match ws.next().await {
             Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Close(_))) | None => return Err("the peer closed the connection during the handshake".into()),
+            Some(Ok(Message::Close(_))) | None => {
+                return Err("the peer closed the connection during the handshake".into());
+            }
             Some(Ok(_)) => continue,
             Some(Err(e)) => return Err(format!("WebSocket error: {e}")),
         };
         match socketio::read(&text, &namespace) {
             Frame::Open { ping_interval, ping_timeout } => {
                 heartbeat = Some(ping_interval + ping_timeout);
-                ws.send(Message::text(socketio::connect(&namespace))).await.map_err(|e| format!("WebSocket error: {e}"))?;
+                ws.send(Message::text(socketio::connect(&namespace)))
+                    .await
+                    .map_err(|e| format!("WebSocket error: {e}"))?;
             }
             Frame::Ping => ws.send(Message::text("3")).await.map_err(|e| format!("WebSocket error: {e}"))?,
             Frame::Packet(Packet::Connected) if heartbeat.is_some() => {

@@ -99,7 +99,12 @@ impl Bridge {
     /// Sends a notification (`data`, the API's `{id, subject, body, data, userId|channel}`) to
     /// `recipient` on the peer; with `ack`, waits up to that long for the peer's answer, which it
     /// returns (else `null` once written).
-    pub(crate) async fn notify(&self, recipient: &Recipient, data: Value, ack: Option<Duration>) -> Result<Value, SendError> {
+    pub(crate) async fn notify(
+        &self,
+        recipient: &Recipient,
+        data: Value,
+        ack: Option<Duration>,
+    ) -> Result<Value, SendError> {
         let events = &self.config.provider.custom_events;
         let event = match recipient {
             Recipient::User => events.notification.clone(),

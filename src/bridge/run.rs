@@ -65,7 +65,8 @@ pub(super) async fn run(bridge: Arc<super::Bridge>, mut commands: mpsc::Receiver
         tracing::warn!(bridge = %name, error = %error, attempt = reconnects, "bridge not connected: backing off");
         bridge.status.lost(error, State::BackingOff);
         let exponent = (reconnects - 1).min(16);
-        let wait = config.reconnection_delay.saturating_mul(1 << exponent).min(MAX_BACKOFF.max(config.reconnection_delay));
+        let wait =
+            config.reconnection_delay.saturating_mul(1 << exponent).min(MAX_BACKOFF.max(config.reconnection_delay));
         let until = Instant::now() + wait;
         // Sends during the wait are refused at once, not held.
         loop {
@@ -230,7 +231,9 @@ impl<'a> Connection<'a> {
                 let data = message.remove("data").unwrap_or(Value::Null);
                 // An answer to a send that asked for one: `{"event": "ack", "id": n, "data": ...}`.
                 if event == "ack" {
-                    if let Some(waiter) = message.get("id").and_then(Value::as_u64).and_then(|id| self.pending.remove(&id)) {
+                    if let Some(waiter) =
+                        message.get("id").and_then(Value::as_u64).and_then(|id| self.pending.remove(&id))
+                    {
                         let _ = waiter.send(Ok(data));
                     }
                     return None;

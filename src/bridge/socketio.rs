@@ -45,7 +45,9 @@ pub(super) fn read(text: &str, namespace: &str) -> Frame {
     match chars.next() {
         Some('0') => {
             let open: Value = serde_json::from_str(chars.as_str()).unwrap_or(Value::Null);
-            let ms = |field: &str, default: u64| Duration::from_millis(open.get(field).and_then(Value::as_u64).unwrap_or(default));
+            let ms = |field: &str, default: u64| {
+                Duration::from_millis(open.get(field).and_then(Value::as_u64).unwrap_or(default))
+            };
             Frame::Open { ping_interval: ms("pingInterval", 25_000), ping_timeout: ms("pingTimeout", 20_000) }
         }
         Some('1') => Frame::Close,
@@ -69,7 +71,8 @@ fn packet(text: &str, namespace: &str) -> Option<Packet> {
     }
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     let id = rest[..digits].parse::<u64>().ok();
-    let json: Value = if rest[digits..].is_empty() { Value::Null } else { serde_json::from_str(&rest[digits..]).ok()? };
+    let json: Value =
+        if rest[digits..].is_empty() { Value::Null } else { serde_json::from_str(&rest[digits..]).ok()? };
     match kind {
         '0' => Some(Packet::Connected),
         '1' => Some(Packet::Disconnect),
@@ -86,7 +89,8 @@ fn packet(text: &str, namespace: &str) -> Option<Packet> {
             Some(Packet::Ack { id: id?, data: arguments(items) })
         }
         '4' => {
-            let message = json.get("message").and_then(Value::as_str).map(String::from).unwrap_or_else(|| json.to_string());
+            let message =
+                json.get("message").and_then(Value::as_str).map(String::from).unwrap_or_else(|| json.to_string());
             Some(Packet::ConnectError(message))
         }
         _ => None,
@@ -139,7 +143,9 @@ mod tests {
             Frame::Packet(Packet::ConnectError("Unauthorized".into()))
         );
         assert_eq!(read("2", "/"), Frame::Ping);
-        assert!(matches!(read("0{\"sid\":\"a\",\"pingInterval\":300,\"pingTimeout\":200}", "/"), Frame::Open { ping_interval, .. } if ping_interval == Duration::from_millis(300)));
+        assert!(
+            matches!(read("0{\"sid\":\"a\",\"pingInterval\":300,\"pingTimeout\":200}", "/"), Frame::Open { ping_interval, .. } if ping_interval == Duration::from_millis(300))
+        );
     }
 
     #[test]

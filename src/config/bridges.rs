@@ -7,13 +7,16 @@
 //! told the one probably meant. Credentials (`authToken`, `password`, `authQuery`'s and
 //! `authHeaders`' values) are kept as [`SecretString`]s so no `Debug` or log line prints them.
 
-use std::{path::Path, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::env::{Env, list};
+use super::{
+    env::{Env, list},
+    file::FileConfig,
+};
 use crate::{net::outbound::AllowedHosts, parse_errors::suggest::unknown_field};
 
 /// Every field of seed 003's provider configuration.
@@ -232,10 +235,13 @@ pub struct BridgesConfig {
 
 impl BridgesConfig {
     /// `BRIDGES_FILE` (read and checked here) and `BRIDGE_ALLOWED_HOSTS`.
-    pub(super) fn from_sources(env: &Env, file: Option<&Path>) -> anyhow::Result<Self> {
-        let allowed_hosts = AllowedHosts::parse(&env.get("BRIDGE_ALLOWED_HOSTS").map(list).unwrap_or_default())
-            .map_err(|e| anyhow::anyhow!("BRIDGE_ALLOWED_HOSTS: {e}"))?;
-        let path = env.get("BRIDGES_FILE").map(std::path::PathBuf::from).or_else(|| file.map(Path::to_path_buf));
+    pub(super) fn from_sources(env: &Env, file: &FileConfig) -> anyhow::Result<Self> {
+        let hosts = match env.get("BRIDGE_ALLOWED_HOSTS") {
+            Some(v) => list(v),
+            None => file.bridge_allowed_hosts.clone().map(|l| l.into_vec(list)).unwrap_or_default(),
+        };
+        let allowed_hosts = AllowedHosts::parse(&hosts).map_err(|e| anyhow::anyhow!("BRIDGE_ALLOWED_HOSTS: {e}"))?;
+        let path = env.get("BRIDGES_FILE").map(PathBuf::from).or_else(|| file.bridges_file.clone());
         let bridges = match path {
             None => Vec::new(),
             Some(path) => {
@@ -362,7 +368,9 @@ impl ProviderConfig {
             return Err(format!("{at}.transports: `{t}` is neither \"websocket\" nor \"polling\""));
         }
         let path = r.string("path")?.unwrap_or_else(|| "/socket.io".into());
-        if !path.starts_with('/') || path.len() > 200 || path.bytes().any(|b| b.is_ascii_whitespace() || b == b'?' || b == b'#')
+        if !path.starts_with('/')
+            || path.len() > 200
+            || path.bytes().any(|b| b.is_ascii_whitespace() || b == b'?' || b == b'#')
         {
             return Err(format!("{at}.path: must be an HTTP path such as \"/socket.io\", got \"{path}\""));
         }
@@ -562,7 +570,11 @@ impl Reader<'_> {
         let query = self.secret_map("authQuery", false)?;
         let headers = self.secret_map("authHeaders", true)?;
         let needs = |field: &str, present: bool| {
-            if present { Ok(()) } else { Err(format!("{}.{field}: required by authType \"{}\"", self.at, kind.as_deref().unwrap_or_default())) }
+            if present {
+                Ok(())
+            } else {
+                Err(format!("{}.{field}: required by authType \"{}\"", self.at, kind.as_deref().unwrap_or_default()))
+            }
         };
         let auth = match kind.as_deref() {
             None | Some("none") => BridgeAuth::None,

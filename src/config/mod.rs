@@ -44,11 +44,11 @@ pub use crate::net::outbound::AllowedHosts;
 pub use crate::net::server::{HttpConfig, MIN_HEADER_BYTES};
 pub use crate::telemetry::LogFormat;
 pub use admin::{AdminConfig, AdminMode};
+pub use auth::{JwtConfig, JwtKey, PublicKeyAlgorithm, TenantApiKey};
 pub use bridges::{
     BridgeAuth, BridgeConfig, BridgeProtocol, BridgesConfig, CustomEvents, HandlingStrategy, MessageHandling,
     ProviderConfig, ProviderMode, parse_bridges_file,
 };
-pub use auth::{JwtConfig, JwtKey, PublicKeyAlgorithm, TenantApiKey};
 pub use cluster::RedisConfig;
 pub use events::EventStreamConfig;
 pub use limits::{IDEMPOTENCY_MAX_BYTES, IDEMPOTENCY_MAX_ENTRIES, LimitsConfig, PUBLISH_CALLS_BUFFERED};
@@ -180,7 +180,7 @@ impl Config {
             None => NamespaceSource::Embedded,
         };
         let (log_level, log_format) = logging::from_sources(&env, &file)?;
-        let bridges = BridgesConfig::from_sources(&env, file.bridges_file.as_deref())?;
+        let bridges = BridgesConfig::from_sources(&env, &file)?;
 
         Ok(Config {
             listen,

@@ -32,7 +32,9 @@ use axum::{
 };
 use socketioxide::adapter::{Adapter, LocalAdapter};
 
-use crate::{auth::ApiKeys, bridge::Bridges, idempotency::IdempotencyStore, lifecycle::Readiness, metrics::Metrics, node::Node};
+use crate::{
+    auth::ApiKeys, bridge::Bridges, idempotency::IdempotencyStore, lifecycle::Readiness, metrics::Metrics, node::Node,
+};
 pub(crate) use error::ApiError;
 pub(crate) use publish::publish_body;
 

@@ -57,16 +57,19 @@ impl BridgeMetrics {
 
     /// Registers the series, every reason at zero.
     pub(super) fn register(r: &mut Registry) -> Self {
-        let connects =
-            registered(r, "bridge_connects", "Outbound bridge connections established.", Counter::default());
+        let connects = registered(r, "bridge_connects", "Outbound bridge connections established.", Counter::default());
         let connect_failures = registered(
             r,
             "bridge_connect_failures",
             "Outbound bridge connections that failed to establish or were lost.",
             Counter::default(),
         );
-        let messages_out =
-            registered(r, "bridge_messages_out", "Messages sent by outbound bridges to their peers.", Counter::default());
+        let messages_out = registered(
+            r,
+            "bridge_messages_out",
+            "Messages sent by outbound bridges to their peers.",
+            Counter::default(),
+        );
         let messages_in = registered(
             r,
             "bridge_messages_in",
