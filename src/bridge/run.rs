@@ -58,7 +58,7 @@ pub(super) async fn run(bridge: Arc<super::Bridge>, mut commands: mpsc::Receiver
                 tracing::error!(bridge = %name, "{message}");
                 bridge.status.failed(message);
             }
-            refuse_all(&mut commands, "the bridge has failed; restart the gateway to retry").await;
+            refuse_all(&mut commands).await;
             return;
         }
         reconnects += 1;
@@ -81,8 +81,8 @@ pub(super) async fn run(bridge: Arc<super::Bridge>, mut commands: mpsc::Receiver
     }
 }
 
-/// Answers every send with `why` until the bridge is dropped.
-async fn refuse_all(commands: &mut mpsc::Receiver<Command>, _why: &str) {
+/// Answers every send as not connected, for good (a failed bridge is retried on restart).
+async fn refuse_all(commands: &mut mpsc::Receiver<Command>) {
     while let Some(command) = commands.recv().await {
         command.answer(Err(SendError::NotConnected));
     }

@@ -55,6 +55,12 @@ impl BridgeMetrics {
         self.sink_dropped[reason as usize].inc();
     }
 
+    /// How many messages sinks dropped for `reason`.
+    #[cfg(test)]
+    pub(crate) fn sink_dropped(&self, reason: SinkDrop) -> u64 {
+        self.sink_dropped[reason as usize].get()
+    }
+
     /// Registers the series, every reason at zero.
     pub(super) fn register(r: &mut Registry) -> Self {
         let connects = registered(r, "bridge_connects", "Outbound bridge connections established.", Counter::default());

@@ -185,3 +185,30 @@ fn without_url(e: &reqwest::Error) -> String {
     };
     kind.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_full_queue_drops_and_counts_by_count_and_by_bytes() {
+        let metrics = crate::metrics::Metrics::new(false).bridges;
+        let hook = Webhook::new("b", "http://127.0.0.1:9/x", AllowedHosts::default(), metrics.clone());
+        for _ in 0..MAX_QUEUED + 3 {
+            hook.offer(&json!({ "a": 1 }));
+        }
+        assert_eq!(metrics.sink_dropped(SinkDrop::QueueFull), 3);
+
+        let metrics = crate::metrics::Metrics::new(false).bridges;
+        let hook = Webhook::new("b", "http://127.0.0.1:9/x", AllowedHosts::default(), metrics.clone());
+        let big = json!({ "data": "x".repeat(MAX_QUEUED_BYTES / 4) });
+        for _ in 0..5 {
+            hook.offer(&big);
+        }
+        // Each is a little over a quarter of the bytes: three fit.
+        assert_eq!(metrics.sink_dropped(SinkDrop::QueueFull), 2);
+        assert!(hook.inner.queue.lock().unwrap().bytes <= MAX_QUEUED_BYTES);
+    }
+}

@@ -13,6 +13,8 @@ import { API_KEY, api, eventually, metric, runGateway, startGateway, tempDir, wr
 
 const IO_TOKEN = 'io-bearer-secret-7f3a';
 const WS_TOKEN = 'ws-query-secret-91bc';
+const BASIC_PASSWORD = 'basic-pass-55d1';
+const CUSTOM_KEY = 'custom-key-0e4f';
 const WAIT = 8000;
 
 /**
@@ -54,6 +56,17 @@ async function startIoPeer(port = 0) {
     if (socket.handshake.headers.authorization === `Bearer ${IO_TOKEN}`) next();
     else next(new Error('Unauthorized'));
   });
+  // Namespace /partner wants basic auth instead.
+  const partner = io.of('/partner');
+  peer.partnerJoins = [];
+  partner.use((socket, next) => {
+    const expected = `Basic ${Buffer.from(`partner:${BASIC_PASSWORD}`).toString('base64')}`;
+    if (socket.handshake.headers.authorization === expected) next();
+    else next(new Error('Unauthorized'));
+  });
+  partner.on('connection', (socket) => {
+    socket.on('channel:join', ({ channelName }) => peer.partnerJoins.push(channelName));
+  });
   io.on('connection', (socket) => {
     peer.sockets.add(socket);
     socket.on('disconnect', () => peer.sockets.delete(socket));
@@ -77,20 +90,28 @@ async function startIoPeer(port = 0) {
   return peer;
 }
 
-/** A `ws` server that wants `?token=WS_TOKEN`; answers `{event: 'ack', id}` to sends with an id. */
+/**
+ * A `ws` server that wants `?token=WS_TOKEN` (or, on path `/custom`, the header
+ * `X-API-Key: CUSTOM_KEY`); answers `{event: 'ack', id}` to sends with an id.
+ */
 async function startWsPeer() {
-  const peer = { joins: [], messages: [], clients: new Set(), queries: [] };
+  const peer = { joins: [], messages: [], clients: new Set(), queries: [], customJoins: [] };
   const wss = new WebSocketServer({
     port: 0,
     host: '127.0.0.1',
     verifyClient: (info) => {
-      const query = new URL(info.req.url, 'http://x').searchParams;
-      peer.queries.push(Object.fromEntries(query));
-      return query.get('token') === WS_TOKEN;
+      const url = new URL(info.req.url, 'http://x');
+      if (url.pathname === '/custom') return info.req.headers['x-api-key'] === CUSTOM_KEY;
+      peer.queries.push(Object.fromEntries(url.searchParams));
+      return url.searchParams.get('token') === WS_TOKEN;
     },
   });
   await new Promise((resolve) => wss.once('listening', resolve));
-  wss.on('connection', (ws) => {
+  wss.on('connection', (ws, req) => {
+    if (req.url === '/custom') {
+      ws.on('message', (raw) => peer.customJoins.push(JSON.parse(raw.toString()).data?.channelName));
+      return;
+    }
     peer.clients.add(ws);
     ws.on('close', () => peer.clients.delete(ws));
     ws.on('message', (raw) => {
@@ -170,6 +191,14 @@ before(async () => {
       reconnection: false, timeout: 300,
     },
     { tenantId: 'inside', name: 'internal-one', mode: 'internal', enabled: true },
+    {
+      tenantId: 'basic', name: 'io-basic', mode: 'external', protocol: 'socketio', url: `http://127.0.0.1:${io.port}/partner`,
+      authType: 'basic', username: 'partner', password: BASIC_PASSWORD, defaultChannels: ['p1'], reconnectionDelay: 100,
+    },
+    {
+      tenantId: 'custom', name: 'ws-custom', mode: 'external', protocol: 'ws', url: `ws://127.0.0.1:${wsPeer.port}/custom`,
+      authType: 'custom', authHeaders: { 'X-API-Key': CUSTOM_KEY }, defaultChannels: ['c1'], reconnectionDelay: 100,
+    },
   ];
   const file = writeFile(files.dir, 'bridges.json', JSON.stringify(bridges));
   gw = await startGateway({ env: { BRIDGES_FILE: file, BRIDGE_ALLOWED_HOSTS: '127.0.0.1' } });
@@ -189,6 +218,12 @@ after(async () => {
 test('a socket.io bridge authenticates with its bearer token and joins its default channels', async () => {
   assert.ok(io.authorizations.includes(`Bearer ${IO_TOKEN}`));
   await eventually(() => io.joins.includes('notifications') && io.joins.includes('alerts'), 'channels joined');
+});
+
+test('basic auth reaches a Socket.IO namespace, custom headers a ws peer', async () => {
+  await eventually(async () => (await bridgeNamed(gw, 'io-basic'))?.state === 'connected', 'basic bridge connected', WAIT);
+  await eventually(async () => (await bridgeNamed(gw, 'ws-custom'))?.state === 'connected', 'custom bridge connected', WAIT);
+  await eventually(() => io.partnerJoins.includes('p1') && wsPeer.customJoins.includes('c1'), 'channels joined');
 });
 
 test('a notification for an external tenant reaches the peer user and returns its ack', async () => {
@@ -306,12 +341,14 @@ test('GET /api/v1/bridges shows states and counts, never credentials, to platfor
   const { status, body } = await api(gw.url, '/api/v1/bridges');
   assert.equal(status, 200);
   const text = JSON.stringify(body);
-  assert.ok(!text.includes(IO_TOKEN) && !text.includes(WS_TOKEN), text);
-  assert.ok(!gw.logs.join('\n').includes(IO_TOKEN) && !gw.logs.join('\n').includes(WS_TOKEN));
+  const logs = gw.logs.join('\n');
+  for (const secret of [IO_TOKEN, WS_TOKEN, BASIC_PASSWORD, CUSTOM_KEY]) {
+    assert.ok(!text.includes(secret) && !logs.includes(secret), secret);
+  }
   const io = body.bridges.find((b) => b.name === 'io-peer');
   assert.equal(io.protocol, 'socketio');
   assert.ok(io.messagesOut >= 3 && io.messagesIn >= 1, JSON.stringify(io));
-  assert.deepEqual(body.bridges.map((b) => b.name).sort(), ['dead-peer', 'hanging-peer', 'io-peer', 'ws-peer']);
+  assert.deepEqual(body.bridges.map((b) => b.name).sort(), ['dead-peer', 'hanging-peer', 'io-basic', 'io-peer', 'ws-custom', 'ws-peer']);
   assert.equal((await api(gw.url, '/api/v1/bridges', undefined, { headers: {} })).status, 401);
   assert.ok((await metric(gw.url, 'bridge_messages_out_total')) >= 3);
 });
