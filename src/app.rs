@@ -27,6 +27,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::{
     admin::{self, Admin},
     auth::{ApiKeys, TokenVerifier},
+    bridge::Bridges,
     cluster::Cluster,
     config::{Config, IDEMPOTENCY_MAX_BYTES, IDEMPOTENCY_MAX_ENTRIES, NamespaceSource},
     front::socketio::engineio::{Sessions, SessionsOptions},
@@ -90,6 +91,8 @@ struct ServedBy<A: Adapter> {
     io: SocketIo<A>,
     engine: Node<A>,
     admin: Option<Admin<A>>,
+    /// Outbound bridges, started with the other background work.
+    bridges: Bridges,
     cluster_tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -101,6 +104,7 @@ impl<A: Adapter> Served for ServedBy<A> {
     fn spawn_tasks(&self) -> Vec<JoinHandle<()>> {
         let mut tasks = self.engine.spawn_tasks();
         tasks.extend(self.admin.as_ref().map(Admin::spawn));
+        tasks.extend(self.bridges.spawn());
         tasks.append(&mut self.cluster_tasks.lock().unwrap_or_else(|e| e.into_inner()));
         tasks
     }
@@ -257,6 +261,14 @@ impl App {
         cluster_tasks: Vec<JoinHandle<()>>,
     ) -> anyhow::Result<Self> {
         let Parts { metrics, readiness, sessions, page, idempotency } = parts;
+        let bridges = Bridges::new(&config.bridges, &metrics.bridges);
+        if config.redis.is_some() && !config.bridges.bridges.is_empty() {
+            // No lease yet (docs/bridges.md): each node of a cluster runs the whole file.
+            tracing::warn!(
+                bridges = config.bridges.bridges.len(),
+                "BRIDGES_FILE on a cluster node: every node runs every bridge, so a peer sees one connection per node and a callback gets each received event once per node; give the file to one node only"
+            );
+        }
         sessions.attach(Arc::new(engine.clone()));
         let state = HttpState {
             engine: engine.clone(),
@@ -269,6 +281,7 @@ impl App {
             max_batch: config.limits.api_max_batch,
             max_body_bytes: config.limits.api_max_body_bytes,
             idempotency,
+            bridges: bridges.clone(),
         };
         let mut router = http::router(state).merge(page::router(page)).into_router(config.limits.api_max_batch);
         match &admin {
@@ -286,7 +299,7 @@ impl App {
         let router = router.layer(layer).layer(sessions.layer()).layer(bundle).layer(cors(&config.cors_origins)?);
         sessions.serve_through(router.clone());
         let listener = server::listen(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
-        let served = Box::new(ServedBy { io, engine, admin, cluster_tasks: Mutex::new(cluster_tasks) });
+        let served = Box::new(ServedBy { io, engine, admin, bridges, cluster_tasks: Mutex::new(cluster_tasks) });
         let serve_options =
             ServeOptions { http: config.http.clone(), trusted_proxies: config.trusted_proxies.clone(), metrics };
         Ok(Self {

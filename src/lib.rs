@@ -9,6 +9,8 @@
 //! - `node`: the engine and both fronts assembled as one node serves them.
 //! - `http`: the publish API, health, readiness, metrics; [`page`]: what browsers get from the
 //!   gateway itself; `admin`: the admin view on `/admin`; `cluster`: membership over Redis.
+//! - `bridge`: outbound bridges to other servers (seed 003's external mode); `sink`: where the
+//!   messages they receive go (the webhook).
 //! - `net`: the accept loop, guarded connections, client addresses, transport backlogs.
 //! - [`config`]: typed configuration, the only reader of the environment; [`spec`]: the
 //!   namespace spec format; `rooms`: room names; [`auth`]: tokens and API keys;
@@ -23,6 +25,7 @@
 pub(crate) mod admin;
 pub mod app;
 pub mod auth;
+pub(crate) mod bridge;
 pub mod cli;
 pub(crate) mod clock;
 pub(crate) mod cluster;
@@ -42,5 +45,6 @@ pub(crate) mod node;
 pub mod page;
 pub(crate) mod parse_errors;
 pub(crate) mod rooms;
+pub(crate) mod sink;
 pub mod spec;
 pub mod telemetry;

@@ -81,6 +81,8 @@ pub(super) struct FileConfig {
     pub(super) log_level: Option<String>,
     pub(super) log_format: Option<LogFormat>,
     pub(super) shutdown_timeout: Option<DurationSetting>,
+    pub(super) bridges_file: Option<PathBuf>,
+    pub(super) bridge_allowed_hosts: Option<StringList>,
 }
 
 /// A list in the config file, written as YAML (`[a, b]`) or as the environment variable's

@@ -8,7 +8,8 @@
 //! `Config::from_sources` reads the sections in turn, each from its own submodule, which owns
 //! the section's type, its variables, defaults and checks: `http` (the listener, CORS, proxies,
 //! connection caps), `cluster` (Redis), `auth` (token key, dev mode, API keys, cookie), `admin`,
-//! `transport` (Engine.IO), `limits`, `native` (the plain WebSocket front), `logging`, and
+//! `transport` (Engine.IO), `limits`, `native` (the plain WebSocket front), `logging`, `bridges`
+//! (outbound bridges: seed 003's provider configurations, where they may connect), and
 //! `events` (the backend event stream's bounds, fixed values). Around them: `variables` (every
 //! variable read, and misspellings), `file` (the config file), `env` (typed lookups of one
 //! variable); durations and rates are parsed by `crate::spec::durations`,
@@ -16,6 +17,7 @@
 
 mod admin;
 mod auth;
+mod bridges;
 mod cluster;
 mod env;
 mod events;
@@ -38,10 +40,15 @@ use std::{
 
 use secrecy::SecretString;
 
+pub use crate::net::outbound::AllowedHosts;
 pub use crate::net::server::{HttpConfig, MIN_HEADER_BYTES};
 pub use crate::telemetry::LogFormat;
 pub use admin::{AdminConfig, AdminMode};
 pub use auth::{JwtConfig, JwtKey, PublicKeyAlgorithm, TenantApiKey};
+pub use bridges::{
+    BridgeAuth, BridgeConfig, BridgeProtocol, BridgesConfig, CustomEvents, HandlingStrategy, MessageHandling,
+    ProviderConfig, ProviderMode, parse_bridges_file,
+};
 pub use cluster::RedisConfig;
 pub use events::EventStreamConfig;
 pub use limits::{IDEMPOTENCY_MAX_BYTES, IDEMPOTENCY_MAX_ENTRIES, LimitsConfig, PUBLISH_CALLS_BUFFERED};
@@ -91,6 +98,8 @@ pub struct Config {
     pub native: NativeConfig,
     /// Per-socket limits the engine enforces for every namespace.
     pub limits: LimitsConfig,
+    /// Outbound bridges (`BRIDGES_FILE`) and where they may connect (`BRIDGE_ALLOWED_HOSTS`).
+    pub bridges: BridgesConfig,
     /// The backend event stream's history and per-consumer bounds (fixed; tests shrink them).
     pub event_stream: EventStreamConfig,
     /// How often idle rate-limiter entries are dropped (`WS_CLEANUP_INTERVAL`).
@@ -171,6 +180,7 @@ impl Config {
             None => NamespaceSource::Embedded,
         };
         let (log_level, log_format) = logging::from_sources(&env, &file)?;
+        let bridges = BridgesConfig::from_sources(&env, &file)?;
 
         Ok(Config {
             listen,
@@ -187,6 +197,7 @@ impl Config {
             http,
             native,
             limits,
+            bridges,
             event_stream: EventStreamConfig::default(),
             cleanup_interval: env.duration("WS_CLEANUP_INTERVAL", file.ws_cleanup_interval, 300_000)?,
             metrics_interval: env.duration("WS_METRICS_INTERVAL", file.ws_metrics_interval, 60_000)?,

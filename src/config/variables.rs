@@ -68,6 +68,8 @@ pub const VARIABLES: &[&str] = &[
     "SHUTDOWN_TIMEOUT",
     "SHUTDOWN_DELAY",
     "CONFIG_FILE",
+    "BRIDGES_FILE",
+    "BRIDGE_ALLOWED_HOSTS",
 ];
 
 /// Settings about client tokens and API keys: a gateway given any of them is meant to verify

@@ -35,6 +35,10 @@ pub(crate) enum ApiError {
     /// with the same `id`) is still being processed; the retry gets its answer.
     #[error("a call with the same Idempotency-Key or event id is still being processed: retry shortly")]
     InFlight,
+    /// 503 `unavailable`, 502 `bad_gateway`, 504 `timeout` or 400: a notification through a
+    /// tenant's bridge that could not be sent or was not acknowledged in time.
+    #[error("{0}")]
+    Bridge(crate::bridge::SendError),
     /// 422 `idempotency`: the `Idempotency-Key` was used within the window for another body.
     #[error("this Idempotency-Key was used for a different body: use a new key for a new call")]
     KeyReused,
@@ -59,6 +63,15 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::InFlight => (StatusCode::CONFLICT, "conflict"),
             ApiError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency"),
+            ApiError::Bridge(e) => {
+                use crate::bridge::SendError;
+                match e {
+                    SendError::NotConnected | SendError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                    SendError::Lost => (StatusCode::BAD_GATEWAY, "bad_gateway"),
+                    SendError::AckTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+                    SendError::NoChannels => (StatusCode::BAD_REQUEST, "validation"),
+                }
+            }
         };
         let body = Json(json!({ "error": { "type": kind, "message": self.to_string() } }));
         let mut response = (status, body).into_response();

@@ -9,9 +9,11 @@
 //! and its JSON body), `error` (how failures answer), `publish` (events, raw emits,
 //! notifications), `idempotency` (the writes' `Idempotency-Key` and events' ids), `stream` (the
 //! backend event stream, SSE), `stats`, `native` (the plain WebSocket endpoints' handshake and
-//! statistics), `probes` (health, readiness, metrics) and `openapi` (the document of every
-//! route, registered with it: a route is a `Routes` line naming its handler and its operation).
+//! statistics), `probes` (health, readiness, metrics), `bridges` (outbound bridges: their
+//! status, notifications through them) and `openapi` (the document of every route, registered
+//! with it: a route is a `Routes` line naming its handler and its operation).
 
+mod bridges;
 mod error;
 mod idempotency;
 mod native;
@@ -27,7 +29,9 @@ use std::sync::Arc;
 use axum::{extract::DefaultBodyLimit, middleware};
 use socketioxide::adapter::{Adapter, LocalAdapter};
 
-use crate::{auth::ApiKeys, idempotency::IdempotencyStore, lifecycle::Readiness, metrics::Metrics, node::Node};
+use crate::{
+    auth::ApiKeys, bridge::Bridges, idempotency::IdempotencyStore, lifecycle::Readiness, metrics::Metrics, node::Node,
+};
 pub(crate) use error::ApiError;
 use openapi::{Routes, operations as op};
 pub(crate) use publish::publish_body;
@@ -49,6 +53,8 @@ pub(crate) struct HttpState<A: Adapter = LocalAdapter> {
     /// What the writes remember of their keys and events' ids: this node's memory, or Redis
     /// shared by the cluster (behind the trait, so the API does not know which).
     pub idempotency: Arc<dyn IdempotencyStore>,
+    /// The outbound bridges of external-mode tenants (`crate::bridge`), by tenant.
+    pub bridges: Bridges,
 }
 
 impl<A: Adapter> Clone for HttpState<A> {
@@ -61,6 +67,7 @@ impl<A: Adapter> Clone for HttpState<A> {
             max_batch: self.max_batch,
             max_body_bytes: self.max_body_bytes,
             idempotency: self.idempotency.clone(),
+            bridges: self.bridges.clone(),
         }
     }
 }
@@ -91,5 +98,6 @@ pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Routes {
         .merge(writes)
         .get("/api/v1/stats", stats::stats::<A>, op::stats())
         .get("/api/v1/events/stream", stream::event_stream::<A>, op::event_stream())
+        .get("/api/v1/bridges", bridges::list::<A>, op::bridges())
         .map_router(|router| router.layer(DefaultBodyLimit::max(max_body_bytes)).with_state(state))
 }

@@ -145,6 +145,7 @@ pub(super) async fn emit<A: Adapter>(
 ///
 /// Without acknowledgments: 202 `{id}`. With `"enableAcknowledgments": true`: waits up to
 /// `ackTimeoutMs` (default 5 s, at most 30 s) and answers 200 `{id, sockets, acknowledged}`.
+/// A tenant with an external provider is served by its bridge (`super::bridges`).
 pub(super) async fn notify<A: Adapter>(
     State(state): State<HttpState<A>>,
     headers: HeaderMap,
@@ -195,6 +196,10 @@ pub(super) async fn notify<A: Adapter>(
     });
     if let (Some(d), Some(t)) = (data.as_object_mut(), target.as_object()) {
         d.extend(t.clone());
+    }
+    // A tenant whose provider is external: the notification goes through its bridge instead.
+    if let Some(bridge) = state.bridges.for_tenant(&tenant) {
+        return super::bridges::notify_through(bridge, target, data, with_acks, timeout).await;
     }
     let event = PublishedEvent::from_json(json!({ "type": event_type, "tenantId": tenant, "data": data }), "body")
         .map_err(ApiError::BadRequest)?

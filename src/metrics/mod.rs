@@ -13,10 +13,11 @@
 //! Here: [`Metrics`], the node's registry and its node-wide series (grouped in `node`); beside
 //! it the series of each namespace (`namespace`), of a cluster member (`cluster`), of the
 //! admin view (`admin`), of idempotent publishing (`idempotency`) and of the backend event stream
-//! (`events`), the label values and sets (`labels`), and the two recorders ([`Histogram`],
+//! (`events`), of outbound bridges and their sinks (`bridges`), the label values and sets (`labels`), and the two recorders ([`Histogram`],
 //! [`Latency`]).
 
 mod admin;
+mod bridges;
 mod cluster;
 mod events;
 mod histogram;
@@ -44,6 +45,7 @@ use prometheus_client::{
 };
 
 pub(crate) use admin::AdminMetrics;
+pub(crate) use bridges::{BridgeMetrics, SinkDrop};
 pub(crate) use cluster::ClusterMetrics;
 pub(crate) use events::EventStreamMetrics;
 pub(crate) use histogram::Histogram;
@@ -120,6 +122,8 @@ pub(crate) struct Metrics {
     pub idempotency: IdempotencyMetrics,
     /// The backend event stream's.
     pub event_stream: EventStreamMetrics,
+    /// Outbound bridges' and their sinks'.
+    pub bridges: BridgeMetrics,
 }
 
 impl Default for Metrics {
@@ -162,6 +166,7 @@ impl Metrics {
         let admin = AdminMetrics::register(r);
         let idempotency = IdempotencyMetrics::register(r);
         let event_stream = EventStreamMetrics::register(r);
+        let bridges = BridgeMetrics::register(r);
         Self {
             registry,
             families,
@@ -190,6 +195,7 @@ impl Metrics {
             admin,
             idempotency,
             event_stream,
+            bridges,
         }
     }
 

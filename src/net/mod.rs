@@ -6,10 +6,12 @@
 //! - [`connection`]: the guarded connection;
 //! - [`client_ip`]: the client's address behind trusted proxies;
 //! - [`backlog`]: how far behind a Socket.IO session's transport is;
+//! - [`outbound`]: where the gateway may connect out to (`BRIDGE_ALLOWED_HOSTS`);
 //! - [`v3_connect`]: socket.io-client 2.x's CONNECT queries dropped from its WebSocket frames.
 
 pub(crate) mod backlog;
 pub(crate) mod client_ip;
 pub(crate) mod connection;
+pub(crate) mod outbound;
 pub(crate) mod server;
 pub(crate) mod v3_connect;

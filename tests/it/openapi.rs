@@ -22,6 +22,7 @@ const PATHS: &[&str] = &[
     "/api/v1/notifications",
     "/api/v1/stats",
     "/api/v1/events/stream",
+    "/api/v1/bridges",
     "/api/v1/namespaces",
     "/api/v1/dev",
     "/api/v1/openapi.json",

@@ -103,8 +103,14 @@ pub(crate) fn notify() -> Operation {
                 "ackTimeoutMs": 200,
             }),
         )
-        .json(202, "Sent, without counting acks.", schema_ref("NotificationQueued"))
-        .json(200, "Sent, with the acks that came back in time.", schema_ref("NotificationDelivered"));
+        .json(202, "Sent, without counting acks (through the tenant's bridge: written to its peer).", schema_ref("NotificationQueued"))
+        .json(
+            200,
+            "Sent, with the acks that came back in time (through the tenant's bridge: the peer's ack).",
+            schema_ref("NotificationDelivered"),
+        )
+        .error(502, "The tenant's outbound bridge lost its connection before the peer acknowledged.")
+        .error(504, "The tenant's outbound bridge's peer did not acknowledge within the timeout.");
     idempotent(tenant_scoped(stopping(body_errors(op))), &[200, 202])
 }
 
@@ -127,6 +133,15 @@ pub(crate) fn stats() -> Operation {
         .json(200, "The counts.", schema_ref("Stats"))
         .error(400, "No such namespace, or a room name that is not one of its rooms.")
         .error(403, "A tenant-scoped key (`TENANT_API_KEYS`) named another tenant, or a room every tenant shares.")
+}
+
+/// `GET /api/v1/bridges`.
+pub(crate) fn bridges() -> Operation {
+    Operation::new("bridges", API, "Outbound bridges and their state")
+        .describe("Each bridge of `BRIDGES_FILE`: its peer (without credentials), state, last error, attempts, and messages each way. Platform keys only.")
+        .with_api_key()
+        .json(200, "The bridges.", schema_ref("Bridges"))
+        .error(403, "A tenant-scoped key (`TENANT_API_KEYS`): the bridges' status is the operator's.")
 }
 
 /// `GET /api/v1/events/stream`.

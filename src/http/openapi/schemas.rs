@@ -15,7 +15,8 @@ pub(crate) fn schema_ref(name: &str) -> Value {
 
 /// `components`, with the limits this gateway runs with (most events or rooms in one call).
 pub(super) fn components(max_batch: usize) -> Value {
-    json!({
+    // Filed apart: one `json!` of every schema is past the macro's recursion limit.
+    let mut components = json!({
         "securitySchemes": {
             "apiKey": { "type": "apiKey", "in": "header", "name": "X-API-Key", "description": "One of `API_KEYS`." },
             "bearer": {
@@ -41,7 +42,7 @@ pub(super) fn components(max_batch: usize) -> Value {
                         "properties": {
                             "type": {
                                 "type": "string",
-                                "description": "The kind: `validation` (400, 413, 426), `auth` (401; 403 on a plain WebSocket handshake), `forbidden` (403: a tenant-scoped key outside its tenant), `conflict` (409), `idempotency` (422), `rate_limit` (429), `unavailable` (503).",
+                                "description": "The kind: `validation` (400, 413, 426), `auth` (401; 403 on a plain WebSocket handshake), `forbidden` (403: a tenant-scoped key outside its tenant), `conflict` (409), `idempotency` (422), `rate_limit` (429), `bad_gateway` (502: an outbound bridge lost its peer), `unavailable` (503), `timeout` (504: an outbound bridge's peer did not acknowledge).",
                             },
                             "message": { "type": "string", "description": "What is wrong, for people: the field and what it must be." },
                         },
@@ -150,20 +151,8 @@ pub(super) fn components(max_batch: usize) -> Value {
                     "ackTimeoutMs": { "type": ["integer", "null"], "minimum": 1, "maximum": 30000, "description": "Default 5000." },
                 },
             },
-            "NotificationQueued": {
-                "type": "object",
-                "required": ["id"],
-                "properties": { "id": { "type": "string", "format": "uuid" } },
-            },
-            "NotificationDelivered": {
-                "type": "object",
-                "required": ["id", "sockets", "acknowledged"],
-                "properties": {
-                    "id": { "type": "string", "format": "uuid" },
-                    "sockets": { "type": "integer", "minimum": 0, "description": "Sockets it was sent to." },
-                    "acknowledged": { "type": "integer", "minimum": 0, "description": "Of those, how many acknowledged in time." },
-                },
-            },
+            "NotificationQueued": notification_queued(),
+            "NotificationDelivered": notification_delivered(),
             "Stats": {
                 "type": "object",
                 "required": ["connections", "namespaces", "nodes"],
@@ -280,6 +269,72 @@ pub(super) fn components(max_batch: usize) -> Value {
                 "required": ["openapi", "info", "paths"],
                 "properties": { "openapi": { "const": "3.1.0" } },
             },
+        },
+    });
+    components["schemas"]["Bridges"] = bridges();
+    components
+}
+
+/// `GET /api/v1/bridges`'s answer (`bridge::Bridge::describe`).
+fn bridges() -> Value {
+    json!({
+        "type": "object",
+        "required": ["bridges"],
+        "properties": {
+            "bridges": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "tenantId", "protocol", "url", "state", "attempts", "messagesIn", "messagesOut"],
+                    "properties": {
+                        "name": { "type": "string" },
+                        "tenantId": { "type": "string" },
+                        "protocol": { "type": "string", "enum": ["socketio", "ws"] },
+                        "url": { "type": "string", "description": "Without its query (where credentials may be)." },
+                        "defaultChannels": { "type": "array", "items": { "type": "string" } },
+                        "subscribeToEvents": { "type": "array", "items": { "type": "string" } },
+                        "strategy": { "type": ["string", "null"] },
+                        "state": { "type": "string", "enum": ["connecting", "connected", "backing_off", "failed", "disabled"] },
+                        "lastError": { "type": ["string", "null"] },
+                        "cause": { "type": ["string", "null"] },
+                        "attempts": { "type": "integer", "minimum": 0 },
+                        "connectedSince": { "type": ["string", "null"] },
+                        "messagesIn": { "type": "integer", "minimum": 0 },
+                        "messagesOut": { "type": "integer", "minimum": 0 },
+                    },
+                },
+            },
+        },
+    })
+}
+
+/// The `NotificationQueued` schema.
+fn notification_queued() -> Value {
+    json!({
+        "type": "object",
+        "required": ["id"],
+        "properties": {
+            "id": { "type": "string", "format": "uuid" },
+            "bridge": { "type": "string", "description": "The outbound bridge it went through, for a tenant in external mode." },
+        },
+    })
+}
+
+/// The `NotificationDelivered` schema.
+fn notification_delivered() -> Value {
+    json!({
+        "type": "object",
+        "description": "Sockets and acks on this gateway; through a tenant's outbound bridge, `{id, bridge, ack}` with the peer's ack.",
+        "anyOf": [
+            { "required": ["id", "sockets", "acknowledged"] },
+            { "required": ["id", "bridge", "ack"] },
+        ],
+        "properties": {
+            "bridge": { "type": "string" },
+            "ack": { "description": "What the peer answered." },
+            "id": { "type": "string", "format": "uuid" },
+            "sockets": { "type": "integer", "minimum": 0, "description": "Sockets it was sent to." },
+            "acknowledged": { "type": "integer", "minimum": 0, "description": "Of those, how many acknowledged in time." },
         },
     })
 }
