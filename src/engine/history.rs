@@ -102,6 +102,7 @@ enum Eviction {
     Size,
     Age,
     Bytes,
+    Lost,
 }
 
 /// The history of one endpoint's rooms.
@@ -144,6 +145,18 @@ impl History {
         let rooms: Vec<Arc<str>> = locked.rooms.rooms.keys().cloned().collect();
         for room in rooms {
             locked.expire(&room, now);
+        }
+    }
+
+    /// Forgets every room (its events and its epoch): the events it was given are no longer all
+    /// the events there were (a cluster node that missed some), so no recovery may claim them.
+    pub(crate) fn forget(&self) {
+        let mut locked = self.lock();
+        let rooms: Vec<Arc<str>> = locked.rooms.rooms.keys().cloned().collect();
+        for room in rooms {
+            while locked.rooms.rooms.contains_key(&room) {
+                locked.drop_oldest(&room, Eviction::Lost);
+            }
         }
     }
 
@@ -268,6 +281,7 @@ impl Locked<'_> {
             Eviction::Size => metrics.evicted_size.inc(),
             Eviction::Age => metrics.evicted_age.inc(),
             Eviction::Bytes => metrics.evicted_bytes.inc(),
+            Eviction::Lost => metrics.evicted_lost.inc(),
         };
     }
 }
@@ -355,5 +369,19 @@ mod tests {
         let a = &rooms.rooms["a"];
         assert_eq!(a.entries.back().unwrap().kept.offset, 20);
         assert_eq!(rooms.oldest.len(), rooms.rooms.len());
+    }
+
+    #[test]
+    fn a_forgotten_history_recovers_nothing_and_numbers_anew() {
+        let h = history(1 << 20);
+        let s = spec(10, 60_000);
+        let first = append(&h, "a", s);
+        append(&h, "a", s);
+        h.forget();
+        assert_eq!(h.counts(), (0, 0));
+        assert_eq!(h.budget.used.load(Ordering::Relaxed), 0);
+        assert_eq!(h.metrics.evicted_lost.get(), 2);
+        assert_eq!(offsets(h.lock().since("a", 1, &first.epoch)), None);
+        assert_ne!(append(&h, "a", s).epoch, first.epoch);
     }
 }

@@ -21,6 +21,8 @@ pub(crate) struct HistoryMetrics {
     pub evicted_age: Counter,
     /// Events dropped before their time to keep the node within `HISTORY_MAX_BYTES`.
     pub evicted_bytes: Counter,
+    /// Events dropped because the node's history no longer held every event (a cluster gap).
+    pub evicted_lost: Counter,
     /// Subscriptions with `since` answered `recovered: true`.
     pub recovered: Counter,
     /// Subscriptions with `since` answered `recovered: false`.
@@ -33,7 +35,7 @@ impl HistoryMetrics {
         let evicted = registered(
             r,
             "history_evicted",
-            "Events dropped from room history, by reason: the room held its size (size), they outlived its ttl (age), or the node held HISTORY_MAX_BYTES (bytes).",
+            "Events dropped from room history, by reason: the room held its size (size), they outlived its ttl (age), the node held HISTORY_MAX_BYTES (bytes), or a cluster node missed bus messages and forgot its history (lost).",
             Family::<ReasonLabel, Counter>::default(),
         );
         let recoveries = registered(
@@ -53,6 +55,7 @@ impl HistoryMetrics {
             evicted_size: evicted.get_or_create_owned(&ReasonLabel { reason: "size" }),
             evicted_age: evicted.get_or_create_owned(&ReasonLabel { reason: "age" }),
             evicted_bytes: evicted.get_or_create_owned(&ReasonLabel { reason: "bytes" }),
+            evicted_lost: evicted.get_or_create_owned(&ReasonLabel { reason: "lost" }),
             recovered: recoveries.get_or_create_owned(&ReasonLabel { reason: "recovered" }),
             not_recovered: recoveries.get_or_create_owned(&ReasonLabel { reason: "not_recovered" }),
         }
