@@ -1,6 +1,7 @@
 //! Room history on the plain WebSocket endpoint `/ws` (seed 001's hub protocol): events of rooms
 //! with history carry their channel and position; `subscribe` with `since` gets what was missed,
-//! once and in order, or `recovered: false` when the history no longer holds it all.
+//! once and in order, or `recovered: false` when the history no longer holds it all; the node's
+//! history is bounded in bytes, and what it drops is counted.
 
 use std::time::Duration;
 
@@ -195,5 +196,35 @@ async fn a_recovery_sends_only_what_the_subscriptions_filters_let_through() {
     assert_eq!((a["position"]["offset"].clone(), b["position"]["offset"].clone()), (json!(3), json!(5)));
     app.publish_ok(step(6, "failed")).await;
     assert_eq!(next(&mut client).await["data"]["seq"], 6, "then live, nothing else");
+    app.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_nodes_history_is_bounded_in_bytes_and_what_it_drops_is_counted_and_never_recovered() {
+    let app = spawn_app_with(|c| c.limits.history_bytes = 8_000).await;
+    let mut client = hub(&app, "u1").await;
+    subscribe(&mut client, "executions:e1", None, None).await;
+    app.publish_ok(step(0, "running")).await;
+    let position = next(&mut client).await["position"].clone();
+    drop(client);
+    // Each event is kept in three channels (executions, executions:e1, workflows:w1).
+    let batch: Vec<Value> = (1..=60).map(|seq| step(seq, "running")).collect();
+    app.publish_ok(json!(batch)).await;
+
+    let mut client = hub(&app, "u1").await;
+    let answer = subscribe(&mut client, "executions:e1", None, Some(&position)).await;
+    assert_eq!(answer["data"]["recovered"], false, "the oldest events went for bytes: {answer}");
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let sample = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    assert!(sample("realtime_gateway_history_evicted_total{reason=\"bytes\"}") > 0.0);
+    assert!(sample("realtime_gateway_history_bytes") <= 8_000.0);
+    assert_eq!(sample("realtime_gateway_history_recoveries_total{reason=\"not_recovered\"}"), 1.0);
     app.shutdown().await.unwrap();
 }
