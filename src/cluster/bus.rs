@@ -77,6 +77,10 @@ pub(super) trait Local: Send + Sync + 'static {
     /// message read off the stream, once, in stream order, whoever sent it and whenever this node
     /// applied it, so that every node's stream has the same events, ids and order.
     fn feed(&self, _at: StreamId, _message: &Outgoing) {}
+
+    /// Messages of another node were missed (a gap): what this node built from the bus alone,
+    /// its room history, no longer holds every event it numbered.
+    fn missed(&self) {}
 }
 
 /// A message handed to the bus, and who to tell when it is sent (or applied here).
@@ -299,6 +303,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
                     let missed = seq - peer.last - 1;
                     self.metrics.bus_gaps.inc();
                     self.metrics.bus_missed.inc_by(missed);
+                    self.local.missed();
                     tracing::warn!(
                         %node, missed, after = peer.last, seq,
                         "bus messages from another node were missed: trimmed from the stream before this node read them, lost with Redis's data, or dropped from that node's full backlog"

@@ -443,6 +443,10 @@ impl<A: Adapter> Local for Applier<A> {
             self.0.feed().push_at(ms, seq, events);
         }
     }
+
+    fn missed(&self) {
+        self.0.history_lost();
+    }
 }
 
 /// Counts the reconnections of one Redis connection, until the client is dropped.

@@ -137,12 +137,22 @@ export interface AuthRefreshed {
 /** What a Socket.IO client sends to replace its token before it expires. */
 export type AuthRefreshPayload = { token: string } | string;
 
+/** Where an event stands in its channel's history: send it back as `since` when subscribing again. */
+export interface Position {
+  offset: number;
+  epoch: string;
+}
+
 /** A plain WebSocket message from the gateway. */
 export interface ServerEnvelope<Type extends string, Data> {
   type: Type;
   /** ISO 8601, when the gateway sent it. */
   timestamp: string;
   data: Data;
+  /** On events from a channel that keeps history: the channel. */
+  channel?: string;
+  /** On events from a channel that keeps history: the event's position in it. */
+  position?: Position;
 }
 "#;
 
@@ -435,10 +445,11 @@ fn with_imports(body: &str, published: &[PublishedType]) -> String {
                 && !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
         })
     };
-    let common: Vec<&str> = ["Ack", "AckOk", "AuthRefreshPayload", "AuthRefreshed", "ErrorPayload", "ServerEnvelope"]
-        .into_iter()
-        .filter(|n| uses(n))
-        .collect();
+    let common: Vec<&str> =
+        ["Ack", "AckOk", "AuthRefreshPayload", "AuthRefreshed", "ErrorPayload", "Position", "ServerEnvelope"]
+            .into_iter()
+            .filter(|n| uses(n))
+            .collect();
     let data: Vec<&str> = published.iter().map(|p| p.name.as_str()).filter(|n| uses(n)).collect();
     let mut out = String::new();
     if !common.is_empty() {

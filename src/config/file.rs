@@ -71,6 +71,7 @@ pub(super) struct FileConfig {
     pub(super) api_max_batch: Option<usize>,
     pub(super) state_max_bytes_per_tenant: Option<usize>,
     pub(super) state_max_bytes: Option<usize>,
+    pub(super) history_max_bytes: Option<usize>,
     pub(super) idempotency_window: Option<DurationSetting>,
     pub(super) namespaces_dir: Option<PathBuf>,
     pub(super) rate_limits: Option<BTreeMap<String, BTreeMap<String, RateLimit>>>,

@@ -40,6 +40,8 @@ pub struct LimitsConfig {
     pub state_bytes_per_tenant: usize,
     /// Last-known state of all stores together, in bytes (`STATE_MAX_BYTES`).
     pub state_bytes: usize,
+    /// Room history of all plain WebSocket endpoints together, in bytes (`HISTORY_MAX_BYTES`).
+    pub history_bytes: usize,
     /// How long a write's answer (for its `Idempotency-Key`) and a published event's `id` are
     /// remembered (`IDEMPOTENCY_WINDOW`).
     pub idempotency_window: Duration,
@@ -48,7 +50,7 @@ pub struct LimitsConfig {
 impl LimitsConfig {
     /// `WS_MAX_ROOMS_PER_SOCKET`, `WS_MAX_EVENT_SIZE`, `WS_MAX_EVENTS_PER_SECOND`,
     /// `API_MAX_BODY_SIZE`, `API_MAX_BATCH`, `STATE_MAX_BYTES_PER_TENANT`, `STATE_MAX_BYTES`,
-    /// `IDEMPOTENCY_WINDOW`.
+    /// `HISTORY_MAX_BYTES`, `IDEMPOTENCY_WINDOW`.
     pub(super) fn from_sources(env: &Env, file: &FileConfig) -> anyhow::Result<Self> {
         let limits = LimitsConfig {
             max_rooms_per_socket: env.number("WS_MAX_ROOMS_PER_SOCKET", file.ws_max_rooms_per_socket, 100usize)?,
@@ -62,6 +64,7 @@ impl LimitsConfig {
                 4 * 1024 * 1024usize,
             )?,
             state_bytes: env.number("STATE_MAX_BYTES", file.state_max_bytes, 256 * 1024 * 1024usize)?,
+            history_bytes: env.number("HISTORY_MAX_BYTES", file.history_max_bytes, 64 * 1024 * 1024usize)?,
             idempotency_window: env.duration("IDEMPOTENCY_WINDOW", file.idempotency_window, 300_000)?,
         };
         if limits.events_per_second == 0 {

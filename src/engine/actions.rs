@@ -290,6 +290,7 @@ impl<'a, M: Member> ActionCtx<'a, M> {
         for room in added {
             self.socket.join(room);
         }
+        self.socket.joined(&internal);
         self.room = Some(JoinedRoom { family: id, json: self.room_json(id, &visible, &values) });
         Ok(())
     }

@@ -31,6 +31,9 @@ pub(crate) trait Member {
     fn join(&self, room: String);
     /// Leaves a room (internal name); leaving a room it is not in does nothing.
     fn leave(&self, room: &str);
+    /// A join action put it in `room` (internal name, without filter values), whether or not it
+    /// was in it already: a front that recovers history on a join learns the room here.
+    fn joined(&self, _room: &str) {}
     /// Sends `event` (with `data`, or none) to this connection; failures are counted by the front.
     fn send(&self, event: &str, data: Option<&Value>);
     /// The transport's name (`websocket`, `polling`), for `socket.transport`.

@@ -12,6 +12,7 @@
 //! - `roster`: how an observer (the admin view) sees members, and the traits it is told through;
 //! - `link`: what the engine needs from a cluster ([`ClusterLink`]) and the work it carries;
 //! - `state`: last-known state built from published events;
+//! - `history`: each room's recent events and their positions, for clients that reconnect;
 //! - `perf`: the live performance figures of `{gateway.stats}`;
 //! - `expiry`, `limits`, `errors`: what their names say.
 //!
@@ -23,6 +24,7 @@ pub(crate) mod actions;
 pub(crate) mod dispatch;
 pub(crate) mod errors;
 pub(crate) mod expiry;
+pub(crate) mod history;
 pub(crate) mod limits;
 mod link;
 pub(crate) mod member;
@@ -70,6 +72,8 @@ pub(crate) struct Shared {
     pub cluster: OnceLock<Arc<dyn ClusterLink>>,
     /// The byte budgets of last-known state, shared by every namespace's stores.
     pub state_budget: state::StateBudget,
+    /// The byte budget of room history, shared by every endpoint's.
+    pub history_budget: history::HistoryBudget,
     /// Told of connections' lives (the admin view), when one is attached.
     pub observer: OnceLock<Arc<dyn Observer>>,
     /// The key of the client ids shown to the observer.
@@ -97,6 +101,7 @@ impl Shared {
             allowed_origins,
             cluster: OnceLock::new(),
             state_budget: state::StateBudget::new(limits.state_bytes_per_tenant, limits.state_bytes),
+            history_budget: history::HistoryBudget::new(limits.history_bytes),
             limits,
             observer: OnceLock::new(),
             client_ids: roster::ClientIds::default(),

@@ -20,7 +20,7 @@ use crate::clock::iso_now;
 use crate::{
     rooms::{self, RoomScope},
     spec::{
-        RESERVED_EVENTS, Route,
+        HistorySpec, RESERVED_EVENTS, Route,
         template::{Root, Scope},
     },
 };
@@ -355,6 +355,7 @@ impl SpecRuntime {
         let scope = EventScope::new(event);
         let tenant = event.tenant_id();
         let mut rooms: Vec<String> = Vec::new();
+        let mut history: Vec<HistoryRoom> = Vec::new();
         for target in &route.targets {
             let family = &self.spec.rooms[target.room];
             let values: Vec<Option<String>> =
@@ -370,11 +371,26 @@ impl SpecRuntime {
                 if owner.is_some_and(|o| o != target.room && self.spec.rooms[o].server_only) {
                     continue;
                 }
+                let first = rooms.len();
                 if family.filters.is_empty() {
                     rooms.extend(rooms::internal_name(family.scope, tenant, &visible));
                 } else {
                     for filtered in rooms::filter_fanout(&visible, &filter_refs) {
                         rooms.extend(rooms::internal_name(family.scope, tenant, &filtered));
+                    }
+                }
+                if let Some(spec) = family.history
+                    && let Some(room) = rooms::internal_name(family.scope, tenant, &visible)
+                {
+                    let variants = rooms[first..]
+                        .iter()
+                        .filter_map(|r| r.strip_prefix(room.as_str()))
+                        .filter(|s| !s.is_empty())
+                        .map(Box::from)
+                        .collect();
+                    match history.iter_mut().find(|h| h.room == room) {
+                        Some(same) => same.variants.extend(variants),
+                        None => history.push(HistoryRoom { room, visible, spec, variants }),
                     }
                 }
             }
@@ -384,14 +400,30 @@ impl SpecRuntime {
         if rooms.is_empty() {
             return None;
         }
-        Some(Routed { rooms, route, scope })
+        Some(Routed { rooms, history, route, scope })
     }
+}
+
+/// A room with history that a published event reaches: every filtered variant of it the event
+/// reaches is one of the routed rooms.
+#[derive(Debug)]
+pub(crate) struct HistoryRoom {
+    /// Its internal name, without filter values.
+    pub room: String,
+    /// Its visible name (the channel clients named).
+    pub visible: String,
+    /// What its history keeps.
+    pub spec: HistorySpec,
+    /// The filtered variants reached, as suffixes of `room` (empty for a family without filters).
+    pub variants: Vec<Box<str>>,
 }
 
 /// A published event routed on one namespace, not rendered yet.
 pub(crate) struct Routed<'a> {
     /// Internal room names.
     pub rooms: Vec<String>,
+    /// The rooms with history it reaches, in the route's order.
+    pub history: Vec<HistoryRoom>,
     route: &'a Route,
     scope: EventScope<'a>,
 }
@@ -401,7 +433,7 @@ impl Routed<'_> {
     pub(crate) fn render(self) -> Delivery {
         let event = self.route.emit.event.render_text(&self.scope);
         let data = self.route.emit.data.as_ref().and_then(|d| d.render(&self.scope));
-        Delivery { rooms: self.rooms, event, data }
+        Delivery { rooms: self.rooms, history: self.history, event, data }
     }
 }
 
@@ -409,6 +441,8 @@ impl Routed<'_> {
 pub(crate) struct Delivery {
     /// Internal room names.
     pub rooms: Vec<String>,
+    /// The rooms with history among them.
+    pub history: Vec<HistoryRoom>,
     /// The event name clients receive.
     pub event: String,
     /// Its data (`None`: no argument).

@@ -12,6 +12,7 @@ use std::{
 
 use super::{
     Shared,
+    history::History,
     limits::{IpLimiter, MemberLimiter},
     state::Stores,
 };
@@ -32,6 +33,8 @@ pub(crate) struct SpecRuntime {
     pub index: usize,
     pub(crate) shared: Arc<Shared>,
     pub(crate) stores: Stores,
+    /// The recent events of its rooms whose family keeps history.
+    pub(crate) history: History,
     /// One limiter per rate-limited event.
     pub(crate) event_limiters: HashMap<String, MemberLimiter>,
     /// All events of one member together (`WS_MAX_EVENTS_PER_SECOND`).
@@ -69,6 +72,7 @@ impl SpecRuntime {
         });
         let refresh_limiter = MemberLimiter::new(RateLimit { max: 10, per: Duration::from_secs(60) });
         let stores = Stores::new(&spec.stores, shared.state_budget.clone());
+        let history = History::new(shared.history_budget.clone(), shared.metrics.history.clone());
         let connect_limiter = spec.auth.connections_per_ip.map(IpLimiter::new);
         let largest_payload =
             spec.events.values().filter_map(|e| e.max_bytes).fold(shared.limits.max_event_bytes, usize::max);
@@ -78,6 +82,7 @@ impl SpecRuntime {
             index,
             shared,
             stores,
+            history,
             event_limiters,
             flood_limiter,
             refresh_limiter,
@@ -97,5 +102,6 @@ impl SpecRuntime {
         if let Some(l) = &self.connect_limiter {
             l.cleanup();
         }
+        self.history.sweep();
     }
 }

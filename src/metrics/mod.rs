@@ -12,8 +12,9 @@
 //!
 //! Here: [`Metrics`], the node's registry and its node-wide series (grouped in `node`); beside
 //! it the series of each namespace (`namespace`), of a cluster member (`cluster`), of the
-//! admin view (`admin`), of idempotent publishing (`idempotency`) and of the backend event stream
-//! (`events`), of outbound bridges and their sinks (`bridges`), the label values and sets (`labels`), and the two recorders ([`Histogram`],
+//! admin view (`admin`), of idempotent publishing (`idempotency`), of room history (`history`),
+//! of the backend event stream (`events`) and of outbound bridges and their sinks (`bridges`),
+//! the label values and sets (`labels`), and the two recorders ([`Histogram`],
 //! [`Latency`]).
 
 mod admin;
@@ -21,6 +22,7 @@ mod bridges;
 mod cluster;
 mod events;
 mod histogram;
+mod history;
 mod idempotency;
 pub(crate) mod labels;
 mod latency;
@@ -49,6 +51,7 @@ pub(crate) use bridges::{BridgeMetrics, SinkDrop};
 pub(crate) use cluster::ClusterMetrics;
 pub(crate) use events::EventStreamMetrics;
 pub(crate) use histogram::Histogram;
+pub(crate) use history::HistoryMetrics;
 pub(crate) use idempotency::IdempotencyMetrics;
 pub(crate) use labels::{CloseReason, CutReason, DropReason, LoginOutcome, Rejection, StreamCut};
 pub(crate) use latency::Latency;
@@ -120,6 +123,8 @@ pub(crate) struct Metrics {
     pub admin: AdminMetrics,
     /// Idempotent publishing's.
     pub idempotency: IdempotencyMetrics,
+    /// Room history's.
+    pub history: HistoryMetrics,
     /// The backend event stream's.
     pub event_stream: EventStreamMetrics,
     /// Outbound bridges' and their sinks'.
@@ -165,6 +170,7 @@ impl Metrics {
         let cluster = clustered.then(|| ClusterMetrics::register(r));
         let admin = AdminMetrics::register(r);
         let idempotency = IdempotencyMetrics::register(r);
+        let history = HistoryMetrics::register(r);
         let event_stream = EventStreamMetrics::register(r);
         let bridges = BridgeMetrics::register(r);
         Self {
@@ -194,6 +200,7 @@ impl Metrics {
             cluster,
             admin,
             idempotency,
+            history,
             event_stream,
             bridges,
         }

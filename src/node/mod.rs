@@ -359,6 +359,14 @@ impl<A: Adapter> Node<A> {
         Ok(())
     }
 
+    /// Forgets every room's history (new epochs from the next event on): this node missed
+    /// published events, so its history would recover clients without them.
+    pub(crate) fn history_lost(&self) {
+        for ep in self.endpoints.iter() {
+            ep.history.forget();
+        }
+    }
+
     /// Applies one (checked) event on this node: state, then emits to local sockets.
     pub(crate) async fn deliver(&self, event: &PublishedEvent) {
         let started = std::time::Instant::now();

@@ -191,6 +191,18 @@ pub struct RoomFamily {
     /// Subscription filters: hidden dimensions whose values a join chooses (see
     /// `crate::rooms::with_filters`), in order.
     pub filters: Vec<String>,
+    /// The recent events each of its rooms keeps, for clients that reconnect (`None`: none).
+    pub history: Option<HistorySpec>,
+}
+
+/// How much history each room of a family keeps: its last `size` events no older than `ttl`
+/// (and, node-wide, no more than `HISTORY_MAX_BYTES` for all rooms together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistorySpec {
+    /// Most events a room keeps.
+    pub size: usize,
+    /// How long an event is kept.
+    pub ttl: std::time::Duration,
 }
 
 /// One way to be allowed into a room: every condition must hold.

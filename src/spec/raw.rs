@@ -80,6 +80,15 @@ pub(super) struct RawRoom {
     pub snapshot: Option<Spanned<RawSnapshot>>,
     #[serde(default)]
     pub filters: Vec<Spanned<String>>,
+    pub history: Option<Spanned<RawHistory>>,
+}
+
+/// A room family's history: `{size, ttl}`, each with a default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHistory {
+    pub size: Option<Spanned<usize>>,
+    pub ttl: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,6 +11,7 @@ mod event_stream;
 mod expiry;
 mod fuzz_corpus;
 mod helpers;
+mod history;
 mod idempotency;
 mod openapi;
 mod tenant_keys;

@@ -12,9 +12,10 @@ use tokio::{
 use super::{fake::FakeRedis, *};
 use crate::{engine::EmitRequest, metrics::Metrics};
 
-/// What one node applied to its sockets, in order: each message's event name.
+/// What one node applied to its sockets, in order: each message's event name; and how many
+/// times it was told it missed messages.
 #[derive(Clone, Default)]
-struct Sockets(Arc<Mutex<Vec<String>>>);
+struct Sockets(Arc<Mutex<Vec<String>>>, Arc<std::sync::atomic::AtomicU64>);
 
 impl Sockets {
     fn applied(&self) -> Vec<String> {
@@ -29,6 +30,10 @@ impl Local for Sockets {
             Outgoing::Events(_) => "events".into(),
         };
         self.0.lock().unwrap().push(name);
+    }
+
+    fn missed(&self) {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -299,7 +304,7 @@ async fn while_only_the_reader_fails_the_senders_own_messages_apply_at_once() {
 }
 
 /// A reader that falls behind a trimmed stream misses messages: it says so (a metric, a log
-/// line) and applies the rest.
+/// line, and to the node, whose room history no longer holds every event) and applies the rest.
 #[tokio::test(start_paused = true)]
 async fn a_gap_in_another_nodes_messages_is_counted() {
     let redis = FakeRedis::default();
@@ -315,9 +320,12 @@ async fn a_gap_in_another_nodes_messages_is_counted() {
     assert_eq!(a.settled(3).await, ["b1", "b4", "b5"]);
     assert_eq!(a.bus.metrics.bus_gaps.get(), 1);
     assert_eq!(a.bus.metrics.bus_missed.get(), 2, "b2 and b3");
+    let told = || a.sockets.1.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(told(), 1, "the node is told, and forgets its room history");
     redis.push(wire("b", 6, "b6"));
     a.settled(4).await;
     assert_eq!(a.bus.metrics.bus_gaps.get(), 1, "no gap after it");
+    assert_eq!(told(), 1);
 }
 
 /// The backlog is bounded in bytes as well as in count.

@@ -195,6 +195,16 @@ pub(crate) struct Conn {
     last_seen_ms: AtomicU64,
     /// The rooms it is in (internal names, shared with the endpoint's index).
     pub rooms: Mutex<Vec<Arc<str>>>,
+    /// While a message with `since` is handled: what it joined and replied (`mod.rs`).
+    pub recovering: Mutex<Option<Recovering>>,
+}
+
+/// A message with `since` being handled: the rooms with history it joined (internal names,
+/// without filter values), and the replies its actions sent, held until what was missed is known.
+#[derive(Debug, Default)]
+pub(crate) struct Recovering {
+    pub rooms: Vec<String>,
+    pub replies: Vec<(String, Value)>,
 }
 
 /// What queueing a frame came to.
@@ -219,6 +229,7 @@ impl Conn {
             wake: Notify::new(),
             last_seen_ms: AtomicU64::new(now_millis()),
             rooms: Mutex::new(Vec::new()),
+            recovering: Mutex::new(None),
         }
     }
 
@@ -389,7 +400,15 @@ impl Member for NativeMember<'_> {
         self.ep.leave(self.conn, room);
     }
 
+    fn joined(&self, room: &str) {
+        self.ep.note_recovering(self.conn, room);
+    }
+
     fn send(&self, event: &str, data: Option<&Value>) {
+        if let Some(recovering) = self.conn.recovering.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            recovering.replies.push((event.to_string(), data.cloned().unwrap_or(Value::Null)));
+            return;
+        }
         let text = envelope::render(event, &crate::clock::iso_now(), data.unwrap_or(&Value::Null));
         self.ep.queue(self.conn, Frame::Text(text));
     }

@@ -2,9 +2,13 @@
 //!
 //! From the client: a JSON object whose `type` names the message (`subscribe`, `ping`, ...) and
 //! whose `data` is its payload; `timestamp` is the client's and ignored. To the client: the type,
-//! an RFC 3339 timestamp, and the data, in that order.
+//! an RFC 3339 timestamp, and the data, in that order; an event from a room with history adds its
+//! `channel` and its `position` there (`{offset, epoch}`), which a client sends back as `since`
+//! when it subscribes again (`subscribe`'s `data.since`).
 
 use serde_json::{Map, Value};
+
+use crate::engine::history::Position;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Longest message type accepted from a client.
@@ -27,6 +31,44 @@ pub(crate) fn parse(text: &str) -> Result<(String, Value), String> {
     };
     Ok((kind, fields.remove("data").unwrap_or(Value::Null)))
 }
+
+/// `{"type", "timestamp", "data", "channel", "position": {"offset", "epoch"}}`: an event of a room
+/// with history, serialized once.
+pub(crate) fn render_positioned(
+    kind: &str,
+    timestamp: &str,
+    data: &Value,
+    channel: &str,
+    position: &Position,
+) -> Utf8Bytes {
+    let mut envelope = Map::with_capacity(5);
+    envelope.insert("type".into(), Value::String(kind.to_string()));
+    envelope.insert("timestamp".into(), Value::String(timestamp.to_string()));
+    envelope.insert("data".into(), data.clone());
+    envelope.insert("channel".into(), Value::String(channel.to_string()));
+    let mut at = Map::with_capacity(2);
+    at.insert("offset".into(), Value::from(position.offset));
+    at.insert("epoch".into(), Value::String(position.epoch.to_string()));
+    envelope.insert("position".into(), Value::Object(at));
+    Utf8Bytes::from(Value::Object(envelope).to_string())
+}
+
+/// Takes `since` out of a message's data: the position a client last saw, from which it asks for
+/// what it missed. `Ok(None)`: none given; `Err`: what is wrong with it.
+pub(crate) fn take_since(data: &mut Value) -> Result<Option<(u64, String)>, String> {
+    let Some(since) = data.as_object_mut().and_then(|d| d.remove("since")) else { return Ok(None) };
+    match (since.get("offset").and_then(Value::as_u64), since.get("epoch").and_then(Value::as_str)) {
+        (Some(offset), Some(epoch)) if !epoch.is_empty() && epoch.len() <= MAX_EPOCH_LEN => {
+            Ok(Some((offset, epoch.to_string())))
+        }
+        _ => {
+            Err("`since` must be {\"offset\": N, \"epoch\": \"...\"}, the `position` of the last event received".into())
+        }
+    }
+}
+
+/// Longest epoch accepted in `since` (the gateway's are 12 characters).
+const MAX_EPOCH_LEN: usize = 64;
 
 /// `{"type": kind, "timestamp": timestamp, "data": data}`, serialized once.
 pub(crate) fn render(kind: &str, timestamp: &str, data: &Value) -> Utf8Bytes {
@@ -53,6 +95,33 @@ mod tests {
         assert!(parse("[1]").unwrap_err().starts_with("a message is an object"));
         assert!(parse(r#"{"data":{}}"#).unwrap_err().starts_with("`type` must be"));
         assert!(parse(r#"{"type":""}"#).is_err() && parse(r#"{"type":7}"#).is_err());
+    }
+
+    #[test]
+    fn positioned_envelopes_add_channel_and_position_after_the_data() {
+        let position = Position { offset: 7, epoch: "abc".into() };
+        let text = render_positioned("e", "t", &json!({}), "executions", &position);
+        assert_eq!(
+            text.as_str(),
+            r#"{"type":"e","timestamp":"t","data":{},"channel":"executions","position":{"offset":7,"epoch":"abc"}}"#
+        );
+    }
+
+    #[test]
+    fn since_is_taken_out_of_the_data_and_checked() {
+        let mut data = json!({ "channel": "x", "since": { "offset": 3, "epoch": "e1" } });
+        assert_eq!(take_since(&mut data), Ok(Some((3, "e1".to_string()))));
+        assert_eq!(data, json!({ "channel": "x" }));
+        assert_eq!(take_since(&mut data), Ok(None));
+        assert_eq!(take_since(&mut Value::Null), Ok(None));
+        for bad in [
+            json!(1),
+            json!({ "offset": -1, "epoch": "e" }),
+            json!({ "offset": 1 }),
+            json!({ "offset": 1, "epoch": "" }),
+        ] {
+            assert!(take_since(&mut json!({ "since": bad })).is_err());
+        }
     }
 
     #[test]

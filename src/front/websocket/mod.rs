@@ -8,7 +8,11 @@
 //! - `index`: the room index (room → members), in constant time per join and leave;
 //! - this module: an endpoint's connections and rooms, through which published events are
 //!   delivered (the members of the event's rooms, each once, one shared frame), the heartbeat,
-//!   token expiry, and statistics (per tenant: a tenant's token sees its own).
+//!   token expiry, and statistics (per tenant: a tenant's token sees its own);
+//! - recovery (here too): an event of a room with history (`crate::engine::history`) is kept
+//!   there and sent with its `channel` and `position`; a client message with `data.since` (a
+//!   position) has its replies answered with `recovered`, then what the history holds after it,
+//!   under the history's lock so nothing is sent twice or missed between the two.
 //!
 //! The endpoint runs on the same `SpecRuntime` as a Socket.IO namespace: the same auth, rooms
 //! (channels, with their access rules and tenant scope), filters, client events, last-known state
@@ -32,7 +36,7 @@ use std::{
 };
 
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Utf8Bytes, protocol::frame::coding::CloseCode};
 
 pub(crate) use stats::{EndpointStats, StatsScope};
 pub(crate) use upgrade::upgrade;
@@ -52,7 +56,7 @@ use crate::{
         publish::PublishedEvent, runtime::SpecRuntime,
     },
 };
-use conn::{BufferLimits, Closing, Conn, Frame, NativeMember, Queued};
+use conn::{BufferLimits, Closing, Conn, Frame, NativeMember, Queued, Recovering};
 use index::{IdHash, RoomIndex};
 
 /// A spec served as a plain WebSocket endpoint.
@@ -69,6 +73,9 @@ pub(crate) struct Endpoint {
     /// Upgrades accepted whose connection is not registered yet (the hub's `register` queue), per
     /// tenant (`None`: connections without one).
     registering: Mutex<HashMap<Option<Arc<str>>, usize>>,
+    /// Whether a room family of its spec keeps history: its events are then routed and kept
+    /// whether or not this node has connections.
+    keeps_history: bool,
 }
 
 /// The spec, state and limiters are the runtime's; this front adds the connections.
@@ -89,6 +96,7 @@ impl std::fmt::Debug for Endpoint {
 impl Endpoint {
     pub(crate) fn new(rt: SpecRuntime, settings: NativeConfig, trusted_proxies: TrustedProxies) -> Self {
         Self {
+            keeps_history: rt.spec.rooms.iter().any(|f| f.history.is_some()),
             rt,
             settings,
             trusted_proxies,
@@ -251,8 +259,12 @@ impl Endpoint {
         let (name, handled) = match self.flood_check(&member, &conn.session) {
             Some(refused) => (None, refused),
             None => match envelope::parse(text) {
-                Ok((name, data)) => {
-                    let handled = self.dispatch(&member, &conn.session, &name, data, text.len());
+                Ok((name, mut data)) => {
+                    let handled = match envelope::take_since(&mut data) {
+                        Ok(None) => self.dispatch(&member, &conn.session, &name, data, text.len()),
+                        Ok(Some(since)) => self.dispatch_recovering(&member, &name, data, text.len(), since),
+                        Err(message) => Handled::Failed(ClientError::validation(message)),
+                    };
                     (Some(name), handled)
                 }
                 Err(message) => (None, Handled::Failed(ClientError::validation(message))),
@@ -325,20 +337,29 @@ impl Endpoint {
         }
     }
 
-    /// Updates state and queues the event for the members of its rooms on this node.
+    /// Updates state and queues the event for the members of its rooms on this node; an event
+    /// of rooms with history is kept there first, and its members get it with its position.
     pub(crate) fn deliver(&self, event: &PublishedEvent) {
         self.record(event);
         if !self.routes(event) {
             return;
         }
         self.shared.metrics.published.inc();
-        // No connection here, no room to look for.
-        let routed =
-            if self.conns.read().unwrap_or_else(|e| e.into_inner()).is_empty() { None } else { self.route(event) };
+        // No connection here and nothing to keep, no room to look for.
+        let routed = if self.keeps_history || !self.conns.read().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            self.route(event)
+        } else {
+            None
+        };
         let Some(routed) = routed else {
             self.metrics.publish_delivery.observe(event.since_received());
             return;
         };
+        if !routed.history.is_empty() {
+            self.deliver_kept(event, routed.render());
+            self.metrics.publish_delivery.observe(event.since_received());
+            return;
+        }
         let members =
             self.rooms.read().unwrap_or_else(|e| e.into_inner()).members_of(routed.rooms.iter().map(String::as_str));
         if members.is_empty() {
@@ -346,21 +367,145 @@ impl Endpoint {
             return;
         }
         let delivery = routed.render();
-        let timestamp = match event.timestamp() {
-            "" => iso_now(),
-            t => t.to_string(),
-        };
-        let frame =
-            Frame::Text(envelope::render(&delivery.event, &timestamp, delivery.data.as_ref().unwrap_or(&Value::Null)));
+        let frame = Frame::Text(envelope::render(
+            &delivery.event,
+            &timestamp_of(event),
+            delivery.data.as_ref().unwrap_or(&Value::Null),
+        ));
         // Queueing may cut a slow consumer, which is logged: not under the connections' lock.
-        let reached: Vec<Arc<Conn>> = {
-            let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
-            members.iter().filter_map(|id| conns.get(id).cloned()).collect()
-        };
+        let reached = self.conns_of(&members);
         for conn in &reached {
             self.queue(conn, frame.clone());
         }
         self.metrics.publish_delivery.observe(event.since_received());
+    }
+
+    /// Delivers an event that reaches rooms with history: kept in each (which gives it its
+    /// position there), then queued to each member once, positioned in the first of those rooms
+    /// it is in, in the route's order (plain, when it is in none of them). All under the
+    /// history's lock, which a recovery holds too: a member joining meanwhile gets the event from
+    /// the history or live, never both.
+    fn deliver_kept(&self, event: &PublishedEvent, delivery: crate::engine::publish::Delivery) {
+        let timestamp = timestamp_of(event);
+        let data = delivery.data.as_ref().unwrap_or(&Value::Null);
+        let mut history = self.history.lock();
+        let mut sends: Vec<(Vec<u64>, Frame)> = Vec::with_capacity(delivery.history.len() + 1);
+        let mut reached: std::collections::HashSet<u64, IdHash> = Default::default();
+        {
+            let index = self.rooms.read().unwrap_or_else(|e| e.into_inner());
+            for kept in &delivery.history {
+                let mut frame = None;
+                history.append(&kept.room, kept.spec, kept.variants.clone().into(), |position| {
+                    let text = envelope::render_positioned(&delivery.event, &timestamp, data, &kept.visible, position);
+                    frame = Some(text.clone());
+                    text.into()
+                });
+                let variants = delivery.rooms.iter().filter(|r| rooms::is_variant_of(r, &kept.room));
+                let members: Vec<u64> =
+                    index.members_of(variants.map(String::as_str)).into_iter().filter(|m| reached.insert(*m)).collect();
+                if let Some(text) = frame
+                    && !members.is_empty()
+                {
+                    sends.push((members, Frame::Text(text)));
+                }
+            }
+            let plain =
+                delivery.rooms.iter().filter(|r| !delivery.history.iter().any(|k| rooms::is_variant_of(r, &k.room)));
+            let members: Vec<u64> =
+                index.members_of(plain.map(String::as_str)).into_iter().filter(|m| reached.insert(*m)).collect();
+            if !members.is_empty() {
+                sends.push((members, Frame::Text(envelope::render(&delivery.event, &timestamp, data))));
+            }
+        }
+        for (members, frame) in sends {
+            for conn in self.conns_of(&members) {
+                self.queue(&conn, frame.clone());
+            }
+        }
+        drop(history);
+    }
+
+    /// The connections of these ids that are still here.
+    fn conns_of(&self, ids: &[u64]) -> Vec<Arc<Conn>> {
+        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
+        ids.iter().filter_map(|id| conns.get(id).cloned()).collect()
+    }
+
+    /// Handles a message that carries `since` (`{offset, epoch}`, taken out of its data): its
+    /// actions run as usual, under the history's lock; the rooms with history it joins are then
+    /// read from `since` on. Its replies are sent with `recovered` added to their data (`true`:
+    /// every event after `since` follows, in order, then live ones; `false`: the history does not
+    /// hold them all, or the message joined no room with history, and none follow), then the
+    /// events the member's filters let through.
+    fn dispatch_recovering(
+        &self,
+        member: &NativeMember<'_>,
+        name: &str,
+        data: Value,
+        bytes: usize,
+        (offset, epoch): (u64, String),
+    ) -> Handled {
+        let conn = member.conn;
+        let mut history = self.history.lock();
+        *conn.recovering.lock().unwrap_or_else(|e| e.into_inner()) = Some(Recovering::default());
+        let handled = self.dispatch(member, &conn.session, name, data, bytes);
+        let recovering = conn.recovering.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
+        let mut missed: Vec<Frame> = Vec::new();
+        let mut recovered = !recovering.rooms.is_empty();
+        for room in &recovering.rooms {
+            let Some(kept) = history.since(room, offset, &epoch) else {
+                recovered = false;
+                break;
+            };
+            let theirs: Vec<String> = conn
+                .rooms
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter(|r| rooms::is_variant_of(r, room))
+                .map(|r| r[room.len()..].to_string())
+                .collect();
+            for kept in kept {
+                let passes =
+                    kept.variants.is_empty() || kept.variants.iter().any(|v| theirs.iter().any(|t| **v == **t));
+                if passes && let Ok(text) = Utf8Bytes::try_from(kept.text) {
+                    missed.push(Frame::Text(text));
+                }
+            }
+        }
+        if !recovering.rooms.is_empty() || !recovering.replies.is_empty() {
+            match recovered {
+                true => self.shared.metrics.history.recovered.inc(),
+                false => self.shared.metrics.history.not_recovered.inc(),
+            };
+        }
+        for (event, mut data) in recovering.replies {
+            if let Value::Object(fields) = &mut data {
+                fields.insert("recovered".into(), Value::Bool(recovered));
+            }
+            self.queue(conn, Frame::Text(envelope::render(&event, &iso_now(), &data)));
+        }
+        if recovered {
+            for frame in missed {
+                self.queue(conn, frame);
+            }
+        }
+        drop(history);
+        handled
+    }
+
+    /// Notes a room with history that a message with `since` joins (`room`: its internal name
+    /// without filter values), for its recovery.
+    pub(crate) fn note_recovering(&self, conn: &Conn, room: &str) {
+        let mut recovering = conn.recovering.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(recovering) = recovering.as_mut() else { return };
+        let Some((_, visible)) = rooms::split_internal(room) else { return };
+        if self.spec.family_of(visible).is_none_or(|(id, _)| self.spec.rooms[id].history.is_none()) {
+            return;
+        }
+        if !recovering.rooms.iter().any(|r| r == room) {
+            recovering.rooms.push(room.to_string());
+        }
     }
 
     /// One heartbeat: connections silent for longer than the pong wait are closed; the others are
@@ -409,6 +554,14 @@ impl Endpoint {
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// An event's timestamp as published, or now.
+fn timestamp_of(event: &PublishedEvent) -> String {
+    match event.timestamp() {
+        "" => iso_now(),
+        t => t.to_string(),
     }
 }
 

@@ -131,6 +131,16 @@ pub(super) fn compile(raw: RawSpec, file: &str) -> Result<NamespaceSpec, Vec<Spe
     let stores: Vec<StoreSpec> = raw.state.iter().filter_map(|(name, store)| c.store(name, &store.value)).collect();
     let rooms: Vec<RoomFamily> =
         raw.rooms.iter().filter_map(|(name, room)| c.room_family(name, &room.value, &stores)).collect();
+    if transport == Transport::SocketIo {
+        for (_, room) in raw.rooms.iter() {
+            if let Some(history) = &room.value.history {
+                c.error(
+                    history.referenced,
+                    "`history` is served on plain WebSocket endpoints (`transport: websocket`) in this release",
+                );
+            }
+        }
+    }
     if rooms.len() != raw.rooms.len() {
         // A broken pattern: references to it would only add noise.
         return Err(c.errors);

@@ -1,6 +1,8 @@
 //! Room families (`rooms:`): their patterns, scopes, filters, access rules and snapshots, and the
 //! filter templates of whatever joins or targets them.
 
+use std::time::Duration;
+
 use serde_saphyr::Spanned;
 
 use super::{
@@ -12,14 +14,23 @@ use crate::{
     parse_errors::suggest,
     rooms::{MAX_FILTERS, RoomPattern, RoomScope},
     spec::{
-        AccessRule, RoomFamily, SnapshotSpec, StoreKind, StoreSpec,
-        raw::{Named, RawAccess, RawRoom, RawSnapshot},
+        AccessRule, HistorySpec, RoomFamily, SnapshotSpec, StoreKind, StoreSpec,
+        raw::{Named, RawAccess, RawHistory, RawRoom, RawSnapshot},
         template::StrTemplate,
     },
 };
 
 /// Default number of records or entries in a snapshot.
 const DEFAULT_SNAPSHOT_LIMIT: usize = 100;
+
+/// A room's history by default: a few hundred events over two minutes covers a reconnect (a
+/// network change, a laptop waking, a deploy) on a busy execution's channel.
+const DEFAULT_HISTORY_SIZE: usize = 300;
+const DEFAULT_HISTORY_TTL: Duration = Duration::from_secs(120);
+/// The most a room's history may keep: a recovery sends all of it at once, through a connection's
+/// send buffer (`WS_NATIVE_SEND_BUFFER`).
+const MAX_HISTORY_SIZE: usize = 10_000;
+const MAX_HISTORY_TTL: Duration = Duration::from_secs(24 * 3600);
 
 impl Checker<'_> {
     /// A room family; `None` when its pattern does not parse.
@@ -40,6 +51,7 @@ impl Checker<'_> {
         let access = raw.access.iter().map(|rule| self.access_rule(&name.value, &pattern, &rule.value)).collect();
         let snapshot = raw.snapshot.as_ref().and_then(|s| self.snapshot(s, &name.value, &pattern, stores));
         let filters = self.filter_names(&raw.filters, &pattern);
+        let history = raw.history.as_ref().and_then(|h| self.history(&h.value));
         Some(RoomFamily {
             name: name.value.clone(),
             pattern,
@@ -48,7 +60,35 @@ impl Checker<'_> {
             access,
             snapshot,
             filters,
+            history,
         })
+    }
+
+    /// A family's `history: {size, ttl}`, within [`MAX_HISTORY_SIZE`] and [`MAX_HISTORY_TTL`].
+    fn history(&mut self, raw: &RawHistory) -> Option<HistorySpec> {
+        let size = match &raw.size {
+            None => DEFAULT_HISTORY_SIZE,
+            Some(size) if (1..=MAX_HISTORY_SIZE).contains(&size.value) => size.value,
+            Some(size) => {
+                self.error(size.referenced, format!("history.size must be 1 to {MAX_HISTORY_SIZE} events"));
+                return None;
+            }
+        };
+        let ttl = match &raw.ttl {
+            None => DEFAULT_HISTORY_TTL,
+            Some(ttl) => match crate::spec::durations::parse_duration(&ttl.value) {
+                Ok(d) if d >= Duration::from_secs(1) && d <= MAX_HISTORY_TTL => d,
+                Ok(_) => {
+                    self.error(ttl.referenced, "history.ttl must be 1s to 24h");
+                    return None;
+                }
+                Err(e) => {
+                    self.error(ttl.referenced, format!("history.ttl: {e}"));
+                    return None;
+                }
+            },
+        };
+        Some(HistorySpec { size, ttl })
     }
 
     /// A family's filter names: identifiers, each once, none a parameter's name, at most

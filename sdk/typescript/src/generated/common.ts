@@ -37,10 +37,20 @@ export interface AuthRefreshed {
 /** What a Socket.IO client sends to replace its token before it expires. */
 export type AuthRefreshPayload = { token: string } | string;
 
+/** Where an event stands in its channel's history: send it back as `since` when subscribing again. */
+export interface Position {
+  offset: number;
+  epoch: string;
+}
+
 /** A plain WebSocket message from the gateway. */
 export interface ServerEnvelope<Type extends string, Data> {
   type: Type;
   /** ISO 8601, when the gateway sent it. */
   timestamp: string;
   data: Data;
+  /** On events from a channel that keeps history: the channel. */
+  channel?: string;
+  /** On events from a channel that keeps history: the event's position in it. */
+  position?: Position;
 }
