@@ -12,6 +12,7 @@
 //! - `roster`: how an observer (the admin view) sees members, and the traits it is told through;
 //! - `link`: what the engine needs from a cluster ([`ClusterLink`]) and the work it carries;
 //! - `state`: last-known state built from published events;
+//! - `presence`: who is in a room (asked of every node) and the join and leave events a spec asks for;
 //! - `perf`: the live performance figures of `{gateway.stats}`;
 //! - `expiry`, `limits`, `errors`: what their names say.
 //!
@@ -28,6 +29,7 @@ mod link;
 pub(crate) mod member;
 pub(crate) mod member_state;
 pub(crate) mod perf;
+pub(crate) mod presence;
 pub(crate) mod publish;
 pub(crate) mod roster;
 pub(crate) mod runtime;

@@ -16,6 +16,7 @@ mod error;
 mod idempotency;
 mod native;
 pub(crate) mod openapi;
+mod presence;
 mod probes;
 mod publish;
 mod request;
@@ -90,6 +91,7 @@ pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Routes {
         .get("/metrics", probes::metrics::<A>, op::metrics())
         .merge(writes)
         .get("/api/v1/stats", stats::stats::<A>, op::stats())
+        .get("/api/v1/presence", presence::presence::<A>, op::presence())
         .get("/api/v1/events/stream", stream::event_stream::<A>, op::event_stream())
         .map_router(|router| router.layer(DefaultBodyLimit::max(max_body_bytes)).with_state(state))
 }

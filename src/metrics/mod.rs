@@ -13,8 +13,8 @@
 //! Here: [`Metrics`], the node's registry and its node-wide series (grouped in `node`); beside
 //! it the series of each namespace (`namespace`), of a cluster member (`cluster`), of the
 //! admin view (`admin`), of idempotent publishing (`idempotency`) and of the backend event stream
-//! (`events`), the label values and sets (`labels`), and the two recorders ([`Histogram`],
-//! [`Latency`]).
+//! (`events`), of presence (`presence`), the label values and sets (`labels`), and the two
+//! recorders ([`Histogram`], [`Latency`]).
 
 mod admin;
 mod cluster;
@@ -25,6 +25,7 @@ pub(crate) mod labels;
 mod latency;
 mod namespace;
 mod node;
+mod presence;
 #[cfg(test)]
 mod tests;
 
@@ -51,6 +52,7 @@ pub(crate) use idempotency::IdempotencyMetrics;
 pub(crate) use labels::{CloseReason, CutReason, DropReason, LoginOutcome, Rejection, StreamCut};
 pub(crate) use latency::Latency;
 pub(crate) use namespace::NamespaceMetrics;
+pub(crate) use presence::PresenceMetrics;
 
 use labels::{ReasonLabel, VersionLabel};
 use namespace::NamespaceFamilies;
@@ -120,6 +122,8 @@ pub(crate) struct Metrics {
     pub idempotency: IdempotencyMetrics,
     /// The backend event stream's.
     pub event_stream: EventStreamMetrics,
+    /// Presence's.
+    pub presence: PresenceMetrics,
 }
 
 impl Default for Metrics {
@@ -162,6 +166,7 @@ impl Metrics {
         let admin = AdminMetrics::register(r);
         let idempotency = IdempotencyMetrics::register(r);
         let event_stream = EventStreamMetrics::register(r);
+        let presence = PresenceMetrics::register(r);
         Self {
             registry,
             families,
@@ -190,6 +195,7 @@ impl Metrics {
             admin,
             idempotency,
             event_stream,
+            presence,
         }
     }
 

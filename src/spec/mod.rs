@@ -191,6 +191,22 @@ pub struct RoomFamily {
     /// Subscription filters: hidden dimensions whose values a join chooses (see
     /// `crate::rooms::with_filters`), in order.
     pub filters: Vec<String>,
+    /// Join and leave events, when the spec asks for them (`presence:`).
+    pub presence: Option<PresenceSpec>,
+}
+
+/// A room family's presence events: sent to the room when a user's first connection joins it
+/// (`online`) and when its last one leaves (`offline`), coalesced and capped
+/// (`crate::engine::presence`).
+#[derive(Debug, Clone)]
+pub struct PresenceSpec {
+    /// The event sent when a user comes (none: not announced).
+    pub online: Option<String>,
+    /// The event sent when a user goes.
+    pub offline: Option<String>,
+    /// Most events of this family sent per second by one node; changes beyond are dropped and
+    /// counted.
+    pub max_per_second: u32,
 }
 
 /// One way to be allowed into a room: every condition must hold.

@@ -80,6 +80,16 @@ pub(super) struct RawRoom {
     pub snapshot: Option<Spanned<RawSnapshot>>,
     #[serde(default)]
     pub filters: Vec<Spanned<String>>,
+    pub presence: Option<Spanned<RawPresence>>,
+}
+
+/// A room family's join and leave events.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPresence {
+    pub online: Option<Spanned<String>>,
+    pub offline: Option<Spanned<String>>,
+    pub max_per_second: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,7 +15,7 @@ pub(crate) fn schema_ref(name: &str) -> Value {
 
 /// `components`, with the limits this gateway runs with (most events or rooms in one call).
 pub(super) fn components(max_batch: usize) -> Value {
-    json!({
+    let mut components = json!({
         "securitySchemes": {
             "apiKey": { "type": "apiKey", "in": "header", "name": "X-API-Key", "description": "One of `API_KEYS`." },
             "bearer": {
@@ -280,6 +280,46 @@ pub(super) fn components(max_batch: usize) -> Value {
                 "required": ["openapi", "info", "paths"],
                 "properties": { "openapi": { "const": "3.1.0" } },
             },
+        },
+    });
+    // Apart: one more schema inside the `json!` above passes the macro's recursion limit.
+    components["schemas"]["Presence"] = presence();
+    components
+}
+
+/// `GET /api/v1/presence`'s answer.
+fn presence() -> Value {
+    json!({
+        "type": "object",
+        "required": ["namespace", "room", "tenantId", "users", "connections", "nodes", "complete", "truncated"],
+        "properties": {
+            "namespace": { "type": "string" },
+            "room": { "type": ["string", "null"] },
+            "tenantId": { "type": ["string", "null"] },
+            "users": {
+                "type": "array",
+                "description": "Sorted by user id; at most 10,000.",
+                "items": {
+                    "type": "object",
+                    "required": ["userId", "connections"],
+                    "properties": {
+                        "userId": { "type": "string" },
+                        "connections": { "type": "integer", "minimum": 1 },
+                        "tenantId": {
+                            "type": ["string", "null"],
+                            "description": "The user's tenant, when the query names none.",
+                        },
+                    },
+                },
+            },
+            "connections": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Every connection counted, anonymous ones included.",
+            },
+            "nodes": { "type": "integer", "minimum": 1, "description": "Nodes that answered, this one included." },
+            "complete": { "type": "boolean", "description": "False when a node did not answer in time, or Redis is away." },
+            "truncated": { "type": "boolean", "description": "True when users were left out to stay within 10,000." },
         },
     })
 }

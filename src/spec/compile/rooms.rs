@@ -1,5 +1,5 @@
-//! Room families (`rooms:`): their patterns, scopes, filters, access rules and snapshots, and the
-//! filter templates of whatever joins or targets them.
+//! Room families (`rooms:`): their patterns, scopes, filters, access rules, snapshots and presence
+//! events, and the filter templates of whatever joins or targets them.
 
 use serde_saphyr::Spanned;
 
@@ -12,14 +12,16 @@ use crate::{
     parse_errors::suggest,
     rooms::{MAX_FILTERS, RoomPattern, RoomScope},
     spec::{
-        AccessRule, RoomFamily, SnapshotSpec, StoreKind, StoreSpec,
-        raw::{Named, RawAccess, RawRoom, RawSnapshot},
+        AccessRule, PresenceSpec, RESERVED_EVENTS, RoomFamily, SnapshotSpec, StoreKind, StoreSpec,
+        raw::{Named, RawAccess, RawPresence, RawRoom, RawSnapshot},
         template::StrTemplate,
     },
 };
 
 /// Default number of records or entries in a snapshot.
 const DEFAULT_SNAPSHOT_LIMIT: usize = 100;
+/// Default cap on one family's presence events, per node and second.
+const DEFAULT_PRESENCE_PER_SECOND: u32 = 100;
 
 impl Checker<'_> {
     /// A room family; `None` when its pattern does not parse.
@@ -40,6 +42,7 @@ impl Checker<'_> {
         let access = raw.access.iter().map(|rule| self.access_rule(&name.value, &pattern, &rule.value)).collect();
         let snapshot = raw.snapshot.as_ref().and_then(|s| self.snapshot(s, &name.value, &pattern, stores));
         let filters = self.filter_names(&raw.filters, &pattern);
+        let presence = raw.presence.as_ref().and_then(|p| self.presence(p));
         Some(RoomFamily {
             name: name.value.clone(),
             pattern,
@@ -48,7 +51,35 @@ impl Checker<'_> {
             access,
             snapshot,
             filters,
+            presence,
         })
+    }
+
+    /// A family's presence events: at least one event name, none reserved by Socket.IO, and a
+    /// cap of at least one a second.
+    fn presence(&mut self, raw: &Spanned<RawPresence>) -> Option<PresenceSpec> {
+        let mut name = |event: &Option<Spanned<String>>| -> Option<String> {
+            let event = event.as_ref()?;
+            if event.value.is_empty() || RESERVED_EVENTS.contains(&event.value.as_str()) {
+                self.error(event.referenced, format!("`{}` cannot be a presence event: name another", event.value));
+                return None;
+            }
+            Some(event.value.clone())
+        };
+        let (online, offline) = (name(&raw.value.online), name(&raw.value.offline));
+        if raw.value.online.is_none() && raw.value.offline.is_none() {
+            self.error(raw.referenced, "presence: name its `online` event, its `offline` event, or both");
+            return None;
+        }
+        let max_per_second = match &raw.value.max_per_second {
+            None => DEFAULT_PRESENCE_PER_SECOND,
+            Some(max) if max.value == 0 => {
+                self.error(max.referenced, "max_per_second is at least 1");
+                DEFAULT_PRESENCE_PER_SECOND
+            }
+            Some(max) => max.value,
+        };
+        Some(PresenceSpec { online, offline, max_per_second })
     }
 
     /// A family's filter names: identifiers, each once, none a parameter's name, at most
