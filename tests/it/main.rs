@@ -13,5 +13,6 @@ mod fuzz_corpus;
 mod helpers;
 mod idempotency;
 mod openapi;
+mod presence;
 mod tenant_keys;
 mod workflow;
