@@ -64,6 +64,10 @@ impl Checker<'_> {
                 self.error(event.referenced, format!("`{}` cannot be a presence event: name another", event.value));
                 return None;
             }
+            // The spec sends it: no client may relay it (a relay cannot fake a user's coming).
+            if !self.server_events.contains(&event.value) {
+                self.server_events.push(event.value.clone());
+            }
             Some(event.value.clone())
         };
         let (online, offline) = (name(&raw.value.online), name(&raw.value.offline));
