@@ -11,7 +11,8 @@
 //!   `@socket.io/redis-emitter` broadcasts, which every node receives and delivers locally.
 //!
 //! Each node also writes a snapshot of its sockets to a Redis hash every couple of seconds, so
-//! statistics count the whole cluster, and the API's idempotency entries are kept in Redis
+//! statistics count the whole cluster; presence is asked of every node when wanted, on two
+//! pub/sub channels (`presence`); and the API's idempotency entries are kept in Redis
 //! (`idempotency`), so a call repeated through another node is answered the same.
 //!
 //! Outages: the clients reconnect forever (with backoff), and after every reconnect this module
@@ -25,6 +26,7 @@ mod bus;
 mod health;
 mod idempotency;
 mod inputs;
+mod presence;
 mod stream;
 
 use crate::clock::now_millis;
@@ -89,6 +91,8 @@ pub(crate) struct Cluster {
     outbox_rx: Mutex<Option<mpsc::Receiver<Submitted>>>,
     /// Redis's state and the bus's lag, in `/metrics`.
     metrics: ClusterMetrics,
+    /// The presence questions this node asked and waits for; its channels are among the inputs.
+    presence: Arc<presence::PresenceAsk>,
 }
 
 /// The node's two pub/sub connections.
@@ -148,9 +152,11 @@ impl Cluster {
         let health = Health::default();
         health.connected.store(true, Ordering::SeqCst);
         health.adapter_subscribed.store(true, Ordering::SeqCst);
+        let node = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
         let cluster = Arc::new(Self {
             config: config.clone(),
-            node: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            presence: Arc::new(presence::PresenceAsk::new(&config.prefix, &node)),
+            node,
             client,
             reader,
             subscriber,
@@ -196,8 +202,10 @@ impl Cluster {
         (!self.config.emitter_key.is_empty()).then(|| format!("{}#*", self.config.emitter_key))
     }
 
-    /// Subscribes to the inputs; called at start and after every reconnect.
+    /// Subscribes to the inputs and the presence channels; called at start and after every
+    /// reconnect.
     async fn subscribe(&self) -> Result<(), fred::error::Error> {
+        self.subscriber.subscribe(vec![self.presence.questions.clone(), self.presence.answers.clone()]).await?;
         if !self.config.broadcast_channel.is_empty() {
             self.subscriber.subscribe(self.config.broadcast_channel.clone()).await?;
         }
@@ -386,7 +394,11 @@ impl Cluster {
             };
             let channel: &str = &message.channel;
             let Some(payload) = message.value.as_bytes() else { continue };
-            if channel == self.config.broadcast_channel {
+            if channel == self.presence.questions {
+                self.presence.answer(&self.client, &engine, payload);
+            } else if channel == self.presence.answers {
+                self.presence.answered(payload);
+            } else if channel == self.config.broadcast_channel {
                 match inputs::go_hub_event(payload) {
                     Ok(event) => {
                         if let Err(e) = engine.deliver_checked(std::slice::from_ref(&event)).await {
@@ -500,6 +512,16 @@ impl ClusterLink for Cluster {
              cross-node delivery resumes when it is back",
             self.config.display
         ))
+    }
+
+    fn ask_presence(
+        &self,
+        question: crate::engine::presence::PresenceQuestion,
+    ) -> Pin<Box<dyn Future<Output = crate::engine::presence::PresenceAnswers> + Send>> {
+        // The answer must not borrow self: the trait object's future is 'static.
+        let (client, subscribed) = (self.client.clone(), self.health.subscribed.load(Ordering::SeqCst));
+        let ask = self.presence.clone();
+        Box::pin(async move { ask.ask(&client, question, subscribed).await })
     }
 
     fn peers(&self) -> Vec<Value> {

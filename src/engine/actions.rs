@@ -284,6 +284,7 @@ impl<'a, M: Member> ActionCtx<'a, M> {
         let kept = current.iter().filter(|r| !dropped.contains(r));
         rooms::check_member_rooms(kept.chain(&added).map(String::as_str), max)
             .map_err(|message| ClientError::rate_limit(message, None))?;
+        let was_in = current.iter().any(|r| rooms::is_variant_of(r, &internal));
         for room in dropped {
             self.socket.leave(room);
         }
@@ -291,6 +292,9 @@ impl<'a, M: Member> ActionCtx<'a, M> {
             self.socket.join(room);
         }
         self.socket.joined(&internal);
+        if !was_in {
+            self.ns.presence_changed(&internal, self.identity.user_id.as_deref(), true);
+        }
         self.room = Some(JoinedRoom { family: id, json: self.room_json(id, &visible, &values) });
         Ok(())
     }
@@ -330,8 +334,13 @@ impl<'a, M: Member> ActionCtx<'a, M> {
         let (visible, internal) = self.room_for(id, &values)?;
         // Leaving a room one is not in is not an error: unsubscribing twice is harmless. A
         // filtered room is left with every filter combination chosen.
+        let mut was_in = false;
         for room in self.socket.rooms().iter().filter(|r| rooms::is_variant_of(r, &internal)) {
             self.socket.leave(room);
+            was_in = true;
+        }
+        if was_in {
+            self.ns.presence_changed(&internal, self.identity.user_id.as_deref(), false);
         }
         self.room = Some(JoinedRoom { family: id, json: self.room_json(id, &visible, &values) });
         Ok(())
@@ -342,14 +351,17 @@ impl<'a, M: Member> ActionCtx<'a, M> {
     pub(crate) fn leave_rooms_no_longer_allowed(&self) -> Vec<String> {
         let spec = &self.ns.spec;
         let mut left = Vec::new();
+        let mut gone = Vec::new();
         for internal in self.socket.rooms() {
             let Some((_, visible)) = rooms::split_internal(&internal) else { continue };
             let Some((id, values)) = spec.family_of(visible) else { continue };
             if !self.allowed(&spec.rooms[id], &values) {
                 left.push(visible.to_string());
                 self.socket.leave(&internal);
+                gone.push(internal);
             }
         }
+        self.ns.presence_gone(gone.iter().map(String::as_str), self.identity.user_id.as_deref());
         left.sort_unstable();
         left
     }

@@ -1,10 +1,15 @@
 //! What the engine needs from a cluster, and the work that crosses it: a [`ClusterLink`] carries
 //! [`Outgoing`] work (published events, raw emits) to every node in one order. Implemented by
-//! `crate::cluster` over Redis; the engine only knows this trait.
+//! `crate::cluster` over Redis; the engine only knows this trait. It also carries presence
+//! questions to the other nodes (`presence`).
 
 use serde_json::{Value, json};
 
-use super::PublishedEvent;
+use super::{
+    PublishedEvent,
+    presence::{PresenceAnswers, PresenceQuestion},
+};
+
 /// What the engine needs from a cluster. Implemented by `crate::cluster` over Redis; the engine
 /// only knows this trait.
 pub(crate) trait ClusterLink: Send + Sync {
@@ -24,6 +29,12 @@ pub(crate) trait ClusterLink: Send + Sync {
     fn reachable(&self) -> bool;
     /// The latest [`Node::node_snapshot`](crate::node::Node::node_snapshot)s of the other live nodes.
     fn peers(&self) -> Vec<Value>;
+    /// Asks every other live node who of `question` it holds; resolves within a bound with the
+    /// answers that came (and whether every node asked answered).
+    fn ask_presence(
+        &self,
+        question: PresenceQuestion,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = PresenceAnswers> + Send>>;
 }
 
 /// The cluster link has stopped: a message submitted went nowhere.

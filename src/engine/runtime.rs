@@ -14,6 +14,7 @@ use super::{
     Shared,
     history::History,
     limits::{IpLimiter, MemberLimiter},
+    presence::PresenceEvents,
     state::Stores,
 };
 use crate::{
@@ -51,6 +52,9 @@ pub(crate) struct SpecRuntime {
     /// The largest payload any of its events (or the refresh event) takes, so a larger one is
     /// refused before it is parsed.
     pub(crate) largest_payload: usize,
+    /// Join and leave events' counts, when a room family asks for them (none: presence costs
+    /// this spec nothing).
+    pub(crate) presence: Option<PresenceEvents>,
 }
 
 impl std::fmt::Debug for SpecRuntime {
@@ -76,7 +80,10 @@ impl SpecRuntime {
         let connect_limiter = spec.auth.connections_per_ip.map(IpLimiter::new);
         let largest_payload =
             spec.events.values().filter_map(|e| e.max_bytes).fold(shared.limits.max_event_bytes, usize::max);
+        let caps = spec.rooms.iter().map(|f| f.presence.as_ref().map(|p| p.max_per_second)).collect();
+        let presence = PresenceEvents::new(caps, shared.metrics.presence.clone());
         Self {
+            presence,
             largest_payload,
             spec,
             index,
@@ -89,6 +96,33 @@ impl SpecRuntime {
             connect_limiter,
             tenant_events: Mutex::new(lru::LruCache::new(TENANTS_COUNTED)),
             metrics,
+        }
+    }
+
+    /// Presence events: a connection of `user` entered (`joined`) or left internal room `room`
+    /// (any filtered variant: callers report each room once, not each variant).
+    pub(crate) fn presence_changed(&self, room: &str, user: Option<&str>, joined: bool) {
+        let (Some(presence), Some(user)) = (&self.presence, user) else { return };
+        let Some((_, visible)) = crate::rooms::split_internal(room) else { return };
+        let Some((family, _)) = self.spec.family_of(visible) else { return };
+        let base = crate::rooms::without_filters(room);
+        match joined {
+            true => presence.joined(family, base, user),
+            false => presence.left(family, base, user),
+        }
+    }
+
+    /// Presence events: a connection of `user` in `rooms` (internal names, variants included)
+    /// is gone.
+    pub(crate) fn presence_gone<'a>(&self, rooms: impl IntoIterator<Item = &'a str>, user: Option<&str>) {
+        if self.presence.is_none() || user.is_none() {
+            return;
+        }
+        let mut bases: Vec<&str> = rooms.into_iter().map(crate::rooms::without_filters).collect();
+        bases.sort_unstable();
+        bases.dedup();
+        for room in bases {
+            self.presence_changed(room, user, false);
         }
     }
 

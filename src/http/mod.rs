@@ -8,16 +8,18 @@
 //! Here: the routes and the state they share; `request` (who calls, the tenant a call acts for,
 //! and its JSON body), `error` (how failures answer), `publish` (events, raw emits,
 //! notifications), `idempotency` (the writes' `Idempotency-Key` and events' ids), `stream` (the
-//! backend event stream, SSE), `stats`, `native` (the plain WebSocket endpoints' handshake and
-//! statistics), `probes` (health, readiness, metrics), `bridges` (outbound bridges: their
-//! status, notifications through them) and `openapi` (the document of every route, registered
-//! with it: a route is a `Routes` line naming its handler and its operation).
+//! backend event stream, SSE), `stats`, `presence` (who is in a room, asked of every node),
+//! `native` (the plain WebSocket endpoints' handshake and statistics), `probes` (health,
+//! readiness, metrics), `bridges` (outbound bridges: their status, notifications through them)
+//! and `openapi` (the document of every route, registered with it: a route is a `Routes` line
+//! naming its handler and its operation).
 
 mod bridges;
 mod error;
 mod idempotency;
 mod native;
 pub(crate) mod openapi;
+mod presence;
 mod probes;
 mod publish;
 mod request;
@@ -97,6 +99,7 @@ pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Routes {
         .get("/metrics", probes::metrics::<A>, op::metrics())
         .merge(writes)
         .get("/api/v1/stats", stats::stats::<A>, op::stats())
+        .get("/api/v1/presence", presence::presence::<A>, op::presence())
         .get("/api/v1/events/stream", stream::event_stream::<A>, op::event_stream())
         .get("/api/v1/bridges", bridges::list::<A>, op::bridges())
         .map_router(|router| router.layer(DefaultBodyLimit::max(max_body_bytes)).with_state(state))

@@ -13,9 +13,9 @@
 //! Here: [`Metrics`], the node's registry and its node-wide series (grouped in `node`); beside
 //! it the series of each namespace (`namespace`), of a cluster member (`cluster`), of the
 //! admin view (`admin`), of idempotent publishing (`idempotency`), of room history (`history`),
-//! of the backend event stream (`events`) and of outbound bridges and their sinks (`bridges`),
-//! the label values and sets (`labels`), and the two recorders ([`Histogram`],
-//! [`Latency`]).
+//! of the backend event stream (`events`), of outbound bridges and their sinks (`bridges`) and
+//! of presence (`presence`), the label values and sets (`labels`), and the two recorders
+//! ([`Histogram`], [`Latency`]).
 
 mod admin;
 mod bridges;
@@ -28,6 +28,7 @@ pub(crate) mod labels;
 mod latency;
 mod namespace;
 mod node;
+mod presence;
 #[cfg(test)]
 mod tests;
 
@@ -56,6 +57,7 @@ pub(crate) use idempotency::IdempotencyMetrics;
 pub(crate) use labels::{CloseReason, CutReason, DropReason, LoginOutcome, Rejection, StreamCut};
 pub(crate) use latency::Latency;
 pub(crate) use namespace::NamespaceMetrics;
+pub(crate) use presence::PresenceMetrics;
 
 use labels::{ReasonLabel, VersionLabel};
 use namespace::NamespaceFamilies;
@@ -129,6 +131,8 @@ pub(crate) struct Metrics {
     pub event_stream: EventStreamMetrics,
     /// Outbound bridges' and their sinks'.
     pub bridges: BridgeMetrics,
+    /// Presence's.
+    pub presence: PresenceMetrics,
 }
 
 impl Default for Metrics {
@@ -173,6 +177,7 @@ impl Metrics {
         let history = HistoryMetrics::register(r);
         let event_stream = EventStreamMetrics::register(r);
         let bridges = BridgeMetrics::register(r);
+        let presence = PresenceMetrics::register(r);
         Self {
             registry,
             families,
@@ -203,6 +208,7 @@ impl Metrics {
             history,
             event_stream,
             bridges,
+            presence,
         }
     }
 

@@ -219,7 +219,7 @@ impl<A: Adapter> Node<A> {
         Ok(out)
     }
 
-    fn namespace_or_err(&self, path: &str) -> Result<&Arc<NamespaceRuntime<A>>, String> {
+    pub(super) fn namespace_or_err(&self, path: &str) -> Result<&Arc<NamespaceRuntime<A>>, String> {
         self.namespace(path).ok_or_else(|| {
             let known: Vec<&str> = self.namespaces.iter().map(|ns| ns.spec.path.as_str()).collect();
             format!("no namespace `{path}` (known: {})", known.join(", "))

@@ -4,6 +4,8 @@
 //! reach the fronts through it.
 //!
 //! - `api`: what the HTTP API does to sockets besides publishing: raw emits and statistics;
+//! - `presence`: who is connected to a room or a tenant, over the cluster, and the join and leave
+//!   events specs ask for;
 //! - `roster`: this node's connections on both fronts, as the admin view lists them;
 //! - `feed`: every published event in one order with ids, and a bounded history of them, which
 //!   the backend event stream reads (fed here on a single node, by the cluster's bus otherwise).
@@ -13,6 +15,7 @@
 
 mod api;
 mod feed;
+mod presence;
 mod roster;
 
 pub(crate) use feed::{EventFeed, EventId, FedEvent, Read};
@@ -454,6 +457,7 @@ impl<A: Adapter> Node<A> {
             tasks.push(tokio::spawn(ep.clone().run_heartbeat()));
         }
         tasks.push(tokio::spawn(self.shared.metrics.clone().probe_runtime_lag()));
+        tasks.extend(self.spawn_presence_events());
         tasks
     }
 }

@@ -270,7 +270,7 @@ mod tests {
             [
                 "2:1: unknown field `descripton`, expected one of namespace, transport, description, auth, rooms, \
                  on_connect, events, state, publish, every (did you mean `description`?)",
-                "6:5: unknown field `colour`, expected one of pattern, scope, server_only, access, snapshot, filters, history",
+                "6:5: unknown field `colour`, expected one of pattern, scope, server_only, access, snapshot, filters, history, presence",
                 "9:5: unknown field `rate_limt`, expected one of rate_limit, payload, max_size, do (did you mean \
                  `rate_limit`?)",
                 "11:26: unknown field `optinal`, expected one of room, params, name, optional, filters (did you \

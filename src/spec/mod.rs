@@ -193,6 +193,8 @@ pub struct RoomFamily {
     pub filters: Vec<String>,
     /// The recent events each of its rooms keeps, for clients that reconnect (`None`: none).
     pub history: Option<HistorySpec>,
+    /// Join and leave events, when the spec asks for them (`presence:`).
+    pub presence: Option<PresenceSpec>,
 }
 
 /// How much history each room of a family keeps: its last `size` events no older than `ttl`
@@ -203,6 +205,20 @@ pub struct HistorySpec {
     pub size: usize,
     /// How long an event is kept.
     pub ttl: std::time::Duration,
+}
+
+/// A room family's presence events: sent to the room when a user's first connection joins it
+/// (`online`) and when its last one leaves (`offline`), coalesced and capped
+/// (`crate::engine::presence`).
+#[derive(Debug, Clone)]
+pub struct PresenceSpec {
+    /// The event sent when a user comes (none: not announced).
+    pub online: Option<String>,
+    /// The event sent when a user goes.
+    pub offline: Option<String>,
+    /// Most events of this family sent per second by one node; changes beyond are dropped and
+    /// counted.
+    pub max_per_second: u32,
 }
 
 /// One way to be allowed into a room: every condition must hold.

@@ -81,6 +81,7 @@ pub(super) struct RawRoom {
     #[serde(default)]
     pub filters: Vec<Spanned<String>>,
     pub history: Option<Spanned<RawHistory>>,
+    pub presence: Option<Spanned<RawPresence>>,
 }
 
 /// A room family's history: `{size, ttl}`, each with a default.
@@ -89,6 +90,15 @@ pub(super) struct RawRoom {
 pub(super) struct RawHistory {
     pub size: Option<Spanned<usize>>,
     pub ttl: Option<Spanned<String>>,
+}
+
+/// A room family's join and leave events.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPresence {
+    pub online: Option<Spanned<String>>,
+    pub offline: Option<Spanned<String>>,
+    pub max_per_second: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]

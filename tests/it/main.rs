@@ -14,5 +14,6 @@ mod helpers;
 mod history;
 mod idempotency;
 mod openapi;
+mod presence;
 mod tenant_keys;
 mod workflow;

@@ -21,6 +21,7 @@ const PATHS: &[&str] = &[
     "/api/v1/emit",
     "/api/v1/notifications",
     "/api/v1/stats",
+    "/api/v1/presence",
     "/api/v1/events/stream",
     "/api/v1/bridges",
     "/api/v1/namespaces",
@@ -244,5 +245,26 @@ async fn an_endpoint_whose_path_ends_in_stats_answers_its_own_statistics() {
         body,
         json!({ "total_clients": 0, "total_users": 0, "channels": { "register": 0, "unregister": 0, "broadcast": 0 } })
     );
+    app.shutdown().await.unwrap();
+}
+
+/// Presence's answers, for one tenant and for every tenant (each user then with its tenant),
+/// match the document.
+#[tokio::test]
+async fn presence_answers_as_documented() {
+    let app = spawn_app().await;
+    let document = document(&app).await;
+    let _client = app.workflow_client("u1", "t1").await;
+    let schema =
+        &document["paths"]["/api/v1/presence"]["get"]["responses"]["200"]["content"]["application/json"]["schema"];
+    for (query, user) in [
+        ("?namespace=/workflow&tenantId=t1", json!({ "userId": "u1", "connections": 1 })),
+        ("?namespace=/workflow", json!({ "userId": "u1", "tenantId": "t1", "connections": 1 })),
+    ] {
+        let res = app.http.get(app.url(&format!("/api/v1/presence{query}"))).header("x-api-key", API_KEY).send().await;
+        let body: Value = res.unwrap().json().await.unwrap();
+        assert_eq!(body["users"], json!([user]), "{query}: {body}");
+        matches(&document, schema, &body).unwrap_or_else(|e| panic!("{query}: {body} does not match: {e}"));
+    }
     app.shutdown().await.unwrap();
 }

@@ -30,6 +30,8 @@ import type {
   JsonObject,
   NotificationRequest,
   NotificationResult,
+  Presence,
+  PresenceQuery,
   PublishEvent,
   PublishResult,
   StatsQuery,
@@ -219,6 +221,21 @@ export class GatewayClient {
     if (query.room !== undefined && tenantId !== undefined) params.set('tenantId', String(tenantId));
     const search = params.toString();
     return this.send<GatewayStats>('GET', `/api/v1/stats${search ? `?${search}` : ''}`, undefined, options);
+  }
+
+  /**
+   * Who is connected (`GET /api/v1/presence`), over every live node: the users of `room` and
+   * their connection counts, or without `room` the tenant's (the query's, else the client's).
+   */
+  async presence(query: PresenceQuery = {}, options: CallOptions = {}): Promise<Presence> {
+    this.checkOpen();
+    const params = new URLSearchParams();
+    if (query.namespace !== undefined) params.set('namespace', query.namespace);
+    if (query.room !== undefined) params.set('room', query.room);
+    const tenantId = resolveTenant(this.tenantId, query.tenantId, 'the presence query');
+    if (tenantId !== undefined) params.set('tenantId', String(tenantId));
+    const search = params.toString();
+    return this.send<Presence>('GET', `/api/v1/presence${search ? `?${search}` : ''}`, undefined, options);
   }
 
   /** A plain WebSocket endpoint's hub statistics (`GET /ws/stats`, seed 001's shape). */

@@ -104,6 +104,40 @@ export interface GatewayStats {
   room?: { namespace: string; room: string; tenantId: string | null; sockets: number };
 }
 
+/** `GET /api/v1/presence`: a room (a tenant room needs the tenant), or without `room` a tenant. */
+export interface PresenceQuery {
+  /** The Socket.IO namespace (default `/`). */
+  namespace?: string;
+  room?: string;
+  tenantId?: TenantId | null;
+}
+
+/** One user in a presence answer. */
+export interface PresentUser {
+  userId: string;
+  /** Its connections in the room (or tenant), over every node. */
+  connections: number;
+  /** Its tenant, when the answer spans tenants (no `tenantId` in the query). */
+  tenantId?: string | null;
+}
+
+/** `GET /api/v1/presence`, over every live node. */
+export interface Presence {
+  namespace: string;
+  room: string | null;
+  tenantId: string | null;
+  /** Sorted by user id. */
+  users: PresentUser[];
+  /** Every connection counted, anonymous ones included. */
+  connections: number;
+  /** Nodes that answered, this one included. */
+  nodes: number;
+  /** False when a node did not answer in time (or Redis was unreachable): the answer is a part. */
+  complete: boolean;
+  /** True when users were left out to stay within the gateway's bound (10,000). */
+  truncated: boolean;
+}
+
 /** `GET /ws/stats` (seed 001's hub statistics of a plain WebSocket endpoint). */
 export interface HubStats {
   total_clients: number;

@@ -407,6 +407,10 @@ impl<A: Adapter> DisconnectHandler<A, SpecHandler> for DisconnectFlow<A> {
                 self.ns.shared.expiry.cancel(exp, self.ns.index, MemberKey::Socket(s.id));
             }
             tracing::debug!(ns = %self.ns.spec.path, socket = %session.public_id, %reason, "disconnected");
+            if self.ns.presence.is_some() {
+                let rooms = s.rooms();
+                self.ns.presence_gone(rooms.iter().map(|r| r.as_ref()), session.identity().user_id.as_deref());
+            }
         }
         // socketioxide removes the socket from the namespace in `defer`; it must always run.
         defer(s);

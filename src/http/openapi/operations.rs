@@ -144,6 +144,31 @@ pub(crate) fn bridges() -> Operation {
         .error(403, "A tenant-scoped key (`TENANT_API_KEYS`): the bridges' status is the operator's.")
 }
 
+/// `GET /api/v1/presence`.
+pub(crate) fn presence() -> Operation {
+    Operation::new("presence", API, "Who is connected to a room, or to a tenant, over every live node")
+        .describe(
+            "Users with their connection counts, asked of every live node (nothing is stored: a dead node's users are in no \
+             answer given after it died). Without `room`, the namespace's users of `tenantId` (every tenant's, each with \
+             its `tenantId`, when neither is given). `complete` is false when a node did not answer within a second.",
+        )
+        .with_api_key()
+        .query("namespace", "The Socket.IO namespace; `/` when not given.", json!({ "type": "string", "examples": ["/"] }))
+        .query(
+            "room",
+            "A room, by the name clients see, whose users to list.",
+            json!({ "type": "string", "examples": ["system"] }),
+        )
+        .query(
+            "tenantId",
+            "The tenant of `room` when it is a tenant room; without `room`, the tenant whose users to list.",
+            json!({ "type": "string", "examples": ["t1"] }),
+        )
+        .json(200, "Who is connected.", schema_ref("Presence"))
+        .error(400, "No such namespace, a room name that is not one of its rooms, or a tenant room without `tenantId`.")
+        .error(403, "A tenant-scoped key (`TENANT_API_KEYS`) named another tenant, or a room every tenant shares.")
+}
+
 /// `GET /api/v1/events/stream`.
 pub(crate) fn event_stream() -> Operation {
     Operation::new("eventStream", API, "The backend event stream: published events as Server-Sent Events")

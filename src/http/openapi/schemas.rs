@@ -272,6 +272,7 @@ pub(super) fn components(max_batch: usize) -> Value {
         },
     });
     components["schemas"]["Bridges"] = bridges();
+    components["schemas"]["Presence"] = presence();
     components
 }
 
@@ -335,6 +336,43 @@ fn notification_delivered() -> Value {
             "id": { "type": "string", "format": "uuid" },
             "sockets": { "type": "integer", "minimum": 0, "description": "Sockets it was sent to." },
             "acknowledged": { "type": "integer", "minimum": 0, "description": "Of those, how many acknowledged in time." },
+        },
+    })
+}
+
+/// `GET /api/v1/presence`'s answer.
+fn presence() -> Value {
+    json!({
+        "type": "object",
+        "required": ["namespace", "room", "tenantId", "users", "connections", "nodes", "complete", "truncated"],
+        "properties": {
+            "namespace": { "type": "string" },
+            "room": { "type": ["string", "null"] },
+            "tenantId": { "type": ["string", "null"] },
+            "users": {
+                "type": "array",
+                "description": "Sorted by user id; at most 10,000.",
+                "items": {
+                    "type": "object",
+                    "required": ["userId", "connections"],
+                    "properties": {
+                        "userId": { "type": "string" },
+                        "connections": { "type": "integer", "minimum": 1 },
+                        "tenantId": {
+                            "type": ["string", "null"],
+                            "description": "The user's tenant, when the query names none.",
+                        },
+                    },
+                },
+            },
+            "connections": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Every connection counted, anonymous ones included.",
+            },
+            "nodes": { "type": "integer", "minimum": 1, "description": "Nodes that answered, this one included." },
+            "complete": { "type": "boolean", "description": "False when a node did not answer in time, or Redis is away." },
+            "truncated": { "type": "boolean", "description": "True when users were left out to stay within 10,000." },
         },
     })
 }

@@ -1,5 +1,5 @@
-//! Room families (`rooms:`): their patterns, scopes, filters, access rules and snapshots, and the
-//! filter templates of whatever joins or targets them.
+//! Room families (`rooms:`): their patterns, scopes, filters, access rules, snapshots and presence
+//! events, and the filter templates of whatever joins or targets them.
 
 use std::time::Duration;
 
@@ -14,14 +14,16 @@ use crate::{
     parse_errors::suggest,
     rooms::{MAX_FILTERS, RoomPattern, RoomScope},
     spec::{
-        AccessRule, HistorySpec, RoomFamily, SnapshotSpec, StoreKind, StoreSpec,
-        raw::{Named, RawAccess, RawHistory, RawRoom, RawSnapshot},
+        AccessRule, HistorySpec, PresenceSpec, RESERVED_EVENTS, RoomFamily, SnapshotSpec, StoreKind, StoreSpec,
+        raw::{Named, RawAccess, RawHistory, RawPresence, RawRoom, RawSnapshot},
         template::StrTemplate,
     },
 };
 
 /// Default number of records or entries in a snapshot.
 const DEFAULT_SNAPSHOT_LIMIT: usize = 100;
+/// Default cap on one family's presence events, per node and second.
+const DEFAULT_PRESENCE_PER_SECOND: u32 = 100;
 
 /// A room's history by default: a few hundred events over two minutes covers a reconnect (a
 /// network change, a laptop waking, a deploy) on a busy execution's channel.
@@ -52,6 +54,7 @@ impl Checker<'_> {
         let snapshot = raw.snapshot.as_ref().and_then(|s| self.snapshot(s, &name.value, &pattern, stores));
         let filters = self.filter_names(&raw.filters, &pattern);
         let history = raw.history.as_ref().and_then(|h| self.history(&h.value));
+        let presence = raw.presence.as_ref().and_then(|p| self.presence(p));
         Some(RoomFamily {
             name: name.value.clone(),
             pattern,
@@ -61,6 +64,7 @@ impl Checker<'_> {
             snapshot,
             filters,
             history,
+            presence,
         })
     }
 
@@ -89,6 +93,37 @@ impl Checker<'_> {
             },
         };
         Some(HistorySpec { size, ttl })
+    }
+
+    /// A family's presence events: at least one event name, none reserved by Socket.IO, and a
+    /// cap of at least one a second.
+    fn presence(&mut self, raw: &Spanned<RawPresence>) -> Option<PresenceSpec> {
+        let mut name = |event: &Option<Spanned<String>>| -> Option<String> {
+            let event = event.as_ref()?;
+            if event.value.is_empty() || RESERVED_EVENTS.contains(&event.value.as_str()) {
+                self.error(event.referenced, format!("`{}` cannot be a presence event: name another", event.value));
+                return None;
+            }
+            // The spec sends it: no client may relay it (a relay cannot fake a user's coming).
+            if !self.server_events.contains(&event.value) {
+                self.server_events.push(event.value.clone());
+            }
+            Some(event.value.clone())
+        };
+        let (online, offline) = (name(&raw.value.online), name(&raw.value.offline));
+        if raw.value.online.is_none() && raw.value.offline.is_none() {
+            self.error(raw.referenced, "presence: name its `online` event, its `offline` event, or both");
+            return None;
+        }
+        let max_per_second = match &raw.value.max_per_second {
+            None => DEFAULT_PRESENCE_PER_SECOND,
+            Some(max) if max.value == 0 => {
+                self.error(max.referenced, "max_per_second is at least 1");
+                DEFAULT_PRESENCE_PER_SECOND
+            }
+            Some(max) => max.value,
+        };
+        Some(PresenceSpec { online, offline, max_per_second })
     }
 
     /// A family's filter names: identifiers, each once, none a parameter's name, at most

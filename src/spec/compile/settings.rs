@@ -41,6 +41,14 @@ impl Checker<'_> {
                 "`every` is not available on plain WebSocket endpoints (`transport: websocket`)",
             );
         }
+        // Presence events are sent through the Socket.IO front's raw emits; the plain endpoint's
+        // rooms can still be counted, not announced.
+        for room in raw.rooms.values().filter_map(|r| r.value.presence.as_ref()) {
+            self.error(
+                room.referenced,
+                "`presence` events are not available on plain WebSocket endpoints (`transport: websocket`)",
+            );
+        }
     }
 
     pub(super) fn auth(&mut self, raw: Option<&Spanned<RawAuth>>) -> AuthPolicy {

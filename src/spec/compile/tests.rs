@@ -266,3 +266,29 @@ fn an_action_does_exactly_one_thing() {
         ]
     );
 }
+
+#[test]
+fn presence_names_an_event_outside_socketio_and_not_on_a_plain_endpoint() {
+    let errs = errors_of(&spec_lines(&[
+        "namespace: /x",
+        "rooms:",
+        "  a: { pattern: a, presence: { online: connect } }",
+        "  b: { pattern: b, presence: { max_per_second: 0, offline: gone } }",
+        "  c: { pattern: c, presence: {} }",
+    ]));
+    assert!(has(&errs, 3, "`connect` cannot be a presence event: name another"), "{errs:?}");
+    assert!(has(&errs, 4, "max_per_second is at least 1"), "{errs:?}");
+    assert!(has(&errs, 5, "presence: name its `online` event, its `offline` event, or both"), "{errs:?}");
+    assert_eq!(errs.len(), 3, "{errs:?}");
+
+    let errs = errors_of(&spec_lines(&[
+        "namespace: /x",
+        "transport: websocket",
+        "rooms:",
+        "  a: { pattern: a, presence: { online: here } }",
+    ]));
+    assert!(
+        has(&errs, 4, "`presence` events are not available on plain WebSocket endpoints (`transport: websocket`)"),
+        "{errs:?}"
+    );
+}
