@@ -49,12 +49,7 @@ async function startCluster(cluster, size, env = {}) {
     node.name = NAMES[i];
     cluster.nodes.push(node);
   }
-  for (const node of cluster.nodes) {
-    await h.until(async () => {
-      const { status, body } = await h.api(node.url, '/readyz');
-      return (status === 200 && body?.status === 'ready') || { status, body };
-    }, 10000, `node ${node.name} ready`);
-  }
+  await h.untilReady(cluster.nodes);
 }
 
 async function stopCluster(cluster) {

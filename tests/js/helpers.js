@@ -445,6 +445,16 @@ export async function until(probe, timeoutMs = TIMEOUT, what = 'condition', ever
   }
 }
 
+/** Waits until every node of a cluster (each `{url, name}`) answers `/readyz` with `ready`. */
+export async function untilReady(nodes, timeoutMs = 10000) {
+  for (const node of nodes) {
+    await until(async () => {
+      const { status, body } = await api(node.url, '/readyz');
+      return (status === 200 && body?.status === 'ready') || { status, body };
+    }, timeoutMs, `node ${node.name} ready`);
+  }
+}
+
 /** Resolves once `condition()` (sync or async) is truthy, checking every 50 ms; rejects after `timeoutMs`. */
 export async function eventually(condition, what, timeoutMs = TIMEOUT) {
   const deadline = Date.now() + timeoutMs;
