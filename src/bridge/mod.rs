@@ -14,7 +14,14 @@ mod run;
 mod socketio;
 mod status;
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use serde_json::{Value, json};
 use tokio::{
@@ -30,8 +37,35 @@ use crate::{
 };
 use status::{State, Status};
 
-/// Sends waiting for one bridge's task; beyond, a send is refused as busy.
+/// Sends waiting for one bridge's task, and their bytes (JSON); beyond either, a send is refused
+/// as busy.
 const QUEUED_SENDS: usize = 256;
+const QUEUED_SEND_BYTES: usize = 8 * 1024 * 1024;
+
+/// A queued send's share of [`QUEUED_SEND_BYTES`], given back when the send leaves the queue
+/// (taken by the bridge's task, or dropped).
+struct QueuedBytes {
+    total: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl QueuedBytes {
+    /// Takes `bytes` of the budget, or `None` when the queue already holds too many.
+    fn take(total: &Arc<AtomicUsize>, bytes: usize) -> Option<Self> {
+        total
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |queued| {
+                (queued + bytes <= QUEUED_SEND_BYTES).then_some(queued + bytes)
+            })
+            .ok()
+            .map(|_| Self { total: total.clone(), bytes })
+    }
+}
+
+impl Drop for QueuedBytes {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
 
 /// Why a send through a bridge failed, as the API tells it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +93,8 @@ pub(super) struct Command {
     data: Value,
     want_ack: bool,
     reply: oneshot::Sender<Result<Value, SendError>>,
+    /// Its bytes in the queue's budget, until the task takes it.
+    _queued: QueuedBytes,
 }
 
 impl Command {
@@ -86,6 +122,8 @@ pub(crate) struct Bridge {
     sinks: Option<Sinks>,
     status: Status,
     sends: mpsc::Sender<Command>,
+    /// Bytes of the sends in `sends`.
+    queued_bytes: Arc<AtomicUsize>,
     /// Taken by `spawn`.
     receiver: std::sync::Mutex<Option<mpsc::Receiver<Command>>>,
 }
@@ -118,8 +156,10 @@ impl Bridge {
         if self.status.state() != State::Connected {
             return Err(SendError::NotConnected);
         }
+        let bytes = event.len() + serde_json::to_vec(&data).map_or(0, |json| json.len());
+        let queued = QueuedBytes::take(&self.queued_bytes, bytes).ok_or(SendError::Busy)?;
         let (reply, answer) = oneshot::channel();
-        let command = Command { event, data, want_ack: ack.is_some(), reply };
+        let command = Command { event, data, want_ack: ack.is_some(), reply, _queued: queued };
         self.sends.try_send(command).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => SendError::Busy,
             mpsc::error::TrySendError::Closed(_) => SendError::NotConnected,
@@ -189,6 +229,7 @@ impl Bridges {
                     sinks,
                     status: Status::new(state),
                     sends,
+                    queued_bytes: Arc::default(),
                     receiver: std::sync::Mutex::new(Some(receiver)),
                 })
             })
@@ -216,5 +257,24 @@ impl Bridges {
     /// Every bridge, as the API shows them.
     pub(crate) fn describe(&self) -> Value {
         Value::Array(self.ordered.iter().map(|b| b.describe()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_send_queue_is_bounded_in_bytes_and_gives_them_back() {
+        let total = Arc::new(AtomicUsize::new(0));
+        let half = QueuedBytes::take(&total, QUEUED_SEND_BYTES / 2).expect("room for half");
+        let rest = QueuedBytes::take(&total, QUEUED_SEND_BYTES / 2).expect("room for the other half");
+        assert!(QueuedBytes::take(&total, 1).is_none(), "a full queue refuses a byte more");
+        drop(half);
+        assert_eq!(total.load(Ordering::Relaxed), QUEUED_SEND_BYTES / 2);
+        assert!(QueuedBytes::take(&total, QUEUED_SEND_BYTES / 2).is_some(), "what leaves is room again");
+        drop(rest);
+        assert_eq!(total.load(Ordering::Relaxed), 0, "every share given back");
+        assert!(QueuedBytes::take(&total, QUEUED_SEND_BYTES + 1).is_none(), "one send over the whole budget");
     }
 }
