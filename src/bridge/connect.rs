@@ -18,7 +18,7 @@ use tokio_tungstenite::{
 use super::socketio::{self, Frame, Packet};
 use crate::{
     config::{BridgeAuth, BridgeProtocol, ProviderConfig},
-    net::outbound::AllowedHosts,
+    net::{outbound::AllowedHosts, percent_encode},
 };
 
 /// The largest message a peer may send a bridge; beyond, the connection fails.
@@ -56,7 +56,9 @@ pub(super) async fn open(config: &ProviderConfig, allowed: &AllowedHosts) -> Res
         }
     };
     if let BridgeAuth::Query(entries) = &config.auth {
-        query.extend(entries.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v.expose_secret()))));
+        query.extend(
+            entries.iter().map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v.expose_secret()))),
+        );
     }
     let target = if query.is_empty() { target } else { format!("{target}?{}", query.join("&")) };
     let mut request =
@@ -123,14 +125,4 @@ pub(super) async fn open(config: &ProviderConfig, allowed: &AllowedHosts) -> Res
             _ => {}
         }
     }
-}
-
-/// Percent-encodes a query component.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

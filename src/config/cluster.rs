@@ -45,7 +45,7 @@ impl RedisConfig {
                     }
                     None => file.redis_db,
                 };
-                let auth = password.map(|p| format!(":{}@", percent_encode_userinfo(&p))).unwrap_or_default();
+                let auth = password.map(|p| format!(":{}@", crate::net::percent_encode(&p))).unwrap_or_default();
                 let db = db.map(|d| format!("/{d}")).unwrap_or_default();
                 format!("redis://{auth}{host}:{port}{db}")
             }
@@ -78,14 +78,4 @@ impl RedisConfig {
                 .unwrap_or_else(|| "ws:broadcast:all".to_string()),
         }))
     }
-}
-
-/// `s` percent-encoded for the user-info part of a URL (a password with `@` or `:` in it).
-fn percent_encode_userinfo(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }

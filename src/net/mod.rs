@@ -15,3 +15,14 @@ pub(crate) mod connection;
 pub(crate) mod outbound;
 pub(crate) mod server;
 pub(crate) mod v3_connect;
+
+/// `s` percent-encoded but for RFC 3986's unreserved characters: safe in a URL's query and in
+/// its user-info (a password with `@` or `:` in it).
+pub(crate) fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
