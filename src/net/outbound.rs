@@ -109,7 +109,16 @@ pub(crate) fn describe_request_error(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "the request timed out".into()
     } else if e.is_connect() {
-        "connection refused or failed".into()
+        // The innermost cause is the socket's own error (`Connection refused`), which names no
+        // URL; `e` itself would.
+        let mut cause = std::error::Error::source(e);
+        while let Some(next) = cause.and_then(std::error::Error::source) {
+            cause = Some(next);
+        }
+        match cause {
+            Some(cause) => format!("connection refused or failed: {cause}"),
+            None => "connection refused or failed".into(),
+        }
     } else if e.is_decode() || e.is_body() {
         "the answer's body could not be read".into()
     } else {
