@@ -217,11 +217,12 @@ impl Bridges {
             .filter(|b| b.provider.mode == ProviderMode::External)
             .map(|b| {
                 let (sends, receiver) = mpsc::channel(QUEUED_SENDS);
-                let provider = &b.provider;
-                let sinks =
-                    provider.message_handling.as_ref().filter(|_| provider.enable_receiving).map(|h| {
-                        Sinks::new(&b.name, h, config.allowed_hosts.clone(), config.tls.clone(), metrics.clone())
-                    });
+                let (provider, tls) = (&b.provider, &config.tls);
+                let sinks = provider
+                    .message_handling
+                    .as_ref()
+                    .filter(|_| provider.enable_receiving)
+                    .map(|h| Sinks::new(&b.name, h, config.allowed_hosts.clone(), tls.clone(), metrics.clone()));
                 let url = provider.url.clone().unwrap_or_default();
                 let public_url = url.split(['?', '#']).next().unwrap_or_default().to_string();
                 let state = if provider.enabled { State::Connecting } else { State::Disabled };
@@ -229,7 +230,7 @@ impl Bridges {
                     config: b.clone(),
                     public_url,
                     allowed: config.allowed_hosts.clone(),
-                    tls: config.tls.clone(),
+                    tls: tls.clone(),
                     metrics: metrics.clone(),
                     sinks,
                     status: Status::new(state),

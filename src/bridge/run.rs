@@ -34,22 +34,22 @@ pub(super) async fn run(bridge: Arc<super::Bridge>, mut commands: mpsc::Receiver
     let config = &bridge.config.provider;
     let name = &bridge.config.name;
     let mut reconnects: u32 = 0;
+    let open = || connect::open(config, &bridge.allowed, &bridge.tls);
     loop {
         bridge.status.connecting(reconnects);
-        let error =
-            match tokio::time::timeout(config.timeout, connect::open(config, &bridge.allowed, &bridge.tls)).await {
-                Err(_) => "WebSocket validation failed: Connection timeout".to_string(),
-                Ok(Err(e)) => e,
-                Ok(Ok(opened)) => {
-                    reconnects = 0;
-                    bridge.status.connected();
-                    bridge.metrics.connects.inc();
-                    tracing::info!(bridge = %name, "bridge connected");
-                    let lost = Connection::new(&bridge, opened).serve(&mut commands).await;
-                    tracing::warn!(bridge = %name, error = %lost, "bridge connection lost");
-                    lost
-                }
-            };
+        let error = match tokio::time::timeout(config.timeout, open()).await {
+            Err(_) => "WebSocket validation failed: Connection timeout".to_string(),
+            Ok(Err(e)) => e,
+            Ok(Ok(opened)) => {
+                reconnects = 0;
+                bridge.status.connected();
+                bridge.metrics.connects.inc();
+                tracing::info!(bridge = %name, "bridge connected");
+                let lost = Connection::new(&bridge, opened).serve(&mut commands).await;
+                tracing::warn!(bridge = %name, error = %lost, "bridge connection lost");
+                lost
+            }
+        };
         bridge.metrics.connect_failures.inc();
         if !config.reconnection || reconnects >= config.reconnection_attempts {
             bridge.status.lost(error, State::Failed);
