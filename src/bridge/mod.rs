@@ -4,12 +4,15 @@
 //!
 //! Here: [`Bridges`], every bridge of this node by tenant, and [`Bridge`], one of them: what it
 //! is configured with, its status, and the queue of sends its task serves. `connect` opens a
-//! connection (URL, credentials, allowlist, handshake), `socketio` is the Socket.IO client's
-//! packets, `run` the task (reconnection, channels, sends, acks, receiving), `status` what the
-//! API shows. A bridge never reaches into a front: what it sends comes from the API's
+//! connection (URL, credentials, allowlist, TLS, handshake), `link` is the open transport the
+//! task uses (a WebSocket, or `polling`: Engine.IO long-polling), `socketio` is the Socket.IO
+//! client's packets, `run` the task (reconnection, channels, sends, acks, receiving), `status`
+//! what the API shows. A bridge never reaches into a front: what it sends comes from the API's
 //! notification call, what it receives goes to sinks.
 
 mod connect;
+mod link;
+mod polling;
 mod run;
 mod socketio;
 mod status;
@@ -32,7 +35,7 @@ use tokio::{
 use crate::{
     config::{BridgeConfig, BridgesConfig, ProviderMode},
     metrics::BridgeMetrics,
-    net::outbound::AllowedHosts,
+    net::{outbound::AllowedHosts, tls::OutboundTls},
     sink::Sinks,
 };
 use status::{State, Status};
@@ -118,6 +121,8 @@ pub(crate) struct Bridge {
     /// The URL without its query (which may carry credentials), for the API and the sinks.
     public_url: String,
     allowed: AllowedHosts,
+    /// TLS for `wss://`/`https://` peers.
+    tls: OutboundTls,
     metrics: BridgeMetrics,
     sinks: Option<Sinks>,
     status: Status,
@@ -212,12 +217,12 @@ impl Bridges {
             .filter(|b| b.provider.mode == ProviderMode::External)
             .map(|b| {
                 let (sends, receiver) = mpsc::channel(QUEUED_SENDS);
-                let provider = &b.provider;
+                let (provider, tls) = (&b.provider, &config.tls);
                 let sinks = provider
                     .message_handling
                     .as_ref()
                     .filter(|_| provider.enable_receiving)
-                    .map(|h| Sinks::new(&b.name, h, config.allowed_hosts.clone(), metrics.clone()));
+                    .map(|h| Sinks::new(&b.name, h, config.allowed_hosts.clone(), tls.clone(), metrics.clone()));
                 let url = provider.url.clone().unwrap_or_default();
                 let public_url = url.split(['?', '#']).next().unwrap_or_default().to_string();
                 let state = if provider.enabled { State::Connecting } else { State::Disabled };
@@ -225,6 +230,7 @@ impl Bridges {
                     config: b.clone(),
                     public_url,
                     allowed: config.allowed_hosts.clone(),
+                    tls: tls.clone(),
                     metrics: metrics.clone(),
                     sinks,
                     status: Status::new(state),

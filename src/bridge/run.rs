@@ -8,14 +8,13 @@
 
 use std::{collections::HashMap, sync::Arc, sync::atomic::Ordering, time::Duration};
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::{net::TcpStream, sync::mpsc, time::Instant};
-use tokio_tungstenite::{WebSocketStream, tungstenite::Message};
+use tokio::{sync::mpsc, time::Instant};
 
 use super::{
     Command, SendError,
     connect::{self, Opened},
+    link::{Heard, Link},
     socketio::{self, Frame, Packet},
     status::State,
 };
@@ -35,9 +34,10 @@ pub(super) async fn run(bridge: Arc<super::Bridge>, mut commands: mpsc::Receiver
     let config = &bridge.config.provider;
     let name = &bridge.config.name;
     let mut reconnects: u32 = 0;
+    let open = || connect::open(config, &bridge.allowed, &bridge.tls);
     loop {
         bridge.status.connecting(reconnects);
-        let error = match tokio::time::timeout(config.timeout, connect::open(config, &bridge.allowed)).await {
+        let error = match tokio::time::timeout(config.timeout, open()).await {
             Err(_) => "WebSocket validation failed: Connection timeout".to_string(),
             Ok(Err(e)) => e,
             Ok(Ok(opened)) => {
@@ -91,7 +91,8 @@ async fn refuse_all(commands: &mut mpsc::Receiver<Command>) {
 /// One established connection.
 struct Connection<'a> {
     bridge: &'a super::Bridge,
-    ws: WebSocketStream<TcpStream>,
+    /// The transport (WebSocket or Socket.IO long-polling).
+    ws: Link,
     /// Socket.IO: the namespace and the longest silence allowed between pings.
     socketio: Option<(String, Duration)>,
     next_ack: u64,
@@ -115,7 +116,7 @@ impl<'a> Connection<'a> {
                 message.to_string()
             }
         };
-        self.ws.send(Message::text(text)).await.map_err(|e| format!("WebSocket error: {e}"))?;
+        self.ws.send(text).await?;
         self.bridge.status.messages_out.fetch_add(1, Ordering::Relaxed);
         self.bridge.metrics.messages_out.inc();
         Ok(())
@@ -127,7 +128,7 @@ impl<'a> Connection<'a> {
         for (_, waiter) in self.pending.drain() {
             let _ = waiter.send(Err(SendError::Lost));
         }
-        let _ = self.ws.close(None).await;
+        self.ws.close().await;
         lost
     }
 
@@ -145,14 +146,13 @@ impl<'a> Connection<'a> {
                 frame = self.ws.next() => {
                     heard = Instant::now();
                     match frame {
-                        Some(Ok(Message::Text(text))) => {
+                        Ok(Heard::Text(text)) => {
                             if let Some(lost) = self.read(&text).await {
                                 return lost;
                             }
                         }
-                        Some(Ok(Message::Close(_))) | None => return "the peer closed the connection".into(),
-                        Some(Ok(_)) => {}
-                        Some(Err(e)) => return format!("WebSocket error: {e}"),
+                        Ok(Heard::Other) => {}
+                        Err(lost) => return lost,
                     }
                 }
                 command = commands.recv() => {
@@ -162,8 +162,8 @@ impl<'a> Connection<'a> {
                     }
                 }
                 _ = ping.tick(), if self.socketio.is_none() => {
-                    if let Err(e) = self.ws.send(Message::Ping(Default::default())).await {
-                        return format!("WebSocket error: {e}");
+                    if let Err(lost) = self.ws.ping().await {
+                        return lost;
                     }
                 }
                 () = tokio::time::sleep_until(heard + silence) => {
@@ -209,7 +209,7 @@ impl<'a> Connection<'a> {
         let (event, data) = match &self.socketio {
             Some((namespace, _)) => match socketio::read(text, namespace) {
                 Frame::Ping => {
-                    return self.ws.send(Message::text("3")).await.err().map(|e| format!("WebSocket error: {e}"));
+                    return self.ws.send("3".into()).await.err();
                 }
                 Frame::Close => return Some("the peer closed the session".into()),
                 Frame::Packet(Packet::Disconnect) => return Some("the peer disconnected the bridge's socket".into()),

@@ -1,6 +1,7 @@
 //! Outbound bridges' settings: seed 003's provider configuration (its JSON, field for field), the
-//! bridges file that lists one per tenant (`BRIDGES_FILE`), and where bridges may connect to
-//! (`BRIDGE_ALLOWED_HOSTS`).
+//! bridges file that lists one per tenant (`BRIDGES_FILE`), where bridges may connect to
+//! (`BRIDGE_ALLOWED_HOSTS`), and the CAs their TLS trusts besides the compiled-in roots
+//! (`BRIDGE_CA_FILE`).
 //!
 //! A provider configuration is checked as specs are: every unknown field and every bad value is
 //! refused with its path named (`bridges[0].reconnectionAttempts: ...`), and a misspelt field is
@@ -17,7 +18,10 @@ use super::{
     env::{Env, list},
     file::FileConfig,
 };
-use crate::{net::outbound::AllowedHosts, parse_errors::suggest::unknown_field};
+use crate::{
+    net::{outbound::AllowedHosts, tls::OutboundTls},
+    parse_errors::suggest::unknown_field,
+};
 
 /// Every field of seed 003's provider configuration.
 const PROVIDER_FIELDS: &[&str] = &[
@@ -231,10 +235,12 @@ pub struct BridgesConfig {
     pub bridges: Vec<BridgeConfig>,
     /// `BRIDGE_ALLOWED_HOSTS`.
     pub allowed_hosts: AllowedHosts,
+    /// TLS for bridges and webhooks: the compiled-in roots plus `BRIDGE_CA_FILE`'s.
+    pub tls: OutboundTls,
 }
 
 impl BridgesConfig {
-    /// `BRIDGES_FILE` (read and checked here) and `BRIDGE_ALLOWED_HOSTS`.
+    /// `BRIDGES_FILE` (read and checked here), `BRIDGE_ALLOWED_HOSTS` and `BRIDGE_CA_FILE`.
     pub(super) fn from_sources(env: &Env, file: &FileConfig) -> anyhow::Result<Self> {
         let hosts = match env.get("BRIDGE_ALLOWED_HOSTS") {
             Some(v) => list(v),
@@ -250,7 +256,16 @@ impl BridgesConfig {
                 parse_bridges_file(&text).map_err(|e| anyhow::anyhow!("BRIDGES_FILE {}: {e}", path.display()))?
             }
         };
-        Ok(Self { bridges, allowed_hosts })
+        let ca_file = env.get("BRIDGE_CA_FILE").map(PathBuf::from).or_else(|| file.bridge_ca_file.clone());
+        let tls = match ca_file {
+            None => OutboundTls::default(),
+            Some(path) => {
+                let pem =
+                    std::fs::read(&path).with_context(|| format!("BRIDGE_CA_FILE: cannot read {}", path.display()))?;
+                OutboundTls::new(Some(&pem)).map_err(|e| anyhow::anyhow!("BRIDGE_CA_FILE {}: {e}", path.display()))?
+            }
+        };
+        Ok(Self { bridges, allowed_hosts, tls })
     }
 }
 

@@ -42,6 +42,7 @@ use secrecy::SecretString;
 
 pub use crate::net::outbound::AllowedHosts;
 pub use crate::net::server::{HttpConfig, MIN_HEADER_BYTES};
+pub use crate::net::tls::OutboundTls;
 pub use crate::telemetry::LogFormat;
 pub use admin::{AdminConfig, AdminMode};
 pub use auth::{JwtConfig, JwtKey, PublicKeyAlgorithm, TenantApiKey};
@@ -98,7 +99,8 @@ pub struct Config {
     pub native: NativeConfig,
     /// Per-socket limits the engine enforces for every namespace.
     pub limits: LimitsConfig,
-    /// Outbound bridges (`BRIDGES_FILE`) and where they may connect (`BRIDGE_ALLOWED_HOSTS`).
+    /// Outbound bridges (`BRIDGES_FILE`), where they may connect (`BRIDGE_ALLOWED_HOSTS`) and
+    /// the CAs they trust besides the compiled-in ones (`BRIDGE_CA_FILE`).
     pub bridges: BridgesConfig,
     /// The backend event stream's history and per-consumer bounds (fixed; tests shrink them).
     pub event_stream: EventStreamConfig,

@@ -326,3 +326,16 @@ fn the_idempotency_window_is_a_duration_of_at_least_a_second() {
     let err = from_env(&[("IDEMPOTENCY_WINDOW", "soon")]).unwrap_err().to_string();
     assert!(err.starts_with("IDEMPOTENCY_WINDOW: `soon` is not a duration"), "{err}");
 }
+
+#[test]
+fn bridge_ca_file_must_hold_pem_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let err = from_env(&[("BRIDGE_CA_FILE", missing.to_str().unwrap())]).unwrap_err();
+    assert!(format!("{err:#}").contains("BRIDGE_CA_FILE: cannot read"), "{err:#}");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let err = from_env(&[("BRIDGE_CA_FILE", empty.to_str().unwrap())]).unwrap_err();
+    assert!(format!("{err:#}").contains("no certificate in it"), "{err:#}");
+    assert_eq!(from_env(&[]).unwrap().bridges.tls.extra_roots(), 0);
+}

@@ -7,6 +7,7 @@
 //! - [`client_ip`]: the client's address behind trusted proxies;
 //! - [`backlog`]: how far behind a Socket.IO session's transport is;
 //! - [`outbound`]: where the gateway may connect out to (`BRIDGE_ALLOWED_HOSTS`);
+//! - [`tls`]: the TLS it connects out with (`BRIDGE_CA_FILE`);
 //! - [`v3_connect`]: socket.io-client 2.x's CONNECT queries dropped from its WebSocket frames.
 
 pub(crate) mod backlog;
@@ -14,6 +15,7 @@ pub(crate) mod client_ip;
 pub(crate) mod connection;
 pub(crate) mod outbound;
 pub(crate) mod server;
+pub(crate) mod tls;
 pub(crate) mod v3_connect;
 
 /// `s` percent-encoded but for RFC 3986's unreserved characters: safe in a URL's query and in

@@ -100,6 +100,32 @@ impl AllowedHosts {
     }
 }
 
+/// An outbound HTTP request's failure as a bridge's `lastError` or a webhook's log says it:
+/// never the URL (its query may carry a credential), the TLS error when there is one.
+pub(crate) fn describe_request_error(e: &reqwest::Error) -> String {
+    if let Some(tls) = super::tls::describe_tls(e) {
+        return tls;
+    }
+    if e.is_timeout() {
+        "the request timed out".into()
+    } else if e.is_connect() {
+        // The innermost cause is the socket's own error (`Connection refused`), which names no
+        // URL; `e` itself would.
+        let mut cause = std::error::Error::source(e);
+        while let Some(next) = cause.and_then(std::error::Error::source) {
+            cause = Some(next);
+        }
+        match cause {
+            Some(cause) => format!("connection refused or failed: {cause}"),
+            None => "connection refused or failed".into(),
+        }
+    } else if e.is_decode() || e.is_body() {
+        "the answer's body could not be read".into()
+    } else {
+        "request failed".into()
+    }
+}
+
 /// An IPv4-mapped IPv6 address as the IPv4 address it is (`::ffff:127.0.0.1` is loopback).
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {

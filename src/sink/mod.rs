@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::{
     config::{HandlingStrategy, MessageHandling},
     metrics::{BridgeMetrics, SinkDrop},
-    net::outbound::AllowedHosts,
+    net::{outbound::AllowedHosts, tls::OutboundTls},
 };
 pub(crate) use webhook::Webhook;
 
@@ -55,11 +55,17 @@ pub(crate) struct Sinks {
 
 impl Sinks {
     /// The sinks `handling` names for bridge `bridge`.
-    pub(crate) fn new(bridge: &str, handling: &MessageHandling, allowed: AllowedHosts, metrics: BridgeMetrics) -> Self {
+    pub(crate) fn new(
+        bridge: &str,
+        handling: &MessageHandling,
+        allowed: AllowedHosts,
+        tls: OutboundTls,
+        metrics: BridgeMetrics,
+    ) -> Self {
         let all = handling.strategy == HandlingStrategy::All;
         let webhook = match (&handling.callback_url, handling.strategy) {
             (Some(url), HandlingStrategy::Callback | HandlingStrategy::All) => {
-                Some(Webhook::new(bridge, url, allowed, metrics.clone()))
+                Some(Webhook::new(bridge, url, allowed, tls, metrics.clone()))
             }
             _ => None,
         };

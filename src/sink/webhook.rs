@@ -5,6 +5,7 @@
 //! that does not fit is dropped, counted and logged, as is one whose every attempt failed. The
 //! destination is checked against `BRIDGE_ALLOWED_HOSTS` at every attempt (after DNS, and the
 //! request goes to the address checked); redirects are not followed, so none can lead elsewhere.
+//! `https://` callbacks are verified with the bridges' TLS roots (`net::tls`: `BRIDGE_CA_FILE`).
 
 use std::{
     collections::VecDeque,
@@ -18,7 +19,10 @@ use tokio::{sync::Notify, task::JoinHandle};
 
 use crate::{
     metrics::{BridgeMetrics, SinkDrop},
-    net::outbound::AllowedHosts,
+    net::{
+        outbound::{AllowedHosts, describe_request_error},
+        tls::OutboundTls,
+    },
 };
 
 /// Most messages waiting for one webhook.
@@ -43,6 +47,7 @@ struct Inner {
     bridge: String,
     url: String,
     allowed: AllowedHosts,
+    tls: OutboundTls,
     metrics: BridgeMetrics,
     queue: Mutex<Queue>,
     ready: Notify,
@@ -56,11 +61,18 @@ struct Queue {
 
 impl Webhook {
     /// A sink POSTing to `url` for bridge `bridge`.
-    pub(crate) fn new(bridge: &str, url: &str, allowed: AllowedHosts, metrics: BridgeMetrics) -> Self {
+    pub(crate) fn new(
+        bridge: &str,
+        url: &str,
+        allowed: AllowedHosts,
+        tls: OutboundTls,
+        metrics: BridgeMetrics,
+    ) -> Self {
         let inner = Inner {
             bridge: bridge.to_string(),
             url: url.to_string(),
             allowed,
+            tls,
             metrics,
             queue: Mutex::default(),
             ready: Notify::new(),
@@ -148,6 +160,7 @@ impl Inner {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(ATTEMPT_TIMEOUT)
             .resolve(&host, address)
+            .use_preconfigured_tls(self.tls.client_config())
             .build()
             .map_err(|e| Failure::Final(format!("cannot build the HTTP client: {e}")))?;
         let answer = client
@@ -156,7 +169,7 @@ impl Inner {
             .body(body)
             .send()
             .await
-            .map_err(|e| Failure::Retry(format!("callback unreachable: {}", without_url(&e))))?;
+            .map_err(|e| Failure::Retry(format!("callback unreachable: {}", describe_request_error(&e))))?;
         let status = answer.status();
         if status.is_success() {
             Ok(())
@@ -174,18 +187,6 @@ enum Failure {
     Final(String),
 }
 
-/// A client error without the URL it names (a callback URL may carry a token in its query).
-fn without_url(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection refused or failed"
-    } else {
-        "request failed"
-    };
-    kind.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -195,14 +196,16 @@ mod tests {
     #[test]
     fn a_full_queue_drops_and_counts_by_count_and_by_bytes() {
         let metrics = crate::metrics::Metrics::new(false).bridges;
-        let hook = Webhook::new("b", "http://127.0.0.1:9/x", AllowedHosts::default(), metrics.clone());
+        let hook =
+            Webhook::new("b", "http://127.0.0.1:9/x", AllowedHosts::default(), OutboundTls::default(), metrics.clone());
         for _ in 0..MAX_QUEUED + 3 {
             hook.offer(&json!({ "a": 1 }));
         }
         assert_eq!(metrics.sink_dropped(SinkDrop::QueueFull), 3);
 
         let metrics = crate::metrics::Metrics::new(false).bridges;
-        let hook = Webhook::new("b", "http://127.0.0.1:9/x", AllowedHosts::default(), metrics.clone());
+        let hook =
+            Webhook::new("b", "http://127.0.0.1:9/x", AllowedHosts::default(), OutboundTls::default(), metrics.clone());
         let big = json!({ "data": "x".repeat(MAX_QUEUED_BYTES / 4) });
         for _ in 0..5 {
             hook.offer(&big);
