@@ -156,6 +156,9 @@ fn served_specs(
 
 fn check(config_file: Option<&std::path::Path>, dir: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
     let (loaded, source) = served_specs(config_file, dir)?;
+    // `forward` destinations are the configuration's backends (`BACKENDS_FILE`).
+    let destinations = load_config(config_file)?.backends.destinations();
+    let loaded = loaded.and_then(|specs| spec::check_destinations(&specs, &destinations).map(|()| specs));
     match loaded {
         Ok(specs) => {
             let paths: Vec<String> = specs.iter().map(spec::NamespaceSpec::served_as).collect();

@@ -152,8 +152,15 @@ pub(crate) struct Node<A: Adapter = LocalAdapter> {
     sio: Arc<SocketIoShared>,
     /// Published events for the backend event stream: shared by every clone, fed once.
     feed: Arc<EventFeed>,
+    /// Client events on their way to the cluster's bus for the event stream
+    /// ([`STREAMED_IN_FLIGHT`] at most).
+    streaming: Arc<tokio::sync::Semaphore>,
     settings: NodeSettings,
 }
+
+/// Client events (`forward: { to: stream }`) on their way to the bus at once, at most; beyond,
+/// one is refused (busy) and counted.
+const STREAMED_IN_FLIGHT: usize = 1024;
 
 impl<A: Adapter> Clone for Node<A> {
     fn clone(&self) -> Self {
@@ -163,6 +170,7 @@ impl<A: Adapter> Clone for Node<A> {
             shared: self.shared.clone(),
             sio: self.sio.clone(),
             feed: self.feed.clone(),
+            streaming: self.streaming.clone(),
             settings: self.settings.clone(),
         }
     }
@@ -226,7 +234,8 @@ impl<A: Adapter> Node<A> {
             })
             .collect();
         let feed = Arc::new(EventFeed::new(&settings.event_stream));
-        Self { namespaces, endpoints, shared, sio, feed, settings }
+        let streaming = Arc::new(tokio::sync::Semaphore::new(STREAMED_IN_FLIGHT));
+        Self { namespaces, endpoints, shared, sio, feed, streaming, settings }
     }
 
     /// The specs served, Socket.IO namespaces first.
@@ -325,6 +334,32 @@ impl<A: Adapter> Node<A> {
         }
     }
 
+    /// Where `forward` actions hand client events (set once, at assembly).
+    pub(crate) fn attach_backends(&self, backends: Arc<dyn crate::engine::forward::Backends>) {
+        if self.shared.backends.set(backends).is_err() {
+            tracing::warn!("the engine already has its backends");
+        }
+    }
+
+    /// Feeds a client event (`forward: { to: stream }`) to the backend event stream: here, or
+    /// in a cluster through the bus, so every node's stream has it with the same id. False when
+    /// too many are on their way to the bus already.
+    pub(crate) fn stream_client_event(&self, event: PublishedEvent) -> bool {
+        let Some(cluster) = self.shared.cluster.get() else {
+            self.feed.push_local(std::slice::from_ref(&event));
+            return true;
+        };
+        let Ok(permit) = self.streaming.clone().try_acquire_owned() else { return false };
+        let submitted = cluster.submit(Outgoing::Stream(vec![event]));
+        tokio::spawn(async move {
+            if submitted.await.is_err() {
+                tracing::debug!("a client event for the event stream was not sent: the node is stopping");
+            }
+            drop(permit);
+        });
+        true
+    }
+
     /// Published events, for the backend event stream.
     pub(crate) fn feed(&self) -> &Arc<EventFeed> {
         &self.feed
@@ -349,6 +384,8 @@ impl<A: Adapter> Node<A> {
                 }
             }
             Outgoing::Emit(request) => self.emit_local(request).await,
+            // For the event stream only, which the bus feeds.
+            Outgoing::Stream(_) => {}
         }
     }
 
