@@ -160,7 +160,7 @@ impl<'a, M: Member> ActionCtx<'a, M> {
             }
             false => (None, None),
         };
-        backends.forward(ForwardCall {
+        let within = backends.forward(ForwardCall {
             to: forward.to.clone(),
             event,
             tenant: identity.tenant_id.as_deref().map(str::to_string),
@@ -168,7 +168,11 @@ impl<'a, M: Member> ActionCtx<'a, M> {
             timeout: forward.timeout,
             answer: sender,
         })?;
-        Ok(receiver.map(|answer| PendingAnswer { answer, event: forward.event.as_ref().map(|e| e.render_text(self)) }))
+        Ok(receiver.map(|answer| PendingAnswer {
+            answer,
+            event: forward.event.as_ref().map(|e| e.render_text(self)),
+            within,
+        }))
     }
 
     /// Sends the client's event to the other members of the named rooms, which the socket must

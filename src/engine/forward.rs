@@ -19,9 +19,10 @@ use super::errors::ClientError;
 /// Where forwarded client events go.
 pub(crate) trait Backends: Send + Sync {
     /// Takes `call` without waiting: queues it (bounded in count and bytes), or refuses it at
-    /// once (busy, or no such destination). When it asks for an answer, the answer (or the
-    /// failure) is sent on `call.answer` within the call's timeout.
-    fn forward(&self, call: ForwardCall) -> Result<(), ClientError>;
+    /// once (busy, or no such destination). Returns the bound on its answer (its timeout, from
+    /// now): when the call asks for an answer, the answer or the failure is sent on
+    /// `call.answer` within it, and whoever waits stops waiting then.
+    fn forward(&self, call: ForwardCall) -> Result<Duration, ClientError>;
 }
 
 /// One client event on its way to a destination.
@@ -49,12 +50,22 @@ pub(crate) struct PendingAnswer {
     pub answer: oneshot::Receiver<Result<Value, ClientError>>,
     /// Also emitted with the answer.
     pub event: Option<String>,
+    /// How long it may take (the call's timeout, from when it was handed over).
+    pub within: Duration,
 }
 
 impl PendingAnswer {
-    /// The answer, or the failure to tell the client (a call dropped unanswered is the
-    /// backend's unavailability: it never went out).
+    /// The answer, or the failure to tell the client, within the call's bound whatever the
+    /// backend's queue is doing (a call dropped unanswered is the backend's unavailability: it
+    /// never went out).
     pub(crate) async fn outcome(self) -> Result<Value, ClientError> {
-        self.answer.await.unwrap_or_else(|_| Err(ClientError::backend_unavailable("the backend call was dropped")))
+        match tokio::time::timeout(self.within, self.answer).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(ClientError::backend_unavailable("the backend call was dropped")),
+            Err(_) => Err(ClientError::backend_timeout(format!(
+                "the backend did not answer within {} ms",
+                self.within.as_millis()
+            ))),
+        }
     }
 }

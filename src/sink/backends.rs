@@ -22,6 +22,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use bytes::Bytes;
@@ -98,7 +99,7 @@ impl BackendCalls {
         tasks
     }
 
-    fn stream(&self, call: ForwardCall) -> Result<(), ClientError> {
+    fn stream(&self, call: ForwardCall) -> Result<Duration, ClientError> {
         let ForwardCall { event, tenant, mut body, .. } = call;
         let timestamp = body.as_object_mut().and_then(|b| b.remove("timestamp"));
         let published = json!({
@@ -116,7 +117,7 @@ impl BackendCalls {
         };
         if taken {
             self.metrics.ended(ForwardOutcome::Streamed);
-            Ok(())
+            Ok(Duration::ZERO)
         } else {
             self.metrics.ended(ForwardOutcome::StreamDropped);
             Err(ClientError::backend_busy("the event stream has too many events on their way: retry shortly"))
@@ -125,7 +126,7 @@ impl BackendCalls {
 }
 
 impl Backends for BackendCalls {
-    fn forward(&self, call: ForwardCall) -> Result<(), ClientError> {
+    fn forward(&self, call: ForwardCall) -> Result<Duration, ClientError> {
         if call.to == STREAM_DESTINATION {
             return self.stream(call);
         }
@@ -158,15 +159,19 @@ struct Queued {
     body: Bytes,
     event: String,
     deadline: Instant,
+    /// The call's timeout, for its message.
+    timeout: Duration,
     answer: Option<oneshot::Sender<Result<Value, ClientError>>>,
 }
 
 impl Backend {
-    /// Queues a call, or refuses it at once when the queue is full (count or bytes).
-    fn offer(&self, call: ForwardCall) -> Result<(), ClientError> {
+    /// Queues a call, or refuses it at once when the queue is full (count or bytes); returns
+    /// its timeout.
+    fn offer(&self, call: ForwardCall) -> Result<Duration, ClientError> {
         let body = Bytes::from(serde_json::to_vec(&call.body).unwrap_or_default());
         let timeout = call.timeout.map_or(self.config.timeout, |t| t.min(self.config.timeout));
-        let queued = Queued { deadline: Instant::now() + timeout, event: call.event, answer: call.answer, body };
+        let queued =
+            Queued { deadline: Instant::now() + timeout, timeout, event: call.event, answer: call.answer, body };
         {
             let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             if queue.calls.len() >= self.config.queue || queue.bytes + queued.body.len() > self.config.queue_bytes {
@@ -179,7 +184,7 @@ impl Backend {
             queue.calls.push_back(queued);
         }
         self.ready.notify_one();
-        Ok(())
+        Ok(timeout)
     }
 
     /// One worker: takes the next call, makes it, answers it; forever.
@@ -201,15 +206,15 @@ impl Backend {
     }
 
     async fn serve(&self, call: Queued) {
-        let Queued { body, event, deadline, answer } = call;
+        let Queued { body, event, deadline, timeout, answer } = call;
         let outcome = match deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
-            None => Err(self.timed_out()),
+            None => Err(self.timed_out(timeout)),
             // Whoever waits for the answer has stopped waiting (its socket's task gave up at
             // the same deadline): nothing is sent.
-            Some(_) if answer.as_ref().is_some_and(oneshot::Sender::is_closed) => Err(self.timed_out()),
+            Some(_) if answer.as_ref().is_some_and(oneshot::Sender::is_closed) => Err(self.timed_out(timeout)),
             Some(left) => match tokio::time::timeout(left, self.call(body)).await {
                 Ok(result) => result,
-                Err(_) => Err(self.timed_out()),
+                Err(_) => Err(self.timed_out(timeout)),
             },
         };
         let counted = match &outcome {
@@ -229,11 +234,8 @@ impl Backend {
         }
     }
 
-    fn timed_out(&self) -> ClientError {
-        ClientError::backend_timeout(format!(
-            "the backend did not answer within {} ms",
-            self.config.timeout.as_millis().min(u128::from(u64::MAX))
-        ))
+    fn timed_out(&self, within: Duration) -> ClientError {
+        ClientError::backend_timeout(format!("the backend did not answer within {} ms", within.as_millis()))
     }
 
     /// One call: the destination checked, the request signed and sent, the answer read.
