@@ -26,7 +26,7 @@ pub(crate) enum ForwardOutcome {
     Busy,
     /// Handed to the backend event stream.
     Streamed,
-    /// Not handed to the event stream: too many on their way to the cluster's bus.
+    /// Not handed to the event stream: its queue to the cluster's bus was full (count or bytes).
     StreamDropped,
 }
 

@@ -11,6 +11,7 @@ import { createServer } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import * as h from './helpers.js';
 import { HubSocket } from './hub.js';
+import { startRedis } from './redis.js';
 
 const SIGNING_KEY = 'forward-test-signing-key-5a1c';
 const BACKEND_TOKEN = 'backend-token-77e2';
@@ -237,6 +238,38 @@ describe('client events forwarded to backends', { timeout: 60_000 }, () => {
     const error = await socket.next('error');
     assert.equal(error.data.type, 'validation');
     assert.equal(error.data.event, 'user:info');
+  });
+});
+
+describe('client events on the event stream of a cluster', { timeout: 60_000 }, () => {
+  const cluster = {};
+
+  before(async () => {
+    cluster.specs = h.tempDir('rtgw-forward-cluster-');
+    h.writeFile(cluster.specs.dir, 'app.yaml', 'namespace: /app\nevents:\n  seen:\n    do:\n      - forward: { to: stream }\n');
+    cluster.redis = await startRedis();
+    const env = { REDIS_URL: cluster.redis.url, REDIS_PREFIX: `fw${h.uid()}`, NAMESPACES_DIR: cluster.specs.dir };
+    cluster.nodes = [await h.startGateway({ env }), await h.startGateway({ env })];
+    await h.untilReady(cluster.nodes);
+  });
+
+  after(async () => {
+    await Promise.all((cluster.nodes ?? []).map((node) => node.stop()));
+    await cluster.redis?.stop();
+    cluster.specs?.remove();
+  });
+
+  it("puts a socket's streamed event on every node's stream, under the same id", async (t) => {
+    const [a, b] = cluster.nodes;
+    const onA = await h.openStream(a.url, 'types=client.*');
+    const onB = await h.openStream(b.url, 'types=client.*');
+    t.after(() => { onA.close(); onB.close(); });
+    const socket = await h.connectFor(t, a.url, { namespace: '/app', token: h.mintToken({ sub: 'erin', tenantId: 'acme' }), welcome: null });
+    for (const n of [1, 2, 3]) assert.deepEqual(await h.request(socket, 'seen', { n }), { ok: true });
+    const [seenOnA, seenOnB] = [await onA.take(3), await onB.take(3)];
+    assert.deepEqual(seenOnA.map((m) => m.data.data.data.n), [1, 2, 3], "one socket's events in its order");
+    assert.deepEqual(seenOnB.map((m) => m.id), seenOnA.map((m) => m.id), 'the same ids on both nodes');
+    assert.ok(seenOnB.every((m) => m.data.type === 'client.seen' && m.data.tenantId === 'acme' && m.data.data.socket.userId === 'erin'));
   });
 });
 
