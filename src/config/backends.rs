@@ -14,12 +14,9 @@ use secrecy::SecretString;
 use serde_json::{Map, Value};
 
 use super::{env::Env, file::FileConfig};
-use crate::parse_errors::suggest::unknown_field;
+use crate::{parse_errors::suggest::unknown_field, spec::STREAM_DESTINATION};
 
 const FIELDS: &[&str] = &["url", "secret", "headers", "timeout", "concurrency", "queue", "queue_bytes"];
-/// The name a spec uses for the backend event stream (`forward: { to: stream }`): no backend
-/// may take it.
-pub const STREAM_DESTINATION: &str = "stream";
 /// Longest timeout a backend may be given.
 const MAX_TIMEOUT: Duration = Duration::from_secs(120);
 

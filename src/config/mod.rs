@@ -47,7 +47,7 @@ pub use crate::net::server::{HttpConfig, MIN_HEADER_BYTES};
 pub use crate::telemetry::LogFormat;
 pub use admin::{AdminConfig, AdminMode};
 pub use auth::{JwtConfig, JwtKey, PublicKeyAlgorithm, TenantApiKey};
-pub use backends::{BackendConfig, BackendsConfig, STREAM_DESTINATION, parse_backends_file};
+pub use backends::{BackendConfig, BackendsConfig, parse_backends_file};
 pub use bridges::{
     BridgeAuth, BridgeConfig, BridgeProtocol, BridgesConfig, CustomEvents, HandlingStrategy, MessageHandling,
     ProviderConfig, ProviderMode, parse_bridges_file,

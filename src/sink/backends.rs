@@ -36,14 +36,15 @@ use tokio::{
 };
 
 use crate::{
-    config::{BackendConfig, BackendsConfig, STREAM_DESTINATION},
+    config::{BackendConfig, BackendsConfig},
     engine::{
         PublishedEvent,
-        errors::ClientError,
+        errors::{ClientError, ErrorKind},
         forward::{Backends, ForwardCall},
     },
     metrics::{ForwardMetrics, ForwardOutcome},
     net::outbound::AllowedHosts,
+    spec::STREAM_DESTINATION,
 };
 
 /// Largest answer read from a backend; a larger one is a failure (`backend_unavailable`).
@@ -219,8 +220,8 @@ impl Backend {
         };
         let counted = match &outcome {
             Ok(_) => ForwardOutcome::Answered,
-            Err(e) if e.kind == crate::engine::errors::ErrorKind::BackendTimeout => ForwardOutcome::Timeout,
-            Err(e) if e.kind == crate::engine::errors::ErrorKind::BackendUnavailable => ForwardOutcome::Unavailable,
+            Err(e) if e.kind == ErrorKind::BackendTimeout => ForwardOutcome::Timeout,
+            Err(e) if e.kind == ErrorKind::BackendUnavailable => ForwardOutcome::Unavailable,
             Err(_) => ForwardOutcome::Refused,
         };
         self.metrics.ended(counted);

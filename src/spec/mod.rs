@@ -34,6 +34,10 @@ use template::{StrTemplate, ValueTemplate};
 pub const RESERVED_EVENTS: &[&str] =
     &["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener", "error"];
 
+/// The `forward` destination that is the backend event stream (`forward: { to: stream }`): no
+/// backend may take the name.
+pub const STREAM_DESTINATION: &str = "stream";
+
 /// The default name of the event a client sends to replace its token before it expires.
 pub const DEFAULT_REFRESH_EVENT: &str = "auth:refresh";
 

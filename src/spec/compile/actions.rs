@@ -29,8 +29,6 @@ enum ActionKind<'r> {
     Forward(&'r RawForward),
 }
 
-/// The backend event stream's name as a `forward` destination.
-const STREAM: &str = "stream";
 /// Longest `timeout` a `forward` may ask for (a backend's own is at most this too).
 const MAX_FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -214,7 +212,7 @@ impl Checker<'_> {
         if to.is_empty() {
             self.error(raw.to.referenced, "`to` names a backend (of BACKENDS_FILE), or `stream`");
         }
-        let stream = to == STREAM;
+        let stream = to == crate::spec::STREAM_DESTINATION;
         let reply = match &raw.reply {
             Some(r) if r.value && stream => {
                 self.error(r.referenced, "the backend event stream does not answer: `reply: true` needs a backend");

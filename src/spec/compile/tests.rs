@@ -261,8 +261,8 @@ fn an_action_does_exactly_one_thing() {
     assert_eq!(
         errs,
         [
-            "3:5: an action needs one of `join`, `leave`, `emit`, `reply` or `relay`",
-            "4:5: an action does one thing: give one of `join`, `leave`, `emit`, `reply` or `relay` per item",
+            "3:5: an action needs one of `join`, `leave`, `emit`, `reply`, `relay` or `forward`",
+            "4:5: an action does one thing: give one of `join`, `leave`, `emit`, `reply`, `relay` or `forward` per item",
         ]
     );
 }
