@@ -385,6 +385,47 @@ mod tests {
         assert_eq!(metrics.count(ForwardOutcome::Streamed), 1);
     }
 
+    #[tokio::test]
+    async fn queued_calls_are_answered_within_their_timeout_while_the_backend_hangs() {
+        // A backend that accepts connections and never answers.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hanging = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((connection, _)) = listener.accept().await {
+                held.push(connection);
+            }
+        });
+        let metrics = crate::metrics::Metrics::new(false).forward;
+        let file = format!("hang: {{ url: 'http://127.0.0.1:{port}/x', concurrency: 1, timeout: 300ms }}");
+        let allowed = AllowedHosts::parse(&["127.0.0.1".to_string()]).unwrap();
+        let hook: StreamHook = Arc::new(|_| true);
+        let calls = BackendCalls::new(&parse_backends_file(&file).unwrap(), &allowed, hook, metrics.clone());
+        let workers = calls.spawn();
+        let started = std::time::Instant::now();
+        let mut pending = Vec::new();
+        for n in 0..3 {
+            let (sender, answer) = oneshot::channel();
+            let within = calls.forward(ForwardCall { answer: Some(sender), ..call("hang", json!(n)) }).unwrap();
+            assert_eq!(within, Duration::from_millis(300));
+            pending.push(crate::engine::forward::PendingAnswer { answer, event: None, within });
+        }
+        // One worker, stuck on the first call: the two queued behind it are answered in time too.
+        for answer in pending {
+            assert_eq!(answer.outcome().await.unwrap_err().kind.as_str(), "backend_timeout");
+        }
+        assert!(started.elapsed() < Duration::from_millis(900), "{:?}", started.elapsed());
+        for _ in 0..100 {
+            if metrics.count(ForwardOutcome::Timeout) == 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(metrics.count(ForwardOutcome::Timeout), 3);
+        workers.iter().for_each(JoinHandle::abort);
+        hanging.abort();
+    }
+
     #[test]
     fn refusals_take_the_backends_message_and_known_types_only() {
         let e = refusal(404, br#"{"error": {"message": "no such user", "type": "validation"}}"#);
