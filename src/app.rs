@@ -38,6 +38,7 @@ use crate::{
     net::server::{self, ServeOptions},
     node::{Node, NodeSettings},
     page::{self, PageState, bundle::BundlePaths, dev::DevCredentials},
+    sink::backends::{BackendCalls, StreamHook},
     spec::{self, NamespaceSpec, SpecErrors, Transport},
 };
 
@@ -93,6 +94,8 @@ struct ServedBy<A: Adapter> {
     admin: Option<Admin<A>>,
     /// Outbound bridges, started with the other background work.
     bridges: Bridges,
+    /// Where `forward` actions call; its workers start with the other background work.
+    backends: Arc<BackendCalls>,
     cluster_tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -105,6 +108,7 @@ impl<A: Adapter> Served for ServedBy<A> {
         let mut tasks = self.engine.spawn_tasks();
         tasks.extend(self.admin.as_ref().map(Admin::spawn));
         tasks.extend(self.bridges.spawn());
+        tasks.extend(self.backends.spawn());
         tasks.append(&mut self.cluster_tasks.lock().unwrap_or_else(|e| e.into_inner()));
         tasks
     }
@@ -124,6 +128,7 @@ pub fn load_specs(config: &Config) -> anyhow::Result<Vec<NamespaceSpec>> {
         NamespaceSource::Embedded => spec::load_embedded(),
         NamespaceSource::Dir(dir) => spec::load_dir(dir),
     }
+    .and_then(|specs| spec::check_destinations(&specs, &config.backends.destinations()).map(|()| specs))
     .map_err(|e: SpecErrors| anyhow::anyhow!("the namespace specs have errors:\n{e}"))?;
     let admin = config.admin.is_some();
     for spec in specs.iter().filter(|s| s.transport == Transport::WebSocket) {
@@ -270,6 +275,15 @@ impl App {
             );
         }
         sessions.attach(Arc::new(engine.clone()));
+        let streamer = engine.clone();
+        let stream: StreamHook = Arc::new(move |event| streamer.stream_client_event(event));
+        let backends = Arc::new(BackendCalls::new(
+            &config.backends,
+            &config.bridges.allowed_hosts,
+            stream,
+            metrics.forward.clone(),
+        ));
+        engine.attach_backends(backends.clone());
         let state = HttpState {
             engine: engine.clone(),
             api_keys: ApiKeys::new(
@@ -299,7 +313,8 @@ impl App {
         let router = router.layer(layer).layer(sessions.layer()).layer(bundle).layer(cors(&config.cors_origins)?);
         sessions.serve_through(router.clone());
         let listener = server::listen(config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
-        let served = Box::new(ServedBy { io, engine, admin, bridges, cluster_tasks: Mutex::new(cluster_tasks) });
+        let served =
+            Box::new(ServedBy { io, engine, admin, bridges, backends, cluster_tasks: Mutex::new(cluster_tasks) });
         let serve_options =
             ServeOptions { http: config.http.clone(), trusted_proxies: config.trusted_proxies.clone(), metrics };
         Ok(Self {

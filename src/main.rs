@@ -146,16 +146,25 @@ fn served_specs(
     dir: Option<std::path::PathBuf>,
 ) -> anyhow::Result<(Result<Vec<spec::NamespaceSpec>, spec::SpecErrors>, String)> {
     Ok(match dir {
-        Some(dir) => (spec::load_dir(&dir), dir.display().to_string()),
-        None => match load_config(config_file)?.namespaces {
-            NamespaceSource::Dir(dir) => (spec::load_dir(&dir), dir.display().to_string()),
-            NamespaceSource::Embedded => (spec::load_embedded(), "the built-in specs".to_string()),
-        },
+        Some(dir) => specs_of(NamespaceSource::Dir(dir)),
+        None => specs_of(load_config(config_file)?.namespaces),
     })
 }
 
+/// The specs of `source`, and where they are, for messages.
+fn specs_of(source: NamespaceSource) -> (Result<Vec<spec::NamespaceSpec>, spec::SpecErrors>, String) {
+    match source {
+        NamespaceSource::Dir(dir) => (spec::load_dir(&dir), dir.display().to_string()),
+        NamespaceSource::Embedded => (spec::load_embedded(), "the built-in specs".to_string()),
+    }
+}
+
 fn check(config_file: Option<&std::path::Path>, dir: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
-    let (loaded, source) = served_specs(config_file, dir)?;
+    // The config too: `forward` destinations are its backends (`BACKENDS_FILE`).
+    let config = load_config(config_file)?;
+    let (loaded, source) = specs_of(dir.map_or(config.namespaces, NamespaceSource::Dir));
+    let destinations = config.backends.destinations();
+    let loaded = loaded.and_then(|specs| spec::check_destinations(&specs, &destinations).map(|()| specs));
     match loaded {
         Ok(specs) => {
             let paths: Vec<String> = specs.iter().map(spec::NamespaceSpec::served_as).collect();

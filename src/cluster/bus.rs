@@ -276,8 +276,8 @@ impl<S: BusStream, L: Local> Bus<S, L> {
             if seq > ledger.own_fed {
                 ledger.own_fed = seq;
                 drop(ledger);
-                // Only published events are fed: a raw emit's body is not read again.
-                if value["body"].get("events").is_some() {
+                // Only published and streamed events are fed: a raw emit's body is not read again.
+                if value["body"].get("events").is_some() || value["body"].get("stream").is_some() {
                     match Outgoing::from_json(value["body"].take()) {
                         Ok(message) => self.local.feed(at, &message),
                         Err(e) => tracing::warn!(seq, error = %e, "a bus message of ours could not be read back"),

@@ -450,7 +450,7 @@ impl<A: Adapter> Local for Applier<A> {
     }
 
     fn feed(&self, at: stream::StreamId, message: &Outgoing) {
-        if let Outgoing::Events(events) = message {
+        if let Outgoing::Events(events) | Outgoing::Stream(events) = message {
             let (ms, seq) = at.parts();
             self.0.feed().push_at(ms, seq, events);
         }

@@ -237,7 +237,14 @@ fn collect(spec: &NamespaceSpec, published: &[PublishedType]) -> Collected {
                     reply = data;
                 }
                 Action::Relay(relay) => relayed.push(relay_type(&relay.data, ctx)),
-                Action::Join { .. } | Action::Leave { .. } => {}
+                // The backend's answer: the spec does not say what it is.
+                Action::Forward(forward) if forward.reply => {
+                    if let Some(name) = forward.event.as_ref().and_then(|e| e.as_literal()) {
+                        add_server_event(server, Ty::string_literal(name), Some(Ty::Unknown));
+                    }
+                    reply = Some(Ty::Unknown);
+                }
+                Action::Forward(_) | Action::Join { .. } | Action::Leave { .. } => {}
             }
         }
         reply

@@ -85,6 +85,7 @@ pub(super) struct FileConfig {
     pub(super) bridges_file: Option<PathBuf>,
     pub(super) bridge_allowed_hosts: Option<StringList>,
     pub(super) bridge_ca_file: Option<PathBuf>,
+    pub(super) backends_file: Option<PathBuf>,
 }
 
 /// A list in the config file, written as YAML (`[a, b]`) or as the environment variable's

@@ -9,7 +9,8 @@
 //! the section's type, its variables, defaults and checks: `http` (the listener, CORS, proxies,
 //! connection caps), `cluster` (Redis), `auth` (token key, dev mode, API keys, cookie), `admin`,
 //! `transport` (Engine.IO), `limits`, `native` (the plain WebSocket front), `logging`, `bridges`
-//! (outbound bridges: seed 003's provider configurations, where they may connect), and
+//! (outbound bridges: seed 003's provider configurations, where they may connect), `backends`
+//! (where specs' `forward` actions call: `BACKENDS_FILE`), and
 //! `events` (the backend event stream's bounds, fixed values). Around them: `variables` (every
 //! variable read, and misspellings), `file` (the config file), `env` (typed lookups of one
 //! variable); durations and rates are parsed by `crate::spec::durations`,
@@ -17,6 +18,7 @@
 
 mod admin;
 mod auth;
+mod backends;
 mod bridges;
 mod cluster;
 mod env;
@@ -46,6 +48,7 @@ pub use crate::net::tls::OutboundTls;
 pub use crate::telemetry::LogFormat;
 pub use admin::{AdminConfig, AdminMode};
 pub use auth::{JwtConfig, JwtKey, PublicKeyAlgorithm, TenantApiKey};
+pub use backends::{BackendConfig, BackendsConfig, parse_backends_file};
 pub use bridges::{
     BridgeAuth, BridgeConfig, BridgeProtocol, BridgesConfig, CustomEvents, HandlingStrategy, MessageHandling,
     ProviderConfig, ProviderMode, parse_bridges_file,
@@ -102,6 +105,9 @@ pub struct Config {
     /// Outbound bridges (`BRIDGES_FILE`), where they may connect (`BRIDGE_ALLOWED_HOSTS`) and
     /// the CAs they trust besides the compiled-in ones (`BRIDGE_CA_FILE`).
     pub bridges: BridgesConfig,
+    /// Backends specs forward client events to (`BACKENDS_FILE`); they connect out under
+    /// `bridges.allowed_hosts` (`BRIDGE_ALLOWED_HOSTS`) too.
+    pub backends: BackendsConfig,
     /// The backend event stream's history and per-consumer bounds (fixed; tests shrink them).
     pub event_stream: EventStreamConfig,
     /// How often idle rate-limiter entries are dropped (`WS_CLEANUP_INTERVAL`).
@@ -183,6 +189,7 @@ impl Config {
         };
         let (log_level, log_format) = logging::from_sources(&env, &file)?;
         let bridges = BridgesConfig::from_sources(&env, &file)?;
+        let backends = BackendsConfig::from_sources(&env, &file)?;
 
         Ok(Config {
             listen,
@@ -200,6 +207,7 @@ impl Config {
             native,
             limits,
             bridges,
+            backends,
             event_stream: EventStreamConfig::default(),
             cleanup_interval: env.duration("WS_CLEANUP_INTERVAL", file.ws_cleanup_interval, 300_000)?,
             metrics_interval: env.duration("WS_METRICS_INTERVAL", file.ws_metrics_interval, 60_000)?,

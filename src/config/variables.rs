@@ -72,6 +72,7 @@ pub const VARIABLES: &[&str] = &[
     "BRIDGES_FILE",
     "BRIDGE_ALLOWED_HOSTS",
     "BRIDGE_CA_FILE",
+    "BACKENDS_FILE",
 ];
 
 /// Settings about client tokens and API keys: a gateway given any of them is meant to verify

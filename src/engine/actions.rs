@@ -1,6 +1,7 @@
 //! The actions of `on_connect` and of client events, run for one member (a socket of either
 //! front): join and leave rooms (with their access rules and the member's tenant), emit, reply,
-//! and relay a client's event to the other members of its rooms. Also the template scope those
+//! relay a client's event to the other members of its rooms, and forward it to a backend
+//! (handed over without waiting: `forward`). Also the template scope those
 //! actions render with, and room snapshots (`room.snapshot`). Everything here works on a
 //! [`SpecRuntime`] and a [`Member`]; the fronts implement the member.
 
@@ -8,13 +9,19 @@ use std::{borrow::Cow, cell::OnceCell};
 
 use serde_json::{Map, Value, json};
 
-use super::{errors::ClientError, member::Member, member_state::MemberState, runtime::SpecRuntime};
+use super::{
+    errors::ClientError,
+    forward::{ForwardCall, PendingAnswer},
+    member::Member,
+    member_state::MemberState,
+    runtime::SpecRuntime,
+};
 use crate::clock::iso_now;
 use crate::{
     auth::Identity,
     rooms::{self, RoomScope},
     spec::{
-        Action, EmitSpec, FamilyRef, RelaySpec, RoomFamily, RoomId, RoomTarget,
+        Action, EmitSpec, FamilyRef, ForwardSpec, RelaySpec, RoomFamily, RoomId, RoomTarget,
         template::{Root, Scope, StrTemplate, key_string},
     },
 };
@@ -31,6 +38,15 @@ struct JoinedRoom {
     json: Value,
 }
 
+/// What a client event's actions answer its ack with.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// The `reply`'s data, now.
+    Now(Value),
+    /// A backend's answer, later (`forward` with `reply`).
+    Later(PendingAnswer),
+}
+
 /// Everything an action list of one member needs, and the scope its templates render in.
 pub(crate) struct ActionCtx<'a, M: Member> {
     ns: &'a SpecRuntime,
@@ -40,6 +56,8 @@ pub(crate) struct ActionCtx<'a, M: Member> {
     payload: Option<&'a Value>,
     /// Set when the actions answer a client event: server-only rooms are then off limits.
     pub from_client: bool,
+    /// The client event's name, when the actions answer one (what `forward` sends on).
+    pub event: Option<&'a str>,
     room: Option<JoinedRoom>,
     now: String,
     user_json: OnceCell<Value>,
@@ -61,6 +79,7 @@ impl<'a, M: Member> ActionCtx<'a, M> {
             identity,
             payload,
             from_client: false,
+            event: None,
             room: None,
             now: iso_now(),
             user_json: OnceCell::new(),
@@ -68,9 +87,9 @@ impl<'a, M: Member> ActionCtx<'a, M> {
         }
     }
 
-    /// Runs `actions` in order, stopping at the first failure. Returns the data of the `reply`,
-    /// which is also the ack.
-    pub(crate) fn run(&mut self, actions: &[Action]) -> Result<Option<Value>, ClientError> {
+    /// Runs `actions` in order, stopping at the first failure. Returns what answers the ack: the
+    /// data of the `reply`, or the answer a `forward` waits for.
+    pub(crate) fn run(&mut self, actions: &[Action]) -> Result<Option<Answer>, ClientError> {
         let mut reply = None;
         for action in actions {
             match action {
@@ -84,9 +103,14 @@ impl<'a, M: Member> ActionCtx<'a, M> {
                     if let Some(event) = &r.event {
                         self.send(&event.render_text(self), Some(&data));
                     }
-                    reply = Some(data);
+                    reply = Some(Answer::Now(data));
                 }
                 Action::Relay(relay) => self.relay(relay)?,
+                Action::Forward(forward) => {
+                    if let Some(pending) = self.forward(forward)? {
+                        reply = Some(Answer::Later(pending));
+                    }
+                }
             }
         }
         Ok(reply)
@@ -99,6 +123,56 @@ impl<'a, M: Member> ActionCtx<'a, M> {
 
     fn send(&self, event: &str, data: Option<&Value>) {
         self.socket.send(event, data);
+    }
+
+    /// Hands the client's event, with the socket's identity, to its destination, without
+    /// waiting; returns the answer to wait for when the spec asks for one.
+    fn forward(&self, forward: &ForwardSpec) -> Result<Option<PendingAnswer>, ClientError> {
+        let Some(backends) = self.ns.shared.backends.get() else {
+            return Err(ClientError::backend_unavailable("this gateway has no backends configured"));
+        };
+        let event = self.event.unwrap_or_default().to_string();
+        let data = match &forward.data {
+            Some(template) => template.render(self).unwrap_or(Value::Null),
+            None => self.payload.cloned().unwrap_or(Value::Null),
+        };
+        let identity = self.identity;
+        // The public id, never the Engine.IO session id (a credential).
+        let socket = json!({
+            "id": self.session.public_id.to_string(),
+            "transport": self.socket.transport(),
+            "userId": identity.user_id.as_deref(),
+            "tenantId": identity.tenant_id.as_deref(),
+            "roles": identity.roles.iter().map(|r| r.as_ref()).collect::<Vec<&str>>(),
+            "authenticated": identity.is_authenticated(),
+        });
+        let body = json!({
+            "event": event,
+            "data": data,
+            "namespace": self.ns.spec.path,
+            "socket": socket,
+            "timestamp": self.now,
+        });
+        let (sender, receiver) = match forward.reply {
+            true => {
+                let (sender, receiver) = tokio::sync::oneshot::channel();
+                (Some(sender), Some(receiver))
+            }
+            false => (None, None),
+        };
+        let within = backends.forward(ForwardCall {
+            to: forward.to.clone(),
+            event,
+            tenant: identity.tenant_id.as_deref().map(str::to_string),
+            body,
+            timeout: forward.timeout,
+            answer: sender,
+        })?;
+        Ok(receiver.map(|answer| PendingAnswer {
+            answer,
+            event: forward.event.as_ref().map(|e| e.render_text(self)),
+            within,
+        }))
     }
 
     /// Sends the client's event to the other members of the named rooms, which the socket must

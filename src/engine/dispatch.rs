@@ -8,7 +8,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 
-use super::{actions::ActionCtx, errors::ClientError, member::Member, member_state::MemberState, runtime::SpecRuntime};
+use super::{
+    actions::{ActionCtx, Answer},
+    errors::ClientError,
+    forward::PendingAnswer,
+    member::Member,
+    member_state::MemberState,
+    runtime::SpecRuntime,
+};
 use crate::clock::{iso_from_secs, iso_now, now_millis};
 use crate::metrics::Rejection;
 
@@ -21,6 +28,9 @@ const LIMIT_NOTICE_GAP_MS: u64 = 1000;
 pub(crate) enum Handled {
     /// Done; the reply (or `{ok: true}`) answers the ack.
     Replied(Json),
+    /// Done, and a backend's answer will answer the ack (and send its event), or its failure
+    /// the `error` and the ack: the front waits for it off the receive path.
+    Pending(PendingAnswer),
     /// Refused: tell the client (an `error`), and answer the ack with it.
     Failed(ClientError),
     /// Refused by a rate limit; `notify` is false when the client was told moments ago, and only
@@ -80,8 +90,11 @@ impl SpecRuntime {
         }
         let mut ctx = ActionCtx::new(self, member, session, &identity, Some(&payload));
         ctx.from_client = true;
+        ctx.event = Some(name);
         match ctx.run(&event.actions) {
-            Ok(reply) => Handled::Replied(reply.unwrap_or_else(|| json!({ "ok": true }))),
+            Ok(Some(Answer::Now(reply))) => Handled::Replied(reply),
+            Ok(Some(Answer::Later(pending))) => Handled::Pending(pending),
+            Ok(None) => Handled::Replied(json!({ "ok": true })),
             Err(error) => Handled::Failed(error),
         }
     }
@@ -97,7 +110,11 @@ impl SpecRuntime {
         match handled {
             Handled::Failed(error) => self.metrics.rejected(error.kind.into()),
             Handled::Limited { .. } => self.metrics.rejected(Rejection::RateLimit),
-            Handled::Replied(_) | Handled::Unknown(_) | Handled::Expired | Handled::Refreshed(_) => {}
+            Handled::Replied(_)
+            | Handled::Pending(_)
+            | Handled::Unknown(_)
+            | Handled::Expired
+            | Handled::Refreshed(_) => {}
         }
     }
 

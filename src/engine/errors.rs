@@ -19,6 +19,15 @@ pub(crate) enum ErrorKind {
     RateLimit,
     /// The room's access rules refuse this user.
     Permission,
+    /// A backend the event is forwarded to cannot be reached, failed (5xx), or answered
+    /// something unreadable.
+    BackendUnavailable,
+    /// A backend did not answer within the timeout.
+    BackendTimeout,
+    /// A backend has too many calls waiting: refused at once.
+    BackendBusy,
+    /// A backend refused the event (a 4xx answer) without saying one of the types above.
+    BackendError,
     /// A failure of the gateway itself; details are logged, not sent. Part of the seeds' error
     /// vocabulary (and of the rejection label set), though no path of the gateway's fails so.
     #[expect(dead_code, reason = "the seeds' error type, kept so the label set and the wire types match them")]
@@ -33,6 +42,10 @@ impl ErrorKind {
             ErrorKind::Validation => "validation",
             ErrorKind::RateLimit => "rate_limit",
             ErrorKind::Permission => "permission",
+            ErrorKind::BackendUnavailable => "backend_unavailable",
+            ErrorKind::BackendTimeout => "backend_timeout",
+            ErrorKind::BackendBusy => "backend_busy",
+            ErrorKind::BackendError => "backend_error",
             ErrorKind::Internal => "internal",
         }
     }
@@ -47,6 +60,10 @@ impl From<ErrorKind> for crate::metrics::Rejection {
             ErrorKind::Validation => Rejection::Validation,
             ErrorKind::RateLimit => Rejection::RateLimit,
             ErrorKind::Permission => Rejection::Permission,
+            ErrorKind::BackendUnavailable
+            | ErrorKind::BackendTimeout
+            | ErrorKind::BackendBusy
+            | ErrorKind::BackendError => Rejection::Backend,
             ErrorKind::Internal => Rejection::Internal,
         }
     }
@@ -82,6 +99,34 @@ impl ClientError {
     /// A rate-limit error, optionally with the wait before a retry can succeed.
     pub(crate) fn rate_limit(message: impl Into<String>, retry_after_ms: Option<u64>) -> Self {
         Self { kind: ErrorKind::RateLimit, message: message.into(), retry_after_ms }
+    }
+
+    /// A backend cannot be reached or failed.
+    pub(crate) fn backend_unavailable(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::BackendUnavailable, message: message.into(), retry_after_ms: None }
+    }
+
+    /// A backend did not answer in time.
+    pub(crate) fn backend_timeout(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::BackendTimeout, message: message.into(), retry_after_ms: None }
+    }
+
+    /// A backend has too many calls waiting.
+    pub(crate) fn backend_busy(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::BackendBusy, message: message.into(), retry_after_ms: None }
+    }
+
+    /// A backend's refusal (a 4xx answer): its `error.type` when it is one a client already
+    /// knows (`validation`, `permission`, `auth`, `rate_limit`), else `backend_error`.
+    pub(crate) fn from_backend(kind: Option<&str>, message: impl Into<String>) -> Self {
+        let kind = match kind {
+            Some("validation") => ErrorKind::Validation,
+            Some("permission") => ErrorKind::Permission,
+            Some("auth") => ErrorKind::Auth,
+            Some("rate_limit") => ErrorKind::RateLimit,
+            _ => ErrorKind::BackendError,
+        };
+        Self { kind, message: message.into(), retry_after_ms: None }
     }
 
     /// The `error` event payload; `event` names the client event that failed, when there was one.

@@ -72,6 +72,9 @@ pub(crate) enum Outgoing {
     Events(Vec<PublishedEvent>),
     /// A raw emit (checked).
     Emit(EmitRequest),
+    /// Client events a spec forwards to the backend event stream (`forward: { to: stream }`):
+    /// fed to every node's event stream, never delivered to sockets.
+    Stream(Vec<PublishedEvent>),
 }
 
 impl Outgoing {
@@ -80,6 +83,9 @@ impl Outgoing {
         match self {
             Outgoing::Events(events) => {
                 json!({ "events": events.iter().map(PublishedEvent::to_json).collect::<Vec<_>>() })
+            }
+            Outgoing::Stream(events) => {
+                json!({ "stream": events.iter().map(PublishedEvent::to_json).collect::<Vec<_>>() })
             }
             Outgoing::Emit(e) => json!({ "emit": {
                 "namespace": e.namespace, "rooms": e.rooms, "event": e.event, "data": e.data, "tenantId": e.tenant,
@@ -97,7 +103,15 @@ impl Outgoing {
                 .collect::<Result<_, _>>()
                 .map(Outgoing::Events);
         }
-        let emit = value.get("emit").ok_or("neither `events` nor `emit`")?;
+        if let Some(Value::Array(events)) = value.get_mut("stream").map(Value::take) {
+            return events
+                .into_iter()
+                .enumerate()
+                .map(|(i, e)| PublishedEvent::from_json(e, &format!("stream[{i}]")))
+                .collect::<Result<_, _>>()
+                .map(Outgoing::Stream);
+        }
+        let emit = value.get("emit").ok_or("neither `events`, `stream` nor `emit`")?;
         let text = |field: &str| emit.get(field).and_then(Value::as_str).map(str::to_string);
         Ok(Outgoing::Emit(EmitRequest {
             namespace: text("namespace").ok_or("emit.namespace")?,

@@ -11,6 +11,8 @@
 //! - `member_state`: a member's identity, public id and what it has in flight;
 //! - `roster`: how an observer (the admin view) sees members, and the traits it is told through;
 //! - `link`: what the engine needs from a cluster ([`ClusterLink`]) and the work it carries;
+//! - `forward`: client events handed to backends (`forward::Backends`, implemented by
+//!   `crate::sink::backends`), and the answers the fronts wait for;
 //! - `state`: last-known state built from published events;
 //! - `history`: each room's recent events and their positions, for clients that reconnect;
 //! - `presence`: who is in a room (asked of every node) and the join and leave events a spec asks for;
@@ -25,6 +27,7 @@ pub(crate) mod actions;
 pub(crate) mod dispatch;
 pub(crate) mod errors;
 pub(crate) mod expiry;
+pub(crate) mod forward;
 pub(crate) mod history;
 pub(crate) mod limits;
 mod link;
@@ -76,6 +79,8 @@ pub(crate) struct Shared {
     pub state_budget: state::StateBudget,
     /// The byte budget of room history, shared by every endpoint's.
     pub history_budget: history::HistoryBudget,
+    /// Where `forward` actions hand client events (`crate::sink::backends`), once attached.
+    pub backends: OnceLock<Arc<dyn forward::Backends>>,
     /// Told of connections' lives (the admin view), when one is attached.
     pub observer: OnceLock<Arc<dyn Observer>>,
     /// The key of the client ids shown to the observer.
@@ -106,6 +111,7 @@ impl Shared {
             history_budget: history::HistoryBudget::new(limits.history_bytes),
             limits,
             observer: OnceLock::new(),
+            backends: OnceLock::new(),
             client_ids: roster::ClientIds::default(),
         }
     }

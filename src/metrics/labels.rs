@@ -71,6 +71,8 @@ pub(crate) enum Rejection {
     Validation,
     /// A room its access rules refuse.
     Permission,
+    /// A backend an event is forwarded to was busy, down, slow, or refused the event.
+    Backend,
     /// A failure of the gateway itself.
     Internal,
 }
@@ -81,6 +83,7 @@ label_enum!(Rejection {
     RateLimit => "rate_limit",
     Validation => "validation",
     Permission => "permission",
+    Backend => "backend",
     Internal => "internal",
 });
 

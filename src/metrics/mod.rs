@@ -13,14 +13,16 @@
 //! Here: [`Metrics`], the node's registry and its node-wide series (grouped in `node`); beside
 //! it the series of each namespace (`namespace`), of a cluster member (`cluster`), of the
 //! admin view (`admin`), of idempotent publishing (`idempotency`), of room history (`history`),
-//! of the backend event stream (`events`), of outbound bridges and their sinks (`bridges`) and
-//! of presence (`presence`), the label values and sets (`labels`), and the two recorders
+//! of the backend event stream (`events`), of outbound bridges and their sinks (`bridges`), of
+//! presence (`presence`) and of client events forwarded to backends (`forward`), the label
+//! values and sets (`labels`), and the two recorders
 //! ([`Histogram`], [`Latency`]).
 
 mod admin;
 mod bridges;
 mod cluster;
 mod events;
+mod forward;
 mod histogram;
 mod history;
 mod idempotency;
@@ -51,6 +53,7 @@ pub(crate) use admin::AdminMetrics;
 pub(crate) use bridges::{BridgeMetrics, SinkDrop};
 pub(crate) use cluster::ClusterMetrics;
 pub(crate) use events::EventStreamMetrics;
+pub(crate) use forward::{ForwardMetrics, ForwardOutcome};
 pub(crate) use histogram::Histogram;
 pub(crate) use history::HistoryMetrics;
 pub(crate) use idempotency::IdempotencyMetrics;
@@ -133,6 +136,8 @@ pub(crate) struct Metrics {
     pub bridges: BridgeMetrics,
     /// Presence's.
     pub presence: PresenceMetrics,
+    /// Forwarded client events'.
+    pub forward: ForwardMetrics,
 }
 
 impl Default for Metrics {
@@ -178,6 +183,7 @@ impl Metrics {
         let event_stream = EventStreamMetrics::register(r);
         let bridges = BridgeMetrics::register(r);
         let presence = PresenceMetrics::register(r);
+        let forward = ForwardMetrics::register(r);
         Self {
             registry,
             families,
@@ -209,6 +215,7 @@ impl Metrics {
             event_stream,
             bridges,
             presence,
+            forward,
         }
     }
 

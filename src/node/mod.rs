@@ -152,7 +152,26 @@ pub(crate) struct Node<A: Adapter = LocalAdapter> {
     sio: Arc<SocketIoShared>,
     /// Published events for the backend event stream: shared by every clone, fed once.
     feed: Arc<EventFeed>,
+    /// Client events waiting for the cluster's bus, for the event stream.
+    streaming: Arc<StreamQueue>,
     settings: NodeSettings,
+}
+
+/// Client events (`forward: { to: stream }`) waiting for the bus, at most, in count and bytes
+/// (as JSON); beyond either, one is refused (busy) and counted.
+const STREAM_QUEUE: usize = 1024;
+const STREAM_QUEUE_BYTES: usize = 8 * 1024 * 1024;
+/// Most queued client events one bus message carries.
+const STREAM_BATCH: usize = 256;
+
+/// Client events on their way to the bus, in the order sockets sent them: one task takes them
+/// in batches and submits each batch after the previous one went.
+struct StreamQueue {
+    sender: tokio::sync::mpsc::Sender<(PublishedEvent, usize)>,
+    /// The task's end, until it starts.
+    receiver: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<(PublishedEvent, usize)>>>,
+    /// Bytes of the events queued.
+    bytes: std::sync::atomic::AtomicUsize,
 }
 
 impl<A: Adapter> Clone for Node<A> {
@@ -163,6 +182,7 @@ impl<A: Adapter> Clone for Node<A> {
             shared: self.shared.clone(),
             sio: self.sio.clone(),
             feed: self.feed.clone(),
+            streaming: self.streaming.clone(),
             settings: self.settings.clone(),
         }
     }
@@ -226,7 +246,13 @@ impl<A: Adapter> Node<A> {
             })
             .collect();
         let feed = Arc::new(EventFeed::new(&settings.event_stream));
-        Self { namespaces, endpoints, shared, sio, feed, settings }
+        let (sender, receiver) = tokio::sync::mpsc::channel(STREAM_QUEUE);
+        let streaming = Arc::new(StreamQueue {
+            sender,
+            receiver: std::sync::Mutex::new(Some(receiver)),
+            bytes: Default::default(),
+        });
+        Self { namespaces, endpoints, shared, sio, feed, streaming, settings }
     }
 
     /// The specs served, Socket.IO namespaces first.
@@ -325,6 +351,58 @@ impl<A: Adapter> Node<A> {
         }
     }
 
+    /// Where `forward` actions hand client events (set once, at assembly).
+    pub(crate) fn attach_backends(&self, backends: Arc<dyn crate::engine::forward::Backends>) {
+        if self.shared.backends.set(backends).is_err() {
+            tracing::warn!("the engine already has its backends");
+        }
+    }
+
+    /// Feeds a client event (`forward: { to: stream }`) to the backend event stream: here, or
+    /// in a cluster through the bus, so every node's stream has it with the same id (queued, in
+    /// order, for the task that submits them). False when the queue is full.
+    pub(crate) fn stream_client_event(&self, event: PublishedEvent) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.shared.cluster.get().is_none() {
+            self.feed.push_local(std::slice::from_ref(&event));
+            return true;
+        }
+        let size = serde_json::to_vec(&event.to_json()).map_or(0, |v| v.len());
+        let queue = &self.streaming;
+        let taken = queue
+            .bytes
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                (b + size <= STREAM_QUEUE_BYTES).then_some(b + size)
+            })
+            .is_ok();
+        if !taken {
+            return false;
+        }
+        if queue.sender.try_send((event, size)).is_err() {
+            queue.bytes.fetch_sub(size, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Submits the queued client events to the bus, in order, a batch at a time.
+    async fn stream_to_bus(
+        shared: Arc<Shared>,
+        queue: Arc<StreamQueue>,
+        mut receiver: tokio::sync::mpsc::Receiver<(PublishedEvent, usize)>,
+    ) {
+        let mut batch = Vec::with_capacity(STREAM_BATCH);
+        while receiver.recv_many(&mut batch, STREAM_BATCH).await > 0 {
+            let bytes: usize = batch.iter().map(|(_, size)| size).sum();
+            queue.bytes.fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
+            let events: Vec<PublishedEvent> = batch.drain(..).map(|(event, _)| event).collect();
+            let Some(cluster) = shared.cluster.get() else { continue };
+            if cluster.submit(Outgoing::Stream(events)).await.is_err() {
+                tracing::debug!("client events for the event stream were not sent: the node is stopping");
+            }
+        }
+    }
+
     /// Published events, for the backend event stream.
     pub(crate) fn feed(&self) -> &Arc<EventFeed> {
         &self.feed
@@ -349,6 +427,8 @@ impl<A: Adapter> Node<A> {
                 }
             }
             Outgoing::Emit(request) => self.emit_local(request).await,
+            // For the event stream only, which the bus feeds.
+            Outgoing::Stream(_) => {}
         }
     }
 
@@ -452,6 +532,10 @@ impl<A: Adapter> Node<A> {
                 sio.sessions.cleanup();
             }
         }));
+        let streaming = self.streaming.receiver.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(receiver) = streaming {
+            tasks.push(tokio::spawn(Self::stream_to_bus(self.shared.clone(), self.streaming.clone(), receiver)));
+        }
         tasks.push(tokio::spawn(expire_tokens(self.namespaces.clone(), self.endpoints.clone(), self.shared.clone())));
         for ep in self.endpoints.iter() {
             tasks.push(tokio::spawn(ep.clone().run_heartbeat()));

@@ -4,7 +4,11 @@
 //! counted (`bridge_sink_dropped{reason="unavailable"}`) and logged.
 //!
 //! A sink knows nothing of bridges beyond the [`Incoming`] message it is handed.
+//!
+//! `backends` are the destinations of specs' `forward` actions (client events to HTTP backends
+//! and the backend event stream), behind the engine's `forward::Backends` trait.
 
+pub(crate) mod backends;
 mod webhook;
 
 use serde_json::{Value, json};

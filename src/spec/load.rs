@@ -91,7 +91,10 @@ fn load_one(file: &str, text: &str) -> Result<NamespaceSpec, Vec<SpecError>> {
     let mut errors: Vec<SpecError> =
         unknown_fields.into_iter().map(|u| SpecError::at(file, u.at.line(), u.at.column(), u.message)).collect();
     match raw.map(|raw| compile(raw, file)) {
-        Ok(Ok(spec)) if errors.is_empty() => return Ok(spec),
+        Ok(Ok(mut spec)) if errors.is_empty() => {
+            keep_source_lines(&mut spec, text);
+            return Ok(spec);
+        }
         Ok(Ok(_)) => {}
         Ok(Err(more)) => errors.extend(more),
         Err(e) => errors.push(yaml_error(file, &e)),
@@ -104,6 +107,17 @@ fn load_one(file: &str, text: &str) -> Result<NamespaceSpec, Vec<SpecError>> {
         }
     }
     Err(errors)
+}
+
+/// Gives the places kept for checks made after loading (`forward` destinations) their lines.
+fn keep_source_lines(spec: &mut NamespaceSpec, text: &str) {
+    let events = spec.events.values_mut().map(|e| &mut e.actions);
+    for action in events.chain([&mut spec.on_connect]).flatten() {
+        if let crate::spec::Action::Forward(forward) = action {
+            let line = usize::try_from(forward.to_at.line).unwrap_or(0);
+            forward.to_at.source_line = line.checked_sub(1).and_then(|i| text.lines().nth(i)).map(str::to_string);
+        }
+    }
 }
 
 /// A YAML or shape error from the parser, as a [`SpecError`] (without the parser's own snippet).

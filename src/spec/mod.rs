@@ -34,6 +34,10 @@ use template::{StrTemplate, ValueTemplate};
 pub const RESERVED_EVENTS: &[&str] =
     &["connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener", "error"];
 
+/// The `forward` destination that is the backend event stream (`forward: { to: stream }`): no
+/// backend may take the name.
+pub const STREAM_DESTINATION: &str = "stream";
+
 /// The default name of the event a client sends to replace its token before it expires.
 pub const DEFAULT_REFRESH_EVENT: &str = "auth:refresh";
 
@@ -270,6 +274,69 @@ pub enum Action {
     Reply(ReplySpec),
     /// Send a client-chosen event to rooms the socket is in, except to itself.
     Relay(RelaySpec),
+    /// Send the client's event, with the socket's identity, to a backend (or the backend event
+    /// stream); with `reply`, the backend's answer is the ack.
+    Forward(ForwardSpec),
+}
+
+/// A client event forwarded to a backend (`forward:`).
+#[derive(Debug)]
+pub struct ForwardSpec {
+    /// The destination: a backend's name (from `BACKENDS_FILE`), or `stream` (the backend event
+    /// stream). Which backends exist is configuration: [`check_destinations`] checks the names
+    /// once it is known.
+    pub to: String,
+    /// Where `to` is written, for the error when no backend has that name.
+    pub to_at: SpecPlace,
+    /// The backend's JSON answer is the client's ack (and the `event`, when given); without,
+    /// the call is fire-and-forget and the ack is answered at once.
+    pub reply: bool,
+    /// How long the answer may take (at most the backend's own timeout, which applies when unset).
+    pub timeout: Option<Duration>,
+    /// Also emitted to the socket with the answer (plain WebSocket endpoints have no acks).
+    pub event: Option<StrTemplate>,
+    /// What is sent as `data`: the rendered template, or the payload when unset.
+    pub data: Option<ValueTemplate>,
+}
+
+/// Where in a spec file something is, for errors found after the file was checked.
+#[derive(Debug, Clone)]
+pub struct SpecPlace {
+    /// 1-based line.
+    pub line: u64,
+    /// 1-based column.
+    pub column: u64,
+    /// The line's text, for display (set by the loader).
+    pub source_line: Option<String>,
+}
+
+/// Checks every `forward` destination of `specs` against the names configuration knows
+/// (`destinations`: the backends of `BACKENDS_FILE`, and `stream`); an unknown one is an error
+/// at its `to`, with the closest known name when one is close.
+pub fn check_destinations(specs: &[NamespaceSpec], destinations: &[String]) -> Result<(), SpecErrors> {
+    let mut errors = Vec::new();
+    for spec in specs {
+        let events = spec.events.values().map(|e| &e.actions);
+        for action in events.chain([&spec.on_connect]).flatten() {
+            let Action::Forward(forward) = action else { continue };
+            if destinations.iter().all(|d| *d != forward.to) {
+                let hint = crate::parse_errors::suggest::did_you_mean(crate::parse_errors::suggest::closest(
+                    &forward.to,
+                    destinations.iter().map(String::as_str),
+                ));
+                let message = format!(
+                    "unknown backend `{}` (known: {}: backends come from BACKENDS_FILE){hint}",
+                    forward.to,
+                    destinations.join(", ")
+                );
+                let mut error = SpecError::at(&spec.file, forward.to_at.line, forward.to_at.column, message);
+                error.source_line = forward.to_at.source_line.clone();
+                errors.push(error);
+            }
+        }
+    }
+    errors.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
+    if errors.is_empty() { Ok(()) } else { Err(SpecErrors(errors)) }
 }
 
 /// What a client event answers: the ack, and optionally an event with the same data.

@@ -131,6 +131,18 @@ pub(super) struct RawAction {
     pub emit: Option<RawEmit>,
     pub reply: Option<RawEmit>,
     pub relay: Option<RawRelay>,
+    pub forward: Option<RawForward>,
+}
+
+/// `forward: {to, reply, timeout, event, data}`: a client event sent on to a backend.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawForward {
+    pub to: Spanned<String>,
+    pub reply: Option<Spanned<bool>>,
+    pub timeout: Option<Spanned<String>>,
+    pub event: Option<Spanned<String>>,
+    pub data: Option<RawValue>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,66 +9,6 @@ import { after, before, describe, it } from 'node:test';
 import * as h from './helpers.js';
 import { startRedis } from './redis.js';
 
-/**
- * Opens the event stream at `url` with `query` (and `lastEventId`); resolves once it answered
- * 200. `next()` resolves to the next message `{ event, id, data }` (rejecting after `timeoutMs`),
- * `close()` ends it.
- */
-async function openStream(url, query, { lastEventId, timeoutMs = h.TIMEOUT } = {}) {
-  const abort = new AbortController();
-  const headers = { 'X-API-Key': h.API_KEY, Accept: 'text/event-stream' };
-  if (lastEventId) headers['Last-Event-ID'] = lastEventId;
-  const response = await fetch(`${url}/api/v1/events/stream?${query}`, { headers, signal: abort.signal });
-  assert.equal(response.status, 200, await (response.status === 200 ? '' : response.text()));
-  assert.equal(response.headers.get('content-type'), 'text/event-stream');
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  const nextMessage = async () => {
-    for (;;) {
-      const end = buffer.indexOf('\n\n');
-      if (end >= 0) {
-        const block = buffer.slice(0, end);
-        buffer = buffer.slice(end + 2);
-        const message = { event: 'message', id: null, data: null };
-        for (const line of block.split('\n')) {
-          if (line.startsWith(':')) continue;
-          const at = line.indexOf(': ');
-          const [field, value] = [line.slice(0, at), line.slice(at + 2)];
-          if (field === 'event') message.event = value;
-          if (field === 'id') message.id = value;
-          if (field === 'data') message.data = JSON.parse(value);
-        }
-        if (message.data !== null) return message;
-        continue;
-      }
-      const { value, done } = await reader.read();
-      if (done) throw new Error('the stream ended');
-      buffer += decoder.decode(value, { stream: true });
-    }
-  };
-  let reading = Promise.resolve();
-  return {
-    next() {
-      // One read at a time, each with its own deadline.
-      const result = reading.then(() => new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no event within ${timeoutMs} ms`)), timeoutMs);
-        nextMessage().then((m) => { clearTimeout(timer); resolve(m); }, (e) => { clearTimeout(timer); reject(e); });
-      }));
-      reading = result.catch(() => {});
-      return result;
-    },
-    async take(n) {
-      const out = [];
-      for (let i = 0; i < n; i++) out.push(await this.next());
-      return out;
-    },
-    close() {
-      abort.abort();
-    },
-  };
-}
-
 const numbers = (messages) => messages.map((m) => m.data.data.n);
 
 describe('the event stream across a cluster', { timeout: 60_000 }, () => {
@@ -99,8 +39,8 @@ describe('the event stream across a cluster', { timeout: 60_000 }, () => {
     const run = h.uid();
     const types = `types=${encodeURIComponent(`platform.run${run}.*`)}`;
     // The same run's types only: each `it` (and a looped run) reads its own events.
-    const onB = await openStream(b.url, types);
-    const onA = await openStream(a.url, types);
+    const onB = await h.openStream(b.url, types);
+    const onA = await h.openStream(a.url, types);
     const total = 40;
     // Through both nodes at once, batches and single events, so the bus interleaves them.
     const through = (node, from, to) => (async () => {
@@ -128,7 +68,7 @@ describe('the event stream across a cluster', { timeout: 60_000 }, () => {
     // The consumer on B stops after some events and resumes on A.
     const stopAt = 15;
     onB.close();
-    const resumed = await openStream(a.url, types, { lastEventId: seenOnB[stopAt - 1].id });
+    const resumed = await h.openStream(a.url, types, { lastEventId: seenOnB[stopAt - 1].id });
     const rest = await resumed.take(total - stopAt);
     assert.deepEqual(rest.map((m) => m.id), seenOnB.slice(stopAt).map((m) => m.id), 'no gap, nothing twice');
     assert.ok(rest.every((m) => m.event === 'message'), 'no gap event');

@@ -336,6 +336,71 @@ export async function subscribe(socket, payload) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The backend event stream
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Opens the event stream at `url` with `query` (and `lastEventId`); resolves once it answered
+ * 200. `next()` resolves to the next message `{ event, id, data }` (rejecting after `timeoutMs`),
+ * `close()` ends it.
+ */
+export async function openStream(url, query, { lastEventId, timeoutMs = TIMEOUT } = {}) {
+  const abort = new AbortController();
+  const headers = { 'X-API-Key': API_KEY, Accept: 'text/event-stream' };
+  if (lastEventId) headers['Last-Event-ID'] = lastEventId;
+  const response = await fetch(`${url}/api/v1/events/stream?${query}`, { headers, signal: abort.signal });
+  if (response.status !== 200) throw new Error(`the event stream answered ${response.status}: ${await response.text()}`);
+  const type = response.headers.get('content-type');
+  if (type !== 'text/event-stream') throw new Error(`the event stream's content type is ${type}`);
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  const nextMessage = async () => {
+    for (;;) {
+      const end = buffer.indexOf('\n\n');
+      if (end >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const message = { event: 'message', id: null, data: null };
+        for (const line of block.split('\n')) {
+          if (line.startsWith(':')) continue;
+          const at = line.indexOf(': ');
+          const [field, value] = [line.slice(0, at), line.slice(at + 2)];
+          if (field === 'event') message.event = value;
+          if (field === 'id') message.id = value;
+          if (field === 'data') message.data = JSON.parse(value);
+        }
+        if (message.data !== null) return message;
+        continue;
+      }
+      const { value, done } = await reader.read();
+      if (done) throw new Error('the stream ended');
+      buffer += decoder.decode(value, { stream: true });
+    }
+  };
+  let reading = Promise.resolve();
+  return {
+    next() {
+      // One read at a time, each with its own deadline.
+      const result = reading.then(() => new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no event within ${timeoutMs} ms`)), timeoutMs);
+        nextMessage().then((m) => { clearTimeout(timer); resolve(m); }, (e) => { clearTimeout(timer); reject(e); });
+      }));
+      reading = result.catch(() => {});
+      return result;
+    },
+    async take(n) {
+      const out = [];
+      for (let i = 0; i < n; i++) out.push(await this.next());
+      return out;
+    },
+    close() {
+      abort.abort();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Publish API
 // ---------------------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ impl Local for Sockets {
         let name = match message {
             Outgoing::Emit(e) => e.event.clone(),
             Outgoing::Events(_) => "events".into(),
+            Outgoing::Stream(_) => "stream".into(),
         };
         self.0.lock().unwrap().push(name);
     }

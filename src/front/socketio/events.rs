@@ -16,9 +16,10 @@ use super::namespace::{NamespaceRuntime, SioMember};
 use crate::engine::{dispatch::Handled, errors::ClientError, member_state::MemberState};
 
 impl<A: Adapter> NamespaceRuntime<A> {
-    /// Handles one Socket.IO event. Runs on the socket's receive path: no awaiting.
+    /// Handles one Socket.IO event. Runs on the socket's receive path: no awaiting (a backend's
+    /// answer is waited for by a task of its own).
     pub(crate) fn handle_event(
-        &self,
+        self: &Arc<Self>,
         socket: &SocketRef<A>,
         session: &Arc<MemberState>,
         packet: Value,
@@ -68,7 +69,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
 
     /// Turns an outcome into Socket.IO: `error` events, acks, `auth:refreshed`, the expiry.
     fn answer(
-        &self,
+        self: &Arc<Self>,
         socket: &SocketRef<A>,
         session: &MemberState,
         event: Option<&str>,
@@ -81,6 +82,28 @@ impl<A: Adapter> NamespaceRuntime<A> {
                 if wants_ack {
                     send_ack(ack, &reply);
                 }
+            }
+            Handled::Pending(pending) => {
+                // The socket's next events are handled meanwhile; each answer goes to its own
+                // ack callback (acks are matched by id), in whatever order backends answer.
+                let (ns, socket, event) = (self.clone(), socket.clone(), event.map(str::to_string));
+                tokio::spawn(async move {
+                    let reply_event = pending.event.clone();
+                    match pending.outcome().await {
+                        Ok(answer) => {
+                            if let Some(name) = &reply_event {
+                                ns.send_to(&socket, name, Some(&answer));
+                            }
+                            if wants_ack {
+                                send_ack(ack, &answer);
+                            }
+                        }
+                        Err(error) => {
+                            ns.metrics.rejected(error.kind.into());
+                            ns.fail(&socket, event.as_deref(), ack, wants_ack, error);
+                        }
+                    }
+                });
             }
             Handled::Failed(error) => self.fail(socket, event, ack, wants_ack, error),
             Handled::Limited { error, notify: true } => self.fail(socket, event, ack, wants_ack, error),

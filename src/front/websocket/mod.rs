@@ -252,7 +252,7 @@ impl Endpoint {
     }
 
     /// Handles one message from a client.
-    fn on_message(&self, conn: &Arc<Conn>, text: &str) {
+    fn on_message(self: &Arc<Self>, conn: &Arc<Conn>, text: &str) {
         let started = std::time::Instant::now();
         self.shared.metrics.events_received.inc();
         let member = NativeMember { ep: self, conn };
@@ -298,9 +298,28 @@ impl Endpoint {
 
     /// Turns an outcome into envelopes: replies were sent by the actions; failures are `error`
     /// envelopes (this protocol has no acks).
-    fn answer(&self, conn: &Arc<Conn>, event: Option<&str>, handled: Handled) {
+    fn answer(self: &Arc<Self>, conn: &Arc<Conn>, event: Option<&str>, handled: Handled) {
         match handled {
             Handled::Replied(_) | Handled::Limited { notify: false, .. } => {}
+            // A backend's answer: its event (the spec's `forward.event`) when it comes, or an
+            // `error`; the connection's next messages are handled meanwhile.
+            Handled::Pending(pending) => {
+                let (ep, conn, event) = (self.clone(), conn.clone(), event.map(str::to_string));
+                tokio::spawn(async move {
+                    let reply_event = pending.event.clone();
+                    match pending.outcome().await {
+                        Ok(answer) => {
+                            if let Some(name) = &reply_event {
+                                ep.queue(&conn, Frame::Text(envelope::render(name, &iso_now(), &answer)));
+                            }
+                        }
+                        Err(error) => {
+                            ep.metrics.rejected(error.kind.into());
+                            ep.reply_error(&conn, event.as_deref(), error);
+                        }
+                    }
+                });
+            }
             Handled::Failed(error) | Handled::Unknown(error) | Handled::Limited { error, notify: true } => {
                 self.reply_error(conn, event, error)
             }

@@ -1,6 +1,7 @@
 //! Client events (`events:`) and what they and `on_connect` do: join and leave rooms (fixed
-//! families, or one a payload names), emit, reply (the ack) and relay. `room` is tracked from
-//! one action to the next, so later templates know which families it can be of.
+//! families, or one a payload names), emit, reply (the ack), relay, and forward to a backend.
+//! `room` is tracked from one action to the next, so later templates know which families it
+//! can be of.
 
 use serde_json::Value;
 use serde_saphyr::{Location, Spanned};
@@ -10,8 +11,9 @@ use super::{
     place::{Ctx, FamilyView, Place, RoomVar},
 };
 use crate::spec::{
-    Action, AuthPolicy, EmitSpec, EventSpec, FamilyRef, RESERVED_EVENTS, RelaySpec, ReplySpec, RoomFamily, RoomTarget,
-    raw::{Named, RawAction, RawEmit, RawEvent, RawRelay, RawRoomTarget},
+    Action, AuthPolicy, EmitSpec, EventSpec, FamilyRef, ForwardSpec, RESERVED_EVENTS, RelaySpec, ReplySpec, RoomFamily,
+    RoomTarget, SpecPlace,
+    raw::{Named, RawAction, RawEmit, RawEvent, RawForward, RawRelay, RawRoomTarget},
     schema::PayloadSchema,
     template::{Expr, Path, Root, Segment, StrTemplate},
 };
@@ -24,26 +26,33 @@ enum ActionKind<'r> {
     Emit(&'r RawEmit),
     Reply(&'r RawEmit),
     Relay(&'r RawRelay),
+    Forward(&'r RawForward),
 }
+
+/// Longest `timeout` a `forward` may ask for (a backend's own is at most this too).
+const MAX_FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl<'r> ActionKind<'r> {
     /// The action's one key; the error says what is wrong when it has none or several.
     fn of(raw: &'r RawAction) -> Result<Self, &'static str> {
-        let RawAction { join, leave, emit, reply, relay } = raw;
+        let RawAction { join, leave, emit, reply, relay, forward } = raw;
         let given: Vec<ActionKind> = [
             join.as_ref().map(ActionKind::Join),
             leave.as_ref().map(ActionKind::Leave),
             emit.as_ref().map(ActionKind::Emit),
             reply.as_ref().map(ActionKind::Reply),
             relay.as_ref().map(ActionKind::Relay),
+            forward.as_ref().map(ActionKind::Forward),
         ]
         .into_iter()
         .flatten()
         .collect();
         match given.as_slice() {
             [one] => Ok(*one),
-            [] => Err("an action needs one of `join`, `leave`, `emit`, `reply` or `relay`"),
-            _ => Err("an action does one thing: give one of `join`, `leave`, `emit`, `reply` or `relay` per item"),
+            [] => Err("an action needs one of `join`, `leave`, `emit`, `reply`, `relay` or `forward`"),
+            _ => Err(
+                "an action does one thing: give one of `join`, `leave`, `emit`, `reply`, `relay` or `forward` per item",
+            ),
         }
     }
 }
@@ -130,6 +139,19 @@ impl Checker<'_> {
                     self.reply(e, &place).map(Action::Reply)
                 }
                 ActionKind::Relay(r) => self.relay(r, &place, at).map(Action::Relay),
+                ActionKind::Forward(f) => {
+                    let forward = self.forward(f, &place, at);
+                    if forward.as_ref().is_some_and(|f| f.reply) {
+                        if replied {
+                            self.error(
+                                at,
+                                "only one `reply` per event: a `forward` with `reply: true` answers the ack (give the others `reply: false`)",
+                            );
+                        }
+                        replied = true;
+                    }
+                    forward.map(Action::Forward)
+                }
             };
             out.extend(compiled);
         }
@@ -177,6 +199,56 @@ impl Checker<'_> {
         let data = raw.data.as_ref().map(|d| self.value_parts(d, place, "data")).unwrap_or_default();
         let deny = if raw.deny.is_empty() { None } else { self.types(&raw.deny, at, "deny") };
         Some(RelaySpec { event: event?, rooms: rooms?, data, deny })
+    }
+
+    /// `forward: {to, reply, timeout, event, data}`. Whether a backend called `to` exists is
+    /// configuration, checked when it is known (`crate::spec::check_destinations`).
+    pub(super) fn forward(&mut self, raw: &RawForward, place: &Place, at: Location) -> Option<ForwardSpec> {
+        if place.ctx != Ctx::ClientEvent {
+            self.error(at, "`forward` sends a client's event on; it belongs in a client event's `do`");
+            return None;
+        }
+        let to = raw.to.value.trim();
+        if to.is_empty() {
+            self.error(raw.to.referenced, "`to` names a backend (of BACKENDS_FILE), or `stream`");
+        }
+        let stream = to == crate::spec::STREAM_DESTINATION;
+        let reply = match &raw.reply {
+            Some(r) if r.value && stream => {
+                self.error(r.referenced, "the backend event stream does not answer: `reply: true` needs a backend");
+                false
+            }
+            Some(r) => r.value,
+            None => !stream,
+        };
+        let timeout = raw.timeout.as_ref().and_then(|t| {
+            if stream {
+                self.error(t.referenced, "`timeout` bounds a backend's call; the event stream has none");
+                return None;
+            }
+            match crate::spec::durations::parse_duration(&t.value) {
+                Ok(d) if !d.is_zero() && d <= MAX_FORWARD_TIMEOUT => Some(d),
+                Ok(_) => {
+                    self.error(t.referenced, "`timeout` must be from 1ms to 2m");
+                    None
+                }
+                Err(e) => {
+                    self.error(t.referenced, format!("timeout: {e}"));
+                    None
+                }
+            }
+        });
+        let event = match &raw.event {
+            Some(e) if !reply => {
+                self.error(e.referenced, "`event` carries the backend's answer: it needs `reply: true`");
+                None
+            }
+            Some(e) => self.event_name(e, place).map(Some),
+            None => Some(None),
+        };
+        let data = raw.data.as_ref().map(|v| self.value_template(v, place, "data"));
+        let to_at = SpecPlace { line: raw.to.referenced.line(), column: raw.to.referenced.column(), source_line: None };
+        Some(ForwardSpec { to: to.to_string(), to_at, reply, timeout, event: event?, data: if_given(data)? })
     }
 
     /// The room of a `join` or `leave`, and what `room` is after it.

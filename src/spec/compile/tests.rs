@@ -261,8 +261,8 @@ fn an_action_does_exactly_one_thing() {
     assert_eq!(
         errs,
         [
-            "3:5: an action needs one of `join`, `leave`, `emit`, `reply` or `relay`",
-            "4:5: an action does one thing: give one of `join`, `leave`, `emit`, `reply` or `relay` per item",
+            "3:5: an action needs one of `join`, `leave`, `emit`, `reply`, `relay` or `forward`",
+            "4:5: an action does one thing: give one of `join`, `leave`, `emit`, `reply`, `relay` or `forward` per item",
         ]
     );
 }
@@ -291,4 +291,67 @@ fn presence_names_an_event_outside_socketio_and_not_on_a_plain_endpoint() {
         has(&errs, 4, "`presence` events are not available on plain WebSocket endpoints (`transport: websocket`)"),
         "{errs:?}"
     );
+}
+
+#[test]
+fn forwards_are_checked_where_they_are_written() {
+    let errs = errors_of(&spec_lines(&[
+        "namespace: /x",
+        "on_connect:",
+        "  - forward: { to: users }",
+        "events:",
+        "  a:",
+        "    do:",
+        "      - forward: { to: users, timeout: 2s, event: user:info:result, data: { id: \"{payload.id}\" } }",
+        "      - reply: { data: 1 }",
+        "  b:",
+        "    do:",
+        "      - forward: { to: stream, reply: true, timeout: 1s }",
+        "  c:",
+        "    do:",
+        "      - forward: { to: audit, reply: false, event: done, timeout: 3m }",
+        "      - forward: { to: users, data: \"{user.mail}\" }",
+    ]));
+    assert!(has(&errs, 3, "`forward` sends a client's event on; it belongs in a client event's `do`"), "{errs:?}");
+    assert!(has(&errs, 8, "only one `reply` per event: it is also the ack"), "{errs:?}");
+    assert!(has(&errs, 11, "the backend event stream does not answer: `reply: true` needs a backend"), "{errs:?}");
+    assert!(has(&errs, 11, "`timeout` bounds a backend's call; the event stream has none"), "{errs:?}");
+    assert!(has(&errs, 14, "`event` carries the backend's answer: it needs `reply: true`"), "{errs:?}");
+    assert!(has(&errs, 14, "`timeout` must be from 1ms to 2m"), "{errs:?}");
+    assert!(
+        has(&errs, 15, "data: unknown field `mail` of `user` (known: id, tenantId, roles, authenticated, expiresAt)"),
+        "{errs:?}"
+    );
+    assert_eq!(errs.len(), 7, "{errs:?}");
+}
+
+#[test]
+fn a_forward_that_answers_is_the_reply_and_the_stream_is_fire_and_forget() {
+    use crate::spec::{Action, check_destinations, load_sources};
+    let text = spec_lines(&[
+        "namespace: /x",
+        "events:",
+        "  user:info:",
+        "    do:",
+        "      - forward: { to: users, timeout: 2s }",
+        "      - forward: { to: stream }",
+        "  audit:",
+        "    do:",
+        "      - forward: { to: udit, reply: false }",
+    ]);
+    let specs = load_sources(vec![("t.yaml".into(), text)]).unwrap();
+    let actions = &specs[0].events["user:info"].actions;
+    let [Action::Forward(rpc), Action::Forward(stream)] = actions.as_slice() else { panic!("{actions:?}") };
+    assert!(rpc.reply && !stream.reply);
+    assert_eq!(rpc.timeout, Some(std::time::Duration::from_secs(2)));
+    let known = ["users".to_string(), "audit".to_string(), "stream".to_string()];
+    let errors = check_destinations(&specs, &known).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    let shown = errors.to_string();
+    assert!(
+        shown.starts_with("t.yaml:9:24: unknown backend `udit` (known: users, audit, stream: backends come from BACKENDS_FILE) (did you mean `audit`?)"),
+        "{shown}"
+    );
+    assert!(shown.contains("| ") && shown.contains("to: udit"), "{shown}");
+    assert!(check_destinations(&specs, &["users".into(), "udit".into(), "stream".into()]).is_ok());
 }
