@@ -84,6 +84,8 @@ pub(super) struct FileConfig {
     pub(super) shutdown_timeout: Option<DurationSetting>,
     pub(super) bridges_file: Option<PathBuf>,
     pub(super) bridge_allowed_hosts: Option<StringList>,
+    pub(super) database_url: Option<String>,
+    pub(super) kafka_brokers: Option<StringList>,
 }
 
 /// A list in the config file, written as YAML (`[a, b]`) or as the environment variable's

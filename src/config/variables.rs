@@ -71,6 +71,8 @@ pub const VARIABLES: &[&str] = &[
     "CONFIG_FILE",
     "BRIDGES_FILE",
     "BRIDGE_ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "KAFKA_BROKERS",
 ];
 
 /// Settings about client tokens and API keys: a gateway given any of them is meant to verify
