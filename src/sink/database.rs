@@ -141,7 +141,7 @@ impl Inner {
         if config.get_application_name().is_none() {
             config.application_name("realtime-gateway");
         }
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
+        let (client, connection) = config.connect(NoTls).await.map_err(|e| describe(&e))?;
         // The connection's I/O runs on its own task; it ends when the client is dropped or the
         // socket fails, which the next statement then reports.
         let connection = tokio::spawn(async move {
@@ -153,15 +153,18 @@ impl Inner {
             let exists: bool = client
                 .query_one("SELECT to_regclass('bridge_messages') IS NOT NULL", &[])
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| describe(&e))?
                 .get(0);
             if !exists {
                 client.batch_execute(MIGRATION).await.map_err(|e| {
-                    format!("cannot create table bridge_messages ({e}): run migrations/001_bridge_messages.sql as a role that may")
+                    format!(
+                        "cannot create table bridge_messages ({}): run migrations/001_bridge_messages.sql as a role that may",
+                        describe(&e)
+                    )
                 })?;
                 tracing::info!(bridge = self.queue.bridge(), "created table bridge_messages");
             }
-            client.prepare(INSERT).await.map_err(|e| e.to_string())
+            client.prepare(INSERT).await.map_err(|e| describe(&e))
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, prepared).await {
             Ok(Ok(insert)) => Ok((client, connection, insert)),
@@ -231,8 +234,21 @@ async fn write(client: &Client, insert: &Statement, rows: &[Row]) -> Result<(), 
         // Data exceptions and integrity violations are the rows' own; anything else (the
         // connection, a missing table, a privilege, a shutdown) would refuse any row.
         Ok(Err(e)) => match e.code().map(|c| c.code().get(..2)) {
-            Some(Some("22" | "23")) => Err(Failure::Rows(e.to_string())),
-            _ => Err(Failure::Down(e.to_string())),
+            Some(Some("22" | "23")) => Err(Failure::Rows(describe(&e))),
+            _ => Err(Failure::Down(describe(&e))),
         },
+    }
+}
+
+/// A client error with its cause: PostgreSQL's own severity, SQLSTATE and message, or the I/O
+/// error beneath (the error's own text is only its kind, such as `db error`). Neither repeats
+/// the connection string.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
+    }
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
     }
 }

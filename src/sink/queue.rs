@@ -3,11 +3,12 @@
 //! waits: what does not fit is dropped (`queue_full`). Every drop, here or by the sink, is counted
 //! in `bridge_sink_dropped_total{sink, reason}` and logged, at most one line per [`LOG_EVERY`]
 //! per sink, with the number dropped since the last line (a peer flooding a sink that is down
-//! must not flood the log too).
+//! must not flood the log too); drops held back are told at the end of the window, so none goes
+//! without a line.
 
 use std::{
     collections::VecDeque,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -29,7 +30,8 @@ pub(super) struct Queue<T> {
     metrics: BridgeMetrics,
     state: Mutex<State<T>>,
     ready: Notify,
-    log: Mutex<DropLog>,
+    /// Shared with the task that tells held-back drops at the end of a window.
+    log: Arc<Mutex<DropLog>>,
 }
 
 struct State<T> {
@@ -37,11 +39,30 @@ struct State<T> {
     bytes: usize,
 }
 
-/// Drops not logged yet, and when the last line was.
+/// Drops not logged yet, why the last of them happened, and when the last line was.
 #[derive(Default)]
 struct DropLog {
     last: Option<Instant>,
     unlogged: u64,
+    why: String,
+    /// A task will tell `unlogged` at the end of the window.
+    flush_due: bool,
+}
+
+impl DropLog {
+    /// Logs what is held back, and starts a new window.
+    fn write(&mut self, kind: SinkKind, bridge: &str) {
+        tracing::warn!(
+            bridge,
+            sink = kind.as_str(),
+            dropped = self.unlogged,
+            reason = %self.why,
+            "incoming messages dropped (counted in bridge_sink_dropped_total; at most one such line per sink every {} s)",
+            LOG_EVERY.as_secs()
+        );
+        self.last = Some(Instant::now());
+        self.unlogged = 0;
+    }
 }
 
 impl<T> Queue<T> {
@@ -53,7 +74,7 @@ impl<T> Queue<T> {
             metrics,
             state: Mutex::new(State { items: VecDeque::new(), bytes: 0 }),
             ready: Notify::new(),
-            log: Mutex::default(),
+            log: Arc::default(),
         }
     }
 
@@ -113,17 +134,27 @@ impl<T> Queue<T> {
         self.metrics.sink_drop(self.kind, reason, n as u64);
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         log.unlogged += n as u64;
-        if log.last.is_none_or(|at| at.elapsed() >= LOG_EVERY) {
-            tracing::warn!(
-                bridge = %self.bridge,
-                sink = self.kind.as_str(),
-                dropped = log.unlogged,
-                reason = why,
-                "incoming messages dropped (counted in bridge_sink_dropped_total; at most one such line per sink every {} s)",
-                LOG_EVERY.as_secs()
-            );
-            log.last = Some(Instant::now());
-            log.unlogged = 0;
+        why.clone_into(&mut log.why);
+        let since = log.last.map(|at| at.elapsed());
+        match since {
+            Some(since) if since < LOG_EVERY => {
+                // Held back: told when the window ends, unless a line is already due then.
+                if !log.flush_due
+                    && let Ok(runtime) = tokio::runtime::Handle::try_current()
+                {
+                    log.flush_due = true;
+                    let (shared, kind, bridge) = (self.log.clone(), self.kind, self.bridge.clone());
+                    runtime.spawn(async move {
+                        tokio::time::sleep(LOG_EVERY - since).await;
+                        let mut log = shared.lock().unwrap_or_else(|e| e.into_inner());
+                        log.flush_due = false;
+                        if log.unlogged > 0 {
+                            log.write(kind, &bridge);
+                        }
+                    });
+                }
+            }
+            _ => log.write(self.kind, &self.bridge),
         }
     }
 

@@ -267,6 +267,21 @@ test('seed example (a): Socket.IO, bearer auth, `all`: each event reaches the we
   assert.equal(await metric(gw.url, 'bridge_sink_dropped_total'), 0);
 });
 
+test('a row PostgreSQL refuses for its data is dropped and counted; the rows beside it are written', async () => {
+  const failed = () => metric(gw.url, 'bridge_sink_dropped_total', { sink: 'database', reason: 'failed' });
+  const before = await failed();
+  const tag = uid();
+  // jsonb takes no \u0000 in a string: the middle one is refused, within its batch or alone.
+  io.emit('status:update', { tag, i: 0 });
+  io.emit('status:update', { tag, i: 1, text: 'nul \u0000 inside' });
+  io.emit('status:update', { tag, i: 2 });
+  await eventually(async () => (await failed()) === before + 1, 'the refused row counted', WAIT);
+  await eventually(async () => (await rows("data->>'tag' = $1", [tag])).length === 2, 'the other two written', WAIT);
+  assert.deepEqual((await rows("data->>'tag' = $1", [tag])).map((r) => r.data.i), [0, 2]);
+  await eventually(() => hook.bodies.filter((b) => b.data.tag === tag).length === 3, 'the webhook got all three', WAIT);
+  assert.ok(gw.logs.some((l) => l.includes('"sink":"database"') && l.includes('PostgreSQL refused the row')), 'the drop is logged with PostgreSQL\'s reason');
+});
+
 test('seed example (b): native ws, query auth, `kafka`: events become records of the topic, in order', async () => {
   const tag = uid();
   wsPeer.send({ event: 'notification', data: { n: 1, tag } });
