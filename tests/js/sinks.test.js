@@ -18,7 +18,7 @@ import pg from 'pg';
 import { Server } from 'socket.io';
 import { WebSocketServer } from 'ws';
 
-import { API_KEY, eventually, metric, runGateway, startGateway, tempDir, uid, writeFile } from './helpers.js';
+import { API_KEY, api, eventually, metric, runGateway, startGateway, tempDir, uid, writeFile } from './helpers.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PG_ADMIN_URL = process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -321,6 +321,8 @@ test('PostgreSQL gone: its queue fills to its bound, the rest is dropped and cou
   await eventually(async () => (await metric(gw.url, 'bridge_sink_delivered_total', { sink: 'kafka' })) - kafkaBefore === total, 'Kafka got every one', WAIT);
   assert.ok(gw.logs.some((l) => l.includes('incoming messages dropped') && l.includes('"sink":"database"')), 'the drop is logged');
   assert.ok(!gw.logs.join('\n').includes('postgres://postgres@'), 'DATABASE_URL is never logged');
+  const { body } = await api(gw.url, '/api/v1/bridges');
+  assert.equal(body.bridges.find((b) => b.name === 'notify-io').state, 'connected', 'the bridge itself is unaffected');
 
   await admin.query(`CREATE DATABASE ${database}`);
   const lost = (await dropped()) - before;
