@@ -106,6 +106,8 @@ impl Inner {
         let bridge = self.queue.bridge().to_string();
         let mut pending: Vec<Row> = Vec::new();
         let mut backoff = FIRST_BACKOFF;
+        // After a failure (already warned about: a failed write, or the first failed connect),
+        // further failed connects are debug lines and the next connection is told.
         let mut outage = false;
         loop {
             let (client, connection, insert) = match self.connect().await {
@@ -124,12 +126,12 @@ impl Inner {
             };
             if outage {
                 tracing::info!(bridge, "PostgreSQL reachable again: writing the queued messages");
-                outage = false;
             }
             backoff = FIRST_BACKOFF;
             let lost = self.serve(&client, &insert, &mut pending).await;
             connection.abort();
             tracing::warn!(bridge, error = %lost, "PostgreSQL write failed: reconnecting; the batch is kept and retried");
+            outage = true;
             tokio::time::sleep(backoff).await;
         }
     }

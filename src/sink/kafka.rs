@@ -89,6 +89,8 @@ impl Inner {
         let bridge = self.queue.bridge().to_string();
         let mut pending: Vec<Bytes> = Vec::new();
         let mut backoff = FIRST_BACKOFF;
+        // After a failure (already warned about: a failed write, or the first failed connect),
+        // further failed connects are debug lines and the next connection is told.
         let mut outage = false;
         loop {
             let partition = match self.connect().await {
@@ -107,11 +109,11 @@ impl Inner {
             };
             if outage {
                 tracing::info!(bridge, topic = %self.topic, "Kafka reachable again: producing the queued messages");
-                outage = false;
             }
             backoff = FIRST_BACKOFF;
             let lost = self.serve(&partition, &mut pending).await;
             tracing::warn!(bridge, topic = %self.topic, error = %lost, "Kafka produce failed: reconnecting; the batch is kept and retried");
+            outage = true;
             tokio::time::sleep(backoff).await;
         }
     }

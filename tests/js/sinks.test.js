@@ -376,3 +376,16 @@ test('a bridge whose strategy needs a destination that is not configured stops t
     dir.remove();
   }
 });
+
+test('Kafka gone past a produce\'s time limit: the sink reconnects and produces the batch it kept, in order', { timeout: 120000 }, async () => {
+  await broker.command('down');
+  const tag = uid();
+  for (let i = 0; i < 5; i += 1) io.emit('status:update', { tag, i });
+  await eventually(() => hook.bodies.filter((b) => b.data.tag === tag).length === 5, 'the webhook got them', WAIT);
+  // A produce gives up after 15 s; the sink then rebuilds its client, with backoff.
+  await eventually(() => gw.logs.some((l) => l.includes('Kafka produce failed: reconnecting')), 'the failed produce logged', 40000);
+  await broker.command('up');
+  const got = await readTopic(broker.bootstrap, IO_TOPIC, tag, 5, 60000);
+  assert.deepEqual(got.map((m) => m.value.data.i), [0, 1, 2, 3, 4]);
+  await eventually(() => gw.logs.some((l) => l.includes('Kafka reachable again')), 'the recovery logged', WAIT);
+});
