@@ -25,11 +25,13 @@ RUN mkdir src namespaces \
     && rm -rf src namespaces
 
 # The gateway itself. build.rs and include_dir! embed namespaces/ into the binary, include_str!
-# the example page. COPY keeps the files' old modification times, which cargo would take as older
-# than the placeholder build, so touch them to have the crate rebuilt.
+# the example page and the database sink's table (migrations/). COPY keeps the files' old
+# modification times, which cargo would take as older than the placeholder build, so touch them
+# to have the crate rebuilt.
 COPY src ./src
 COPY namespaces ./namespaces
 COPY client-example ./client-example
+COPY migrations ./migrations
 RUN touch src/main.rs src/lib.rs \
     && cargo build --release --locked \
     && ./target/release/realtime-gateway check

@@ -78,7 +78,14 @@ const TRANSPORT_CRATES: &[&str] = &[
     "socketioxide",
     "axum",
     "tower_http",
+    // Its debug lines print statements' parameters: the rows a sink writes.
+    "tokio_postgres",
 ];
+
+/// The Kafka sink's client, which logs each retry of a request at `info` or `warn`: during an
+/// outage, lines every few hundred milliseconds. The sink logs the outage and its end itself, so
+/// this crate says only errors.
+const RETRYING_CRATES: &[&str] = &["rskafka"];
 
 /// Log lines not written since the process started, by why.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -108,12 +115,16 @@ pub fn dropped_lines() -> DroppedLines {
     })
 }
 
-/// The `LOG_LEVEL` filter, with the transport crates capped at `info`.
+/// The `LOG_LEVEL` filter, with the transport crates capped at `info`, the retrying ones at
+/// `error`.
 fn log_filter(level: &str) -> anyhow::Result<EnvFilter> {
     let mut filter =
         EnvFilter::try_new(level).map_err(|e| anyhow::anyhow!("LOG_LEVEL `{level}` is not a valid filter: {e}"))?;
     for name in TRANSPORT_CRATES {
         filter = filter.add_directive(format!("{name}=info").parse().expect("a valid directive"));
+    }
+    for name in RETRYING_CRATES {
+        filter = filter.add_directive(format!("{name}=error").parse().expect("a valid directive"));
     }
     Ok(filter)
 }

@@ -218,11 +218,10 @@ impl Bridges {
             .map(|b| {
                 let (sends, receiver) = mpsc::channel(QUEUED_SENDS);
                 let (provider, tls) = (&b.provider, &config.tls);
-                let sinks = provider
-                    .message_handling
-                    .as_ref()
-                    .filter(|_| provider.enable_receiving)
-                    .map(|h| Sinks::new(&b.name, h, config.allowed_hosts.clone(), tls.clone(), metrics.clone()));
+                let sinks = provider.message_handling.as_ref().filter(|_| provider.enable_receiving).map(|h| {
+                    let allowed = config.allowed_hosts.clone();
+                    Sinks::new(&b.name, &b.tenant_id, h, &config.sinks, allowed, tls.clone(), metrics.clone())
+                });
                 let url = provider.url.clone().unwrap_or_default();
                 let public_url = url.split(['?', '#']).next().unwrap_or_default().to_string();
                 let state = if provider.enabled { State::Connecting } else { State::Disabled };

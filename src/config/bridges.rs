@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use serde_json::{Map, Value};
 
 use super::{
+    SinksConfig,
     env::{Env, list},
     file::FileConfig,
 };
@@ -114,11 +115,11 @@ pub enum BridgeAuth {
 pub enum HandlingStrategy {
     /// POST to `callbackUrl`.
     Callback,
-    /// A row in PostgreSQL (not built yet).
+    /// A row in PostgreSQL (`DATABASE_URL`).
     Database,
-    /// Produced to Kafka (not built yet).
+    /// A record on `kafkaTopic` (`KAFKA_BROKERS`).
     Kafka,
-    /// Each of them.
+    /// Each part its fields name (`callbackUrl`, `storeInDatabase`, `publishToKafka`), at once.
     All,
 }
 
@@ -237,6 +238,8 @@ pub struct BridgesConfig {
     pub allowed_hosts: AllowedHosts,
     /// TLS for bridges and webhooks: the compiled-in roots plus `BRIDGE_CA_FILE`'s.
     pub tls: OutboundTls,
+    /// `DATABASE_URL`, `KAFKA_BROKERS`: where the sinks deliver.
+    pub sinks: SinksConfig,
 }
 
 impl BridgesConfig {
@@ -265,7 +268,9 @@ impl BridgesConfig {
                 OutboundTls::new(Some(&pem)).map_err(|e| anyhow::anyhow!("BRIDGE_CA_FILE {}: {e}", path.display()))?
             }
         };
-        Ok(Self { bridges, allowed_hosts, tls })
+        let sinks = SinksConfig::from_sources(env, file)?;
+        sinks.check_bridges(&bridges)?;
+        Ok(Self { bridges, allowed_hosts, tls, sinks })
     }
 }
 
@@ -308,6 +313,15 @@ pub fn parse_bridges_file(text: &str) -> Result<Vec<BridgeConfig>, String> {
         bridges.push(BridgeConfig { tenant_id, name, provider });
     }
     Ok(bridges)
+}
+
+/// Kafka's own rule for a topic's name.
+fn is_topic_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 249
+        && s != "."
+        && s != ".."
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 fn is_bridge_name(s: &str) -> bool {
@@ -436,16 +450,31 @@ fn message_handling(fields: &Map<String, Value>, at: &str) -> Result<MessageHand
         return Err(format!("{at}.callbackUrl: required by the callback strategy"));
     }
     let kafka_topic = r.string("kafkaTopic")?;
-    if strategy == HandlingStrategy::Kafka && kafka_topic.is_none() {
-        return Err(format!("{at}.kafkaTopic: required by the kafka strategy"));
+    if let Some(topic) = &kafka_topic
+        && !is_topic_name(topic)
+    {
+        return Err(format!(
+            "{at}.kafkaTopic: `{topic}` is not a Kafka topic name (1 to 249 letters, digits, `.`, `_` or `-`)"
+        ));
     }
-    Ok(MessageHandling {
+    let handling = MessageHandling {
         strategy,
         callback_url,
         store_in_database: r.boolean("storeInDatabase")?.unwrap_or(false),
         publish_to_kafka: r.boolean("publishToKafka")?.unwrap_or(false),
         kafka_topic,
-    })
+    };
+    if handling.publishes_to_kafka() && handling.kafka_topic.is_none() {
+        return Err(format!("{at}.kafkaTopic: required to publish to Kafka (strategy \"{}\")", strategy.as_str()));
+    }
+    if strategy == HandlingStrategy::All
+        && !(handling.calls_back() || handling.stores_in_database() || handling.publishes_to_kafka())
+    {
+        return Err(format!(
+            "{at}: the all strategy delivers to the parts it names: give callbackUrl, storeInDatabase: true or publishToKafka: true"
+        ));
+    }
+    Ok(handling)
 }
 
 /// A URL with one of `schemes`, a host, and no credentials in it (they belong in `authType`'s

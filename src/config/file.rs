@@ -86,6 +86,8 @@ pub(super) struct FileConfig {
     pub(super) bridge_allowed_hosts: Option<StringList>,
     pub(super) bridge_ca_file: Option<PathBuf>,
     pub(super) backends_file: Option<PathBuf>,
+    pub(super) database_url: Option<String>,
+    pub(super) kafka_brokers: Option<StringList>,
 }
 
 /// A list in the config file, written as YAML (`[a, b]`) or as the environment variable's

@@ -9,8 +9,9 @@
 //! the section's type, its variables, defaults and checks: `http` (the listener, CORS, proxies,
 //! connection caps), `cluster` (Redis), `auth` (token key, dev mode, API keys, cookie), `admin`,
 //! `transport` (Engine.IO), `limits`, `native` (the plain WebSocket front), `logging`, `bridges`
-//! (outbound bridges: seed 003's provider configurations, where they may connect), `backends`
-//! (where specs' `forward` actions call: `BACKENDS_FILE`), and
+//! (outbound bridges: seed 003's provider configurations, where they may connect), `sinks`
+//! (where bridges' received messages go: PostgreSQL, Kafka), `backends` (where specs' `forward`
+//! actions call: `BACKENDS_FILE`), and
 //! `events` (the backend event stream's bounds, fixed values). Around them: `variables` (every
 //! variable read, and misspellings), `file` (the config file), `env` (typed lookups of one
 //! variable); durations and rates are parsed by `crate::spec::durations`,
@@ -28,6 +29,7 @@ mod http;
 mod limits;
 mod logging;
 mod native;
+mod sinks;
 #[cfg(test)]
 mod tests;
 mod transport;
@@ -58,6 +60,7 @@ pub use events::EventStreamConfig;
 pub use limits::{IDEMPOTENCY_MAX_BYTES, IDEMPOTENCY_MAX_ENTRIES, LimitsConfig, PUBLISH_CALLS_BUFFERED};
 pub use logging::log_filter;
 pub use native::NativeConfig;
+pub use sinks::SinksConfig;
 pub use transport::TransportConfig;
 pub use variables::VARIABLES;
 

@@ -73,6 +73,8 @@ pub const VARIABLES: &[&str] = &[
     "BRIDGE_ALLOWED_HOSTS",
     "BRIDGE_CA_FILE",
     "BACKENDS_FILE",
+    "DATABASE_URL",
+    "KAFKA_BROKERS",
 ];
 
 /// Settings about client tokens and API keys: a gateway given any of them is meant to verify

@@ -3,33 +3,72 @@
 //! counts are in `GET /api/v1/bridges`, so bridge names never become label values here.
 
 use prometheus_client::{
+    encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family},
     registry::Registry,
 };
 
-use super::{labels::ReasonLabel, registered};
+use super::registered;
+
+/// Which sink (`sink` label): seed 003's `messageHandling` parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SinkKind {
+    /// `callback`: the webhook.
+    Callback,
+    /// `database`: PostgreSQL.
+    Database,
+    /// `kafka`.
+    Kafka,
+}
+
+impl SinkKind {
+    const ALL: [SinkKind; 3] = [SinkKind::Callback, SinkKind::Database, SinkKind::Kafka];
+
+    /// As the seed's strategy names it (the label's value).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            SinkKind::Callback => "callback",
+            SinkKind::Database => "database",
+            SinkKind::Kafka => "kafka",
+        }
+    }
+}
 
 /// Why a sink dropped an incoming message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SinkDrop {
-    /// Its queue was full (count or bytes).
+    /// Its queue was full (count or bytes): the destination is down or slower than the peer.
     QueueFull,
-    /// Every delivery attempt failed.
+    /// The destination refused it for good (every attempt failed, a final 4xx, a row or record
+    /// PostgreSQL or Kafka refused).
     Failed,
-    /// The strategy names a sink this release does not have (database, kafka).
-    Unavailable,
+    /// Still queued when the gateway stopped.
+    Shutdown,
 }
 
 impl SinkDrop {
-    const ALL: [SinkDrop; 3] = [SinkDrop::QueueFull, SinkDrop::Failed, SinkDrop::Unavailable];
+    const ALL: [SinkDrop; 3] = [SinkDrop::QueueFull, SinkDrop::Failed, SinkDrop::Shutdown];
 
     fn as_str(self) -> &'static str {
         match self {
             SinkDrop::QueueFull => "queue_full",
             SinkDrop::Failed => "failed",
-            SinkDrop::Unavailable => "unavailable",
+            SinkDrop::Shutdown => "shutdown",
         }
     }
+}
+
+/// `{sink}`: a fixed value.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: &'static str,
+}
+
+/// `{sink, reason}`: fixed values.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkReasonLabels {
+    sink: &'static str,
+    reason: &'static str,
 }
 
 /// The bridges' series. Clones share their series.
@@ -43,22 +82,33 @@ pub(crate) struct BridgeMetrics {
     pub messages_out: Counter,
     /// Messages received from peers (subscribed events only).
     pub messages_in: Counter,
-    /// Messages a sink delivered.
-    pub sink_delivered: Counter,
-    /// Messages sinks dropped, by [`SinkDrop`] (its index).
+    /// Messages delivered, by [`SinkKind`] (its index).
+    sink_delivered: Vec<Counter>,
+    /// Messages dropped, by [`SinkKind`] and [`SinkDrop`] (`kind * reasons + reason`).
     sink_dropped: Vec<Counter>,
 }
 
 impl BridgeMetrics {
-    /// Counts a message a sink dropped for `reason`.
-    pub(crate) fn sink_drop(&self, reason: SinkDrop) {
-        self.sink_dropped[reason as usize].inc();
+    /// Counts `n` messages sink `sink` delivered.
+    pub(crate) fn sink_delivered(&self, sink: SinkKind, n: u64) {
+        self.sink_delivered[sink as usize].inc_by(n);
     }
 
-    /// How many messages sinks dropped for `reason`.
+    /// Counts `n` messages sink `sink` dropped for `reason`.
+    pub(crate) fn sink_drop(&self, sink: SinkKind, reason: SinkDrop, n: u64) {
+        self.sink_dropped[sink as usize * SinkDrop::ALL.len() + reason as usize].inc_by(n);
+    }
+
+    /// How many messages sink `sink` dropped for `reason`.
     #[cfg(test)]
-    pub(crate) fn sink_dropped(&self, reason: SinkDrop) -> u64 {
-        self.sink_dropped[reason as usize].get()
+    pub(crate) fn sink_dropped(&self, sink: SinkKind, reason: SinkDrop) -> u64 {
+        self.sink_dropped[sink as usize * SinkDrop::ALL.len() + reason as usize].get()
+    }
+
+    /// How many messages sink `sink` delivered.
+    #[cfg(test)]
+    pub(crate) fn sink_delivered_count(&self, sink: SinkKind) -> u64 {
+        self.sink_delivered[sink as usize].get()
     }
 
     /// Registers the series, every reason at zero.
@@ -82,20 +132,25 @@ impl BridgeMetrics {
             "Subscribed events outbound bridges received from their peers.",
             Counter::default(),
         );
-        let sink_delivered = registered(
+        let delivered = registered(
             r,
             "bridge_sink_delivered",
-            "Incoming bridge messages a sink delivered (a callback answered 2xx).",
-            Counter::default(),
+            "Incoming bridge messages a sink delivered, by sink: callback (answered 2xx), database (row committed), kafka (record acknowledged).",
+            Family::<SinkLabel, Counter>::default(),
         );
-        let family = registered(
+        let sink_delivered =
+            SinkKind::ALL.iter().map(|k| delivered.get_or_create_owned(&SinkLabel { sink: k.as_str() })).collect();
+        let dropped = registered(
             r,
             "bridge_sink_dropped",
-            "Incoming bridge messages dropped by a sink, by reason: queue_full (past its count or bytes), failed (every retry failed), unavailable (a strategy this release does not deliver to).",
-            Family::<ReasonLabel, Counter>::default(),
+            "Incoming bridge messages dropped by a sink, by sink and reason: queue_full (past its count or bytes, the destination down or slow), failed (refused for good or every retry failed), shutdown (still queued when the gateway stopped).",
+            Family::<SinkReasonLabels, Counter>::default(),
         );
-        let sink_dropped =
-            SinkDrop::ALL.iter().map(|d| family.get_or_create_owned(&ReasonLabel { reason: d.as_str() })).collect();
+        let sink_dropped = SinkKind::ALL
+            .iter()
+            .flat_map(|k| SinkDrop::ALL.iter().map(move |d| (k, d)))
+            .map(|(k, d)| dropped.get_or_create_owned(&SinkReasonLabels { sink: k.as_str(), reason: d.as_str() }))
+            .collect();
         Self { connects, connect_failures, messages_out, messages_in, sink_delivered, sink_dropped }
     }
 }

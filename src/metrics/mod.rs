@@ -50,7 +50,7 @@ use prometheus_client::{
 };
 
 pub(crate) use admin::AdminMetrics;
-pub(crate) use bridges::{BridgeMetrics, SinkDrop};
+pub(crate) use bridges::{BridgeMetrics, SinkDrop, SinkKind};
 pub(crate) use cluster::ClusterMetrics;
 pub(crate) use events::EventStreamMetrics;
 pub(crate) use forward::{ForwardMetrics, ForwardOutcome};

@@ -1,7 +1,9 @@
-//! Where the messages a bridge receives go (seed 003's `messageHandling`): the sinks a strategy
-//! names, each bounded and counted. Built here: the webhook (`callback`). The PostgreSQL
-//! (`database`) and Kafka (`kafka`) sinks are not built yet: a message for them is dropped,
-//! counted (`bridge_sink_dropped{reason="unavailable"}`) and logged.
+//! Where the messages a bridge receives go (seed 003's `messageHandling`): the sinks its strategy
+//! names, each with its own bounded queue and delivery task, so a slow or absent destination
+//! holds up none of the others. `webhook` POSTs to `callbackUrl` (`callback`), `database` writes
+//! rows to PostgreSQL (`database`), `kafka` produces records (`kafka`); `all` hands each message
+//! to every part its fields name, at once. `queue` is the bound, the counts and the drop log
+//! they share.
 //!
 //! A sink knows nothing of bridges beyond the [`Incoming`] message it is handed.
 //!
@@ -9,16 +11,22 @@
 //! and the backend event stream), behind the engine's `forward::Backends` trait.
 
 pub(crate) mod backends;
+mod database;
+mod kafka;
+mod queue;
 mod webhook;
 
+use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use crate::{
-    config::{HandlingStrategy, MessageHandling},
-    metrics::{BridgeMetrics, SinkDrop},
+    config::{MessageHandling, SinksConfig},
+    metrics::BridgeMetrics,
     net::{outbound::AllowedHosts, tls::OutboundTls},
 };
+pub(crate) use database::Database;
+pub(crate) use kafka::Kafka;
 pub(crate) use webhook::Webhook;
 
 /// One message received from a peer, as the sinks take it.
@@ -36,11 +44,11 @@ pub(crate) struct Incoming {
 
 impl Incoming {
     /// The seed's webhook payload: `{event, data, timestamp, metadata, source}`.
-    pub(crate) fn payload(&self) -> Value {
+    pub(crate) fn payload(&self, timestamp: &str) -> Value {
         json!({
             "event": self.event,
             "data": self.data,
-            "timestamp": crate::clock::iso_now(),
+            "timestamp": timestamp,
             "metadata": self.metadata,
             "source": self.source,
         })
@@ -50,55 +58,79 @@ impl Incoming {
 /// The sinks of one bridge's strategy.
 pub(crate) struct Sinks {
     webhook: Option<Webhook>,
-    /// The strategy's parts this release lacks (`database`, `kafka`), named in the drop log.
-    missing: Vec<&'static str>,
-    metrics: BridgeMetrics,
-    /// Named in logs.
+    database: Option<Database>,
+    kafka: Option<Kafka>,
+    /// Named in rows.
     bridge: String,
 }
 
 impl Sinks {
-    /// The sinks `handling` names for bridge `bridge`.
+    /// The sinks `handling` names for bridge `bridge` of tenant `tenant`. A part whose
+    /// destination `destinations` lacks is left out (the configuration refuses such a bridge
+    /// before this is reached).
     pub(crate) fn new(
         bridge: &str,
+        tenant: &str,
         handling: &MessageHandling,
+        destinations: &SinksConfig,
         allowed: AllowedHosts,
         tls: OutboundTls,
         metrics: BridgeMetrics,
     ) -> Self {
-        let all = handling.strategy == HandlingStrategy::All;
-        let webhook = match (&handling.callback_url, handling.strategy) {
-            (Some(url), HandlingStrategy::Callback | HandlingStrategy::All) => {
-                Some(Webhook::new(bridge, url, allowed, tls, metrics.clone()))
-            }
-            _ => None,
-        };
-        let mut missing = Vec::new();
-        if handling.strategy == HandlingStrategy::Database || (all && handling.store_in_database) {
-            missing.push("database");
-        }
-        if handling.strategy == HandlingStrategy::Kafka || (all && handling.publish_to_kafka) {
-            missing.push("kafka");
-        }
-        if !missing.is_empty() {
-            tracing::warn!(bridge, sinks = ?missing, "this release has no database or kafka sink yet: messages for them will be dropped and counted");
-        }
-        Self { webhook, missing, metrics, bridge: bridge.to_string() }
+        let webhook = handling
+            .callback_url
+            .as_deref()
+            .filter(|_| handling.calls_back())
+            .map(|url| Webhook::new(bridge, url, allowed, tls, metrics.clone()));
+        let database = destinations
+            .database_url()
+            .filter(|_| handling.stores_in_database())
+            .map(|url| Database::new(bridge, url, metrics.clone()));
+        let kafka = handling
+            .kafka_topic
+            .as_deref()
+            .filter(|_| handling.publishes_to_kafka() && !destinations.kafka_brokers.is_empty())
+            .map(|topic| Kafka::new(bridge, tenant, &destinations.kafka_brokers, topic, metrics.clone()));
+        Self { webhook, database, kafka, bridge: bridge.to_string() }
     }
 
     /// The background work: each sink's delivery loop.
     pub(crate) fn spawn(&self) -> Vec<JoinHandle<()>> {
-        self.webhook.iter().map(Webhook::spawn).collect()
+        let mut tasks = Vec::new();
+        tasks.extend(self.webhook.as_ref().map(Webhook::spawn));
+        tasks.extend(self.database.as_ref().map(Database::spawn));
+        tasks.extend(self.kafka.as_ref().map(Kafka::spawn));
+        tasks
     }
 
-    /// Hands a message to every sink (never waits: each sink queues, bounded, or drops and counts).
+    /// Hands a message to every sink (never waits: each sink queues, bounded, or drops and
+    /// counts). The payload is serialized once for the webhook and Kafka.
     pub(crate) fn hand(&self, message: &Incoming) {
-        if let Some(webhook) = &self.webhook {
-            webhook.offer(&message.payload());
+        let timestamp = crate::clock::iso_now();
+        if self.webhook.is_some() || self.kafka.is_some() {
+            let payload = Bytes::from(serde_json::to_vec(&message.payload(&timestamp)).unwrap_or_default());
+            if let Some(webhook) = &self.webhook {
+                webhook.offer(payload.clone());
+            }
+            if let Some(kafka) = &self.kafka {
+                kafka.offer(payload);
+            }
         }
-        for sink in &self.missing {
-            self.metrics.sink_drop(SinkDrop::Unavailable);
-            tracing::warn!(bridge = %self.bridge, sink, event = %message.event, "incoming message dropped: this sink is not built yet");
+        if let Some(database) = &self.database {
+            let tenant = match message.metadata.get("tenantId") {
+                Some(Value::String(t)) => t.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            database.offer(database::Row {
+                tenant,
+                bridge: self.bridge.clone(),
+                event: message.event.clone(),
+                data: message.data.to_string(),
+                timestamp,
+                metadata: message.metadata.to_string(),
+                source: message.source.to_string(),
+            });
         }
     }
 }

@@ -1,34 +1,26 @@
 //! The webhook sink (`callback`): each message POSTed as JSON to the bridge's `callbackUrl`, in
 //! the order received, retried with backoff.
 //!
-//! The queue is bounded in messages and bytes ([`MAX_QUEUED`], [`MAX_QUEUED_BYTES`]); a message
-//! that does not fit is dropped, counted and logged, as is one whose every attempt failed. The
-//! destination is checked against `BRIDGE_ALLOWED_HOSTS` at every attempt (after DNS, and the
-//! request goes to the address checked); redirects are not followed, so none can lead elsewhere.
-//! `https://` callbacks are verified with the bridges' TLS roots (`net::tls`: `BRIDGE_CA_FILE`).
+//! Its queue is bounded ([`Queue`]); a message whose every attempt failed is dropped, counted and
+//! logged. The destination is checked against `BRIDGE_ALLOWED_HOSTS` at every attempt (after
+//! DNS, and the request goes to the address checked); redirects are not followed, so none can
+//! lead elsewhere. `https://` callbacks are verified with the bridges' TLS roots (`net::tls`:
+//! `BRIDGE_CA_FILE`).
 
-use std::{
-    collections::VecDeque,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use serde_json::Value;
-use tokio::{sync::Notify, task::JoinHandle};
+use tokio::task::JoinHandle;
 
+use super::queue::Queue;
 use crate::{
-    metrics::{BridgeMetrics, SinkDrop},
+    metrics::{BridgeMetrics, SinkDrop, SinkKind},
     net::{
         outbound::{AllowedHosts, describe_request_error},
         tls::OutboundTls,
     },
 };
 
-/// Most messages waiting for one webhook.
-pub(crate) const MAX_QUEUED: usize = 1000;
-/// Most bytes waiting for one webhook.
-pub(crate) const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
 /// Attempts per message, the first included.
 const ATTEMPTS: u32 = 5;
 /// The first retry's wait, doubled each time up to [`MAX_BACKOFF`].
@@ -44,19 +36,10 @@ pub(crate) struct Webhook {
 }
 
 struct Inner {
-    bridge: String,
     url: String,
     allowed: AllowedHosts,
     tls: OutboundTls,
-    metrics: BridgeMetrics,
-    queue: Mutex<Queue>,
-    ready: Notify,
-}
-
-#[derive(Default)]
-struct Queue {
-    messages: VecDeque<Bytes>,
-    bytes: usize,
+    queue: Queue<Bytes>,
 }
 
 impl Webhook {
@@ -68,37 +51,14 @@ impl Webhook {
         tls: OutboundTls,
         metrics: BridgeMetrics,
     ) -> Self {
-        let inner = Inner {
-            bridge: bridge.to_string(),
-            url: url.to_string(),
-            allowed,
-            tls,
-            metrics,
-            queue: Mutex::default(),
-            ready: Notify::new(),
-        };
-        Self { inner: Arc::new(inner) }
+        let queue = Queue::new(SinkKind::Callback, bridge, metrics);
+        Self { inner: Arc::new(Inner { url: url.to_string(), allowed, tls, queue }) }
     }
 
-    /// Queues `payload`, or drops it (counted, logged) when the queue is full.
-    pub(crate) fn offer(&self, payload: &Value) {
-        let body = Bytes::from(serde_json::to_vec(payload).unwrap_or_default());
-        let accepted = {
-            let mut queue = self.inner.queue.lock().unwrap_or_else(|e| e.into_inner());
-            if queue.messages.len() >= MAX_QUEUED || queue.bytes + body.len() > MAX_QUEUED_BYTES {
-                false
-            } else {
-                queue.bytes += body.len();
-                queue.messages.push_back(body);
-                true
-            }
-        };
-        if accepted {
-            self.inner.ready.notify_one();
-        } else {
-            self.inner.metrics.sink_drop(SinkDrop::QueueFull);
-            tracing::warn!(bridge = %self.inner.bridge, "callback queue full ({MAX_QUEUED} messages or {MAX_QUEUED_BYTES} bytes): incoming message dropped");
-        }
+    /// Queues `payload` (the seed's JSON), or drops it (counted, logged) when the queue is full.
+    pub(crate) fn offer(&self, payload: Bytes) {
+        let bytes = payload.len();
+        self.inner.queue.offer(payload, bytes);
     }
 
     /// The delivery loop: one message at a time, in order.
@@ -106,17 +66,8 @@ impl Webhook {
         let inner = self.inner.clone();
         tokio::spawn(async move {
             loop {
-                let next = {
-                    let mut queue = inner.queue.lock().unwrap_or_else(|e| e.into_inner());
-                    let next = queue.messages.pop_front();
-                    if let Some(body) = &next {
-                        queue.bytes -= body.len();
-                    }
-                    next
-                };
-                match next {
-                    Some(body) => inner.deliver(body).await,
-                    None => inner.ready.notified().await,
+                for body in inner.queue.take(1).await {
+                    inner.deliver(body).await;
                 }
             }
         })
@@ -131,7 +82,7 @@ impl Inner {
         for attempt in 1..=ATTEMPTS {
             match self.attempt(body.clone()).await {
                 Ok(()) => {
-                    self.metrics.sink_delivered.inc();
+                    self.queue.delivered(1);
                     return;
                 }
                 Err(Failure::Final(e)) => {
@@ -145,8 +96,7 @@ impl Inner {
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
-        self.metrics.sink_drop(SinkDrop::Failed);
-        tracing::warn!(bridge = %self.bridge, error = %last_error, "callback delivery failed: incoming message dropped");
+        self.queue.dropped(SinkDrop::Failed, 1, &format!("callback delivery failed: {last_error}"));
     }
 
     async fn attempt(&self, body: Bytes) -> Result<(), Failure> {
@@ -185,33 +135,4 @@ impl Inner {
 enum Failure {
     Retry(String),
     Final(String),
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn a_full_queue_drops_and_counts_by_count_and_by_bytes() {
-        let metrics = crate::metrics::Metrics::new(false).bridges;
-        let hook =
-            Webhook::new("b", "http://127.0.0.1:9/x", AllowedHosts::default(), OutboundTls::default(), metrics.clone());
-        for _ in 0..MAX_QUEUED + 3 {
-            hook.offer(&json!({ "a": 1 }));
-        }
-        assert_eq!(metrics.sink_dropped(SinkDrop::QueueFull), 3);
-
-        let metrics = crate::metrics::Metrics::new(false).bridges;
-        let hook =
-            Webhook::new("b", "http://127.0.0.1:9/x", AllowedHosts::default(), OutboundTls::default(), metrics.clone());
-        let big = json!({ "data": "x".repeat(MAX_QUEUED_BYTES / 4) });
-        for _ in 0..5 {
-            hook.offer(&big);
-        }
-        // Each is a little over a quarter of the bytes: three fit.
-        assert_eq!(metrics.sink_dropped(SinkDrop::QueueFull), 2);
-        assert!(hook.inner.queue.lock().unwrap().bytes <= MAX_QUEUED_BYTES);
-    }
 }
