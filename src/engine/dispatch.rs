@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 
-use super::{actions::ActionCtx, errors::ClientError, member::Member, member_state::MemberState, runtime::SpecRuntime};
+use super::{
+    actions::ActionCtx, errors::ClientError, member::Member, member_state::MemberState, recovery::JoinReads,
+    runtime::SpecRuntime,
+};
 use crate::clock::{iso_from_secs, iso_now, now_millis};
 use crate::metrics::Rejection;
 
@@ -52,6 +55,19 @@ impl SpecRuntime {
         payload: Json,
         size: usize,
     ) -> Handled {
+        self.dispatch_with(member, session, name, payload, size, None)
+    }
+
+    /// [`Self::dispatch`], with the history reads of its joins when the front holds the lock.
+    pub(super) fn dispatch_with<M: Member>(
+        &self,
+        member: &M,
+        session: &MemberState,
+        name: &str,
+        payload: Json,
+        size: usize,
+        reads: Option<&mut (dyn JoinReads + '_)>,
+    ) -> Handled {
         let identity = session.identity();
         if self.shared.verifier.is_expired(&identity, now_millis()) {
             // The expiry task ends it at that very moment; an event racing it is not served.
@@ -80,6 +96,9 @@ impl SpecRuntime {
         }
         let mut ctx = ActionCtx::new(self, member, session, &identity, Some(&payload));
         ctx.from_client = true;
+        if let Some(reads) = reads {
+            ctx.history = Some(&mut *reads);
+        }
         match ctx.run(&event.actions) {
             Ok(reply) => Handled::Replied(reply.unwrap_or_else(|| json!({ "ok": true }))),
             Err(error) => Handled::Failed(error),
