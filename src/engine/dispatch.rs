@@ -9,7 +9,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Value as Json, json};
 
 use super::{
-    actions::ActionCtx, errors::ClientError, member::Member, member_state::MemberState, recovery::JoinReads,
+    actions::ActionCtx,
+    errors::ClientError,
+    member::Member,
+    member_state::MemberState,
+    recovery::{HistoryReads, JoinReads},
     runtime::SpecRuntime,
 };
 use crate::clock::{iso_from_secs, iso_now, now_millis};
@@ -58,8 +62,34 @@ impl SpecRuntime {
         self.dispatch_with(member, session, name, payload, size, None)
     }
 
+    /// [`Self::dispatch`] for an event whose joins read history (`EventSpec::reads_history`),
+    /// their reads gathered in `reads` (which holds the history's lock); a join with `since` adds
+    /// `recovered` to the reply. When the event fails, nothing read is sent (its answer is the
+    /// error).
+    pub(crate) fn dispatch_reading_history<M: Member>(
+        &self,
+        member: &M,
+        session: &MemberState,
+        name: &str,
+        payload: Json,
+        size: usize,
+        reads: &mut HistoryReads<'_>,
+    ) -> Handled {
+        let handled = self.dispatch_with(member, session, name, payload, size, Some(reads));
+        if !matches!(handled, Handled::Replied(_)) {
+            reads.events();
+            return handled;
+        }
+        match reads.recovered() {
+            Some(true) => self.shared.metrics.history.recovered.inc(),
+            Some(false) => self.shared.metrics.history.not_recovered.inc(),
+            None => 0,
+        };
+        handled
+    }
+
     /// [`Self::dispatch`], with the history reads of its joins when the front holds the lock.
-    pub(super) fn dispatch_with<M: Member>(
+    fn dispatch_with<M: Member>(
         &self,
         member: &M,
         session: &MemberState,

@@ -3,7 +3,7 @@
 //! the room's last few events (a late joiner), as far as the member's filters let them through.
 //!
 //! A front that handles an event whose joins read history locks the history first
-//! ([`HistoryReads::new`]), runs the dispatch core with it ([`SpecRuntime::dispatch_reading_history`]),
+//! ([`HistoryReads::new`]), runs the dispatch core with it (`SpecRuntime::dispatch_reading_history`),
 //! answers the event, sends what was read ([`HistoryReads::events`], in order), and only then lets
 //! the lock go. The delivery of a published event keeps it and sends it under the same lock, so a
 //! joiner gets each event once: from the history, or live.
@@ -11,10 +11,7 @@
 use serde_json::Value;
 
 use super::{
-    dispatch::Handled,
     history::{Kept, Locked},
-    member::Member,
-    member_state::MemberState,
     runtime::SpecRuntime,
 };
 
@@ -87,33 +84,6 @@ impl JoinReads for HistoryReads<'_> {
 
     fn recovered(&self) -> Option<bool> {
         self.recovered
-    }
-}
-
-impl SpecRuntime {
-    /// [`SpecRuntime::dispatch`] for an event whose joins read history (`EventSpec::reads_history`),
-    /// their reads gathered in `reads`; a join with `since` adds `recovered` to the reply. When
-    /// any failed, nothing read is sent (the event's answer is its error).
-    pub(crate) fn dispatch_reading_history<M: Member>(
-        &self,
-        member: &M,
-        session: &MemberState,
-        name: &str,
-        payload: Value,
-        size: usize,
-        reads: &mut HistoryReads<'_>,
-    ) -> Handled {
-        let handled = self.dispatch_with(member, session, name, payload, size, Some(reads));
-        if !matches!(handled, Handled::Replied(_)) {
-            reads.events.clear();
-            return handled;
-        }
-        match reads.recovered {
-            Some(true) => self.shared.metrics.history.recovered.inc(),
-            Some(false) => self.shared.metrics.history.not_recovered.inc(),
-            None => 0,
-        };
-        handled
     }
 }
 

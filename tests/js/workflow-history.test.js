@@ -4,7 +4,8 @@
 // reconnection), subscribes again with `since` (the last position it saw) and gets exactly what
 // it missed, once, in order, then live updates, while a backend keeps publishing; a gap longer
 // than the history answers `recovered: false`; a spec with `replay` sends a late joiner the
-// room's last events. Over websocket and over polling.
+// room's last events. Over websocket and over polling. Two nodes: each keeps its own history, so
+// a client that moves to the other node is told `recovered: false`, never given wrong updates.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as h from './helpers.js';
+import { startRedis } from './redis.js';
 
 const SPECS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../namespaces');
 
@@ -186,4 +188,49 @@ describe('late joiners on /workflow (a spec with replay)', () => {
       assert.deepEqual(h.pending(back, 'update'), []);
     });
   }
+});
+
+describe('history and recovery on /workflow across two nodes', () => {
+  const cluster = {};
+  before(async () => {
+    cluster.redis = await startRedis();
+    const env = { REDIS_URL: cluster.redis.url, REDIS_PREFIX: `siohist${h.uid()}` };
+    cluster.a = await h.startGateway({ env });
+    cluster.b = await h.startGateway({ env });
+    await h.untilReady([{ url: cluster.a.url, name: 'a' }, { url: cluster.b.url, name: 'b' }]);
+  });
+  after(async () => {
+    await cluster.a?.stop();
+    await cluster.b?.stop();
+    await cluster.redis?.stop();
+  });
+
+  it('recovers on the node the client was on, and tells a client that moved to the other node recovered: false', async (t) => {
+    const tenantId = `two-${h.uid()}`;
+    const token = h.mintToken({ tenantId });
+    const onA = await h.connectFor(t, cluster.a.url, { token });
+    await h.subscribe(onA, { type: 'execution', resourceId: 'e1' });
+    await h.publishOk(cluster.b.url, step(tenantId, 1));
+    const { position } = await h.waitFor(onA, 'update');
+    onA.disconnect();
+    await h.publishOk(cluster.b.url, [step(tenantId, 2), step(tenantId, 3)]);
+    // B applies the bus on its own: wait until it has delivered all three.
+    const probe = await h.connectFor(t, cluster.b.url, { token });
+    await h.subscribe(probe, { type: 'execution', resourceId: 'e1' });
+    await h.publishOk(cluster.a.url, step(tenantId, 4));
+    assert.equal((await h.waitFor(probe, 'update')).payload.seq, 4);
+
+    const movedToB = await h.connectFor(t, cluster.b.url, { token });
+    const onB = await h.subscribe(movedToB, { type: 'execution', resourceId: 'e1', since: position });
+    assert.equal(onB.ack.recovered, false, 'another node numbers its own history');
+    const backOnA = await h.connectFor(t, cluster.a.url, { token });
+    const again = await h.subscribe(backOnA, { type: 'execution', resourceId: 'e1', since: position });
+    assert.equal(again.ack.recovered, true);
+    const missed = [];
+    for (let i = 0; i < 3; i++) missed.push((await h.waitFor(backOnA, 'update')).payload.seq);
+    assert.deepEqual(missed, [2, 3, 4]);
+    await sleep(100);
+    assert.deepEqual(h.pending(movedToB, 'update'), [], 'nothing from a history that does not match');
+    assert.deepEqual(h.pending(backOnA, 'update'), [], 'each once');
+  });
 });
