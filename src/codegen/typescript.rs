@@ -18,7 +18,7 @@ use super::{
     published::{PublishedType, data_view, map_key, published_types},
     schema::{accepts_null, schema_type},
     template::{Ctx, DataView, Typed, str_type, value_type},
-    ts::{Ty, pascal_case, pattern_type, property_name, quote},
+    ts::{Field, Ty, pascal_case, pattern_type, property_name, quote},
 };
 use crate::spec::{Action, EmitSpec, EventSpec, NamespaceSpec, Transport};
 
@@ -143,6 +143,12 @@ export interface Position {
   epoch: string;
 }
 
+/** Where an event of a Socket.IO room that keeps history stands in it, and which room. */
+export interface RoomPosition extends Position {
+  /** The room whose history numbered it (on /workflow, the subscription's `subscriptionKey`). */
+  room: string;
+}
+
 /** A plain WebSocket message from the gateway. */
 export interface ServerEnvelope<Type extends string, Data> {
   type: Type;
@@ -225,14 +231,26 @@ fn collect(spec: &NamespaceSpec, published: &[PublishedType]) -> Collected {
     let none = Ctx::default();
     let actions = |actions: &[Action], ctx: &Ctx, server: &mut ServerEvents, relayed: &mut Vec<Ty>| -> Option<Ty> {
         let mut reply = None;
+        // A join with `since` before the reply adds `recovered` to it.
+        let mut recovers = false;
         for action in actions {
             match action {
                 Action::Emit(emit) => emit_into(server, emit, ctx),
                 Action::Reply(r) => {
-                    let data = r.data.as_ref().map(|d| value_type(d, ctx).ty);
-                    if let Some(event) = &r.event {
-                        let emit = EmitSpec { event: event.clone(), data: r.data.clone() };
-                        emit_into(server, &emit, ctx);
+                    let mut data = r.data.as_ref().map(|d| value_type(d, ctx).ty);
+                    if recovers {
+                        let recovered = Field {
+                            doc: Some("With `since`: whether every event after it follows (all or nothing).".into()),
+                            ..Field::new("recovered", Ty::Boolean, true)
+                        };
+                        data = data.map(|d| with_field(d, &recovered));
+                    }
+                    match r.event.as_ref().map(|e| (e, e.as_literal())) {
+                        Some((_, Some(name))) => add_server_event(server, Ty::string_literal(name), data.clone()),
+                        Some((event, None)) => {
+                            emit_into(server, &EmitSpec { event: event.clone(), data: r.data.clone() }, ctx)
+                        }
+                        None => {}
                     }
                     reply = data;
                 }
@@ -244,7 +262,8 @@ fn collect(spec: &NamespaceSpec, published: &[PublishedType]) -> Collected {
                     }
                     reply = Some(Ty::Unknown);
                 }
-                Action::Forward(_) | Action::Join { .. } | Action::Leave { .. } => {}
+                Action::Join { history, .. } => recovers |= history.since.is_some(),
+                Action::Forward(_) | Action::Leave { .. } => {}
             }
         }
         reply
@@ -258,7 +277,19 @@ fn collect(spec: &NamespaceSpec, published: &[PublishedType]) -> Collected {
         replies.insert(event.name.clone(), reply);
     }
     for route in &spec.routes {
-        if route.emit.event.as_literal().is_some() {
+        // Object data from a room with history carries its position (a Socket.IO namespace's
+        // events; a plain endpoint's envelope has its own, in `ServerEnvelope`).
+        let positioned =
+            spec.transport == Transport::SocketIo && route.targets.iter().any(|t| spec.rooms[t.room].history.is_some());
+        if route.emit.event.as_literal().is_some() && positioned {
+            let view = data_view(published, &route.types.patterns());
+            let event_type = Ty::union(route.types.patterns().iter().map(|p| pattern_type(p)));
+            let ctx = Ctx { data: Some(&view), event_type: Some(event_type), ..Ctx::default() };
+            let data = route.emit.data.as_ref().map(|d| with_field(value_type(d, &ctx).ty, &position_field()));
+            if let Some(name) = route.emit.event.as_literal() {
+                add_server_event(&mut server, Ty::string_literal(name), data);
+            }
+        } else if route.emit.event.as_literal().is_some() {
             let view = data_view(published, &route.types.patterns());
             let event_type = Ty::union(route.types.patterns().iter().map(|p| pattern_type(p)));
             let ctx = Ctx { data: Some(&view), event_type: Some(event_type), ..Ctx::default() };
@@ -277,6 +308,26 @@ fn collect(spec: &NamespaceSpec, published: &[PublishedType]) -> Collected {
     }
     add_server_event(&mut server, Ty::string_literal("error"), Some(Ty::Raw("ErrorPayload".into())));
     Collected { server, replies, relayed: (!relayed.is_empty()).then(|| Ty::union(relayed)) }
+}
+
+/// The `position` an event of a room with history carries in its (object) data.
+fn position_field() -> Field {
+    Field {
+        doc: Some("From a room that keeps history: where the event stands in it; send it back as `since`.".into()),
+        ..Field::new("position", Ty::Raw("RoomPosition".into()), true)
+    }
+}
+
+/// `ty` with `field` added to each object it may be (other types are left as they are).
+fn with_field(ty: Ty, field: &Field) -> Ty {
+    match ty {
+        Ty::Object(mut obj) if !obj.fields.iter().any(|f| f.name == field.name) => {
+            obj.fields.push(field.clone());
+            Ty::Object(obj)
+        }
+        Ty::Union(members) => Ty::Union(members.into_iter().map(|m| with_field(m, field)).collect()),
+        other => other,
+    }
 }
 
 /// A relay's data: its rendered objects laid over each other, a later top-level field replacing
@@ -452,11 +503,19 @@ fn with_imports(body: &str, published: &[PublishedType]) -> String {
                 && !after.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
         })
     };
-    let common: Vec<&str> =
-        ["Ack", "AckOk", "AuthRefreshPayload", "AuthRefreshed", "ErrorPayload", "Position", "ServerEnvelope"]
-            .into_iter()
-            .filter(|n| uses(n))
-            .collect();
+    let common: Vec<&str> = [
+        "Ack",
+        "AckOk",
+        "AuthRefreshPayload",
+        "AuthRefreshed",
+        "ErrorPayload",
+        "Position",
+        "RoomPosition",
+        "ServerEnvelope",
+    ]
+    .into_iter()
+    .filter(|n| uses(n))
+    .collect();
     let data: Vec<&str> = published.iter().map(|p| p.name.as_str()).filter(|n| uses(n)).collect();
     let mut out = String::new();
     if !common.is_empty() {

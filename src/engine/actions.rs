@@ -14,6 +14,7 @@ use super::{
     forward::{ForwardCall, PendingAnswer},
     member::Member,
     member_state::MemberState,
+    recovery::{self, JoinReads},
     runtime::SpecRuntime,
 };
 use crate::clock::iso_now;
@@ -21,7 +22,7 @@ use crate::{
     auth::Identity,
     rooms::{self, RoomScope},
     spec::{
-        Action, EmitSpec, FamilyRef, ForwardSpec, RelaySpec, RoomFamily, RoomId, RoomTarget,
+        Action, EmitSpec, FamilyRef, ForwardSpec, JoinHistory, RelaySpec, RoomFamily, RoomId, RoomTarget,
         template::{Root, Scope, StrTemplate, key_string},
     },
 };
@@ -58,6 +59,9 @@ pub(crate) struct ActionCtx<'a, M: Member> {
     pub from_client: bool,
     /// The client event's name, when the actions answer one (what `forward` sends on).
     pub event: Option<&'a str>,
+    /// Where joins with `since` or `replay` read their room's history (the front holds its
+    /// lock); `None`: such joins read nothing.
+    pub history: Option<&'a mut dyn JoinReads>,
     room: Option<JoinedRoom>,
     now: String,
     user_json: OnceCell<Value>,
@@ -80,6 +84,7 @@ impl<'a, M: Member> ActionCtx<'a, M> {
             payload,
             from_client: false,
             event: None,
+            history: None,
             room: None,
             now: iso_now(),
             user_json: OnceCell::new(),
@@ -93,13 +98,21 @@ impl<'a, M: Member> ActionCtx<'a, M> {
         let mut reply = None;
         for action in actions {
             match action {
-                Action::Join { target, optional, filters } => self.join(target, *optional, filters)?,
+                Action::Join { target, optional, filters, history } => {
+                    self.join(target, *optional, filters, history)?
+                }
                 Action::Leave { target } => self.leave(target)?,
                 Action::Emit(emit) => {
                     self.emit(emit);
                 }
                 Action::Reply(r) => {
-                    let data = r.data.as_ref().and_then(|d| d.render(self)).unwrap_or(Value::Null);
+                    let mut data = r.data.as_ref().and_then(|d| d.render(self)).unwrap_or(Value::Null);
+                    // A join with `since` says whether it recovered, beside the reply's fields.
+                    if let (Some(recovered), Value::Object(fields)) =
+                        (self.history.as_ref().and_then(|h| h.recovered()), &mut data)
+                    {
+                        fields.insert("recovered".into(), Value::Bool(recovered));
+                    }
                     if let Some(event) = &r.event {
                         self.send(&event.render_text(self), Some(&data));
                     }
@@ -328,7 +341,12 @@ impl<'a, M: Member> ActionCtx<'a, M> {
         target: &RoomTarget,
         optional: bool,
         filters: &[(String, StrTemplate)],
+        history: &JoinHistory,
     ) -> Result<(), ClientError> {
+        let since = match history.since.as_ref().and_then(|t| t.render_value(self)) {
+            None | Some(Value::Null) => None,
+            Some(since) => Some(recovery::parse_since(&since).map_err(ClientError::validation)?),
+        };
         let (id, values) = self.resolve(target)?;
         let (visible, internal) = match self.room_for(id, &values) {
             Ok(names) => names,
@@ -366,11 +384,34 @@ impl<'a, M: Member> ActionCtx<'a, M> {
             self.socket.join(room);
         }
         self.socket.joined(&internal);
+        if history.reads() {
+            self.read_history(id, &internal, since, history.replay);
+        }
         if !was_in {
             self.ns.presence_changed(&internal, self.identity.user_id.as_deref(), true);
         }
         self.room = Some(JoinedRoom { family: id, json: self.room_json(id, &visible, &values) });
         Ok(())
+    }
+
+    /// Reads room `internal` (of family `id`) from `since`, or its last `replay` events, for
+    /// the front to send after the event's answer.
+    fn read_history(&mut self, id: RoomId, internal: &str, since: Option<(u64, String)>, replay: usize) {
+        let Some(reads) = self.history.as_mut() else { return };
+        if self.ns.spec.rooms[id].history.is_none() {
+            if since.is_some() {
+                reads.not_recovered();
+            }
+            return;
+        }
+        let variants: Vec<String> = self
+            .socket
+            .rooms()
+            .iter()
+            .filter(|r| rooms::is_variant_of(r, internal))
+            .map(|r| r[internal.len()..].to_string())
+            .collect();
+        reads.read(internal, &variants, since, replay);
     }
 
     /// The filtered variants of room `internal` a join chooses: every combination of the values

@@ -14,6 +14,7 @@ use super::{
     forward::PendingAnswer,
     member::Member,
     member_state::MemberState,
+    recovery::{HistoryReads, JoinReads},
     runtime::SpecRuntime,
 };
 use crate::clock::{iso_from_secs, iso_now, now_millis};
@@ -62,6 +63,45 @@ impl SpecRuntime {
         payload: Json,
         size: usize,
     ) -> Handled {
+        self.dispatch_with(member, session, name, payload, size, None)
+    }
+
+    /// [`Self::dispatch`] for an event whose joins read history (`EventSpec::reads_history`),
+    /// their reads gathered in `reads` (which holds the history's lock); a join with `since` adds
+    /// `recovered` to the reply. When the event fails, nothing read is sent (its answer is the
+    /// error).
+    pub(crate) fn dispatch_reading_history<M: Member>(
+        &self,
+        member: &M,
+        session: &MemberState,
+        name: &str,
+        payload: Json,
+        size: usize,
+        reads: &mut HistoryReads<'_>,
+    ) -> Handled {
+        let handled = self.dispatch_with(member, session, name, payload, size, Some(reads));
+        if !matches!(handled, Handled::Replied(_)) {
+            reads.events();
+            return handled;
+        }
+        match reads.recovered() {
+            Some(true) => self.shared.metrics.history.recovered.inc(),
+            Some(false) => self.shared.metrics.history.not_recovered.inc(),
+            None => 0,
+        };
+        handled
+    }
+
+    /// [`Self::dispatch`], with the history reads of its joins when the front holds the lock.
+    fn dispatch_with<M: Member>(
+        &self,
+        member: &M,
+        session: &MemberState,
+        name: &str,
+        payload: Json,
+        size: usize,
+        reads: Option<&mut (dyn JoinReads + '_)>,
+    ) -> Handled {
         let identity = session.identity();
         if self.shared.verifier.is_expired(&identity, now_millis()) {
             // The expiry task ends it at that very moment; an event racing it is not served.
@@ -91,6 +131,9 @@ impl SpecRuntime {
         let mut ctx = ActionCtx::new(self, member, session, &identity, Some(&payload));
         ctx.from_client = true;
         ctx.event = Some(name);
+        if let Some(reads) = reads {
+            ctx.history = Some(&mut *reads);
+        }
         match ctx.run(&event.actions) {
             Ok(Some(Answer::Now(reply))) => Handled::Replied(reply),
             Ok(Some(Answer::Later(pending))) => Handled::Pending(pending),

@@ -245,6 +245,14 @@ impl Locked<'_> {
         Some(r.entries.iter().filter(|e| e.kept.offset > offset).map(|e| e.kept.clone()).collect())
     }
 
+    /// The last `n` events of `room` (fewer when it holds fewer), oldest first: what a late
+    /// joiner is sent.
+    pub(crate) fn last(&mut self, room: &str, n: usize) -> Vec<Kept> {
+        self.expire(room, Instant::now());
+        let Some(r) = self.rooms.rooms.get(room) else { return Vec::new() };
+        r.entries.iter().skip(r.entries.len().saturating_sub(n)).map(|e| e.kept.clone()).collect()
+    }
+
     /// Drops `room`'s events older than its `ttl`.
     fn expire(&mut self, room: &str, now: Instant) {
         loop {
@@ -333,6 +341,19 @@ mod tests {
         assert_eq!(offsets(h.lock().since("nope", 0, &epoch)), None);
         assert_eq!(h.metrics.evicted_size.get(), 1);
         assert_eq!(h.metrics.entries.get(), 4);
+    }
+
+    #[test]
+    fn last_gives_a_rooms_newest_events_oldest_first() {
+        let h = history(1 << 20);
+        let s = spec(5, 60_000);
+        for _ in 0..7 {
+            append(&h, "a", s);
+        }
+        let last = |n| h.lock().last("a", n).iter().map(|k| k.offset).collect::<Vec<_>>();
+        assert_eq!(last(3), vec![5, 6, 7]);
+        assert_eq!(last(10), vec![3, 4, 5, 6, 7], "no more than the room holds");
+        assert!(h.lock().last("nope", 3).is_empty());
     }
 
     #[test]

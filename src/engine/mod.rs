@@ -15,6 +15,7 @@
 //!   `crate::sink::backends`), and the answers the fronts wait for;
 //! - `state`: last-known state built from published events;
 //! - `history`: each room's recent events and their positions, for clients that reconnect;
+//! - `recovery`: what a join reads from its room's history (`since`, `replay`), under its lock;
 //! - `presence`: who is in a room (asked of every node) and the join and leave events a spec asks for;
 //! - `perf`: the live performance figures of `{gateway.stats}`;
 //! - `expiry`, `limits`, `errors`: what their names say.
@@ -36,6 +37,7 @@ pub(crate) mod member_state;
 pub(crate) mod perf;
 pub(crate) mod presence;
 pub(crate) mod publish;
+pub(crate) mod recovery;
 pub(crate) mod roster;
 pub(crate) mod runtime;
 pub(crate) mod state;

@@ -448,6 +448,9 @@ impl<A: Adapter> Node<A> {
         for ep in self.endpoints.iter() {
             ep.history.forget();
         }
+        for ns in self.namespaces.iter() {
+            ns.history.forget();
+        }
     }
 
     /// Applies one (checked) event on this node: state, then emits to local sockets.

@@ -287,8 +287,8 @@ mod tests {
                 "6:5: unknown field `colour`, expected one of pattern, scope, server_only, access, snapshot, filters, history, presence",
                 "9:5: unknown field `rate_limt`, expected one of rate_limit, payload, max_size, do (did you mean \
                  `rate_limit`?)",
-                "11:26: unknown field `optinal`, expected one of room, params, name, optional, filters (did you \
-                 mean `optional`?)",
+                "11:26: unknown field `optinal`, expected one of room, params, name, optional, filters, since, \
+                 replay (did you mean `optional`?)",
                 "12:23: unknown room `b` (known: a)",
             ]
         );

@@ -261,6 +261,8 @@ pub enum Action {
         /// Filter name and the values chosen (a list, one value, or unset for any). Filters the
         /// family does not have are ignored, as params are.
         filters: Vec<(String, StrTemplate)>,
+        /// What the join reads from the room's history (rooms of families with `history`).
+        history: JoinHistory,
     },
     /// Leave a room.
     Leave {
@@ -339,6 +341,23 @@ pub fn check_destinations(specs: &[NamespaceSpec], destinations: &[String]) -> R
     if errors.is_empty() { Ok(()) } else { Err(SpecErrors(errors)) }
 }
 
+/// What a join reads from its room's history, sent after the event's answer: the events after a
+/// position the client gives (`since`), all or nothing, or else the room's last `replay` events.
+#[derive(Debug, Default)]
+pub struct JoinHistory {
+    /// Renders the client's last position, `{offset, epoch}` (unset or null: none given).
+    pub since: Option<StrTemplate>,
+    /// Without a `since`, the room's last this many events (0: none).
+    pub replay: usize,
+}
+
+impl JoinHistory {
+    /// Whether the join reads history at all.
+    pub fn reads(&self) -> bool {
+        self.since.is_some() || self.replay > 0
+    }
+}
+
 /// What a client event answers: the ack, and optionally an event with the same data.
 #[derive(Debug)]
 pub struct ReplySpec {
@@ -409,6 +428,14 @@ pub struct EventSpec {
     pub max_bytes: Option<usize>,
     /// What the event does.
     pub actions: Vec<Action>,
+}
+
+impl EventSpec {
+    /// Whether one of its joins reads room history (`since` or `replay`): a front then holds the
+    /// history's lock while it handles the event.
+    pub fn reads_history(&self) -> bool {
+        self.actions.iter().any(|a| matches!(a, Action::Join { history, .. } if history.reads()))
+    }
 }
 
 /// A rate limit: `max` requests per `per`, refilled smoothly.

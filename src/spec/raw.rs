@@ -155,6 +155,10 @@ pub(super) struct RawRoomTarget {
     pub optional: Option<Spanned<bool>>,
     #[serde(default)]
     pub filters: Named<Spanned<String>>,
+    /// `join` only: the position (`{offset, epoch}`) from which the room's history is recovered.
+    pub since: Option<Spanned<String>>,
+    /// `join` only: how many of the room's last events a joiner without `since` is sent.
+    pub replay: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -38,7 +38,10 @@ async fn a_published_event_reaches_its_subscribers_once_even_through_several_roo
     }
     app.publish_ok(json!({ "type": "execution.started", "tenantId": "t1", "data": { "executionId": "e1", "workflowId": "w1", "status": "running" }, "timestamp": "2024-01-15T10:30:00.000Z" })).await;
     app.publish_ok(json!({ "type": "execution.completed", "tenantId": "t1", "data": { "executionId": "e1" } })).await;
-    let first = c.wait_for("update").await;
+    let mut first = c.wait_for("update").await;
+    // Positioned in the first of its rooms in the route's order that the socket is in.
+    let position = first.as_object_mut().and_then(|f| f.remove("position"));
+    assert_eq!(position.as_ref().map(|p| &p["room"]), Some(&json!("execution:e1")));
     assert_eq!(
         first,
         json!({ "type": "execution.started", "payload": { "executionId": "e1", "workflowId": "w1", "status": "running" }, "timestamp": "2024-01-15T10:30:00.000Z" })

@@ -326,6 +326,20 @@ export function request(socket, event, payload, timeoutMs = TIMEOUT) {
     : socket.timeout(timeoutMs).emitWithAck(event, payload);
 }
 
+/**
+ * An event's data without the `position` that events of rooms with history carry (an additive
+ * field), after checking its shape: `{offset, epoch, room}`.
+ */
+export function unpositioned(data) {
+  const { position, ...rest } = data;
+  if (position !== undefined) {
+    if (!Number.isInteger(position.offset) || typeof position.epoch !== 'string' || typeof position.room !== 'string') {
+      throw new Error(`not a position: ${JSON.stringify(position)}`);
+    }
+  }
+  return rest;
+}
+
 /** Subscribes and returns `{ ack, confirmed, initial }` (the ack and both events). */
 export async function subscribe(socket, payload) {
   const ack = await request(socket, 'subscribe', payload);

@@ -4,9 +4,13 @@
 // and gets exactly what it missed, once, in order, while publishing goes on; a gap longer than
 // the history, or another epoch, answers `recovered: false`; channels without history are
 // unchanged. Two nodes: each keeps its own history, so a client that moves to the other node is
-// told `recovered: false`, never given wrong events.
+// told `recovered: false`, never given wrong events. A spec whose subscribe joins with `replay`
+// sends a late joiner the channel's last events.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as h from './helpers.js';
@@ -152,5 +156,40 @@ describe('history and recovery on /ws across two nodes', () => {
     assert.deepEqual(missed.map((e) => e.data.seq), [2, 3, 4]);
     await sleep(100);
     assert.deepEqual(movedToB.pending('step.progress'), [], 'nothing from a history that does not match');
+  });
+});
+
+describe('late joiners on /ws (a spec with replay)', () => {
+  let gw;
+  let specs;
+  before(async () => {
+    specs = h.tempDir();
+    // The shipped hub spec, with subscribe sending the channel's last 3 events.
+    const spec = readFileSync(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../namespaces/hub.yaml'), 'utf8')
+      .replace('            status: "{payload.filters.statuses}"\n      - reply:', '            status: "{payload.filters.statuses}"\n          replay: 3\n      - reply:');
+    assert.match(spec, /replay: 3/);
+    h.writeFile(specs.dir, 'hub.yaml', spec);
+    gw = await h.startGateway({ env: { NAMESPACES_DIR: specs.dir } });
+  });
+  after(async () => {
+    await gw?.stop();
+    specs?.remove();
+  });
+
+  it("sends a new subscriber the channel's last 3 events its filters let through, after the answer, then live ones", async (t) => {
+    const tenantId = `late-${h.uid()}`;
+    await publishSteps(gw.url, tenantId, 1, 5, 0);
+    await h.publishOk(gw.url, step(tenantId, 6, { status: 'failed' }));
+    const client = await openHub(t, gw.url, h.mintToken({ tenantId }));
+    client.send('subscribe', { channel: 'executions:e1', filters: { statuses: ['running'] } });
+    const answer = await client.next('subscribed');
+    assert.equal(answer.data.recovered, undefined, 'no since, no recovered');
+    // The last 3 of the channel are 4, 5 and 6; 6 is `failed`, which the filter keeps out.
+    const replayed = [await client.next('step.progress'), await client.next('step.progress')];
+    assert.deepEqual(replayed.map((e) => [e.data.seq, e.position.offset]), [[4, 4], [5, 5]]);
+    await h.publishOk(gw.url, step(tenantId, 7));
+    assert.equal((await client.next('step.progress')).position.offset, 7, 'then live');
+    await sleep(100);
+    assert.deepEqual(client.pending('step.progress'), [], 'each once');
   });
 });

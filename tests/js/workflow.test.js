@@ -85,7 +85,7 @@ for (const setup of h.TRANSPORTS) {
 
       const completed = { executionId: 'e1', workflowId: 'w1', status: 'completed' };
       await send([['execution.started', { executionId: 'e2' }, ts(3)], ['execution.completed', completed, ts(4)]]);
-      assert.deepEqual(await h.waitFor(socket, 'update'), { type: 'execution.completed', payload: completed, timestamp: ts(4) });
+      assert.deepEqual(h.unpositioned(await h.waitFor(socket, 'update')), { type: 'execution.completed', payload: completed, timestamp: ts(4) });
     });
 
     it('subscribes to all executions: records most recently updated first, then every execution update', async (t) => {
@@ -171,7 +171,7 @@ for (const setup of h.TRANSPORTS) {
       assert.deepEqual(await nextMessages(errors, 2), ['L2', 'END']);
       assert.deepEqual(await nextMessages(steps, 3), ['L1', 'L3', 'END']);
       const first = await h.waitFor(everything, 'update');
-      assert.deepEqual(first, { type: 'log.created', payload: L1, timestamp: ts(9) });
+      assert.deepEqual(h.unpositioned(first), { type: 'log.created', payload: L1, timestamp: ts(9) });
       assert.deepEqual(await nextMessages(everything, 2), ['L2', 'END']);
     });
 
@@ -183,8 +183,8 @@ for (const setup of h.TRANSPORTS) {
       assert.deepEqual(before.initial, { type: 'metrics', data: null, timestamp: before.initial.timestamp });
 
       await send([['metrics.updated', { cpu: 1, memory: 10 }, ts(1)], ['metrics.updated', { cpu: 2 }, ts(2)]]);
-      assert.deepEqual(await h.waitFor(socket, 'update'), { type: 'metrics.updated', payload: { cpu: 1, memory: 10 }, timestamp: ts(1) });
-      assert.deepEqual(await h.waitFor(socket, 'update'), { type: 'metrics.updated', payload: { cpu: 2 }, timestamp: ts(2) });
+      assert.deepEqual(h.unpositioned(await h.waitFor(socket, 'update')), { type: 'metrics.updated', payload: { cpu: 1, memory: 10 }, timestamp: ts(1) });
+      assert.deepEqual(h.unpositioned(await h.waitFor(socket, 'update')), { type: 'metrics.updated', payload: { cpu: 2 }, timestamp: ts(2) });
 
       const late = await client(t);
       const after = await h.subscribe(late, { type: 'metrics' });

@@ -24,7 +24,18 @@ workflowSocket.on('update', (update) => {
     const execution: string | number = update.payload.executionId;
     void execution;
   }
+  // Recovery: the last position of each subscription, sent back as `since` after a reconnect.
+  if (update.position) {
+    const { room, offset, epoch } = update.position;
+    workflowSocket.emit('subscribe', { type: 'execution', resourceId: room, since: { offset, epoch } }, (response) => {
+      if ('error' in response) return;
+      const recovered: boolean | undefined = response.recovered;
+      void recovered;
+    });
+  }
 });
+// @ts-expect-error since is a position: {offset, epoch}
+workflowSocket.emit('subscribe', { type: 'execution', since: { offset: '3' } });
 // @ts-expect-error no such server event
 workflowSocket.on('updates', () => {});
 

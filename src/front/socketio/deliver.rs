@@ -1,6 +1,7 @@
 //! A published event reaching the Socket.IO front's sockets on this node: the namespace's state
-//! updated, its route's rooms found, the event rendered once and emitted to the union of the rooms;
-//! or, for notifications, emitted with acks that are counted over the cluster.
+//! updated, its route's rooms found, the event rendered once and emitted to the union of the rooms
+//! (kept and positioned first when they keep history: `history`); or, for notifications, emitted
+//! with acks that are counted over the cluster.
 
 use std::time::Duration;
 
@@ -21,14 +22,20 @@ impl<A: Adapter> NamespaceRuntime<A> {
         if !self.routes(event) {
             return;
         }
-        // No socket here, no room to look for: a namespace no client of this node uses costs
-        // only its state rules.
-        let routed = if self.has_sockets_here() { self.route(event) } else { None };
+        // No socket here and nothing to keep, no room to look for: a namespace no client of this
+        // node uses costs only its state rules (and its history, when its rooms keep one).
+        let routed = if self.keeps_history || self.has_sockets_here() { self.route(event) } else { None };
         let Some(delivery) = routed.map(Routed::render) else {
             self.shared.metrics.published.inc();
             self.metrics.publish_delivery.observe(event.since_received());
             return;
         };
+        if !delivery.history.is_empty() {
+            self.deliver_kept(delivery);
+            self.shared.metrics.published.inc();
+            self.metrics.publish_delivery.observe(event.since_received());
+            return;
+        }
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
         let message = match Encoded::new(&self.spec.path, &delivery.event, delivery.data.as_ref()) {
             Ok(message) => message,

@@ -13,7 +13,7 @@ use socketioxide::{
 };
 
 use super::namespace::{NamespaceRuntime, SioMember};
-use crate::engine::{dispatch::Handled, errors::ClientError, member_state::MemberState};
+use crate::engine::{dispatch::Handled, errors::ClientError, member_state::MemberState, recovery::HistoryReads};
 
 impl<A: Adapter> NamespaceRuntime<A> {
     /// Handles one Socket.IO event. Runs on the socket's receive path: no awaiting (a backend's
@@ -29,14 +29,29 @@ impl<A: Adapter> NamespaceRuntime<A> {
         let started = Instant::now();
         self.shared.metrics.events_received.inc();
         let member = SioMember { ns: self, socket };
-        let (event, handled) = self.handle(&member, session, packet);
+        let mut reads = None;
+        let (event, handled) = self.handle(&member, session, packet, &mut reads);
         self.count_refusal(&handled);
         self.answer(socket, session, event.as_deref(), handled, ack, wants_ack);
+        // What its joins read from history follows the answer, before the lock lets any live
+        // event of those rooms through.
+        if let Some(mut reads) = reads {
+            for kept in reads.events() {
+                self.send_kept(socket, &kept);
+            }
+            drop(reads);
+        }
         self.record_handling(event.as_deref(), started);
     }
 
     /// Reads the packet and dispatches it; returns the event's name (when it has one) and the outcome.
-    fn handle(&self, member: &SioMember<'_, A>, session: &MemberState, packet: Value) -> (Option<String>, Handled) {
+    fn handle<'a>(
+        &'a self,
+        member: &SioMember<'_, A>,
+        session: &MemberState,
+        packet: Value,
+        reads: &mut Option<HistoryReads<'a>>,
+    ) -> (Option<String>, Handled) {
         // Before any parsing, so a flood costs as little as possible.
         if let Some(refused) = self.flood_check(member, session) {
             return (None, refused);
@@ -58,7 +73,14 @@ impl<A: Adapter> NamespaceRuntime<A> {
         }
         match parse_event(raw) {
             Some((name, payload)) => {
-                let handled = self.dispatch(member, session, &name, payload, size);
+                // Joins that read history do so under its lock, held until what they read is sent.
+                let handled = match self.spec.events.get(&name).is_some_and(|e| e.reads_history()) {
+                    true => {
+                        let reads = reads.insert(HistoryReads::new(self));
+                        self.dispatch_reading_history(member, session, &name, payload, size, reads)
+                    }
+                    false => self.dispatch(member, session, &name, payload, size),
+                };
                 (Some(name), handled)
             }
             None => {

@@ -5,6 +5,8 @@
 //! - `namespace`: admission (tokens) and the socketioxide handlers of one spec;
 //! - `events`: a client event from packet to answer, over the engine's dispatch core;
 //! - `deliver`: a published event emitted to this node's sockets, with or without acks;
+//! - `history`: events of rooms with history kept and sent with their positions, and what a
+//!   join read from a history (`since`, `replay`) sent to its socket;
 //! - `outbound`: an event encoded once and counted against each socket's backlog;
 //! - `slow`: slow consumers, whose backlog ends their session;
 //! - `timers`: the spec's periodic emits;
@@ -15,6 +17,7 @@ pub(crate) mod namespace;
 
 mod deliver;
 mod events;
+mod history;
 pub(crate) mod outbound;
 pub(crate) mod roster;
 mod slow;

@@ -51,6 +51,9 @@ pub(crate) struct NamespaceRuntime<A: Adapter> {
     pub(crate) io: SocketIo<A>,
     /// What the front's namespaces share.
     pub(crate) sio: Arc<super::SocketIoShared>,
+    /// Whether a room family of its spec keeps history: its events are then routed and kept
+    /// whether or not this node has sockets.
+    pub(crate) keeps_history: bool,
 }
 
 /// The spec, state and limiters are the runtime's; this front adds the sockets.
@@ -70,7 +73,7 @@ impl<A: Adapter> fmt::Debug for NamespaceRuntime<A> {
 
 impl<A: Adapter> NamespaceRuntime<A> {
     pub(crate) fn new(rt: SpecRuntime, io: SocketIo<A>, sio: Arc<super::SocketIoShared>) -> Self {
-        Self { rt, io, sio }
+        Self { keeps_history: rt.spec.rooms.iter().any(|f| f.history.is_some()), rt, io, sio }
     }
 
     /// The socketioxide connect handler for this namespace.

@@ -110,6 +110,11 @@ impl<A: Adapter> NamespaceRuntime<A> {
         }
     }
 
+    /// Counts `bytes` queued for `socket` (an emit made elsewhere), as [`Self::send_to`] does.
+    pub(crate) fn charge_socket(&self, socket: &SocketRef<A>, bytes: usize) {
+        self.charge(socket, bytes);
+    }
+
     /// Counts `bytes` queued for `socket`; a session now behind is ended as a slow consumer.
     /// Sockets the front has not admitted (no session, no backlog) are not counted.
     fn charge(&self, socket: &SocketRef<A>, bytes: usize) {

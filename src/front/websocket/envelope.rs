@@ -57,18 +57,8 @@ pub(crate) fn render_positioned(
 /// what it missed. `Ok(None)`: none given; `Err`: what is wrong with it.
 pub(crate) fn take_since(data: &mut Value) -> Result<Option<(u64, String)>, String> {
     let Some(since) = data.as_object_mut().and_then(|d| d.remove("since")) else { return Ok(None) };
-    match (since.get("offset").and_then(Value::as_u64), since.get("epoch").and_then(Value::as_str)) {
-        (Some(offset), Some(epoch)) if !epoch.is_empty() && epoch.len() <= MAX_EPOCH_LEN => {
-            Ok(Some((offset, epoch.to_string())))
-        }
-        _ => {
-            Err("`since` must be {\"offset\": N, \"epoch\": \"...\"}, the `position` of the last event received".into())
-        }
-    }
+    crate::engine::recovery::parse_since(&since).map(Some)
 }
-
-/// Longest epoch accepted in `since` (the gateway's are 12 characters).
-const MAX_EPOCH_LEN: usize = 64;
 
 /// `{"type": kind, "timestamp": timestamp, "data": data}`, serialized once.
 pub(crate) fn render(kind: &str, timestamp: &str, data: &Value) -> Utf8Bytes {

@@ -12,7 +12,8 @@
 //! - recovery (here too): an event of a room with history (`crate::engine::history`) is kept
 //!   there and sent with its `channel` and `position`; a client message with `data.since` (a
 //!   position) has its replies answered with `recovered`, then what the history holds after it,
-//!   under the history's lock so nothing is sent twice or missed between the two.
+//!   under the history's lock so nothing is sent twice or missed between the two; a message whose
+//!   joins `replay` (a late joiner) gets its rooms' last events after its replies, the same way.
 //!
 //! The endpoint runs on the same `SpecRuntime` as a Socket.IO namespace: the same auth, rooms
 //! (channels, with their access rules and tenant scope), filters, client events, last-known state
@@ -53,7 +54,7 @@ use crate::{
     clock::{iso_now, now_millis},
     engine::{
         actions::ActionCtx, dispatch::Handled, errors::ClientError, member::MemberKey, member_state::MemberState,
-        publish::PublishedEvent, runtime::SpecRuntime,
+        publish::PublishedEvent, recovery::HistoryReads, runtime::SpecRuntime,
     },
 };
 use conn::{BufferLimits, Closing, Conn, Frame, NativeMember, Queued, Recovering};
@@ -261,6 +262,9 @@ impl Endpoint {
             None => match envelope::parse(text) {
                 Ok((name, mut data)) => {
                     let handled = match envelope::take_since(&mut data) {
+                        Ok(None) if self.spec.events.get(&name).is_some_and(|e| e.reads_history()) => {
+                            self.dispatch_replaying(&member, &name, data, text.len())
+                        }
                         Ok(None) => self.dispatch(&member, &conn.session, &name, data, text.len()),
                         Ok(Some(since)) => self.dispatch_recovering(&member, &name, data, text.len(), since),
                         Err(message) => Handled::Failed(ClientError::validation(message)),
@@ -510,6 +514,21 @@ impl Endpoint {
             }
         }
         drop(history);
+        handled
+    }
+
+    /// Handles a message whose joins send a late joiner its rooms' last events (`replay`): its
+    /// actions run under the history's lock, which a delivery takes too, and what they read is
+    /// queued after their replies, before any live event of those rooms.
+    fn dispatch_replaying(&self, member: &NativeMember<'_>, name: &str, data: Value, bytes: usize) -> Handled {
+        let mut reads = HistoryReads::new(self);
+        let handled = self.dispatch_reading_history(member, &member.conn.session, name, data, bytes, &mut reads);
+        for kept in reads.events() {
+            if let Ok(text) = Utf8Bytes::try_from(kept.text) {
+                self.queue(member.conn, Frame::Text(text));
+            }
+        }
+        drop(reads);
         handled
     }
 

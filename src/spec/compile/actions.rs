@@ -11,12 +11,15 @@ use super::{
     place::{Ctx, FamilyView, Place, RoomVar},
 };
 use crate::spec::{
-    Action, AuthPolicy, EmitSpec, EventSpec, FamilyRef, ForwardSpec, RESERVED_EVENTS, RelaySpec, ReplySpec, RoomFamily,
-    RoomTarget, SpecPlace,
+    Action, AuthPolicy, EmitSpec, EventSpec, FamilyRef, ForwardSpec, JoinHistory, RESERVED_EVENTS, RelaySpec, ReplySpec,
+    RoomFamily, RoomTarget, SpecPlace,
     raw::{Named, RawAction, RawEmit, RawEvent, RawForward, RawRelay, RawRoomTarget},
     schema::PayloadSchema,
     template::{Expr, Path, Root, Segment, StrTemplate},
 };
+
+/// Most events a join's `replay` sends: they go out at once, through the socket's queue.
+const MAX_REPLAY: usize = 1_000;
 
 /// The one thing an action does.
 #[derive(Clone, Copy)]
@@ -112,7 +115,8 @@ impl Checker<'_> {
                         _ => None,
                     };
                     let filters = self.filter_templates(&t.filters, family, &place);
-                    target.map(|target| Action::Join { target, optional, filters })
+                    let history = self.join_history(t, family, &place);
+                    target.map(|target| Action::Join { target, optional, filters, history })
                 }
                 ActionKind::Leave(t) => {
                     if let Some(optional) = t.optional.as_ref().filter(|o| o.value) {
@@ -123,6 +127,10 @@ impl Checker<'_> {
                             filter.referenced,
                             "`filters` only apply to `join`: a leave leaves every filtered variant",
                         );
+                    }
+                    let given = [t.since.as_ref().map(|s| s.referenced), t.replay.as_ref().map(|r| r.referenced)];
+                    for at in given.into_iter().flatten() {
+                        self.error(at, "`since` and `replay` only apply to `join`");
                     }
                     let (target, room) = self.room_target(t, &place, at, rooms, schema);
                     place.room = room;
@@ -156,6 +164,30 @@ impl Checker<'_> {
             out.extend(compiled);
         }
         out
+    }
+
+    /// A join's `since` (a template of the client's last position) and `replay` (1 to
+    /// [`MAX_REPLAY`] events); a fixed family must keep history for either.
+    fn join_history(&mut self, raw: &RawRoomTarget, family: Option<&RoomFamily>, place: &Place) -> JoinHistory {
+        let since = raw.since.as_ref().and_then(|s| self.str_template(s, place, "since"));
+        let replay = match &raw.replay {
+            None => 0,
+            Some(r) if (1..=MAX_REPLAY).contains(&r.value) => r.value,
+            Some(r) => {
+                self.error(r.referenced, format!("replay must be 1 to {MAX_REPLAY} events"));
+                0
+            }
+        };
+        let given = raw.since.as_ref().map(|s| s.referenced).or(raw.replay.as_ref().map(|r| r.referenced));
+        if let (Some(family), Some(at)) = (family, given)
+            && family.history.is_none()
+        {
+            self.error(
+                at,
+                format!("room `{}` keeps no history to read: give the family `history: {{size, ttl}}`", family.name),
+            );
+        }
+        JoinHistory { since, replay }
     }
 
     pub(super) fn emit(&mut self, raw: &RawEmit, place: &Place, at: Location) -> Option<EmitSpec> {

@@ -131,14 +131,14 @@ pub(super) fn compile(raw: RawSpec, file: &str) -> Result<NamespaceSpec, Vec<Spe
     let stores: Vec<StoreSpec> = raw.state.iter().filter_map(|(name, store)| c.store(name, &store.value)).collect();
     let rooms: Vec<RoomFamily> =
         raw.rooms.iter().filter_map(|(name, room)| c.room_family(name, &room.value, &stores)).collect();
-    if transport == Transport::SocketIo {
-        for (_, room) in raw.rooms.iter() {
-            if let Some(history) = &room.value.history {
-                c.error(
-                    history.referenced,
-                    "`history` is served on plain WebSocket endpoints (`transport: websocket`) in this release",
-                );
-            }
+    if transport == Transport::WebSocket {
+        // A plain endpoint takes `since` from any message's data, before the payload schema.
+        let joins = raw.on_connect.iter().chain(raw.events.values().flat_map(|e| e.value.actions.iter()));
+        for since in joins.filter_map(|a| a.value.join.as_ref()?.since.as_ref()) {
+            c.error(
+                since.referenced,
+                "plain WebSocket endpoints read `since` from a message's `data` themselves: leave it out of the join",
+            );
         }
     }
     if rooms.len() != raw.rooms.len() {

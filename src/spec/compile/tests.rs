@@ -355,3 +355,50 @@ fn a_forward_that_answers_is_the_reply_and_the_stream_is_fire_and_forget() {
     assert!(shown.contains("| ") && shown.contains("to: udit"), "{shown}");
     assert!(check_destinations(&specs, &["users".into(), "udit".into(), "stream".into()]).is_ok());
 }
+
+#[test]
+fn joins_read_history_with_since_or_replay_only_from_rooms_that_keep_it() {
+    let errs = errors_of(&spec_lines(&[
+        "namespace: /x",
+        "rooms:",
+        "  kept: { pattern: \"kept:{id?}\", history: { size: 10, ttl: 1m } }",
+        "  plain: { pattern: plain }",
+        "events:",
+        "  sub:",
+        "    do:",
+        "      - join: { room: kept, params: { id: \"{payload.id}\" }, since: \"{payload.since}\", replay: 5 }",
+        "      - join: { room: plain, since: \"{payload.since}\" }",
+        "      - join: { room: kept, replay: 0 }",
+        "      - join: { room: kept, since: \"{payload.since.nope}\", replay: 1001 }",
+        "      - leave: { room: kept, since: \"{payload.since}\" }",
+        "      - join: { room: kept, since: \"{user.since}\" }",
+    ]));
+    assert!(has(&errs, 9, "room `plain` keeps no history to read: give the family `history: {size, ttl}`"), "{errs:?}");
+    assert!(has(&errs, 10, "replay must be 1 to 1000 events"), "{errs:?}");
+    assert!(has(&errs, 11, "replay must be 1 to 1000 events"), "{errs:?}");
+    assert!(has(&errs, 12, "`since` and `replay` only apply to `join`"), "{errs:?}");
+    assert!(errs.iter().any(|e| e.starts_with("13:") && e.contains("`since` of `user`")), "{errs:?}");
+    assert_eq!(errs.len(), 5, "{errs:?}");
+}
+
+#[test]
+fn socketio_namespaces_keep_history_and_plain_endpoints_take_since_from_the_message() {
+    let socketio = errors_of(&spec_lines(&[
+        "namespace: /x",
+        "rooms:",
+        "  kept: { pattern: kept, history: {} }",
+        "events:",
+        "  sub: { do: [ { join: { room: kept, since: \"{payload.since}\" } } ] }",
+    ]));
+    assert!(socketio.is_empty(), "{socketio:?}");
+    let plain = errors_of(&spec_lines(&[
+        "namespace: /p",
+        "transport: websocket",
+        "rooms:",
+        "  kept: { pattern: kept, history: {} }",
+        "events:",
+        "  sub: { do: [ { join: { room: kept, since: \"{payload.since}\", replay: 3 } } ] }",
+    ]));
+    assert_eq!(plain.len(), 1, "{plain:?}");
+    assert!(plain[0].starts_with("6:") && plain[0].contains("plain WebSocket endpoints read `since`"), "{plain:?}");
+}

@@ -43,6 +43,12 @@ export interface Position {
   epoch: string;
 }
 
+/** Where an event of a Socket.IO room that keeps history stands in it, and which room. */
+export interface RoomPosition extends Position {
+  /** The room whose history numbered it (on /workflow, the subscription's `subscriptionKey`). */
+  room: string;
+}
+
 /** A plain WebSocket message from the gateway. */
 export interface ServerEnvelope<Type extends string, Data> {
   type: Type;

@@ -1,0 +1,223 @@
+//! Room history on the Socket.IO front: a published event that reaches rooms whose family keeps
+//! history is kept there (`crate::engine::history`) and sent with its position, and what a join
+//! read from a history (`since`, `replay`: `crate::engine::recovery`) is sent to its socket.
+//!
+//! A position is `{offset, epoch, room}` (`room`: the room's visible name, which on `/workflow`
+//! is the subscription key). It is a `position` field of the event's data when the data is an
+//! object without one (the common case: additive for clients that do not look), and otherwise a
+//! second argument `{position}` (data that is not an object, or has a `position` of its own,
+//! stays exactly as it was; an event without data gets `null` first).
+//!
+//! Ordering: an event is kept and emitted under the history's lock, and a join reads and sends
+//! under it too (`events`), so a socket gets each event once, from the history or live. The
+//! emits are this node's (`local()`), which neither adapter makes wait, so they finish while the
+//! lock is held; they are polled once to be sure.
+
+use std::{
+    collections::HashSet,
+    future::Future,
+    pin::Pin,
+    task::{Context, Poll, Waker},
+};
+
+use serde_json::{Map, Value, value::RawValue};
+use socketioxide::{BroadcastError, adapter::Adapter, extract::SocketRef, operators::BroadcastOperators};
+
+use super::namespace::NamespaceRuntime;
+use crate::{
+    engine::{
+        history::{Kept, Position},
+        publish::Delivery,
+    },
+    metrics::DropReason,
+    net::backlog::event_packet_len,
+    rooms,
+};
+
+/// An event's arguments as kept and sent: one (the data, positioned) or two (the data, then
+/// `{position}`).
+enum Args {
+    One(Box<RawValue>),
+    Two(Box<RawValue>, Box<RawValue>),
+}
+
+impl Args {
+    /// The arguments of `event` with `data`, at `position` in room `room` (its visible name).
+    fn positioned(data: Option<&Value>, room: &str, position: &Position) -> serde_json::Result<Self> {
+        let mut at = Map::with_capacity(3);
+        at.insert("offset".into(), Value::from(position.offset));
+        at.insert("epoch".into(), Value::String(position.epoch.to_string()));
+        at.insert("room".into(), Value::String(room.to_string()));
+        match data {
+            Some(Value::Object(fields)) if !fields.contains_key("position") => {
+                let mut fields = fields.clone();
+                fields.insert("position".into(), Value::Object(at));
+                Ok(Args::One(serde_json::value::to_raw_value(&fields)?))
+            }
+            other => {
+                let mut second = Map::with_capacity(1);
+                second.insert("position".into(), Value::Object(at));
+                Ok(Args::Two(
+                    serde_json::value::to_raw_value(other.unwrap_or(&Value::Null))?,
+                    serde_json::value::to_raw_value(&second)?,
+                ))
+            }
+        }
+    }
+
+    /// `["event", args...]`: the event as a Socket.IO event array, which the history keeps.
+    fn text(&self, event: &str) -> String {
+        let name = Value::String(event.to_string()).to_string();
+        match self {
+            Args::One(a) => format!("[{name},{}]", a.get()),
+            Args::Two(a, b) => format!("[{name},{},{}]", a.get(), b.get()),
+        }
+    }
+
+    /// Reads back what [`Self::text`] wrote: the event's name and its arguments.
+    fn parse(text: &[u8]) -> Option<(String, Self)> {
+        let items: Vec<Box<RawValue>> = serde_json::from_slice(text).ok()?;
+        let mut items = items.into_iter();
+        let name: String = serde_json::from_str(items.next()?.get()).ok()?;
+        let args = match (items.next()?, items.next()) {
+            (a, None) => Args::One(a),
+            (a, Some(b)) => Args::Two(a, b),
+        };
+        Some((name, args))
+    }
+}
+
+impl<A: Adapter> NamespaceRuntime<A> {
+    /// Delivers an event that reaches rooms with history: kept in each (which gives it its
+    /// position there), then emitted once to each socket of this node, positioned in the first
+    /// of those rooms it is in, in the route's order (as it was, when it is in none of them).
+    pub(super) fn deliver_kept(&self, delivery: Delivery) {
+        let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
+        let mut history = self.history.lock();
+        // The rooms of earlier groups: a socket in one of them has had the event.
+        let mut reached: Vec<String> = Vec::new();
+        for kept in &delivery.history {
+            let variants: Vec<String> =
+                delivery.rooms.iter().filter(|r| rooms::is_variant_of(r, &kept.room)).cloned().collect();
+            let mut args = None;
+            history.append(&kept.room, kept.spec, kept.variants.clone().into(), |position| {
+                match Args::positioned(delivery.data.as_ref(), &kept.visible, position) {
+                    Ok(a) => {
+                        let text = a.text(&delivery.event);
+                        args = Some(a);
+                        text.into()
+                    }
+                    Err(e) => {
+                        tracing::error!(ns = %self.spec.path, error = %e, "a published event could not be serialized");
+                        bytes::Bytes::new()
+                    }
+                }
+            });
+            if let Some(args) = args {
+                let to = op.clone().to(variants.clone()).except(reached.clone());
+                self.emit_now(to, &delivery.event, &args);
+            }
+            reached.extend(variants);
+        }
+        let seen: HashSet<&str> = reached.iter().map(String::as_str).collect();
+        let plain: Vec<String> = delivery.rooms.iter().filter(|r| !seen.contains(r.as_str())).cloned().collect();
+        if !plain.is_empty() {
+            match delivery.data.as_ref().map(serde_json::value::to_raw_value).transpose() {
+                Ok(data) => self.emit_plain_now(op.to(plain).except(reached), &delivery.event, data),
+                Err(e) => {
+                    tracing::error!(ns = %self.spec.path, error = %e, "a published event could not be serialized")
+                }
+            }
+        }
+        drop(history);
+    }
+
+    /// Emits `args` to the sockets `op` selects on this node, at once (see the module's comment).
+    fn emit_now(&self, op: BroadcastOperators<A>, event: &str, args: &Args) {
+        let op = op.local();
+        let len = args.text(event).len();
+        self.charge_all(op.clone(), event_packet_len(&self.spec.path, len));
+        match args {
+            Args::One(a) => self.finish_now(Box::pin(op.emit(event, &**a))),
+            Args::Two(a, b) => self.finish_now(Box::pin(op.emit(event, &(&**a, &**b)))),
+        }
+    }
+
+    /// Emits `data` (or no argument) as it is, like [`Self::emit_now`].
+    fn emit_plain_now(&self, op: BroadcastOperators<A>, event: &str, data: Option<Box<RawValue>>) {
+        let op = op.local();
+        let args = data.as_ref().map_or(0, |d| 1 + d.get().len());
+        let len = 2 + Value::String(event.to_string()).to_string().len() + args;
+        self.charge_all(op.clone(), event_packet_len(&self.spec.path, len));
+        match &data {
+            Some(d) => self.finish_now(Box::pin(op.emit(event, &**d))),
+            None => self.finish_now(Box::pin(op.emit(event, &()))),
+        }
+    }
+
+    /// Polls a local emit once: it is done by then (neither adapter waits for a local emit).
+    fn finish_now(&self, mut sending: Pin<Box<dyn Future<Output = Result<(), BroadcastError>> + Send + '_>>) {
+        match sending.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(e)) => self.note_broadcast_failure(&e),
+            Poll::Pending => {
+                // An adapter that waits for a local emit would break the order kept here.
+                self.shared.metrics.dropped(DropReason::Closed, 1);
+                tracing::error!(ns = %self.spec.path, "a local emit did not finish at once: an event with history was not sent");
+            }
+        }
+    }
+
+    /// Sends an event read from a history (kept by [`Self::deliver_kept`]) to one socket.
+    pub(super) fn send_kept(&self, socket: &SocketRef<A>, kept: &Kept) {
+        let Some((event, args)) = Args::parse(&kept.text) else {
+            tracing::error!(ns = %self.spec.path, "an event kept in history could not be read back");
+            return;
+        };
+        self.charge_socket(socket, event_packet_len(&self.spec.path, kept.text.len()));
+        let sent = match &args {
+            Args::One(a) => socket.emit(&event, &**a),
+            Args::Two(a, b) => socket.emit(&event, &(&**a, &**b)),
+        };
+        if let Err(e) = sent {
+            self.note_emit_failure(socket, &e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn position() -> Position {
+        Position { offset: 4, epoch: "abc".into() }
+    }
+
+    #[test]
+    fn an_object_gets_a_position_field_and_anything_else_a_second_argument() {
+        let data = json!({ "type": "t", "payload": { "position": 1 } });
+        let args = Args::positioned(Some(&data), "execution:e1", &position()).unwrap();
+        assert_eq!(
+            args.text("update"),
+            r#"["update",{"type":"t","payload":{"position":1},"position":{"offset":4,"epoch":"abc","room":"execution:e1"}}]"#
+        );
+        let taken = json!({ "position": "mine" });
+        let args = Args::positioned(Some(&taken), "r", &position()).unwrap();
+        assert_eq!(args.text("e"), r#"["e",{"position":"mine"},{"position":{"offset":4,"epoch":"abc","room":"r"}}]"#);
+        let args = Args::positioned(Some(&json!([1, 2])), "r", &position()).unwrap();
+        assert_eq!(args.text("e"), r#"["e",[1,2],{"position":{"offset":4,"epoch":"abc","room":"r"}}]"#);
+        let args = Args::positioned(None, "r", &position()).unwrap();
+        assert!(args.text("e").starts_with(r#"["e",null,{"position""#));
+    }
+
+    #[test]
+    fn kept_text_reads_back_as_name_and_arguments() {
+        let args = Args::positioned(Some(&json!("s")), "r", &position()).unwrap();
+        let (name, back) = Args::parse(args.text("a\"b").as_bytes()).unwrap();
+        assert_eq!(name, "a\"b");
+        assert!(matches!(back, Args::Two(a, _) if a.get() == "\"s\""));
+        assert!(Args::parse(b"[]").is_none());
+        assert!(Args::parse(b"[\"only\"]").is_none());
+    }
+}
