@@ -190,10 +190,6 @@ impl Cluster {
         ))
     }
 
-    fn bus_key(&self) -> String {
-        format!("{}:bus", self.config.prefix)
-    }
-
     fn nodes_key(&self) -> String {
         format!("{}:nodes", self.config.prefix)
     }
@@ -223,7 +219,7 @@ impl Cluster {
         let Some(outbox_rx) = self.outbox_rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             anyhow::bail!("the cluster was already started");
         };
-        let stream = RedisStream::new(self.bus_key(), self.client.clone(), self.reader.clone(), self.health.clone());
+        let stream = RedisStream::new(&self.config.prefix, self.client.clone(), self.reader.clone(), self.health.clone());
         let bus = Arc::new(Bus::new(self.node.clone(), stream, Applier(engine.clone()), self.metrics.clone()));
         engine.attach_cluster(self.clone());
 
@@ -458,6 +454,15 @@ impl<A: Adapter> Local for Applier<A> {
 
     fn missed(&self) {
         self.0.history_lost();
+    }
+
+    fn history_rooms(&self, message: &Outgoing) -> Vec<bus::HistoryRoomKey> {
+        let Outgoing::Events(events) = message else { return Vec::new() };
+        self.0
+            .history_rooms(events)
+            .into_iter()
+            .map(|(event, path, room, spec)| bus::HistoryRoomKey { event, path, room, ttl: spec.ttl })
+            .collect()
     }
 }
 
