@@ -219,7 +219,8 @@ impl Cluster {
         let Some(outbox_rx) = self.outbox_rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             anyhow::bail!("the cluster was already started");
         };
-        let stream = RedisStream::new(&self.config.prefix, self.client.clone(), self.reader.clone(), self.health.clone());
+        let stream =
+            RedisStream::new(&self.config.prefix, self.client.clone(), self.reader.clone(), self.health.clone());
         let bus = Arc::new(Bus::new(self.node.clone(), stream, Applier(engine.clone()), self.metrics.clone()));
         engine.attach_cluster(self.clone());
 

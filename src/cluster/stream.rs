@@ -185,7 +185,11 @@ impl BusStream for RedisStream {
         }
         let cap = ("MAXLEN", "~", BUS_LENGTH);
         let appended = match rooms {
-            [] => self.client.xadd::<String, _, _, _, _>(self.key.as_str(), false, cap, "*", ("m", message)).await.map(|_| ()),
+            [] => self
+                .client
+                .xadd::<String, _, _, _, _>(self.key.as_str(), false, cap, "*", ("m", message))
+                .await
+                .map(|_| ()),
             rooms => self.append_numbered(message, rooms).await,
         };
         match appended {
