@@ -557,4 +557,21 @@ mod tests {
         assert_eq!(taken(&c, 100), (1, 5, false), "the queued frame first");
         assert!(matches!(c.outbox().take(100), Taken::Close(closing) if closing.reason == "token expired"));
     }
+
+    #[test]
+    fn a_room_noted_as_had_skips_its_events_up_to_the_offset_then_is_forgotten() {
+        use crate::engine::history::Position;
+        let c = conn();
+        let at = |offset, epoch: &str| Position { offset, epoch: epoch.into() };
+        assert!(!c.has_already("r", &at(1, "e")), "nothing noted");
+        c.skip_through("r", "e".into(), 3);
+        assert!(!c.has_already("other", &at(2, "e")), "another room");
+        assert!(c.has_already("r", &at(2, "e")));
+        assert!(c.has_already("r", &at(3, "e")), "up to the offset noted");
+        assert!(!c.has_already("r", &at(4, "e")), "forgotten once reached");
+        c.skip_through("r", "e".into(), 9);
+        assert!(!c.has_already("r", &at(1, "f")), "another epoch is not what it had");
+        assert!(!c.has_already("r", &at(5, "e")), "and the note went with it");
+        assert!(!c.skipping.load(Ordering::Relaxed));
+    }
 }
