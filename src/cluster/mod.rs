@@ -6,7 +6,8 @@
 //! - **published events and raw emits** go through the *bus* (`bus`): one Redis stream that
 //!   every node, the publishing one included, reads and applies to its own sockets, so every node
 //!   sees the same events in the same order and builds the same last-known state; a node that
-//!   was cut off reads on from where it stopped;
+//!   was cut off reads on from where it stopped; the append also numbers the rooms with history
+//!   the events reach (`stream`), so every node keeps them at the same positions;
 //! - **inputs** backends already publish to (`inputs`): the Go hub's `ws:broadcast:all` and
 //!   `@socket.io/redis-emitter` broadcasts, which every node receives and delivers locally.
 //!

@@ -12,7 +12,10 @@
 //! - recovery (here too): an event of a room with history (`crate::engine::history`) is kept
 //!   there and sent with its `channel` and `position`; a client message with `data.since` (a
 //!   position) has its replies answered with `recovered`, then what the history holds after it,
-//!   under the history's lock so nothing is sent twice or missed between the two.
+//!   under the history's lock so nothing is sent twice or missed between the two. In a cluster
+//!   the positions are the ones the bus brought with the event (the same on every node); a client
+//!   ahead of this node (it got the room's latest events on the node it left) is recovered with
+//!   nothing yet, and the room's events up to its position are skipped for it as they come.
 //!
 //! The endpoint runs on the same `SpecRuntime` as a Socket.IO namespace: the same auth, rooms
 //! (channels, with their access rules and tenant scope), filters, client events, last-known state
