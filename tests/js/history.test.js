@@ -5,14 +5,16 @@
 // the history, or another epoch, answers `recovered: false`; channels without history are
 // unchanged. Two nodes and a private Redis: positions are numbered once, in Redis, as an event
 // goes on the bus, so a client that moves to the other node recovers there; a gap longer than
-// the history, or a Redis restart (its numbering lost: new epochs), answers `recovered: false`.
+// the history, or a Redis restart (its numbering lost: new epochs), answers `recovered: false`;
+// a client that got events the node it moves to has not applied yet (that node's bus reads held
+// back by a proxy) is recovered with nothing yet, and those events are not sent to it again.
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as h from './helpers.js';
 import { openHub } from './hub.js';
-import { startRedis } from './redis.js';
+import { redisProxy, startRedis } from './redis.js';
 
 const step = (tenantId, seq, extra = {}) =>
   h.event('step.progress', tenantId, { execution_id: 'e1', workflow_id: 'w1', status: 'running', seq, ...extra });
@@ -245,5 +247,65 @@ describe('history and recovery on /ws across two nodes', () => {
       await sleep(50);
       assert.deepEqual(old.pending('step.progress'), [], 'no old events');
     }
+  });
+});
+
+describe('history on /ws: a client ahead of the node it reconnects to', () => {
+  const cluster = {};
+  before(async () => {
+    cluster.redis = await startRedis();
+    cluster.proxy = await redisProxy(cluster.redis.port);
+    const prefix = `ahead${h.uid()}`;
+    cluster.a = await h.startGateway({ env: { REDIS_URL: cluster.redis.url, REDIS_PREFIX: prefix } });
+    cluster.a.name = 'A';
+    cluster.b = await h.startGateway({ env: { REDIS_URL: cluster.proxy.url, REDIS_PREFIX: prefix } });
+    cluster.b.name = 'B (through a proxy)';
+    await h.untilReady([cluster.a, cluster.b]);
+  });
+  after(async () => {
+    cluster.proxy?.delay(null);
+    await cluster.a?.stop();
+    await cluster.b?.stop();
+    await cluster.proxy?.close();
+    await cluster.redis?.stop();
+  });
+
+  it('recovers it with nothing yet, then skips what it had and sends what follows, once, in order', async (t) => {
+    const tenantId = `ahead-${h.uid()}`;
+    const onA = await openHub(t, cluster.a.url, h.mintToken({ tenantId }));
+    await onA.subscribe('workflows:w1');
+    await h.publishOk(cluster.a.url, step(tenantId, 1));
+    const first = await onA.next('step.progress');
+    // B is in the room's history from event 1 on: a probe on B got it.
+    const probe = await openHub(t, cluster.b.url, h.mintToken({ tenantId }));
+    await probe.subscribe('workflows:w1');
+    await h.publishOk(cluster.a.url, step(tenantId, 2));
+    await probe.next('step.progress', { where: (e) => e.data.seq === 2 });
+
+    // B's next bus read is held for 1.2 s (its read times out after 1.5 s: it is slow, not down).
+    t.after(() => cluster.proxy.delay(null));
+    const rule = cluster.proxy.delay('XREAD', 1200);
+    await h.eventually(() => rule.hits > 0, "B's next read held");
+    await h.publishOk(cluster.a.url, [step(tenantId, 3), step(tenantId, 4)]);
+    let last;
+    for (const seq of [2, 3, 4]) {
+      const got = await onA.next('step.progress', { where: (e) => e.data.seq === seq });
+      last = got.position;
+    }
+    assert.equal(last.offset, first.position.offset + 3);
+    onA.ws.terminate();
+
+    const onB = await openHub(t, cluster.b.url, h.mintToken({ tenantId }));
+    const answer = await resubscribe(onB, 'workflows:w1', last);
+    assert.equal(answer.recovered, true, JSON.stringify(answer));
+    t.diagnostic(`B had applied ${probe.pending('step.progress').map((e) => e.data.seq).join(', ') || 'none'} of 3 and 4 when it answered`);
+    // B applies 3 and 4 once its read is let through; then 5 and 6 are what the client gets.
+    await probe.next('step.progress', { where: (e) => e.data.seq === 4 });
+    await h.publishOk(cluster.a.url, [step(tenantId, 5), step(tenantId, 6)]);
+    const next = [await onB.next('step.progress'), await onB.next('step.progress')];
+    assert.deepEqual(next.map((e) => e.data.seq), [5, 6], 'none of what it had, nothing missed');
+    assert.deepEqual(next.map((e) => e.position.offset), [last.offset + 1, last.offset + 2]);
+    await sleep(100);
+    assert.deepEqual(onB.pending('step.progress'), [], 'nothing more');
   });
 });
