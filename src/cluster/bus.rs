@@ -42,8 +42,15 @@ use tokio::{
     time::Instant,
 };
 
-use super::stream::{BusStream, StreamError, StreamId};
-use crate::{clock::now_millis, engine::Outgoing, metrics::ClusterMetrics};
+use super::stream::{BusStream, NumberedRoom, StreamError, StreamId};
+use crate::{
+    clock::now_millis,
+    engine::{
+        Outgoing,
+        history::{Given, Position},
+    },
+    metrics::ClusterMetrics,
+};
 
 #[cfg(test)]
 mod fake;
@@ -81,6 +88,67 @@ pub(super) trait Local: Send + Sync + 'static {
     /// Messages of another node were missed (a gap): what this node built from the bus alone,
     /// its room history, no longer holds every event it numbered.
     fn missed(&self) {}
+
+    /// The rooms with history a message's events are kept in, which its append numbers.
+    fn history_rooms(&self, _message: &Outgoing) -> Vec<HistoryRoomKey> {
+        Vec::new()
+    }
+}
+
+/// A room with history that event `event` of a message is kept in, on the spec at `path`.
+#[derive(Debug, Clone)]
+pub(super) struct HistoryRoomKey {
+    /// The event's index in its batch.
+    pub event: usize,
+    /// The spec's path.
+    pub path: String,
+    /// The room's internal name, without filter values.
+    pub room: String,
+    /// How long the room keeps an event.
+    pub ttl: Duration,
+}
+
+impl HistoryRoomKey {
+    /// The room as the stream numbers it: unique over every spec, whatever the names hold.
+    fn numbered(&self) -> NumberedRoom {
+        // Twice the history's age: the numbering outlives every node's copy of the events.
+        NumberedRoom { name: format!("{}:{}{}", self.path.len(), self.path, self.room), keep: self.ttl * 2 }
+    }
+}
+
+/// The positions an entry's append gave its events: `h` in the message (`[[event, path, room],
+/// ...]`) and the entry's `p` (one `<offset> <epoch>` line each, in the same order). Anything
+/// that does not line up gives none: those events are then numbered by each node itself.
+fn given_positions(message: &Value, positions: Option<&str>) -> Vec<(usize, Given)> {
+    let (Some(rooms), Some(positions)) = (message["h"].as_array(), positions) else { return Vec::new() };
+    let lines: Vec<&str> = positions.split('\n').collect();
+    if lines.len() != rooms.len() {
+        tracing::warn!(rooms = rooms.len(), positions = lines.len(), "a bus entry's positions do not match its rooms");
+        return Vec::new();
+    }
+    let mut given = Vec::with_capacity(rooms.len());
+    for (room, line) in rooms.iter().zip(lines) {
+        let (Some(event), Some(path), Some(name)) = (room[0].as_u64(), room[1].as_str(), room[2].as_str()) else {
+            return Vec::new();
+        };
+        let Some((offset, epoch)) = line.split_once(' ').and_then(|(n, e)| Some((n.parse().ok()?, e))) else {
+            return Vec::new();
+        };
+        let position = Position { offset, epoch: epoch.into() };
+        given.push((event as usize, Given { path: path.into(), room: name.into(), position }));
+    }
+    given
+}
+
+/// `message` with the positions `given` to its events.
+fn with_given(message: Outgoing, given: &[(usize, Given)]) -> Outgoing {
+    let Outgoing::Events(events) = message else { return message };
+    let events = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| e.with_given(given.iter().filter(|(at, _)| *at == i).map(|(_, g)| g.clone()).collect()))
+        .collect();
+    Outgoing::Events(events)
 }
 
 /// A message handed to the bus, and who to tell when it is sent (or applied here).
@@ -139,18 +207,18 @@ struct Peer {
 
 /// Ours waiting for Redis, in order, bounded in count and bytes.
 struct Backlog {
-    entries: VecDeque<(u64, String)>,
+    entries: VecDeque<(u64, String, Vec<NumberedRoom>)>,
     bytes: usize,
     limits: (usize, usize),
 }
 
 impl Backlog {
-    fn push(&mut self, seq: u64, wire: String, metrics: &ClusterMetrics) {
+    fn push(&mut self, seq: u64, wire: String, rooms: Vec<NumberedRoom>, metrics: &ClusterMetrics) {
         self.bytes += wire.len();
-        self.entries.push_back((seq, wire));
+        self.entries.push_back((seq, wire, rooms));
         let (count, bytes) = self.limits;
         while self.entries.len() > count || self.bytes > bytes {
-            let Some((lost, wire)) = self.entries.pop_front() else { break };
+            let Some((lost, wire, _)) = self.entries.pop_front() else { break };
             self.bytes -= wire.len();
             metrics.bus_backlog_dropped.inc();
             // Applied here already; for the other nodes it is a gap.
@@ -165,7 +233,7 @@ impl Backlog {
     }
 
     fn pop_front(&mut self) {
-        if let Some((_, wire)) = self.entries.pop_front() {
+        if let Some((_, wire, _)) = self.entries.pop_front() {
             self.bytes -= wire.len();
         }
     }
@@ -225,7 +293,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
                     for entry in entries {
                         after = entry.id;
                         if let Some(message) = entry.message {
-                            self.receive(entry.id, message.as_bytes()).await;
+                            self.receive(entry.id, message.as_bytes(), entry.positions.as_deref()).await;
                         }
                     }
                     self.ledger().await.caught_up = caught_up;
@@ -238,7 +306,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
                         ledger.reader_down = true;
                         ledger.caught_up = false;
                         if let Some(last) = ledger.in_flight.back().map(|p| p.seq) {
-                            self.apply_own_through(&mut ledger, last).await;
+                            self.apply_own_through(&mut ledger, last, None).await;
                         }
                     }
                     failing = true;
@@ -250,7 +318,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
 
     /// Applies a message read from the stream at `at`, unless it was applied already, and feeds
     /// it to the event stream unless it was fed already.
-    async fn receive(&self, at: StreamId, payload: &[u8]) {
+    async fn receive(&self, at: StreamId, payload: &[u8], positions: Option<&str>) {
         let mut value: Value = match serde_json::from_slice(payload) {
             Ok(v) => v,
             Err(e) => {
@@ -264,6 +332,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
         };
         // `at`: when its sender took it; a sender whose clock runs ahead gives no lag.
         let lag = value["at"].as_u64().map(|at| Duration::from_millis(now_millis().saturating_sub(at)));
+        let given = given_positions(&value, positions);
         if node == self.node {
             let mut ledger = self.ledger().await;
             ledger.own_read = ledger.own_read.max(seq);
@@ -271,7 +340,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
                 if let Some(lag) = lag {
                     self.metrics.bus_lag_local.observe(lag);
                 }
-                self.apply_own_through(&mut ledger, seq).await;
+                self.apply_own_through(&mut ledger, seq, Some(&given)).await;
             }
             if seq > ledger.own_fed {
                 ledger.own_fed = seq;
@@ -288,6 +357,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
         }
         let node = node.to_string();
         let outgoing = match Outgoing::from_json(value["body"].take()) {
+            Ok(outgoing) if !given.is_empty() => with_given(outgoing, &given),
             Ok(outgoing) => outgoing,
             Err(e) => {
                 tracing::warn!(%node, seq, error = %e, "a bus message could not be read");
@@ -322,12 +392,18 @@ impl<S: BusStream, L: Local> Bus<S, L> {
         self.local.feed(at, &outgoing);
     }
 
-    /// Applies, in order, our messages waiting for their echo up to `seq`.
-    async fn apply_own_through(&self, ledger: &mut Ledger, seq: u64) {
+    /// Applies, in order, our messages waiting for their echo up to `seq`; `seq` itself with the
+    /// positions `given` by its append when it was read back (the others are numbered here).
+    async fn apply_own_through(&self, ledger: &mut Ledger, seq: u64, given: Option<&[(usize, Given)]>) {
         while ledger.in_flight.front().is_some_and(|p| p.seq <= seq) {
             let Some(pending) = ledger.in_flight.pop_front() else { break };
             ledger.in_flight_bytes -= pending.bytes;
-            self.local.apply(&pending.message).await;
+            match given {
+                Some(given) if pending.seq == seq && !given.is_empty() => {
+                    self.local.apply(&with_given((*pending.message).clone(), given)).await
+                }
+                _ => self.local.apply(&pending.message).await,
+            }
             ledger.own_applied = pending.seq;
         }
     }
@@ -355,7 +431,13 @@ impl<S: BusStream, L: Local> Bus<S, L> {
     async fn send(&self, seq: u64, message: Outgoing, backlog: &mut Backlog) {
         // `at`: when it was sent, which the receivers' lag is measured from, kept through a
         // backlog (its wait is lag too).
-        let wire = json!({ "node": self.node, "seq": seq, "at": now_millis(), "body": message.to_json() }).to_string();
+        let keys = self.local.history_rooms(&message);
+        let mut wire = json!({ "node": self.node, "seq": seq, "at": now_millis(), "body": message.to_json() });
+        if !keys.is_empty() {
+            wire["h"] = keys.iter().map(|k| json!([k.event, k.path, k.room])).collect();
+        }
+        let rooms: Vec<NumberedRoom> = keys.iter().map(HistoryRoomKey::numbered).collect();
+        let wire = wire.to_string();
         {
             let mut ledger = self.ledger().await;
             ledger.in_flight.push_back(Pending { seq, message: Arc::new(message), bytes: wire.len() });
@@ -363,25 +445,25 @@ impl<S: BusStream, L: Local> Bus<S, L> {
             // A reader that far behind: ours are applied without waiting for it.
             while ledger.in_flight.len() > IN_FLIGHT_LIMIT || ledger.in_flight_bytes > IN_FLIGHT_BYTES {
                 let Some(oldest) = ledger.in_flight.front().map(|p| p.seq) else { break };
-                self.apply_own_through(&mut ledger, oldest).await;
+                self.apply_own_through(&mut ledger, oldest, None).await;
             }
         }
         // Behind a backlog, a message waits its turn: order is kept for everyone.
-        let appended = if backlog.entries.is_empty() { Some(self.stream.append(&wire).await) } else { None };
+        let appended = if backlog.entries.is_empty() { Some(self.stream.append(&wire, &rooms).await) } else { None };
         let mut ledger = self.ledger().await;
         match appended {
             Some(Ok(())) => {
                 if ledger.reader_down {
-                    self.apply_own_through(&mut ledger, seq).await;
+                    self.apply_own_through(&mut ledger, seq, None).await;
                 }
             }
             Some(Err(e)) if ledger.own_read >= seq => {
                 tracing::info!(seq, error = %e, "a bus append answered an error but had gone through: read back, applied once");
             }
             Some(Err(_)) | None => {
-                self.apply_own_through(&mut ledger, seq).await;
+                self.apply_own_through(&mut ledger, seq, None).await;
                 drop(ledger);
-                backlog.push(seq, wire, &self.metrics);
+                backlog.push(seq, wire, rooms, &self.metrics);
             }
         }
     }
@@ -389,11 +471,11 @@ impl<S: BusStream, L: Local> Bus<S, L> {
     /// Appends the backlog, oldest first, until an append fails.
     async fn resend(&self, backlog: &mut Backlog) {
         let before = backlog.entries.len();
-        while let Some((seq, wire)) = backlog.entries.front() {
+        while let Some((seq, wire, rooms)) = backlog.entries.front() {
             // One the reader has read back is on Redis already (its append answered an error but
             // had gone through): no copy.
             let read_back = self.ledger().await.own_read >= *seq;
-            if !read_back && self.stream.append(wire).await.is_err() {
+            if !read_back && self.stream.append(wire, rooms).await.is_err() {
                 break;
             }
             backlog.pop_front();

@@ -6,7 +6,8 @@
 //! - **published events and raw emits** go through the *bus* (`bus`): one Redis stream that
 //!   every node, the publishing one included, reads and applies to its own sockets, so every node
 //!   sees the same events in the same order and builds the same last-known state; a node that
-//!   was cut off reads on from where it stopped;
+//!   was cut off reads on from where it stopped; the append also numbers the rooms with history
+//!   the events reach (`stream`), so every node keeps them at the same positions;
 //! - **inputs** backends already publish to (`inputs`): the Go hub's `ws:broadcast:all` and
 //!   `@socket.io/redis-emitter` broadcasts, which every node receives and delivers locally.
 //!
@@ -190,10 +191,6 @@ impl Cluster {
         ))
     }
 
-    fn bus_key(&self) -> String {
-        format!("{}:bus", self.config.prefix)
-    }
-
     fn nodes_key(&self) -> String {
         format!("{}:nodes", self.config.prefix)
     }
@@ -223,7 +220,8 @@ impl Cluster {
         let Some(outbox_rx) = self.outbox_rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             anyhow::bail!("the cluster was already started");
         };
-        let stream = RedisStream::new(self.bus_key(), self.client.clone(), self.reader.clone(), self.health.clone());
+        let stream =
+            RedisStream::new(&self.config.prefix, self.client.clone(), self.reader.clone(), self.health.clone());
         let bus = Arc::new(Bus::new(self.node.clone(), stream, Applier(engine.clone()), self.metrics.clone()));
         engine.attach_cluster(self.clone());
 
@@ -458,6 +456,15 @@ impl<A: Adapter> Local for Applier<A> {
 
     fn missed(&self) {
         self.0.history_lost();
+    }
+
+    fn history_rooms(&self, message: &Outgoing) -> Vec<bus::HistoryRoomKey> {
+        let Outgoing::Events(events) = message else { return Vec::new() };
+        self.0
+            .history_rooms(events)
+            .into_iter()
+            .map(|(event, path, room, spec)| bus::HistoryRoomKey { event, path, room, ttl: spec.ttl })
+            .collect()
     }
 }
 

@@ -8,7 +8,10 @@
 
 use std::{collections::HashMap, fmt, future::Future, sync::Arc, time::Duration};
 
-use fred::{clients::Client, interfaces::StreamsInterface};
+use fred::{
+    clients::Client,
+    interfaces::{LuaInterface, StreamsInterface},
+};
 
 use super::Health;
 
@@ -59,7 +62,43 @@ pub(super) struct Entry {
     pub id: StreamId,
     /// The bus message; `None` for an entry that has none (not written by a gateway).
     pub message: Option<String>,
+    /// The positions its rooms with history gave it, one line `<offset> <epoch>` per room the
+    /// append named, in that order; `None` when it named none.
+    pub positions: Option<String>,
 }
+
+/// A room with history whose events a message numbers as it is appended.
+#[derive(Debug, Clone)]
+pub(super) struct NumberedRoom {
+    /// Its name, unique over every spec (`<length of the path>:<path><internal room name>`).
+    pub name: String,
+    /// How long its numbering is kept after its last event: longer than any node keeps the event.
+    pub keep: Duration,
+}
+
+/// Appends a bus message and numbers its rooms with history, in one step, so that every room's
+/// offsets follow the stream's order whichever node appends. Per room, a hash `{n, e}`: `n`
+/// counts its events, `e` is its epoch, chosen (`ARGV[3]`, 12 random hex digits from the
+/// appending node) when the hash is created: a room unused past its `keep`, or a Redis that lost
+/// its data, starts again at 1 in a new epoch.
+/// KEYS: the stream, then one hash per room numbered (a room twice for two events of the batch).
+/// ARGV: the message, the stream's cap, an epoch, then each room's `keep` in ms.
+const APPEND_NUMBERED: &str = r#"
+local out = {}
+for i = 2, #KEYS do
+  local n = redis.call('HINCRBY', KEYS[i], 'n', 1)
+  local e = false
+  if n > 1 then e = redis.call('HGET', KEYS[i], 'e') end
+  if not e then
+    e = ARGV[3]
+    redis.call('HSET', KEYS[i], 'e', e)
+  end
+  redis.call('PEXPIRE', KEYS[i], ARGV[2 + i])
+  out[#out + 1] = n .. ' ' .. e
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'm', ARGV[1], 'p', table.concat(out, '\n'))
+return #out
+"#;
 
 /// Why a stream operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,8 +114,9 @@ pub(super) enum StreamError {
 
 /// The stream under the bus.
 pub(super) trait BusStream: Send + Sync + 'static {
-    /// Appends one message at the end.
-    fn append(&self, message: &str) -> impl Future<Output = Result<(), StreamError>> + Send;
+    /// Appends one message at the end, numbering `rooms` (their positions are read back with it,
+    /// [`Entry::positions`]).
+    fn append(&self, message: &str, rooms: &[NumberedRoom]) -> impl Future<Output = Result<(), StreamError>> + Send;
 
     /// Up to `count` entries after `after`, in stream order; waits a little for news when there
     /// are none (then answers none).
@@ -87,9 +127,14 @@ pub(super) trait BusStream: Send + Sync + 'static {
     fn last_id(&self) -> impl Future<Output = Result<Option<StreamId>, StreamError>> + Send;
 }
 
-/// The bus stream on Redis: `<prefix>:bus`, capped at about [`BUS_LENGTH`] entries.
+/// The bus stream on Redis: `<prefix>:bus`, capped at about [`BUS_LENGTH`] entries; the
+/// numbering of rooms with history in hashes `<prefix>:hist:<room>` ([`APPEND_NUMBERED`]).
 pub(super) struct RedisStream {
     key: String,
+    /// `<prefix>:hist:`, before a room's name.
+    rooms_key: String,
+    /// The SHA1 of [`APPEND_NUMBERED`] once loaded (again after a Redis that lost it).
+    script: tokio::sync::Mutex<Option<String>>,
     /// Appends: the node's command connection.
     client: Client,
     /// Reads: a connection of its own, because a blocking read holds it.
@@ -99,19 +144,56 @@ pub(super) struct RedisStream {
 }
 
 impl RedisStream {
-    pub(super) fn new(key: String, client: Client, reader: Client, health: Arc<Health>) -> Self {
-        Self { key, client, reader, health }
+    pub(super) fn new(prefix: &str, client: Client, reader: Client, health: Arc<Health>) -> Self {
+        Self {
+            key: format!("{prefix}:bus"),
+            rooms_key: format!("{prefix}:hist:"),
+            script: tokio::sync::Mutex::new(None),
+            client,
+            reader,
+            health,
+        }
+    }
+
+    /// Runs [`APPEND_NUMBERED`] by its hash, loading it first when Redis does not have it.
+    async fn append_numbered(&self, message: &str, rooms: &[NumberedRoom]) -> Result<(), fred::error::Error> {
+        let mut keys = Vec::with_capacity(rooms.len() + 1);
+        keys.push(self.key.clone());
+        keys.extend(rooms.iter().map(|r| format!("{}{}", self.rooms_key, r.name)));
+        let epoch = format!("{:012x}", rand::random::<u64>() >> 16);
+        let mut args = vec![message.to_string(), BUS_LENGTH.to_string(), epoch];
+        args.extend(rooms.iter().map(|r| r.keep.as_millis().to_string()));
+        let mut script = self.script.lock().await;
+        for _ in 0..2 {
+            let sha = match script.as_ref() {
+                Some(sha) => sha.clone(),
+                None => script.insert(self.client.script_load::<String, _>(APPEND_NUMBERED).await?).clone(),
+            };
+            match self.client.evalsha::<i64, _, _, _>(sha, keys.clone(), args.clone()).await {
+                Err(e) if e.details().starts_with("NOSCRIPT") => *script = None,
+                other => return other.map(|_| ()),
+            }
+        }
+        Err(fred::error::Error::new(fred::error::ErrorKind::Unknown, "the append script could not be loaded"))
     }
 }
 
 impl BusStream for RedisStream {
-    async fn append(&self, message: &str) -> Result<(), StreamError> {
+    async fn append(&self, message: &str, rooms: &[NumberedRoom]) -> Result<(), StreamError> {
         if !self.health.reachable() {
             return Err(StreamError::Unavailable);
         }
         let cap = ("MAXLEN", "~", BUS_LENGTH);
-        match self.client.xadd::<String, _, _, _, _>(self.key.as_str(), false, cap, "*", ("m", message)).await {
-            Ok(_) => Ok(()),
+        let appended = match rooms {
+            [] => self
+                .client
+                .xadd::<String, _, _, _, _>(self.key.as_str(), false, cap, "*", ("m", message))
+                .await
+                .map(|_| ()),
+            rooms => self.append_numbered(message, rooms).await,
+        };
+        match appended {
+            Ok(()) => Ok(()),
             Err(e) => {
                 self.health.fail(format!("publishing on the bus failed: {e}"));
                 Err(StreamError::Failed(e.to_string()))
@@ -120,16 +202,24 @@ impl BusStream for RedisStream {
     }
 
     async fn read_after(&self, after: StreamId, count: usize) -> Result<Vec<Entry>, StreamError> {
-        let streams = self
+        let failed = |e: fred::error::Error| StreamError::Failed(e.to_string());
+        let answer = self
             .reader
-            .xread_map::<String, String, String, String, _, _>(
+            .xread::<fred::types::Value, _, _>(
                 Some(count as u64),
                 Some(BUS_BLOCK.as_millis() as u64),
                 self.key.as_str(),
                 after.to_string(),
             )
             .await
-            .map_err(|e| StreamError::Failed(e.to_string()))?;
+            .map_err(failed)?;
+        // A read that waited its time and found nothing answers nil, which is no map: that is
+        // no news, not a failed read (taken as one, it made the node apply its own messages
+        // before reading them back, out of the stream's order).
+        if answer.is_null() {
+            return Ok(Vec::new());
+        }
+        let streams = answer.into_xread_response::<String, String, String, String>().map_err(failed)?;
         Ok(streams.into_values().flatten().filter_map(|(id, fields)| entry(&id, fields)).collect())
     }
 
@@ -148,7 +238,7 @@ fn entry(id: &str, mut fields: HashMap<String, String>) -> Option<Entry> {
         tracing::warn!(id, "a bus entry id is not a stream id");
         return None;
     };
-    Some(Entry { id, message: fields.remove("m") })
+    Some(Entry { id, message: fields.remove("m"), positions: fields.remove("p") })
 }
 
 #[cfg(test)]

@@ -15,9 +15,17 @@
 //! the store being written). A room that holds no event is forgotten, with its epoch. Every drop
 //! is counted by why (`history_evicted_total{reason}`).
 //!
-//! This is one node's memory: in a cluster every node keeps its own, filled in the bus's order, so
-//! a client recovers on the node it was on; on another node its epoch does not match and it is
-//! told so (`recovered: false`), never given another node's numbering.
+//! This is one node's memory. Positions come from one of two places: this node numbers a room
+//! itself (one node, or an event a cluster node applied on its own while Redis was away), or the
+//! cluster gives them ([`Given`]: numbered once, in Redis, as the event was put on the bus, so the
+//! same on every node; `cluster::stream`). Every node keeps every room's events in the order it
+//! applies the bus, so a client recovers on any node whose history holds what followed its
+//! position. A room keeps one numbering at a time: an event numbered the other way, of another
+//! epoch, or whose offset is not the next (this node did not apply one numbered in between)
+//! starts the room again from it, so a room's events are always consecutive within its epoch
+//! and a recovery never skips one. A node behind the client (it has not applied the last events
+//! the client got elsewhere) recovers it with nothing yet and the front skips what it already
+//! has ([`Since::Ahead`]).
 //!
 //! One lock per endpoint, taken through [`History::lock`]: a front holds it while it appends an
 //! event and queues it to the room's members, and while it joins a member, reads what it missed
@@ -50,6 +58,32 @@ pub(crate) struct Position {
     /// Which history: another epoch is another numbering.
     pub epoch: Arc<str>,
 }
+
+/// A position the cluster gave an event in one room of one spec: the same on every node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Given {
+    /// The spec's path (`/ws`).
+    pub path: Box<str>,
+    /// The room's internal name, without filter values.
+    pub room: Box<str>,
+    /// Where the event stands in it.
+    pub position: Position,
+}
+
+/// What a history holds after a client's position.
+#[derive(Debug)]
+pub(crate) enum Since {
+    /// Every event after it, in order (none: nothing was missed).
+    Events(Vec<Kept>),
+    /// The client saw events up to this offset of the room's epoch that this node has not applied
+    /// yet (it got them from another node, a little ahead): nothing is missed, and the room's next
+    /// events up to this offset are the ones it has.
+    Ahead(u64),
+}
+
+/// How far ahead of this node a client's position may be and still be taken as a node behind
+/// (beyond, it is not believed: `recovered: false`).
+const MAX_AHEAD: u64 = 1_000;
 
 /// The byte budget of all endpoints' history on this node.
 #[derive(Debug, Clone)]
@@ -92,6 +126,8 @@ struct Room {
     epoch: Arc<str>,
     /// The last offset given.
     last: u64,
+    /// Numbered by the cluster ([`Given`]), not by this node.
+    given: bool,
     spec: HistorySpec,
     entries: VecDeque<Entry>,
 }
@@ -174,8 +210,9 @@ fn new_epoch() -> Arc<str> {
 }
 
 impl Locked<'_> {
-    /// Appends an event to `room` (kept as `spec` says), rendered by `render` once its position
-    /// is known; returns what `render` made.
+    /// Appends an event to `room` (kept as `spec` says), numbered by this node, rendered by
+    /// `render` once its position is known; returns what `render` made.
+    #[allow(dead_code, reason = "the API a front without cluster positions calls; the plain front gives them")]
     pub(crate) fn append(
         &mut self,
         room: &str,
@@ -183,8 +220,31 @@ impl Locked<'_> {
         variants: Arc<[Box<str>]>,
         render: impl FnOnce(&Position) -> Bytes,
     ) -> Bytes {
+        self.append_at(room, spec, variants, None, render)
+    }
+
+    /// [`Self::append`], at the position the cluster gave the event in `room` (`None`: numbered
+    /// here). A room numbered the other way, of another epoch, or whose last offset is not the one
+    /// before, starts again from this event (what it held is dropped, counted as `lost`).
+    pub(crate) fn append_at(
+        &mut self,
+        room: &str,
+        spec: HistorySpec,
+        variants: Arc<[Box<str>]>,
+        given: Option<&Position>,
+        render: impl FnOnce(&Position) -> Bytes,
+    ) -> Bytes {
         let now = Instant::now();
         self.expire(room, now);
+        let follows = self.rooms.rooms.get(room).is_none_or(|r| match given {
+            Some(p) => r.given && r.epoch == p.epoch && p.offset == r.last + 1,
+            None => !r.given,
+        });
+        if !follows {
+            while let Some(key) = self.rooms.rooms.get_key_value(room).map(|(k, _)| k.clone()) {
+                self.drop_oldest(&key, Eviction::Lost);
+            }
+        }
         let rooms = &mut *self.rooms;
         rooms.seq += 1;
         let seq = rooms.seq;
@@ -192,11 +252,15 @@ impl Locked<'_> {
             Some((key, _)) => (key.clone(), false),
             None => (Arc::<str>::from(room), true),
         };
-        let entry = rooms.rooms.entry(key.clone()).or_insert_with(|| Room {
-            epoch: new_epoch(),
-            last: 0,
-            spec,
-            entries: VecDeque::new(),
+        let entry = rooms.rooms.entry(key.clone()).or_insert_with(|| match given {
+            Some(p) => Room {
+                epoch: p.epoch.clone(),
+                last: p.offset.saturating_sub(1),
+                given: true,
+                spec,
+                entries: VecDeque::new(),
+            },
+            None => Room { epoch: new_epoch(), last: 0, given: false, spec, entries: VecDeque::new() },
         });
         // A spec is fixed for the process; the latest is kept all the same.
         entry.spec = spec;
@@ -231,18 +295,32 @@ impl Locked<'_> {
 
     /// Every event of `room` after `offset` in history `epoch`, in order; `None` when the room's
     /// history does not hold all of them (another epoch, events dropped since, or an offset it
-    /// never gave).
+    /// never gave, or has not applied yet).
+    #[allow(dead_code, reason = "the API a front that cannot skip events calls; the plain front can")]
     pub(crate) fn since(&mut self, room: &str, offset: u64, epoch: &str) -> Option<Vec<Kept>> {
+        match self.since_at(room, offset, epoch)? {
+            Since::Events(events) => Some(events),
+            Since::Ahead(_) => None,
+        }
+    }
+
+    /// [`Self::since`], and for a room the cluster numbers, a position a little ahead of this
+    /// node's last ([`MAX_AHEAD`] at most) is [`Since::Ahead`]: the caller skips the room's events
+    /// up to it as they come.
+    pub(crate) fn since_at(&mut self, room: &str, offset: u64, epoch: &str) -> Option<Since> {
         self.expire(room, Instant::now());
         let r = self.rooms.rooms.get(room)?;
-        if &*r.epoch != epoch || offset > r.last {
+        if &*r.epoch != epoch {
             return None;
+        }
+        if offset > r.last {
+            return (r.given && offset - r.last <= MAX_AHEAD).then_some(Since::Ahead(offset));
         }
         let first = r.entries.front().map_or(r.last + 1, |e| e.kept.offset);
         if first > offset + 1 {
             return None;
         }
-        Some(r.entries.iter().filter(|e| e.kept.offset > offset).map(|e| e.kept.clone()).collect())
+        Some(Since::Events(r.entries.iter().filter(|e| e.kept.offset > offset).map(|e| e.kept.clone()).collect()))
     }
 
     /// The last `n` events of `room` (fewer when it holds fewer), oldest first: what a late
@@ -311,6 +389,16 @@ mod tests {
     fn append(h: &History, room: &str, spec: HistorySpec) -> Position {
         let mut got = None;
         h.lock().append(room, spec, Arc::from(Vec::new()), |p| {
+            got = Some(p.clone());
+            Bytes::from(format!("{}@{}", p.offset, p.epoch))
+        });
+        got.unwrap()
+    }
+
+    fn append_given(h: &History, room: &str, spec: HistorySpec, offset: u64, epoch: &str) -> Position {
+        let given = Position { offset, epoch: epoch.into() };
+        let mut got = None;
+        h.lock().append_at(room, spec, Arc::from(Vec::new()), Some(&given), |p| {
             got = Some(p.clone());
             Bytes::from(format!("{}@{}", p.offset, p.epoch))
         });
@@ -404,5 +492,48 @@ mod tests {
         assert_eq!(h.metrics.evicted_lost.get(), 2);
         assert_eq!(offsets(h.lock().since("a", 1, &first.epoch)), None);
         assert_ne!(append(&h, "a", s).epoch, first.epoch);
+    }
+
+    #[test]
+    fn given_positions_are_kept_as_given_and_a_hole_or_another_numbering_starts_the_room_again() {
+        let h = history(1 << 20);
+        let s = spec(10, 60_000);
+        // A node that starts late holds the room from the first event it applied.
+        assert_eq!(append_given(&h, "a", s, 7, "e1"), Position { offset: 7, epoch: "e1".into() });
+        append_given(&h, "a", s, 8, "e1");
+        assert_eq!(offsets(h.lock().since("a", 6, "e1")), Some(vec![7, 8]));
+        assert_eq!(offsets(h.lock().since("a", 5, "e1")), None, "offset 6 was never held here");
+        // Offset 9 was numbered but never applied here: the room starts again from 10.
+        append_given(&h, "a", s, 10, "e1");
+        assert_eq!(offsets(h.lock().since("a", 7, "e1")), None);
+        assert_eq!(offsets(h.lock().since("a", 9, "e1")), Some(vec![10]));
+        assert_eq!(h.metrics.evicted_lost.get(), 2);
+        // Another epoch (Redis lost its numbering): the old positions recover nothing.
+        append_given(&h, "a", s, 1, "e2");
+        assert_eq!(offsets(h.lock().since("a", 10, "e1")), None);
+        assert_eq!(offsets(h.lock().since("a", 0, "e2")), Some(vec![1]));
+        // An event this node numbers itself (applied while Redis was away): a new local epoch.
+        let local = append(&h, "a", s);
+        assert_eq!(local.offset, 1);
+        assert_ne!(&*local.epoch, "e2");
+        assert_eq!(offsets(h.lock().since("a", 0, "e2")), None);
+        // And back to the cluster's numbering.
+        append_given(&h, "a", s, 2, "e2");
+        assert_eq!(offsets(h.lock().since("a", 1, "e2")), Some(vec![2]));
+        assert_eq!(offsets(h.lock().since("a", 0, &local.epoch)), None);
+    }
+
+    #[test]
+    fn a_position_a_little_ahead_of_this_node_is_ahead_only_for_a_room_the_cluster_numbers() {
+        let h = history(1 << 20);
+        let s = spec(10, 60_000);
+        append_given(&h, "a", s, 1, "e1");
+        append_given(&h, "a", s, 2, "e1");
+        assert!(matches!(h.lock().since_at("a", 5, "e1"), Some(Since::Ahead(5))));
+        assert!(h.lock().since_at("a", 2 + MAX_AHEAD + 1, "e1").is_none(), "too far ahead to believe");
+        assert!(h.lock().since_at("a", 5, "e0").is_none(), "another epoch");
+        assert_eq!(offsets(h.lock().since("a", 5, "e1")), None, "`since` cannot skip: not recovered");
+        let local = append(&h, "b", s);
+        assert!(h.lock().since_at("b", 3, &local.epoch).is_none(), "a room this node numbers is never behind");
     }
 }

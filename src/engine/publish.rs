@@ -9,13 +9,16 @@
 
 use std::{
     borrow::Cow,
-    sync::OnceLock,
+    sync::{Arc, OnceLock},
     time::{Duration, Instant},
 };
 
 use serde_json::{Map, Value, json};
 
-use super::runtime::SpecRuntime;
+use super::{
+    history::{Given, Position},
+    runtime::SpecRuntime,
+};
 use crate::clock::iso_now;
 use crate::{
     rooms::{self, RoomScope},
@@ -51,6 +54,9 @@ pub(crate) struct PublishedEvent {
     /// When this node got it: the API call, the bus read or the Redis input that brought it
     /// (never sent between nodes; the bus carries its own timestamp).
     received: Instant,
+    /// Its positions in rooms with history, as the cluster numbered them (beside the event on the
+    /// bus, not in its JSON); `None`: this node numbers them.
+    given: Option<Arc<[Given]>>,
 }
 
 impl PublishedEvent {
@@ -111,6 +117,7 @@ impl PublishedEvent {
             routing_data: None,
             json: OnceLock::new(),
             received: Instant::now(),
+            given: None,
         }
         .with_aliases(aliases))
     }
@@ -139,6 +146,18 @@ impl PublishedEvent {
     pub(crate) fn received_at(mut self, at: Instant) -> Self {
         self.received = at;
         self
+    }
+
+    /// The same event with the positions the cluster gave it in rooms with history.
+    pub(crate) fn with_given(mut self, given: Vec<Given>) -> Self {
+        self.given = (!given.is_empty()).then(|| given.into());
+        self
+    }
+
+    /// The position the cluster gave it in `room` (internal name, without filter values) of the
+    /// spec at `path`; `None`: this node numbers it.
+    pub(crate) fn given_position(&self, path: &str, room: &str) -> Option<&Position> {
+        self.given.as_deref()?.iter().find(|g| &*g.path == path && &*g.room == room).map(|g| &g.position)
     }
 
     /// Time since this node received it.
@@ -346,6 +365,16 @@ impl SpecRuntime {
     /// Whether a route of this namespace takes the event (state rules aside).
     pub(crate) fn routes(&self, event: &PublishedEvent) -> bool {
         self.spec.routes.iter().any(|r| r.types.matches(event.event_type()))
+    }
+
+    /// The rooms with history the event is kept in on this spec (internal names without filter
+    /// values, in the route's order) and what each keeps: what a cluster numbers as the event goes
+    /// on the bus, so every node keeps it at the same positions. Empty for a spec without history.
+    pub(crate) fn history_rooms(&self, event: &PublishedEvent) -> Vec<(String, HistorySpec)> {
+        if !self.spec.rooms.iter().any(|f| f.history.is_some()) || !self.accepts(event) {
+            return Vec::new();
+        }
+        self.route(event).map(|r| r.history.into_iter().map(|h| (h.room, h.spec)).collect()).unwrap_or_default()
     }
 
     /// Finds the rooms the event's route sends it to (`None` when no route takes it or it names

@@ -453,6 +453,24 @@ impl<A: Adapter> Node<A> {
         }
     }
 
+    /// The rooms with history each event of a batch is kept in, on every spec: `(event's index,
+    /// spec's path, room's internal name, what it keeps)`, which a cluster numbers as the batch
+    /// goes on the bus.
+    pub(crate) fn history_rooms(
+        &self,
+        events: &[PublishedEvent],
+    ) -> Vec<(usize, String, String, crate::spec::HistorySpec)> {
+        let mut rooms = Vec::new();
+        for (i, event) in events.iter().enumerate() {
+            for rt in self.runtimes() {
+                for (room, spec) in rt.history_rooms(event) {
+                    rooms.push((i, rt.spec.path.clone(), room, spec));
+                }
+            }
+        }
+        rooms
+    }
+
     /// Applies one (checked) event on this node: state, then emits to local sockets.
     pub(crate) async fn deliver(&self, event: &PublishedEvent) {
         let started = std::time::Instant::now();

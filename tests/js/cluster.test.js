@@ -13,12 +13,11 @@
 // nodes' logs at the end of each describe.
 
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Emitter } from '@socket.io/redis-emitter';
 import { createClient } from 'redis';
 import * as h from './helpers.js';
-import { startRedis } from './redis.js';
+import { redisProxy, startRedis } from './redis.js';
 
 const WELCOME = { '/': null, '/ws': 'connection.confirmed', '/realtime': 'connection:success', '/workflow': 'connected' };
 const NAMES = ['A', 'B', 'C'];
@@ -698,80 +697,6 @@ describe('a Redis outage, and the recovery', () => {
 
 // ---------------------------------------------------------------------------------------------
 
-/**
- * A TCP proxy in front of Redis for one node, so that node can be kept away from Redis for a
- * while after Redis is back (nodes reconnect with backoff, so in real outages they come back at
- * different times; here the order is made certain). `hold()` cuts the node's connections and
- * refuses new ones; `release()` lets it connect again. `delay(command, ms)` holds, for `ms`, what
- * a connection sends from the moment it sends `command` (e.g. `SSUBSCRIBE`), as if that one
- * connection were slow to come back; `delay(null)` stops.
- */
-async function redisProxy(target) {
-  const pairs = new Set();
-  let holding = false;
-  let delayed = null;
-  const server = net.createServer((client) => {
-    if (holding) {
-      client.destroy();
-      return;
-    }
-    const upstream = net.connect(target, '127.0.0.1');
-    const pair = { client, upstream };
-    pairs.add(pair);
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-      pairs.delete(pair);
-    };
-    for (const end of [client, upstream]) {
-      end.on('error', close);
-      end.on('close', close);
-    }
-    let held = null;
-    client.on('data', (chunk) => {
-      if (held) {
-        held.push(chunk);
-      } else if (delayed && chunk.toString('latin1').toUpperCase().includes(delayed.command)) {
-        held = [chunk];
-        delayed.hits += 1;
-        setTimeout(() => {
-          for (const c of held) upstream.write(c);
-          held = null;
-        }, delayed.ms);
-      } else {
-        upstream.write(chunk);
-      }
-    });
-    upstream.pipe(client);
-  });
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const proxy = {
-    url: `redis://127.0.0.1:${server.address().port}`,
-    hold() {
-      holding = true;
-      for (const { client, upstream } of pairs) {
-        client.destroy();
-        upstream.destroy();
-      }
-      pairs.clear();
-    },
-    release() {
-      holding = false;
-    },
-    delay(command, ms) {
-      delayed = command ? { command: command.toUpperCase(), ms, hits: 0 } : null;
-      return delayed;
-    },
-    close() {
-      proxy.hold();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
-  return proxy;
-}
 
 describe('a Redis that hangs (SIGSTOP) while events are published, then wakes', () => {
   const cluster = {};

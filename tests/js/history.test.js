@@ -3,9 +3,12 @@
 // and `position`; a client whose socket is destroyed mid-stream subscribes again with `since`
 // and gets exactly what it missed, once, in order, while publishing goes on; a gap longer than
 // the history, or another epoch, answers `recovered: false`; channels without history are
-// unchanged. Two nodes: each keeps its own history, so a client that moves to the other node is
-// told `recovered: false`, never given wrong events. A spec whose subscribe joins with `replay`
-// sends a late joiner the channel's last events.
+// unchanged. Two nodes and a private Redis: positions are numbered once, in Redis, as an event
+// goes on the bus, so a client that moves to the other node recovers there; a gap longer than
+// the history, or a Redis restart (its numbering lost: new epochs), answers `recovered: false`;
+// a client that got events the node it moves to has not applied yet (that node's bus reads held
+// back by a proxy) is recovered with nothing yet, and those events are not sent to it again.
+// A spec whose subscribe joins with `replay` sends a late joiner the channel's last events.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -15,7 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as h from './helpers.js';
 import { openHub } from './hub.js';
-import { startRedis } from './redis.js';
+import { redisProxy, startRedis } from './redis.js';
 
 const step = (tenantId, seq, extra = {}) =>
   h.event('step.progress', tenantId, { execution_id: 'e1', workflow_id: 'w1', status: 'running', seq, ...extra });
@@ -121,41 +124,193 @@ describe('history and recovery on /ws across two nodes', () => {
     cluster.redis = await startRedis();
     const env = { REDIS_URL: cluster.redis.url, REDIS_PREFIX: `hist${h.uid()}` };
     cluster.a = await h.startGateway({ env });
+    cluster.a.name = 'A';
     cluster.b = await h.startGateway({ env });
-    for (const node of [cluster.a, cluster.b]) {
-      await h.eventually(async () => (await h.api(node.url, '/readyz')).body?.status === 'ready', 'node ready', 10_000);
-    }
+    cluster.b.name = 'B';
+    await h.untilReady([cluster.a, cluster.b]);
   });
   after(async () => {
+    if (process.env.CLUSTER_LOGS) {
+      for (const node of [cluster.a, cluster.b]) if (node) console.log(`--- node ${node.name}\n${node.logs.join('\n')}`);
+    }
     await cluster.a?.stop();
     await cluster.b?.stop();
     await cluster.redis?.stop();
   });
 
-  it('recovers on the node the client was on, and tells a client that moved to the other node recovered: false', async (t) => {
-    const tenantId = `two-${h.uid()}`;
+  it('gives a client whose socket was destroyed mid-stream on one node exactly what it missed on the other, once, in order, while publishing goes on', async (t) => {
+    const tenantId = `move-${h.uid()}`;
+    const TOTAL = 150;
     const onA = await openHub(t, cluster.a.url, h.mintToken({ tenantId }));
-    await onA.subscribe('executions:e1');
-    await h.publishOk(cluster.b.url, step(tenantId, 1));
-    const position = (await onA.next('step.progress')).position;
+    await onA.subscribe('workflows:w1');
+    // Published through both nodes in turn, one call at a time: one order, whoever takes it.
+    const publishing = (async () => {
+      for (let seq = 1; seq <= TOTAL; seq++) {
+        await h.publishOk((seq % 2 ? cluster.a : cluster.b).url, step(tenantId, seq));
+        await sleep(3);
+      }
+    })();
+    const seen = [];
+    let last;
+    while (seen.length < 25) {
+      const got = await onA.next('step.progress');
+      seen.push(got.data.seq);
+      last = got.position;
+    }
     onA.ws.terminate();
-    await h.publishOk(cluster.b.url, [step(tenantId, 2), step(tenantId, 3)]);
 
-    const backOnA = await openHub(t, cluster.a.url, h.mintToken({ tenantId }));
-    const movedToB = await openHub(t, cluster.b.url, h.mintToken({ tenantId }));
-    // B reads the bus on its own: wait until it has applied both events.
-    const probe = await openHub(t, cluster.b.url, h.mintToken({ tenantId }));
-    await probe.subscribe('executions:e1');
-    await h.publishOk(cluster.a.url, step(tenantId, 4));
-    await probe.next('step.progress');
-    const onB = await resubscribe(movedToB, 'executions:e1', position);
-    assert.equal(onB.recovered, false, 'another node numbers its own history');
-    const onAgain = await resubscribe(backOnA, 'executions:e1', position);
-    assert.equal(onAgain.recovered, true);
-    const missed = [await backOnA.next('step.progress'), await backOnA.next('step.progress'), await backOnA.next('step.progress')];
-    assert.deepEqual(missed.map((e) => e.data.seq), [2, 3, 4]);
+    const onB = await openHub(t, cluster.b.url, h.mintToken({ tenantId }));
+    const answer = await resubscribe(onB, 'workflows:w1', last);
+    assert.equal(answer.recovered, true, JSON.stringify(answer));
+    let offset = last.offset;
+    while (seen.at(-1) < TOTAL) {
+      const got = await onB.next('step.progress');
+      offset += 1;
+      assert.equal(got.position.offset, offset, `in order, none twice: ${JSON.stringify(got)} after ${seen.at(-1)}`);
+      assert.equal(got.position.epoch, last.epoch, 'one numbering on both nodes');
+      seen.push(got.data.seq);
+    }
+    await publishing;
+    assert.deepEqual(seen, Array.from({ length: TOTAL }, (_, i) => i + 1));
     await sleep(100);
-    assert.deepEqual(movedToB.pending('step.progress'), [], 'nothing from a history that does not match');
+    assert.deepEqual(onB.pending('step.progress'), [], 'nothing more');
+  });
+
+  it('numbers a channel the same on both nodes', async (t) => {
+    const tenantId = `same-${h.uid()}`;
+    const onA = await openHub(t, cluster.a.url, h.mintToken({ tenantId }));
+    const onB = await openHub(t, cluster.b.url, h.mintToken({ tenantId }));
+    await onA.subscribe('executions:e1');
+    await onB.subscribe('executions:e1');
+    await h.publishOk(cluster.a.url, [step(tenantId, 1), step(tenantId, 2)]);
+    await h.publishOk(cluster.b.url, step(tenantId, 3));
+    for (let seq = 1; seq <= 3; seq++) {
+      const [a, b] = [await onA.next('step.progress'), await onB.next('step.progress')];
+      assert.deepEqual([a.data.seq, b.data.seq], [seq, seq]);
+      assert.deepEqual(a.position, b.position);
+      assert.equal(a.position.offset, seq);
+    }
+  });
+
+  it('answers recovered: false on the other node for a gap longer than the history, and sends no old events', async (t) => {
+    const tenantId = `gap2-${h.uid()}`;
+    const onA = await openHub(t, cluster.a.url, h.mintToken({ tenantId }));
+    await onA.subscribe('approvals');
+    await h.publishOk(cluster.a.url, h.event('approval.required', tenantId, { approval_id: 'a0' }));
+    const position = (await onA.next('approval.required')).position;
+    onA.ws.terminate();
+    // The shipped hub spec keeps 300 events a channel.
+    const batch = Array.from({ length: 301 }, (_, i) => h.event('approval.required', tenantId, { approval_id: `a${i + 1}` }));
+    await h.publishOk(cluster.a.url, batch);
+    // B has applied the batch once a probe on B got the event after it.
+    const probe = await openHub(t, cluster.b.url, h.mintToken({ tenantId }));
+    await probe.subscribe('approvals');
+    await h.publishOk(cluster.a.url, h.event('approval.required', tenantId, { approval_id: 'probe' }));
+    // (B may still be applying the batch when the probe subscribes: its events can come first.)
+    const probed = await probe.next('approval.required', { where: (e) => e.data.approval_id === 'probe' });
+    assert.equal(probed.position.offset, 303);
+
+    const onB = await openHub(t, cluster.b.url, h.mintToken({ tenantId }));
+    assert.equal((await resubscribe(onB, 'approvals', position)).recovered, false);
+    await h.publishOk(cluster.a.url, h.event('approval.required', tenantId, { approval_id: 'live' }));
+    assert.equal((await onB.next('approval.required')).data.approval_id, 'live', 'live events only');
+  });
+
+  it('after a Redis restart (the numbering lost) answers recovered: false for positions of the old epoch once the channel has a new one', async (t) => {
+    const tenantId = `restart-${h.uid()}`;
+    const onA = await openHub(t, cluster.a.url, h.mintToken({ tenantId }));
+    await onA.subscribe('executions:e9');
+    const e9 = (seq) => h.event('step.progress', tenantId, { execution_id: 'e9', workflow_id: 'w9', status: 'running', seq });
+    await h.publishOk(cluster.a.url, [e9(1), e9(2)]);
+    await onA.next('step.progress');
+    const before = (await onA.next('step.progress')).position;
+    onA.ws.terminate();
+
+    await cluster.redis.restart();
+    await h.untilReady([cluster.a, cluster.b]);
+    // Nothing was published since: each node still holds the channel as it was.
+    const early = await openHub(t, cluster.b.url, h.mintToken({ tenantId }));
+    assert.equal((await resubscribe(early, 'executions:e9', { offset: 1, epoch: before.epoch })).recovered, true);
+    assert.equal((await early.next('step.progress')).data.seq, 2);
+
+    await h.publishOk(cluster.b.url, e9(3));
+    const after = (await early.next('step.progress')).position;
+    assert.notEqual(after.epoch, before.epoch, 'a new epoch');
+    assert.equal(after.offset, 1, 'numbered from 1 again');
+    for (const node of [cluster.a, cluster.b]) {
+      const late = await openHub(t, node.url, h.mintToken({ tenantId }));
+      // The other node may apply the event a little later: a probe on it first.
+      await late.subscribe('executions:e9');
+      await h.eventually(async () => {
+        const again = await openHub(t, node.url, h.mintToken({ tenantId }));
+        const answer = await resubscribe(again, 'executions:e9', { offset: 0, epoch: after.epoch });
+        return answer.recovered;
+      }, `node ${node.name} holds the new epoch`);
+      const old = await openHub(t, node.url, h.mintToken({ tenantId }));
+      assert.equal((await resubscribe(old, 'executions:e9', before)).recovered, false, `on node ${node.name}`);
+      await sleep(50);
+      assert.deepEqual(old.pending('step.progress'), [], 'no old events');
+    }
+  });
+});
+
+describe('history on /ws: a client ahead of the node it reconnects to', () => {
+  const cluster = {};
+  before(async () => {
+    cluster.redis = await startRedis();
+    cluster.proxy = await redisProxy(cluster.redis.port);
+    const prefix = `ahead${h.uid()}`;
+    cluster.a = await h.startGateway({ env: { REDIS_URL: cluster.redis.url, REDIS_PREFIX: prefix } });
+    cluster.a.name = 'A';
+    cluster.b = await h.startGateway({ env: { REDIS_URL: cluster.proxy.url, REDIS_PREFIX: prefix } });
+    cluster.b.name = 'B (through a proxy)';
+    await h.untilReady([cluster.a, cluster.b]);
+  });
+  after(async () => {
+    cluster.proxy?.delay(null);
+    await cluster.a?.stop();
+    await cluster.b?.stop();
+    await cluster.proxy?.close();
+    await cluster.redis?.stop();
+  });
+
+  it('recovers it with nothing yet, then skips what it had and sends what follows, once, in order', async (t) => {
+    const tenantId = `ahead-${h.uid()}`;
+    const onA = await openHub(t, cluster.a.url, h.mintToken({ tenantId }));
+    await onA.subscribe('workflows:w1');
+    await h.publishOk(cluster.a.url, step(tenantId, 1));
+    const first = await onA.next('step.progress');
+    // B is in the room's history from event 1 on: a probe on B got it.
+    const probe = await openHub(t, cluster.b.url, h.mintToken({ tenantId }));
+    await probe.subscribe('workflows:w1');
+    await h.publishOk(cluster.a.url, step(tenantId, 2));
+    await probe.next('step.progress', { where: (e) => e.data.seq === 2 });
+
+    // B's next bus read is held for 1.2 s (its read times out after 1.5 s: it is slow, not down).
+    t.after(() => cluster.proxy.delay(null));
+    const rule = cluster.proxy.delay('XREAD', 1200);
+    await h.eventually(() => rule.hits > 0, "B's next read held");
+    await h.publishOk(cluster.a.url, [step(tenantId, 3), step(tenantId, 4)]);
+    let last;
+    for (const seq of [2, 3, 4]) {
+      const got = await onA.next('step.progress', { where: (e) => e.data.seq === seq });
+      last = got.position;
+    }
+    assert.equal(last.offset, first.position.offset + 3);
+    onA.ws.terminate();
+
+    const onB = await openHub(t, cluster.b.url, h.mintToken({ tenantId }));
+    const answer = await resubscribe(onB, 'workflows:w1', last);
+    assert.equal(answer.recovered, true, JSON.stringify(answer));
+    t.diagnostic(`B had applied ${probe.pending('step.progress').map((e) => e.data.seq).join(', ') || 'none'} of 3 and 4 when it answered`);
+    // B applies 3 and 4 once its read is let through; then 5 and 6 are what the client gets.
+    await probe.next('step.progress', { where: (e) => e.data.seq === 4 });
+    await h.publishOk(cluster.a.url, [step(tenantId, 5), step(tenantId, 6)]);
+    const next = [await onB.next('step.progress'), await onB.next('step.progress')];
+    assert.deepEqual(next.map((e) => e.data.seq), [5, 6], 'none of what it had, nothing missed');
+    assert.deepEqual(next.map((e) => e.position.offset), [last.offset + 1, last.offset + 2]);
+    await sleep(100);
+    assert.deepEqual(onB.pending('step.progress'), [], 'nothing more');
   });
 });
 

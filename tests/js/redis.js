@@ -1,6 +1,7 @@
 // A private Redis for a test file: `redis-server` on a free loopback port, with persistence off,
 // that a test can kill (SIGKILL, as a crash) and start again on the same port. Never the shared
-// Redis on 6379: every cluster test runs against a server of its own.
+// Redis on 6379: every cluster test runs against a server of its own. `redisProxy` puts a TCP
+// proxy between one node and it, to hold or slow that node's connections.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -181,4 +182,79 @@ export async function startRedis({ port, timeoutMs = 10000 } = {}) {
     },
   };
   return handle;
+}
+
+/**
+ * A TCP proxy in front of Redis for one node, so that node can be kept away from Redis for a
+ * while after Redis is back (nodes reconnect with backoff, so in real outages they come back at
+ * different times; here the order is made certain). `hold()` cuts the node's connections and
+ * refuses new ones; `release()` lets it connect again. `delay(command, ms)` holds, for `ms`, what
+ * a connection sends from the moment it sends `command` (e.g. `SSUBSCRIBE`), as if that one
+ * connection were slow to come back; `delay(null)` stops.
+ */
+export async function redisProxy(target) {
+  const pairs = new Set();
+  let holding = false;
+  let delayed = null;
+  const server = net.createServer((client) => {
+    if (holding) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(target, '127.0.0.1');
+    const pair = { client, upstream };
+    pairs.add(pair);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      pairs.delete(pair);
+    };
+    for (const end of [client, upstream]) {
+      end.on('error', close);
+      end.on('close', close);
+    }
+    let held = null;
+    client.on('data', (chunk) => {
+      if (held) {
+        held.push(chunk);
+      } else if (delayed && chunk.toString('latin1').toUpperCase().includes(delayed.command)) {
+        held = [chunk];
+        delayed.hits += 1;
+        setTimeout(() => {
+          for (const c of held) upstream.write(c);
+          held = null;
+        }, delayed.ms);
+      } else {
+        upstream.write(chunk);
+      }
+    });
+    upstream.pipe(client);
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const proxy = {
+    url: `redis://127.0.0.1:${server.address().port}`,
+    hold() {
+      holding = true;
+      for (const { client, upstream } of pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
+      pairs.clear();
+    },
+    release() {
+      holding = false;
+    },
+    delay(command, ms) {
+      delayed = command ? { command: command.toUpperCase(), ms, hits: 0 } : null;
+      return delayed;
+    },
+    close() {
+      proxy.hold();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+  return proxy;
 }

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 
 use crate::cluster::{
     COMMAND_TIMEOUT,
-    stream::{BUS_BLOCK, BusStream, Entry, StreamError, StreamId},
+    stream::{BUS_BLOCK, BusStream, Entry, NumberedRoom, StreamError, StreamId},
 };
 
 /// One Redis, shared by every node of a test (clone it to hand it to another bus).
@@ -134,7 +134,7 @@ impl FakeRedis {
 }
 
 impl BusStream for FakeRedis {
-    async fn append(&self, message: &str) -> Result<(), StreamError> {
+    async fn append(&self, message: &str, _rooms: &[NumberedRoom]) -> Result<(), StreamError> {
         let (hung, unanswered) = {
             let mut state = self.state();
             if state.hung {
@@ -172,7 +172,7 @@ impl BusStream for FakeRedis {
                         .iter()
                         .filter(|(id, _)| *id > after)
                         .take(count)
-                        .map(|(id, m)| Entry { id: *id, message: Some(m.clone()) })
+                        .map(|(id, m)| Entry { id: *id, message: Some(m.clone()), positions: None })
                         .collect();
                     if !found.is_empty() {
                         return Ok(found);

@@ -369,3 +369,26 @@ async fn nodes_not_heard_from_for_an_hour_are_forgotten() {
     let ledger = a.bus.ledger().await;
     assert_eq!(ledger.peers.keys().collect::<Vec<_>>(), ["live"], "the others are forgotten");
 }
+
+#[test]
+fn an_entrys_positions_go_to_the_events_they_name_and_none_when_they_do_not_line_up() {
+    let event = |n: u64| {
+        crate::engine::PublishedEvent::from_json(json!({ "type": "t", "tenantId": "t1", "data": { "n": n } }), "e")
+            .expect("an event")
+    };
+    let message = json!({ "h": [[0, "/ws", "t1/a"], [1, "/ws", "t1/a"], [1, "/x", "t1/b"]] });
+    let given = given_positions(&message, Some("7 e1\n8 e1\n1 f2"));
+    assert_eq!(given.len(), 3);
+    let Outgoing::Events(events) = with_given(Outgoing::Events(vec![event(0), event(1)]), &given) else {
+        panic!("events stay events")
+    };
+    let at = |e: &crate::engine::PublishedEvent, path, room| e.given_position(path, room).cloned();
+    assert_eq!(at(&events[0], "/ws", "t1/a"), Some(Position { offset: 7, epoch: "e1".into() }));
+    assert_eq!(at(&events[1], "/ws", "t1/a"), Some(Position { offset: 8, epoch: "e1".into() }));
+    assert_eq!(at(&events[1], "/x", "t1/b"), Some(Position { offset: 1, epoch: "f2".into() }));
+    assert_eq!(at(&events[0], "/x", "t1/b"), None);
+    // A count that differs, or a line that is not `<offset> <epoch>`: each node numbers them.
+    assert!(given_positions(&message, Some("7 e1\n8 e1")).is_empty());
+    assert!(given_positions(&message, Some("7 e1\nx e1\n1 f2")).is_empty());
+    assert!(given_positions(&message, None).is_empty());
+}

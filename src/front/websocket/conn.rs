@@ -27,7 +27,7 @@ use std::{
     collections::VecDeque,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
 };
 
@@ -197,6 +197,19 @@ pub(crate) struct Conn {
     pub rooms: Mutex<Vec<Arc<str>>>,
     /// While a message with `since` is handled: what it joined and replied (`mod.rs`).
     pub recovering: Mutex<Option<Recovering>>,
+    /// Rooms whose next events up to an offset it got from another node before it came here
+    /// (a recovery from a position this node had not reached), so they are not sent twice.
+    skips: Mutex<Vec<Skip>>,
+    /// Whether `skips` holds any: delivery looks at them only then.
+    skipping: AtomicBool,
+}
+
+/// A room's events this connection has already: those of `epoch` up to `through`.
+#[derive(Debug)]
+struct Skip {
+    room: Box<str>,
+    epoch: Arc<str>,
+    through: u64,
 }
 
 /// A message with `since` being handled: the rooms with history it joined (internal names,
@@ -230,7 +243,35 @@ impl Conn {
             last_seen_ms: AtomicU64::new(now_millis()),
             rooms: Mutex::new(Vec::new()),
             recovering: Mutex::new(None),
+            skips: Mutex::new(Vec::new()),
+            skipping: AtomicBool::new(false),
         }
+    }
+
+    /// Notes that it has `room`'s events of `epoch` up to `through` (replacing what was noted
+    /// for the room). Called under the history's lock, as [`Self::has_already`] is.
+    pub(crate) fn skip_through(&self, room: &str, epoch: Arc<str>, through: u64) {
+        let mut skips = self.skips.lock().unwrap_or_else(|e| e.into_inner());
+        skips.retain(|s| &*s.room != room);
+        skips.push(Skip { room: room.into(), epoch, through });
+        self.skipping.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether it has this event of `room` already (see [`Self::skip_through`]); what is noted
+    /// for the room is forgotten once the room goes past it or changes epoch.
+    pub(crate) fn has_already(&self, room: &str, position: &crate::engine::history::Position) -> bool {
+        if !self.skipping.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut skips = self.skips.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(i) = skips.iter().position(|s| &*s.room == room) else { return false };
+        let skip = &skips[i];
+        let has = skip.epoch == position.epoch && position.offset <= skip.through;
+        if !has || position.offset == skip.through {
+            skips.swap_remove(i);
+            self.skipping.store(!skips.is_empty(), Ordering::Relaxed);
+        }
+        has
     }
 
     fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
@@ -515,5 +556,22 @@ mod tests {
         }));
         assert_eq!(taken(&c, 100), (1, 5, false), "the queued frame first");
         assert!(matches!(c.outbox().take(100), Taken::Close(closing) if closing.reason == "token expired"));
+    }
+
+    #[test]
+    fn a_room_noted_as_had_skips_its_events_up_to_the_offset_then_is_forgotten() {
+        use crate::engine::history::Position;
+        let c = conn();
+        let at = |offset, epoch: &str| Position { offset, epoch: epoch.into() };
+        assert!(!c.has_already("r", &at(1, "e")), "nothing noted");
+        c.skip_through("r", "e".into(), 3);
+        assert!(!c.has_already("other", &at(2, "e")), "another room");
+        assert!(c.has_already("r", &at(2, "e")));
+        assert!(c.has_already("r", &at(3, "e")), "up to the offset noted");
+        assert!(!c.has_already("r", &at(4, "e")), "forgotten once reached");
+        c.skip_through("r", "e".into(), 9);
+        assert!(!c.has_already("r", &at(1, "f")), "another epoch is not what it had");
+        assert!(!c.has_already("r", &at(5, "e")), "and the note went with it");
+        assert!(!c.skipping.load(Ordering::Relaxed));
     }
 }

@@ -14,6 +14,10 @@
 //!   position) has its replies answered with `recovered`, then what the history holds after it,
 //!   under the history's lock so nothing is sent twice or missed between the two; a message whose
 //!   joins `replay` (a late joiner) gets its rooms' last events after its replies, the same way.
+//!   In a cluster the positions are the ones the bus brought with the event (the same on every
+//!   node); a client ahead of this node (it got the room's latest events on the node it left) is
+//!   recovered with nothing yet, and the room's events up to its position are skipped for it as
+//!   they come.
 //!
 //! The endpoint runs on the same `SpecRuntime` as a Socket.IO namespace: the same auth, rooms
 //! (channels, with their access rules and tenant scope), filters, client events, last-known state
@@ -53,8 +57,15 @@ use crate::{
 use crate::{
     clock::{iso_now, now_millis},
     engine::{
-        actions::ActionCtx, dispatch::Handled, errors::ClientError, member::MemberKey, member_state::MemberState,
-        publish::PublishedEvent, recovery::HistoryReads, runtime::SpecRuntime,
+        actions::ActionCtx,
+        dispatch::Handled,
+        errors::ClientError,
+        history::{Position, Since},
+        member::MemberKey,
+        member_state::MemberState,
+        publish::PublishedEvent,
+        recovery::HistoryReads,
+        runtime::SpecRuntime,
     },
 };
 use conn::{BufferLimits, Closing, Conn, Frame, NativeMember, Queued, Recovering};
@@ -412,24 +423,28 @@ impl Endpoint {
         let timestamp = timestamp_of(event);
         let data = delivery.data.as_ref().unwrap_or(&Value::Null);
         let mut history = self.history.lock();
-        let mut sends: Vec<(Vec<u64>, Frame)> = Vec::with_capacity(delivery.history.len() + 1);
+        // Per send: its members, its frame, and its room and position (a member that has it
+        // already, from another node, is skipped).
+        type Send<'a> = (Vec<u64>, Frame, Option<(&'a str, Position)>);
+        let mut sends: Vec<Send<'_>> = Vec::with_capacity(delivery.history.len() + 1);
         let mut reached: std::collections::HashSet<u64, IdHash> = Default::default();
         {
             let index = self.rooms.read().unwrap_or_else(|e| e.into_inner());
             for kept in &delivery.history {
                 let mut frame = None;
-                history.append(&kept.room, kept.spec, kept.variants.clone().into(), |position| {
+                let given = event.given_position(&self.spec.path, &kept.room);
+                history.append_at(&kept.room, kept.spec, kept.variants.clone().into(), given, |position| {
                     let text = envelope::render_positioned(&delivery.event, &timestamp, data, &kept.visible, position);
-                    frame = Some(text.clone());
+                    frame = Some((text.clone(), position.clone()));
                     text.into()
                 });
                 let variants = delivery.rooms.iter().filter(|r| rooms::is_variant_of(r, &kept.room));
                 let members: Vec<u64> =
                     index.members_of(variants.map(String::as_str)).into_iter().filter(|m| reached.insert(*m)).collect();
-                if let Some(text) = frame
+                if let Some((text, position)) = frame
                     && !members.is_empty()
                 {
-                    sends.push((members, Frame::Text(text)));
+                    sends.push((members, Frame::Text(text), Some((kept.room.as_str(), position))));
                 }
             }
             let plain =
@@ -437,11 +452,16 @@ impl Endpoint {
             let members: Vec<u64> =
                 index.members_of(plain.map(String::as_str)).into_iter().filter(|m| reached.insert(*m)).collect();
             if !members.is_empty() {
-                sends.push((members, Frame::Text(envelope::render(&delivery.event, &timestamp, data))));
+                sends.push((members, Frame::Text(envelope::render(&delivery.event, &timestamp, data)), None));
             }
         }
-        for (members, frame) in sends {
+        for (members, frame, at) in sends {
             for conn in self.conns_of(&members) {
+                if let Some((room, position)) = &at
+                    && conn.has_already(room, position)
+                {
+                    continue;
+                }
                 self.queue(&conn, frame.clone());
             }
         }
@@ -474,11 +494,19 @@ impl Endpoint {
         let handled = self.dispatch(member, &conn.session, name, data, bytes);
         let recovering = conn.recovering.lock().unwrap_or_else(|e| e.into_inner()).take().unwrap_or_default();
         let mut missed: Vec<Frame> = Vec::new();
+        let mut ahead: Vec<(&str, u64)> = Vec::new();
         let mut recovered = !recovering.rooms.is_empty();
         for room in &recovering.rooms {
-            let Some(kept) = history.since(room, offset, &epoch) else {
-                recovered = false;
-                break;
+            let kept = match history.since_at(room, offset, &epoch) {
+                Some(Since::Events(kept)) => kept,
+                Some(Since::Ahead(through)) => {
+                    ahead.push((room, through));
+                    continue;
+                }
+                None => {
+                    recovered = false;
+                    break;
+                }
             };
             let theirs: Vec<String> = conn
                 .rooms
@@ -511,6 +539,10 @@ impl Endpoint {
         if recovered {
             for frame in missed {
                 self.queue(conn, frame);
+            }
+            let epoch: Arc<str> = Arc::from(epoch);
+            for (room, through) in ahead {
+                conn.skip_through(room, epoch.clone(), through);
             }
         }
         drop(history);
