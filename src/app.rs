@@ -280,6 +280,7 @@ impl App {
         let backends = Arc::new(BackendCalls::new(
             &config.backends,
             &config.bridges.allowed_hosts,
+            &config.bridges.tls,
             stream,
             metrics.forward.clone(),
         ));

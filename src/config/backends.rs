@@ -169,17 +169,14 @@ fn is_backend_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
-/// An `http://` URL with a host and no credentials in it (they go in `headers` or `secret`,
-/// which are kept secret). This build's HTTP client has no TLS: `https://` is refused here
-/// rather than failing at every call.
+/// An `http://` or `https://` URL with a host and no credentials in it (they go in `headers` or
+/// `secret`, which are kept secret). `https://` is verified with the bridges' roots
+/// (`BRIDGE_CA_FILE`).
 fn check_url(url: &str) -> Result<(), String> {
     let uri: http::Uri = url.parse().map_err(|_| "not a URL".to_string())?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err("https:// is not supported by this build (plain http:// to a backend on a trusted network, or a TLS-terminating proxy)".into());
-        }
-        _ => return Err("must be an http:// URL".into()),
+        Some("http" | "https") => {}
+        _ => return Err("must be an http:// or https:// URL".into()),
     }
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
     if authority.contains('@') {
@@ -223,7 +220,8 @@ audit: { url: 'http://10.0.0.5/audit' }
         let err = |text: &str| parse_backends_file(text).unwrap_err();
         let e = err("users: { url: 'http://x', timout: 3s }");
         assert!(e.starts_with("backends.users: unknown field `timout`") && e.contains("did you mean `timeout`"), "{e}");
-        assert!(err("users: { url: 'https://x' }").starts_with("backends.users.url: https://"));
+        assert!(err("users: { url: 'ftp://x' }").starts_with("backends.users.url: must be an http:// or https:// URL"));
+        assert!(parse_backends_file("users: { url: 'https://x' }").is_ok());
         assert!(err("users: { url: 'http://u:p@x' }").contains("credentials"));
         assert!(err("stream: { url: 'http://x' }").contains("event stream"));
         assert!(err("users: { url: 'http://x', concurrency: 0 }").starts_with("backends.users.concurrency"));

@@ -43,7 +43,7 @@ use crate::{
         forward::{Backends, ForwardCall},
     },
     metrics::{ForwardMetrics, ForwardOutcome},
-    net::outbound::AllowedHosts,
+    net::{outbound::AllowedHosts, tls::OutboundTls},
     spec::STREAM_DESTINATION,
 };
 
@@ -64,11 +64,12 @@ pub(crate) struct BackendCalls {
 }
 
 impl BackendCalls {
-    /// The backends of `config` (connecting out under `allowed`), and the event stream through
-    /// `stream`.
+    /// The backends of `config` (connecting out under `allowed`, `https://` verified with
+    /// `tls`), and the event stream through `stream`.
     pub(crate) fn new(
         config: &BackendsConfig,
         allowed: &AllowedHosts,
+        tls: &OutboundTls,
         stream: StreamHook,
         metrics: ForwardMetrics,
     ) -> Self {
@@ -79,6 +80,7 @@ impl BackendCalls {
                 let backend = Backend {
                     config: b.clone(),
                     allowed: allowed.clone(),
+                    tls: tls.clone(),
                     metrics: metrics.clone(),
                     queue: Mutex::default(),
                     ready: Notify::new(),
@@ -143,6 +145,8 @@ impl Backends for BackendCalls {
 struct Backend {
     config: BackendConfig,
     allowed: AllowedHosts,
+    /// The bridges' TLS roots (Mozilla's and `BRIDGE_CA_FILE`'s), for `https://` backends.
+    tls: OutboundTls,
     metrics: ForwardMetrics,
     queue: Mutex<Queue>,
     /// Wakes a worker when a call is queued.
@@ -254,6 +258,7 @@ impl Backend {
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .resolve(&host, address)
+            .use_preconfigured_tls(self.tls.client_config())
             .build()
             .map_err(|_| unavailable("no HTTP client"))?;
         let mut request = client.post(url).header(http::header::CONTENT_TYPE, "application/json");
@@ -335,7 +340,7 @@ mod tests {
         let metrics = crate::metrics::Metrics::new(false).forward;
         let config = parse_backends_file(file).unwrap();
         let hook: StreamHook = Arc::new(|_| true);
-        (BackendCalls::new(&config, &AllowedHosts::default(), hook, metrics.clone()), metrics)
+        (BackendCalls::new(&config, &AllowedHosts::default(), &OutboundTls::default(), hook, metrics.clone()), metrics)
     }
 
     fn call(to: &str, data: Value) -> ForwardCall {
@@ -375,7 +380,7 @@ mod tests {
             into.lock().unwrap().push(e.to_json());
             true
         });
-        let calls = BackendCalls::new(&BackendsConfig::default(), &AllowedHosts::default(), hook, metrics.clone());
+        let calls = BackendCalls::new(&BackendsConfig::default(), &AllowedHosts::default(), &OutboundTls::default(), hook, metrics.clone());
         calls.forward(call("stream", json!({ "a": 1 }))).unwrap();
         let seen = seen.lock().unwrap();
         assert_eq!(seen[0]["type"], "client.user:info");
@@ -400,7 +405,7 @@ mod tests {
         let file = format!("hang: {{ url: 'http://127.0.0.1:{port}/x', concurrency: 1, timeout: 300ms }}");
         let allowed = AllowedHosts::parse(&["127.0.0.1".to_string()]).unwrap();
         let hook: StreamHook = Arc::new(|_| true);
-        let calls = BackendCalls::new(&parse_backends_file(&file).unwrap(), &allowed, hook, metrics.clone());
+        let calls = BackendCalls::new(&parse_backends_file(&file).unwrap(), &allowed, &OutboundTls::default(), hook, metrics.clone());
         let workers = calls.spawn();
         let started = std::time::Instant::now();
         let mut pending = Vec::new();

@@ -5,35 +5,15 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { Server } from 'socket.io';
 import { WebSocketServer } from 'ws';
 
-import { api, eventually, startGateway, tempDir, writeFile } from './helpers.js';
+import { api, eventually, makeCertificates, startGateway, tempDir, writeFile } from './helpers.js';
 
 const IO_TOKEN = 'transport-io-secret-4c2d';
 const WAIT = 8000;
-
-/** A CA and a certificate it signs for `localhost` and 127.0.0.1, as PEM: `{ca, key, cert}`. */
-function makeCertificates(dir, name) {
-  const at = (file) => `${dir}/${name}-${file}`;
-  const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  openssl('req', '-x509', ...ec, '-keyout', at('ca.key'), '-out', at('ca.pem'), '-days', '2', '-subj', `/CN=${name} test CA`);
-  openssl('req', ...ec, '-keyout', at('leaf.key'), '-out', at('leaf.csr'), '-subj', '/CN=localhost');
-  writeFile(dir, `${name}-leaf.ext`, [
-    'subjectAltName=DNS:localhost,IP:127.0.0.1',
-    'basicConstraints=CA:FALSE',
-    'keyUsage=digitalSignature',
-    'extendedKeyUsage=serverAuth',
-  ].join('\n'));
-  openssl('x509', '-req', '-in', at('leaf.csr'), '-CA', at('ca.pem'), '-CAkey', at('ca.key'), '-CAcreateserial',
-    '-out', at('leaf.pem'), '-days', '2', '-extfile', at('leaf.ext'));
-  return { caFile: at('ca.pem'), key: readFileSync(at('leaf.key')), cert: readFileSync(at('leaf.pem')) };
-}
 
 /** An `https` webhook receiver: the JSON bodies POSTed to it, answered 204. */
 async function startWebhook(tls) {

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { after, before, describe, it } from 'node:test';
 import * as h from './helpers.js';
 import { HubSocket } from './hub.js';
@@ -20,11 +21,11 @@ const BACKEND_TOKEN = 'backend-token-77e2';
  * The team's backend: records every call (`calls`: path, headers, body). `/users` answers
  * `user:info` with the caller's identity, refuses `mode: 'refuse'` with a 404 `{error}`, fails
  * `mode: 'fail'` with a 503, and answers `mode: 'slow'` after `ms`. `/held` keeps every call
- * until `release()`. `/audit` answers 204.
+ * until `release()`. `/audit` answers 204. Over `https` with `tls` (`{key, cert}`).
  */
-async function startBackend() {
+async function startBackend(tls) {
   const backend = { calls: [], held: [] };
-  const server = createServer((req, res) => {
+  const handle = (req, res) => {
     let text = '';
     req.on('data', (chunk) => { text += chunk; });
     req.on('end', () => {
@@ -40,7 +41,8 @@ async function startBackend() {
       if (mode === 'slow') return setTimeout(answer, ms);
       return answer();
     });
-  });
+  };
+  const server = tls ? createHttpsServer(tls, handle) : createServer(handle);
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   backend.port = server.address().port;
   backend.release = () => backend.held.splice(0).forEach((answer) => answer());
@@ -63,6 +65,9 @@ events:
   user:info:
     do:
       - forward: { to: users }
+  user:secure:
+    do:
+      - forward: { to: secure }
   user:slow:
     do:
       - forward: { to: users, timeout: 500ms }
@@ -92,6 +97,7 @@ events:
 
 describe('client events forwarded to backends', { timeout: 60_000 }, () => {
   let backend;
+  let secure;
   let gateway;
   let dirs;
 
@@ -103,22 +109,26 @@ describe('client events forwarded to backends', { timeout: 60_000 }, () => {
     h.writeFile(specs.dir, 'plain.yaml', PLAIN_SPEC);
     const config = h.tempDir('rtgw-forward-config-');
     dirs = [specs, config];
+    const { caFile, key, cert } = h.makeCertificates(config.dir, 'backend');
+    secure = await startBackend({ key, cert });
     const base = `http://127.0.0.1:${backend.port}`;
     const file = h.writeFile(config.dir, 'backends.yaml', [
       `users: { url: '${base}/users', secret: ${SIGNING_KEY}, headers: { Authorization: 'Bearer ${BACKEND_TOKEN}' }, timeout: 3s }`,
       `audit: { url: '${base}/audit' }`,
       `down: { url: 'http://127.0.0.1:${down}/x' }`,
       `held: { url: '${base}/held', concurrency: 1, queue: 1, timeout: 10s }`,
+      `secure: { url: 'https://localhost:${secure.port}/users' }`,
       '',
     ].join('\n'));
     gateway = await h.startGateway({
-      env: { NAMESPACES_DIR: specs.dir, BACKENDS_FILE: file, BRIDGE_ALLOWED_HOSTS: '127.0.0.1' },
+      env: { NAMESPACES_DIR: specs.dir, BACKENDS_FILE: file, BRIDGE_ALLOWED_HOSTS: '127.0.0.1', BRIDGE_CA_FILE: caFile },
     });
   });
 
   after(async () => {
     await gateway?.stop();
     await backend?.close();
+    await secure?.close();
     for (const d of dirs ?? []) d.remove();
   });
 
@@ -146,6 +156,13 @@ describe('client events forwarded to backends', { timeout: 60_000 }, () => {
     assert.equal(headers['x-gateway-signature'], `sha256=${expected}`);
     assert.ok(!gateway.logs.join('\n').includes(BACKEND_TOKEN), 'the backend credential is never logged');
     assert.ok(!gateway.logs.join('\n').includes(SIGNING_KEY), 'the signing key is never logged');
+  });
+
+  it('calls an https:// backend, verifying its certificate with BRIDGE_CA_FILE', async (t) => {
+    const socket = await connect(t, { sub: 'bob', tenantId: 'acme' });
+    const ack = await h.request(socket, 'user:secure', { over: 'tls' });
+    assert.deepEqual({ id: ack.id, tenantId: ack.tenantId, asked: ack.asked }, { id: 'bob', tenantId: 'acme', asked: { over: 'tls' } });
+    assert.equal(secure.calls.at(-1).body.socket.userId, 'bob');
   });
 
   it("turns a backend's refusal into the seeds' error, and its failure into backend_unavailable", async (t) => {

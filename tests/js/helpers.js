@@ -2,9 +2,9 @@
 // connect socket.io-client sockets that record everything they receive, wait for events with a
 // timeout, and publish over the HTTP API.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -543,4 +543,25 @@ export async function eventually(condition, what, timeoutMs = TIMEOUT) {
     if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * A CA and a certificate it signs for `localhost` and 127.0.0.1, made with `openssl` in `dir`:
+ * `{caFile, key, cert}` (the CA's PEM file, for BRIDGE_CA_FILE; the leaf's key and certificate).
+ */
+export function makeCertificates(dir, name) {
+  const at = (file) => `${dir}/${name}-${file}`;
+  const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl('req', '-x509', ...ec, '-keyout', at('ca.key'), '-out', at('ca.pem'), '-days', '2', '-subj', `/CN=${name} test CA`);
+  openssl('req', ...ec, '-keyout', at('leaf.key'), '-out', at('leaf.csr'), '-subj', '/CN=localhost');
+  writeFile(dir, `${name}-leaf.ext`, [
+    'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    'basicConstraints=CA:FALSE',
+    'keyUsage=digitalSignature',
+    'extendedKeyUsage=serverAuth',
+  ].join('\n'));
+  openssl('x509', '-req', '-in', at('leaf.csr'), '-CA', at('ca.pem'), '-CAkey', at('ca.key'), '-CAcreateserial',
+    '-out', at('leaf.pem'), '-days', '2', '-extfile', at('leaf.ext'));
+  return { caFile: at('ca.pem'), key: readFileSync(at('leaf.key')), cert: readFileSync(at('leaf.pem')) };
 }
