@@ -2,20 +2,27 @@
 //! connection to another server (`ws` or Socket.IO) that the tenant's notifications go through,
 //! and whose subscribed events go to the tenant's sinks (`crate::sink`).
 //!
-//! Here: [`Bridges`], every bridge of this node by tenant, and [`Bridge`], one of them: what it
-//! is configured with, its status, and the queue of sends its task serves. `connect` opens a
+//! Here: [`Bridge`], one bridge: what it is configured with, its status, and the queue of sends
+//! its task serves. `registry` is [`Bridges`], every provider this node knows (the file's, and
+//! run-time changes) and the bridges it runs, replaced atomically when a provider changes;
+//! `link` is what a cluster adds ([`BridgeLink`]: sends forwarded to the node holding a bridge,
+//! changes stored for every node) and the [`Lease`] a held bridge runs under. `connect` opens a
 //! connection (URL, credentials, allowlist, handshake), `socketio` is the Socket.IO client's
 //! packets, `run` the task (reconnection, channels, sends, acks, receiving), `status` what the
 //! API shows. A bridge never reaches into a front: what it sends comes from the API's
-//! notification call, what it receives goes to sinks.
+//! notification and query calls, what it receives goes to sinks.
 
 mod connect;
+mod link;
+mod registry;
 mod run;
 mod socketio;
 mod status;
 
+pub(crate) use link::{BridgeLink, Lease, LinkFuture};
+pub(crate) use registry::{Bridges, Target};
+
 use std::{
-    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -23,18 +30,13 @@ use std::{
     time::Duration,
 };
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::{
     sync::{mpsc, oneshot},
     task::JoinHandle,
 };
 
-use crate::{
-    config::{BridgeConfig, BridgesConfig, ProviderMode},
-    metrics::BridgeMetrics,
-    net::outbound::AllowedHosts,
-    sink::Sinks,
-};
+use crate::{config::BridgeConfig, metrics::BridgeMetrics, net::outbound::AllowedHosts, sink::Sinks};
 use status::{State, Status};
 
 /// Sends waiting for one bridge's task, and their bytes (JSON); beyond either, a send is refused
@@ -85,6 +87,41 @@ pub(crate) enum SendError {
     /// 400: a channel notification for a provider without `supportChannelBroadcast`.
     #[error("this tenant's provider does not broadcast to channels (supportChannelBroadcast is off)")]
     NoChannels,
+    /// 503: in a cluster, no live node holds the bridge right now (one takes it over within the
+    /// lease's bound).
+    #[error("no node holds the tenant's bridge right now (it is being taken over): retry shortly")]
+    Unheld,
+    /// 504: in a cluster, the node holding the bridge did not answer in time.
+    #[error("the node holding the tenant's bridge did not answer within {} ms", .0.as_millis())]
+    HolderTimeout(Duration),
+}
+
+impl SendError {
+    /// The word a node answers another with (`cluster`'s request path), and back.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            SendError::NotConnected => "not_connected",
+            SendError::Busy => "busy",
+            SendError::Lost => "lost",
+            SendError::AckTimeout(_) => "ack_timeout",
+            SendError::NoChannels => "no_channels",
+            SendError::Unheld => "unheld",
+            SendError::HolderTimeout(_) => "holder_timeout",
+        }
+    }
+
+    /// The error another node answered with `code`; `limit` the wait the request asked for.
+    pub(crate) fn from_code(code: &str, limit: Duration) -> Self {
+        match code {
+            "busy" => SendError::Busy,
+            "lost" => SendError::Lost,
+            "ack_timeout" => SendError::AckTimeout(limit),
+            "no_channels" => SendError::NoChannels,
+            "unheld" => SendError::Unheld,
+            "holder_timeout" => SendError::HolderTimeout(limit),
+            _ => SendError::NotConnected,
+        }
+    }
 }
 
 /// One send for a bridge's task.
@@ -124,35 +161,93 @@ pub(crate) struct Bridge {
     sends: mpsc::Sender<Command>,
     /// Bytes of the sends in `sends`.
     queued_bytes: Arc<AtomicUsize>,
-    /// Taken by `spawn`.
-    receiver: std::sync::Mutex<Option<mpsc::Receiver<Command>>>,
+}
+
+/// A started bridge: stopping it (dropping the `stop` sender) closes its connection and answers
+/// what waits in its queue; `done` ends once it has.
+pub(crate) struct Started {
+    stop: oneshot::Sender<()>,
+    done: JoinHandle<()>,
+    /// Its sinks' delivery loops, which run until aborted.
+    sinks: Vec<JoinHandle<()>>,
+}
+
+impl Started {
+    /// Stops the bridge and waits (at most `within`) for its connection to be closed. Messages
+    /// its sinks still held are dropped with them (a replaced bridge's new sinks start empty).
+    pub(crate) async fn stop(self, within: Duration) {
+        drop(self.stop);
+        let abort = self.done.abort_handle();
+        if tokio::time::timeout(within, self.done).await.is_err() {
+            abort.abort();
+        }
+        self.sinks.iter().for_each(JoinHandle::abort);
+    }
+
+    /// Stops it at once, without waiting (the node is stopping).
+    pub(crate) fn abort(self) {
+        self.done.abort();
+        self.sinks.iter().for_each(JoinHandle::abort);
+    }
 }
 
 impl Bridge {
+    /// A bridge of `config` (external mode), not started.
+    pub(crate) fn new(
+        config: &BridgeConfig,
+        allowed: &AllowedHosts,
+        metrics: &BridgeMetrics,
+    ) -> (Arc<Self>, mpsc::Receiver<Command>) {
+        let (sends, receiver) = mpsc::channel(QUEUED_SENDS);
+        let provider = &config.provider;
+        let sinks = provider
+            .message_handling
+            .as_ref()
+            .filter(|_| provider.enable_receiving)
+            .map(|h| Sinks::new(&config.name, h, allowed.clone(), metrics.clone()));
+        let url = provider.url.clone().unwrap_or_default();
+        let public_url = url.split(['?', '#']).next().unwrap_or_default().to_string();
+        let state = if provider.enabled { State::Connecting } else { State::Disabled };
+        let bridge = Arc::new(Bridge {
+            config: config.clone(),
+            public_url,
+            allowed: allowed.clone(),
+            metrics: metrics.clone(),
+            sinks,
+            status: Status::new(state),
+            sends,
+            queued_bytes: Arc::default(),
+        });
+        (bridge, receiver)
+    }
+
+    /// Starts its task and its sinks'.
+    pub(crate) fn start(self: &Arc<Self>, mut commands: mpsc::Receiver<Command>) -> Started {
+        let sinks = self.sinks.iter().flat_map(Sinks::spawn).collect();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let bridge = self.clone();
+        let done = tokio::spawn(async move {
+            tokio::select! {
+                () = run::run(bridge.clone(), &mut commands) => {}
+                _ = stopped => tracing::info!(bridge = %bridge.name(), "bridge stopped: its connection is closed"),
+            }
+            // Sends still queued were not written: the caller may retry (503), never a silent loss.
+            commands.close();
+            while let Ok(command) = commands.try_recv() {
+                command.answer(Err(SendError::NotConnected));
+            }
+        });
+        Started { stop, done, sinks }
+    }
+
     /// Its name.
     pub(crate) fn name(&self) -> &str {
         &self.config.name
     }
 
-    /// Sends a notification (`data`, the API's `{id, subject, body, data, userId|channel}`) to
-    /// `recipient` on the peer; with `ack`, waits up to that long for the peer's answer, which it
-    /// returns (else `null` once written).
-    pub(crate) async fn notify(
-        &self,
-        recipient: &Recipient,
-        data: Value,
-        ack: Option<Duration>,
-    ) -> Result<Value, SendError> {
-        let events = &self.config.provider.custom_events;
-        let event = match recipient {
-            Recipient::User => events.notification.clone(),
-            Recipient::Channel if !self.config.provider.support_channel_broadcast => return Err(SendError::NoChannels),
-            Recipient::Channel => events.channel_broadcast.clone(),
-        };
-        self.send(event, data, ack).await
-    }
-
-    async fn send(&self, event: String, data: Value, ack: Option<Duration>) -> Result<Value, SendError> {
+    /// Sends `event` with `data` to the peer; with `ack`, waits up to that long for the peer's
+    /// answer, which it returns (else `null` once written).
+    pub(crate) async fn send(&self, event: String, data: Value, ack: Option<Duration>) -> Result<Value, SendError> {
         if self.status.state() != State::Connected {
             return Err(SendError::NotConnected);
         }
@@ -169,94 +264,6 @@ impl Bridge {
             Some(limit) => tokio::time::timeout(limit, answer).await.unwrap_or(Err(SendError::AckTimeout(limit))),
             None => answer.await,
         }
-    }
-
-    /// Whether the provider asks for acknowledgments (`enableAcknowledgments`).
-    pub(crate) fn acknowledged(&self) -> bool {
-        self.config.provider.enable_acknowledgments
-    }
-
-    /// The API's view of it (no credentials: the URL without its query, no auth fields).
-    pub(crate) fn describe(&self) -> Value {
-        let provider = &self.config.provider;
-        let mut view = json!({
-            "name": self.config.name,
-            "tenantId": self.config.tenant_id,
-            "protocol": provider.protocol.as_str(),
-            "url": self.public_url,
-            "defaultChannels": provider.default_channels,
-            "subscribeToEvents": provider.subscribe_to_events,
-            "strategy": provider.message_handling.as_ref().map(|h| h.strategy.as_str()),
-        });
-        if let (Some(view), Value::Object(status)) = (view.as_object_mut(), self.status.describe()) {
-            view.extend(status);
-        }
-        view
-    }
-}
-
-/// Every bridge of this node, by tenant. Clones share them.
-#[derive(Clone, Default)]
-pub(crate) struct Bridges {
-    by_tenant: Arc<HashMap<String, Arc<Bridge>>>,
-    /// In the configuration's order, for the API.
-    ordered: Arc<Vec<Arc<Bridge>>>,
-}
-
-impl Bridges {
-    /// The bridges of `config`'s external-mode providers (not started: see [`Bridges::spawn`]).
-    pub(crate) fn new(config: &BridgesConfig, metrics: &BridgeMetrics) -> Self {
-        let ordered: Vec<Arc<Bridge>> = config
-            .bridges
-            .iter()
-            .filter(|b| b.provider.mode == ProviderMode::External)
-            .map(|b| {
-                let (sends, receiver) = mpsc::channel(QUEUED_SENDS);
-                let provider = &b.provider;
-                let sinks = provider
-                    .message_handling
-                    .as_ref()
-                    .filter(|_| provider.enable_receiving)
-                    .map(|h| Sinks::new(&b.name, h, config.allowed_hosts.clone(), metrics.clone()));
-                let url = provider.url.clone().unwrap_or_default();
-                let public_url = url.split(['?', '#']).next().unwrap_or_default().to_string();
-                let state = if provider.enabled { State::Connecting } else { State::Disabled };
-                Arc::new(Bridge {
-                    config: b.clone(),
-                    public_url,
-                    allowed: config.allowed_hosts.clone(),
-                    metrics: metrics.clone(),
-                    sinks,
-                    status: Status::new(state),
-                    sends,
-                    queued_bytes: Arc::default(),
-                    receiver: std::sync::Mutex::new(Some(receiver)),
-                })
-            })
-            .collect();
-        let by_tenant = ordered.iter().map(|b| (b.config.tenant_id.clone(), b.clone())).collect();
-        Self { by_tenant: Arc::new(by_tenant), ordered: Arc::new(ordered) }
-    }
-
-    /// Starts every enabled bridge and its sinks (once; later calls start nothing).
-    pub(crate) fn spawn(&self) -> Vec<JoinHandle<()>> {
-        let mut tasks = Vec::new();
-        for bridge in self.ordered.iter().filter(|b| b.config.provider.enabled) {
-            let Some(receiver) = bridge.receiver.lock().unwrap_or_else(|e| e.into_inner()).take() else { continue };
-            tasks.extend(bridge.sinks.iter().flat_map(Sinks::spawn));
-            tasks.push(tokio::spawn(run::run(bridge.clone(), receiver)));
-        }
-        tasks
-    }
-
-    /// The bridge of `tenant`, when its provider is external.
-    pub(crate) fn for_tenant(&self, tenant: &str) -> Option<&Arc<Bridge>> {
-        self.by_tenant.get(tenant)
-    }
-
-    /// Every bridge, as the API shows them.
-    pub(crate) fn describe(&self) -> Value {
-        Value::Array(self.ordered.iter().map(|b| b.describe()).collect())
     }
 }
 

@@ -84,6 +84,7 @@ pub(super) struct FileConfig {
     pub(super) shutdown_timeout: Option<DurationSetting>,
     pub(super) bridges_file: Option<PathBuf>,
     pub(super) bridge_allowed_hosts: Option<StringList>,
+    pub(super) bridge_tenant_config: Option<bool>,
 }
 
 /// A list in the config file, written as YAML (`[a, b]`) or as the environment variable's

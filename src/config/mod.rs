@@ -47,7 +47,7 @@ pub use admin::{AdminConfig, AdminMode};
 pub use auth::{JwtConfig, JwtKey, PublicKeyAlgorithm, TenantApiKey};
 pub use bridges::{
     BridgeAuth, BridgeConfig, BridgeProtocol, BridgesConfig, CustomEvents, HandlingStrategy, MessageHandling,
-    ProviderConfig, ProviderMode, parse_bridges_file,
+    ProviderConfig, ProviderJson, ProviderMode, REDACTED, is_bridge_name, parse_bridges_file,
 };
 pub use cluster::RedisConfig;
 pub use events::EventStreamConfig;

@@ -71,6 +71,7 @@ pub const VARIABLES: &[&str] = &[
     "CONFIG_FILE",
     "BRIDGES_FILE",
     "BRIDGE_ALLOWED_HOSTS",
+    "BRIDGE_TENANT_CONFIG",
 ];
 
 /// Settings about client tokens and API keys: a gateway given any of them is meant to verify
