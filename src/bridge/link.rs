@@ -69,6 +69,21 @@ impl Lease {
 
     /// Whether this node may still act on it.
     pub(crate) fn valid(&self) -> bool {
-        Instant::now() < *self.valid_until.lock().unwrap_or_else(|e| e.into_inner())
+        Instant::now() < self.until()
+    }
+
+    fn until(&self) -> Instant {
+        *self.valid_until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Resolves once it has run out (never while renewed in time): the bridge under it stops at
+    /// once, not at the lease loop's next tick.
+    pub(crate) async fn lapsed(&self) {
+        loop {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(self.until())).await;
+            if !self.valid() {
+                return;
+            }
+        }
     }
 }

@@ -184,6 +184,11 @@ impl Started {
         self.sinks.iter().for_each(JoinHandle::abort);
     }
 
+    /// Whether its task has ended (its lease ran out).
+    pub(crate) fn finished(&self) -> bool {
+        self.done.is_finished()
+    }
+
     /// Stops it at once, without waiting (the node is stopping).
     pub(crate) fn abort(self) {
         self.done.abort();
@@ -221,8 +226,8 @@ impl Bridge {
         (bridge, receiver)
     }
 
-    /// Starts its task and its sinks'.
-    pub(crate) fn start(self: &Arc<Self>, mut commands: mpsc::Receiver<Command>) -> Started {
+    /// Starts its task and its sinks'. Under a `lease`, the task stops when the lease runs out.
+    pub(crate) fn start(self: &Arc<Self>, mut commands: mpsc::Receiver<Command>, lease: Option<Arc<Lease>>) -> Started {
         let sinks = self.sinks.iter().flat_map(Sinks::spawn).collect();
         let (stop, stopped) = oneshot::channel::<()>();
         let bridge = self.clone();
@@ -230,6 +235,12 @@ impl Bridge {
             tokio::select! {
                 () = run::run(bridge.clone(), &mut commands) => {}
                 _ = stopped => tracing::info!(bridge = %bridge.name(), "bridge stopped: its connection is closed"),
+                () = async {
+                    match &lease {
+                        Some(lease) => lease.lapsed().await,
+                        None => std::future::pending().await,
+                    }
+                } => tracing::warn!(bridge = %bridge.name(), "the bridge's lease ran out before it was renewed: its connection is closed"),
             }
             // Sends still queued were not written: the caller may retry (503), never a silent loss.
             commands.close();

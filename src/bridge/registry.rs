@@ -157,7 +157,7 @@ impl Bridges {
         };
         let mut inner = self.inner();
         for (tenant, bridge, receiver) in starts {
-            let started = Some(bridge.start(receiver));
+            let started = Some(bridge.start(receiver, None));
             inner.running.insert(tenant, Running { bridge, lease: None, pending: None, started });
         }
         drop(inner);
@@ -228,6 +228,10 @@ impl Bridges {
         ack: Option<Duration>,
     ) -> Result<Value, SendError> {
         let local = self.inner().running.get(tenant).map(|r| (r.bridge.clone(), r.lease.clone()));
+        if local.is_none() && !self.configs().iter().any(|c| c.tenant_id == tenant && c.runs_bridge()) {
+            // Disabled: no node runs it, none is to be asked.
+            return Err(SendError::NotConnected);
+        }
         match (local, self.link()) {
             (Some((bridge, lease)), _) if lease.as_ref().is_none_or(|l| l.valid()) => {
                 bridge.send(event, data, ack).await
@@ -388,25 +392,28 @@ impl Bridges {
             if let Some(running) = inner.running.get_mut(&tenant)
                 && let Some(receiver) = running.pending.take()
             {
-                running.started = Some(running.bridge.start(receiver));
+                running.started = Some(running.bridge.start(receiver, running.lease.clone()));
             }
         }
     }
 
-    /// In a cluster: this node took `tenant`'s lease; starts its bridge (or hands the running one
-    /// the new lease).
+    /// In a cluster: this node took (or renewed) `tenant`'s lease; starts its bridge unless it
+    /// runs.
     pub(crate) async fn hold(&self, tenant: &str, lease: Arc<Lease>) {
         let _one = self.0.changes.lock().await;
         let config = self.configs().into_iter().find(|c| c.tenant_id == tenant && c.runs_bridge());
         let mut inner = self.inner();
-        if let Some(running) = inner.running.get_mut(tenant) {
+        // A bridge whose lease ran out stopped on its own: it starts afresh under the new one.
+        let alive = inner.running.get(tenant).is_some_and(|r| r.started.as_ref().is_some_and(|s| !s.finished()));
+        if alive && let Some(running) = inner.running.get_mut(tenant) {
             running.lease = Some(lease);
             return;
         }
+        inner.running.remove(tenant);
         let Some(config) = config else { return };
         let (bridge, receiver) = Bridge::new(&config, &self.0.allowed, &self.0.metrics);
         tracing::info!(bridge = %config.name, tenant, token = lease.token(), "took the bridge's lease: starting it here");
-        let started = Some(bridge.start(receiver));
+        let started = Some(bridge.start(receiver, Some(lease.clone())));
         inner.running.insert(tenant.to_string(), Running { bridge, lease: Some(lease), pending: None, started });
     }
 
@@ -475,5 +482,56 @@ impl Drop for StopOnDrop {
                 started.abort();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_bridges_file;
+
+    fn provider(tenant: &str, name: &str, mode: &str) -> BridgeConfig {
+        let json = json!({ "mode": mode, "protocol": "ws", "url": "ws://peer.example/ws" });
+        BridgeConfig::from_provider_json(tenant, name, &json, "body").unwrap()
+    }
+
+    #[test]
+    fn the_file_seeds_and_changes_override_their_tenant_then_add_the_others() {
+        let file = parse_bridges_file(
+            r#"[{"tenantId": "a", "name": "a-io", "mode": "external", "protocol": "ws", "url": "ws://a.example"},
+                {"tenantId": "b", "name": "b-io", "mode": "external", "protocol": "ws", "url": "ws://b.example"}]"#,
+        )
+        .unwrap();
+        let mut overrides = BTreeMap::new();
+        overrides.insert("z".to_string(), provider("z", "tenant-z", "external"));
+        overrides.insert("a".to_string(), provider("a", "a-io", "internal"));
+        let all = effective(&file, &overrides);
+        let seen: Vec<(&str, &str, bool)> =
+            all.iter().map(|c| (c.tenant_id.as_str(), c.name.as_str(), c.runs_bridge())).collect();
+        assert_eq!(seen, [("a", "a-io", false), ("b", "b-io", true), ("z", "tenant-z", true)]);
+    }
+
+    #[test]
+    fn a_new_tenants_bridge_is_named_after_it_and_never_takes_another_name() {
+        let config = BridgesConfig {
+            bridges: parse_bridges_file(
+                r#"[{"tenantId": "t1", "name": "tenant-x_y", "mode": "external", "protocol": "ws", "url": "ws://a.example"}]"#,
+            )
+            .unwrap(),
+            ..BridgesConfig::default()
+        };
+        let bridges = Bridges::new(&config, &crate::metrics::Metrics::new(false).bridges);
+        assert_eq!(bridges.name_for("t1").unwrap(), "tenant-x_y", "a tenant keeps its bridge's name");
+        assert_eq!(bridges.name_for("acme 7").unwrap(), "tenant-acme_7");
+        assert!(bridges.name_for("x/y").unwrap_err().contains("tenant `t1`'s bridge"));
+    }
+
+    #[test]
+    fn a_lease_is_valid_until_its_time_only() {
+        let now = std::time::Instant::now();
+        let lease = Lease::new(7, now + Duration::from_secs(60));
+        assert!(lease.valid() && lease.token() == 7);
+        lease.extend(now);
+        assert!(!lease.valid());
     }
 }

@@ -167,7 +167,11 @@ impl BridgeNode {
                 let sent = Instant::now();
                 let ttl = LEASE.as_millis().to_string();
                 match self.eval(RENEW, vec![self.lease_key(&tenant)], vec![value, ttl]).await {
-                    Ok(1) => lease.extend(sent + LEASE),
+                    Ok(1) => {
+                        lease.extend(sent + LEASE);
+                        // Restarts it if it stopped when the lease seemed lost (a slow renewal).
+                        bridges.hold(&tenant, lease).await;
+                    }
                     Ok(_) => {
                         tracing::warn!(tenant, "another node holds the bridge's lease now: stopping the bridge here");
                         held.remove(&tenant);
