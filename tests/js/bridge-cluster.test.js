@@ -3,7 +3,8 @@
 // gateways (the node holding the bridge's lease); notifications and queries sent through every
 // node reach it; a provider changed at run time through one node is applied by the holder; and
 // when the holder is killed with SIGKILL another node connects within TAKEOVER_BOUND_MS, with
-// the stored change, and sends through every live node work again.
+// the stored change, and sends through every live node work again. With Redis gone, the bridge
+// stops within STOP_BOUND_MS (no node can prove it holds it) and runs again once Redis is back.
 
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -20,6 +21,8 @@ const WAIT = 10000;
  * others try for it every second (cluster::bridges), plus connecting and the test machine's slack.
  */
 const TAKEOVER_BOUND_MS = 8000;
+/** How long after Redis dies a holder has closed its bridge's connection: the lease's 4 s, plus slack. */
+const STOP_BOUND_MS = 6000;
 
 /** A socket.io peer that wants one of the bearer tokens, answers `notify` and `user:info` with acks. */
 async function startPeer() {
@@ -166,5 +169,22 @@ describe('bridges across three nodes', () => {
     await sendThroughEveryNode(t);
     assert.equal(peer.sockets.size, 1);
     assert.equal(peer.mostAtOnce, 1);
+  });
+
+  it('stops the bridge while Redis is away, and runs it once again when Redis is back', async (t) => {
+    await connectedEverywhere();
+    await redis.kill();
+    const killedAt = Date.now();
+    await h.eventually(() => peer.sockets.size === 0, 'the holder stopped its bridge', STOP_BOUND_MS + 2000);
+    const took = Date.now() - killedAt;
+    t.diagnostic(`Redis killed; the bridge's connection closed ${took} ms later`);
+    assert.ok(took <= STOP_BOUND_MS, `stopped after ${took} ms`);
+    // An empty Redis: the stored change is gone, so the file's provider runs again.
+    await redis.restart();
+    await h.eventually(() => peer.sockets.size === 1 && peer.auths()[0] === `Bearer ${TOKEN}`, 'a node runs the bridge again', WAIT);
+    await connectedEverywhere();
+    await sendThroughEveryNode(t);
+    assert.equal(peer.sockets.size, 1);
+    assert.equal(peer.mostAtOnce, 1, 'never two connections at once');
   });
 });
