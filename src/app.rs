@@ -115,7 +115,12 @@ impl<A: Adapter> Served for ServedBy<A> {
         Box::pin(async {
             // Event stream consumers reconnect, with their last id, to another node.
             self.engine.feed().close();
-            tokio::join!(self.io.close(), self.engine.close_endpoints(Duration::from_secs(5)));
+            // In a cluster, bridges are handed over so another node takes them at once.
+            tokio::join!(
+                self.io.close(),
+                self.engine.close_endpoints(Duration::from_secs(5)),
+                self.bridges.stop(Duration::from_secs(3))
+            );
         })
     }
 }

@@ -38,6 +38,10 @@ pub(crate) trait BridgeLink: Send + Sync {
     /// fails when the cluster's store cannot be reached.
     fn store(&self, tenant: &str, entry: Value) -> LinkFuture<Result<(), String>>;
 
+    /// This node stops: closes the bridges it runs and hands their leases over, waiting at most
+    /// `within`.
+    fn stop(&self, within: Duration) -> LinkFuture<()>;
+
     /// The status each holder last reported, by tenant (each with `node`).
     fn statuses(&self) -> LinkFuture<HashMap<String, Value>>;
 }

@@ -429,6 +429,14 @@ impl Bridges {
         }
     }
 
+    /// The node stops: in a cluster, its bridges are closed and handed over to the other nodes
+    /// (at most `within`); alone, they stop with the node's background work.
+    pub(crate) async fn stop(&self, within: Duration) {
+        if let Some(link) = self.link() {
+            link.stop(within).await;
+        }
+    }
+
     /// The tenants whose bridge this node runs.
     pub(crate) fn running(&self) -> Vec<String> {
         self.inner().running.keys().cloned().collect()

@@ -23,6 +23,8 @@
 //!   API answers as it would on the holder (502, 503, 504). Bounded: [`IN_FLIGHT`] sends waiting
 //!   here and as many served here; beyond, 503. No answer within the ack's wait plus
 //!   [`ANSWER_MARGIN`]: 504.
+//! - **Stopping.** A node that stops gracefully closes its bridges and gives their leases up
+//!   (compare-and-delete), so another node takes each at its next tick.
 //! - **Status.** Every tick a holder writes its bridges' status to `{prefix}:bridges:status`
 //!   (tenant to status with `node` and `at`); `GET /api/v1/bridges` on any node shows each
 //!   bridge once, from there, and a status older than [`STATUS_STALE_MS`] as `waiting`.
@@ -85,6 +87,10 @@ pub(crate) struct BridgeNode {
     serving: Arc<Semaphore>,
     /// This node's bridges, once the node has made them.
     bridges: OnceLock<Bridges>,
+    /// Set when the node stops: the lease loop hands its bridges over and ends.
+    stopping: tokio::sync::watch::Sender<bool>,
+    /// Set once it has.
+    handed_over: tokio::sync::watch::Sender<bool>,
 }
 
 impl BridgeNode {
@@ -100,6 +106,8 @@ impl BridgeNode {
             forwarding: Arc::new(Semaphore::new(IN_FLIGHT)),
             serving: Arc::new(Semaphore::new(IN_FLIGHT)),
             bridges: OnceLock::new(),
+            stopping: tokio::sync::watch::Sender::new(false),
+            handed_over: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -138,8 +146,16 @@ impl BridgeNode {
         let mut version: Option<String> = None;
         let mut ticks = tokio::time::interval(TICK);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stopping = set(self.stopping.subscribe());
+        tokio::pin!(stopping);
         loop {
-            ticks.tick().await;
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = &mut stopping => {
+                    self.hand_over(&bridges, held).await;
+                    return;
+                }
+            }
             if let Err(e) = self.reload(&bridges, &mut version).await {
                 tracing::debug!(error = %e, "could not read the stored provider changes; retrying");
             }
@@ -203,6 +219,22 @@ impl BridgeNode {
                 tracing::debug!(error = %e, "could not write the bridges' status");
             }
         }
+    }
+
+    /// This node stops: its bridges are closed and their leases given up, so the other nodes
+    /// take them at their next tick rather than once they expire.
+    async fn hand_over(&self, bridges: &Bridges, held: HashMap<String, Arc<Lease>>) {
+        for (tenant, lease) in held {
+            bridges.release(&tenant).await;
+            let value = format!("{}:{}", self.node, lease.token());
+            match self.eval(GIVE_UP, vec![self.lease_key(&tenant)], vec![value]).await {
+                Ok(_) => tracing::info!(tenant, "stopping: the bridge's lease is handed over"),
+                Err(e) => {
+                    tracing::warn!(tenant, error = %e, "stopping: could not give the lease up; it expires on its own")
+                }
+            }
+        }
+        self.handed_over.send_replace(true);
     }
 
     /// Takes `tenant`'s lease when no node holds it: its fencing token.
@@ -369,6 +401,13 @@ impl BridgeNode {
     }
 }
 
+/// Resolves once `flag` is true (never if its sender is gone first).
+async fn set(mut flag: tokio::sync::watch::Receiver<bool>) {
+    if flag.wait_for(|set| *set).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Removes a forwarded send from those waited for when dropped.
 struct Forget<'a>(&'a BridgeNode, u64);
 
@@ -411,6 +450,17 @@ impl BridgeLink for Link {
                 .await
                 .map(|_| ())
                 .map_err(|e| format!("Redis: {e}"))
+        })
+    }
+
+    fn stop(&self, within: Duration) -> LinkFuture<()> {
+        let node = self.0.clone();
+        Box::pin(async move {
+            let done = set(node.handed_over.subscribe());
+            node.stopping.send_replace(true);
+            if tokio::time::timeout(within, done).await.is_err() {
+                tracing::warn!("stopping: the bridges were not handed over in time; their leases expire on their own");
+            }
         })
     }
 

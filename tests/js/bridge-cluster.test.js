@@ -3,7 +3,8 @@
 // gateways (the node holding the bridge's lease); notifications and queries sent through every
 // node reach it; a provider changed at run time through one node is applied by the holder; and
 // when the holder is killed with SIGKILL another node connects within TAKEOVER_BOUND_MS, with
-// the stored change, and sends through every live node work again. With Redis gone, the bridge
+// the stored change, and sends through every live node work again; a holder stopped with
+// SIGTERM hands the bridge over within HANDOVER_BOUND_MS. With Redis gone, the bridge
 // stops within STOP_BOUND_MS (no node can prove it holds it) and runs again once Redis is back.
 
 import assert from 'node:assert/strict';
@@ -21,6 +22,11 @@ const WAIT = 10000;
  * others try for it every second (cluster::bridges), plus connecting and the test machine's slack.
  */
 const TAKEOVER_BOUND_MS = 8000;
+/**
+ * How long after its holder is told to stop (SIGTERM) another node is connected: the holder
+ * gives the lease up, and the others try for it every second; plus connecting and slack.
+ */
+const HANDOVER_BOUND_MS = 3000;
 /** How long after Redis dies a holder has closed its bridge's connection: the lease's 4 s, plus slack. */
 const STOP_BOUND_MS = 6000;
 
@@ -168,6 +174,21 @@ describe('bridges across three nodes', () => {
     assert.notEqual(next, holder);
     await sendThroughEveryNode(t);
     assert.equal(peer.sockets.size, 1);
+    assert.equal(peer.mostAtOnce, 1);
+  });
+
+  it('hands the bridge over at once when its holder stops gracefully', async (t) => {
+    const holder = await connectedEverywhere();
+    const before = peer.connections.length;
+    const stoppedAt = Date.now();
+    await holder.stop();
+    await h.eventually(() => peer.connections.length > before && peer.sockets.size === 1, 'another node connected', WAIT);
+    const took = peer.connections.at(-1).at - stoppedAt;
+    t.diagnostic(`${holder.name} stopped (SIGTERM); the peer saw the next connection ${took} ms later`);
+    assert.ok(took <= HANDOVER_BOUND_MS, `handed over after ${took} ms`);
+    assert.ok(holder.logs.some((l) => l.includes("the bridge's lease is handed over")), 'the holder gave its lease up');
+    await connectedEverywhere();
+    await sendThroughEveryNode(t);
     assert.equal(peer.mostAtOnce, 1);
   });
 
