@@ -66,6 +66,8 @@ struct Parts {
     page: PageState,
     /// What the API's writes remember: this node's memory, replaced by Redis's in a cluster.
     idempotency: Arc<dyn IdempotencyStore>,
+    /// The cluster this node joined, if any (bridges run under its leases).
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// This node's idempotency entries, bounded as `config` says.
@@ -117,7 +119,12 @@ impl<A: Adapter> Served for ServedBy<A> {
         Box::pin(async {
             // Event stream consumers reconnect, with their last id, to another node.
             self.engine.feed().close();
-            tokio::join!(self.io.close(), self.engine.close_endpoints(Duration::from_secs(5)));
+            // In a cluster, bridges are handed over so another node takes them at once.
+            tokio::join!(
+                self.io.close(),
+                self.engine.close_endpoints(Duration::from_secs(5)),
+                self.bridges.stop(Duration::from_secs(3))
+            );
         })
     }
 }
@@ -209,7 +216,7 @@ impl App {
         let readiness = Arc::new(Readiness::default());
         let sessions = Sessions::new(SessionsOptions::from_config(config), readiness.clone(), metrics.clone());
         let idempotency = Arc::new(local_idempotency(config, &metrics));
-        let parts = Parts { metrics, readiness, sessions, page, idempotency };
+        let parts = Parts { metrics, readiness, sessions, page, idempotency, cluster: None };
         let settings = NodeSettings::from_config(config);
         match &config.redis {
             None => {
@@ -246,6 +253,7 @@ impl App {
                 };
                 let tasks = cluster.start(engine.clone()).await?;
                 let mut parts = parts;
+                parts.cluster = Some(cluster.clone());
                 parts.idempotency = cluster.idempotency(
                     config.limits.idempotency_window,
                     local_idempotency(config, &parts.metrics),
@@ -265,14 +273,12 @@ impl App {
         parts: Parts,
         cluster_tasks: Vec<JoinHandle<()>>,
     ) -> anyhow::Result<Self> {
-        let Parts { metrics, readiness, sessions, page, idempotency } = parts;
+        let Parts { metrics, readiness, sessions, page, idempotency, cluster } = parts;
         let bridges = Bridges::new(&config.bridges, &metrics.bridges);
-        if config.redis.is_some() && !config.bridges.bridges.is_empty() {
-            // No lease yet (docs/bridges.md): each node of a cluster runs the whole file.
-            tracing::warn!(
-                bridges = config.bridges.bridges.len(),
-                "BRIDGES_FILE on a cluster node: every node runs every bridge, so a peer sees one connection per node and a callback gets each received event once per node; give the file to one node only"
-            );
+        let mut cluster_tasks = cluster_tasks;
+        if let Some(cluster) = &cluster {
+            // Each bridge runs on the node holding its lease (docs/bridges.md#clusters).
+            cluster_tasks.push(cluster.run_bridges(&bridges));
         }
         sessions.attach(Arc::new(engine.clone()));
         let streamer = engine.clone();
@@ -297,6 +303,7 @@ impl App {
             max_body_bytes: config.limits.api_max_body_bytes,
             idempotency,
             bridges: bridges.clone(),
+            bridge_tenant_config: config.bridges.tenant_config,
         };
         let mut router = http::router(state).merge(page::router(page)).into_router(config.limits.api_max_batch);
         match &admin {

@@ -27,7 +27,8 @@ lower case); the README's configuration table describes each one:
   Timers         WS_CLEANUP_INTERVAL, WS_METRICS_INTERVAL
   Admin view     ADMIN_USERNAME, ADMIN_PASSWORD_HASH (bcrypt: see hash-password), ADMIN_READONLY,
                  ADMIN_MODE
-  Bridges        BRIDGES_FILE, BRIDGE_ALLOWED_HOSTS, BRIDGE_CA_FILE, DATABASE_URL, KAFKA_BROKERS
+  Bridges        BRIDGES_FILE, BRIDGE_ALLOWED_HOSTS, BRIDGE_CA_FILE, BRIDGE_TENANT_CONFIG,
+                 DATABASE_URL, KAFKA_BROKERS
   Backends       BACKENDS_FILE (where specs' `forward` actions call)
   Operations     NAMESPACES_DIR, LOG_LEVEL, LOG_FORMAT, SHUTDOWN_TIMEOUT, SHUTDOWN_DELAY, CONFIG_FILE
 With no JWT_ setting at all the gateway runs in dev mode and prints a demo token; a JWT_ setting

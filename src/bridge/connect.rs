@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, protocol::WebSocketConfig};
 
 use super::{
-    link::{Heard, Io, Link},
+    transport::{Heard, Io, Transport},
     polling,
     socketio::{self, Frame, Packet},
 };
@@ -33,7 +33,7 @@ const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 
 /// An open connection to the peer.
 pub(super) struct Opened {
-    pub ws: Link,
+    pub ws: Transport,
     /// Socket.IO: the namespace and how long the server may go without pinging.
     pub socketio: Option<(String, Duration)>,
 }
@@ -117,7 +117,7 @@ impl<'a> Peer<'a> {
     }
 
     /// A WebSocket to `target`: TCP to the checked address, TLS when secure, the handshake.
-    async fn websocket(&self, target: String, allowed: &AllowedHosts, tls: &OutboundTls) -> Result<Link, String> {
+    async fn websocket(&self, target: String, allowed: &AllowedHosts, tls: &OutboundTls) -> Result<Transport, String> {
         let mut request =
             target.into_client_request().map_err(|_| "the url cannot be dialled as a WebSocket".to_string())?;
         request.headers_mut().extend(self.headers.clone());
@@ -136,12 +136,12 @@ impl<'a> Peer<'a> {
                 other => format!("WebSocket error: {other}"),
             },
         )?;
-        Ok(Link::WebSocket(Box::new(ws)))
+        Ok(Transport::WebSocket(Box::new(ws)))
     }
 
     /// An Engine.IO long-polling session at `target`, over an HTTP client that dials only the
     /// checked address.
-    async fn polling(&self, target: String, allowed: &AllowedHosts, tls: &OutboundTls) -> Result<Link, String> {
+    async fn polling(&self, target: String, allowed: &AllowedHosts, tls: &OutboundTls) -> Result<Transport, String> {
         let url: reqwest::Url = target.parse().map_err(|_| "the url cannot be polled".to_string())?;
         let address = self.address(allowed).await?;
         // `enableCompression` asks for gzip/deflate answers (Node's engine.io compresses those
@@ -158,7 +158,7 @@ impl<'a> Peer<'a> {
             .deflate(compress)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Link::Polling(Box::new(polling::open(http, url, self.headers.clone()).await?)))
+        Ok(Transport::Polling(Box::new(polling::open(http, url, self.headers.clone()).await?)))
     }
 }
 
@@ -196,7 +196,7 @@ pub(super) async fn open(config: &ProviderConfig, allowed: &AllowedHosts, tls: &
 }
 
 /// Engine.IO open, then the namespace's CONNECT and its answer (pings answered meanwhile).
-async fn handshake(mut link: Link, namespace: String) -> Result<Opened, String> {
+async fn handshake(mut link: Transport, namespace: String) -> Result<Opened, String> {
     let mut heartbeat = None;
     loop {
         let text = match link.next().await {

@@ -1,76 +1,93 @@
-//! A bridge's open transport, as its task uses it: send one text packet, hear the next, ping,
-//! close. A WebSocket (plain or TLS; `ws` peers and Socket.IO's `websocket` transport) or
-//! Engine.IO long-polling (`polling`). The task (`run`) never knows which.
+//! What a cluster adds to bridges: [`BridgeLink`], implemented by `cluster` (the bridges never
+//! name Redis), and the [`Lease`] under which a node runs a bridge it holds.
+//!
+//! In a cluster each bridge runs on one node only, the one holding its lease. Every other node
+//! forwards its sends there, and a run-time change is stored where every node reads it.
 
-use std::pin::Pin;
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::{WebSocketStream, tungstenite::Message};
+use serde_json::Value;
 
-use super::polling::Polling;
+use super::SendError;
 
-/// A byte stream to the peer: TCP, or TLS over TCP.
-pub(super) trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+/// A future a link answers with; `'static`, so the registry's locks are never held across it.
+pub(crate) type LinkFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// What the peer's side of a link said.
-pub(super) enum Heard {
-    /// A text message (WebSocket) or one Engine.IO packet (polling).
-    Text(String),
-    /// Something that is not text (a pong, binary): proof of life only.
-    Other,
+/// The cluster's side of bridges.
+pub(crate) trait BridgeLink: Send + Sync {
+    /// This node's name in the cluster, as `GET /api/v1/bridges` shows which node holds a bridge.
+    fn node(&self) -> String;
+
+    /// Sends `event` with `data` through `tenant`'s bridge on the node holding it, waiting for the
+    /// peer's answer up to `ack` when given.
+    fn forward(
+        &self,
+        tenant: &str,
+        event: String,
+        data: Value,
+        ack: Option<Duration>,
+    ) -> LinkFuture<Result<Value, SendError>>;
+
+    /// Stores `tenant`'s provider (`{name, provider}`, credentials included) for every node;
+    /// fails when the cluster's store cannot be reached.
+    fn store(&self, tenant: &str, entry: Value) -> LinkFuture<Result<(), String>>;
+
+    /// This node stops: closes the bridges it runs and hands their leases over, waiting at most
+    /// `within`.
+    fn stop(&self, within: Duration) -> LinkFuture<()>;
+
+    /// The status each holder last reported, by tenant (each with `node`).
+    fn statuses(&self) -> LinkFuture<HashMap<String, Value>>;
 }
 
-/// An open transport.
-pub(super) enum Link {
-    /// A WebSocket: each text frame one message.
-    WebSocket(Box<WebSocketStream<Pin<Box<dyn Io>>>>),
-    /// Engine.IO long-polling: packets from poll answers, sends as POSTs.
-    Polling(Box<Polling>),
+/// A held lease: its fencing token and until when this node may act on it. A node whose lease
+/// ran out (not renewed in time: Redis away, the node stalled) stops sending at once, before
+/// another node can take the lease over, since the lease's key expires no earlier than that.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    token: u64,
+    valid_until: Mutex<Instant>,
 }
 
-impl Link {
-    /// Writes one text message; an error loses the connection.
-    pub(super) async fn send(&mut self, text: String) -> Result<(), String> {
-        match self {
-            Link::WebSocket(ws) => ws.send(Message::text(text)).await.map_err(|e| format!("WebSocket error: {e}")),
-            Link::Polling(polling) => polling.send(text).await,
-        }
+impl Lease {
+    /// Lease `token`, valid until `until`.
+    pub(crate) fn new(token: u64, until: Instant) -> Self {
+        Self { token, valid_until: Mutex::new(until) }
     }
 
-    /// The next thing heard; an error when the connection is closed or broken (the message says
-    /// which). Cancel-safe: a `select!` may drop it without losing anything.
-    pub(super) async fn next(&mut self) -> Result<Heard, String> {
-        match self {
-            Link::WebSocket(ws) => match ws.next().await {
-                Some(Ok(Message::Text(text))) => Ok(Heard::Text(text.as_str().to_string())),
-                Some(Ok(Message::Close(_))) | None => Err("the peer closed the connection".into()),
-                Some(Ok(_)) => Ok(Heard::Other),
-                Some(Err(e)) => Err(format!("WebSocket error: {e}")),
-            },
-            Link::Polling(polling) => polling.next().await.map(Heard::Text),
-        }
+    /// Its fencing token: a holder answers only requests naming it.
+    pub(crate) fn token(&self) -> u64 {
+        self.token
     }
 
-    /// A WebSocket ping frame (a `ws` peer's heartbeat); nothing for polling, whose heartbeat is
-    /// Engine.IO's own.
-    pub(super) async fn ping(&mut self) -> Result<(), String> {
-        match self {
-            Link::WebSocket(ws) => {
-                ws.send(Message::Ping(Default::default())).await.map_err(|e| format!("WebSocket error: {e}"))
+    /// Renewed: valid until `until`.
+    pub(crate) fn extend(&self, until: Instant) {
+        *self.valid_until.lock().unwrap_or_else(|e| e.into_inner()) = until;
+    }
+
+    /// Whether this node may still act on it.
+    pub(crate) fn valid(&self) -> bool {
+        Instant::now() < self.until()
+    }
+
+    fn until(&self) -> Instant {
+        *self.valid_until.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Resolves once it has run out (never while renewed in time): the bridge under it stops at
+    /// once, not at the lease loop's next tick.
+    pub(crate) async fn lapsed(&self) {
+        loop {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(self.until())).await;
+            if !self.valid() {
+                return;
             }
-            Link::Polling(_) => Ok(()),
-        }
-    }
-
-    /// Closes politely (a close frame, or Engine.IO's close packet); errors are moot by now.
-    pub(super) async fn close(&mut self) {
-        match self {
-            Link::WebSocket(ws) => {
-                let _ = ws.as_mut().close(None).await;
-            }
-            Link::Polling(polling) => polling.close().await,
         }
     }
 }

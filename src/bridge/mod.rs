@@ -2,23 +2,30 @@
 //! connection to another server (`ws` or Socket.IO) that the tenant's notifications go through,
 //! and whose subscribed events go to the tenant's sinks (`crate::sink`).
 //!
-//! Here: [`Bridges`], every bridge of this node by tenant, and [`Bridge`], one of them: what it
-//! is configured with, its status, and the queue of sends its task serves. `connect` opens a
-//! connection (URL, credentials, allowlist, TLS, handshake), `link` is the open transport the
-//! task uses (a WebSocket, or `polling`: Engine.IO long-polling), `socketio` is the Socket.IO
-//! client's packets, `run` the task (reconnection, channels, sends, acks, receiving), `status`
-//! what the API shows. A bridge never reaches into a front: what it sends comes from the API's
-//! notification call, what it receives goes to sinks.
+//! Here: [`Bridge`], one bridge: what it is configured with, its status, and the queue of sends
+//! its task serves. `registry` is [`Bridges`], every provider this node knows (the file's, and
+//! run-time changes) and the bridges it runs, replaced atomically when a provider changes;
+//! `link` is what a cluster adds ([`BridgeLink`]: sends forwarded to the node holding a bridge,
+//! changes stored for every node) and the [`Lease`] a held bridge runs under. `connect` opens a
+//! connection (URL, credentials, allowlist, TLS, handshake), `transport` is the open transport
+//! the task uses (a WebSocket, or `polling`: Engine.IO long-polling), `socketio` is the
+//! Socket.IO client's packets, `run` the task (reconnection, channels, sends, acks, receiving),
+//! `status` what the API shows. A bridge never reaches into a front: what it sends comes from the
+//! API's notification and query calls, what it receives goes to sinks.
 
 mod connect;
 mod link;
 mod polling;
+mod registry;
 mod run;
 mod socketio;
 mod status;
+mod transport;
+
+pub(crate) use link::{BridgeLink, Lease, LinkFuture};
+pub(crate) use registry::{Bridges, Target};
 
 use std::{
-    collections::HashMap,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -26,14 +33,14 @@ use std::{
     time::Duration,
 };
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::{
     sync::{mpsc, oneshot},
     task::JoinHandle,
 };
 
 use crate::{
-    config::{BridgeConfig, BridgesConfig, ProviderMode},
+    config::{BridgeConfig, SinksConfig},
     metrics::BridgeMetrics,
     net::{outbound::AllowedHosts, tls::OutboundTls},
     sink::Sinks,
@@ -88,6 +95,41 @@ pub(crate) enum SendError {
     /// 400: a channel notification for a provider without `supportChannelBroadcast`.
     #[error("this tenant's provider does not broadcast to channels (supportChannelBroadcast is off)")]
     NoChannels,
+    /// 503: in a cluster, no live node holds the bridge right now (one takes it over within the
+    /// lease's bound).
+    #[error("no node holds the tenant's bridge right now (it is being taken over): retry shortly")]
+    Unheld,
+    /// 504: in a cluster, the node holding the bridge did not answer in time.
+    #[error("the node holding the tenant's bridge did not answer within {} ms", .0.as_millis())]
+    HolderTimeout(Duration),
+}
+
+impl SendError {
+    /// The word a node answers another with (`cluster`'s request path), and back.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            SendError::NotConnected => "not_connected",
+            SendError::Busy => "busy",
+            SendError::Lost => "lost",
+            SendError::AckTimeout(_) => "ack_timeout",
+            SendError::NoChannels => "no_channels",
+            SendError::Unheld => "unheld",
+            SendError::HolderTimeout(_) => "holder_timeout",
+        }
+    }
+
+    /// The error another node answered with `code`; `limit` the wait the request asked for.
+    pub(crate) fn from_code(code: &str, limit: Duration) -> Self {
+        match code {
+            "busy" => SendError::Busy,
+            "lost" => SendError::Lost,
+            "ack_timeout" => SendError::AckTimeout(limit),
+            "no_channels" => SendError::NoChannels,
+            "unheld" => SendError::Unheld,
+            "holder_timeout" => SendError::HolderTimeout(limit),
+            _ => SendError::NotConnected,
+        }
+    }
 }
 
 /// One send for a bridge's task.
@@ -115,6 +157,28 @@ pub(crate) enum Recipient {
     Channel,
 }
 
+/// What every bridge of a node connects out with: where it may connect, TLS, where its sinks
+/// deliver, and its counts.
+#[derive(Clone)]
+pub(crate) struct Outbound {
+    pub(crate) allowed: AllowedHosts,
+    pub(crate) tls: OutboundTls,
+    pub(crate) sinks: SinksConfig,
+    pub(crate) metrics: BridgeMetrics,
+}
+
+impl Outbound {
+    /// Those of `config`.
+    pub(crate) fn new(config: &crate::config::BridgesConfig, metrics: &BridgeMetrics) -> Self {
+        Self {
+            allowed: config.allowed_hosts.clone(),
+            tls: config.tls.clone(),
+            sinks: config.sinks.clone(),
+            metrics: metrics.clone(),
+        }
+    }
+}
+
 /// One bridge.
 pub(crate) struct Bridge {
     config: BridgeConfig,
@@ -129,35 +193,100 @@ pub(crate) struct Bridge {
     sends: mpsc::Sender<Command>,
     /// Bytes of the sends in `sends`.
     queued_bytes: Arc<AtomicUsize>,
-    /// Taken by `spawn`.
-    receiver: std::sync::Mutex<Option<mpsc::Receiver<Command>>>,
+}
+
+/// A started bridge: stopping it (dropping the `stop` sender) closes its connection and answers
+/// what waits in its queue; `done` ends once it has.
+pub(crate) struct Started {
+    stop: oneshot::Sender<()>,
+    done: JoinHandle<()>,
+    /// Its sinks' delivery loops, which run until aborted.
+    sinks: Vec<JoinHandle<()>>,
+}
+
+impl Started {
+    /// Stops the bridge and waits (at most `within`) for its connection to be closed. Messages
+    /// its sinks still held are dropped with them (a replaced bridge's new sinks start empty).
+    pub(crate) async fn stop(self, within: Duration) {
+        drop(self.stop);
+        let abort = self.done.abort_handle();
+        if tokio::time::timeout(within, self.done).await.is_err() {
+            abort.abort();
+        }
+        self.sinks.iter().for_each(JoinHandle::abort);
+    }
+
+    /// Whether its task has ended (its lease ran out).
+    pub(crate) fn finished(&self) -> bool {
+        self.done.is_finished()
+    }
+
+    /// Stops it at once, without waiting (the node is stopping).
+    pub(crate) fn abort(self) {
+        self.done.abort();
+        self.sinks.iter().for_each(JoinHandle::abort);
+    }
 }
 
 impl Bridge {
+    /// A bridge of `config` (external mode), not started.
+    pub(crate) fn new(config: &BridgeConfig, outbound: &Outbound) -> (Arc<Self>, mpsc::Receiver<Command>) {
+        let (sends, receiver) = mpsc::channel(QUEUED_SENDS);
+        let provider = &config.provider;
+        let Outbound { allowed, tls, sinks: destinations, metrics } = outbound;
+        let sinks = provider.message_handling.as_ref().filter(|_| provider.enable_receiving).map(|h| {
+            Sinks::new(&config.name, &config.tenant_id, h, destinations, allowed.clone(), tls.clone(), metrics.clone())
+        });
+        let url = provider.url.clone().unwrap_or_default();
+        let public_url = url.split(['?', '#']).next().unwrap_or_default().to_string();
+        let state = if provider.enabled { State::Connecting } else { State::Disabled };
+        let bridge = Arc::new(Bridge {
+            config: config.clone(),
+            public_url,
+            allowed: allowed.clone(),
+            tls: tls.clone(),
+            metrics: metrics.clone(),
+            sinks,
+            status: Status::new(state),
+            sends,
+            queued_bytes: Arc::default(),
+        });
+        (bridge, receiver)
+    }
+
+    /// Starts its task and its sinks'. Under a `lease`, the task stops when the lease runs out.
+    pub(crate) fn start(self: &Arc<Self>, mut commands: mpsc::Receiver<Command>, lease: Option<Arc<Lease>>) -> Started {
+        let sinks = self.sinks.iter().flat_map(Sinks::spawn).collect();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let bridge = self.clone();
+        let done = tokio::spawn(async move {
+            tokio::select! {
+                () = run::run(bridge.clone(), &mut commands) => {}
+                _ = stopped => tracing::info!(bridge = %bridge.name(), "bridge stopped: its connection is closed"),
+                () = async {
+                    match &lease {
+                        Some(lease) => lease.lapsed().await,
+                        None => std::future::pending().await,
+                    }
+                } => tracing::warn!(bridge = %bridge.name(), "the bridge's lease ran out before it was renewed: its connection is closed"),
+            }
+            // Sends still queued were not written: the caller may retry (503), never a silent loss.
+            commands.close();
+            while let Ok(command) = commands.try_recv() {
+                command.answer(Err(SendError::NotConnected));
+            }
+        });
+        Started { stop, done, sinks }
+    }
+
     /// Its name.
     pub(crate) fn name(&self) -> &str {
         &self.config.name
     }
 
-    /// Sends a notification (`data`, the API's `{id, subject, body, data, userId|channel}`) to
-    /// `recipient` on the peer; with `ack`, waits up to that long for the peer's answer, which it
-    /// returns (else `null` once written).
-    pub(crate) async fn notify(
-        &self,
-        recipient: &Recipient,
-        data: Value,
-        ack: Option<Duration>,
-    ) -> Result<Value, SendError> {
-        let events = &self.config.provider.custom_events;
-        let event = match recipient {
-            Recipient::User => events.notification.clone(),
-            Recipient::Channel if !self.config.provider.support_channel_broadcast => return Err(SendError::NoChannels),
-            Recipient::Channel => events.channel_broadcast.clone(),
-        };
-        self.send(event, data, ack).await
-    }
-
-    async fn send(&self, event: String, data: Value, ack: Option<Duration>) -> Result<Value, SendError> {
+    /// Sends `event` with `data` to the peer; with `ack`, waits up to that long for the peer's
+    /// answer, which it returns (else `null` once written).
+    pub(crate) async fn send(&self, event: String, data: Value, ack: Option<Duration>) -> Result<Value, SendError> {
         if self.status.state() != State::Connected {
             return Err(SendError::NotConnected);
         }
@@ -174,94 +303,6 @@ impl Bridge {
             Some(limit) => tokio::time::timeout(limit, answer).await.unwrap_or(Err(SendError::AckTimeout(limit))),
             None => answer.await,
         }
-    }
-
-    /// Whether the provider asks for acknowledgments (`enableAcknowledgments`).
-    pub(crate) fn acknowledged(&self) -> bool {
-        self.config.provider.enable_acknowledgments
-    }
-
-    /// The API's view of it (no credentials: the URL without its query, no auth fields).
-    pub(crate) fn describe(&self) -> Value {
-        let provider = &self.config.provider;
-        let mut view = json!({
-            "name": self.config.name,
-            "tenantId": self.config.tenant_id,
-            "protocol": provider.protocol.as_str(),
-            "url": self.public_url,
-            "defaultChannels": provider.default_channels,
-            "subscribeToEvents": provider.subscribe_to_events,
-            "strategy": provider.message_handling.as_ref().map(|h| h.strategy.as_str()),
-        });
-        if let (Some(view), Value::Object(status)) = (view.as_object_mut(), self.status.describe()) {
-            view.extend(status);
-        }
-        view
-    }
-}
-
-/// Every bridge of this node, by tenant. Clones share them.
-#[derive(Clone, Default)]
-pub(crate) struct Bridges {
-    by_tenant: Arc<HashMap<String, Arc<Bridge>>>,
-    /// In the configuration's order, for the API.
-    ordered: Arc<Vec<Arc<Bridge>>>,
-}
-
-impl Bridges {
-    /// The bridges of `config`'s external-mode providers (not started: see [`Bridges::spawn`]).
-    pub(crate) fn new(config: &BridgesConfig, metrics: &BridgeMetrics) -> Self {
-        let ordered: Vec<Arc<Bridge>> = config
-            .bridges
-            .iter()
-            .filter(|b| b.provider.mode == ProviderMode::External)
-            .map(|b| {
-                let (sends, receiver) = mpsc::channel(QUEUED_SENDS);
-                let (provider, tls) = (&b.provider, &config.tls);
-                let sinks = provider.message_handling.as_ref().filter(|_| provider.enable_receiving).map(|h| {
-                    let allowed = config.allowed_hosts.clone();
-                    Sinks::new(&b.name, &b.tenant_id, h, &config.sinks, allowed, tls.clone(), metrics.clone())
-                });
-                let url = provider.url.clone().unwrap_or_default();
-                let public_url = url.split(['?', '#']).next().unwrap_or_default().to_string();
-                let state = if provider.enabled { State::Connecting } else { State::Disabled };
-                Arc::new(Bridge {
-                    config: b.clone(),
-                    public_url,
-                    allowed: config.allowed_hosts.clone(),
-                    tls: tls.clone(),
-                    metrics: metrics.clone(),
-                    sinks,
-                    status: Status::new(state),
-                    sends,
-                    queued_bytes: Arc::default(),
-                    receiver: std::sync::Mutex::new(Some(receiver)),
-                })
-            })
-            .collect();
-        let by_tenant = ordered.iter().map(|b| (b.config.tenant_id.clone(), b.clone())).collect();
-        Self { by_tenant: Arc::new(by_tenant), ordered: Arc::new(ordered) }
-    }
-
-    /// Starts every enabled bridge and its sinks (once; later calls start nothing).
-    pub(crate) fn spawn(&self) -> Vec<JoinHandle<()>> {
-        let mut tasks = Vec::new();
-        for bridge in self.ordered.iter().filter(|b| b.config.provider.enabled) {
-            let Some(receiver) = bridge.receiver.lock().unwrap_or_else(|e| e.into_inner()).take() else { continue };
-            tasks.extend(bridge.sinks.iter().flat_map(Sinks::spawn));
-            tasks.push(tokio::spawn(run::run(bridge.clone(), receiver)));
-        }
-        tasks
-    }
-
-    /// The bridge of `tenant`, when its provider is external.
-    pub(crate) fn for_tenant(&self, tenant: &str) -> Option<&Arc<Bridge>> {
-        self.by_tenant.get(tenant)
-    }
-
-    /// Every bridge, as the API shows them.
-    pub(crate) fn describe(&self) -> Value {
-        Value::Array(self.ordered.iter().map(|b| b.describe()).collect())
     }
 }
 

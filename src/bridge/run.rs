@@ -14,7 +14,7 @@ use tokio::{sync::mpsc, time::Instant};
 use super::{
     Command, SendError,
     connect::{self, Opened},
-    link::{Heard, Link},
+    transport::{Heard, Transport},
     socketio::{self, Frame, Packet},
     status::State,
 };
@@ -29,8 +29,8 @@ const MAX_PENDING_ACKS: usize = 1024;
 /// The event that joins a channel on the peer, as the seed's clients join one.
 const JOIN_EVENT: &str = "channel:join";
 
-/// Runs bridge `bridge` until aborted.
-pub(super) async fn run(bridge: Arc<super::Bridge>, mut commands: mpsc::Receiver<Command>) {
+/// Runs bridge `bridge` until aborted (its caller stops it by dropping this future).
+pub(super) async fn run(bridge: Arc<super::Bridge>, commands: &mut mpsc::Receiver<Command>) {
     let config = &bridge.config.provider;
     let name = &bridge.config.name;
     let mut reconnects: u32 = 0;
@@ -45,7 +45,7 @@ pub(super) async fn run(bridge: Arc<super::Bridge>, mut commands: mpsc::Receiver
                 bridge.status.connected();
                 bridge.metrics.connects.inc();
                 tracing::info!(bridge = %name, "bridge connected");
-                let lost = Connection::new(&bridge, opened).serve(&mut commands).await;
+                let lost = Connection::new(&bridge, opened).serve(commands).await;
                 tracing::warn!(bridge = %name, error = %lost, "bridge connection lost");
                 lost
             }
@@ -58,7 +58,7 @@ pub(super) async fn run(bridge: Arc<super::Bridge>, mut commands: mpsc::Receiver
                 tracing::error!(bridge = %name, "{message}");
                 bridge.status.failed(message);
             }
-            refuse_all(&mut commands).await;
+            refuse_all(commands).await;
             return;
         }
         reconnects += 1;
@@ -92,7 +92,7 @@ async fn refuse_all(commands: &mut mpsc::Receiver<Command>) {
 struct Connection<'a> {
     bridge: &'a super::Bridge,
     /// The transport (WebSocket or Socket.IO long-polling).
-    ws: Link,
+    ws: Transport,
     /// Socket.IO: the namespace and the longest silence allowed between pings.
     socketio: Option<(String, Duration)>,
     next_ack: u64,

@@ -14,7 +14,9 @@
 //! Each node also writes a snapshot of its sockets to a Redis hash every couple of seconds, so
 //! statistics count the whole cluster; presence is asked of every node when wanted, on two
 //! pub/sub channels (`presence`); and the API's idempotency entries are kept in Redis
-//! (`idempotency`), so a call repeated through another node is answered the same.
+//! (`idempotency`), so a call repeated through another node is answered the same. Outbound
+//! bridges run once per cluster (`bridges`): a lease per bridge, run-time provider changes
+//! stored for every node, and sends forwarded to the holder on two more pub/sub channels.
 //!
 //! Outages: the clients reconnect forever (with backoff), and after every reconnect this module
 //! subscribes again (fred does not, and socketioxide-redis's channels must be restored too). The
@@ -23,6 +25,7 @@
 //! and keeps them, in order, to send when Redis is back; relays and acks fall back to local.
 //! `/readyz` says why the node is degraded.
 
+mod bridges;
 mod bus;
 mod health;
 mod idempotency;
@@ -94,6 +97,9 @@ pub(crate) struct Cluster {
     metrics: ClusterMetrics,
     /// The presence questions this node asked and waits for; its channels are among the inputs.
     presence: Arc<presence::PresenceAsk>,
+    /// Bridge leases, stored provider changes, and sends forwarded to a bridge's holder; its
+    /// channels are among the inputs.
+    bridges: Arc<bridges::BridgeNode>,
 }
 
 /// The node's two pub/sub connections.
@@ -157,6 +163,7 @@ impl Cluster {
         let cluster = Arc::new(Self {
             config: config.clone(),
             presence: Arc::new(presence::PresenceAsk::new(&config.prefix, &node)),
+            bridges: Arc::new(bridges::BridgeNode::new(&config.prefix, &node, client.clone())),
             node,
             client,
             reader,
@@ -191,6 +198,13 @@ impl Cluster {
         ))
     }
 
+    /// Makes `bridges` this cluster's: they run where their lease is held, and their sends and
+    /// changes cross nodes. The task runs the leases until aborted.
+    pub(crate) fn run_bridges(&self, bridges: &crate::bridge::Bridges) -> JoinHandle<()> {
+        bridges.attach(Arc::new(bridges::Link(self.bridges.clone())));
+        tokio::spawn(self.bridges.clone().run(bridges.clone()))
+    }
+
     fn nodes_key(&self) -> String {
         format!("{}:nodes", self.config.prefix)
     }
@@ -203,6 +217,7 @@ impl Cluster {
     /// reconnect.
     async fn subscribe(&self) -> Result<(), fred::error::Error> {
         self.subscriber.subscribe(vec![self.presence.questions.clone(), self.presence.answers.clone()]).await?;
+        self.subscriber.subscribe(vec![self.bridges.asks.clone(), self.bridges.answers.clone()]).await?;
         if !self.config.broadcast_channel.is_empty() {
             self.subscriber.subscribe(self.config.broadcast_channel.clone()).await?;
         }
@@ -396,6 +411,10 @@ impl Cluster {
                 self.presence.answer(&self.client, &engine, payload);
             } else if channel == self.presence.answers {
                 self.presence.answered(payload);
+            } else if channel == self.bridges.asks {
+                self.bridges.ask(payload);
+            } else if channel == self.bridges.answers {
+                self.bridges.answered(payload);
             } else if channel == self.config.broadcast_channel {
                 match inputs::go_hub_event(payload) {
                     Ok(event) => {

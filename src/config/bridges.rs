@@ -1,7 +1,8 @@
 //! Outbound bridges' settings: seed 003's provider configuration (its JSON, field for field), the
 //! bridges file that lists one per tenant (`BRIDGES_FILE`), where bridges may connect to
-//! (`BRIDGE_ALLOWED_HOSTS`), and the CAs their TLS trusts besides the compiled-in roots
-//! (`BRIDGE_CA_FILE`).
+//! (`BRIDGE_ALLOWED_HOSTS`), the CAs their TLS trusts besides the compiled-in roots
+//! (`BRIDGE_CA_FILE`), and whether a tenant's own key may change its provider at run time
+//! (`BRIDGE_TENANT_CONFIG`).
 //!
 //! A provider configuration is checked as specs are: every unknown field and every bad value is
 //! refused with its path named (`bridges[0].reconnectionAttempts: ...`), and a misspelt field is
@@ -218,7 +219,7 @@ pub struct ProviderConfig {
     pub enabled: bool,
 }
 
-/// One entry of the bridges file: a tenant's provider, named.
+/// One entry of the bridges file (or of a run-time change): a tenant's provider, named.
 #[derive(Debug, Clone)]
 pub struct BridgeConfig {
     /// The tenant whose notifications go through it.
@@ -227,6 +228,79 @@ pub struct BridgeConfig {
     pub name: String,
     /// The provider configuration.
     pub provider: ProviderConfig,
+    /// The provider configuration as written (the seed's JSON), kept to show it redacted and, in
+    /// a cluster, to store a run-time change for the other nodes.
+    pub json: ProviderJson,
+}
+
+impl BridgeConfig {
+    /// A tenant's provider from its JSON (`PUT /api/v1/tenants/{tenantId}/providers/websocket`
+    /// or a change another node stored); `at` names the object in errors.
+    pub fn from_provider_json(tenant_id: &str, name: &str, json: &Value, at: &str) -> Result<Self, String> {
+        let Value::Object(fields) = json else {
+            return Err(format!("{at}: must be an object, the seed's provider configuration"));
+        };
+        if !is_bridge_name(name) {
+            return Err(format!("{at}: `{name}` is not a bridge name (1 to 100 letters, digits, `-`, `_` or `.`)"));
+        }
+        let provider = ProviderConfig::from_json(fields, at)?;
+        Ok(Self {
+            tenant_id: tenant_id.to_string(),
+            name: name.to_string(),
+            provider,
+            json: ProviderJson(fields.clone()),
+        })
+    }
+
+    /// Whether it runs a bridge: external mode and enabled.
+    pub fn runs_bridge(&self) -> bool {
+        self.provider.mode == ProviderMode::External && self.provider.enabled
+    }
+}
+
+/// A provider configuration's JSON as written. It holds credentials: its `Debug` shows none, and
+/// [`ProviderJson::redacted`] is the only view of it an answer or a log may carry.
+#[derive(Clone, PartialEq)]
+pub struct ProviderJson(Map<String, Value>);
+
+/// What a redacted credential reads as.
+pub const REDACTED: &str = "[redacted]";
+
+impl ProviderJson {
+    /// The JSON with every credential replaced by [`REDACTED`]: `authToken`, `password`, the
+    /// values of `authQuery` and `authHeaders`, and the URL's query (which may carry a token).
+    pub fn redacted(&self) -> Value {
+        let mut fields = self.0.clone();
+        for field in ["authToken", "password"] {
+            if let Some(v) = fields.get_mut(field).filter(|v| !v.is_null()) {
+                *v = Value::String(REDACTED.into());
+            }
+        }
+        for field in ["authQuery", "authHeaders"] {
+            if let Some(Value::Object(entries)) = fields.get_mut(field) {
+                entries.values_mut().for_each(|v| *v = Value::String(REDACTED.into()));
+            }
+        }
+        if let Some(Value::String(url)) = fields.get_mut("url")
+            && let Some(at) = url.find('?')
+        {
+            url.truncate(at);
+            url.push('?');
+            url.push_str(REDACTED);
+        }
+        Value::Object(fields)
+    }
+
+    /// The JSON itself, credentials included: only to store it where the other nodes read it.
+    pub fn expose(&self) -> Value {
+        Value::Object(self.0.clone())
+    }
+}
+
+impl std::fmt::Debug for ProviderJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProviderJson(..)")
+    }
 }
 
 /// The bridges' settings.
@@ -240,6 +314,9 @@ pub struct BridgesConfig {
     pub tls: OutboundTls,
     /// `DATABASE_URL`, `KAFKA_BROKERS`: where the sinks deliver.
     pub sinks: SinksConfig,
+    /// `BRIDGE_TENANT_CONFIG`: a tenant's own key (`TENANT_API_KEYS`) may change its provider at
+    /// run time; off by default, when only platform keys (`API_KEYS`) may.
+    pub tenant_config: bool,
 }
 
 impl BridgesConfig {
@@ -270,7 +347,8 @@ impl BridgesConfig {
         };
         let sinks = SinksConfig::from_sources(env, file)?;
         sinks.check_bridges(&bridges)?;
-        Ok(Self { bridges, allowed_hosts, tls, sinks })
+        let tenant_config = env.boolean("BRIDGE_TENANT_CONFIG", file.bridge_tenant_config, false)?;
+        Ok(Self { bridges, allowed_hosts, tls, sinks, tenant_config })
     }
 }
 
@@ -310,7 +388,7 @@ pub fn parse_bridges_file(text: &str) -> Result<Vec<BridgeConfig>, String> {
             return Err(format!("{at}.tenantId: tenant `{tenant_id}` already has a provider (one per tenant)"));
         }
         let provider = ProviderConfig::from_json(&fields, &at)?;
-        bridges.push(BridgeConfig { tenant_id, name, provider });
+        bridges.push(BridgeConfig { tenant_id, name, provider, json: ProviderJson(fields) });
     }
     Ok(bridges)
 }
@@ -324,7 +402,8 @@ fn is_topic_name(s: &str) -> bool {
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
-fn is_bridge_name(s: &str) -> bool {
+/// Whether `s` may name a bridge: 1 to 100 letters, digits, `-`, `_` or `.`.
+pub fn is_bridge_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 100 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
@@ -683,6 +762,7 @@ impl Reader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const SEED_SOCKETIO: &str = r#"[{"tenantId": 1, "name": "notify-io",
       "providerType": "websocket", "channel": "websocket", "mode": "external", "protocol": "socketio",
@@ -747,6 +827,23 @@ mod tests {
         assert!(parse_bridges_file(&text).unwrap_err().starts_with("bridges[0].customEvents.notification:"));
         let text = SEED_SOCKETIO.replace("\"strategy\": \"all\"", "\"strategy\": \"fax\"");
         assert!(parse_bridges_file(&text).unwrap_err().starts_with("bridges[0].messageHandling.strategy:"));
+    }
+
+    #[test]
+    fn a_redacted_provider_shows_no_credential() {
+        let io = &parse_bridges_file(SEED_SOCKETIO).unwrap()[0];
+        let shown = io.json.redacted().to_string();
+        assert!(!shown.contains("your-api-token") && shown.contains(REDACTED), "{shown}");
+        let ws = &parse_bridges_file(&SEED_WS_YAML.replace("/ws\n", "/ws?key=in-url\n")).unwrap()[0];
+        let shown = ws.json.redacted();
+        assert_eq!(shown["authQuery"]["token"], REDACTED);
+        assert_eq!(shown["url"], format!("wss://api.example.com/ws?{REDACTED}"));
+        assert!(!format!("{ws:?}").contains("your-api-token"));
+        let put = BridgeConfig::from_provider_json("7", "tenant-7", &io.json.expose(), "body").unwrap();
+        assert_eq!(put.json, io.json);
+        let e =
+            BridgeConfig::from_provider_json("7", "x", &json!({"mode": "external", "url": "ws://a.example"}), "body");
+        assert!(e.unwrap_err().starts_with("body.protocol:"));
     }
 
     #[test]

@@ -88,6 +88,7 @@ pub(super) struct FileConfig {
     pub(super) backends_file: Option<PathBuf>,
     pub(super) database_url: Option<String>,
     pub(super) kafka_brokers: Option<StringList>,
+    pub(super) bridge_tenant_config: Option<bool>,
 }
 
 /// A list in the config file, written as YAML (`[a, b]`) or as the environment variable's

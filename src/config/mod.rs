@@ -53,7 +53,7 @@ pub use auth::{JwtConfig, JwtKey, PublicKeyAlgorithm, TenantApiKey};
 pub use backends::{BackendConfig, BackendsConfig, parse_backends_file};
 pub use bridges::{
     BridgeAuth, BridgeConfig, BridgeProtocol, BridgesConfig, CustomEvents, HandlingStrategy, MessageHandling,
-    ProviderConfig, ProviderMode, parse_bridges_file,
+    ProviderConfig, ProviderJson, ProviderMode, REDACTED, is_bridge_name, parse_bridges_file,
 };
 pub use cluster::RedisConfig;
 pub use events::EventStreamConfig;

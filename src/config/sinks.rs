@@ -50,7 +50,7 @@ impl SinksConfig {
     }
 
     /// Refuses a bridge whose strategy needs a destination this configuration lacks.
-    pub(super) fn check_bridges(&self, bridges: &[BridgeConfig]) -> anyhow::Result<()> {
+    pub fn check_bridges(&self, bridges: &[BridgeConfig]) -> anyhow::Result<()> {
         for bridge in bridges.iter().filter(|b| b.provider.enable_receiving) {
             let Some(handling) = &bridge.provider.message_handling else { continue };
             if handling.stores_in_database() && self.database_url.is_none() {

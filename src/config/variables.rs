@@ -75,6 +75,7 @@ pub const VARIABLES: &[&str] = &[
     "BACKENDS_FILE",
     "DATABASE_URL",
     "KAFKA_BROKERS",
+    "BRIDGE_TENANT_CONFIG",
 ];
 
 /// Settings about client tokens and API keys: a gateway given any of them is meant to verify

@@ -35,10 +35,16 @@ pub(crate) enum ApiError {
     /// with the same `id`) is still being processed; the retry gets its answer.
     #[error("a call with the same Idempotency-Key or event id is still being processed: retry shortly")]
     InFlight,
-    /// 503 `unavailable`, 502 `bad_gateway`, 504 `timeout` or 400: a notification through a
-    /// tenant's bridge that could not be sent or was not acknowledged in time.
+    /// 503 `unavailable`, 502 `bad_gateway`, 504 `timeout` or 400: a notification or query
+    /// through a tenant's bridge that could not be sent or was not answered in time.
     #[error("{0}")]
     Bridge(crate::bridge::SendError),
+    /// 404 `not_found`: no such bridge or provider (for this key); the message says which.
+    #[error("{0}")]
+    NotFound(String),
+    /// 503 `unavailable`: a run-time provider change could not be stored for the cluster.
+    #[error("the provider change could not be stored for the cluster ({0}): nothing changed, retry shortly")]
+    Store(String),
     /// 422 `idempotency`: the `Idempotency-Key` was used within the window for another body.
     #[error("this Idempotency-Key was used for a different body: use a new key for a new call")]
     KeyReused,
@@ -63,12 +69,16 @@ impl IntoResponse for ApiError {
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::InFlight => (StatusCode::CONFLICT, "conflict"),
             ApiError::KeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Bridge(e) => {
                 use crate::bridge::SendError;
                 match e {
-                    SendError::NotConnected | SendError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                    SendError::NotConnected | SendError::Busy | SendError::Unheld => {
+                        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+                    }
                     SendError::Lost => (StatusCode::BAD_GATEWAY, "bad_gateway"),
-                    SendError::AckTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+                    SendError::AckTimeout(_) | SendError::HolderTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
                     SendError::NoChannels => (StatusCode::BAD_REQUEST, "validation"),
                 }
             }

@@ -10,7 +10,8 @@
 //! notifications), `idempotency` (the writes' `Idempotency-Key` and events' ids), `stream` (the
 //! backend event stream, SSE), `stats`, `presence` (who is in a room, asked of every node),
 //! `native` (the plain WebSocket endpoints' handshake and statistics), `probes` (health,
-//! readiness, metrics), `bridges` (outbound bridges: their status, notifications through them)
+//! readiness, metrics), `bridges` (outbound bridges: their status, notifications and queries
+//! through them, providers changed at run time)
 //! and `openapi` (the document of every route, registered with it: a route is a `Routes` line
 //! naming its handler and its operation).
 
@@ -57,6 +58,8 @@ pub(crate) struct HttpState<A: Adapter = LocalAdapter> {
     pub idempotency: Arc<dyn IdempotencyStore>,
     /// The outbound bridges of external-mode tenants (`crate::bridge`), by tenant.
     pub bridges: Bridges,
+    /// `BRIDGE_TENANT_CONFIG`: tenant keys may change their own provider.
+    pub bridge_tenant_config: bool,
 }
 
 impl<A: Adapter> Clone for HttpState<A> {
@@ -70,6 +73,7 @@ impl<A: Adapter> Clone for HttpState<A> {
             max_body_bytes: self.max_body_bytes,
             idempotency: self.idempotency.clone(),
             bridges: self.bridges.clone(),
+            bridge_tenant_config: self.bridge_tenant_config,
         }
     }
 }
@@ -102,5 +106,8 @@ pub(crate) fn router<A: Adapter>(state: HttpState<A>) -> Routes {
         .get("/api/v1/presence", presence::presence::<A>, op::presence())
         .get("/api/v1/events/stream", stream::event_stream::<A>, op::event_stream())
         .get("/api/v1/bridges", bridges::list::<A>, op::bridges())
+        .post("/api/v1/bridges/{name}/query", bridges::query::<A>, op::bridge_query())
+        .put("/api/v1/tenants/{tenantId}/providers/websocket", bridges::put_provider::<A>, op::put_provider())
+        .get("/api/v1/tenants/{tenantId}/providers/websocket", bridges::get_provider::<A>, op::get_provider())
         .map_router(|router| router.layer(DefaultBodyLimit::max(max_body_bytes)).with_state(state))
 }

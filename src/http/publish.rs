@@ -199,7 +199,7 @@ pub(super) async fn notify<A: Adapter>(
     }
     // A tenant whose provider is external: the notification goes through its bridge instead.
     if let Some(bridge) = state.bridges.for_tenant(&tenant) {
-        return super::bridges::notify_through(bridge, target, data, with_acks, timeout).await;
+        return super::bridges::notify_through(&state.bridges, &bridge, target, data, with_acks, timeout).await;
     }
     let event = PublishedEvent::from_json(json!({ "type": event_type, "tenantId": tenant, "data": data }), "body")
         .map_err(ApiError::BadRequest)?

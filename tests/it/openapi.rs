@@ -24,6 +24,8 @@ const PATHS: &[&str] = &[
     "/api/v1/presence",
     "/api/v1/events/stream",
     "/api/v1/bridges",
+    "/api/v1/bridges/{name}/query",
+    "/api/v1/tenants/{tenantId}/providers/websocket",
     "/api/v1/namespaces",
     "/api/v1/dev",
     "/api/v1/openapi.json",
@@ -94,6 +96,18 @@ async fn the_served_document_is_openapi_3_1_with_every_route() {
     app.shutdown().await.unwrap();
 }
 
+/// `path` with each of its parameters (`{name}`) replaced by the parameter's first example, or
+/// `x`.
+fn concrete(path: &str, operation: &Value) -> String {
+    let mut path = path.to_string();
+    for parameter in operation["parameters"].as_array().into_iter().flatten().filter(|p| p["in"] == "path") {
+        let name = parameter["name"].as_str().unwrap_or_default();
+        let example = parameter["schema"]["examples"][0].as_str().unwrap_or("x");
+        path = path.replace(&format!("{{{name}}}"), example);
+    }
+    path
+}
+
 /// Asked without credentials and with an empty object, every operation is answered by its
 /// handler (not the router's 404 or 405) with a status it documents, and a JSON error body
 /// that matches the document.
@@ -102,9 +116,11 @@ async fn every_documented_operation_is_routed_and_answers_a_documented_status() 
     let app = spawn_app().await;
     let document = document(&app).await;
     for (method, path, operation) in operations(&document) {
+        let url = app.url(&concrete(&path, &operation));
         let request = match method.as_str() {
-            "GET" => app.http.get(app.url(&path)),
-            "POST" => app.http.post(app.url(&path)).json(&json!({})),
+            "GET" => app.http.get(url),
+            "POST" => app.http.post(url).json(&json!({})),
+            "PUT" => app.http.put(url).json(&json!({})),
             other => panic!("{other} {path}: a method this test does not send"),
         };
         let res = request.send().await.unwrap();
@@ -155,14 +171,12 @@ async fn every_example_body_is_accepted_and_answered_as_documented() {
     for (method, path, operation) in operations(&document) {
         let examples = &operation["requestBody"]["content"]["application/json"]["examples"];
         for (name, example) in examples.as_object().into_iter().flatten() {
-            let res = app
-                .http
-                .post(app.url(&path))
-                .header("x-api-key", API_KEY)
-                .json(&example["value"])
-                .send()
-                .await
-                .unwrap();
+            let url = app.url(&concrete(&path, &operation));
+            let request = match method.as_str() {
+                "PUT" => app.http.put(url),
+                _ => app.http.post(url),
+            };
+            let res = request.header("x-api-key", API_KEY).json(&example["value"]).send().await.unwrap();
             let status = res.status().as_u16();
             let body: Value = res.json().await.unwrap();
             assert!((200..300).contains(&status), "{method} {path} example `{name}`: {status} {body}");

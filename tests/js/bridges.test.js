@@ -15,6 +15,11 @@ const IO_TOKEN = 'io-bearer-secret-7f3a';
 const WS_TOKEN = 'ws-query-secret-91bc';
 const BASIC_PASSWORD = 'basic-pass-55d1';
 const CUSTOM_KEY = 'custom-key-0e4f';
+// Tokens a provider changed at run time authenticates with.
+const ROTATED_A = 'rotated-token-a-3c7e';
+const ROTATED_B = 'rotated-token-b-8d21';
+const IO_TENANT_KEY = 'io-tenant-key-5b90';
+const RT_TENANT_KEY = 'rt-tenant-key-1f6a';
 const WAIT = 8000;
 
 /**
@@ -48,12 +53,13 @@ async function startWebhook() {
  * user is `silent`.
  */
 async function startIoPeer(port = 0) {
-  const peer = { joins: [], notes: [], broadcasts: [], sockets: new Set(), authorizations: [] };
+  const peer = { joins: [], notes: [], broadcasts: [], sockets: new Set(), authorizations: [], closed: [], connected: [] };
   const http = createServer();
   const io = new Server(http, { transports: ['websocket'] });
+  const accepted = [IO_TOKEN, ROTATED_A, ROTATED_B].map((t) => `Bearer ${t}`);
   io.use((socket, next) => {
     peer.authorizations.push(socket.handshake.headers.authorization);
-    if (socket.handshake.headers.authorization === `Bearer ${IO_TOKEN}`) next();
+    if (accepted.includes(socket.handshake.headers.authorization)) next();
     else next(new Error('Unauthorized'));
   });
   // Namespace /partner wants basic auth instead.
@@ -69,7 +75,14 @@ async function startIoPeer(port = 0) {
   });
   io.on('connection', (socket) => {
     peer.sockets.add(socket);
-    socket.on('disconnect', () => peer.sockets.delete(socket));
+    peer.connected.push([...peer.sockets].map((s) => s.handshake.headers.authorization));
+    socket.on('disconnect', () => {
+      peer.sockets.delete(socket);
+      peer.closed.push(socket.handshake.headers.authorization);
+    });
+    // Request-response: `user:info` is answered, `never:answers` never is.
+    socket.on('user:info', (data, ack) => ack({ userId: data.userId, name: `User ${data.userId}` }));
+    socket.on('never:answers', () => {});
     socket.on('channel:join', ({ channelName }) => {
       socket.join(channelName);
       peer.joins.push(channelName);
@@ -86,6 +99,10 @@ async function startIoPeer(port = 0) {
   await new Promise((resolve) => http.listen(port, '127.0.0.1', resolve));
   peer.port = http.address().port;
   peer.emit = (event, data) => io.emit(event, data);
+  /** The most sockets authenticated with one of `tokens` connected at once, as each connected. */
+  peer.mostAtOnce = (tokens) => Math.max(0, ...peer.connected.map((live) => live.filter((a) => tokens.some((t) => a === `Bearer ${t}`)).length));
+  /** Connected sockets authenticated with `token`. */
+  peer.live = (token) => [...peer.sockets].filter((s) => s.handshake.headers.authorization === `Bearer ${token}`).length;
   peer.close = () => new Promise((resolve) => { io.close(() => resolve()); });
   return peer;
 }
@@ -172,6 +189,7 @@ before(async () => {
       customEvents: { notification: 'notify', channelBroadcast: 'channel:broadcast', incomingMessage: 'message:received' },
       enableReceiving: true, subscribeToEvents: ['message:received', 'status:update'],
       messageHandling: { strategy: 'callback', callbackUrl: `${hook.url}/webhooks/io` },
+      enableRequestResponse: true, requestTimeout: 800,
       transports: ['websocket'], path: '/socket.io', enabled: true,
     },
     {
@@ -201,7 +219,9 @@ before(async () => {
     },
   ];
   const file = writeFile(files.dir, 'bridges.json', JSON.stringify(bridges));
-  gw = await startGateway({ env: { BRIDGES_FILE: file, BRIDGE_ALLOWED_HOSTS: '127.0.0.1' } });
+  gw = await startGateway({
+    env: { BRIDGES_FILE: file, BRIDGE_ALLOWED_HOSTS: '127.0.0.1', TENANT_API_KEYS: `io:${IO_TENANT_KEY},rt:${RT_TENANT_KEY}` },
+  });
   await eventually(async () => (await bridgeNamed(gw, 'io-peer'))?.state === 'connected', 'the socket.io bridge connected', WAIT);
   await eventually(async () => (await bridgeNamed(gw, 'ws-peer'))?.state === 'connected', 'the ws bridge connected', WAIT);
 });
@@ -389,5 +409,146 @@ test('a bad bridges file stops the start with the field named', () => {
     assert.match(run.stderr + run.stdout, /bridges\[0\]: unknown field `timout`.*did you mean `timeout`/);
   } finally {
     dir.remove();
+  }
+});
+
+// Request-response (seed 003's `query`): POST /api/v1/bridges/{name}/query.
+
+const query = (gw, name, body, key = API_KEY) =>
+  api(gw.url, `/api/v1/bridges/${name}/query`, body, { headers: { 'X-API-Key': key }, timeoutMs: WAIT });
+
+test('a query is answered with the peer ack, for a platform key or the bridge tenant key', async () => {
+  await eventually(async () => (await bridgeNamed(gw, 'io-peer'))?.state === 'connected', 'io bridge connected', WAIT);
+  for (const key of [API_KEY, IO_TENANT_KEY]) {
+    const { status, body } = await query(gw, 'io-peer', { event: 'user:info', data: { userId: '12345' }, timeout: 3000 }, key);
+    assert.equal(status, 200, JSON.stringify(body));
+    assert.deepEqual(body, { bridge: 'io-peer', event: 'user:info', response: { userId: '12345', name: 'User 12345' } });
+  }
+  // Another tenant's key does not see the bridge; an unknown bridge is a 404 too.
+  assert.equal((await query(gw, 'io-peer', { event: 'user:info' }, RT_TENANT_KEY)).status, 404);
+  assert.equal((await query(gw, 'no-such-bridge', { event: 'user:info' })).status, 404);
+});
+
+test('a query the peer never answers is a 504 after its timeout, or after requestTimeout', async () => {
+  for (const [body, limit] of [[{ event: 'never:answers', data: {}, timeout: 300 }, 300], [{ event: 'never:answers' }, 800]]) {
+    const started = Date.now();
+    const { status, body: answer } = await query(gw, 'io-peer', body);
+    const took = Date.now() - started;
+    assert.equal(status, 504, JSON.stringify(answer));
+    assert.equal(answer.error.type, 'timeout');
+    assert.ok(took >= limit - 50 && took < limit + 2500, `answered after ${took} ms, the wait was ${limit} ms`);
+  }
+});
+
+test('a query to a provider without enableRequestResponse, or a bad query, is a clear 400', async () => {
+  const { status, body } = await query(gw, 'ws-peer', { event: 'status' });
+  assert.equal(status, 400);
+  assert.match(body.error.message, /enableRequestResponse/);
+  assert.match((await query(gw, 'io-peer', { data: {} })).body.error.message, /`event`/);
+  assert.match((await query(gw, 'io-peer', { event: 'user:info', timeout: 0 })).body.error.message, /`timeout`/);
+  assert.match((await query(gw, 'io-peer', { event: 'user:info', tiemout: 5 })).body.error.message, /unknown field `tiemout`/);
+});
+
+// Run-time changes (seed 003's `tenantService.updateProviderConfig`).
+
+const providerPath = (tenant) => `/api/v1/tenants/${tenant}/providers/websocket`;
+const putProvider = (gw, tenant, provider, key = API_KEY) =>
+  api(gw.url, providerPath(tenant), provider, { headers: { 'X-API-Key': key }, method: 'PUT', timeoutMs: WAIT });
+const ioProvider = (token, channel, extra = {}) => ({
+  providerType: 'websocket', channel: 'websocket', mode: 'external', protocol: 'socketio',
+  url: `http://127.0.0.1:${io.port}`, authType: 'bearer', authToken: token,
+  defaultChannels: [channel], reconnectionDelay: 100, reconnectionAttempts: 20, timeout: 2000,
+  customEvents: { notification: 'notify' }, enableAcknowledgments: true, enabled: true, ...extra,
+});
+
+test('PUT adds a provider at run time and replaces its bridge: the old connection closes, the new one authenticates', async () => {
+  const { status, body } = await putProvider(gw, 'rt', ioProvider(ROTATED_A, 'rt-a'));
+  assert.equal(status, 200, JSON.stringify(body));
+  assert.equal(body.name, 'tenant-rt');
+  assert.equal(body.source, 'api');
+  assert.equal(body.provider.authToken, '[redacted]');
+  await eventually(() => io.live(ROTATED_A) === 1 && io.joins.includes('rt-a'), 'the new bridge connected with its token', WAIT);
+  await eventually(async () => (await bridgeNamed(gw, 'tenant-rt'))?.state === 'connected', 'listed connected', WAIT);
+  const sent = await notify(gw, 'rt', { userId: 'rt-user' });
+  assert.equal(sent.status, 200, JSON.stringify(sent.body));
+  assert.equal(sent.body.bridge, 'tenant-rt');
+
+  // Rotating the token (the seed's example) replaces the connection: never both at once.
+  assert.equal((await putProvider(gw, 'rt', ioProvider(ROTATED_B, 'rt-b'))).status, 200);
+  await eventually(() => io.closed.includes(`Bearer ${ROTATED_A}`) && io.live(ROTATED_A) === 0, 'the old connection closed', WAIT);
+  await eventually(() => io.live(ROTATED_B) === 1 && io.joins.includes('rt-b'), 'the replacement connected', WAIT);
+  await eventually(async () => (await notify(gw, 'rt', { userId: 'rt-user' })).status === 200, 'sends go through the new bridge', WAIT);
+  assert.equal(io.live(ROTATED_A) + io.live(ROTATED_B), 1);
+  assert.equal(io.mostAtOnce([ROTATED_A, ROTATED_B]), 1, 'the old connection closed before the new one opened');
+
+  const shown = await api(gw.url, providerPath('rt'));
+  assert.equal(shown.status, 200);
+  assert.deepEqual([shown.body.name, shown.body.source, shown.body.provider.authToken], ['tenant-rt', 'api', '[redacted]']);
+  // A file provider is shown too, redacted; a tenant without one is a 404.
+  const file = await api(gw.url, providerPath('wsq'));
+  assert.deepEqual([file.body.source, file.body.provider.authQuery.token], ['file', '[redacted]']);
+  assert.equal((await api(gw.url, providerPath('nobody'))).status, 404);
+});
+
+test('PUT enabled: false disables the bridge and mode: internal stops it for the gateway own delivery', async () => {
+  assert.equal((await putProvider(gw, 'rt', ioProvider(ROTATED_B, 'rt-b', { enabled: false }))).status, 200);
+  await eventually(() => io.live(ROTATED_B) === 0, 'the disabled bridge closed its connection', WAIT);
+  assert.equal((await bridgeNamed(gw, 'tenant-rt')).state, 'disabled');
+  assert.equal((await notify(gw, 'rt', { userId: 'u' })).status, 503);
+
+  assert.equal((await putProvider(gw, 'rt', ioProvider(ROTATED_B, 'rt-b'))).status, 200);
+  await eventually(() => io.live(ROTATED_B) === 1, 'enabled again', WAIT);
+  const internal = await putProvider(gw, 'rt', { providerType: 'websocket', channel: 'websocket', mode: 'internal', enabled: true });
+  assert.equal(internal.status, 200, JSON.stringify(internal.body));
+  await eventually(() => io.live(ROTATED_B) === 0, 'the internal tenant bridge closed its connection', WAIT);
+  assert.equal(await bridgeNamed(gw, 'tenant-rt'), undefined);
+  const own = await notify(gw, 'rt', { userId: 'u' });
+  assert.equal(own.status, 202, JSON.stringify(own.body));
+  assert.equal(own.body.bridge, undefined);
+});
+
+test('a bad provider is a 400 naming the field, and nothing changes', async () => {
+  const cases = [
+    [{ ...ioProvider(ROTATED_A, 'x'), timout: 5 }, /^body: unknown field `timout`.*did you mean `timeout`/],
+    [ioProvider(ROTATED_A, 'x', { reconnectionAttempts: 'five' }), /^body\.reconnectionAttempts: must be a whole number/],
+    [ioProvider(ROTATED_A, 'x', { url: 'ftp://127.0.0.1' }), /^body\.url:/],
+    [{ ...ioProvider(ROTATED_A, 'x'), authToken: undefined }, /^body\.authToken: required by authType "bearer"/],
+    [[1, 2], /^body: must be an object/],
+  ];
+  for (const [provider, message] of cases) {
+    const { status, body } = await putProvider(gw, 'io', provider);
+    assert.equal(status, 400, JSON.stringify(body));
+    assert.match(body.error.message, message);
+    assert.ok(!body.error.message.includes(ROTATED_A));
+  }
+  assert.equal((await bridgeNamed(gw, 'io-peer')).state, 'connected');
+  assert.equal((await api(gw.url, providerPath('io'))).body.source, 'file');
+});
+
+test('a tenant key may not change providers unless BRIDGE_TENANT_CONFIG allows it, and then only its own', async () => {
+  const refused = await putProvider(gw, 'rt', ioProvider(ROTATED_A, 'x'), RT_TENANT_KEY);
+  assert.equal(refused.status, 403);
+  assert.match(refused.body.error.message, /BRIDGE_TENANT_CONFIG/);
+  assert.equal((await api(gw.url, providerPath('rt'), undefined, { headers: { 'X-API-Key': RT_TENANT_KEY } })).status, 403);
+
+  const open = await startGateway({
+    env: { BRIDGE_TENANT_CONFIG: 'true', BRIDGE_ALLOWED_HOSTS: '127.0.0.1', TENANT_API_KEYS: `rt:${RT_TENANT_KEY}` },
+  });
+  try {
+    const own = await putProvider(open, 'rt', ioProvider(ROTATED_A, 'open-rt'), RT_TENANT_KEY);
+    assert.equal(own.status, 200, JSON.stringify(own.body));
+    assert.equal((await putProvider(open, 'other', ioProvider(ROTATED_A, 'x'), RT_TENANT_KEY)).status, 403);
+    await eventually(() => io.joins.includes('open-rt'), 'the tenant-set provider connected', WAIT);
+    assert.ok(!open.logs.join('\n').includes(ROTATED_A));
+  } finally {
+    await open.stop();
+  }
+});
+
+test('credentials given at run time never appear in answers or logs', async () => {
+  const { body } = await api(gw.url, '/api/v1/bridges');
+  const logs = gw.logs.join('\n');
+  for (const secret of [ROTATED_A, ROTATED_B, IO_TENANT_KEY, RT_TENANT_KEY]) {
+    assert.ok(!JSON.stringify(body).includes(secret) && !logs.includes(secret), secret);
   }
 });

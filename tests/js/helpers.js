@@ -429,11 +429,12 @@ export function publish(url, body, options) {
 /**
  * Calls the HTTP API at `path`: POSTs `body` (a value as JSON, a string as is), or GETs when
  * `body` is undefined. The API key is sent unless `headers` replaces it. Resolves to
- * `{ status, body }` (body parsed when it is JSON). `timeoutMs` bounds the call.
+ * `{ status, body }` (body parsed when it is JSON). `timeoutMs` bounds the call; `method`
+ * replaces the method (`PUT`).
  */
-export async function api(url, path, body, { headers = { 'X-API-Key': API_KEY }, timeoutMs = TIMEOUT } = {}) {
+export async function api(url, path, body, { headers = { 'X-API-Key': API_KEY }, timeoutMs = TIMEOUT, method } = {}) {
   const response = await fetch(`${url}${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
+    method: method ?? (body === undefined ? 'GET' : 'POST'),
     headers: { 'Content-Type': 'application/json', ...headers },
     ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
     signal: AbortSignal.timeout(timeoutMs),

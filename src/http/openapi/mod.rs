@@ -60,6 +60,11 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
         self.add(Method::POST, path, routing::post(handler), operation)
     }
 
+    /// `PUT path`, answered by `handler` as `operation` says.
+    pub(crate) fn put<H: Handler<T, S>, T: 'static>(self, path: &str, handler: H, operation: Operation) -> Self {
+        self.add(Method::PUT, path, routing::put(handler), operation)
+    }
+
     /// A route that is not part of the API (a page for browsers), left out of the document.
     pub(crate) fn outside_api(mut self, path: &str, route: MethodRouter<S>) -> Self {
         self.router = self.router.route(path, route);

@@ -63,6 +63,11 @@ impl Operation {
         self.parameter("query", name, true, description, schema)
     }
 
+    /// A parameter of the path (`{name}` in it), always required.
+    pub(crate) fn path_param(self, name: &str, description: &str, schema: Value) -> Self {
+        self.parameter("path", name, true, description, schema)
+    }
+
     /// A request header, optional.
     pub(crate) fn request_header(self, name: &str, description: &str, schema: Value) -> Self {
         self.parameter("header", name, false, description, schema)

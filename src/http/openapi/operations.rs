@@ -138,10 +138,87 @@ pub(crate) fn stats() -> Operation {
 /// `GET /api/v1/bridges`.
 pub(crate) fn bridges() -> Operation {
     Operation::new("bridges", API, "Outbound bridges and their state")
-        .describe("Each bridge of `BRIDGES_FILE`: its peer (without credentials), state, last error, attempts, and messages each way. Platform keys only.")
+        .describe(
+            "Each external provider's bridge once (`BRIDGES_FILE` and run-time changes): its peer (without credentials), \
+             state, last error, attempts, messages each way, and in a cluster the node holding it. Platform keys only.",
+        )
         .with_api_key()
         .json(200, "The bridges.", schema_ref("Bridges"))
         .error(403, "A tenant-scoped key (`TENANT_API_KEYS`): the bridges' status is the operator's.")
+}
+
+/// `POST /api/v1/bridges/{name}/query`.
+pub(crate) fn bridge_query() -> Operation {
+    Operation::new("queryBridge", API, "Ask a bridge's peer and wait for its answer (request-response)")
+        .describe(
+            "Seed 003's `query`: sends `event` with `data` to the peer and answers with its acknowledgment (a Socket.IO \
+             ack, or a `ws` peer's `{event: \"ack\", id, data}`), waiting up to `timeout` ms (the provider's \
+             `requestTimeout` when not given). The provider needs `enableRequestResponse`. A platform key, or the \
+             bridge's tenant's key.",
+        )
+        .with_api_key()
+        .path_param("name", "The bridge's name.", json!({ "type": "string", "minLength": 1, "maxLength": 100 }))
+        .json_body("What to ask, such as `{\"event\": \"user:info\", \"data\": {\"userId\": \"12345\"}, \"timeout\": 10000}`.", schema_ref("BridgeQuery"))
+        .json(200, "The peer's answer.", schema_ref("BridgeAnswer"))
+        .error(400, "The body is not `{event, data, timeout}`, or the provider does not take queries (`enableRequestResponse`).")
+        .error(404, "No bridge of that name, or not one of this tenant key's.")
+        .error(413, "The body is over `API_MAX_BODY_SIZE`.")
+        .error(502, "The bridge lost its connection before the peer answered.")
+        .error(503, "The bridge is not connected, has too many sends waiting, or (in a cluster) no node holds it right now.")
+        .error(504, "The peer did not answer within the timeout (or, in a cluster, the node holding the bridge did not).")
+}
+
+/// The path parameter of the tenant provider routes.
+fn tenant_path(op: Operation) -> Operation {
+    op.path_param(
+        "tenantId",
+        "The tenant.",
+        json!({ "type": "string", "minLength": 1, "maxLength": 200, "examples": ["t-provider"] }),
+    )
+}
+
+/// Who may configure a tenant's provider.
+fn provider_keys(op: Operation) -> Operation {
+    op.error(
+        403,
+        "A tenant-scoped key (`TENANT_API_KEYS`) while `BRIDGE_TENANT_CONFIG` is off, or one of another tenant.",
+    )
+}
+
+/// `PUT /api/v1/tenants/{tenantId}/providers/websocket`.
+pub(crate) fn put_provider() -> Operation {
+    let op = Operation::new("putProvider", API, "Set a tenant's websocket provider at run time")
+        .describe(
+            "Seed 003's `tenantService.updateProviderConfig`: the provider configuration, checked as a `BRIDGES_FILE` \
+             entry is, replaces the tenant's whole (its bridge keeps its name; a new one is `tenant-{tenantId}`). An \
+             external provider's bridge is replaced (the old connection closed, then the new one opened); `mode: \
+             internal` or `enabled: false` stops it. Alone, applied before the answer and kept until a restart; in a \
+             cluster, stored in Redis and applied by every node within a second.",
+        )
+        .with_api_key();
+    let op = tenant_path(op)
+        // The example is internal: an external one would make its tenant's notifications 503
+        // (not connected) in every operation schemathesis tries after it.
+        .json_body("The seed's provider configuration (docs/bridges.md shows external ones).", schema_ref("Provider"))
+        .body_example(
+            "internal",
+            json!({ "providerType": "websocket", "channel": "websocket", "mode": "internal", "enabled": true }),
+        )
+        .json(200, "The provider as now configured, credentials redacted.", schema_ref("ProviderView"))
+        .error(503, "In a cluster: Redis could not store the change; nothing changed.");
+    provider_keys(body_errors(op))
+}
+
+/// `GET /api/v1/tenants/{tenantId}/providers/websocket`.
+pub(crate) fn get_provider() -> Operation {
+    let op = Operation::new("getProvider", API, "A tenant's websocket provider, credentials redacted")
+        .describe("From `BRIDGES_FILE` (`source: file`) or a run-time change (`source: api`).")
+        .with_api_key();
+    let op = tenant_path(op)
+        .json(200, "The provider.", schema_ref("ProviderView"))
+        .error(400, "A `tenantId` that is no tenant id.")
+        .error(404, "The tenant has no websocket provider configured.");
+    provider_keys(op)
 }
 
 /// `GET /api/v1/presence`.

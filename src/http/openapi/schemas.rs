@@ -42,7 +42,7 @@ pub(super) fn components(max_batch: usize) -> Value {
                         "properties": {
                             "type": {
                                 "type": "string",
-                                "description": "The kind: `validation` (400, 413, 426), `auth` (401; 403 on a plain WebSocket handshake), `forbidden` (403: a tenant-scoped key outside its tenant), `conflict` (409), `idempotency` (422), `rate_limit` (429), `bad_gateway` (502: an outbound bridge lost its peer), `unavailable` (503), `timeout` (504: an outbound bridge's peer did not acknowledge).",
+                                "description": "The kind: `validation` (400, 413, 426), `auth` (401; 403 on a plain WebSocket handshake), `forbidden` (403: a tenant-scoped key outside its tenant), `conflict` (409), `idempotency` (422), `rate_limit` (429), `bad_gateway` (502: an outbound bridge lost its peer), `unavailable` (503), `timeout` (504: an outbound bridge's peer did not acknowledge), `not_found` (404).",
                             },
                             "message": { "type": "string", "description": "What is wrong, for people: the field and what it must be." },
                         },
@@ -272,6 +272,10 @@ pub(super) fn components(max_batch: usize) -> Value {
         },
     });
     components["schemas"]["Bridges"] = bridges();
+    components["schemas"]["BridgeQuery"] = bridge_query();
+    components["schemas"]["BridgeAnswer"] = bridge_answer();
+    components["schemas"]["Provider"] = provider();
+    components["schemas"]["ProviderView"] = provider_view();
     components["schemas"]["Presence"] = presence();
     components
 }
@@ -295,7 +299,13 @@ fn bridges() -> Value {
                         "defaultChannels": { "type": "array", "items": { "type": "string" } },
                         "subscribeToEvents": { "type": "array", "items": { "type": "string" } },
                         "strategy": { "type": ["string", "null"] },
-                        "state": { "type": "string", "enum": ["connecting", "connected", "backing_off", "failed", "disabled"] },
+                        "requestResponse": { "type": "boolean", "description": "`enableRequestResponse`: it takes queries." },
+                        "state": {
+                            "type": "string",
+                            "enum": ["connecting", "connected", "backing_off", "failed", "disabled", "waiting"],
+                            "description": "`waiting`: in a cluster, no node holds it right now (one takes it over within seconds).",
+                        },
+                        "node": { "type": ["string", "null"], "description": "In a cluster, the node running it." },
                         "lastError": { "type": ["string", "null"] },
                         "cause": { "type": ["string", "null"] },
                         "attempts": { "type": "integer", "minimum": 0 },
@@ -305,6 +315,64 @@ fn bridges() -> Value {
                     },
                 },
             },
+        },
+    })
+}
+
+/// `POST /api/v1/bridges/{name}/query`'s body.
+fn bridge_query() -> Value {
+    json!({
+        "type": "object",
+        "required": ["event"],
+        "additionalProperties": false,
+        "properties": {
+            "event": { "type": "string", "minLength": 1, "maxLength": 200, "description": "The event the peer answers." },
+            "data": { "description": "Its payload." },
+            "timeout": { "type": "integer", "minimum": 1, "maximum": 60000, "description": "Milliseconds; the provider's `requestTimeout` when not given." },
+        },
+    })
+}
+
+/// `POST /api/v1/bridges/{name}/query`'s answer.
+fn bridge_answer() -> Value {
+    json!({
+        "type": "object",
+        "required": ["bridge", "event", "response"],
+        "properties": {
+            "bridge": { "type": "string" },
+            "event": { "type": "string" },
+            "response": { "description": "What the peer answered (its ack's argument; several arguments as a list)." },
+        },
+    })
+}
+
+/// Seed 003's provider configuration (checked field by field by the gateway, as `BRIDGES_FILE`).
+fn provider() -> Value {
+    json!({
+        "type": "object",
+        "required": ["mode"],
+        "description": "Seed 003's provider configuration: every field of the seed, nothing else (docs/bridges.md).",
+        "properties": {
+            "providerType": { "const": "websocket" },
+            "channel": { "const": "websocket" },
+            "mode": { "enum": ["internal", "external"] },
+            "protocol": { "enum": ["ws", "socketio"] },
+            "url": { "type": "string" },
+            "enabled": { "type": "boolean" },
+        },
+    })
+}
+
+/// A provider as the API shows it.
+fn provider_view() -> Value {
+    json!({
+        "type": "object",
+        "required": ["tenantId", "name", "source", "provider"],
+        "properties": {
+            "tenantId": { "type": "string" },
+            "name": { "type": "string", "description": "Its bridge's name." },
+            "source": { "enum": ["file", "api"] },
+            "provider": { "type": "object", "description": "The configuration, every credential replaced by `[redacted]`." },
         },
     })
 }
