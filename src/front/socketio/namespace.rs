@@ -55,7 +55,7 @@ pub(crate) struct NamespaceRuntime<A: Adapter> {
     /// whether or not this node has sockets.
     pub(crate) keeps_history: bool,
     /// Its sockets that have some rooms' next events already (a recovery from another node).
-    pub(crate) skips: super::history::Skips,
+    pub(crate) skips: super::skips::Skips,
 }
 
 /// The spec, state and limiters are the runtime's; this front adds the sockets.
