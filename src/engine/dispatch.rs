@@ -81,7 +81,7 @@ impl SpecRuntime {
     ) -> Handled {
         let handled = self.dispatch_with(member, session, name, payload, size, Some(reads));
         if !matches!(handled, Handled::Replied(_)) {
-            reads.events();
+            reads.discard();
             return handled;
         }
         match reads.recovered() {

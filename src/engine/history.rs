@@ -210,22 +210,11 @@ fn new_epoch() -> Arc<str> {
 }
 
 impl Locked<'_> {
-    /// Appends an event to `room` (kept as `spec` says), numbered by this node, rendered by
-    /// `render` once its position is known; returns what `render` made.
-    #[allow(dead_code, reason = "the API a front without cluster positions calls; the plain front gives them")]
-    pub(crate) fn append(
-        &mut self,
-        room: &str,
-        spec: HistorySpec,
-        variants: Arc<[Box<str>]>,
-        render: impl FnOnce(&Position) -> Bytes,
-    ) -> Bytes {
-        self.append_at(room, spec, variants, None, render)
-    }
-
-    /// [`Self::append`], at the position the cluster gave the event in `room` (`None`: numbered
-    /// here). A room numbered the other way, of another epoch, or whose last offset is not the one
-    /// before, starts again from this event (what it held is dropped, counted as `lost`).
+    /// Appends an event to `room` (kept as `spec` says), at the position the cluster gave it there
+    /// (`None`: numbered by this node), rendered by `render` once its position is known; returns
+    /// what `render` made. A room numbered the other way, of another epoch, or whose last offset
+    /// is not the one before, starts again from this event (what it held is dropped, counted as
+    /// `lost`).
     pub(crate) fn append_at(
         &mut self,
         room: &str,
@@ -295,18 +284,9 @@ impl Locked<'_> {
 
     /// Every event of `room` after `offset` in history `epoch`, in order; `None` when the room's
     /// history does not hold all of them (another epoch, events dropped since, or an offset it
-    /// never gave, or has not applied yet).
-    #[allow(dead_code, reason = "the API a front that cannot skip events calls; the plain front can")]
-    pub(crate) fn since(&mut self, room: &str, offset: u64, epoch: &str) -> Option<Vec<Kept>> {
-        match self.since_at(room, offset, epoch)? {
-            Since::Events(events) => Some(events),
-            Since::Ahead(_) => None,
-        }
-    }
-
-    /// [`Self::since`], and for a room the cluster numbers, a position a little ahead of this
-    /// node's last ([`MAX_AHEAD`] at most) is [`Since::Ahead`]: the caller skips the room's events
-    /// up to it as they come.
+    /// never gave). For a room the cluster numbers, a position a little ahead of this node's last
+    /// ([`MAX_AHEAD`] at most) is [`Since::Ahead`]: the caller skips the room's events up to it
+    /// as they come (beyond, or in a room this node numbers, `None`).
     pub(crate) fn since_at(&mut self, room: &str, offset: u64, epoch: &str) -> Option<Since> {
         self.expire(room, Instant::now());
         let r = self.rooms.rooms.get(room)?;
@@ -388,7 +368,7 @@ mod tests {
 
     fn append(h: &History, room: &str, spec: HistorySpec) -> Position {
         let mut got = None;
-        h.lock().append(room, spec, Arc::from(Vec::new()), |p| {
+        h.lock().append_at(room, spec, Arc::from(Vec::new()), None, |p| {
             got = Some(p.clone());
             Bytes::from(format!("{}@{}", p.offset, p.epoch))
         });
@@ -405,8 +385,12 @@ mod tests {
         got.unwrap()
     }
 
-    fn offsets(kept: Option<Vec<Kept>>) -> Option<Vec<u64>> {
-        kept.map(|k| k.iter().map(|k| k.offset).collect())
+    /// The offsets recovered after `offset` (`None`: not recovered, or ahead).
+    fn since(h: &History, room: &str, offset: u64, epoch: &str) -> Option<Vec<u64>> {
+        match h.lock().since_at(room, offset, epoch)? {
+            Since::Events(kept) => Some(kept.iter().map(|k| k.offset).collect()),
+            Since::Ahead(_) => None,
+        }
     }
 
     #[test]
@@ -421,12 +405,12 @@ mod tests {
             append(&h, "a", s);
         }
         let epoch = a1.epoch.clone();
-        assert_eq!(offsets(h.lock().since("a", 4, &epoch)), Some(vec![]), "nothing missed");
-        assert_eq!(offsets(h.lock().since("a", 1, &epoch)), Some(vec![2, 3, 4]));
-        assert_eq!(offsets(h.lock().since("a", 0, &epoch)), None, "event 1 was dropped: size 3");
-        assert_eq!(offsets(h.lock().since("a", 2, "other")), None, "another epoch");
-        assert_eq!(offsets(h.lock().since("a", 9, &epoch)), None, "an offset never given");
-        assert_eq!(offsets(h.lock().since("nope", 0, &epoch)), None);
+        assert_eq!(since(&h, "a", 4, &epoch), Some(vec![]), "nothing missed");
+        assert_eq!(since(&h, "a", 1, &epoch), Some(vec![2, 3, 4]));
+        assert_eq!(since(&h, "a", 0, &epoch), None, "event 1 was dropped: size 3");
+        assert_eq!(since(&h, "a", 2, "other"), None, "another epoch");
+        assert_eq!(since(&h, "a", 9, &epoch), None, "an offset never given");
+        assert_eq!(since(&h, "nope", 0, &epoch), None);
         assert_eq!(h.metrics.evicted_size.get(), 1);
         assert_eq!(h.metrics.entries.get(), 4);
     }
@@ -451,7 +435,7 @@ mod tests {
         let first = append(&h, "a", s);
         append(&h, "a", s);
         std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(offsets(h.lock().since("a", 1, &first.epoch)), None, "aged out");
+        assert_eq!(since(&h, "a", 1, &first.epoch), None, "aged out");
         h.sweep();
         assert_eq!(h.counts(), (0, 0));
         assert_eq!(h.metrics.evicted_age.get(), 2);
@@ -490,7 +474,7 @@ mod tests {
         assert_eq!(h.counts(), (0, 0));
         assert_eq!(h.budget.used.load(Ordering::Relaxed), 0);
         assert_eq!(h.metrics.evicted_lost.get(), 2);
-        assert_eq!(offsets(h.lock().since("a", 1, &first.epoch)), None);
+        assert_eq!(since(&h, "a", 1, &first.epoch), None);
         assert_ne!(append(&h, "a", s).epoch, first.epoch);
     }
 
@@ -501,26 +485,26 @@ mod tests {
         // A node that starts late holds the room from the first event it applied.
         assert_eq!(append_given(&h, "a", s, 7, "e1"), Position { offset: 7, epoch: "e1".into() });
         append_given(&h, "a", s, 8, "e1");
-        assert_eq!(offsets(h.lock().since("a", 6, "e1")), Some(vec![7, 8]));
-        assert_eq!(offsets(h.lock().since("a", 5, "e1")), None, "offset 6 was never held here");
+        assert_eq!(since(&h, "a", 6, "e1"), Some(vec![7, 8]));
+        assert_eq!(since(&h, "a", 5, "e1"), None, "offset 6 was never held here");
         // Offset 9 was numbered but never applied here: the room starts again from 10.
         append_given(&h, "a", s, 10, "e1");
-        assert_eq!(offsets(h.lock().since("a", 7, "e1")), None);
-        assert_eq!(offsets(h.lock().since("a", 9, "e1")), Some(vec![10]));
+        assert_eq!(since(&h, "a", 7, "e1"), None);
+        assert_eq!(since(&h, "a", 9, "e1"), Some(vec![10]));
         assert_eq!(h.metrics.evicted_lost.get(), 2);
         // Another epoch (Redis lost its numbering): the old positions recover nothing.
         append_given(&h, "a", s, 1, "e2");
-        assert_eq!(offsets(h.lock().since("a", 10, "e1")), None);
-        assert_eq!(offsets(h.lock().since("a", 0, "e2")), Some(vec![1]));
+        assert_eq!(since(&h, "a", 10, "e1"), None);
+        assert_eq!(since(&h, "a", 0, "e2"), Some(vec![1]));
         // An event this node numbers itself (applied while Redis was away): a new local epoch.
         let local = append(&h, "a", s);
         assert_eq!(local.offset, 1);
         assert_ne!(&*local.epoch, "e2");
-        assert_eq!(offsets(h.lock().since("a", 0, "e2")), None);
+        assert_eq!(since(&h, "a", 0, "e2"), None);
         // And back to the cluster's numbering.
         append_given(&h, "a", s, 2, "e2");
-        assert_eq!(offsets(h.lock().since("a", 1, "e2")), Some(vec![2]));
-        assert_eq!(offsets(h.lock().since("a", 0, &local.epoch)), None);
+        assert_eq!(since(&h, "a", 1, "e2"), Some(vec![2]));
+        assert_eq!(since(&h, "a", 0, &local.epoch), None);
     }
 
     #[test]
@@ -532,7 +516,6 @@ mod tests {
         assert!(matches!(h.lock().since_at("a", 5, "e1"), Some(Since::Ahead(5))));
         assert!(h.lock().since_at("a", 2 + MAX_AHEAD + 1, "e1").is_none(), "too far ahead to believe");
         assert!(h.lock().since_at("a", 5, "e0").is_none(), "another epoch");
-        assert_eq!(offsets(h.lock().since("a", 5, "e1")), None, "`since` cannot skip: not recovered");
         let local = append(&h, "b", s);
         assert!(h.lock().since_at("b", 3, &local.epoch).is_none(), "a room this node numbers is never behind");
     }

@@ -4,14 +4,22 @@
 //!
 //! A front that handles an event whose joins read history locks the history first
 //! ([`HistoryReads::new`]), runs the dispatch core with it (`SpecRuntime::dispatch_reading_history`),
-//! answers the event, sends what was read ([`HistoryReads::events`], in order), and only then lets
-//! the lock go. The delivery of a published event keeps it and sends it under the same lock, so a
-//! joiner gets each event once: from the history, or live.
+//! answers the event, sends what was read ([`HistoryReads::events`], in order), notes for the
+//! client the rooms it is ahead in ([`HistoryReads::ahead`]), and only then lets the lock go. The
+//! delivery of a published event keeps it and sends it under the same lock, so a joiner gets each
+//! event once: from the history, or live.
+//!
+//! In a cluster a room's positions are the cluster's (`history::Given`), so a `since` from another
+//! node recovers here too; a client that got events there that this node has not applied yet is
+//! recovered with nothing yet ([`Since::Ahead`]), and the front skips, for it, the room's events
+//! up to the offset it has as they arrive.
+
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::{
-    history::{Kept, Locked},
+    history::{Kept, Locked, Since},
     runtime::SpecRuntime,
 };
 
@@ -35,18 +43,43 @@ pub(crate) fn parse_since(since: &Value) -> Result<(u64, String), String> {
 pub(crate) struct HistoryReads<'a> {
     locked: Locked<'a>,
     events: Vec<Kept>,
+    ahead: Vec<Ahead>,
     recovered: Option<bool>,
+}
+
+/// A room the client is ahead in: it has the room's events of `epoch` up to `through`, which this
+/// node has not applied yet (`Since::Ahead`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ahead {
+    /// The room's internal name, without filter values.
+    pub room: String,
+    /// The room's epoch.
+    pub epoch: Arc<str>,
+    /// The last offset the client has.
+    pub through: u64,
 }
 
 impl<'a> HistoryReads<'a> {
     /// Locks `rt`'s history for one event.
     pub(crate) fn new(rt: &'a SpecRuntime) -> Self {
-        Self { locked: rt.history.lock(), events: Vec::new(), recovered: None }
+        Self { locked: rt.history.lock(), events: Vec::new(), ahead: Vec::new(), recovered: None }
     }
 
     /// What to send after the event's answer, in order.
     pub(crate) fn events(&mut self) -> Vec<Kept> {
         std::mem::take(&mut self.events)
+    }
+
+    /// The rooms the client is ahead in: what the front skips for it as those events arrive
+    /// (noted while the lock is held, so none slips through in between).
+    pub(crate) fn ahead(&mut self) -> Vec<Ahead> {
+        std::mem::take(&mut self.ahead)
+    }
+
+    /// Forgets what was read (the event failed: its answer is the error).
+    pub(crate) fn discard(&mut self) {
+        self.events.clear();
+        self.ahead.clear();
     }
 }
 
@@ -67,9 +100,16 @@ impl JoinReads for HistoryReads<'_> {
     fn read(&mut self, room: &str, variants: &[String], since: Option<(u64, String)>, replay: usize) {
         let kept = match since {
             Some((offset, epoch)) => {
-                let got = self.locked.since(room, offset, &epoch);
+                let got = self.locked.since_at(room, offset, &epoch);
                 self.recovered = Some(self.recovered.unwrap_or(true) && got.is_some());
-                got.unwrap_or_default()
+                match got {
+                    Some(Since::Events(kept)) => kept,
+                    Some(Since::Ahead(through)) => {
+                        self.ahead.push(Ahead { room: room.to_string(), epoch: Arc::from(epoch), through });
+                        return;
+                    }
+                    None => return,
+                }
             }
             None if replay > 0 => self.locked.last(room, replay),
             None => return,

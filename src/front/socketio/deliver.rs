@@ -31,7 +31,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             return;
         };
         if !delivery.history.is_empty() {
-            self.deliver_kept(delivery);
+            self.deliver_kept(event, delivery);
             self.shared.metrics.published.inc();
             self.metrics.publish_delivery.observe(event.since_received());
             return;

@@ -34,10 +34,13 @@ impl<A: Adapter> NamespaceRuntime<A> {
         self.count_refusal(&handled);
         self.answer(socket, session, event.as_deref(), handled, ack, wants_ack);
         // What its joins read from history follows the answer, before the lock lets any live
-        // event of those rooms through.
+        // event of those rooms through; so do the notes of the rooms it is ahead in.
         if let Some(mut reads) = reads {
             for kept in reads.events() {
                 self.send_kept(socket, &kept);
+            }
+            for ahead in reads.ahead() {
+                self.skips.skip_through(socket.id, ahead);
             }
             drop(reads);
         }

@@ -12,6 +12,12 @@
 //! under it too (`events`), so a socket gets each event once, from the history or live. The
 //! emits are this node's (`local()`), which neither adapter makes wait, so they finish while the
 //! lock is held; they are polled once to be sure.
+//!
+//! Across nodes: in a cluster an event is kept at the positions the cluster gave it (the same on
+//! every node), so a socket recovers on any node. One that got events on the node it left that
+//! this node has not applied yet is recovered with nothing yet, and the namespace's `Skips`
+//! (`skips.rs`) notes, for it, the room's offsets it has: as those events arrive they are sent to
+//! the room's other sockets only.
 
 use std::{
     collections::HashSet,
@@ -21,13 +27,13 @@ use std::{
 };
 
 use serde_json::{Map, Value, value::RawValue};
-use socketioxide::{BroadcastError, adapter::Adapter, extract::SocketRef, operators::BroadcastOperators};
+use socketioxide::{BroadcastError, adapter::Adapter, extract::SocketRef, operators::BroadcastOperators, socket::Sid};
 
 use super::namespace::NamespaceRuntime;
 use crate::{
     engine::{
         history::{Kept, Position},
-        publish::Delivery,
+        publish::{Delivery, PublishedEvent},
     },
     metrics::DropReason,
     net::backlog::event_packet_len,
@@ -88,10 +94,11 @@ impl Args {
 }
 
 impl<A: Adapter> NamespaceRuntime<A> {
-    /// Delivers an event that reaches rooms with history: kept in each (which gives it its
-    /// position there), then emitted once to each socket of this node, positioned in the first
-    /// of those rooms it is in, in the route's order (as it was, when it is in none of them).
-    pub(super) fn deliver_kept(&self, delivery: Delivery) {
+    /// Delivers an event that reaches rooms with history: kept in each (at the position the
+    /// cluster gave it there, or one this node gives), then emitted once to each socket of this
+    /// node, positioned in the first of those rooms it is in, in the route's order (as it was,
+    /// when it is in none of them); not to a socket that has it already (`NamespaceRuntime::skips`).
+    pub(super) fn deliver_kept(&self, event: &PublishedEvent, delivery: Delivery) {
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
         let mut history = self.history.lock();
         // The rooms of earlier groups: a socket in one of them has had the event.
@@ -100,11 +107,12 @@ impl<A: Adapter> NamespaceRuntime<A> {
             let variants: Vec<String> =
                 delivery.rooms.iter().filter(|r| rooms::is_variant_of(r, &kept.room)).cloned().collect();
             let mut args = None;
-            history.append(&kept.room, kept.spec, kept.variants.clone().into(), |position| {
+            let given = event.given_position(&self.spec.path, &kept.room);
+            history.append_at(&kept.room, kept.spec, kept.variants.clone().into(), given, |position| {
                 match Args::positioned(delivery.data.as_ref(), &kept.visible, position) {
                     Ok(a) => {
                         let text = a.text(&delivery.event);
-                        args = Some(a);
+                        args = Some((a, position.clone()));
                         text.into()
                     }
                     Err(e) => {
@@ -113,9 +121,13 @@ impl<A: Adapter> NamespaceRuntime<A> {
                     }
                 }
             });
-            if let Some(args) = args {
+            if let Some((args, position)) = args {
                 let to = op.clone().to(variants.clone()).except(reached.clone());
-                self.emit_now(to, &delivery.event, &args);
+                let having = self.skips.having(&kept.room, &position);
+                match having.is_empty() {
+                    true => self.emit_now(to, &delivery.event, &args),
+                    false => self.emit_each(to, &having, &delivery.event, &args),
+                }
             }
             reached.extend(variants);
         }
@@ -140,6 +152,21 @@ impl<A: Adapter> NamespaceRuntime<A> {
         match args {
             Args::One(a) => self.finish_now(Box::pin(op.emit(event, &**a))),
             Args::Two(a, b) => self.finish_now(Box::pin(op.emit(event, &(&**a, &**b)))),
+        }
+    }
+
+    /// [`Self::emit_now`], one socket at a time, but for those in `except` (they have it already).
+    fn emit_each(&self, op: BroadcastOperators<A>, except: &HashSet<Sid>, event: &str, args: &Args) {
+        let len = event_packet_len(&self.spec.path, args.text(event).len());
+        for socket in op.local().sockets().into_iter().filter(|s| !except.contains(&s.id)) {
+            self.charge_socket(&socket, len);
+            let sent = match args {
+                Args::One(a) => socket.emit(event, &**a),
+                Args::Two(a, b) => socket.emit(event, &(&**a, &**b)),
+            };
+            if let Err(e) = sent {
+                self.note_emit_failure(&socket, &e);
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 //! - `deliver`: a published event emitted to this node's sockets, with or without acks;
 //! - `history`: events of rooms with history kept and sent with their positions, and what a
 //!   join read from a history (`since`, `replay`) sent to its socket;
+//! - `skips`: the sockets that recovered ahead of this node, and the events they have already;
 //! - `outbound`: an event encoded once and counted against each socket's backlog;
 //! - `slow`: slow consumers, whose backlog ends their session;
 //! - `timers`: the spec's periodic emits;
@@ -20,6 +21,7 @@ mod events;
 mod history;
 pub(crate) mod outbound;
 pub(crate) mod roster;
+mod skips;
 mod slow;
 mod stats;
 mod timers;

@@ -54,6 +54,8 @@ pub(crate) struct NamespaceRuntime<A: Adapter> {
     /// Whether a room family of its spec keeps history: its events are then routed and kept
     /// whether or not this node has sockets.
     pub(crate) keeps_history: bool,
+    /// Its sockets that have some rooms' next events already (a recovery from another node).
+    pub(crate) skips: super::skips::Skips,
 }
 
 /// The spec, state and limiters are the runtime's; this front adds the sockets.
@@ -73,7 +75,8 @@ impl<A: Adapter> fmt::Debug for NamespaceRuntime<A> {
 
 impl<A: Adapter> NamespaceRuntime<A> {
     pub(crate) fn new(rt: SpecRuntime, io: SocketIo<A>, sio: Arc<super::SocketIoShared>) -> Self {
-        Self { keeps_history: rt.spec.rooms.iter().any(|f| f.history.is_some()), rt, io, sio }
+        let keeps_history = rt.spec.rooms.iter().any(|f| f.history.is_some());
+        Self { keeps_history, skips: Default::default(), rt, io, sio }
     }
 
     /// The socketioxide connect handler for this namespace.
@@ -415,6 +418,7 @@ impl<A: Adapter> DisconnectHandler<A, SpecHandler> for DisconnectFlow<A> {
                 self.ns.presence_gone(rooms.iter().map(|r| r.as_ref()), session.identity().user_id.as_deref());
             }
         }
+        self.ns.skips.forget(s.id);
         // socketioxide removes the socket from the namespace in `defer`; it must always run.
         defer(s);
         // After it is gone, so an admin listing sockets meanwhile has it and then hears it left.
