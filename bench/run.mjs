@@ -9,8 +9,8 @@
 
 import { fork } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { cpus, totalmem } from 'node:os';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { lineChart } from './lib/chart.mjs';
 import { openClients, percentile, token } from './lib/clients.mjs';
@@ -230,6 +230,55 @@ async function publishing(kind, { eventsPerSecond, seconds, executions = 400 }) 
   } finally {
     await server.stop();
   }
+}
+
+/**
+ * The shipped specs without room history: a copy of namespaces/ with every family's `history`
+ * and every join's `since` removed (what a spec that does not ask for history is). Its folder;
+ * `remove()` deletes it.
+ */
+function specsWithoutHistory() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'rtgw-bench-nohistory-'));
+  const source = path.join(ROOT, 'namespaces');
+  for (const name of readdirSync(source).filter((f) => f.endsWith('.yaml'))) {
+    const text = readFileSync(path.join(source, name), 'utf8')
+      .split('\n')
+      .filter((line) => !/^\s+history:/.test(line) && !/^\s+since: "\{payload\.since\}"/.test(line))
+      .join('\n');
+    writeFileSync(path.join(dir, name), text);
+  }
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * What room history costs the gateway per published event (no one subscribed: every event is
+ * still routed, positioned and kept in its rooms), with the shipped specs (history on) and
+ * without history, alone and as a one-node cluster (with history, each bus append is the
+ * numbering script).
+ */
+async function historyCost({ eventsPerSecond, seconds, executions = 400, redis = false }) {
+  const plain = specsWithoutHistory();
+  const cluster = redis ? await startRedis() : null;
+  const result = {};
+  try {
+    for (const [name, env] of [['on', {}], ['off', { NAMESPACES_DIR: plain.dir }]]) {
+      const clusterEnv = cluster ? { REDIS_URL: cluster.url, REDIS_PREFIX: `bench${Date.now()}${name}` } : {};
+      const server = await startGateway({ ...env, ...clusterEnv });
+      try {
+        const make = (i) => execution(i, executions);
+        await publish({ url: server.url, eventsPerSecond, seconds: 2, event: make });
+        const cpu0 = server.cpuMs();
+        const sent = await publish({ url: server.url, eventsPerSecond, seconds, event: make });
+        result[name] = ((server.cpuMs() - cpu0) * 1000) / sent.accepted;
+      } finally {
+        await server.stop();
+      }
+    }
+  } finally {
+    cluster?.stop();
+    plain.remove();
+  }
+  return result;
 }
 
 /** Long-polling clients (socket.io-client, no upgrade) in one room at a low rate. */
@@ -461,6 +510,19 @@ const SCENARIOS = [
         ['burst, /workflow: peak memory above idle, MB', g.sio.peakMB, n.sio.peakMB],
       ];
     },
+  },
+  {
+    id: 'history',
+    title: 'room history on and off (gateway only)',
+    kinds: ['gateway'],
+    run: async () => ({
+      alone: await historyCost({ eventsPerSecond: 2000, seconds: QUICK ? 4 : 15 }),
+      cluster: await historyCost({ eventsPerSecond: 2000, seconds: QUICK ? 4 : 15, redis: true }),
+    }),
+    rows: (g) => [
+      ['history on vs off: CPU per published event, no subscribers, one node (columns: on, off), µs', g.alone.on, g.alone.off],
+      ['history on vs off: CPU per published event, no subscribers, one node on Redis (columns: on, off), µs', g.cluster.on, g.cluster.off],
+    ],
   },
   {
     id: 'cluster',
