@@ -11,8 +11,8 @@ use super::{
     place::{Ctx, FamilyView, Place, RoomVar},
 };
 use crate::spec::{
-    Action, AuthPolicy, EmitSpec, EventSpec, FamilyRef, ForwardSpec, JoinHistory, RESERVED_EVENTS, RelaySpec, ReplySpec,
-    RoomFamily, RoomTarget, SpecPlace,
+    Action, AuthPolicy, EmitSpec, EventSpec, FamilyRef, ForwardSpec, JoinHistory, RESERVED_EVENTS, RelaySpec,
+    ReplySpec, RoomFamily, RoomTarget, SpecPlace,
     raw::{Named, RawAction, RawEmit, RawEvent, RawForward, RawRelay, RawRoomTarget},
     schema::PayloadSchema,
     template::{Expr, Path, Root, Segment, StrTemplate},
