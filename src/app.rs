@@ -135,7 +135,10 @@ pub fn load_specs(config: &Config) -> anyhow::Result<Vec<NamespaceSpec>> {
         NamespaceSource::Embedded => spec::load_embedded(),
         NamespaceSource::Dir(dir) => spec::load_dir(dir),
     }
-    .and_then(|specs| spec::check_destinations(&specs, &config.backends.destinations()).map(|()| specs))
+    .and_then(|specs| {
+        spec::check_destinations(&specs, &config.backends.destinations(), &config.backends.fire_and_forget())
+            .map(|()| specs)
+    })
     .map_err(|e: SpecErrors| anyhow::anyhow!("the namespace specs have errors:\n{e}"))?;
     let admin = config.admin.is_some();
     for spec in specs.iter().filter(|s| s.transport == Transport::WebSocket) {
@@ -287,6 +290,7 @@ impl App {
             &config.backends,
             &config.bridges.allowed_hosts,
             &config.bridges.tls,
+            &config.bridges.sinks,
             stream,
             metrics.forward.clone(),
         ));

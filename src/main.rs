@@ -164,7 +164,9 @@ fn check(config_file: Option<&std::path::Path>, dir: Option<std::path::PathBuf>)
     let config = load_config(config_file)?;
     let (loaded, source) = specs_of(dir.map_or(config.namespaces, NamespaceSource::Dir));
     let destinations = config.backends.destinations();
-    let loaded = loaded.and_then(|specs| spec::check_destinations(&specs, &destinations).map(|()| specs));
+    let loaded = loaded.and_then(|specs| {
+        spec::check_destinations(&specs, &destinations, &config.backends.fire_and_forget()).map(|()| specs)
+    });
     match loaded {
         Ok(specs) => {
             let paths: Vec<String> = specs.iter().map(spec::NamespaceSpec::served_as).collect();

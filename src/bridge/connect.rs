@@ -19,9 +19,9 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{client::IntoClientRequest, protocol::WebSocketConfig};
 
 use super::{
-    transport::{Heard, Io, Transport},
     polling,
     socketio::{self, Frame, Packet},
+    transport::{Heard, Io, Transport},
 };
 use crate::{
     config::{BridgeAuth, BridgeProtocol, ProviderConfig},

@@ -14,9 +14,9 @@ use tokio::{sync::mpsc, time::Instant};
 use super::{
     Command, SendError,
     connect::{self, Opened},
-    transport::{Heard, Transport},
     socketio::{self, Frame, Packet},
     status::State,
+    transport::{Heard, Transport},
 };
 use crate::sink::Incoming;
 

@@ -3,6 +3,13 @@
 //! headers, timeout, calls in flight, queue). Specs name backends, never URLs: a spec ships
 //! embedded in the binary, while where a team's backend runs is deployment configuration.
 //!
+//! A destination has a `kind`: `http` (the default: a backend called over HTTP, `url` required),
+//! `database` (rows of `client_events` in the PostgreSQL of `DATABASE_URL`) or `kafka` (records
+//! of its `topic` on the cluster of `KAFKA_BROKERS`). The last two take `queue` and `queue_bytes`
+//! only: they never answer, so specs forward to them with `reply: false`
+//! ([`BackendsConfig::fire_and_forget`]), and the start is refused when the variable they need
+//! is unset ([`BackendsConfig::check_sinks`]).
+//!
 //! The file is checked as the bridges file is: every unknown field and bad value is refused with
 //! its path named (`backends.users.timeout: ...`). `secret` and the values of `headers` are kept
 //! as [`SecretString`]s so no `Debug` or log line prints them.
@@ -13,19 +20,40 @@ use anyhow::Context;
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
-use super::{env::Env, file::FileConfig};
+use super::{SinksConfig, env::Env, file::FileConfig};
 use crate::{parse_errors::suggest::unknown_field, spec::STREAM_DESTINATION};
 
-const FIELDS: &[&str] = &["url", "secret", "headers", "timeout", "concurrency", "queue", "queue_bytes"];
+const FIELDS: &[&str] = &["kind", "url", "secret", "headers", "timeout", "concurrency", "queue", "queue_bytes"];
+/// The fields of a `database` destination, and of a `kafka` one.
+const DATABASE_FIELDS: &[&str] = &["kind", "queue", "queue_bytes"];
+const KAFKA_FIELDS: &[&str] = &["kind", "topic", "queue", "queue_bytes"];
+const KINDS: &[&str] = &["http", "database", "kafka"];
 /// Longest timeout a backend may be given.
 const MAX_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Where a destination's calls go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackendKind {
+    /// POSTed to `url` (answers; `reply: true` is possible).
+    Http,
+    /// Rows of `client_events` in the PostgreSQL of `DATABASE_URL` (fire-and-forget).
+    Database,
+    /// Records of `topic` on the cluster of `KAFKA_BROKERS`, keyed by tenant (fire-and-forget).
+    Kafka {
+        /// The topic (which must exist).
+        topic: String,
+    },
+}
 
 /// One backend.
 #[derive(Debug, Clone)]
 pub struct BackendConfig {
     /// What specs call it.
     pub name: String,
-    /// Where calls are POSTed (`http://`; checked against `BRIDGE_ALLOWED_HOSTS` at each call).
+    /// HTTP, database or Kafka.
+    pub kind: BackendKind,
+    /// Where calls are POSTed (`http://`; checked against `BRIDGE_ALLOWED_HOSTS` at each call);
+    /// empty for the other kinds.
     pub url: String,
     /// The HMAC-SHA256 key the gateway signs each call's body with (`X-Gateway-Signature`).
     pub secret: Option<SecretString>,
@@ -52,6 +80,29 @@ impl BackendsConfig {
     /// The names specs may use: every backend's, and the event stream's.
     pub fn destinations(&self) -> Vec<String> {
         self.backends.iter().map(|b| b.name.clone()).chain([STREAM_DESTINATION.to_string()]).collect()
+    }
+
+    /// The destinations that never answer (`database`, `kafka`): specs forward to them with
+    /// `reply: false`. (The event stream is refused `reply: true` where the spec is compiled.)
+    pub fn fire_and_forget(&self) -> Vec<String> {
+        self.backends.iter().filter(|b| b.kind != BackendKind::Http).map(|b| b.name.clone()).collect()
+    }
+
+    /// Refuses a destination whose kind needs a variable `sinks` lacks (`DATABASE_URL`,
+    /// `KAFKA_BROKERS`), naming both: better than a start that drops every event sent there.
+    pub fn check_sinks(&self, sinks: &SinksConfig) -> anyhow::Result<()> {
+        for backend in &self.backends {
+            match backend.kind {
+                BackendKind::Database if sinks.database_url.is_none() => {
+                    anyhow::bail!("BACKENDS_FILE: destination `{}` is of kind database: set DATABASE_URL", backend.name)
+                }
+                BackendKind::Kafka { .. } if sinks.kafka_brokers.is_empty() => {
+                    anyhow::bail!("BACKENDS_FILE: destination `{}` is of kind kafka: set KAFKA_BROKERS", backend.name)
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// `BACKENDS_FILE` (or the config file's `backends_file`), read and checked.
@@ -94,6 +145,14 @@ pub fn parse_backends_file(text: &str) -> Result<BackendsConfig, String> {
 }
 
 fn backend(name: String, fields: &Map<String, Value>, at: &str) -> Result<BackendConfig, String> {
+    let kind = match fields.get("kind") {
+        None | Some(Value::Null) => "http",
+        Some(Value::String(k)) if KINDS.contains(&k.as_str()) => k.as_str(),
+        Some(_) => return Err(format!("{at}.kind: must be one of {}", KINDS.join(", "))),
+    };
+    if kind != "http" {
+        return sink(name, kind, fields, at);
+    }
     if let Some(unknown) = fields.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(format!("{at}: {}", unknown_field(unknown, FIELDS)));
     }
@@ -145,16 +204,10 @@ fn backend(name: String, fields: &Map<String, Value>, at: &str) -> Result<Backen
             }
         }
     };
-    let count = |field: &str, default: usize, max: usize| match fields.get(field) {
-        None | Some(Value::Null) => Ok(default),
-        Some(Value::Number(n)) => match n.as_u64().and_then(|n| usize::try_from(n).ok()) {
-            Some(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(format!("{at}.{field}: must be a whole number from 1 to {max}")),
-        },
-        Some(_) => Err(format!("{at}.{field}: must be a whole number from 1 to {max}")),
-    };
+    let count = |field: &str, default: usize, max: usize| count(fields, at, field, default, max);
     Ok(BackendConfig {
         name,
+        kind: BackendKind::Http,
         url,
         secret,
         headers,
@@ -163,6 +216,57 @@ fn backend(name: String, fields: &Map<String, Value>, at: &str) -> Result<Backen
         queue: count("queue", 256, 100_000)?,
         queue_bytes: count("queue_bytes", 4 * 1024 * 1024, 1024 * 1024 * 1024)?,
     })
+}
+
+/// A `database` or `kafka` destination: a queue, and Kafka's topic.
+fn sink(name: String, kind: &str, fields: &Map<String, Value>, at: &str) -> Result<BackendConfig, String> {
+    let allowed = if kind == "kafka" { KAFKA_FIELDS } else { DATABASE_FIELDS };
+    if let Some(unknown) = fields.keys().find(|k| !allowed.contains(&k.as_str())) {
+        let e = unknown_field(unknown, allowed);
+        return Err(format!("{at}: {e} (a {kind} destination takes {})", allowed.join(", ")));
+    }
+    let kind = if kind == "kafka" {
+        match fields.get("topic") {
+            Some(Value::String(t)) if is_topic(t) => BackendKind::Kafka { topic: t.clone() },
+            _ => return Err(format!("{at}.topic: required, 1 to 249 letters, digits, `.`, `_` or `-`")),
+        }
+    } else {
+        BackendKind::Database
+    };
+    Ok(BackendConfig {
+        name,
+        kind,
+        url: String::new(),
+        secret: None,
+        headers: Vec::new(),
+        // Unused: nothing waits for these destinations (the queue is their only bound).
+        timeout: Duration::from_secs(5),
+        // One writer each, which keeps the events' order.
+        concurrency: 1,
+        queue: count(fields, at, "queue", 1000, 100_000)?,
+        queue_bytes: count(fields, at, "queue_bytes", 4 * 1024 * 1024, 1024 * 1024 * 1024)?,
+    })
+}
+
+/// A whole number from 1 to `max` at `field`, `default` when unset.
+fn count(fields: &Map<String, Value>, at: &str, field: &str, default: usize, max: usize) -> Result<usize, String> {
+    match fields.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Number(n)) => match n.as_u64().and_then(|n| usize::try_from(n).ok()) {
+            Some(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(format!("{at}.{field}: must be a whole number from 1 to {max}")),
+        },
+        Some(_) => Err(format!("{at}.{field}: must be a whole number from 1 to {max}")),
+    }
+}
+
+/// A name Kafka takes for a topic.
+fn is_topic(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 249
+        && s != "."
+        && s != ".."
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 fn is_backend_name(s: &str) -> bool {
@@ -213,6 +317,30 @@ audit: { url: 'http://10.0.0.5/audit' }
         let audit = &config.backends[1];
         assert_eq!((audit.timeout, audit.concurrency, audit.queue), (Duration::from_secs(5), 16, 256));
         assert_eq!(config.destinations(), ["users", "audit", "stream"]);
+        assert!(config.fire_and_forget().is_empty());
+    }
+
+    #[test]
+    fn database_and_kafka_destinations_need_their_variable() {
+        let config = parse_backends_file(
+            "users: { url: 'http://x' }\naudit-db: { kind: database, queue: 10 }\naudit-kafka: { kind: kafka, topic: client.events, queue_bytes: 2048 }",
+        )
+        .unwrap();
+        let [_, db, kafka] = config.backends.as_slice() else { panic!("{config:?}") };
+        assert_eq!((&db.kind, db.queue, db.queue_bytes), (&BackendKind::Database, 10, 4 * 1024 * 1024));
+        assert_eq!(kafka.kind, BackendKind::Kafka { topic: "client.events".into() });
+        assert_eq!((kafka.queue, kafka.queue_bytes), (1000, 2048));
+        assert_eq!(config.fire_and_forget(), ["audit-db", "audit-kafka"]);
+        assert_eq!(config.destinations(), ["users", "audit-db", "audit-kafka", "stream"]);
+
+        let mut sinks = SinksConfig::default();
+        let e = config.check_sinks(&sinks).unwrap_err().to_string();
+        assert!(e.contains("`audit-db`") && e.contains("DATABASE_URL"), "{e}");
+        sinks.database_url = Some(SecretString::from("postgres://u:hidden-pw@db/x"));
+        let e = config.check_sinks(&sinks).unwrap_err().to_string();
+        assert!(e.contains("`audit-kafka`") && e.contains("KAFKA_BROKERS") && !e.contains("hidden-pw"), "{e}");
+        sinks.kafka_brokers = vec!["k:9092".into()];
+        assert!(config.check_sinks(&sinks).is_ok());
     }
 
     #[test]
@@ -229,6 +357,12 @@ audit: { url: 'http://10.0.0.5/audit' }
         assert!(e.starts_with("backends.users.secret") && !e.contains("short-key-9"), "{e}");
         let e = err("users: { url: 'http://x', headers: { X-Token: [hidden-value-1] } }");
         assert!(e.contains("headers.X-Token") && !e.contains("hidden-value-1"), "{e}");
+        assert!(err("a: { kind: ftp }").starts_with("backends.a.kind: must be one of http, database, kafka"));
+        let e = err("a: { kind: database, url: 'http://x' }");
+        assert!(e.starts_with("backends.a: unknown field `url`") && e.contains("kind, queue, queue_bytes"), "{e}");
+        assert!(err("a: { kind: kafka }").starts_with("backends.a.topic: required"));
+        assert!(err("a: { kind: kafka, topic: 'no spaces' }").starts_with("backends.a.topic"));
+        assert!(err("a: { kind: kafka, topic: t, queue: 0 }").starts_with("backends.a.queue"));
         let config = parse_backends_file(FILE).unwrap();
         let shown = format!("{config:?}");
         assert!(!shown.contains("backend-token-123") && !shown.contains("a-long-enough-signing-key"), "{shown}");

@@ -50,7 +50,7 @@ pub use crate::net::tls::OutboundTls;
 pub use crate::telemetry::LogFormat;
 pub use admin::{AdminConfig, AdminMode};
 pub use auth::{JwtConfig, JwtKey, PublicKeyAlgorithm, TenantApiKey};
-pub use backends::{BackendConfig, BackendsConfig, parse_backends_file};
+pub use backends::{BackendConfig, BackendKind, BackendsConfig, parse_backends_file};
 pub use bridges::{
     BridgeAuth, BridgeConfig, BridgeProtocol, BridgesConfig, CustomEvents, HandlingStrategy, MessageHandling,
     ProviderConfig, ProviderJson, ProviderMode, REDACTED, is_bridge_name, parse_bridges_file,
@@ -193,6 +193,7 @@ impl Config {
         let (log_level, log_format) = logging::from_sources(&env, &file)?;
         let bridges = BridgesConfig::from_sources(&env, &file)?;
         let backends = BackendsConfig::from_sources(&env, &file)?;
+        backends.check_sinks(&bridges.sinks)?;
 
         Ok(Config {
             listen,

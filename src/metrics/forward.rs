@@ -28,10 +28,14 @@ pub(crate) enum ForwardOutcome {
     Streamed,
     /// Not handed to the event stream: its queue to the cluster's bus was full (count or bytes).
     StreamDropped,
+    /// Stored by a database or Kafka destination.
+    Written,
+    /// Refused for good by a database or Kafka destination (a row or record it would not take).
+    WriteFailed,
 }
 
 impl ForwardOutcome {
-    const ALL: [ForwardOutcome; 7] = [
+    const ALL: [ForwardOutcome; 9] = [
         ForwardOutcome::Answered,
         ForwardOutcome::Refused,
         ForwardOutcome::Unavailable,
@@ -39,6 +43,8 @@ impl ForwardOutcome {
         ForwardOutcome::Busy,
         ForwardOutcome::Streamed,
         ForwardOutcome::StreamDropped,
+        ForwardOutcome::Written,
+        ForwardOutcome::WriteFailed,
     ];
 
     fn as_str(self) -> &'static str {
@@ -50,6 +56,8 @@ impl ForwardOutcome {
             ForwardOutcome::Busy => "busy",
             ForwardOutcome::Streamed => "streamed",
             ForwardOutcome::StreamDropped => "stream_dropped",
+            ForwardOutcome::Written => "written",
+            ForwardOutcome::WriteFailed => "write_failed",
         }
     }
 }
@@ -72,6 +80,11 @@ impl ForwardMetrics {
         self.calls[outcome as usize].inc();
     }
 
+    /// Counts `n` forwarded events that ended as `outcome`.
+    pub(crate) fn ended_many(&self, outcome: ForwardOutcome, n: u64) {
+        self.calls[outcome as usize].inc_by(n);
+    }
+
     /// How many ended as `outcome`.
     #[cfg(test)]
     pub(crate) fn count(&self, outcome: ForwardOutcome) -> u64 {
@@ -83,7 +96,7 @@ impl ForwardMetrics {
         let family = registered(
             r,
             "backend_calls",
-            "Client events forwarded by specs (`forward`), by outcome: answered (2xx), refused (4xx), unavailable (unreachable, 5xx, unreadable answer, address not allowed), timeout, busy (queue full: refused at once), streamed (to the backend event stream), stream_dropped.",
+            "Client events forwarded by specs (`forward`), by outcome: answered (2xx), refused (4xx), unavailable (unreachable, 5xx, unreadable answer, address not allowed), timeout, busy (queue full: refused at once), streamed (to the backend event stream), stream_dropped, written (stored by a database or Kafka destination), write_failed (a row or record it refused for good).",
             Family::<OutcomeLabel, Counter>::default(),
         );
         let calls = ForwardOutcome::ALL

@@ -16,8 +16,15 @@
 //! **The event stream** gets the event as a published event of type `client.<event>` in the
 //! socket's tenant, through a hook the application gives (the node's feed, or the cluster's bus).
 //!
-//! A database or Kafka destination would be a third kind here, beside these two, taking the
-//! same [`ForwardCall`] (with no answer: they are fire-and-forget).
+//! **A database or Kafka destination** (`kind: database`, `kind: kafka`) is the bridges' own
+//! writer (`sink::database`, `sink::kafka`) fed from here: the call's body becomes a row of
+//! `client_events` (`migrations/002_client_events.sql`) in the PostgreSQL of `DATABASE_URL`, or
+//! a record of the destination's `topic` on `KAFKA_BROKERS`, its value the body's JSON and its
+//! key the socket's tenant. They never answer (specs forward to them with `reply: false`). Each
+//! has one queue, bounded by its `queue` and `queue_bytes`: a call that does not fit is refused
+//! at once (`backend_busy`, counted `busy`); what is written is counted `written`, a row or
+//! record refused for good `write_failed`. While the destination is away, calls wait in the
+//! queue and the writer retries.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -35,8 +42,14 @@ use tokio::{
     time::Instant,
 };
 
+use super::{
+    Database, Kafka,
+    database::{CLIENT_EVENTS, Row},
+    kafka::Message,
+    queue::{self, Tally},
+};
 use crate::{
-    config::{BackendConfig, BackendsConfig},
+    config::{BackendConfig, BackendKind, BackendsConfig, SinksConfig},
     engine::{
         PublishedEvent,
         errors::{ClientError, ErrorKind},
@@ -59,23 +72,49 @@ pub(crate) type StreamHook = Arc<dyn Fn(PublishedEvent) -> bool + Send + Sync>;
 /// Every destination `forward` actions may name.
 pub(crate) struct BackendCalls {
     backends: HashMap<String, Arc<Backend>>,
+    /// The database and Kafka destinations.
+    writers: HashMap<String, Writer>,
     stream: StreamHook,
     metrics: ForwardMetrics,
 }
 
 impl BackendCalls {
     /// The backends of `config` (connecting out under `allowed`, `https://` verified with
-    /// `tls`), and the event stream through `stream`.
+    /// `tls`; database and Kafka destinations at `sinks`), and the event stream through
+    /// `stream`. A database or Kafka destination `sinks` lacks is left out (the configuration
+    /// refuses it before this is reached: `BackendsConfig::check_sinks`).
     pub(crate) fn new(
         config: &BackendsConfig,
         allowed: &AllowedHosts,
         tls: &OutboundTls,
+        sinks: &SinksConfig,
         stream: StreamHook,
         metrics: ForwardMetrics,
     ) -> Self {
+        let writers = config
+            .backends
+            .iter()
+            .filter_map(|b| {
+                let tally = Tally::Forward { destination: b.name.clone(), metrics: metrics.clone() };
+                let writer = match &b.kind {
+                    BackendKind::Http => return None,
+                    BackendKind::Database => {
+                        let queue = queue::Queue::new(tally, b.queue, b.queue_bytes);
+                        Writer::Database(Database::new(sinks.database_url()?, &CLIENT_EVENTS, queue))
+                    }
+                    BackendKind::Kafka { topic } if !sinks.kafka_brokers.is_empty() => {
+                        let queue = queue::Queue::new(tally, b.queue, b.queue_bytes);
+                        Writer::Kafka(Kafka::new(&sinks.kafka_brokers, topic, queue))
+                    }
+                    BackendKind::Kafka { .. } => return None,
+                };
+                Some((b.name.clone(), writer))
+            })
+            .collect();
         let backends = config
             .backends
             .iter()
+            .filter(|b| b.kind == BackendKind::Http)
             .map(|b| {
                 let backend = Backend {
                     config: b.clone(),
@@ -88,12 +127,20 @@ impl BackendCalls {
                 (b.name.clone(), Arc::new(backend))
             })
             .collect();
-        Self { backends, stream, metrics }
+        Self { backends, writers, stream, metrics }
     }
 
-    /// The workers: `concurrency` per backend, each making one call at a time.
+    /// The workers: `concurrency` per backend, each making one call at a time; one writer per
+    /// database or Kafka destination.
     pub(crate) fn spawn(&self) -> Vec<JoinHandle<()>> {
-        let mut tasks = Vec::new();
+        let mut tasks: Vec<JoinHandle<()>> = self
+            .writers
+            .values()
+            .map(|w| match w {
+                Writer::Database(database) => database.spawn(),
+                Writer::Kafka(kafka) => kafka.spawn(),
+            })
+            .collect();
         for backend in self.backends.values() {
             for _ in 0..backend.config.concurrency {
                 tasks.push(tokio::spawn(backend.clone().work()));
@@ -133,12 +180,64 @@ impl Backends for BackendCalls {
         if call.to == STREAM_DESTINATION {
             return self.stream(call);
         }
+        if let Some(writer) = self.writers.get(&call.to) {
+            return writer.offer(call);
+        }
         let Some(backend) = self.backends.get(&call.to) else {
             // Refused at start-up (`spec::check_destinations`); kept as a clear answer anyway.
             return Err(ClientError::backend_unavailable(format!("no backend is called `{}`", call.to)));
         };
         backend.offer(call)
     }
+}
+
+/// A database or Kafka destination: the sink it feeds.
+enum Writer {
+    Database(Database),
+    Kafka(Kafka),
+}
+
+impl Writer {
+    /// Queues the call's body as a row or a record, or refuses it at once when the queue is
+    /// full (counted `busy` and logged by the queue).
+    fn offer(&self, call: ForwardCall) -> Result<Duration, ClientError> {
+        if call.answer.is_some() {
+            // Refused at start-up (`spec::check_destinations`); kept as a clear answer anyway.
+            return Err(ClientError::backend_unavailable(format!(
+                "`{}` is a database or Kafka destination and does not answer: forward to it with `reply: false`",
+                call.to
+            )));
+        }
+        let queued = match self {
+            Writer::Database(database) => database.offer(client_event_row(&call)),
+            Writer::Kafka(kafka) => kafka.offer(Message {
+                key: call.tenant.as_ref().map(|t| Bytes::copy_from_slice(t.as_bytes())),
+                value: Bytes::from(serde_json::to_vec(&call.body).unwrap_or_default()),
+            }),
+        };
+        if queued {
+            Ok(Duration::ZERO)
+        } else {
+            Err(ClientError::backend_busy("the destination has too many events waiting: retry shortly"))
+        }
+    }
+}
+
+/// The call as a row of `client_events`: the columns of [`CLIENT_EVENTS`], in order.
+fn client_event_row(call: &ForwardCall) -> Row {
+    let body = &call.body;
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    Row(vec![
+        Some(call.to.clone()),
+        call.tenant.clone(),
+        Some(text(&body["namespace"]).unwrap_or_default()),
+        Some(call.event.clone()),
+        Some(text(&body["socket"]["id"]).unwrap_or_default()),
+        text(&body["socket"]["userId"]),
+        Some(body["data"].to_string()),
+        Some(body["socket"].to_string()),
+        Some(text(&body["timestamp"]).unwrap_or_else(crate::clock::iso_now)),
+    ])
 }
 
 /// One backend: its settings and its queue of calls.
@@ -340,7 +439,19 @@ mod tests {
         let metrics = crate::metrics::Metrics::new(false).forward;
         let config = parse_backends_file(file).unwrap();
         let hook: StreamHook = Arc::new(|_| true);
-        (BackendCalls::new(&config, &AllowedHosts::default(), &OutboundTls::default(), hook, metrics.clone()), metrics)
+        let sinks = SinksConfig {
+            database_url: Some("postgres://gw@127.0.0.1:9/none".to_string().into()),
+            kafka_brokers: vec!["127.0.0.1:9".into()],
+        };
+        let calls = BackendCalls::new(
+            &config,
+            &AllowedHosts::default(),
+            &OutboundTls::default(),
+            &sinks,
+            hook,
+            metrics.clone(),
+        );
+        (calls, metrics)
     }
 
     fn call(to: &str, data: Value) -> ForwardCall {
@@ -367,6 +478,45 @@ mod tests {
         assert_eq!(metrics.count(ForwardOutcome::Busy), 1);
     }
 
+    #[test]
+    fn database_and_kafka_destinations_queue_without_answering_and_refuse_when_full() {
+        let (calls, metrics) =
+            calls("db: { kind: database, queue: 2 }\nk: { kind: kafka, topic: t, queue_bytes: 200 }");
+        // Not spawned: nothing leaves the queues.
+        assert_eq!(calls.forward(call("db", json!(1))).unwrap(), Duration::ZERO);
+        assert!(calls.forward(call("db", json!(2))).is_ok());
+        assert_eq!(calls.forward(call("db", json!(3))).unwrap_err().kind.as_str(), "backend_busy");
+        assert!(calls.forward(call("k", json!(1))).is_ok());
+        assert_eq!(calls.forward(call("k", json!("x".repeat(200)))).unwrap_err().kind.as_str(), "backend_busy");
+        assert_eq!(metrics.count(ForwardOutcome::Busy), 2);
+        let (sender, _receiver) = oneshot::channel();
+        let waits = ForwardCall { answer: Some(sender), ..call("k", json!(1)) };
+        assert_eq!(calls.forward(waits).unwrap_err().kind.as_str(), "backend_unavailable");
+    }
+
+    #[test]
+    fn a_client_event_row_has_the_columns_of_client_events() {
+        let mut call = call("audit-db", json!({ "a": 1 }));
+        call.body["namespace"] = json!("/chat");
+        call.body["socket"] = json!({ "id": "s1", "userId": null, "tenantId": "t1" });
+        let Row(columns) = client_event_row(&call);
+        let shown: Vec<Option<&str>> = columns.iter().map(Option::as_deref).collect();
+        assert_eq!(
+            shown,
+            [
+                Some("audit-db"),
+                Some("t1"),
+                Some("/chat"),
+                Some("user:info"),
+                Some("s1"),
+                None,
+                Some(r#"{"a":1}"#),
+                Some(r#"{"id":"s1","userId":null,"tenantId":"t1"}"#),
+                Some("2026-01-01T00:00:00.000Z"),
+            ]
+        );
+    }
+
     fn calls_with_bytes() -> (BackendCalls, ForwardMetrics) {
         calls("users: { url: 'http://127.0.0.1:9/x', queue_bytes: 1000 }")
     }
@@ -380,7 +530,14 @@ mod tests {
             into.lock().unwrap().push(e.to_json());
             true
         });
-        let calls = BackendCalls::new(&BackendsConfig::default(), &AllowedHosts::default(), &OutboundTls::default(), hook, metrics.clone());
+        let calls = BackendCalls::new(
+            &BackendsConfig::default(),
+            &AllowedHosts::default(),
+            &OutboundTls::default(),
+            &SinksConfig::default(),
+            hook,
+            metrics.clone(),
+        );
         calls.forward(call("stream", json!({ "a": 1 }))).unwrap();
         let seen = seen.lock().unwrap();
         assert_eq!(seen[0]["type"], "client.user:info");
@@ -405,7 +562,14 @@ mod tests {
         let file = format!("hang: {{ url: 'http://127.0.0.1:{port}/x', concurrency: 1, timeout: 300ms }}");
         let allowed = AllowedHosts::parse(&["127.0.0.1".to_string()]).unwrap();
         let hook: StreamHook = Arc::new(|_| true);
-        let calls = BackendCalls::new(&parse_backends_file(&file).unwrap(), &allowed, &OutboundTls::default(), hook, metrics.clone());
+        let calls = BackendCalls::new(
+            &parse_backends_file(&file).unwrap(),
+            &allowed,
+            &OutboundTls::default(),
+            &SinksConfig::default(),
+            hook,
+            metrics.clone(),
+        );
         let workers = calls.spawn();
         let started = std::time::Instant::now();
         let mut pending = Vec::new();

@@ -1,9 +1,11 @@
-//! The PostgreSQL sink (`database`): each message a row of `bridge_messages`, the table of
-//! `migrations/001_bridge_messages.sql`, written in the order received, up to [`BATCH`] rows in
-//! one INSERT.
+//! The PostgreSQL sink (`database`): each message a row of its [`Table`], written in the order
+//! received, up to [`BATCH`] rows in one INSERT. Bridges' sinks write [`BRIDGE_MESSAGES`]
+//! (`migrations/001_bridge_messages.sql`), `forward` destinations of kind `database`
+//! [`CLIENT_EVENTS`] (`migrations/002_client_events.sql`); the writer is the same.
 //!
-//! One connection per sink (per bridge), opened at start and again whenever it is lost, with
-//! backoff ([`FIRST_BACKOFF`] doubled up to [`MAX_BACKOFF`]). On each connection the table is
+//! One connection per sink (per bridge, per forward destination), opened at start and again
+//! whenever it is lost, with backoff ([`FIRST_BACKOFF`] doubled up to [`MAX_BACKOFF`]). On each
+//! connection the table is
 //! created when missing (the migration file, embedded). While PostgreSQL is away, or refuses the
 //! INSERT for a reason that is not the rows' own (a missing table, a privilege, a shutdown), the
 //! batch in hand waits and is retried, and new messages wait in the [`Queue`] up to its bound;
@@ -21,10 +23,41 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls, Statement, types::ToSql};
 
 use super::queue::Queue;
-use crate::metrics::{BridgeMetrics, SinkDrop, SinkKind};
+use crate::metrics::SinkDrop;
 
-/// The table, created when missing.
-const MIGRATION: &str = include_str!("../../migrations/001_bridge_messages.sql");
+/// A table a sink writes: its migration (run when the table is missing) and its INSERT.
+pub(crate) struct Table {
+    name: &'static str,
+    /// The migration's file, named when it cannot be run.
+    file: &'static str,
+    migration: &'static str,
+    /// Unnests one array per column, so a batch is one statement whatever its size; the JSON
+    /// and timestamps travel as text and are cast by PostgreSQL (no JSON or date types in the
+    /// client). Its parameters are the [`Row`]'s columns, in order.
+    insert: &'static str,
+}
+
+/// Where bridges' sinks write: `{tenant_id, bridge, event, data, timestamp, metadata, source}`.
+pub(crate) const BRIDGE_MESSAGES: Table = Table {
+    name: "bridge_messages",
+    file: "migrations/001_bridge_messages.sql",
+    migration: include_str!("../../migrations/001_bridge_messages.sql"),
+    insert: r#"INSERT INTO bridge_messages (tenant_id, bridge, event, data, "timestamp", metadata, source)
+SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]::jsonb[], $5::text[]::timestamptz[],
+                     $6::text[]::jsonb[], $7::text[]::jsonb[])"#,
+};
+
+/// Where `forward` destinations of kind `database` write: `{destination, tenant_id, namespace,
+/// event, socket_id, user_id, data, socket, timestamp}`.
+pub(crate) const CLIENT_EVENTS: Table = Table {
+    name: "client_events",
+    file: "migrations/002_client_events.sql",
+    migration: include_str!("../../migrations/002_client_events.sql"),
+    insert: r#"INSERT INTO client_events (destination, tenant_id, namespace, event, socket_id, user_id, data, socket, "timestamp")
+SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::text[]::jsonb[], $8::text[]::jsonb[], $9::text[]::timestamptz[])"#,
+};
+
 /// Most rows in one INSERT.
 const BATCH: usize = 100;
 /// The first wait after a failure, doubled each time up to [`MAX_BACKOFF`].
@@ -34,31 +67,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Unnests one array per column, so a batch is one statement whatever its size; the JSON and
-/// timestamps travel as text and are cast by PostgreSQL (no JSON or date types in the client).
-const INSERT: &str = r#"INSERT INTO bridge_messages (tenant_id, bridge, event, data, "timestamp", metadata, source)
-SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]::jsonb[], $5::text[]::timestamptz[],
-                     $6::text[]::jsonb[], $7::text[]::jsonb[])"#;
-
-/// One message as a row: the JSON parts already serialized.
+/// One message as a row: its columns in the table's INSERT order, the JSON parts already
+/// serialized (`None`: SQL NULL).
 #[derive(Debug, Clone)]
-pub(crate) struct Row {
-    pub tenant: String,
-    pub bridge: String,
-    pub event: String,
-    pub data: String,
-    pub timestamp: String,
-    pub metadata: String,
-    pub source: String,
-}
+pub(crate) struct Row(pub Vec<Option<String>>);
 
 impl Row {
     /// What it weighs in the queue's bytes.
     fn bytes(&self) -> usize {
-        [&self.tenant, &self.bridge, &self.event, &self.data, &self.timestamp, &self.metadata, &self.source]
-            .iter()
-            .map(|s| s.len())
-            .sum()
+        self.0.iter().map(|c| c.as_ref().map_or(0, String::len)).sum()
     }
 }
 
@@ -70,6 +87,7 @@ pub(crate) struct Database {
 
 struct Inner {
     url: String,
+    table: &'static Table,
     queue: Queue<Row>,
 }
 
@@ -82,16 +100,15 @@ enum Failure {
 }
 
 impl Database {
-    /// A sink writing bridge `bridge`'s messages to the database at `url` (`DATABASE_URL`).
-    pub(crate) fn new(bridge: &str, url: &str, metrics: BridgeMetrics) -> Self {
-        let queue = Queue::new(SinkKind::Database, bridge, metrics);
-        Self { inner: Arc::new(Inner { url: url.to_string(), queue }) }
+    /// A sink writing the rows of `queue` to `table` in the database at `url` (`DATABASE_URL`).
+    pub(super) fn new(url: &str, table: &'static Table, queue: Queue<Row>) -> Self {
+        Self { inner: Arc::new(Inner { url: url.to_string(), table, queue }) }
     }
 
-    /// Queues `row`, or drops it (counted, logged) when the queue is full.
-    pub(crate) fn offer(&self, row: Row) {
+    /// Queues `row`, or drops it (counted, logged) when the queue is full; whether it was queued.
+    pub(crate) fn offer(&self, row: Row) -> bool {
         let bytes = row.bytes();
-        self.inner.queue.offer(row, bytes);
+        self.inner.queue.offer(row, bytes)
     }
 
     /// The writing loop: connect, write batches, reconnect when the connection is lost.
@@ -103,7 +120,7 @@ impl Database {
 
 impl Inner {
     async fn run(&self) {
-        let bridge = self.queue.bridge().to_string();
+        let owner = self.queue.owner();
         let mut pending: Vec<Row> = Vec::new();
         let mut backoff = FIRST_BACKOFF;
         // After a failure (already warned about: a failed write, or the first failed connect),
@@ -114,9 +131,9 @@ impl Inner {
                 Ok(connected) => connected,
                 Err(e) => {
                     if outage {
-                        tracing::debug!(bridge, error = %e, "PostgreSQL still unreachable");
+                        tracing::debug!(owner, error = %e, "PostgreSQL still unreachable");
                     } else {
-                        tracing::warn!(bridge, error = %e, "PostgreSQL unreachable: incoming messages wait in the database sink's queue, then are dropped and counted; retrying");
+                        tracing::warn!(owner, error = %e, "PostgreSQL unreachable: messages wait in the database sink's queue, then are dropped and counted; retrying");
                         outage = true;
                     }
                     tokio::time::sleep(backoff).await;
@@ -125,12 +142,12 @@ impl Inner {
                 }
             };
             if outage {
-                tracing::info!(bridge, "PostgreSQL reachable again: writing the queued messages");
+                tracing::info!(owner, "PostgreSQL reachable again: writing the queued messages");
             }
             backoff = FIRST_BACKOFF;
             let lost = self.serve(&client, &insert, &mut pending).await;
             connection.abort();
-            tracing::warn!(bridge, error = %lost, "PostgreSQL write failed: reconnecting; the batch is kept and retried");
+            tracing::warn!(owner, error = %lost, "PostgreSQL write failed: reconnecting; the batch is kept and retried");
             outage = true;
             tokio::time::sleep(backoff).await;
         }
@@ -152,21 +169,24 @@ impl Inner {
             }
         });
         let prepared = async {
+            let table = self.table;
             let exists: bool = client
-                .query_one("SELECT to_regclass('bridge_messages') IS NOT NULL", &[])
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table.name])
                 .await
                 .map_err(|e| describe(&e))?
                 .get(0);
             if !exists {
-                client.batch_execute(MIGRATION).await.map_err(|e| {
+                client.batch_execute(table.migration).await.map_err(|e| {
                     format!(
-                        "cannot create table bridge_messages ({}): run migrations/001_bridge_messages.sql as a role that may",
-                        describe(&e)
+                        "cannot create table {} ({}): run {} as a role that may",
+                        table.name,
+                        describe(&e),
+                        table.file
                     )
                 })?;
-                tracing::info!(bridge = self.queue.bridge(), "created table bridge_messages");
+                tracing::info!(owner = self.queue.owner(), table = table.name, "created a table");
             }
-            client.prepare(INSERT).await.map_err(|e| describe(&e))
+            client.prepare(table.insert).await.map_err(|e| describe(&e))
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, prepared).await {
             Ok(Ok(insert)) => Ok((client, connection, insert)),
@@ -219,16 +239,9 @@ impl Inner {
 
 /// One INSERT of `rows`.
 async fn write(client: &Client, insert: &Statement, rows: &[Row]) -> Result<(), Failure> {
-    let column = |field: fn(&Row) -> &str| rows.iter().map(field).collect::<Vec<&str>>();
-    let columns = [
-        column(|r| &r.tenant),
-        column(|r| &r.bridge),
-        column(|r| &r.event),
-        column(|r| &r.data),
-        column(|r| &r.timestamp),
-        column(|r| &r.metadata),
-        column(|r| &r.source),
-    ];
+    let width = rows.first().map_or(0, |r| r.0.len());
+    let columns: Vec<Vec<Option<&str>>> =
+        (0..width).map(|i| rows.iter().map(|r| r.0.get(i).and_then(|c| c.as_deref())).collect()).collect();
     let params: Vec<&(dyn ToSql + Sync)> = columns.iter().map(|c| c as &(dyn ToSql + Sync)).collect();
     match tokio::time::timeout(WRITE_TIMEOUT, client.execute(insert, &params)).await {
         Err(_) => Err(Failure::Down(format!("no answer within {} s", WRITE_TIMEOUT.as_secs()))),

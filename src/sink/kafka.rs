@@ -1,27 +1,36 @@
-//! The Kafka sink (`kafka`): each message a record of the bridge's `kafkaTopic` on the cluster of
-//! `KAFKA_BROKERS`, its value the seed's payload JSON (what the webhook receives), its key the
-//! tenant id, written in the order received, up to [`BATCH`] records per produce request.
+//! The Kafka sink (`kafka`): each message a record of its topic on the cluster of
+//! `KAFKA_BROKERS`, its key the tenant id, written in the order received, up to [`BATCH`] records
+//! per produce request. A bridge's sink produces to its `kafkaTopic`, the value the seed's
+//! payload JSON (what the webhook receives), the key the bridge's tenant; a `forward`
+//! destination of kind `kafka` to its `topic`, the value the forward call's body, the key the
+//! socket's tenant (no key when it has none). The writer is the same.
 //!
-//! The partition is the one Kafka's own clients pick for that key (murmur2 of the key, modulo
+//! The partition is the one Kafka's own clients pick for the key (murmur2 of the key, modulo
 //! the topic's partitions), so one tenant's records keep their order on one partition and land
-//! where a Java or librdkafka producer would put them. The topic must exist (or the cluster
+//! where a Java or librdkafka producer would put them. A record without a key goes to partition
+//! 0 (the gateway does not spread keyless records: its records have keys but for tenantless
+//! sockets). The topic must exist (or the cluster
 //! create topics on first use): the gateway does not choose partitions or replication for you.
 //!
-//! One client per sink (per bridge), built at start and again after a failure, with backoff
+//! One client per sink (per bridge, per forward destination), built at start and again after a failure, with backoff
 //! ([`FIRST_BACKOFF`] doubled up to [`MAX_BACKOFF`]). While Kafka is away the batch in hand waits
 //! and is retried, and new messages wait in the [`Queue`] up to its bound; past it they are
 //! dropped (`queue_full`). A record the broker refuses for itself (too large, invalid) is
 //! dropped (`failed`). Delivery is at least once: a batch whose acknowledgment was lost is
 //! produced again.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use bytes::Bytes;
 use rskafka::{
     BackoffConfig,
     chrono::{DateTime, Utc},
     client::{
-        ClientBuilder,
+        Client, ClientBuilder,
         error::{Error, ProtocolError},
         partition::{Compression, PartitionClient, UnknownTopicHandling},
     },
@@ -30,7 +39,7 @@ use rskafka::{
 use tokio::task::JoinHandle;
 
 use super::queue::Queue;
-use crate::metrics::{BridgeMetrics, SinkDrop, SinkKind};
+use crate::metrics::SinkDrop;
 
 /// Most records in one produce request.
 const BATCH: usize = 100;
@@ -49,9 +58,23 @@ pub(crate) struct Kafka {
 struct Inner {
     brokers: Vec<String>,
     topic: String,
-    /// The record key: the tenant id.
-    key: Vec<u8>,
-    queue: Queue<Bytes>,
+    queue: Queue<Message>,
+}
+
+/// One record to produce.
+#[derive(Debug, Clone)]
+pub(crate) struct Message {
+    /// The tenant id; `None`: no key.
+    pub key: Option<Bytes>,
+    /// The JSON value.
+    pub value: Bytes,
+}
+
+/// A client of the cluster, and of the topic's partitions as records need them.
+struct Connected {
+    client: Client,
+    partitions: i32,
+    clients: HashMap<i32, Arc<PartitionClient>>,
 }
 
 /// Why a produce failed.
@@ -63,18 +86,16 @@ enum Failure {
 }
 
 impl Kafka {
-    /// A sink producing bridge `bridge`'s messages (tenant `tenant`) to `topic` on `brokers`.
-    pub(crate) fn new(bridge: &str, tenant: &str, brokers: &[String], topic: &str, metrics: BridgeMetrics) -> Self {
-        let queue = Queue::new(SinkKind::Kafka, bridge, metrics);
-        let inner =
-            Inner { brokers: brokers.to_vec(), topic: topic.to_string(), key: tenant.as_bytes().to_vec(), queue };
-        Self { inner: Arc::new(inner) }
+    /// A sink producing the records of `queue` to `topic` on `brokers`.
+    pub(super) fn new(brokers: &[String], topic: &str, queue: Queue<Message>) -> Self {
+        Self { inner: Arc::new(Inner { brokers: brokers.to_vec(), topic: topic.to_string(), queue }) }
     }
 
-    /// Queues `payload` (the seed's JSON), or drops it (counted, logged) when the queue is full.
-    pub(crate) fn offer(&self, payload: Bytes) {
-        let bytes = payload.len();
-        self.inner.queue.offer(payload, bytes);
+    /// Queues `message`, or drops it (counted, logged) when the queue is full; whether it was
+    /// queued.
+    pub(crate) fn offer(&self, message: Message) -> bool {
+        let bytes = message.value.len() + message.key.as_ref().map_or(0, Bytes::len);
+        self.inner.queue.offer(message, bytes)
     }
 
     /// The producing loop: connect, produce batches, reconnect after a failure.
@@ -86,20 +107,20 @@ impl Kafka {
 
 impl Inner {
     async fn run(&self) {
-        let bridge = self.queue.bridge().to_string();
-        let mut pending: Vec<Bytes> = Vec::new();
+        let owner = self.queue.owner();
+        let mut pending: Vec<Message> = Vec::new();
         let mut backoff = FIRST_BACKOFF;
         // After a failure (already warned about: a failed write, or the first failed connect),
         // further failed connects are debug lines and the next connection is told.
         let mut outage = false;
         loop {
-            let partition = match self.connect().await {
-                Ok(partition) => partition,
+            let mut connected = match self.connect().await {
+                Ok(connected) => connected,
                 Err(e) => {
                     if outage {
-                        tracing::debug!(bridge, error = %e, "Kafka still unreachable");
+                        tracing::debug!(owner, error = %e, "Kafka still unreachable");
                     } else {
-                        tracing::warn!(bridge, topic = %self.topic, error = %e, "Kafka unreachable: incoming messages wait in the kafka sink's queue, then are dropped and counted; retrying");
+                        tracing::warn!(owner, topic = %self.topic, error = %e, "Kafka unreachable: messages wait in the kafka sink's queue, then are dropped and counted; retrying");
                         outage = true;
                     }
                     tokio::time::sleep(backoff).await;
@@ -108,18 +129,18 @@ impl Inner {
                 }
             };
             if outage {
-                tracing::info!(bridge, topic = %self.topic, "Kafka reachable again: producing the queued messages");
+                tracing::info!(owner, topic = %self.topic, "Kafka reachable again: producing the queued messages");
             }
             backoff = FIRST_BACKOFF;
-            let lost = self.serve(&partition, &mut pending).await;
-            tracing::warn!(bridge, topic = %self.topic, error = %lost, "Kafka produce failed: reconnecting; the batch is kept and retried");
+            let lost = self.serve(&mut connected, &mut pending).await;
+            tracing::warn!(owner, topic = %self.topic, error = %lost, "Kafka produce failed: reconnecting; the batch is kept and retried");
             outage = true;
             tokio::time::sleep(backoff).await;
         }
     }
 
-    /// A client of the partition this tenant's records go to.
-    async fn connect(&self) -> Result<PartitionClient, String> {
+    /// A client of the cluster, knowing the topic's partitions.
+    async fn connect(&self) -> Result<Connected, String> {
         let connect = async {
             let backoff = BackoffConfig {
                 init_backoff: Duration::from_millis(100),
@@ -138,38 +159,46 @@ impl Inner {
                 return Err(format!("topic `{}` does not exist: create it on the cluster", self.topic));
             };
             let partitions = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX).max(1);
-            let partition = partition_for(&self.key, partitions);
-            client
-                .partition_client(self.topic.clone(), partition, UnknownTopicHandling::Error)
-                .await
-                .map_err(|e| e.to_string())
+            Ok(Connected { client, partitions, clients: HashMap::new() })
         };
         tokio::time::timeout(OPERATION_TIMEOUT * 2, connect)
             .await
             .unwrap_or_else(|_| Err(format!("no answer within {} s", (OPERATION_TIMEOUT * 2).as_secs())))
     }
 
+    /// The partition `message` goes to.
+    fn partition_of(connected: &Connected, message: &Message) -> i32 {
+        message.key.as_ref().map_or(0, |key| partition_for(key, connected.partitions))
+    }
+
     /// Produces batches until the cluster fails; says why. `pending` is the batch in hand, kept
-    /// for the next client when this one fails.
-    async fn serve(&self, partition: &PartitionClient, pending: &mut Vec<Bytes>) -> String {
+    /// for the next client when this one fails. A batch goes out in runs of consecutive records
+    /// for one partition (one run when they share a key), so every key keeps its order.
+    async fn serve(&self, connected: &mut Connected, pending: &mut Vec<Message>) -> String {
         loop {
             if pending.is_empty() {
                 *pending = self.queue.take(BATCH).await;
             }
-            match self.produce(partition, pending).await {
+            let partition = Self::partition_of(connected, &pending[0]);
+            let run = pending.iter().take_while(|m| Self::partition_of(connected, m) == partition).count();
+            let client = match self.partition_client(connected, partition).await {
+                Ok(client) => client,
+                Err(e) => return e,
+            };
+            match self.produce(&client, &pending[..run]).await {
                 Ok(()) => {
-                    self.queue.delivered(pending.len());
-                    pending.clear();
+                    self.queue.delivered(run);
+                    pending.drain(..run);
                 }
                 Err(Failure::Down(e)) => return e,
-                Err(Failure::Records(e)) if pending.len() == 1 => {
+                Err(Failure::Records(e)) if run == 1 => {
                     self.queue.dropped(SinkDrop::Failed, 1, &format!("Kafka refused the record: {e}"));
-                    pending.clear();
+                    pending.remove(0);
                 }
-                // One record spoils the batch: find it by producing them one at a time.
+                // One record spoils the run: find it by producing them one at a time.
                 Err(Failure::Records(_)) => {
-                    while !pending.is_empty() {
-                        match self.produce(partition, &pending[..1]).await {
+                    for _ in 0..run {
+                        match self.produce(&client, &pending[..1]).await {
                             Ok(()) => self.queue.delivered(1),
                             Err(Failure::Records(e)) => {
                                 self.queue.dropped(SinkDrop::Failed, 1, &format!("Kafka refused the record: {e}"));
@@ -183,13 +212,32 @@ impl Inner {
         }
     }
 
-    async fn produce(&self, partition: &PartitionClient, values: &[Bytes]) -> Result<(), Failure> {
+    /// The client of `partition`, made on first use.
+    async fn partition_client(
+        &self,
+        connected: &mut Connected,
+        partition: i32,
+    ) -> Result<Arc<PartitionClient>, String> {
+        if let Some(client) = connected.clients.get(&partition) {
+            return Ok(client.clone());
+        }
+        let made = connected.client.partition_client(self.topic.clone(), partition, UnknownTopicHandling::Error);
+        let client = match tokio::time::timeout(OPERATION_TIMEOUT, made).await {
+            Ok(Ok(client)) => Arc::new(client),
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err(format!("no answer within {} s", OPERATION_TIMEOUT.as_secs())),
+        };
+        connected.clients.insert(partition, client.clone());
+        Ok(client)
+    }
+
+    async fn produce(&self, partition: &PartitionClient, messages: &[Message]) -> Result<(), Failure> {
         let now = DateTime::<Utc>::from_timestamp_millis(crate::clock::now_millis() as i64).unwrap_or_default();
-        let records = values
+        let records = messages
             .iter()
-            .map(|value| Record {
-                key: Some(self.key.clone()),
-                value: Some(value.to_vec()),
+            .map(|m| Record {
+                key: m.key.as_ref().map(|k| k.to_vec()),
+                value: Some(m.value.to_vec()),
                 headers: BTreeMap::new(),
                 timestamp: now,
             })

@@ -7,8 +7,9 @@
 //!
 //! A sink knows nothing of bridges beyond the [`Incoming`] message it is handed.
 //!
-//! `backends` are the destinations of specs' `forward` actions (client events to HTTP backends
-//! and the backend event stream), behind the engine's `forward::Backends` trait.
+//! `backends` are the destinations of specs' `forward` actions (client events to HTTP backends,
+//! the backend event stream, and the same `database` and `kafka` writers as bridges use, with
+//! their own tables, queues and counts), behind the engine's `forward::Backends` trait.
 
 pub(crate) mod backends;
 mod database;
@@ -22,11 +23,12 @@ use tokio::task::JoinHandle;
 
 use crate::{
     config::{MessageHandling, SinksConfig},
-    metrics::BridgeMetrics,
+    metrics::{BridgeMetrics, SinkKind},
     net::{outbound::AllowedHosts, tls::OutboundTls},
 };
 pub(crate) use database::Database;
 pub(crate) use kafka::Kafka;
+use queue::Queue;
 pub(crate) use webhook::Webhook;
 
 /// One message received from a peer, as the sinks take it.
@@ -62,6 +64,8 @@ pub(crate) struct Sinks {
     kafka: Option<Kafka>,
     /// Named in rows.
     bridge: String,
+    /// Kafka's record key: the bridge's tenant.
+    key: Bytes,
 }
 
 impl Sinks {
@@ -82,16 +86,20 @@ impl Sinks {
             .as_deref()
             .filter(|_| handling.calls_back())
             .map(|url| Webhook::new(bridge, url, allowed, tls, metrics.clone()));
-        let database = destinations
-            .database_url()
-            .filter(|_| handling.stores_in_database())
-            .map(|url| Database::new(bridge, url, metrics.clone()));
+        let database = destinations.database_url().filter(|_| handling.stores_in_database()).map(|url| {
+            let queue = Queue::for_bridge(SinkKind::Database, bridge, metrics.clone());
+            Database::new(url, &database::BRIDGE_MESSAGES, queue)
+        });
         let kafka = handling
             .kafka_topic
             .as_deref()
             .filter(|_| handling.publishes_to_kafka() && !destinations.kafka_brokers.is_empty())
-            .map(|topic| Kafka::new(bridge, tenant, &destinations.kafka_brokers, topic, metrics.clone()));
-        Self { webhook, database, kafka, bridge: bridge.to_string() }
+            .map(|topic| {
+                let queue = Queue::for_bridge(SinkKind::Kafka, bridge, metrics.clone());
+                Kafka::new(&destinations.kafka_brokers, topic, queue)
+            });
+        let key = Bytes::copy_from_slice(tenant.as_bytes());
+        Self { webhook, database, kafka, bridge: bridge.to_string(), key }
     }
 
     /// The background work: each sink's delivery loop.
@@ -113,7 +121,7 @@ impl Sinks {
                 webhook.offer(payload.clone());
             }
             if let Some(kafka) = &self.kafka {
-                kafka.offer(payload);
+                kafka.offer(kafka::Message { key: Some(self.key.clone()), value: payload });
             }
         }
         if let Some(database) = &self.database {
@@ -122,15 +130,16 @@ impl Sinks {
                 Some(other) => other.to_string(),
                 None => String::new(),
             };
-            database.offer(database::Row {
-                tenant,
-                bridge: self.bridge.clone(),
-                event: message.event.clone(),
-                data: message.data.to_string(),
-                timestamp,
-                metadata: message.metadata.to_string(),
-                source: message.source.to_string(),
-            });
+            // The columns of `database::BRIDGE_MESSAGES`, in order.
+            database.offer(database::Row(vec![
+                Some(tenant),
+                Some(self.bridge.clone()),
+                Some(message.event.clone()),
+                Some(message.data.to_string()),
+                Some(timestamp),
+                Some(message.metadata.to_string()),
+                Some(message.source.to_string()),
+            ]));
         }
     }
 }

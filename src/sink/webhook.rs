@@ -51,7 +51,7 @@ impl Webhook {
         tls: OutboundTls,
         metrics: BridgeMetrics,
     ) -> Self {
-        let queue = Queue::new(SinkKind::Callback, bridge, metrics);
+        let queue = Queue::for_bridge(SinkKind::Callback, bridge, metrics);
         Self { inner: Arc::new(Inner { url: url.to_string(), allowed, tls, queue }) }
     }
 

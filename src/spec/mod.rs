@@ -314,8 +314,14 @@ pub struct SpecPlace {
 
 /// Checks every `forward` destination of `specs` against the names configuration knows
 /// (`destinations`: the backends of `BACKENDS_FILE`, and `stream`); an unknown one is an error
-/// at its `to`, with the closest known name when one is close.
-pub fn check_destinations(specs: &[NamespaceSpec], destinations: &[String]) -> Result<(), SpecErrors> {
+/// at its `to`, with the closest known name when one is close. So is a forward that waits for
+/// an answer (`reply`, the default) from one of `fire_and_forget` (database and Kafka
+/// destinations, which never answer).
+pub fn check_destinations(
+    specs: &[NamespaceSpec],
+    destinations: &[String],
+    fire_and_forget: &[String],
+) -> Result<(), SpecErrors> {
     let mut errors = Vec::new();
     for spec in specs {
         let events = spec.events.values().map(|e| &e.actions);
@@ -330,6 +336,14 @@ pub fn check_destinations(specs: &[NamespaceSpec], destinations: &[String]) -> R
                     "unknown backend `{}` (known: {}: backends come from BACKENDS_FILE){hint}",
                     forward.to,
                     destinations.join(", ")
+                );
+                let mut error = SpecError::at(&spec.file, forward.to_at.line, forward.to_at.column, message);
+                error.source_line = forward.to_at.source_line.clone();
+                errors.push(error);
+            } else if forward.reply && fire_and_forget.contains(&forward.to) {
+                let message = format!(
+                    "backend `{}` is a database or Kafka destination, which does not answer: add `reply: false`",
+                    forward.to
                 );
                 let mut error = SpecError::at(&spec.file, forward.to_at.line, forward.to_at.column, message);
                 error.source_line = forward.to_at.source_line.clone();

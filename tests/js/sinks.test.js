@@ -3,95 +3,25 @@
 // PostgreSQL and Kafka at once) and (b) native ws with query auth and the `kafka` strategy, then
 // each destination going away and coming back. PostgreSQL is the one on this machine
 // (127.0.0.1:5432, or PG_ADMIN_URL), in a database this file creates and drops; Kafka is
-// librdkafka's mock cluster (tests/kafka-broker, built here by cargo when missing), read back
-// by kafkajs, a client independent of the gateway's.
+// librdkafka's mock cluster (kafka.js: tests/kafka-broker, built here by cargo when missing),
+// read back by kafkajs, a client independent of the gateway's.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import path from 'node:path';
-import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import { Server } from 'socket.io';
 import { WebSocketServer } from 'ws';
 
 import { API_KEY, api, eventually, metric, runGateway, startGateway, tempDir, uid, writeFile } from './helpers.js';
+import { readTopic, startBroker } from './kafka.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const PG_ADMIN_URL = process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const IO_TOKEN = 'sinks-bearer-secret-3c1d';
 const WS_TOKEN = 'sinks-query-secret-8e2f';
 const IO_TOPIC = 'websocket.incoming.messages';
 const WS_TOPIC = 'external.websocket.messages';
 const WAIT = 20000;
-
-/** Builds the test broker (a no-op once built) and starts it: `{ bootstrap, command(c), stop() }`. */
-async function startBroker(topics) {
-  const targetDir = path.join(ROOT, 'target/kafka-broker');
-  const build = spawnSync('cargo', ['build', '--locked', '--quiet', '--manifest-path', path.join(ROOT, 'tests/kafka-broker/Cargo.toml'), '--target-dir', targetDir], { stdio: 'inherit', timeout: 15 * 60 * 1000 });
-  assert.equal(build.status, 0, 'the Kafka test broker (tests/kafka-broker) builds');
-  const child = spawn(path.join(targetDir, 'debug/kafka-test-broker'), topics.flatMap((t) => ['--topic', t]), { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = readline.createInterface({ input: child.stdout });
-  const waiting = [];
-  lines.on('line', (line) => waiting.shift()?.(line));
-  const nextLine = (what) => new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the broker did not answer ${what} within 10 s`)), 10000);
-    waiting.push((line) => { clearTimeout(timer); resolve(line); });
-  });
-  const first = await nextLine('its address');
-  assert.match(first, /^bootstrap=127\.0\.0\.1:\d+$/);
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  return {
-    bootstrap: first.slice('bootstrap='.length),
-    async command(c) {
-      const answer = nextLine(c);
-      child.stdin.write(`${c}\n`);
-      assert.equal(await answer, `ok ${c}`);
-    },
-    async stop() {
-      child.stdin.end();
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-}
-
-/**
- * Reads `topic` from its beginning with a consumer group of its own until `count` messages whose
- * payload's `data.tag` is `tag` have come (or `timeoutMs` passed, which fails): those messages,
- * `[{ key, value (parsed JSON), partition }]`.
- */
-async function readTopic(bootstrap, topic, tag, count, timeoutMs = WAIT) {
-  const kafka = new Kafka({ brokers: [bootstrap], clientId: 'sinks-test-reader', logLevel: logLevel.NOTHING });
-  const consumer = kafka.consumer({ groupId: `reader-${uid()}` });
-  const messages = [];
-  await consumer.connect();
-  try {
-    await consumer.subscribe({ topic, fromBeginning: true });
-    let done;
-    const enough = new Promise((resolve) => { done = resolve; });
-    await consumer.run({
-      eachMessage: async ({ message, partition }) => {
-        const value = JSON.parse(message.value.toString());
-        if (value.data?.tag !== tag) return;
-        messages.push({ key: message.key?.toString(), value, partition });
-        if (messages.length >= count) done();
-      },
-    });
-    let timer;
-    const late = new Promise((resolve) => { timer = setTimeout(resolve, timeoutMs); });
-    await Promise.race([enough, late]);
-    clearTimeout(timer);
-  } finally {
-    await consumer.disconnect().catch(() => {});
-  }
-  assert.ok(messages.length >= count, `${count} messages on ${topic} within ${timeoutMs} ms; got ${messages.length}`);
-  return messages;
-}
 
 /** A webhook receiver: every JSON body POSTed to it, answered 204. */
 async function startWebhook() {

@@ -345,7 +345,7 @@ fn a_forward_that_answers_is_the_reply_and_the_stream_is_fire_and_forget() {
     assert!(rpc.reply && !stream.reply);
     assert_eq!(rpc.timeout, Some(std::time::Duration::from_secs(2)));
     let known = ["users".to_string(), "audit".to_string(), "stream".to_string()];
-    let errors = check_destinations(&specs, &known).unwrap_err();
+    let errors = check_destinations(&specs, &known, &[]).unwrap_err();
     assert_eq!(errors.0.len(), 1, "{errors}");
     let shown = errors.to_string();
     assert!(
@@ -353,7 +353,14 @@ fn a_forward_that_answers_is_the_reply_and_the_stream_is_fire_and_forget() {
         "{shown}"
     );
     assert!(shown.contains("| ") && shown.contains("to: udit"), "{shown}");
-    assert!(check_destinations(&specs, &["users".into(), "udit".into(), "stream".into()]).is_ok());
+    let known = ["users".to_string(), "udit".to_string(), "stream".to_string()];
+    assert!(check_destinations(&specs, &known, &[]).is_ok());
+    // A database or Kafka destination never answers: `users` waits for one, `udit` does not.
+    let errors = check_destinations(&specs, &known, &["users".into(), "udit".into()]).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    let shown = errors.to_string();
+    assert!(shown.starts_with("t.yaml:5:24: backend `users` is a database or Kafka destination"), "{shown}");
+    assert!(shown.contains("reply: false"), "{shown}");
 }
 
 #[test]
