@@ -22,7 +22,10 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::{metrics::PresenceMetrics, spec::RoomId};
+use crate::{
+    metrics::PresenceMetrics,
+    spec::{RoomId, Transport},
+};
 
 /// How long a change waits to be announced, from its first move: a user back to the state last
 /// announced within it is announced nothing.
@@ -38,8 +41,11 @@ pub(crate) const MAX_USERS: usize = 10_000;
 /// A presence question every node answers for its own connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct PresenceQuestion {
-    /// The namespace's path.
+    /// The namespace's path (a plain WebSocket endpoint's HTTP path, with `transport`).
     pub namespace: String,
+    /// Which front's spec at that path: a Socket.IO namespace and a plain WebSocket endpoint may
+    /// share one (seed 001's `/ws` beside seed 002's).
+    pub transport: Transport,
     /// The room's internal name; none for the whole namespace (or tenant).
     pub room: Option<String>,
     /// Only this tenant's connections (none: every tenant's).
@@ -49,13 +55,18 @@ pub(crate) struct PresenceQuestion {
 impl PresenceQuestion {
     /// The wire form between nodes.
     pub(crate) fn to_json(&self) -> Value {
-        json!({ "namespace": self.namespace, "room": self.room, "tenantId": self.tenant })
+        json!({ "namespace": self.namespace, "transport": self.transport.name(), "room": self.room, "tenantId": self.tenant })
     }
 
     /// Reads the wire form back.
     pub(crate) fn from_json(value: &Value) -> Option<Self> {
         let text = |field: &str| value.get(field).and_then(Value::as_str).map(str::to_string);
-        Some(Self { namespace: text("namespace")?, room: text("room"), tenant: text("tenantId") })
+        // A node of an earlier version asks of Socket.IO namespaces only, and sends no transport.
+        let transport = match text("transport").as_deref() {
+            Some("websocket") => Transport::WebSocket,
+            _ => Transport::SocketIo,
+        };
+        Some(Self { namespace: text("namespace")?, transport, room: text("room"), tenant: text("tenantId") })
     }
 }
 

@@ -130,7 +130,7 @@ pub(super) async fn emit<A: Adapter>(
     };
     let tenant = acting_tenant(&caller, id_field(body.get("tenantId"), "tenantId")?, "tenantId")?;
     if caller.tenant().is_some()
-        && let Some(room) = rooms.iter().find(|room| state.engine.is_platform_room(&namespace, room))
+        && let Some(room) = rooms.iter().find(|room| state.engine.is_platform_room(&namespace, None, room))
     {
         return Err(platform_refusal(&format!("`{room}` is a platform-wide room of {namespace}")));
     }

@@ -36,7 +36,7 @@ pub(super) async fn stats<A: Adapter>(
     };
     if let Some(query) = &room
         && caller.tenant().is_some()
-        && state.engine.is_platform_room(&query.namespace, &query.room)
+        && state.engine.is_platform_room(&query.namespace, None, &query.room)
     {
         return Err(platform_refusal(&format!("`{}` is a platform-wide room of {}", query.room, query.namespace)));
     }

@@ -17,7 +17,10 @@ use crate::{
     engine::runtime::SpecRuntime,
     front::socketio::{namespace::NamespaceRuntime, outbound::Encoded},
 };
-use crate::{rooms, spec::RESERVED_EVENTS};
+use crate::{
+    rooms,
+    spec::{RESERVED_EVENTS, Transport},
+};
 
 impl<A: Adapter> Node<A> {
     /// Sends a raw emit (in a cluster, from every node to its own sockets); returns how many
@@ -34,9 +37,9 @@ impl<A: Adapter> Node<A> {
 
     /// Whether `visible` names a platform-wide (`scope: global`) room of `namespace`: one room
     /// every tenant shares.
-    pub(crate) fn is_platform_room(&self, namespace: &str, visible: &str) -> bool {
-        self.namespace(namespace).is_some_and(|ns| {
-            ns.spec.family_of(visible).is_some_and(|(id, _)| ns.spec.rooms[id].scope == rooms::RoomScope::Global)
+    pub(crate) fn is_platform_room(&self, namespace: &str, transport: Option<Transport>, visible: &str) -> bool {
+        self.runtime_or_err(namespace, transport).is_ok_and(|rt| {
+            rt.spec.family_of(visible).is_some_and(|(id, _)| rt.spec.rooms[id].scope == rooms::RoomScope::Global)
         })
     }
 
@@ -222,6 +225,28 @@ impl<A: Adapter> Node<A> {
     pub(super) fn namespace_or_err(&self, path: &str) -> Result<&Arc<NamespaceRuntime<A>>, String> {
         self.namespace(path).ok_or_else(|| {
             let known: Vec<&str> = self.namespaces.iter().map(|ns| ns.spec.path.as_str()).collect();
+            format!("no namespace `{path}` (known: {})", known.join(", "))
+        })
+    }
+
+    /// The runtime of the Socket.IO namespace or plain WebSocket endpoint at `path`, for the
+    /// calls that speak to both fronts. Both may serve one path (seed 001's `/ws` beside seed
+    /// 002's): without `transport`, the Socket.IO namespace, as before plain endpoints were asked.
+    pub(crate) fn runtime_or_err(&self, path: &str, transport: Option<Transport>) -> Result<&SpecRuntime, String> {
+        let mut at_path = self.runtimes().filter(|rt| rt.spec.path == path);
+        let found = match transport {
+            Some(transport) => at_path.find(|rt| rt.spec.transport == transport),
+            // Namespaces come first.
+            None => at_path.next(),
+        };
+        found.ok_or_else(|| {
+            let known: Vec<String> = self
+                .runtimes()
+                .map(|rt| match rt.spec.transport {
+                    Transport::SocketIo => rt.spec.path.clone(),
+                    Transport::WebSocket => format!("{} (transport=websocket)", rt.spec.path),
+                })
+                .collect();
             format!("no namespace `{path}` (known: {})", known.join(", "))
         })
     }

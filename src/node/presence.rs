@@ -1,5 +1,6 @@
-//! Presence on a node (`crate::engine::presence`): who of a Socket.IO namespace's room, or of a
-//! tenant, is connected here, counted from the room membership the node keeps anyway; the API's
+//! Presence on a node (`crate::engine::presence`): who of a room, or of a tenant, is connected
+//! here, counted from the room membership the node keeps anyway (a Socket.IO namespace's sockets
+//! here, a plain WebSocket endpoint's in its front); the API's
 //! answer over the whole cluster (this node's count plus every other live node's, asked through
 //! the `ClusterLink`); and the task that sends the join and leave events specs ask for.
 
@@ -17,13 +18,18 @@ use crate::{
         presence::{LocalPresence, MAX_USERS, PRESENCE_FLUSH, PresenceQuestion},
     },
     rooms,
+    spec::Transport,
 };
 
 impl<A: Adapter> Node<A> {
-    /// Who of `question` is connected to this node (an unknown namespace or a room no socket is
-    /// in: nobody).
+    /// Who of `question` is connected to this node (its namespace is a Socket.IO namespace's path
+    /// or a plain WebSocket endpoint's; an unknown one or a room no connection is in: nobody).
     pub(crate) fn presence_here(&self, question: &PresenceQuestion) -> LocalPresence {
         let mut out = LocalPresence::default();
+        if question.transport == Transport::WebSocket {
+            // A plain WebSocket endpoint's front counts its own connections.
+            return self.endpoint(&question.namespace).map(|ep| ep.presence_here(question)).unwrap_or(out);
+        }
         let Some(ns) = self.namespace(&question.namespace) else { return out };
         let Some(op) = ns.io.of(ns.spec.path.as_str()) else { return out };
         let tenant = question.tenant.as_deref();
@@ -49,20 +55,23 @@ impl<A: Adapter> Node<A> {
         out
     }
 
-    /// `GET /api/v1/presence`: who is connected to `room` of `namespace` (with `tenant`, a tenant
+    /// `GET /api/v1/presence`: who is connected to `room` of `namespace` (a Socket.IO namespace or
+    /// a plain WebSocket endpoint's path; a visible room name, as a client names it; with `tenant`, a tenant
     /// room of that tenant), or without a room to the namespace (only `tenant`'s connections when
     /// given), over the whole cluster. The error says what is wrong with the query.
     pub(crate) async fn presence(
         &self,
         namespace: &str,
+        transport: Option<Transport>,
         room: Option<&str>,
         tenant: Option<&str>,
     ) -> Result<Value, String> {
-        let ns = self.namespace_or_err(namespace)?;
-        let internal = room.map(|visible| ns.internal_room(visible, tenant)).transpose()?;
+        let rt = self.runtime_or_err(namespace, transport)?;
+        let internal = room.map(|visible| rt.internal_room(visible, tenant)).transpose()?;
         // A room name carries its tenant: a platform-wide room's answer is every tenant's.
         let question = PresenceQuestion {
-            namespace: ns.spec.path.clone(),
+            namespace: rt.spec.path.clone(),
+            transport: rt.spec.transport,
             tenant: if internal.is_some() { None } else { tenant.map(str::to_string) },
             room: internal,
         };
@@ -98,7 +107,8 @@ impl<A: Adapter> Node<A> {
             })
             .collect();
         Ok(json!({
-            "namespace": ns.spec.path,
+            "namespace": rt.spec.path,
+            "transport": rt.spec.transport.name(),
             "room": room,
             "tenantId": tenant,
             "users": users,

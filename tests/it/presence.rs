@@ -1,6 +1,8 @@
 //! Presence: `GET /api/v1/presence` counts users and connections of a room or a tenant (a
-//! tenant key its own tenant only), and a room family with `presence:` announces a user's first
-//! connection and its last one leaving, once, with nothing for a reconnect inside the window.
+//! tenant key its own tenant only), of a Socket.IO namespace or of the plain WebSocket endpoint
+//! that shares its name (`transport=websocket`), and a room family with `presence:` announces a
+//! user's first connection and its last one leaving, once, with nothing for a reconnect inside
+//! the window.
 
 use std::time::Duration;
 
@@ -136,4 +138,55 @@ async fn a_users_first_connection_comes_online_its_last_goes_offline_and_a_recon
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     let coalesced = metrics.lines().find(|l| l.starts_with("realtime_gateway_presence_coalesced_total")).unwrap();
     assert_ne!(coalesced.rsplit(' ').next(), Some("0"), "{coalesced}");
+}
+
+/// A plain WebSocket client of the shipped `/ws` endpoint, of `user` in tenant `t1`, subscribed
+/// to `channel` (with `filters` when given).
+async fn hub_subscriber(app: &TestApp, user: &str, channel: &str, filters: Option<Value>) -> PlainWs {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!("ws://{}/ws?token={}", app.addr, token(user, Some("t1"), 600));
+    let (mut ws, _) =
+        tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url)).await.expect("a handshake in time").unwrap();
+    let mut data = json!({ "channel": channel });
+    if let Some(filters) = filters {
+        data["filters"] = filters;
+    }
+    ws.send(Message::text(json!({ "type": "subscribe", "data": data }).to_string())).await.unwrap();
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.expect("`subscribed` in time") {
+            Some(Ok(Message::Text(text))) if serde_json::from_str::<Value>(&text).unwrap()["type"] == "subscribed" => {
+                return ws;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("closed: {other:?}"),
+        }
+    }
+}
+
+type PlainWs = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+#[tokio::test]
+async fn the_plain_websocket_endpoint_answers_by_channel_and_tenant_beside_the_namespace_of_its_name() {
+    // The shipped specs: the Socket.IO namespace `/ws` and the plain endpoint `/ws` share a name.
+    let app = spawn_app().await;
+    let _alice = hub_subscriber(&app, "alice", "executions:e1", None).await;
+    let _filtered = hub_subscriber(&app, "alice", "executions:e1", Some(json!({ "statuses": ["running"] }))).await;
+    let _bob = hub_subscriber(&app, "bob", "executions:e2", None).await;
+
+    let (status, body) =
+        presence(&app, API_KEY, "namespace=/ws&transport=websocket&room=executions:e1&tenantId=t1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["users"], json!([{ "userId": "alice", "connections": 2 }]), "the filtered one too");
+    assert_eq!((&body["connections"], &body["transport"]), (&json!(2), &json!("websocket")), "{body}");
+    let (status, body) = presence(&app, API_KEY, "namespace=/ws&transport=websocket&tenantId=t1").await;
+    assert_eq!((status, &body["connections"]), (200, &json!(3)), "{body}");
+
+    // Without `transport`, `/ws` is the Socket.IO namespace, which has no such room.
+    let (status, body) = presence(&app, API_KEY, "namespace=/ws&room=executions:e1&tenantId=t1").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = presence(&app, API_KEY, "namespace=/ws&tenantId=t1").await;
+    assert_eq!((status, &body["transport"], &body["connections"]), (200, &json!("socketio"), &json!(0)), "{body}");
+    let (status, body) = presence(&app, API_KEY, "namespace=/ws&transport=polling").await;
+    assert_eq!(status, 400, "{body}");
 }

@@ -231,6 +231,7 @@ export class GatewayClient {
     this.checkOpen();
     const params = new URLSearchParams();
     if (query.namespace !== undefined) params.set('namespace', query.namespace);
+    if (query.transport !== undefined) params.set('transport', query.transport);
     if (query.room !== undefined) params.set('room', query.room);
     const tenantId = resolveTenant(this.tenantId, query.tenantId, 'the presence query');
     if (tenantId !== undefined) params.set('tenantId', String(tenantId));

@@ -106,8 +106,13 @@ export interface GatewayStats {
 
 /** `GET /api/v1/presence`: a room (a tenant room needs the tenant), or without `room` a tenant. */
 export interface PresenceQuery {
-  /** The Socket.IO namespace (default `/`). */
+  /** The Socket.IO namespace, or a plain WebSocket endpoint's path (default `/`). */
   namespace?: string;
+  /**
+   * `websocket`: the plain WebSocket endpoint at `namespace`, needed only where a Socket.IO
+   * namespace has the same name (the shipped `/ws`); the namespace is meant otherwise.
+   */
+  transport?: 'socketio' | 'websocket';
   room?: string;
   tenantId?: TenantId | null;
 }
@@ -124,6 +129,8 @@ export interface PresentUser {
 /** `GET /api/v1/presence`, over every live node. */
 export interface Presence {
   namespace: string;
+  /** Whose connections: the Socket.IO namespace's or the plain WebSocket endpoint's. */
+  transport: 'socketio' | 'websocket';
   room: string | null;
   tenantId: string | null;
   /** Sorted by user id. */

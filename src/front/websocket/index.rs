@@ -77,6 +77,13 @@ impl RoomIndex {
         ids.dedup();
         ids
     }
+
+    /// The connections in `room` or in any of its filtered variants, each once (for presence:
+    /// a subscriber with filters sits in a variant only). Looks at every room of the endpoint,
+    /// which a question may; a delivery never does.
+    pub(crate) fn members_of_variants(&self, room: &str) -> Vec<u64> {
+        self.members_of(self.rooms.keys().map(|r| &**r).filter(|r| crate::rooms::is_variant_of(r, room)))
+    }
 }
 
 /// Hashes connection ids, which an endpoint hands out in sequence: one multiplication spreads
@@ -132,6 +139,22 @@ mod tests {
             index.join(room.into(), id);
         }
         assert_eq!(index.members_of(["a", "b"].into_iter()), [1, 5, 7]);
+    }
+
+    #[test]
+    fn a_room_s_variants_are_its_members_too() {
+        use crate::rooms::{FILTER_SEP, RoomScope, internal_name};
+        let room =
+            |tenant: &str, visible: &str| internal_name(RoomScope::Tenant, Some(tenant), visible).expect("tenant room");
+        let running = format!("{}{FILTER_SEP}running", room("t1", "executions:e1"));
+        let mut index = RoomIndex::default();
+        for (name, id) in
+            [(room("t1", "executions:e1"), 1), (running.clone(), 2), (running, 1), (room("t1", "executions:e10"), 3)]
+        {
+            index.join(name, id);
+        }
+        assert_eq!(index.members_of_variants(&room("t1", "executions:e1")), [1, 2], "not executions:e10's");
+        assert_eq!(index.members_of_variants(&room("t2", "executions:e1")), Vec::<u64>::new());
     }
 
     #[test]

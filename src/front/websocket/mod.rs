@@ -9,6 +9,7 @@
 //! - this module: an endpoint's connections and rooms, through which published events are
 //!   delivered (the members of the event's rooms, each once, one shared frame), the heartbeat,
 //!   token expiry, and statistics (per tenant: a tenant's token sees its own);
+//! - `presence`: who of a room or tenant is connected here, counted when asked;
 //! - recovery (here too): an event of a room with history (`crate::engine::history`) is kept
 //!   there and sent with its `channel` and `position`; a client message with `data.since` (a
 //!   position) has its replies answered with `recovered`, then what the history holds after it,
@@ -27,6 +28,7 @@
 mod conn;
 pub(crate) mod envelope;
 mod index;
+mod presence;
 mod stats;
 mod upgrade;
 

@@ -227,10 +227,22 @@ pub(crate) fn presence() -> Operation {
         .describe(
             "Users with their connection counts, asked of every live node (nothing is stored: a dead node's users are in no \
              answer given after it died). Without `room`, the namespace's users of `tenantId` (every tenant's, each with \
-             its `tenantId`, when neither is given). `complete` is false when a node did not answer within a second.",
+             its `tenantId`, when neither is given). Socket.IO namespaces and plain WebSocket endpoints alike (their \
+             channels are rooms; a backend connected with an API key is the user `service`; a connection without \
+             a user counts in `connections` only). `complete` is false when a node did not answer within a second.",
         )
         .with_api_key()
-        .query("namespace", "The Socket.IO namespace; `/` when not given.", json!({ "type": "string", "examples": ["/"] }))
+        .query(
+            "namespace",
+            "The Socket.IO namespace, or a plain WebSocket endpoint's path; `/` when not given.",
+            json!({ "type": "string", "examples": ["/"] }),
+        )
+        .query(
+            "transport",
+            "`websocket`: the plain WebSocket endpoint at `namespace`, where a Socket.IO namespace has the same name \
+             (the namespace is meant otherwise).",
+            json!({ "type": "string", "enum": ["socketio", "websocket"] }),
+        )
         .query(
             "room",
             "A room, by the name clients see, whose users to list.",
@@ -242,7 +254,10 @@ pub(crate) fn presence() -> Operation {
             json!({ "type": "string", "examples": ["t1"] }),
         )
         .json(200, "Who is connected.", schema_ref("Presence"))
-        .error(400, "No such namespace, a room name that is not one of its rooms, or a tenant room without `tenantId`.")
+        .error(
+            400,
+            "No such namespace (or endpoint), a room name that is not one of its rooms, or a tenant room without `tenantId`.",
+        )
         .error(403, "A tenant-scoped key (`TENANT_API_KEYS`) named another tenant, or a room every tenant shares.")
 }
 

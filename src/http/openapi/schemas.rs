@@ -412,9 +412,14 @@ fn notification_delivered() -> Value {
 fn presence() -> Value {
     json!({
         "type": "object",
-        "required": ["namespace", "room", "tenantId", "users", "connections", "nodes", "complete", "truncated"],
+        "required": ["namespace", "transport", "room", "tenantId", "users", "connections", "nodes", "complete", "truncated"],
         "properties": {
             "namespace": { "type": "string" },
+            "transport": {
+                "type": "string",
+                "enum": ["socketio", "websocket"],
+                "description": "Whose connections: the Socket.IO namespace's or the plain WebSocket endpoint's.",
+            },
             "room": { "type": ["string", "null"] },
             "tenantId": { "type": ["string", "null"] },
             "users": {
