@@ -18,7 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as h from './helpers.js';
 import { openHub } from './hub.js';
-import { redisProxy, startRedis } from './redis.js';
+import { startProxiedPair, startRedis } from './redis.js';
 
 const step = (tenantId, seq, extra = {}) =>
   h.event('step.progress', tenantId, { execution_id: 'e1', workflow_id: 'w1', status: 'running', seq, ...extra });
@@ -255,23 +255,12 @@ describe('history and recovery on /ws across two nodes', () => {
 });
 
 describe('history on /ws: a client ahead of the node it reconnects to', () => {
-  const cluster = {};
+  let cluster;
   before(async () => {
-    cluster.redis = await startRedis();
-    cluster.proxy = await redisProxy(cluster.redis.port);
-    const prefix = `ahead${h.uid()}`;
-    cluster.a = await h.startGateway({ env: { REDIS_URL: cluster.redis.url, REDIS_PREFIX: prefix } });
-    cluster.a.name = 'A';
-    cluster.b = await h.startGateway({ env: { REDIS_URL: cluster.proxy.url, REDIS_PREFIX: prefix } });
-    cluster.b.name = 'B (through a proxy)';
-    await h.untilReady([cluster.a, cluster.b]);
+    cluster = await startProxiedPair('ahead');
   });
   after(async () => {
-    cluster.proxy?.delay(null);
-    await cluster.a?.stop();
-    await cluster.b?.stop();
-    await cluster.proxy?.close();
-    await cluster.redis?.stop();
+    await cluster?.stop();
   });
 
   it('recovers it with nothing yet, then skips what it had and sends what follows, once, in order', async (t) => {

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createClient } from 'redis';
+import { startGateway, uid, untilReady } from './helpers.js';
 
 /** The binary; `REDIS_SERVER_BIN` may point at another one. */
 export const REDIS_SERVER_BIN = process.env.REDIS_SERVER_BIN ?? 'redis-server';
@@ -257,4 +258,27 @@ export async function redisProxy(target) {
     },
   };
   return proxy;
+}
+
+/**
+ * Two gateway nodes on a private Redis, the second reading it through `redisProxy` (so a test
+ * can hold its bus reads back with `proxy.delay(ms)`): `{redis, proxy, a, b, stop()}`, ready.
+ */
+export async function startProxiedPair(name) {
+  const pair = { redis: await startRedis() };
+  pair.proxy = await redisProxy(pair.redis.port);
+  const prefix = `${name}${uid()}`;
+  pair.a = await startGateway({ env: { REDIS_URL: pair.redis.url, REDIS_PREFIX: prefix } });
+  pair.a.name = 'A';
+  pair.b = await startGateway({ env: { REDIS_URL: pair.proxy.url, REDIS_PREFIX: prefix } });
+  pair.b.name = 'B (through a proxy)';
+  await untilReady([pair.a, pair.b]);
+  pair.stop = async () => {
+    pair.proxy.delay(null);
+    await pair.a.stop();
+    await pair.b.stop();
+    await pair.proxy.close();
+    await pair.redis.stop();
+  };
+  return pair;
 }

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as h from './helpers.js';
-import { redisProxy, startRedis } from './redis.js';
+import { startProxiedPair, startRedis } from './redis.js';
 
 const SPECS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../namespaces');
 
@@ -302,21 +302,12 @@ describe('history and recovery on /workflow across two nodes', () => {
 });
 
 describe('history on /workflow: a client ahead of the node it reconnects to', () => {
-  const cluster = {};
+  let cluster;
   before(async () => {
-    cluster.redis = await startRedis();
-    cluster.proxy = await redisProxy(cluster.redis.port);
-    const prefix = `sioahead${h.uid()}`;
-    cluster.a = await h.startGateway({ env: { REDIS_URL: cluster.redis.url, REDIS_PREFIX: prefix } });
-    cluster.b = await h.startGateway({ env: { REDIS_URL: cluster.proxy.url, REDIS_PREFIX: prefix } });
-    await h.untilReady([{ url: cluster.a.url, name: 'a' }, { url: cluster.b.url, name: 'b (through a proxy)' }]);
+    cluster = await startProxiedPair('sioahead');
   });
   after(async () => {
-    cluster.proxy?.delay(null);
-    await cluster.a?.stop();
-    await cluster.b?.stop();
-    await cluster.proxy?.close();
-    await cluster.redis?.stop();
+    await cluster?.stop();
   });
 
   it('recovers it with nothing yet, then skips what it had and sends what follows, once, in order', async (t) => {
