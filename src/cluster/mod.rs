@@ -325,8 +325,12 @@ impl Cluster {
         match which {
             Subscriber::Inputs => self.subscribe().await?,
             Subscriber::Adapter => {
+                // One at a time: on a Redis Cluster channels of different slots live on
+                // different masters, and one SSUBSCRIBE naming several is refused (CROSSSLOT).
                 let channels: Vec<String> = client.tracked_shard_channels().iter().map(|c| c.to_string()).collect();
-                client.ssubscribe(channels).await?;
+                for channel in channels {
+                    client.ssubscribe(channel).await?;
+                }
             }
         }
         flag.store(true, Ordering::SeqCst);
