@@ -236,8 +236,12 @@ impl Cluster {
     /// Subscribes to the inputs and the presence channels; called at start and after every
     /// reconnect.
     async fn subscribe(&self) -> Result<(), fred::error::Error> {
-        self.subscriber.subscribe(vec![self.presence.questions.clone(), self.presence.answers.clone()]).await?;
-        self.subscriber.subscribe(vec![self.bridges.asks.clone(), self.bridges.answers.clone()]).await?;
+        // The nodes' own channels are sharded: `SPUBLISH` counts every subscriber of the channel,
+        // which presence and bridge sends rely on, where a Redis Cluster's `PUBLISH` counts only
+        // those on the node it reached. One at a time: each channel has its own slot.
+        for channel in [&self.presence.questions, &self.presence.answers, &self.bridges.asks, &self.bridges.answers] {
+            self.subscriber.ssubscribe(channel.as_str()).await?;
+        }
         if !self.config.broadcast_channel.is_empty() {
             self.subscriber.subscribe(self.config.broadcast_channel.clone()).await?;
         }
