@@ -680,3 +680,44 @@ impl ClusterLink for Cluster {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::PublishedEvent;
+
+    fn event(tenant: &str, n: u64) -> PublishedEvent {
+        PublishedEvent::from_json(json!({ "type": "x.y", "tenantId": tenant, "data": { "n": n } }), "e").unwrap()
+    }
+
+    fn seen(message: &Outgoing) -> Vec<(String, u64)> {
+        let Outgoing::Events(events) = message else { panic!("not events") };
+        events
+            .iter()
+            .map(|e| (e.tenant_id().unwrap().to_string(), e.to_json()["data"]["n"].as_u64().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_is_split_by_tenant_keeping_each_tenants_order() {
+        // Two tenants on different shards of 8 (keys::tests pins 6 and 3).
+        let (t1, t2) = ("t1", "tenant-a");
+        assert_ne!(keys::shard_of(Some(t1), 8), keys::shard_of(Some(t2), 8));
+        let batch = Outgoing::Events(vec![event(t1, 1), event(t2, 2), event(t1, 3), event(t2, 4), event(t1, 5)]);
+        let parts = split_by_shard(batch, 8);
+        assert_eq!(parts.len(), 2);
+        for (shard, part) in &parts {
+            let events = seen(part);
+            let tenant = &events[0].0;
+            assert_eq!(*shard, keys::shard_of(Some(tenant), 8));
+            assert!(events.iter().all(|(t, _)| t == tenant), "one tenant per part: {events:?}");
+            assert!(events.windows(2).all(|w| w[0].1 < w[1].1), "in their order: {events:?}");
+        }
+        let total: usize = parts.iter().map(|(_, p)| seen(p).len()).sum();
+        assert_eq!(total, 5);
+        // One shard: the message as it came.
+        let one = split_by_shard(Outgoing::Events(vec![event(t1, 1), event(t2, 2)]), 1);
+        assert_eq!(one.len(), 1);
+        assert_eq!(seen(&one[0].1).len(), 2);
+    }
+}
