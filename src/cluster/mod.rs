@@ -244,7 +244,8 @@ impl Cluster {
         // The event stream's ids are the bus's from here on: a consumer resuming from before this
         // node started is told of a gap.
         let (ms, seq) = start.parts();
-        engine.feed().start_at(ms, seq);
+        engine.feed().set_shards(1);
+        engine.feed().start_at(0, ms, seq);
         let mut tasks = vec![
             tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Inputs)),
             tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Adapter)),
@@ -469,7 +470,7 @@ impl<A: Adapter> Local for Applier<A> {
     fn feed(&self, at: stream::StreamId, message: &Outgoing) {
         if let Outgoing::Events(events) | Outgoing::Stream(events) = message {
             let (ms, seq) = at.parts();
-            self.0.feed().push_at(ms, seq, events);
+            self.0.feed().push_at(0, ms, seq, events);
         }
     }
 
