@@ -280,6 +280,7 @@ impl Cluster {
         }
         engine.attach_cluster(self.clone());
 
+        engine.feed().set_shards(shards);
         let mut tasks = vec![
             tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Inputs)),
             tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Adapter)),
@@ -291,9 +292,7 @@ impl Cluster {
             // The event stream's ids are the bus's from here on: a consumer resuming from before
             // this node started is told of a gap.
             let (ms, seq) = start.parts();
-            if shard == 0 {
-                engine.feed().start_at(ms, seq);
-            }
+            engine.feed().start_at(shard, ms, seq);
             tasks.push(tokio::spawn({
                 let bus = bus.clone();
                 async move { bus.run_reader(start).await }
@@ -530,7 +529,7 @@ impl<A: Adapter> Local for Applier<A> {
     fn feed(&self, at: stream::StreamId, message: &Outgoing) {
         if let Outgoing::Events(events) | Outgoing::Stream(events) = message {
             let (ms, seq) = at.parts();
-            self.node.feed().push_at(ms, seq, events);
+            self.node.feed().push_at(self.shard, ms, seq, events);
         }
     }
 
