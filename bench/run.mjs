@@ -14,8 +14,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import path from 'node:path';
 import { lineChart } from './lib/chart.mjs';
 import { openClients, percentile, token } from './lib/clients.mjs';
-import { ROOT, HERE, sleep, startGateway, startNode, startRedis } from './lib/proc.mjs';
-import { burst as publishBurst, publish } from './lib/publish.mjs';
+import { ROOT, HERE, redisInfo, sleep, startGateway, startNode, startRedis, startRedisCluster } from './lib/proc.mjs';
+import { burst as publishBurst, flood, publish } from './lib/publish.mjs';
 
 const args = process.argv.slice(2);
 const flag = (name) => args.includes(`--${name}`);
@@ -281,11 +281,148 @@ async function historyCost({ eventsPerSecond, seconds, executions = 400, redis =
   return result;
 }
 
-/** Long-polling clients (socket.io-client, no upgrade) in one room at a low rate. */
+/** Sums the samples of a `/metrics` series (all its labels, or those matching `labels`). */
+function metric(text, name, labels = '') {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) {
+      if (labels && !line.includes(labels)) continue;
+      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return sum;
+}
+
+/** What Redis's instances have done so far: CPU seconds and calls per command, summed, and CPU per instance. */
+function redisTotals(redis) {
+  const cpu = [];
+  const calls = {};
+  const usec = {};
+  for (const port of redis.ports) {
+    const c = redisInfo(port, 'cpu');
+    cpu.push(c.used_cpu_sys + c.used_cpu_user);
+    for (const [key, value] of Object.entries(redisInfo(port, 'commandstats'))) {
+      const name = key.replace(/^cmdstat_/, '');
+      calls[name] = (calls[name] ?? 0) + Number(/calls=(\d+)/.exec(value)?.[1] ?? 0);
+      usec[name] = (usec[name] ?? 0) + Number(/usec=(\d+)/.exec(value)?.[1] ?? 0);
+    }
+  }
+  return { cpu, calls, usec };
+}
+
+const redisDelta = (a, b) => {
+  const minus = (x, y) => Object.fromEntries(Object.keys(x).map((k) => [k, x[k] - (y[k] ?? 0)]).filter(([, v]) => v > 0));
+  return { cpu: b.cpu.map((v, i) => v - a.cpu[i]), calls: minus(b.calls, a.calls), usec: minus(b.usec, a.usec) };
+};
+
+/**
+ * The bus's throughput: two gateways on `redis` (one redis-server, or a Redis Cluster) with
+ * `REDIS_BUS_SHARDS=shards`, events published through node A as fast as it takes them, one call
+ * of `perCall` events at a time per tenant, from `tenants` tenants; no one subscribed, so each
+ * node's work is the bus and applying events (state rules, and history when the specs keep it).
+ * Over a window of `seconds` (after 2 s of warm-up): the events each node applied (A its own read
+ * back, B everything: the cost every node pays for every event in the cluster), each node's CPU
+ * per event, and each Redis instance's CPU and commands (less what the same time idle cost them).
+ */
+async function busThroughput({ redis, shards, history, seconds, tenants = 16, perCall = 100 }) {
+  const plain = history ? null : specsWithoutHistory();
+  const env = {
+    REDIS_URL: redis.url,
+    REDIS_PREFIX: `bench${Date.now()}`,
+    REDIS_BUS_SHARDS: String(shards),
+    ...(plain ? { NAMESPACES_DIR: plain.dir } : {}),
+  };
+  const nodes = [await startGateway(env), await startGateway(env)];
+  const [a, b] = nodes;
+  const scrape = async (node) => {
+    const text = await (await fetch(`${node.url}/metrics`)).text();
+    return { messages: metric(text, 'realtime_gateway_bus_lag_seconds_count'), gaps: metric(text, 'realtime_gateway_bus_gaps_total'), cpu: node.cpuMs() };
+  };
+  let load;
+  try {
+    await sleep(1500);
+    const idle0 = redisTotals(redis);
+    await sleep(3000);
+    const idle = redisDelta(idle0, redisTotals(redis));
+    const make = (tenant, i) => ({
+      type: 'execution.progress',
+      tenantId: tenant,
+      data: { executionId: `e${i % 400}`, workflowId: `w${i % 20}`, status: 'running', seq: i },
+    });
+    const names = Array.from({ length: tenants }, (_, t) => `bench-t${t}`);
+    load = flood({ url: a.url, tenants: names, perCall, event: make });
+    await sleep(2000);
+    const [a0, b0] = await Promise.all(nodes.map(scrape));
+    const r0 = redisTotals(redis);
+    const accepted0 = load.accepted();
+    const t0 = performance.now();
+    await sleep(seconds * 1000);
+    const [a1, b1] = await Promise.all(nodes.map(scrape));
+    const r1 = redisTotals(redis);
+    const elapsed = (performance.now() - t0) / 1000;
+    const published = load.accepted() - accepted0;
+    await load.stop();
+    // How long B takes, after publishing stops, to apply what A accepted: how far behind it ran.
+    const drainStart = performance.now();
+    const total = load.accepted() / perCall;
+    let behind = total - (await scrape(b)).messages;
+    while (behind > 0 && performance.now() - drainStart < 30_000) {
+      await sleep(100);
+      behind = total - (await scrape(b)).messages;
+    }
+    const drainMs = performance.now() - drainStart;
+    const work = redisDelta(r0, r1);
+    const scale = elapsed / 3;
+    const calls = Object.fromEntries(Object.entries(work.calls).map(([k, v]) => [k, Math.max(0, v - (idle.calls[k] ?? 0) * scale)]));
+    const redisCpu = work.cpu.map((c, i) => Math.max(0, c - idle.cpu[i] * scale));
+    // Time inside commands: appending (the numbering script, which includes its own commands, or
+    // XADD) and reading (XREAD, which every node does: it grows with the number of nodes).
+    const usec = (name) => Math.max(0, (work.usec[name] ?? 0) - (idle.usec[name] ?? 0) * scale);
+    const appendUs = (work.usec.evalsha ? usec('evalsha') : usec('xadd')) / published;
+    const readUs = usec('xread') / published;
+    const appliedA = (a1.messages - a0.messages) * perCall;
+    const appliedB = (b1.messages - b0.messages) * perCall;
+    const result = {
+      published: published / elapsed,
+      appliedA: appliedA / elapsed,
+      appliedB: appliedB / elapsed,
+      everyNode: Math.min(appliedA, appliedB) / elapsed,
+      cpuA: ((a1.cpu - a0.cpu) * 1000) / published,
+      cpuB: ((b1.cpu - b0.cpu) * 1000) / appliedB,
+      redisUsPerEvent: (redisCpu.reduce((x, y) => x + y, 0) * 1e6) / published,
+      appendUs,
+      readUs,
+      busiestPercent: (Math.max(...redisCpu) * 100) / elapsed,
+      redisPercent: redisCpu.map((c) => (c * 100) / elapsed),
+      commandsPerCall: Object.values(calls).reduce((x, y) => x + y, 0) / (published / perCall),
+      commands: Object.fromEntries(Object.entries(calls).filter(([, v]) => v >= published / perCall / 20).map(([k, v]) => [k, v / (published / perCall)])),
+      drainMs,
+      gaps: b1.gaps,
+    };
+    const f = (v) => fmt(v);
+    log(`  bus ${redis.ports.length > 1 ? `cluster of ${redis.ports.length}` : 'one redis-server'}, ${shards} stream(s), history ${history ? 'on' : 'off'}: ` +
+      `published ${f(result.published)}/s, applied A ${f(result.appliedA)}/s B ${f(result.appliedB)}/s; CPU/event A ${f(result.cpuA)} µs B ${f(result.cpuB)} µs; ` +
+      `Redis ${f(result.redisUsPerEvent)} µs/event (in commands: append ${f(appendUs)}, XREAD by 2 nodes ${f(readUs)}), per instance ${result.redisPercent.map((p) => `${p.toFixed(0)}%`).join(' ')}; ` +
+      `commands per call ${f(result.commandsPerCall)} ${JSON.stringify(Object.fromEntries(Object.entries(result.commands).map(([k, v]) => [k, Number(v.toFixed(2))])))}; ` +
+      `B drained in ${Math.round(drainMs)} ms; gaps ${result.gaps}`);
+    return result;
+  } finally {
+    await load?.stop();
+    await Promise.all(nodes.map((n) => n.stop()));
+    plain?.remove();
+  }
+}
+
+/**
+ * Long-polling clients (socket.io-client, no upgrade) in one room at a low rate; first, the
+ * memory each subscribed session holds (Node's after a full GC).
+ */
 async function polling(kind, { clients: count, perSocket, seconds }) {
   const server = await SERVERS[kind].workflow();
   const children = [];
   try {
+    await sleep(500);
+    const rss0 = server.rssKb();
     const perChild = 100;
     for (let left = count; left > 0; left -= perChild) {
       const child = fork(path.join(HERE, 'polling-clients.mjs'), [server.url, String(Math.min(perChild, left)), token()]);
@@ -299,7 +436,12 @@ async function polling(kind, { clients: count, perSocket, seconds }) {
       c.once('message', resolve);
       c.send(command);
     })));
-    await sleep(1000);
+    await sleep(2000);
+    if (kind === 'node') {
+      server.gc();
+      await sleep(1500);
+    }
+    const sessionKB = ((server.rssKb() - rss0) * 1024) / count / 1000;
     await ask('reset');
     const cpu0 = server.cpuMs();
     const sent = await publish({ url: server.url, eventsPerSecond: perSocket, seconds, event: (i) => execution(i) });
@@ -311,7 +453,7 @@ async function polling(kind, { clients: count, perSocket, seconds }) {
       if (stats.received >= expected) break;
     }
     const cpu = server.cpuMs() - cpu0;
-    return { cpuPerDeliveryUs: (cpu * 1000) / stats.received, lost: expected - stats.received, p50: percentile(stats.latency, 0.5), p99: percentile(stats.latency, 0.99) };
+    return { sessionKB, cpuPerDeliveryUs: (cpu * 1000) / stats.received, lost: expected - stats.received, p50: percentile(stats.latency, 0.5), p99: percentile(stats.latency, 0.99) };
   } finally {
     children.forEach((c) => c.kill());
     await server.stop();
@@ -470,6 +612,7 @@ const SCENARIOS = [
     kinds: ['gateway', 'node'],
     run: (kind) => polling(kind, { clients: QUICK ? 100 : 400, perSocket: 10, seconds: QUICK ? 4 : 15 }),
     rows: (g, n) => [
+      [`memory per subscribed long-polling session, ${QUICK ? 100 : 400} (2 s after; Node after GC), KB`, g.sessionKB, n.sessionKB],
       [`CPU per delivery, ${QUICK ? 100 : 400} long-polling clients x 10 events/s, µs`, g.cpuPerDeliveryUs, n.cpuPerDeliveryUs],
       ['deliveries lost, long-polling', g.lost, n.lost],
       ['latency p50 / p99, long-polling, ms', `${fmt(g.p50)} / ${fmt(g.p99)}`, `${fmt(n.p50)} / ${fmt(n.p99)}`],
@@ -523,6 +666,48 @@ const SCENARIOS = [
       ['history on vs off: CPU per published event, no subscribers, one node (columns: on, off), µs', g.alone.on, g.alone.off],
       ['history on vs off: CPU per published event, no subscribers, one node on Redis (columns: on, off), µs', g.cluster.on, g.cluster.off],
     ],
+  },
+  {
+    id: 'bus',
+    title: 'the bus: two gateways on one redis-server and on a 3-master Redis Cluster, 8 streams and 1 (gateway only)',
+    kinds: ['gateway'],
+    run: async () => {
+      const seconds = QUICK ? 4 : 10;
+      const out = {};
+      const single = await startRedis();
+      try {
+        for (const history of [true, false]) out[`single-${history}`] = await busThroughput({ redis: single, shards: 1, history, seconds });
+      } finally {
+        single.stop();
+      }
+      const cluster = await startRedisCluster(3);
+      try {
+        for (const history of [true, false]) {
+          for (const shards of [8, 1]) out[`cluster${shards}-${history}`] = await busThroughput({ redis: cluster, shards, history, seconds });
+        }
+      } finally {
+        cluster.stop();
+      }
+      return out;
+    },
+    rows: (g) => [true, false].flatMap((h) => {
+      const on = `history ${h ? 'on' : 'off'}`;
+      const c8 = g[`cluster8-${h}`];
+      const c1 = g[`cluster1-${h}`];
+      const one = g[`single-${h}`];
+      const both = (r, a, b) => `${fmt(r[a])} / ${fmt(r[b])}`;
+      const each = (r) => r.redisPercent.map((p) => p.toFixed(0)).join(' / ');
+      return [
+        [`bus, ${on}: events/s every node applied, 2 nodes, 3-master Redis Cluster (columns: 8 streams, 1 stream)`, c8.everyNode, c1.everyNode],
+        [`bus, ${on}: gateway CPU per event, publishing node / the other (reading only), µs (columns: 8 streams, 1 stream)`, both(c8, 'cpuA', 'cpuB'), both(c1, 'cpuA', 'cpuB')],
+        [`bus, ${on}: Redis CPU per event, all masters, µs (columns: 8 streams, 1 stream)`, c8.redisUsPerEvent, c1.redisUsPerEvent],
+        [`bus, ${on}: Redis time in commands per event, append / XREAD by both nodes, µs (columns: 8 streams, 1 stream)`, both(c8, 'appendUs', 'readUs'), both(c1, 'appendUs', 'readUs')],
+        [`bus, ${on}: each master's CPU, % of a core (columns: 8 streams, 1 stream)`, each(c8), each(c1)],
+        [`bus, ${on}: Redis commands per publish call of 100 events (columns: 8 streams, 1 stream)`, c8.commandsPerCall, c1.commandsPerCall],
+        [`bus, ${on}, one redis-server: events/s every node applied; CPU per event, publishing / reading node, µs`, one.everyNode, both(one, 'cpuA', 'cpuB')],
+        [`bus, ${on}, one redis-server: Redis CPU per event, µs; in commands, append / XREAD by both nodes, µs`, one.redisUsPerEvent, both(one, 'appendUs', 'readUs')],
+      ];
+    }),
   },
   {
     id: 'cluster',

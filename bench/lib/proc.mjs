@@ -3,7 +3,8 @@
 // rest of the machine is.
 
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -94,17 +95,70 @@ export function startNode(script, env = {}) {
   return start(process.execPath, ['--expose-gc', path.join(HERE, 'servers', script)], { JWT_SECRET: SECRET, API_KEYS: API_KEY, ...env }, (line) => line.listening);
 }
 
-/** A private redis-server on a free port, for the cluster scenario. */
-export async function startRedis() {
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'], { stdio: 'ignore' });
+/** Waits until something listens on `port` of 127.0.0.1 (up to 5 s). */
+async function listening(port) {
   for (let i = 0; i < 100; i++) {
     const up = await new Promise((resolve) => {
       const socket = net.connect(port, '127.0.0.1', () => socket.end(() => resolve(true)));
       socket.on('error', () => resolve(false));
     });
-    if (up) break;
+    if (up) return;
     await sleep(50);
   }
-  return { url: `redis://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') };
+  throw new Error(`nothing listens on ${port}`);
+}
+
+/** A private redis-server on a free port, for the cluster scenario. */
+export async function startRedis() {
+  const port = await freePort();
+  const child = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1'], { stdio: 'ignore' });
+  await listening(port);
+  return { url: `redis://127.0.0.1:${port}`, port, ports: [port], stop: () => child.kill('SIGKILL') };
+}
+
+/** `redis-cli` against one instance; its output. */
+export const redisCli = (port, ...args) => execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args]).toString();
+
+/** An `INFO` section of one instance as `{field: value}` (numbers where they are). */
+export function redisInfo(port, section) {
+  const out = {};
+  for (const line of redisCli(port, 'INFO', section).split(/\r?\n/)) {
+    const at = line.indexOf(':');
+    if (at > 0 && !line.startsWith('#')) out[line.slice(0, at)] = Number.isNaN(Number(line.slice(at + 1))) ? line.slice(at + 1) : Number(line.slice(at + 1));
+  }
+  return out;
+}
+
+/**
+ * A private Redis Cluster of `masters` masters (no replicas) on free ports, its configuration
+ * and data in a temporary folder: `url` is the gateway's `redis-cluster://` form, `ports` the
+ * masters'; `stop()` kills them and removes the folder.
+ */
+export async function startRedisCluster(masters = 3) {
+  const dir = mkdtempSync(path.join(tmpdir(), 'rtgw-bench-cluster-'));
+  const ports = [];
+  const children = [];
+  const stop = () => {
+    children.forEach((c) => c.kill('SIGKILL'));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    for (let i = 0; i < masters; i++) {
+      const port = await freePort();
+      ports.push(port);
+      children.push(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+        '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--dir', dir], { stdio: 'ignore' }));
+    }
+    for (const port of ports) await listening(port);
+    execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' });
+    for (let i = 0; ; i++) {
+      if (ports.every((p) => /cluster_state:ok/.test(redisCli(p, 'CLUSTER', 'INFO')))) break;
+      if (i === 100) throw new Error('the Redis Cluster did not become ready');
+      await sleep(100);
+    }
+  } catch (e) {
+    stop();
+    throw e;
+  }
+  return { url: `redis-cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`, ports, pids: children.map((c) => c.pid), stop };
 }

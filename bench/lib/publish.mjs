@@ -87,3 +87,40 @@ export async function burst({ url, calls, perCall, event }) {
     .catch(() => (failed += perCall))));
   return { accepted, failed, largestBody: Math.max(...bodies.map((b) => Buffer.byteLength(b))) };
 }
+
+/**
+ * Publishing as fast as the server takes it: one loop per tenant in `tenants`, each with
+ * `inFlight` calls of `perCall` events outstanding (`event(tenant, i)` makes one), until `stop()`.
+ * `accepted()` and `failed()` count events so far; `stop()` resolves once every call has answered.
+ */
+export function flood({ url, tenants, perCall, inFlight = 1, event }) {
+  let accepted = 0;
+  let failed = 0;
+  let stopping = false;
+  const loop = async (tenant) => {
+    for (let i = 0; !stopping; i += perCall) {
+      const batch = Array.from({ length: perCall }, (_, k) => event(tenant, i + k));
+      try {
+        const res = await fetch(`${url}/api/v1/events`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-api-key': API_KEY },
+          body: JSON.stringify(batch),
+        });
+        await res.arrayBuffer();
+        if (res.status === 202) accepted += perCall;
+        else failed += perCall;
+      } catch {
+        failed += perCall;
+      }
+    }
+  };
+  const loops = tenants.flatMap((t) => Array.from({ length: inFlight }, () => loop(t)));
+  return {
+    accepted: () => accepted,
+    failed: () => failed,
+    stop: async () => {
+      stopping = true;
+      await Promise.all(loops);
+    },
+  };
+}
