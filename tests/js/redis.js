@@ -226,7 +226,9 @@ async function launchOnFreePorts(server, ports) {
  * set), `pause()` / `resume()` SIGSTOP and SIGCONT them all (a hang), `restart()` starts the
  * whole set again, empty, on the same ports and resolves once it serves again, `stop()` kills it
  * for good and removes its folders (safe to call twice). `client()` resolves to a connected
- * node-redis client of the right kind (a cluster client on a Cluster, the master's on Sentinel).
+ * node-redis client of the right kind (a cluster client on a Cluster, the master's on Sentinel);
+ * `subscribers(channel)` counts the channel's subscribers on every node (a Cluster's `PUBLISH`
+ * answers those of the node it ran on only).
  */
 function setHandle({ mode, servers, root, logs, form }) {
   return {
@@ -299,6 +301,7 @@ export async function startOneRedis({ port, timeoutMs = 10000 } = {}) {
   handle.port = server.port;
   handle.url = `redis://127.0.0.1:${server.port}`;
   Object.defineProperty(handle, 'pid', { get: () => server.proc?.pid });
+  handle.subscribers = async (channel) => Number((await commandOn(server.port, ['PUBSUB', 'NUMSUB', channel]))[1]);
   handle.client = async () => {
     const client = createClient({ url: handle.url, socket: { reconnectStrategy: false } });
     client.on('error', () => {});
@@ -448,6 +451,11 @@ export async function startRedisCluster({ masters = 3, replicas = 1, nodeTimeout
       }, waitMs, `a replica taking over the slots of the master on port ${killed.port}`);
       return Date.now() - started;
     },
+    async subscribers(channel) {
+      let total = 0;
+      for (const node of alive()) total += Number((await commandOn(node.port, ['PUBSUB', 'NUMSUB', channel]))[1]);
+      return total;
+    },
     async client() {
       const client = createCluster({
         rootNodes: alive().map((n) => ({ url: `redis://127.0.0.1:${n.port}` })),
@@ -594,6 +602,7 @@ export async function startSentinel({ name = 'rtgw', downAfterMs = 1000, failove
       return { port, ms: Date.now() - started };
     },
     waitSynced,
+    subscribers: async (channel) => Number((await commandOn(await handle.master(), ['PUBSUB', 'NUMSUB', channel]))[1]),
     async client() {
       const client = createClient({ url: `redis://127.0.0.1:${await handle.master()}`, socket: { reconnectStrategy: false } });
       client.on('error', () => {});
