@@ -26,6 +26,7 @@ async function startNodes(set, redis) {
   set.nodes = [];
   set.sockets = [];
   const prefix = `fo${h.uid()}`;
+  set.prefix = prefix;
   for (const name of NAMES) {
     const node = await h.startGateway({ env: { REDIS_URL: redis.url, REDIS_PREFIX: prefix } });
     node.name = name;
@@ -105,7 +106,7 @@ async function publishThroughFailover(t, set, fail) {
   });
   await sleep(1500);
   const failedAt = Date.now();
-  const { what } = await fail();
+  const { what } = await fail(tenants);
   const promotedAt = Date.now();
   note(t, `${what}: the replacement served ${promotedAt - failedAt} ms after the failure`);
   await sleep(3000);
@@ -168,6 +169,16 @@ async function publishThroughFailover(t, set, fail) {
   return measure;
 }
 
+/**
+ * The bus stream a tenant's messages go through on a Redis Cluster with the default 8 shards, as
+ * the gateway names it (src/cluster/keys.rs: FNV-1a of the tenant, `{<prefix>:bus:<shard>}`).
+ */
+function busStreamOf(prefix, tenant, shards = 8) {
+  let hash = 0xcbf29ce484222325n;
+  for (const byte of Buffer.from(tenant)) hash = ((hash ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return `{${prefix}:bus:${hash % BigInt(shards)}}`;
+}
+
 function note(t, message) {
   t.diagnostic(message);
   if (process.env.FAILOVER_REPORT) console.log(message);
@@ -179,10 +190,13 @@ describe('three gateways on a Redis Cluster whose master is SIGKILLed mid-stream
   after(() => stopAll(set));
 
   it('carries on after the promotion: every later event on every node, per-tenant order, none twice, losses counted', async (t) => {
-    await publishThroughFailover(t, set, async () => {
-      const killed = await set.redis.killMaster(0);
+    await publishThroughFailover(t, set, async (tenants) => {
+      // The master of the first tenant's bus stream: its events are in flight there.
+      const stream = busStreamOf(set.prefix, tenants[0]);
+      const length = await commandOn((await set.redis.masterOf(stream)).port, ['XLEN', stream]);
+      const killed = await set.redis.killMaster(stream);
       await set.redis.waitFailover(killed);
-      return { what: `cluster master on port ${killed.port} (slots ${killed.slots.map((r) => r.join('-'))}) SIGKILLed` };
+      return { what: `cluster master on port ${killed.port} (slots ${killed.slots.map((r) => r.join('-'))}, holding ${stream} of ${length} entries) SIGKILLed` };
     });
   });
 });
