@@ -11,9 +11,10 @@
 //!   old holder never runs beside a new one. A killed holder's key expires within [`LEASE`] and
 //!   another node takes it on its next tick: the bridge runs again within `LEASE + TICK` plus the
 //!   time to connect.
-//! - **Changes.** `{prefix}:bridges:config` is a hash of tenant to `{name, provider}` (the
+//! - **Changes.** `{<prefix>:bridges}:config` is a hash of tenant to `{name, provider}` (the
 //!   provider's JSON, credentials included: Redis must be protected as the bridges file is),
-//!   written with `{prefix}:bridges:version` incremented in one script. Every node reads the
+//!   written with `{<prefix>:bridges}:version` incremented in one script (one hash tag: one slot
+//!   on a Redis Cluster). Every node reads the
 //!   version every tick and, when it moved, the whole hash, which replaces its run-time changes
 //!   (`Bridges::reload`). The file's entries are the defaults; a stored change overrides its
 //!   tenant's.
@@ -116,11 +117,11 @@ impl BridgeNode {
     }
 
     fn config_key(&self) -> String {
-        format!("{}:bridges:config", self.prefix)
+        super::keys::bridge_changes(&self.prefix).0
     }
 
     fn version_key(&self) -> String {
-        format!("{}:bridges:version", self.prefix)
+        super::keys::bridge_changes(&self.prefix).1
     }
 
     fn status_key(&self) -> String {

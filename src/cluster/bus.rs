@@ -165,8 +165,10 @@ pub(super) struct Bus<S, L> {
     stream: S,
     local: L,
     ledger: Mutex<Ledger>,
-    /// Count and bytes of the backlog (constants, smaller in tests).
+    /// Count and bytes of the backlog (constants, shared by the shards; smaller in tests).
     backlog_limits: (usize, usize),
+    /// Count and bytes of ours in flight (constants, shared by the shards).
+    in_flight_limits: (usize, usize),
     /// The bus's lag, backlog and gaps are measured here.
     metrics: ClusterMetrics,
 }
@@ -210,6 +212,8 @@ struct Backlog {
     entries: VecDeque<(u64, String, Vec<NumberedRoom>)>,
     bytes: usize,
     limits: (usize, usize),
+    /// The length last added to the gauge, which every shard's backlog adds to.
+    reported: i64,
 }
 
 impl Backlog {
@@ -229,7 +233,14 @@ impl Backlog {
                 "bus backlog full: its oldest message will not reach the other nodes"
             );
         }
-        metrics.bus_backlog.set(self.entries.len() as i64);
+        self.report(metrics);
+    }
+
+    /// Moves the gauge by this backlog's change since last reported.
+    fn report(&mut self, metrics: &ClusterMetrics) {
+        let now = self.entries.len() as i64;
+        metrics.bus_backlog.inc_by(now - self.reported);
+        self.reported = now;
     }
 
     fn pop_front(&mut self) {
@@ -248,8 +259,18 @@ impl<S: BusStream, L: Local> Bus<S, L> {
             local,
             ledger: Mutex::new(Ledger::default()),
             backlog_limits: (BACKLOG_LIMIT, BACKLOG_BYTES),
+            in_flight_limits: (IN_FLIGHT_LIMIT, IN_FLIGHT_BYTES),
             metrics,
         }
+    }
+
+    /// The same bus as one of `shards`: its bounds are its share of the node's, so the node's
+    /// whole bus holds no more than one stream's did.
+    pub(super) fn one_of(mut self, shards: usize) -> Self {
+        let share = |(count, bytes): (usize, usize)| ((count / shards).max(64), bytes / shards);
+        self.backlog_limits = share(self.backlog_limits);
+        self.in_flight_limits = share(self.in_flight_limits);
+        self
     }
 
     /// The same bus with a backlog of at most `count` messages and `bytes` bytes.
@@ -410,7 +431,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
 
     /// Sends submitted messages in order until the sender side closes.
     pub(super) async fn run_outbox(&self, mut submitted: mpsc::Receiver<Submitted>) {
-        let mut backlog = Backlog { entries: VecDeque::new(), bytes: 0, limits: self.backlog_limits };
+        let mut backlog = Backlog { entries: VecDeque::new(), bytes: 0, limits: self.backlog_limits, reported: 0 };
         let mut seq = 0;
         let mut retry = tokio::time::interval(RETRY_EVERY);
         retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -443,7 +464,8 @@ impl<S: BusStream, L: Local> Bus<S, L> {
             ledger.in_flight.push_back(Pending { seq, message: Arc::new(message), bytes: wire.len() });
             ledger.in_flight_bytes += wire.len();
             // A reader that far behind: ours are applied without waiting for it.
-            while ledger.in_flight.len() > IN_FLIGHT_LIMIT || ledger.in_flight_bytes > IN_FLIGHT_BYTES {
+            let (count, bytes) = self.in_flight_limits;
+            while ledger.in_flight.len() > count || ledger.in_flight_bytes > bytes {
                 let Some(oldest) = ledger.in_flight.front().map(|p| p.seq) else { break };
                 self.apply_own_through(&mut ledger, oldest, None).await;
             }
@@ -480,7 +502,7 @@ impl<S: BusStream, L: Local> Bus<S, L> {
             }
             backlog.pop_front();
         }
-        self.metrics.bus_backlog.set(backlog.entries.len() as i64);
+        backlog.report(&self.metrics);
         if backlog.entries.is_empty() {
             tracing::info!(messages = before, "sent the backlog kept while Redis was away");
         }

@@ -3,11 +3,14 @@
 //! Three kinds of traffic cross nodes, each on its own Redis clients:
 //! - **socket operations** (relays between clients, acks, room counts) go through
 //!   socketioxide-redis, on its own sharded pub/sub channels under `REDIS_PREFIX`;
-//! - **published events and raw emits** go through the *bus* (`bus`): one Redis stream that
-//!   every node, the publishing one included, reads and applies to its own sockets, so every node
-//!   sees the same events in the same order and builds the same last-known state; a node that
-//!   was cut off reads on from where it stopped; the append also numbers the rooms with history
-//!   the events reach (`stream`), so every node keeps them at the same positions;
+//! - **published events and raw emits** go through the *bus* (`bus`): Redis streams that every
+//!   node, the publishing one included, reads and applies to its own sockets, so every node sees
+//!   the same events in the same order and builds the same last-known state; a node that was cut
+//!   off reads on from where it stopped; the append also numbers the rooms with history the
+//!   events reach (`stream`), so every node keeps them at the same positions. The bus is split
+//!   over `REDIS_BUS_SHARDS` streams by tenant (`keys::shard_of`), each a bus of its own with its
+//!   own reader, so one tenant's messages keep one order while the streams spread over a Redis
+//!   Cluster's masters;
 //! - **inputs** backends already publish to (`inputs`): the Go hub's `ws:broadcast:all` and
 //!   `@socket.io/redis-emitter` broadcasts, which every node receives and delivers locally.
 //!
@@ -30,6 +33,7 @@ mod bus;
 mod health;
 mod idempotency;
 mod inputs;
+mod keys;
 mod presence;
 mod stream;
 
@@ -51,7 +55,7 @@ use fred::{
     clients::{Client, SubscriberClient},
     interfaces::{ClientLike, EventInterface, HashesInterface, KeysInterface, PubsubInterface},
     prelude::{Builder, Config as FredConfig, ReconnectPolicy},
-    types::RespVersion,
+    types::{Expiration, RespVersion, SetOptions},
 };
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -73,6 +77,8 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 /// How often the node checks Redis and writes its snapshot.
 const HEARTBEAT: Duration = Duration::from_millis(500);
 const SNAPSHOT_EVERY: u32 = 2;
+/// How long the bus's number of shards outlives the last node that wrote it.
+const SHARDS_KEPT_MS: i64 = 60_000;
 /// A peer whose snapshot is older than this is gone.
 const PEER_STALE_MS: u64 = 6_000;
 
@@ -83,16 +89,17 @@ pub(crate) struct Cluster {
     node: String,
     /// Commands: appending to the bus, snapshots, health checks.
     client: Client,
-    /// Reads the bus; its own connection, because a blocking read holds it.
-    reader: Client,
+    /// Read the bus, one per shard: each its own connection, because a blocking read holds it.
+    readers: Vec<Client>,
     /// Our plain pub/sub subscriptions: the Redis inputs.
     subscriber: SubscriberClient,
     /// socketioxide-redis's sharded subscriptions, restored after reconnects.
     adapter_subscriber: SubscriberClient,
     health: Arc<Health>,
     peers: Mutex<Vec<Value>>,
-    outbox: mpsc::Sender<Submitted>,
-    outbox_rx: Mutex<Option<mpsc::Receiver<Submitted>>>,
+    /// Each bus shard's way in, by shard.
+    outboxes: Vec<mpsc::Sender<Submitted>>,
+    outbox_rx: Mutex<Option<Vec<mpsc::Receiver<Submitted>>>>,
     /// Redis's state and the bus's lag, in `/metrics`.
     metrics: ClusterMetrics,
     /// The presence questions this node asked and waits for; its channels are among the inputs.
@@ -140,11 +147,16 @@ impl Cluster {
 
         let client = builder.build().context("building the Redis client")?;
         client.init().await.with_context(unreachable)?;
+        check_shards(&client, config).await?;
         let mut reader_builder = builder.clone();
         // A blocking read waits up to BUS_BLOCK for new messages; its timeout must outlast that.
         reader_builder.with_performance_config(|p| p.default_command_timeout = BUS_BLOCK + COMMAND_TIMEOUT);
-        let reader = reader_builder.build().context("building the bus reader")?;
-        reader.init().await.with_context(unreachable)?;
+        let mut readers = Vec::with_capacity(config.bus_shards);
+        for _ in 0..config.bus_shards {
+            let reader = reader_builder.build().context("building the bus reader")?;
+            reader.init().await.with_context(unreachable)?;
+            readers.push(reader);
+        }
         let subscriber = builder.build_subscriber_client().context("building the Redis subscriber")?;
         subscriber.init().await.with_context(unreachable)?;
         let adapter_subscriber = builder.build_subscriber_client().context("building the adapter's subscriber")?;
@@ -155,7 +167,8 @@ impl Cluster {
         .await
         .with_context(unreachable)?;
 
-        let (outbox, outbox_rx) = mpsc::channel(BACKLOG_LIMIT);
+        let (outboxes, outbox_rx): (Vec<_>, Vec<_>) =
+            (0..config.bus_shards).map(|_| mpsc::channel((BACKLOG_LIMIT / config.bus_shards).max(64))).unzip();
         let health = Health::default();
         health.connected.store(true, Ordering::SeqCst);
         health.adapter_subscribed.store(true, Ordering::SeqCst);
@@ -166,17 +179,24 @@ impl Cluster {
             bridges: Arc::new(bridges::BridgeNode::new(&config.prefix, &node, client.clone())),
             node,
             client,
-            reader,
+            readers,
             subscriber,
             adapter_subscriber,
             health: Arc::new(health),
             peers: Mutex::new(Vec::new()),
-            outbox,
+            outboxes,
             outbox_rx: Mutex::new(Some(outbox_rx)),
             metrics,
         });
         cluster.metrics.redis_connected.set(1);
-        tracing::info!(redis = %config.display, prefix = %config.prefix, node = %cluster.node, "joined the cluster");
+        tracing::info!(
+            redis = %config.display,
+            mode = ?config.mode,
+            prefix = %config.prefix,
+            bus_shards = config.bus_shards,
+            node = %cluster.node,
+            "joined the cluster"
+        );
         Ok((cluster, adapter))
     }
 
@@ -235,36 +255,57 @@ impl Cluster {
         let Some(outbox_rx) = self.outbox_rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             anyhow::bail!("the cluster was already started");
         };
-        let stream =
-            RedisStream::new(&self.config.prefix, self.client.clone(), self.reader.clone(), self.health.clone());
-        let bus = Arc::new(Bus::new(self.node.clone(), stream, Applier(engine.clone()), self.metrics.clone()));
+        let shards = self.config.bus_shards;
+        if shards > 1 {
+            let global = engine.global_history_families();
+            if !global.is_empty() {
+                anyhow::bail!(
+                    "REDIS_BUS_SHARDS={shards}: rooms shared by every tenant cannot keep history on a bus split by \
+                     tenant (their events would be numbered in several orders): {}. Remove their `history`, or set \
+                     REDIS_BUS_SHARDS=1",
+                    global.join(", ")
+                );
+            }
+        }
+        let mut buses = Vec::with_capacity(shards);
+        for (shard, reader) in self.readers.iter().enumerate() {
+            let stream =
+                RedisStream::new(&self.config.prefix, shard, self.client.clone(), reader.clone(), self.health.clone());
+            let applier = Applier { node: engine.clone(), shard };
+            buses.push(Arc::new(Bus::new(self.node.clone(), stream, applier, self.metrics.clone()).one_of(shards)));
+        }
         engine.attach_cluster(self.clone());
 
-        let start = bus.end().await.context("reading the bus")?;
-        // The event stream's ids are the bus's from here on: a consumer resuming from before this
-        // node started is told of a gap.
-        let (ms, seq) = start.parts();
-        engine.feed().start_at(ms, seq);
         let mut tasks = vec![
             tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Inputs)),
             tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Adapter)),
-            tokio::spawn(self.clone().heartbeat(engine.clone(), bus.clone())),
+            tokio::spawn(self.clone().heartbeat(engine.clone(), buses.clone())),
             tokio::spawn(self.clone().receive(engine.clone())),
-            tokio::spawn({
+        ];
+        for (shard, (bus, outbox_rx)) in buses.into_iter().zip(outbox_rx).enumerate() {
+            let start = bus.end().await.context("reading the bus")?;
+            // The event stream's ids are the bus's from here on: a consumer resuming from before
+            // this node started is told of a gap.
+            let (ms, seq) = start.parts();
+            if shard == 0 {
+                engine.feed().start_at(ms, seq);
+            }
+            tasks.push(tokio::spawn({
                 let bus = bus.clone();
                 async move { bus.run_reader(start).await }
-            }),
+            }));
+            tasks.push(tokio::spawn(async move { bus.run_outbox(outbox_rx).await }));
+        }
+        let [commands, bus_reader, inputs, adapter] = ClusterMetrics::CONNECTIONS;
+        let mut connections = vec![
+            (commands, self.client.reconnect_rx()),
+            (inputs, self.subscriber.reconnect_rx()),
+            (adapter, self.adapter_subscriber.reconnect_rx()),
         ];
-        let connections = [
-            self.client.reconnect_rx(),
-            self.reader.reconnect_rx(),
-            self.subscriber.reconnect_rx(),
-            self.adapter_subscriber.reconnect_rx(),
-        ];
-        for (name, reconnects) in ClusterMetrics::CONNECTIONS.into_iter().zip(connections) {
+        connections.extend(self.readers.iter().map(|r| (bus_reader, r.reconnect_rx())));
+        for (name, reconnects) in connections {
             tasks.push(tokio::spawn(count_reconnects(reconnects, self.metrics.reconnects(name))));
         }
-        tasks.push(tokio::spawn(async move { bus.run_outbox(outbox_rx).await }));
         Ok(tasks)
     }
 
@@ -316,7 +357,7 @@ impl Cluster {
 
     /// Checks Redis every `HEARTBEAT`, and every few beats writes this node's snapshot and
     /// reads the others' (which tells the bus who is alive).
-    async fn heartbeat<A: Adapter>(self: Arc<Self>, engine: Node<A>, bus: Arc<NodeBus<A>>) {
+    async fn heartbeat<A: Adapter>(self: Arc<Self>, engine: Node<A>, buses: Vec<Arc<NodeBus<A>>>) {
         let mut ticks = tokio::time::interval(HEARTBEAT);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut beat = 0u32;
@@ -338,7 +379,11 @@ impl Cluster {
             beat = beat.wrapping_add(1);
             if beat % SNAPSHOT_EVERY == 1 {
                 match self.exchange_snapshots(&engine).await {
-                    Ok(alive) => bus.note_alive(alive.iter().map(String::as_str)).await,
+                    Ok(alive) => {
+                        for bus in &buses {
+                            bus.note_alive(alive.iter().map(String::as_str)).await;
+                        }
+                    }
                     Err(e) => tracing::debug!(error = %e, "could not exchange node snapshots"),
                 }
             }
@@ -367,6 +412,11 @@ impl Cluster {
         self.client.hset::<i64, _, _>(&key, (self.node.as_str(), snapshot.to_string())).await?;
         // The hash goes away when every node is gone.
         self.client.pexpire::<i64, _>(&key, 60_000, None).await?;
+        // So does the bus's number of shards: the nodes of a cluster started again may choose another.
+        let shards = keys::bus_shards(&self.config.prefix);
+        self.client
+            .set::<(), _, _>(&shards, self.config.bus_shards, Some(Expiration::PX(SHARDS_KEPT_MS)), None, false)
+            .await?;
         let all: HashMap<String, String> = self.client.hgetall(&key).await?;
         let now = now_millis();
         let mut peers = Vec::new();
@@ -458,32 +508,80 @@ impl Cluster {
 /// A node's bus: on Redis, applying to the engine.
 type NodeBus<A> = Bus<RedisStream, Applier<A>>;
 
-/// The engine, as the bus applies messages to it.
-struct Applier<A: Adapter>(Node<A>);
+/// The engine, as one shard's bus applies messages to it.
+struct Applier<A: Adapter> {
+    node: Node<A>,
+    shard: usize,
+}
 
 impl<A: Adapter> Local for Applier<A> {
     fn apply(&self, message: &Outgoing) -> impl Future<Output = ()> + Send {
-        self.0.apply(message)
+        self.node.apply(message)
     }
 
     fn feed(&self, at: stream::StreamId, message: &Outgoing) {
         if let Outgoing::Events(events) | Outgoing::Stream(events) = message {
             let (ms, seq) = at.parts();
-            self.0.feed().push_at(ms, seq, events);
+            self.node.feed().push_at(ms, seq, events);
         }
     }
 
     fn missed(&self) {
-        self.0.history_lost();
+        self.node.history_lost();
     }
 
     fn history_rooms(&self, message: &Outgoing) -> Vec<bus::HistoryRoomKey> {
         let Outgoing::Events(events) = message else { return Vec::new() };
-        self.0
+        self.node
             .history_rooms(events)
             .into_iter()
             .map(|(event, path, room, spec)| bus::HistoryRoomKey { event, path, room, ttl: spec.ttl })
             .collect()
+    }
+}
+
+/// `message` as the parts each bus shard carries: a batch split by its events' tenants (each
+/// tenant's in their order), anything else whole, on its tenant's shard.
+fn split_by_shard(message: Outgoing, shards: usize) -> Vec<(usize, Outgoing)> {
+    if shards == 1 {
+        return vec![(0, message)];
+    }
+    let split = |events: Vec<crate::engine::PublishedEvent>,
+                 make: fn(Vec<crate::engine::PublishedEvent>) -> Outgoing| {
+        let mut parts: Vec<(usize, Vec<_>)> = Vec::new();
+        for event in events {
+            let shard = keys::shard_of(event.tenant_id(), shards);
+            match parts.iter_mut().find(|(s, _)| *s == shard) {
+                Some((_, part)) => part.push(event),
+                None => parts.push((shard, vec![event])),
+            }
+        }
+        parts.into_iter().map(|(shard, events)| (shard, make(events))).collect()
+    };
+    match message {
+        Outgoing::Events(events) => split(events, Outgoing::Events),
+        Outgoing::Stream(events) => split(events, Outgoing::Stream),
+        Outgoing::Emit(emit) => vec![(keys::shard_of(emit.tenant.as_deref(), shards), Outgoing::Emit(emit))],
+    }
+}
+
+/// Refuses to join a cluster whose nodes split the bus over another number of streams: their
+/// tenants' messages would go through other streams than this node's, in other orders.
+async fn check_shards(client: &Client, config: &RedisConfig) -> anyhow::Result<()> {
+    let key = keys::bus_shards(&config.prefix);
+    let shards = config.bus_shards;
+    let _: Option<String> = client
+        .set(&key, shards, Some(Expiration::PX(SHARDS_KEPT_MS)), Some(SetOptions::NX), false)
+        .await
+        .context("recording the bus's number of shards")?;
+    let agreed: Option<usize> = client.get(&key).await.context("reading the bus's number of shards")?;
+    match agreed {
+        Some(theirs) if theirs != shards => anyhow::bail!(
+            "REDIS_BUS_SHARDS is {shards} here, but the running nodes of prefix `{}` split the bus over {theirs} \
+             streams: every node of a cluster needs the same value (stop them all to change it)",
+            config.prefix
+        ),
+        _ => Ok(()),
     }
 }
 
@@ -508,11 +606,24 @@ async fn count_reconnects(
 
 impl ClusterLink for Cluster {
     fn submit(&self, message: Outgoing) -> Pin<Box<dyn Future<Output = Result<(), LinkStopped>> + Send>> {
-        let (done, sent) = tokio::sync::oneshot::channel();
-        let outbox = self.outbox.clone();
+        let parts: Vec<_> = split_by_shard(message, self.outboxes.len())
+            .into_iter()
+            .map(|(shard, message)| (self.outboxes[shard].clone(), message))
+            .collect();
         Box::pin(async move {
+            // Every part on its way before waiting for any, so the shards append side by side.
+            let mut waiting = Vec::with_capacity(parts.len());
+            let mut stopped = false;
+            for (outbox, message) in parts {
+                let (done, sent) = tokio::sync::oneshot::channel();
+                stopped |= outbox.send(Submitted { message, done }).await.is_err();
+                waiting.push(sent);
+            }
+            for sent in waiting {
+                stopped |= sent.await.is_err();
+            }
             // Either way the caller is told: a publish the bus never took is not "accepted".
-            if outbox.send(Submitted { message, done }).await.is_err() || sent.await.is_err() {
+            if stopped {
                 tracing::warn!("the bus has stopped: a message submitted while the node stops was refused");
                 return Err(LinkStopped);
             }

@@ -10,7 +10,7 @@ use std::{collections::HashMap, fmt, future::Future, sync::Arc, time::Duration};
 
 use fred::{
     clients::Client,
-    interfaces::{LuaInterface, StreamsInterface},
+    interfaces::{ClientLike, LuaInterface, StreamsInterface},
 };
 
 use super::Health;
@@ -127,8 +127,9 @@ pub(super) trait BusStream: Send + Sync + 'static {
     fn last_id(&self) -> impl Future<Output = Result<Option<StreamId>, StreamError>> + Send;
 }
 
-/// The bus stream on Redis: `<prefix>:bus`, capped at about [`BUS_LENGTH`] entries; the
-/// numbering of rooms with history in hashes `<prefix>:hist:<room>` ([`APPEND_NUMBERED`]).
+/// One stream of the bus on Redis, `{<prefix>:bus:<shard>}`, capped at about [`BUS_LENGTH`]
+/// entries; the numbering of its rooms with history in hashes `{<prefix>:bus:<shard>}:hist:<room>`
+/// ([`APPEND_NUMBERED`]), in the stream's hash slot (`keys`).
 pub(super) struct RedisStream {
     key: String,
     /// `<prefix>:hist:`, before a room's name.
@@ -144,10 +145,10 @@ pub(super) struct RedisStream {
 }
 
 impl RedisStream {
-    pub(super) fn new(prefix: &str, client: Client, reader: Client, health: Arc<Health>) -> Self {
+    pub(super) fn new(prefix: &str, shard: usize, client: Client, reader: Client, health: Arc<Health>) -> Self {
         Self {
-            key: format!("{prefix}:bus"),
-            rooms_key: format!("{prefix}:hist:"),
+            key: super::keys::bus_stream(prefix, shard),
+            rooms_key: super::keys::numbered_rooms(prefix, shard),
             script: tokio::sync::Mutex::new(None),
             client,
             reader,
@@ -155,7 +156,9 @@ impl RedisStream {
         }
     }
 
-    /// Runs [`APPEND_NUMBERED`] by its hash, loading it first when Redis does not have it.
+    /// Runs [`APPEND_NUMBERED`] by its hash, loading it first when Redis does not have it: on a
+    /// Redis Cluster into every master, since a script cache is a server's own (a replica
+    /// promoted in a failover has none).
     async fn append_numbered(&self, message: &str, rooms: &[NumberedRoom]) -> Result<(), fred::error::Error> {
         let mut keys = Vec::with_capacity(rooms.len() + 1);
         keys.push(self.key.clone());
@@ -167,6 +170,9 @@ impl RedisStream {
         for _ in 0..2 {
             let sha = match script.as_ref() {
                 Some(sha) => sha.clone(),
+                None if self.client.is_clustered() => {
+                    script.insert(self.client.script_load_cluster::<String, _>(APPEND_NUMBERED).await?).clone()
+                }
                 None => script.insert(self.client.script_load::<String, _>(APPEND_NUMBERED).await?).clone(),
             };
             match self.client.evalsha::<i64, _, _, _>(sha, keys.clone(), args.clone()).await {

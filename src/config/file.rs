@@ -40,6 +40,7 @@ pub(super) struct FileConfig {
     pub(super) redis_prefix: Option<String>,
     pub(super) redis_emitter_key: Option<String>,
     pub(super) redis_broadcast_channel: Option<String>,
+    pub(super) redis_bus_shards: Option<usize>,
     pub(super) auth_cookie_name: Option<String>,
     pub(super) ws_ping_interval: Option<DurationSetting>,
     pub(super) ws_ping_timeout: Option<DurationSetting>,

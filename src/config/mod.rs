@@ -55,7 +55,7 @@ pub use bridges::{
     BridgeAuth, BridgeConfig, BridgeProtocol, BridgesConfig, CustomEvents, HandlingStrategy, MessageHandling,
     ProviderConfig, ProviderJson, ProviderMode, REDACTED, is_bridge_name, parse_bridges_file,
 };
-pub use cluster::RedisConfig;
+pub use cluster::{RedisConfig, RedisMode};
 pub use events::EventStreamConfig;
 pub use limits::{IDEMPOTENCY_MAX_BYTES, IDEMPOTENCY_MAX_ENTRIES, LimitsConfig, PUBLISH_CALLS_BUFFERED};
 pub use logging::log_filter;

@@ -471,6 +471,20 @@ impl<A: Adapter> Node<A> {
         rooms
     }
 
+    /// Room families with history that every tenant shares (`scope: global`), as `<path> <name>`:
+    /// a bus split by tenant cannot number their events in one order.
+    pub(crate) fn global_history_families(&self) -> Vec<String> {
+        self.runtimes()
+            .flat_map(|rt| {
+                rt.spec
+                    .rooms
+                    .iter()
+                    .filter(|f| f.history.is_some() && f.scope == crate::rooms::RoomScope::Global)
+                    .map(move |f| format!("{} {}", rt.spec.path, f.name))
+            })
+            .collect()
+    }
+
     /// Applies one (checked) event on this node: state, then emits to local sockets.
     pub(crate) async fn deliver(&self, event: &PublishedEvent) {
         let started = std::time::Instant::now();
