@@ -325,8 +325,12 @@ impl Cluster {
         match which {
             Subscriber::Inputs => self.subscribe().await?,
             Subscriber::Adapter => {
+                // One channel per SSUBSCRIBE: on a Redis Cluster the channels hash to several
+                // slots, and one SSUBSCRIBE naming two slots fails (CROSSSLOT), every time.
                 let channels: Vec<String> = client.tracked_shard_channels().iter().map(|c| c.to_string()).collect();
-                client.ssubscribe(channels).await?;
+                for channel in channels {
+                    client.ssubscribe(channel).await?;
+                }
             }
         }
         flag.store(true, Ordering::SeqCst);
