@@ -19,7 +19,8 @@
 //!   (`Bridges::reload`). The file's entries are the defaults; a stored change overrides its
 //!   tenant's.
 //! - **Sends from any node.** A node that does not hold a bridge reads its lease and publishes
-//!   the send on the holder's channel `{prefix}:bridge:ask:{node}`; the holder answers on the
+//!   the send on the holder's sharded channel `{prefix}:bridge:ask:{node}` (`SPUBLISH` counts its
+//!   subscriber on a Redis Cluster too, which says whether the holder is there); the holder answers on the
 //!   asker's `{prefix}:bridge:answer:{node}` with the peer's ack or the error's code, which the
 //!   API answers as it would on the holder (502, 503, 504). Bounded: [`IN_FLIGHT`] sends waiting
 //!   here and as many served here; beyond, 503. No answer within the ack's wait plus
@@ -334,7 +335,7 @@ impl BridgeNode {
             "event": event, "data": data, "ack": ack.map(|a| a.as_millis() as u64),
         });
         let channel = format!("{}:bridge:ask:{node}", self.prefix);
-        let received: i64 = self.client.publish(channel, message.to_string()).await.map_err(|e| {
+        let received: i64 = self.client.spublish(channel, message.to_string()).await.map_err(|e| {
             tracing::debug!(tenant, error = %e, "could not forward a send to the bridge's holder");
             SendError::Unheld
         })?;
@@ -367,7 +368,7 @@ impl BridgeNode {
         let ack = message["ack"].as_u64().map(Duration::from_millis);
         let client = self.client.clone();
         let publish = move |answer: Value| async move {
-            if let Err(e) = client.publish::<i64, _, _>(channel, answer.to_string()).await {
+            if let Err(e) = client.spublish::<i64, _, _>(channel, answer.to_string()).await {
                 tracing::debug!(error = %e, "could not answer a forwarded bridge send");
             }
         };

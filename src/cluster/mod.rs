@@ -236,8 +236,12 @@ impl Cluster {
     /// Subscribes to the inputs and the presence channels; called at start and after every
     /// reconnect.
     async fn subscribe(&self) -> Result<(), fred::error::Error> {
-        self.subscriber.subscribe(vec![self.presence.questions.clone(), self.presence.answers.clone()]).await?;
-        self.subscriber.subscribe(vec![self.bridges.asks.clone(), self.bridges.answers.clone()]).await?;
+        // The nodes' own channels are sharded: `SPUBLISH` counts every subscriber of the channel,
+        // which presence and bridge sends rely on, where a Redis Cluster's `PUBLISH` counts only
+        // those on the node it reached. One at a time: each channel has its own slot.
+        for channel in [&self.presence.questions, &self.presence.answers, &self.bridges.asks, &self.bridges.answers] {
+            self.subscriber.ssubscribe(channel.as_str()).await?;
+        }
         if !self.config.broadcast_channel.is_empty() {
             self.subscriber.subscribe(self.config.broadcast_channel.clone()).await?;
         }
@@ -276,6 +280,7 @@ impl Cluster {
         }
         engine.attach_cluster(self.clone());
 
+        engine.feed().set_shards(shards);
         let mut tasks = vec![
             tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Inputs)),
             tokio::spawn(self.clone().restore_after_reconnects(Subscriber::Adapter)),
@@ -287,9 +292,7 @@ impl Cluster {
             // The event stream's ids are the bus's from here on: a consumer resuming from before
             // this node started is told of a gap.
             let (ms, seq) = start.parts();
-            if shard == 0 {
-                engine.feed().start_at(ms, seq);
-            }
+            engine.feed().start_at(shard, ms, seq);
             tasks.push(tokio::spawn({
                 let bus = bus.clone();
                 async move { bus.run_reader(start).await }
@@ -325,8 +328,8 @@ impl Cluster {
         match which {
             Subscriber::Inputs => self.subscribe().await?,
             Subscriber::Adapter => {
-                // One channel per SSUBSCRIBE: on a Redis Cluster the channels hash to several
-                // slots, and one SSUBSCRIBE naming two slots fails (CROSSSLOT), every time.
+                // One at a time: on a Redis Cluster channels of different slots live on
+                // different masters, and one SSUBSCRIBE naming several is refused (CROSSSLOT).
                 let channels: Vec<String> = client.tracked_shard_channels().iter().map(|c| c.to_string()).collect();
                 for channel in channels {
                     client.ssubscribe(channel).await?;
@@ -526,7 +529,7 @@ impl<A: Adapter> Local for Applier<A> {
     fn feed(&self, at: stream::StreamId, message: &Outgoing) {
         if let Outgoing::Events(events) | Outgoing::Stream(events) = message {
             let (ms, seq) = at.parts();
-            self.node.feed().push_at(ms, seq, events);
+            self.node.feed().push_at(self.shard, ms, seq, events);
         }
     }
 
@@ -674,5 +677,46 @@ impl ClusterLink for Cluster {
             .filter(|p| now.saturating_sub(p["at"].as_u64().unwrap_or(0)) <= PEER_STALE_MS)
             .cloned()
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::PublishedEvent;
+
+    fn event(tenant: &str, n: u64) -> PublishedEvent {
+        PublishedEvent::from_json(json!({ "type": "x.y", "tenantId": tenant, "data": { "n": n } }), "e").unwrap()
+    }
+
+    fn seen(message: &Outgoing) -> Vec<(String, u64)> {
+        let Outgoing::Events(events) = message else { panic!("not events") };
+        events
+            .iter()
+            .map(|e| (e.tenant_id().unwrap().to_string(), e.to_json()["data"]["n"].as_u64().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_is_split_by_tenant_keeping_each_tenants_order() {
+        // Two tenants on different shards of 8 (keys::tests pins 6 and 3).
+        let (t1, t2) = ("t1", "tenant-a");
+        assert_ne!(keys::shard_of(Some(t1), 8), keys::shard_of(Some(t2), 8));
+        let batch = Outgoing::Events(vec![event(t1, 1), event(t2, 2), event(t1, 3), event(t2, 4), event(t1, 5)]);
+        let parts = split_by_shard(batch, 8);
+        assert_eq!(parts.len(), 2);
+        for (shard, part) in &parts {
+            let events = seen(part);
+            let tenant = &events[0].0;
+            assert_eq!(*shard, keys::shard_of(Some(tenant), 8));
+            assert!(events.iter().all(|(t, _)| t == tenant), "one tenant per part: {events:?}");
+            assert!(events.windows(2).all(|w| w[0].1 < w[1].1), "in their order: {events:?}");
+        }
+        let total: usize = parts.iter().map(|(_, p)| seen(p).len()).sum();
+        assert_eq!(total, 5);
+        // One shard: the message as it came.
+        let one = split_by_shard(Outgoing::Events(vec![event(t1, 1), event(t2, 2)]), 1);
+        assert_eq!(one.len(), 1);
+        assert_eq!(seen(&one[0].1).len(), 2);
     }
 }

@@ -1,9 +1,10 @@
-//! Presence questions across nodes: the asking node publishes the question on one pub/sub
-//! channel every node subscribes to, each other node answers with its own connections on the
+//! Presence questions across nodes: the asking node publishes the question on one sharded
+//! pub/sub channel every node subscribes to (sharded, so that on a Redis Cluster too every
+//! subscriber is on the one master that counts them), each other node answers with its own connections on the
 //! asker's channel, and the asker waits for as many answers as Redis said received the question.
 //!
 //! Nothing is stored: a node that died is in no answer given after it stopped answering. Redis
-//! forgets a killed process's subscription when its connection closes, so `PUBLISH` stops counting
+//! forgets a killed process's subscription when its connection closes, so `SPUBLISH` stops counting
 //! it at once and the answer is complete without it; a node cut off without its connection
 //! closing is still counted until Redis notices, and the answer then comes after
 //! [`ANSWER_TIMEOUT`], marked incomplete, still without it.
@@ -76,7 +77,7 @@ impl PresenceAsk {
         // Forgets the question however this ends (answered, timed out, dropped).
         let _forget = Forget(self, id);
         let message = json!({ "id": id, "from": self.node, "question": question.to_json() }).to_string();
-        let received: i64 = match client.publish(self.questions.as_str(), message).await {
+        let received: i64 = match client.spublish(self.questions.as_str(), message).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::debug!(error = %e, "could not ask the other nodes about presence");
@@ -109,7 +110,7 @@ impl PresenceAsk {
         let answer = json!({ "id": id, "answer": here.to_json() }).to_string();
         let client = client.clone();
         tokio::spawn(async move {
-            if let Err(e) = client.publish::<i64, _, _>(channel, answer).await {
+            if let Err(e) = client.spublish::<i64, _, _>(channel, answer).await {
                 tracing::debug!(error = %e, "could not answer a presence question");
             }
         });

@@ -36,13 +36,14 @@ use crate::{
     config::EventStreamConfig,
     metrics::{EventStreamMetrics, StreamCut},
     net::connection::ConnectionGuard,
-    node::{EventFeed, EventId, FedEvent, Read},
+    node::{Cursor, EventFeed, FedEvent, Read},
     spec::TypeMatcher,
 };
 
 /// Events one read of the history takes (one chunk written).
 const READ_BATCH: usize = 256;
-/// Most patterns in `types`, and the longest `types`, `tenantId` and `Last-Event-ID`.
+/// Most patterns in `types`, the longest `types` and `tenantId`, and the longest `Last-Event-ID`
+/// per bus shard (its ids are one slot per shard).
 const MAX_PATTERNS: usize = 100;
 const MAX_PARAM_LEN: usize = 4096;
 const MAX_ID_LEN: usize = 200;
@@ -74,12 +75,13 @@ pub(super) async fn event_stream<A: Adapter>(
     let (types, asked_tenant) = parameters(&params)?;
     let tenant = authorize(&state, &headers, asked_tenant)?;
     let filter = Filter { types, tenant };
-    let last_event_id = headers.get("last-event-id").map(|v| match v.to_str() {
-        Ok(id) if id.len() <= MAX_ID_LEN => id.trim().to_string(),
-        // Not an id this gateway gave: resumed with a gap, which names it as it can.
-        _ => String::from_utf8_lossy(&v.as_bytes()[..v.len().min(MAX_ID_LEN)]).into_owned(),
-    });
     let feed = state.engine.feed().clone();
+    let max_id_len = MAX_ID_LEN * feed.shards();
+    let last_event_id = headers.get("last-event-id").map(|v| match v.to_str() {
+        Ok(id) if id.len() <= max_id_len => id.trim().to_string(),
+        // Not an id this gateway gave: resumed with a gap, which names it as it can.
+        _ => String::from_utf8_lossy(&v.as_bytes()[..v.len().min(max_id_len)]).into_owned(),
+    });
     let settings = state.engine.event_stream_settings().clone();
     let metrics = state.metrics.event_stream.clone();
     let resume = feed.resume(last_event_id.as_deref().filter(|id| !id.is_empty()));
@@ -111,7 +113,7 @@ pub(super) async fn event_stream<A: Adapter>(
         filter,
         keep_alive: settings.keep_alive,
         first: Some(Bytes::from(first)),
-        skip_through: resume.skip_through,
+        cursor: resume.cursor,
         done: false,
         metrics,
     };
@@ -221,9 +223,9 @@ struct Consumer {
     keep_alive: Duration,
     /// The opening comment, and the gap when there is one.
     first: Option<Bytes>,
-    /// Events up to this id are not sent: the consumer resumed after it on a node that had not
-    /// read that far yet.
-    skip_through: Option<EventId>,
+    /// While the consumer's place differs from this node's (it resumed from another node's id):
+    /// per shard what it had (not sent again) and its own ids.
+    cursor: Option<Cursor>,
     done: bool,
     metrics: EventStreamMetrics,
 }
@@ -271,12 +273,11 @@ impl Consumer {
                 Read::Events(events, next) if !events.is_empty() => {
                     let mut chunk = Vec::new();
                     for event in &events {
-                        if self.skip_through.is_some_and(|last| event.id <= last) {
-                            continue;
-                        }
-                        self.skip_through = None;
-                        if self.filter.matches(event) {
-                            chunk.extend_from_slice(&event.frame);
+                        // Every event goes through the cursor (filtered ones too: they move
+                        // the consumer's frontier).
+                        let frame = Cursor::frame(&mut self.cursor, event);
+                        if let Some(frame) = frame.filter(|_| self.filter.matches(event)) {
+                            chunk.extend_from_slice(&frame);
                         }
                     }
                     if let Some(last) = events.last() {

@@ -14,11 +14,13 @@
 //! cluster, on a remote one.
 
 mod api;
+mod cursor;
 mod feed;
 mod presence;
 mod roster;
 
-pub(crate) use feed::{EventFeed, EventId, FedEvent, Read};
+pub(crate) use cursor::Cursor;
+pub(crate) use feed::{EventFeed, FedEvent, Read};
 
 use std::{sync::Arc, time::Duration};
 

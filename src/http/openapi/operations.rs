@@ -276,7 +276,13 @@ pub(crate) fn event_stream() -> Operation {
             json!({ "type": "string", "minLength": 1, "examples": ["execution.*"] }),
         )
         .query("tenantId", "Only this tenant's events.", json!({ "type": "string", "minLength": 1 }))
-        .request_header("Last-Event-ID", "Resume after this event.", json!({ "type": "string" }))
+        .request_header(
+            "Last-Event-ID",
+            "Resume after this event: the `id` of the last event received. Ids are `<ms>-<seq>.<index>`; \
+             over a sharded cluster bus, one such slot per shard joined by `,` (what the consumer has had of each \
+             shard), so a consumer resumes exactly on any node. Opaque to consumers.",
+            json!({ "type": "string" }),
+        )
         .text(
             200,
             "Server-Sent Events: per event its `event`, `id` and `data` (the event as JSON).",
