@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createClient } from 'redis';
 import * as h from './helpers.js';
 import { HubSocket, SeedStyleClient, hubUrl, openHub } from './hub.js';
 import { startRedis } from './redis.js';
@@ -486,8 +485,7 @@ describe('/ws with Redis: the Go backend, three nodes, a restart', () => {
     const onB = await openHub(t, cluster.b.url, h.mintToken({ tenantId }));
     const onC = await openHub(t, cluster.c.url, h.mintToken({ tenantId }));
     for (const socket of [onA, onB, onC]) await socket.subscribe('executions:e1');
-    const redis = createClient({ url: cluster.redis.url });
-    await redis.connect();
+    const redis = await cluster.redis.client();
     t.after(() => redis.quit());
     const data = { execution_id: 'e1', workflow_id: 'w1', status: 'completed', tenant_id: tenantId };
     await redis.publish('ws:broadcast:all', JSON.stringify({ channel: 'executions', type: 'execution.completed', data, filters: { status: 'completed' } }));
