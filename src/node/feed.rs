@@ -29,8 +29,11 @@ use bytes::Bytes;
 use serde_json::json;
 use tokio::sync::watch;
 
-use super::cursor::{Cursor, EventId, Frontier};
+mod cursor;
+
 use crate::{clock::now_millis, config::EventStreamConfig, engine::PublishedEvent};
+pub(crate) use cursor::Cursor;
+use cursor::{EventId, Frontier};
 
 /// One event as the stream sends it.
 #[derive(Debug)]
@@ -381,8 +384,8 @@ impl History {
 
 #[cfg(test)]
 mod tests {
+    use super::cursor::Admit;
     use super::*;
-    use crate::node::cursor::Admit;
     use serde_json::json;
 
     fn event(n: u64) -> PublishedEvent {

@@ -14,12 +14,11 @@
 //! cluster, on a remote one.
 
 mod api;
-mod cursor;
 mod feed;
 mod presence;
 mod roster;
 
-pub(crate) use cursor::Cursor;
+pub(crate) use feed::Cursor;
 pub(crate) use feed::{EventFeed, FedEvent, Read};
 
 use std::{sync::Arc, time::Duration};

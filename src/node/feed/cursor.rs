@@ -13,7 +13,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use super::feed::FedEvent;
+use super::FedEvent;
 
 /// Where an event is in its shard: its entry's position (`ms-seq`) and its index in the entry.
 /// `through(ms, seq)` (index `u32::MAX`) is after every event of that entry: where a node began
