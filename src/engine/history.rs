@@ -10,7 +10,9 @@
 //!
 //! Bounds: per room, `size` events no older than `ttl` (the spec's); per node, `HISTORY_MAX_BYTES`
 //! for all rooms of all endpoints together ([`HistoryBudget`]), estimated as what the events'
-//! texts and filter values take plus a fixed cost per event and per room. Past the node's budget,
+//! texts and filter values take plus a fixed cost per event and per room (an event kept in several
+//! rooms of an endpoint is one shared text with a short tail per room, [`KeptText`], and counted
+//! so: its shared part split among the rooms). Past the node's budget,
 //! the oldest events of the endpoint being written go first (as last-known state evicts within
 //! the store being written). A room that holds no event is forgotten, with its epoch. Every drop
 //! is counted by why (`history_evicted_total{reason}`).
@@ -109,9 +111,52 @@ pub(crate) struct Kept {
     /// Its offset in the room.
     pub offset: u64,
     /// The front's serialized message for it, position included.
-    pub text: Bytes,
+    pub text: KeptText,
     /// The variants it reached, as suffixes of the room's name.
     pub variants: Arc<[Box<str>]>,
+}
+
+/// A kept event's message as the front serialized it: `head` then `tail`. An event kept in several
+/// rooms of an endpoint is serialized once: every room shares its `head` (the event, which can be
+/// large), and only `tail` (the room's name and position, a few dozen bytes) is the room's own.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeptText {
+    head: Bytes,
+    tail: Box<str>,
+    /// The part of `head` this room is counted for: the shared head's bytes split among its
+    /// rooms, so the budget counts it once, not once a room.
+    head_share: usize,
+}
+
+impl KeptText {
+    /// `head` (shared by `rooms` rooms) followed by `tail`.
+    pub(crate) fn new(head: Bytes, tail: String, rooms: usize) -> Self {
+        let head_share = head.len().div_ceil(rooms.max(1));
+        Self { head, tail: tail.into_boxed_str(), head_share }
+    }
+
+    /// The whole message's length.
+    pub(crate) fn len(&self) -> usize {
+        self.head.len() + self.tail.len()
+    }
+
+    /// Whether nothing was kept (the front could not serialize the event).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The whole message, in one buffer.
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
+        let mut whole = Vec::with_capacity(self.len());
+        whole.extend_from_slice(&self.head);
+        whole.extend_from_slice(self.tail.as_bytes());
+        whole
+    }
+
+    /// What this room is counted for of the message.
+    fn counted(&self) -> usize {
+        self.head_share + self.tail.len()
+    }
 }
 
 struct Entry {
@@ -211,8 +256,7 @@ fn new_epoch() -> Arc<str> {
 
 impl Locked<'_> {
     /// Appends an event to `room` (kept as `spec` says), at the position the cluster gave it there
-    /// (`None`: numbered by this node), rendered by `render` once its position is known; returns
-    /// what `render` made. A room numbered the other way, of another epoch, or whose last offset
+    /// (`None`: numbered by this node), rendered by `render` once its position is known. A room numbered the other way, of another epoch, or whose last offset
     /// is not the one before, starts again from this event (what it held is dropped, counted as
     /// `lost`).
     pub(crate) fn append_at(
@@ -221,8 +265,8 @@ impl Locked<'_> {
         spec: HistorySpec,
         variants: Arc<[Box<str>]>,
         given: Option<&Position>,
-        render: impl FnOnce(&Position) -> Bytes,
-    ) -> Bytes {
+        render: impl FnOnce(&Position) -> KeptText,
+    ) {
         let now = Instant::now();
         self.expire(room, now);
         let follows = self.rooms.rooms.get(room).is_none_or(|r| match given {
@@ -257,18 +301,13 @@ impl Locked<'_> {
         let position = Position { offset: entry.last, epoch: entry.epoch.clone() };
         let text = render(&position);
         let bytes = ENTRY_OVERHEAD
-            + text.len()
+            + text.counted()
             + variants.iter().map(|v| v.len() + 16).sum::<usize>()
             + if created { ROOM_OVERHEAD + room.len() } else { 0 };
         if entry.entries.is_empty() {
             rooms.oldest.insert((seq, key.clone()));
         }
-        entry.entries.push_back(Entry {
-            kept: Kept { offset: position.offset, text: text.clone(), variants },
-            at: now,
-            seq,
-            bytes,
-        });
+        entry.entries.push_back(Entry { kept: Kept { offset: position.offset, text, variants }, at: now, seq, bytes });
         self.history.budget.used.fetch_add(bytes, Ordering::Relaxed);
         self.history.metrics.entries.inc();
         self.history.metrics.bytes.inc_by(bytes as i64);
@@ -279,7 +318,6 @@ impl Locked<'_> {
             let Some((_, oldest)) = self.rooms.oldest.first().cloned() else { break };
             self.drop_oldest(&oldest, Eviction::Bytes);
         }
-        text
     }
 
     /// Every event of `room` after `offset` in history `epoch`, in order; `None` when the room's
@@ -370,7 +408,7 @@ mod tests {
         let mut got = None;
         h.lock().append_at(room, spec, Arc::from(Vec::new()), None, |p| {
             got = Some(p.clone());
-            Bytes::from(format!("{}@{}", p.offset, p.epoch))
+            KeptText::new(Bytes::new(), format!("{}@{}", p.offset, p.epoch), 1)
         });
         got.unwrap()
     }
@@ -380,7 +418,7 @@ mod tests {
         let mut got = None;
         h.lock().append_at(room, spec, Arc::from(Vec::new()), Some(&given), |p| {
             got = Some(p.clone());
-            Bytes::from(format!("{}@{}", p.offset, p.epoch))
+            KeptText::new(Bytes::new(), format!("{}@{}", p.offset, p.epoch), 1)
         });
         got.unwrap()
     }

@@ -415,11 +415,13 @@ impl SpecRuntime {
                         .iter()
                         .filter_map(|r| r.strip_prefix(room.as_str()))
                         .filter(|s| !s.is_empty())
-                        .map(Box::from)
-                        .collect();
+                        .map(Box::from);
                     match history.iter_mut().find(|h| h.room == room) {
-                        Some(same) => same.variants.extend(variants),
-                        None => history.push(HistoryRoom { room, visible, spec, variants }),
+                        Some(same) => same.variants = same.variants.iter().cloned().chain(variants).collect(),
+                        None => {
+                            let variants = variants.collect();
+                            history.push(HistoryRoom { room, visible, spec, variants });
+                        }
                     }
                 }
             }
@@ -443,8 +445,9 @@ pub(crate) struct HistoryRoom {
     pub visible: String,
     /// What its history keeps.
     pub spec: HistorySpec,
-    /// The filtered variants reached, as suffixes of `room` (empty for a family without filters).
-    pub variants: Vec<Box<str>>,
+    /// The filtered variants reached, as suffixes of `room` (empty for a family without filters);
+    /// shared with the history that keeps the event there.
+    pub variants: Arc<[Box<str>]>,
 }
 
 /// A published event routed on one namespace, not rendered yet.

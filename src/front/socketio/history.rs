@@ -26,13 +26,14 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
-use serde_json::{Map, Value, value::RawValue};
+use bytes::Bytes;
+use serde_json::{Value, value::RawValue};
 use socketioxide::{BroadcastError, adapter::Adapter, extract::SocketRef, operators::BroadcastOperators, socket::Sid};
 
 use super::namespace::NamespaceRuntime;
 use crate::{
     engine::{
-        history::{Kept, Position},
+        history::{Kept, KeptText, Position},
         publish::{Delivery, PublishedEvent},
     },
     metrics::DropReason,
@@ -47,31 +48,65 @@ enum Args {
     Two(Box<RawValue>, Box<RawValue>),
 }
 
-impl Args {
-    /// The arguments of `event` with `data`, at `position` in room `room` (its visible name).
-    fn positioned(data: Option<&Value>, room: &str, position: &Position) -> serde_json::Result<Self> {
-        let mut at = Map::with_capacity(3);
-        at.insert("offset".into(), Value::from(position.offset));
-        at.insert("epoch".into(), Value::String(position.epoch.to_string()));
-        at.insert("room".into(), Value::String(room.to_string()));
-        match data {
+/// An event with history serialized once for every room it is kept in: the head, shared, and how
+/// each room's tail (its position) closes it.
+struct Positioned {
+    head: Bytes,
+    /// The position goes into the data object (which has fields already, or none).
+    into_data: Option<bool>,
+}
+
+impl Positioned {
+    /// `["event", data` with the data's closing brace left open when the position goes into it.
+    fn new(event: &str, data: Option<&Value>) -> serde_json::Result<Self> {
+        let mut head = Vec::with_capacity(128);
+        head.push(b'[');
+        serde_json::to_writer(&mut head, event)?;
+        head.push(b',');
+        let into_data = match data {
             Some(Value::Object(fields)) if !fields.contains_key("position") => {
-                let mut fields = fields.clone();
-                fields.insert("position".into(), Value::Object(at));
-                Ok(Args::One(serde_json::value::to_raw_value(&fields)?))
+                serde_json::to_writer(&mut head, fields)?;
+                head.pop(); // the object's `}`: the tail closes it after the position
+                Some(!fields.is_empty())
             }
             other => {
-                let mut second = Map::with_capacity(1);
-                second.insert("position".into(), Value::Object(at));
-                Ok(Args::Two(
-                    serde_json::value::to_raw_value(other.unwrap_or(&Value::Null))?,
-                    serde_json::value::to_raw_value(&second)?,
-                ))
+                serde_json::to_writer(&mut head, other.unwrap_or(&Value::Null))?;
+                None
             }
+        };
+        Ok(Self { head: head.into(), into_data })
+    }
+
+    /// The tail of the event kept in room `room` (its visible name) at `position`: `,"position":
+    /// {..}}]` inside the data, or `,{"position": {..}}]` as a second argument.
+    fn tail(&self, room: &str, position: &Position) -> serde_json::Result<String> {
+        let mut tail = Vec::with_capacity(64 + room.len());
+        match self.into_data {
+            Some(true) => tail.extend_from_slice(b",\"position\":"),
+            Some(false) => tail.extend_from_slice(b"\"position\":"),
+            None => tail.extend_from_slice(b",{\"position\":"),
         }
+        tail.extend_from_slice(format!("{{\"offset\":{},\"epoch\":", position.offset).as_bytes());
+        serde_json::to_writer(&mut tail, &*position.epoch)?;
+        tail.extend_from_slice(b",\"room\":");
+        serde_json::to_writer(&mut tail, room)?;
+        tail.extend_from_slice(b"}}]");
+        // Only JSON was written.
+        Ok(String::from_utf8(tail).unwrap_or_default())
+    }
+}
+
+impl Args {
+    /// The arguments of `event` with `data`, at `position` in room `room` (its visible name).
+    #[cfg(test)]
+    fn positioned(data: Option<&Value>, room: &str, position: &Position) -> serde_json::Result<Self> {
+        let p = Positioned::new("e", data)?;
+        let text = KeptText::new(p.head.clone(), p.tail(room, position)?, 1);
+        Ok(Self::parse(&text.to_vec()).map(|(_, args)| args).expect("a positioned event reads back"))
     }
 
     /// `["event", args...]`: the event as a Socket.IO event array, which the history keeps.
+    #[cfg(test)]
     fn text(&self, event: &str) -> String {
         let name = Value::String(event.to_string()).to_string();
         match self {
@@ -100,54 +135,75 @@ impl<A: Adapter> NamespaceRuntime<A> {
     /// when it is in none of them); not to a socket that has it already (`NamespaceRuntime::skips`).
     pub(super) fn deliver_kept(&self, event: &PublishedEvent, delivery: Delivery) {
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
+        // Serialized once, shared by every room it is kept in; each room adds its position.
+        let positioned = match Positioned::new(&delivery.event, delivery.data.as_ref()) {
+            Ok(p) => p,
+            Err(e) => {
+                self.shared.metrics.dropped(DropReason::Unserializable, 1);
+                tracing::error!(ns = %self.spec.path, error = %e, "a published event could not be serialized");
+                return;
+            }
+        };
+        // With no socket of this namespace here, the event is only kept: nothing to emit to.
+        let emitting = self.has_sockets_here();
+        let kept_in = delivery.history.len();
         let mut history = self.history.lock();
         // The rooms of earlier groups: a socket in one of them has had the event.
         let mut reached: Vec<String> = Vec::new();
         for kept in &delivery.history {
-            let variants: Vec<String> =
-                delivery.rooms.iter().filter(|r| rooms::is_variant_of(r, &kept.room)).cloned().collect();
-            let mut args = None;
+            let mut sent = None;
             let given = event.given_position(&self.spec.path, &kept.room);
-            history.append_at(&kept.room, kept.spec, kept.variants.clone().into(), given, |position| {
-                match Args::positioned(delivery.data.as_ref(), &kept.visible, position) {
-                    Ok(a) => {
-                        let text = a.text(&delivery.event);
-                        args = Some((a, position.clone()));
-                        text.into()
+            history.append_at(&kept.room, kept.spec, kept.variants.clone(), given, |position| {
+                match positioned.tail(&kept.visible, position) {
+                    Ok(tail) => {
+                        let text = KeptText::new(positioned.head.clone(), tail, kept_in);
+                        if emitting {
+                            sent = Some((text.clone(), position.clone()));
+                        }
+                        text
                     }
                     Err(e) => {
                         tracing::error!(ns = %self.spec.path, error = %e, "a published event could not be serialized");
-                        bytes::Bytes::new()
+                        KeptText::default()
                     }
                 }
             });
-            if let Some((args, position)) = args {
+            if !emitting {
+                continue;
+            }
+            let variants: Vec<String> =
+                delivery.rooms.iter().filter(|r| rooms::is_variant_of(r, &kept.room)).cloned().collect();
+            if let Some((text, position)) = sent
+                && let Some((_, args)) = Args::parse(&text.to_vec())
+            {
                 let to = op.clone().to(variants.clone()).except(reached.clone());
                 let having = self.skips.having(&kept.room, &position);
                 match having.is_empty() {
-                    true => self.emit_now(to, &delivery.event, &args),
-                    false => self.emit_each(to, &having, &delivery.event, &args),
+                    true => self.emit_now(to, &delivery.event, &args, text.len()),
+                    false => self.emit_each(to, &having, &delivery.event, &args, text.len()),
                 }
             }
             reached.extend(variants);
         }
-        let seen: HashSet<&str> = reached.iter().map(String::as_str).collect();
-        let plain: Vec<String> = delivery.rooms.iter().filter(|r| !seen.contains(r.as_str())).cloned().collect();
-        if !plain.is_empty() {
-            match delivery.data.as_ref().map(serde_json::value::to_raw_value).transpose() {
-                Ok(data) => self.emit_plain_now(op.to(plain).except(reached), &delivery.event, data),
-                Err(e) => {
-                    tracing::error!(ns = %self.spec.path, error = %e, "a published event could not be serialized")
+        if emitting {
+            let seen: HashSet<&str> = reached.iter().map(String::as_str).collect();
+            let plain: Vec<String> = delivery.rooms.iter().filter(|r| !seen.contains(r.as_str())).cloned().collect();
+            if !plain.is_empty() {
+                match delivery.data.as_ref().map(serde_json::value::to_raw_value).transpose() {
+                    Ok(data) => self.emit_plain_now(op.to(plain).except(reached), &delivery.event, data),
+                    Err(e) => {
+                        tracing::error!(ns = %self.spec.path, error = %e, "a published event could not be serialized")
+                    }
                 }
             }
         }
         drop(history);
     }
 
-    /// Emits `args` to the sockets `op` selects on this node, at once (see the module's comment).
-    fn emit_now(&self, op: BroadcastOperators<A>, event: &str, args: &Args) {
+    /// Emits `args` (`len` bytes as an event array) to the sockets `op` selects on this node, at
+    /// once (see the module's comment).
+    fn emit_now(&self, op: BroadcastOperators<A>, event: &str, args: &Args, len: usize) {
         let op = op.local();
-        let len = args.text(event).len();
         self.charge_all(op.clone(), event_packet_len(&self.spec.path, len));
         match args {
             Args::One(a) => self.finish_now(Box::pin(op.emit(event, &**a))),
@@ -156,8 +212,8 @@ impl<A: Adapter> NamespaceRuntime<A> {
     }
 
     /// [`Self::emit_now`], one socket at a time, but for those in `except` (they have it already).
-    fn emit_each(&self, op: BroadcastOperators<A>, except: &HashSet<Sid>, event: &str, args: &Args) {
-        let len = event_packet_len(&self.spec.path, args.text(event).len());
+    fn emit_each(&self, op: BroadcastOperators<A>, except: &HashSet<Sid>, event: &str, args: &Args, len: usize) {
+        let len = event_packet_len(&self.spec.path, len);
         for socket in op.local().sockets().into_iter().filter(|s| !except.contains(&s.id)) {
             self.charge_socket(&socket, len);
             let sent = match args {
@@ -197,7 +253,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
 
     /// Sends an event read from a history (kept by [`Self::deliver_kept`]) to one socket.
     pub(super) fn send_kept(&self, socket: &SocketRef<A>, kept: &Kept) {
-        let Some((event, args)) = Args::parse(&kept.text) else {
+        let Some((event, args)) = Args::parse(&kept.text.to_vec()) else {
             tracing::error!(ns = %self.spec.path, "an event kept in history could not be read back");
             return;
         };
@@ -234,6 +290,8 @@ mod tests {
         assert_eq!(args.text("e"), r#"["e",{"position":"mine"},{"position":{"offset":4,"epoch":"abc","room":"r"}}]"#);
         let args = Args::positioned(Some(&json!([1, 2])), "r", &position()).unwrap();
         assert_eq!(args.text("e"), r#"["e",[1,2],{"position":{"offset":4,"epoch":"abc","room":"r"}}]"#);
+        let args = Args::positioned(Some(&json!({})), "r", &position()).unwrap();
+        assert_eq!(args.text("e"), r#"["e",{"position":{"offset":4,"epoch":"abc","room":"r"}}]"#);
         let args = Args::positioned(None, "r", &position()).unwrap();
         assert!(args.text("e").starts_with(r#"["e",null,{"position""#));
     }

@@ -8,7 +8,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::engine::history::Position;
+use bytes::Bytes;
+
+use crate::engine::history::{KeptText, Position};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Longest message type accepted from a client.
@@ -32,25 +34,43 @@ pub(crate) fn parse(text: &str) -> Result<(String, Value), String> {
     Ok((kind, fields.remove("data").unwrap_or(Value::Null)))
 }
 
-/// `{"type", "timestamp", "data", "channel", "position": {"offset", "epoch"}}`: an event of a room
-/// with history, serialized once.
-pub(crate) fn render_positioned(
-    kind: &str,
-    timestamp: &str,
-    data: &Value,
-    channel: &str,
-    position: &Position,
-) -> Utf8Bytes {
-    let mut envelope = Map::with_capacity(5);
-    envelope.insert("type".into(), Value::String(kind.to_string()));
-    envelope.insert("timestamp".into(), Value::String(timestamp.to_string()));
-    envelope.insert("data".into(), data.clone());
-    envelope.insert("channel".into(), Value::String(channel.to_string()));
-    let mut at = Map::with_capacity(2);
-    at.insert("offset".into(), Value::from(position.offset));
-    at.insert("epoch".into(), Value::String(position.epoch.to_string()));
-    envelope.insert("position".into(), Value::Object(at));
-    Utf8Bytes::from(Value::Object(envelope).to_string())
+/// `{"type", "timestamp", "data", "channel", "position": {"offset", "epoch"}}`, an event of a room
+/// with history, in two parts: the head, up to the data, serialized once for every room the event
+/// is kept in ([`positioned_head`]), and each room's tail ([`positioned_tail`]).
+pub(crate) fn positioned_head(kind: &str, timestamp: &str, data: &Value) -> Bytes {
+    let mut head = Vec::with_capacity(64);
+    head.extend_from_slice(b"{\"type\":");
+    write_json(&mut head, kind);
+    head.extend_from_slice(b",\"timestamp\":");
+    write_json(&mut head, timestamp);
+    head.extend_from_slice(b",\"data\":");
+    write_json(&mut head, data);
+    Bytes::from(head)
+}
+
+/// The rest of a positioned event after [`positioned_head`]: its channel and position.
+pub(crate) fn positioned_tail(channel: &str, position: &Position) -> String {
+    let mut tail = Vec::with_capacity(48 + channel.len());
+    tail.extend_from_slice(b",\"channel\":");
+    write_json(&mut tail, channel);
+    tail.extend_from_slice(format!(",\"position\":{{\"offset\":{},\"epoch\":", position.offset).as_bytes());
+    write_json(&mut tail, &*position.epoch);
+    tail.extend_from_slice(b"}}");
+    // Only JSON was written.
+    String::from_utf8(tail).unwrap_or_default()
+}
+
+/// A positioned event's whole message, its head and its room's tail in one buffer.
+pub(crate) fn positioned(text: &KeptText) -> Utf8Bytes {
+    // Both parts are JSON text (UTF-8), written above.
+    Utf8Bytes::try_from(Bytes::from(text.to_vec())).unwrap_or_else(|_| Utf8Bytes::from_static(""))
+}
+
+/// Writes `value` as JSON; a value that is already JSON cannot fail to serialize into memory.
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    if let Err(e) = serde_json::to_writer(&mut *out, value) {
+        tracing::error!(error = %e, "a value could not be serialized");
+    }
 }
 
 /// Takes `since` out of a message's data: the position a client last saw, from which it asks for
@@ -90,9 +110,9 @@ mod tests {
     #[test]
     fn positioned_envelopes_add_channel_and_position_after_the_data() {
         let position = Position { offset: 7, epoch: "abc".into() };
-        let text = render_positioned("e", "t", &json!({}), "executions", &position);
+        let text = KeptText::new(positioned_head("e", "t", &json!({})), positioned_tail("executions", &position), 3);
         assert_eq!(
-            text.as_str(),
+            positioned(&text).as_str(),
             r#"{"type":"e","timestamp":"t","data":{},"channel":"executions","position":{"offset":7,"epoch":"abc"}}"#
         );
     }

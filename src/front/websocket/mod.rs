@@ -43,7 +43,7 @@ use std::{
 };
 
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::{Utf8Bytes, protocol::frame::coding::CloseCode};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 pub(crate) use stats::{EndpointStats, StatsScope};
 pub(crate) use upgrade::upgrade;
@@ -62,7 +62,7 @@ use crate::{
         actions::ActionCtx,
         dispatch::Handled,
         errors::ClientError,
-        history::{Position, Since},
+        history::{KeptText, Position, Since},
         member::MemberKey,
         member_state::MemberState,
         publish::PublishedEvent,
@@ -432,21 +432,30 @@ impl Endpoint {
         let mut reached: std::collections::HashSet<u64, IdHash> = Default::default();
         {
             let index = self.rooms.read().unwrap_or_else(|e| e.into_inner());
+            // The event serialized once, shared by every room it is kept in; each room adds its
+            // channel and position.
+            let head = envelope::positioned_head(&delivery.event, &timestamp, data);
+            let kept_in = delivery.history.len();
             for kept in &delivery.history {
                 let mut frame = None;
                 let given = event.given_position(&self.spec.path, &kept.room);
-                history.append_at(&kept.room, kept.spec, kept.variants.clone().into(), given, |position| {
-                    let text = envelope::render_positioned(&delivery.event, &timestamp, data, &kept.visible, position);
+                history.append_at(&kept.room, kept.spec, kept.variants.clone(), given, |position| {
+                    let text = KeptText::new(head.clone(), envelope::positioned_tail(&kept.visible, position), kept_in);
                     frame = Some((text.clone(), position.clone()));
-                    text.into()
+                    text
                 });
                 let variants = delivery.rooms.iter().filter(|r| rooms::is_variant_of(r, &kept.room));
                 let members: Vec<u64> =
                     index.members_of(variants.map(String::as_str)).into_iter().filter(|m| reached.insert(*m)).collect();
+                // The whole message is put together only for a room with members here.
                 if let Some((text, position)) = frame
                     && !members.is_empty()
                 {
-                    sends.push((members, Frame::Text(text), Some((kept.room.as_str(), position))));
+                    sends.push((
+                        members,
+                        Frame::Text(envelope::positioned(&text)),
+                        Some((kept.room.as_str(), position)),
+                    ));
                 }
             }
             let plain =
@@ -521,8 +530,8 @@ impl Endpoint {
             for kept in kept {
                 let passes =
                     kept.variants.is_empty() || kept.variants.iter().any(|v| theirs.iter().any(|t| **v == **t));
-                if passes && let Ok(text) = Utf8Bytes::try_from(kept.text) {
-                    missed.push(Frame::Text(text));
+                if passes && !kept.text.is_empty() {
+                    missed.push(Frame::Text(envelope::positioned(&kept.text)));
                 }
             }
         }
@@ -558,8 +567,8 @@ impl Endpoint {
         let mut reads = HistoryReads::new(self);
         let handled = self.dispatch_reading_history(member, &member.conn.session, name, data, bytes, &mut reads);
         for kept in reads.events() {
-            if let Ok(text) = Utf8Bytes::try_from(kept.text) {
-                self.queue(member.conn, Frame::Text(text));
+            if !kept.text.is_empty() {
+                self.queue(member.conn, Frame::Text(envelope::positioned(&kept.text)));
             }
         }
         drop(reads);
