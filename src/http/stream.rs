@@ -126,6 +126,9 @@ pub(super) async fn event_stream<A: Adapter>(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Proxies (nginx) must pass events on as they come.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    // A stream ends only when its consumer is cut or the gateway stops: its connection ends with
+    // it, rather than idling for a request that never comes (a consumer resumes on a new one).
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     Ok(response)
 }
 
