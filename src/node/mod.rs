@@ -488,6 +488,10 @@ impl<A: Adapter> Node<A> {
 
     /// Applies one (checked) event on this node: state, then emits to local sockets.
     pub(crate) async fn deliver(&self, event: &PublishedEvent) {
+        // One unit of the task's budget an event: a batch yields to other tasks once its
+        // writes have spent the budget, and the next events' writes are again made at once by
+        // this task (the plain front writes to idle connections itself while budget remains).
+        tokio::task::coop::consume_budget().await;
         let started = std::time::Instant::now();
         for ns in self.namespaces.iter().filter(|ns| ns.accepts(event)) {
             ns.deliver(event).await;

@@ -18,20 +18,25 @@
 //!   dropped at once (counted), and it is closed with 1008 "send buffer full".
 //!
 //! Frames are shared: a published event is serialized once and every connection queues the same
-//! bytes. One task per connection reads, writes and closes, turn about; pings are queued by the
-//! endpoint's heartbeat (one task for all connections). Control frames from the client count
+//! bytes. Whoever queues a frame to an idle connection writes it at once, without waiting (the
+//! socket takes it, or what it cannot take is left to the connection's task), as Node's `ws` does:
+//! a delivery then costs one write, not a task woken on another thread, scheduled and polled. One
+//! task per connection reads, writes what could not be written at once, and closes, turn about;
+//! pings are queued by the endpoint's heartbeat (one task for all connections). Control frames from the client count
 //! toward its flood limit with its messages; past it, the connection is closed (1008), since a
 //! control frame has no error to answer it with and each ping costs a flushed pong.
 
 use std::{
     collections::VecDeque,
+    pin::Pin,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
+    task::{Context, Poll, Waker},
 };
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -71,6 +76,13 @@ impl Frame {
         match self {
             Frame::Text(text) => text.len(),
             Frame::Ping => 0,
+        }
+    }
+
+    fn into_message(self) -> Message {
+        match self {
+            Frame::Text(text) => Message::Text(text),
+            Frame::Ping => Message::Ping(Default::default()),
         }
     }
 }
@@ -181,6 +193,78 @@ impl Outbox {
         self.count -= count;
         self.bytes -= bytes;
     }
+
+    /// Gives back frames taken and not handed to the socket, to go first (still counted).
+    fn put_back(&mut self, frames: impl DoubleEndedIterator<Item = Frame>) {
+        for frame in frames.rev() {
+            self.frames.push_front(frame);
+        }
+    }
+}
+
+/// The connection's write side, shared by its task and whoever queues a frame.
+struct Writer {
+    sink: Pin<Box<dyn Sink<Message, Error = WsError> + Send>>,
+    /// Frames handed to the socket whose flush did not complete at once (count, bytes): the
+    /// task completes it (under the write deadline) and only then are they written.
+    unflushed: Option<(usize, usize)>,
+    /// A write failed: the connection is gone, and the task ends it.
+    failed: bool,
+}
+
+impl Writer {
+    /// Hands `frames` to the socket and flushes, without waiting: what it cannot take now is put
+    /// back in `outbox`, and a flush it cannot complete is left in `unflushed`. True when all was
+    /// written.
+    fn write_now(&mut self, conn: &Conn, frames: Vec<Frame>) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        let (mut count, mut bytes) = (0, 0);
+        let mut frames = frames.into_iter();
+        while let Some(frame) = frames.next() {
+            match self.sink.as_mut().poll_ready(&mut cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(_)) => {
+                    self.failed = true;
+                    return false;
+                }
+                Poll::Pending => {
+                    conn.outbox().put_back(std::iter::once(frame).chain(frames));
+                    break;
+                }
+            }
+            let len = frame.len();
+            if self.sink.as_mut().start_send(frame.into_message()).is_err() {
+                self.failed = true;
+                return false;
+            }
+            count += 1;
+            bytes += len;
+        }
+        match self.sink.as_mut().poll_flush(&mut cx) {
+            Poll::Ready(Ok(())) => {
+                conn.outbox().written(count, bytes);
+                true
+            }
+            Poll::Ready(Err(_)) => {
+                self.failed = true;
+                false
+            }
+            Poll::Pending => {
+                self.unflushed = Some((count, bytes));
+                false
+            }
+        }
+    }
+
+    /// Flushes the socket, waiting (under the write deadline); frames whose flush was pending
+    /// are then written.
+    async fn flush(&mut self, conn: &Conn) -> Result<(), WsError> {
+        self.sink.flush().await?;
+        if let Some((count, bytes)) = self.unflushed.take() {
+            conn.outbox().written(count, bytes);
+        }
+        Ok(())
+    }
 }
 
 /// One connection's shared state (the endpoint's index holds it too).
@@ -190,6 +274,9 @@ pub(crate) struct Conn {
     /// The client's address (through `TRUSTED_PROXIES`), for the admin view.
     pub address: Option<std::net::IpAddr>,
     outbox: Mutex<Outbox>,
+    /// The socket's write side, once the connection is served. Held by the task while it waits
+    /// on a write; taken without waiting by whoever queues a frame ([`Conn::queue`]).
+    writer: tokio::sync::Mutex<Option<Writer>>,
     wake: Notify,
     /// When the client last sent anything (a pong included), in ms since the epoch.
     last_seen_ms: AtomicU64,
@@ -239,6 +326,7 @@ impl Conn {
             session,
             address,
             outbox: Mutex::new(Outbox::default()),
+            writer: tokio::sync::Mutex::new(None),
             wake: Notify::new(),
             last_seen_ms: AtomicU64::new(now_millis()),
             rooms: Mutex::new(Vec::new()),
@@ -278,13 +366,39 @@ impl Conn {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `frame` within `limits`.
+    /// Queues `frame` within `limits`, and writes it now when the connection is idle.
     pub(crate) fn queue(&self, frame: Frame, limits: BufferLimits) -> Queued {
         let queued = self.outbox().queue(frame, limits);
-        if queued != Queued::Closing {
-            self.wake.notify_one();
+        match queued {
+            Queued::Yes => self.write_now(),
+            Queued::Overflowed(_) => self.wake.notify_one(),
+            Queued::Closing => {}
         }
         queued
+    }
+
+    /// Writes a chunk of what is queued from the caller's thread, without waiting, when no one
+    /// else is writing; leaves to the task (waking it) what the socket cannot take now, what is
+    /// left past the chunk, a close, or a connection whose writer is busy.
+    fn write_now(&self) {
+        // Past the caller's task's budget (tokio's cooperative scheduling: about 128 writes a
+        // turn), the socket would refuse the write anyway: a large fan-out is then shared with
+        // the connections' own tasks, which run on every worker.
+        if !tokio::task::coop::has_budget_remaining() {
+            return self.wake.notify_one();
+        }
+        let Ok(mut writer) = self.writer.try_lock() else { return self.wake.notify_one() };
+        let Some(writer) = writer.as_mut().filter(|w| w.unflushed.is_none() && !w.failed) else {
+            return self.wake.notify_one();
+        };
+        let (frames, more) = match self.outbox().take(WRITE_CHUNK_BYTES) {
+            Taken::Frames { frames, more, .. } => (frames, more),
+            Taken::Close(_) => return self.wake.notify_one(),
+            Taken::Idle => return,
+        };
+        if !writer.write_now(self, frames) || more {
+            self.wake.notify_one();
+        }
     }
 
     /// Asks the task to send what is queued, then close with `closing` (the first close asked
@@ -324,30 +438,35 @@ impl Conn {
 /// Serves `conn` over `ws` until either side closes; then the endpoint forgets it.
 pub(crate) async fn serve<S>(ep: Arc<Endpoint>, conn: Arc<Conn>, ws: WebSocketStream<S>)
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sink, mut stream) = ws.split();
+    let (sink, mut stream) = ws.split();
+    *conn.writer.lock().await = Some(Writer { sink: Box::pin(sink), unflushed: None, failed: false });
     // `Ok`: the gateway closes, with this close frame; `Err`: the connection is gone, for this.
     // Neither side is preferred: the writer gives the reader a turn after each chunk.
     let ending: Result<Closing, CloseReason> = loop {
         tokio::select! {
             () = conn.wake.notified() => {
+                let mut writer = conn.writer.lock().await;
+                let Some(writer) = writer.as_mut().filter(|w| !w.failed) else {
+                    break Err(CloseReason::TransportError);
+                };
+                // What a queuer handed the socket and could not flush first.
+                if writer.unflushed.is_some() && writer.flush(&conn).await.is_err() {
+                    break Err(CloseReason::TransportError);
+                }
                 let taken = conn.outbox().take(WRITE_CHUNK_BYTES);
                 match taken {
                     Taken::Frames { frames, bytes, more } => {
                         let count = frames.len();
                         let mut written = true;
                         for frame in frames {
-                            let message = match frame {
-                                Frame::Text(text) => Message::Text(text),
-                                Frame::Ping => Message::Ping(Default::default()),
-                            };
-                            if sink.feed(message).await.is_err() {
+                            if writer.sink.feed(frame.into_message()).await.is_err() {
                                 written = false;
                                 break;
                             }
                         }
-                        if !written || sink.flush().await.is_err() {
+                        if !written || writer.sink.flush().await.is_err() {
                             break Err(CloseReason::TransportError);
                         }
                         conn.outbox().written(count, bytes);
@@ -377,7 +496,12 @@ where
                         }
                         // The WebSocket layer queues the pong; send it now.
                         Message::Ping(_) => {
-                            if sink.flush().await.is_err() {
+                            let mut writer = conn.writer.lock().await;
+                            let flushed = match writer.as_mut() {
+                                Some(writer) => writer.flush(&conn).await,
+                                None => Err(WsError::AlreadyClosed),
+                            };
+                            if flushed.is_err() {
                                 break Err(CloseReason::TransportError);
                             }
                         }
@@ -397,7 +521,13 @@ where
     let counted_as = match ending {
         Ok(Closing { code, reason, counted_as }) => {
             let frame = CloseFrame { code, reason: reason.into() };
-            if sink.send(Message::Close(Some(frame))).await.is_ok() {
+            let mut writer = conn.writer.lock().await;
+            let sent = match writer.as_mut() {
+                Some(writer) => writer.sink.send(Message::Close(Some(frame))).await.is_ok(),
+                None => false,
+            };
+            drop(writer);
+            if sent {
                 // Closing a socket with unread data resets it, and the client would lose the close
                 // frame saying why: read until its own close, briefly and only so much.
                 let _ = tokio::time::timeout(CLOSE_WAIT, async {
@@ -415,6 +545,9 @@ where
         }
         Err(reason) => reason,
     };
+    // The socket closes once both halves are gone: the write half with the connection's state,
+    // which a delivery in progress may still hold.
+    *conn.writer.lock().await = None;
     ep.forget(&conn, counted_as);
 }
 
