@@ -18,8 +18,8 @@
 //!   (the store's trait, this node's memory); `parse_errors`: values that do not parse, told in
 //!   their writer's terms; `lifecycle`: serving or draining.
 //! - [`codegen`]: TypeScript types written from the specs (`realtime-gateway codegen typescript`).
-//! - [`app`]: assembles everything on one port and runs it; [`cli`], [`telemetry`], [`memory`]:
-//!   the binary's helpers; `clock`: now, as the seeds wrote times.
+//! - [`app`]: assembles everything on one port and runs it; [`cli`], [`telemetry`]: the binary's
+//!   helpers; `memory`: the allocator (mimalloc); `clock`: now, as the seeds wrote times.
 //! - `fuzzing`: the parsers' entry points for the fuzz targets (`fuzz/`, docs/fuzzing.md).
 
 pub(crate) mod admin;
@@ -38,7 +38,9 @@ pub mod fuzzing;
 pub(crate) mod http;
 pub(crate) mod idempotency;
 pub(crate) mod lifecycle;
-pub mod memory;
+// Fuzz builds (cargo-fuzz sets `fuzzing`) keep the system allocator, which the sanitizers watch.
+#[cfg(not(fuzzing))]
+mod memory;
 pub(crate) mod metrics;
 pub(crate) mod net;
 pub(crate) mod node;

@@ -15,7 +15,6 @@ use realtime_gateway::{
     cli::{Cli, CodegenTarget, Command},
     codegen::typescript,
     config::{Config, NamespaceSource, parse_duration},
-    memory,
     page::dev::DevCredentials,
     spec, telemetry,
 };
@@ -50,7 +49,6 @@ fn serve(config_file: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
-    memory::tune_allocator();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let app = App::build(&config).await?;
