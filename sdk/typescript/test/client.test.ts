@@ -171,7 +171,7 @@ describe('GatewayClient against the gateway', { timeout: 60_000 }, () => {
         backoff: { baseMs: 10, maxMs: 10 },
       });
       await client.stats(); // a connection is open before the hang, as a long-running backend's would be
-      hung.pause();
+      await hung.pause();
       const started = Date.now();
       const error = await client.publish({ type: 'queue:stats', tenantId: 't1' }).catch((e: unknown) => e);
       const elapsed = Date.now() - started;

@@ -4,7 +4,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -50,8 +50,12 @@ export interface Gateway {
   url: string;
   port: number;
   logs: string[];
-  /** SIGSTOP: the process hangs with its connections open, answering nothing. */
-  pause(): void;
+  /**
+   * SIGSTOP: the process hangs with its connections open, answering nothing. Resolves once every
+   * thread is stopped: the signal is delivered asynchronously, and a request sent before that
+   * could still be answered.
+   */
+  pause(): Promise<void>;
   /** SIGCONT. */
   resume(): void;
   stop(): Promise<void>;
@@ -122,7 +126,10 @@ export async function startGateway({
     url: `http://127.0.0.1:${bound}`,
     port: bound,
     logs,
-    pause: () => void child.kill('SIGSTOP'),
+    async pause() {
+      child.kill('SIGSTOP');
+      await stopped(child.pid!);
+    },
     resume: () => void child.kill('SIGCONT'),
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -297,4 +304,17 @@ export function request(f: Frontend, event: string, payload?: unknown): Promise<
 export async function settle(f: Frontend, probe?: { event: string; payload?: unknown }): Promise<void> {
   if (probe) await request(f, probe.event, probe.payload);
   else await sleep(200);
+}
+
+/** Resolves once every thread of process `pid` is stopped (state `T` in /proc); rejects after 5 s. */
+async function stopped(pid: number): Promise<void> {
+  const state = (tid: string) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  };
+  const until = Date.now() + 5000;
+  while (!readdirSync(`/proc/${pid}/task`).every((tid) => state(tid) === 'T')) {
+    if (Date.now() > until) throw new Error(`process ${pid} did not stop within 5 s of SIGSTOP`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
