@@ -22,9 +22,10 @@
 //! socket takes it, or what it cannot take is left to the connection's task), as Node's `ws` does:
 //! a delivery then costs one write, not a task woken on another thread, scheduled and polled. One
 //! task per connection reads, writes what could not be written at once, and closes, turn about;
-//! pings are queued by the endpoint's heartbeat (one task for all connections). Control frames from the client count
-//! toward its flood limit with its messages; past it, the connection is closed (1008), since a
-//! control frame has no error to answer it with and each ping costs a flushed pong.
+//! pings are queued by the endpoint's heartbeat (one task for all connections). Control frames
+//! from the client count toward its flood limit with its messages; past it, the connection is
+//! closed (1008), since a control frame has no error to answer it with and each ping costs a
+//! flushed pong.
 
 use std::{
     collections::VecDeque,
@@ -214,11 +215,12 @@ struct Writer {
 
 impl Writer {
     /// Hands `frames` to the socket and flushes, without waiting: what it cannot take now is put
-    /// back in `outbox`, and a flush it cannot complete is left in `unflushed`. True when all was
-    /// written.
+    /// back in `outbox`, and a flush it cannot complete is left in `unflushed`. True when all of
+    /// `frames` was written (false: the task has work left).
     fn write_now(&mut self, conn: &Conn, frames: Vec<Frame>) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         let (mut count, mut bytes) = (0, 0);
+        let mut put_back = false;
         let mut frames = frames.into_iter();
         while let Some(frame) = frames.next() {
             match self.sink.as_mut().poll_ready(&mut cx) {
@@ -229,6 +231,7 @@ impl Writer {
                 }
                 Poll::Pending => {
                     conn.outbox().put_back(std::iter::once(frame).chain(frames));
+                    put_back = true;
                     break;
                 }
             }
@@ -243,7 +246,7 @@ impl Writer {
         match self.sink.as_mut().poll_flush(&mut cx) {
             Poll::Ready(Ok(())) => {
                 conn.outbox().written(count, bytes);
-                true
+                !put_back
             }
             Poll::Ready(Err(_)) => {
                 self.failed = true;
