@@ -21,10 +21,7 @@ use std::{
 use lru::LruCache;
 use serde_json::Value;
 
-use crate::spec::{
-    StoreKind, StoreOp, StoreSpec,
-    template::{Scope, deep_merge},
-};
+use crate::spec::{StoreKind, StoreOp, StoreSpec, template::Scope};
 
 /// Byte budgets of last-known state.
 #[derive(Debug, Clone)]
@@ -132,13 +129,6 @@ impl Stores {
         for (spec, store) in specs.iter().zip(&self.stores) {
             for rule in spec.rules.iter().filter(|r| r.types.matches(event_type)) {
                 let Some(key) = rule.key.render_key(scope).filter(|k| !k.is_empty()) else { continue };
-                let rendered: Vec<Value> = match &rule.op {
-                    StoreOp::Merge(parts) | StoreOp::Append(parts) => {
-                        parts.iter().filter_map(|t| t.render(scope)).collect()
-                    }
-                    StoreOp::Replace(t) => t.render(scope).into_iter().collect(),
-                    StoreOp::Delete => Vec::new(),
-                };
                 let mut tenants = store.tenants.lock().unwrap_or_else(|e| e.into_inner());
                 // Looked up before inserting: the tenant's name is copied only for a new tenant.
                 if !tenants.contains(tenant) {
@@ -146,7 +136,7 @@ impl Stores {
                 }
                 let Some(data) = tenants.get_mut(tenant) else { continue };
                 let before = data.bytes;
-                let updated = self.update(data, key, &rule.op, store.kind, rendered);
+                let updated = self.update(data, key, &rule.op, store.kind, scope);
                 if !updated {
                     tracing::error!(store = %spec.name, "state rule does not fit its store kind");
                 }
@@ -156,34 +146,36 @@ impl Stores {
     }
 
     /// Applies one rule's operation to one tenant's data, keeping `data.bytes` and the count
-    /// limits; false when the operation does not fit the store's kind.
-    fn update(&self, data: &mut TenantData, key: String, op: &StoreOp, kind: StoreKind, rendered: Vec<Value>) -> bool {
+    /// limits; false when the operation does not fit the store's kind. What the rule writes is
+    /// rendered here, under the store's lock: a merge reads the event where it is and copies in
+    /// only what changes, and what a rule that does not fit would render is never made.
+    fn update(&self, data: &mut TenantData, key: String, op: &StoreOp, kind: StoreKind, scope: &dyn Scope) -> bool {
         match (&mut data.entries, op, kind) {
             (Entries::Records(records), StoreOp::Delete, _) => {
                 if let Some(old) = records.pop(&key) {
                     data.bytes -= (key.len() + approx_bytes(&old)).min(data.bytes);
                 }
             }
-            (Entries::Records(records), StoreOp::Replace(_), StoreKind::Records { .. }) => {
-                if let Some(v) = rendered.into_iter().next() {
+            (Entries::Records(records), StoreOp::Replace(template), StoreKind::Records { .. }) => {
+                if let Some(v) = template.render(scope) {
                     let added = key.len() + approx_bytes(&v);
                     let removed = records.put(key.clone(), v).map_or(0, |old| key.len() + approx_bytes(&old));
                     data.bytes = (data.bytes + added).saturating_sub(removed);
                 }
             }
-            (Entries::Records(records), StoreOp::Merge(_), StoreKind::Records { .. }) => {
+            (Entries::Records(records), StoreOp::Merge(parts), StoreKind::Records { .. }) => {
                 let removed = records.peek(&key).map_or(0, |old| key.len() + approx_bytes(old));
                 let record = records.get_or_insert_mut(key.clone(), || Value::Object(Default::default()));
-                for patch in rendered {
-                    deep_merge(record, patch);
+                for part in parts {
+                    part.merge_into(record, scope);
                 }
                 let added = key.len() + approx_bytes(record);
                 data.bytes = (data.bytes + added).saturating_sub(removed);
             }
-            (Entries::Lists(lists), StoreOp::Append(_), StoreKind::Lists { keep, .. }) => {
+            (Entries::Lists(lists), StoreOp::Append(parts), StoreKind::Lists { keep, .. }) => {
                 let mut entry = Value::Null;
-                for patch in rendered {
-                    deep_merge(&mut entry, patch);
+                for part in parts {
+                    part.merge_into(&mut entry, scope);
                 }
                 let seq = self.seq.fetch_add(1, Ordering::Relaxed);
                 // Counted by what comes and goes, not by walking the list: a list of the last

@@ -28,20 +28,27 @@ pub trait Scope {
 impl Expr {
     /// Evaluates the expression; `None` when unset.
     pub fn eval(&self, scope: &dyn Scope) -> Option<Value> {
+        self.eval_lent(scope).map(Cow::into_owned)
+    }
+
+    /// Evaluates the expression, borrowing the value from the template or the scope where they
+    /// lend it (a copy only of what the scope computes): for a caller that reads the value, or
+    /// merges it into one it owns, without copying it first.
+    pub fn eval_lent<'s>(&'s self, scope: &'s dyn Scope) -> Option<Cow<'s, Value>> {
         match self {
-            Expr::Literal(v) => Some(v.clone()),
+            Expr::Literal(v) => Some(Cow::Borrowed(v)),
             Expr::Coalesce(alts) => {
                 // `null` counts as unset, so `a ?? b` skips a null `a`; the result is null only
                 // when nothing better was found.
                 let mut saw_null = false;
                 for alt in alts {
-                    match alt.eval(scope) {
-                        Some(Value::Null) => saw_null = true,
+                    match alt.eval_lent(scope) {
+                        Some(v) if v.is_null() => saw_null = true,
                         Some(v) => return Some(v),
                         None => {}
                     }
                 }
-                saw_null.then_some(Value::Null)
+                saw_null.then_some(Cow::Owned(Value::Null))
             }
             Expr::Path(path) => path.eval(scope),
         }
@@ -65,7 +72,7 @@ impl Expr {
 }
 
 impl Path {
-    fn eval(&self, scope: &dyn Scope) -> Option<Value> {
+    fn eval<'s>(&self, scope: &'s dyn Scope) -> Option<Cow<'s, Value>> {
         let mut rest = self.segments.as_slice();
         let start: Cow<'_, Value> = if self.root == Root::State {
             // `state.<store>` or `state.<store>[key]`: the store does the lookup.
@@ -98,7 +105,7 @@ impl Path {
                 Cow::Owned(v) => Cow::Owned(step(&v, seg, scope)?.clone()),
             };
         }
-        Some(current.into_owned())
+        Some(current)
     }
 }
 

@@ -1,6 +1,8 @@
 //! Template strings ([`StrTemplate`]): text with `{expr}` placeholders, parsed once, rendered to a
 //! value (a lone placeholder keeps its value's type), to text, or to a key.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use super::{Expr, Path, Scope, key_string, parse::parse_expr};
@@ -84,9 +86,15 @@ impl StrTemplate {
     /// Renders to a JSON value: the value itself for a lone placeholder, text otherwise.
     /// `None` when a lone placeholder is unset.
     pub fn render_value(&self, scope: &dyn Scope) -> Option<Value> {
+        self.render_lent(scope).map(Cow::into_owned)
+    }
+
+    /// [`render_value`](Self::render_value), borrowing a lone placeholder's value where the
+    /// scope lends it.
+    pub fn render_lent<'s>(&'s self, scope: &'s dyn Scope) -> Option<Cow<'s, Value>> {
         match self.parts.as_slice() {
-            [Part::Expr(e)] => e.eval(scope),
-            _ => Some(Value::String(self.render_text(scope))),
+            [Part::Expr(e)] => e.eval_lent(scope),
+            _ => Some(Cow::Owned(Value::String(self.render_text(scope)))),
         }
     }
 

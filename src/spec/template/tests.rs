@@ -97,6 +97,40 @@ fn syntax_errors_say_what_is_wrong() {
 }
 
 #[test]
+fn merging_a_template_in_place_is_merging_what_it_renders() {
+    let targets = [
+        json!(null),
+        json!("text"),
+        json!({ "status": "running", "steps": { "s1": { "x": 1 } }, "filters": [1] }),
+        json!({ "e1": { "status": "done" }, "n": 3 }),
+    ];
+    let templates = [
+        json!("{payload}"),
+        json!("{payload.filters}"),
+        json!("{payload.missing}"),
+        json!("{payload.missing ?? user}"),
+        json!("id {user.id}"),
+        json!({ "status": "{state.executions.e1.status}", "steps": { "{payload.resourceId}": "{payload}" } }),
+        json!({ "n": "{payload.n}", "unset": "{payload.missing}", "filters": ["{user.id}"] }),
+        json!({ "constant": { "a": [1, 2] } }),
+        json!(["{payload.n}", "{payload.missing}"]),
+    ];
+    let scope = scope();
+    for template in &templates {
+        let parsed = ValueTemplate::parse(template).unwrap();
+        for target in &targets {
+            let mut rendered = target.clone();
+            if let Some(patch) = parsed.render(&scope) {
+                deep_merge(&mut rendered, patch);
+            }
+            let mut in_place = target.clone();
+            parsed.merge_into(&mut in_place, &scope);
+            assert_eq!(in_place, rendered, "{template} into {target}");
+        }
+    }
+}
+
+#[test]
 fn deep_merge_merges_objects_and_replaces_the_rest() {
     let mut v = json!({ "a": 1, "steps": { "s1": { "x": 1 } } });
     deep_merge(&mut v, json!({ "a": 2, "steps": { "s2": { "y": 2 } } }));

@@ -1,6 +1,8 @@
 //! JSON-shaped templates ([`ValueTemplate`]): objects, arrays and literals with template strings
-//! inside, rendered with unset fields left out; and [`deep_merge`], which lays one value over
-//! another.
+//! inside, rendered with unset fields left out, or merged straight into a value
+//! ([`ValueTemplate::merge_into`]); and [`deep_merge`], which lays one value over another.
+
+use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
@@ -98,6 +100,40 @@ impl ValueTemplate {
         }
     }
 
+    /// Merges what the template renders into `target`, as [`deep_merge`] of
+    /// [`render`](Self::render) would, without rendering it first: what the scope lends (an
+    /// event's data, `{data}`) is read where it is, and only the values that differ from
+    /// `target`'s are copied in. Last-known state merges every published event into its records
+    /// this way, so an event's data is not copied whole for each rule that merges it.
+    pub fn merge_into(&self, target: &mut Value, scope: &dyn Scope) {
+        match (self, &mut *target) {
+            (ValueTemplate::Const(v), _) => merge_lent(target, v),
+            (ValueTemplate::Str(t), _) => match t.render_lent(scope) {
+                Some(Cow::Borrowed(v)) => merge_lent(target, v),
+                Some(Cow::Owned(v)) => deep_merge(target, v),
+                None => {}
+            },
+            (ValueTemplate::Object(fields), Value::Object(map)) => {
+                for (key, value) in fields {
+                    let Some(key) = key.render_key(scope) else { continue };
+                    match map.get_mut(&key) {
+                        Some(existing) => value.merge_into(existing, scope),
+                        None => {
+                            if let Some(v) = value.render(scope) {
+                                map.insert(key, v);
+                            }
+                        }
+                    }
+                }
+            }
+            (ValueTemplate::Object(_) | ValueTemplate::Array(_), _) => {
+                if let Some(v) = self.render(scope) {
+                    *target = v;
+                }
+            }
+        }
+    }
+
     /// Calls `f` with every path in the template.
     pub fn for_each_path(&self, f: &mut dyn FnMut(&Path)) {
         match self {
@@ -109,6 +145,25 @@ impl ValueTemplate {
             }),
             ValueTemplate::Array(items) => items.iter().for_each(|v| v.for_each_path(f)),
         }
+    }
+}
+
+/// [`deep_merge`] of a value that is lent: objects field by field, recursively; anything else is
+/// copied in unless `target` holds it already (a status that did not change costs no copy).
+fn merge_lent(target: &mut Value, patch: &Value) {
+    match (&mut *target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                match t.get_mut(k) {
+                    Some(existing) => merge_lent(existing, v),
+                    None => {
+                        t.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (t, p) if *t != *p => *t = p.clone(),
+        _ => {}
     }
 }
 
