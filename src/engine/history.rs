@@ -45,7 +45,7 @@ use std::{
 
 use bytes::Bytes;
 
-use crate::{metrics::HistoryMetrics, spec::HistorySpec};
+use crate::{metrics::HistoryMetrics, rooms::FilterReach, spec::HistorySpec};
 
 /// What an event costs beside its text and filter values (its entry, its queue slot).
 const ENTRY_OVERHEAD: usize = 64;
@@ -104,16 +104,24 @@ impl HistoryBudget {
 }
 
 /// One event kept: its offset, what the front sends for it, and the filter values it was routed
-/// with (the suffixes of the room's filtered variants it reached; empty for a room without
-/// filters), so a recovery sends a member only what its filters let through.
+/// with (which of the room's filtered variants it reached; empty for a room without filters), so
+/// a recovery sends a member only what its filters let through.
 #[derive(Debug, Clone)]
 pub(crate) struct Kept {
     /// Its offset in the room.
     pub offset: u64,
     /// The front's serialized message for it, position included.
     pub text: KeptText,
-    /// The variants it reached, as suffixes of the room's name.
-    pub variants: Arc<[Box<str>]>,
+    /// The variants it reached.
+    pub reach: FilterReach,
+}
+
+impl Kept {
+    /// Whether a member in these variants of the room (their names' suffixes after the room's)
+    /// gets it: any of them reached, or the room has no filters.
+    pub(crate) fn passes<S: AsRef<str>>(&self, variants: &[S]) -> bool {
+        self.reach.is_empty() || variants.iter().any(|v| self.reach.reaches(v.as_ref()))
+    }
 }
 
 /// A kept event's message as the front serialized it: `head` then `tail`. An event kept in several
@@ -263,7 +271,7 @@ impl Locked<'_> {
         &mut self,
         room: &str,
         spec: HistorySpec,
-        variants: Arc<[Box<str>]>,
+        reach: FilterReach,
         given: Option<&Position>,
         render: impl FnOnce(&Position) -> KeptText,
     ) {
@@ -300,14 +308,12 @@ impl Locked<'_> {
         entry.last += 1;
         let position = Position { offset: entry.last, epoch: entry.epoch.clone() };
         let text = render(&position);
-        let bytes = ENTRY_OVERHEAD
-            + text.counted()
-            + variants.iter().map(|v| v.len() + 16).sum::<usize>()
-            + if created { ROOM_OVERHEAD + room.len() } else { 0 };
+        let bytes =
+            ENTRY_OVERHEAD + text.counted() + reach.bytes() + if created { ROOM_OVERHEAD + room.len() } else { 0 };
         if entry.entries.is_empty() {
             rooms.oldest.insert((seq, key.clone()));
         }
-        entry.entries.push_back(Entry { kept: Kept { offset: position.offset, text, variants }, at: now, seq, bytes });
+        entry.entries.push_back(Entry { kept: Kept { offset: position.offset, text, reach }, at: now, seq, bytes });
         self.history.budget.used.fetch_add(bytes, Ordering::Relaxed);
         self.history.metrics.entries.inc();
         self.history.metrics.bytes.inc_by(bytes as i64);
@@ -406,7 +412,7 @@ mod tests {
 
     fn append(h: &History, room: &str, spec: HistorySpec) -> Position {
         let mut got = None;
-        h.lock().append_at(room, spec, Arc::from(Vec::new()), None, |p| {
+        h.lock().append_at(room, spec, FilterReach::default(), None, |p| {
             got = Some(p.clone());
             KeptText::new(Bytes::new(), format!("{}@{}", p.offset, p.epoch), 1)
         });
@@ -416,7 +422,7 @@ mod tests {
     fn append_given(h: &History, room: &str, spec: HistorySpec, offset: u64, epoch: &str) -> Position {
         let given = Position { offset, epoch: epoch.into() };
         let mut got = None;
-        h.lock().append_at(room, spec, Arc::from(Vec::new()), Some(&given), |p| {
+        h.lock().append_at(room, spec, FilterReach::default(), Some(&given), |p| {
             got = Some(p.clone());
             KeptText::new(Bytes::new(), format!("{}@{}", p.offset, p.epoch), 1)
         });

@@ -21,7 +21,7 @@ use super::{
 };
 use crate::clock::iso_now;
 use crate::{
-    rooms::{self, RoomScope},
+    rooms::{self, FilterReach, RoomScope},
     spec::{
         HistorySpec, RESERVED_EVENTS, Route,
         template::{Root, Scope},
@@ -392,36 +392,37 @@ impl SpecRuntime {
             let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
             let filter_values: Vec<Option<String>> =
                 target.filters.iter().map(|f| f.as_ref().and_then(|t| t.render_key(&scope))).collect();
-            let filter_refs: Vec<Option<&str>> = filter_values.iter().map(|v| v.as_deref()).collect();
+            // Filter values are escaped once, and each variant's name is its room's plus a suffix.
+            let (reach, suffixes) = if family.filters.is_empty() {
+                (FilterReach::default(), Vec::new())
+            } else {
+                let refs: Vec<Option<&str>> = filter_values.iter().map(|v| v.as_deref()).collect();
+                let reach = FilterReach::new(&refs);
+                let suffixes = reach.suffixes();
+                (reach, suffixes)
+            };
             for visible in family.pattern.fanout(&refs, target.exact) {
                 // A value that spells the name of another family's server-only room (a channel
                 // called `user:bob`) does not reach that room.
-                let owner = self.spec.family_of(&visible).map(|(id, _)| id);
-                if owner.is_some_and(|o| o != target.room && self.spec.rooms[o].server_only) {
+                let shadowed = if family.pattern.params().is_empty() {
+                    self.shadowed[target.room]
+                } else {
+                    let owner = self.spec.family_of(&visible).map(|(id, _)| id);
+                    owner.is_some_and(|o| o != target.room && self.spec.rooms[o].server_only)
+                };
+                if shadowed {
                     continue;
                 }
-                let first = rooms.len();
-                if family.filters.is_empty() {
-                    rooms.extend(rooms::internal_name(family.scope, tenant, &visible));
+                let Some(room) = rooms::internal_name(family.scope, tenant, &visible) else { continue };
+                if suffixes.is_empty() {
+                    rooms.push(room.clone());
                 } else {
-                    for filtered in rooms::filter_fanout(&visible, &filter_refs) {
-                        rooms.extend(rooms::internal_name(family.scope, tenant, &filtered));
-                    }
+                    rooms.extend(suffixes.iter().map(|suffix| format!("{room}{suffix}")));
                 }
-                if let Some(spec) = family.history
-                    && let Some(room) = rooms::internal_name(family.scope, tenant, &visible)
-                {
-                    let variants = rooms[first..]
-                        .iter()
-                        .filter_map(|r| r.strip_prefix(room.as_str()))
-                        .filter(|s| !s.is_empty())
-                        .map(Box::from);
+                if let Some(spec) = family.history {
                     match history.iter_mut().find(|h| h.room == room) {
-                        Some(same) => same.variants = same.variants.iter().cloned().chain(variants).collect(),
-                        None => {
-                            let variants = variants.collect();
-                            history.push(HistoryRoom { room, visible, spec, variants });
-                        }
+                        Some(same) => same.reach = same.reach.and(&reach),
+                        None => history.push(HistoryRoom { room, visible, spec, reach: reach.clone() }),
                     }
                 }
             }
@@ -445,9 +446,9 @@ pub(crate) struct HistoryRoom {
     pub visible: String,
     /// What its history keeps.
     pub spec: HistorySpec,
-    /// The filtered variants reached, as suffixes of `room` (empty for a family without filters);
+    /// Which of its filtered variants the event reaches (empty for a family without filters);
     /// shared with the history that keeps the event there.
-    pub variants: Arc<[Box<str>]>,
+    pub reach: FilterReach,
 }
 
 /// A published event routed on one namespace, not rendered yet.

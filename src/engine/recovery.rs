@@ -114,8 +114,7 @@ impl JoinReads for HistoryReads<'_> {
             None if replay > 0 => self.locked.last(room, replay),
             None => return,
         };
-        let passes = |k: &Kept| k.variants.is_empty() || k.variants.iter().any(|v| variants.iter().any(|t| **v == **t));
-        self.events.extend(kept.into_iter().filter(passes));
+        self.events.extend(kept.into_iter().filter(|k| k.passes(variants)));
     }
 
     fn not_recovered(&mut self) {

@@ -55,6 +55,10 @@ pub(crate) struct SpecRuntime {
     /// Join and leave events' counts, when a room family asks for them (none: presence costs
     /// this spec nothing).
     pub(crate) presence: Option<PresenceEvents>,
+    /// Per room family: whether its name is another family's, a server-only one, for a family
+    /// whose pattern has no parameters (its one name is then known before any event: routing
+    /// does not look for its owner again for each).
+    pub(crate) shadowed: Vec<bool>,
 }
 
 impl std::fmt::Debug for SpecRuntime {
@@ -82,7 +86,9 @@ impl SpecRuntime {
             spec.events.values().filter_map(|e| e.max_bytes).fold(shared.limits.max_event_bytes, usize::max);
         let caps = spec.rooms.iter().map(|f| f.presence.as_ref().map(|p| p.max_per_second)).collect();
         let presence = PresenceEvents::new(caps, shared.metrics.presence.clone());
+        let shadowed = (0..spec.rooms.len()).map(|id| spec.is_shadowed(id)).collect();
         Self {
+            shadowed,
             presence,
             largest_payload,
             spec,

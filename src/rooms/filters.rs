@@ -3,7 +3,7 @@
 //! then one value (or `*`) per filter after [`FILTER_SEP`]; a published event reaches, for each
 //! filter, its value and `*`. What one join makes is bounded here: value bytes and combinations.
 
-use std::fmt::Write;
+use std::{fmt::Write, sync::Arc};
 
 use super::ANY;
 
@@ -112,28 +112,103 @@ pub(crate) fn without_filters(name: &str) -> &str {
     name.split(FILTER_SEP).next().unwrap_or(name)
 }
 
-/// The filtered rooms of `visible` an event with these filter values reaches: for each filter, its
-/// value (when the event has one, and it is one a join could choose) and `*`.
-pub(crate) fn filter_fanout(visible: &str, values: &[Option<&str>]) -> Vec<String> {
-    let mut combos: Vec<Vec<Option<&str>>> = vec![Vec::with_capacity(values.len())];
-    for value in values {
-        match value.filter(|v| !v.is_empty() && filter_value_bytes(v) <= MAX_FILTER_VALUE_BYTES) {
-            Some(v) => {
-                let mut with_any = combos.clone();
-                combos.iter_mut().for_each(|c| c.push(Some(v)));
-                with_any.iter_mut().for_each(|c| c.push(None));
-                combos.extend(with_any);
-            }
-            None => combos.iter_mut().for_each(|c| c.push(None)),
-        }
+/// The filter values a published event was routed to a room with, as the room's variants' names
+/// hold them (escaped; `None`: no value a join could choose), one set for each route target that
+/// names the room: which of its variants the event reaches, without a name for each (a family of
+/// three filters has eight). Empty for a family without filters: the event reaches the room.
+/// History keeps it beside each event, shared by every room the target reached, and a recovery
+/// asks it about the member's variants.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FilterReach(Arc<[FilterValues]>);
+
+/// One target's filter values, escaped, in the family's filter order.
+type FilterValues = Box<[Option<Box<str>>]>;
+
+impl FilterReach {
+    /// What an event with these filter values (the family's filters, in order) reaches.
+    pub(crate) fn new(values: &[Option<&str>]) -> Self {
+        Self(Arc::new([Self::escaped(values)]))
     }
-    combos.iter().map(|c| with_filters(visible, c)).collect()
+
+    fn escaped(values: &[Option<&str>]) -> FilterValues {
+        values
+            .iter()
+            .map(|v| {
+                let v = v.filter(|v| !v.is_empty() && filter_value_bytes(v) <= MAX_FILTER_VALUE_BYTES)?;
+                let mut out = String::with_capacity(v.len());
+                escape_filter_value(v, &mut out);
+                Some(out.into_boxed_str())
+            })
+            .collect()
+    }
+
+    /// This reach and `other`'s together (two targets of one route naming the same room).
+    pub(crate) fn and(&self, other: &FilterReach) -> FilterReach {
+        Self(self.0.iter().chain(other.0.iter()).cloned().collect())
+    }
+
+    /// Whether the room has no filters (the event reaches it whole).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether the event reaches the variant whose name ends with `suffix` (the room's name
+    /// taken off): one whose every value is `*` or the event's.
+    pub(crate) fn reaches(&self, suffix: &str) -> bool {
+        self.0.iter().any(|values| {
+            let mut chosen = suffix.split(FILTER_SEP);
+            chosen.next().is_some_and(str::is_empty)
+                && values.iter().all(|value| match chosen.next() {
+                    Some(ANY) => true,
+                    Some(c) => value.as_deref() == Some(c),
+                    None => false,
+                })
+                && chosen.next().is_none()
+        })
+    }
+
+    /// The suffixes of the variants reached: for each filter, the event's value (when it has one
+    /// a join could choose) and `*`.
+    pub(crate) fn suffixes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for values in self.0.iter() {
+            let mut combos = vec![String::new()];
+            for value in values.iter() {
+                match value {
+                    Some(v) => {
+                        let with_any: Vec<String> = combos.iter().map(|c| format!("{c}{FILTER_SEP}{ANY}")).collect();
+                        combos.iter_mut().for_each(|c| {
+                            c.push(FILTER_SEP);
+                            c.push_str(v);
+                        });
+                        combos.extend(with_any);
+                    }
+                    None => combos.iter_mut().for_each(|c| {
+                        c.push(FILTER_SEP);
+                        c.push_str(ANY);
+                    }),
+                }
+            }
+            out.extend(combos);
+        }
+        out
+    }
+
+    /// Heap bytes it takes, for budgets.
+    pub(crate) fn bytes(&self) -> usize {
+        self.0.iter().map(|set| 16 + set.iter().map(|v| 16 + v.as_ref().map_or(0, |v| v.len())).sum::<usize>()).sum()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rooms::{RoomScope, internal_name, split_internal};
+
+    /// The names of the variants of `visible` an event with these filter values reaches.
+    fn filter_fanout(visible: &str, values: &[Option<&str>]) -> Vec<String> {
+        FilterReach::new(values).suffixes().iter().map(|suffix| format!("{visible}{suffix}")).collect()
+    }
 
     #[test]
     fn filtered_rooms_are_reached_by_their_values_and_by_any() {
@@ -194,6 +269,40 @@ mod tests {
                 .unwrap_err()
                 .starts_with("too many filter combinations")
         );
+    }
+
+    #[test]
+    fn a_reach_answers_as_the_fanout_of_names_does() {
+        let events: [&[Option<&str>]; 4] = [
+            &[Some("w1"), Some("e9"), Some("running")],
+            &[Some("w1"), None, Some("a*%\u{1}b")],
+            &[Some(""), Some(&"x".repeat(MAX_FILTER_VALUE_BYTES + 1)), None],
+            &[None, None, None],
+        ];
+        let joins: Vec<String> = [
+            [Some("w1"), None, Some("running")],
+            [None, None, None],
+            [Some("w2"), None, None],
+            [Some("w1"), Some("e9"), Some("running")],
+            [None, None, Some("a*%\u{1}b")],
+            [None, Some(""), None],
+        ]
+        .iter()
+        .map(|values| with_filters("", values))
+        .chain(["".to_string(), "\u{1}*".to_string(), "\u{1}*\u{1}*\u{1}*\u{1}*".to_string()])
+        .collect();
+        for values in events {
+            let reach = FilterReach::new(values);
+            let names = reach.suffixes();
+            assert_eq!(names.len(), 1 << values.iter().flatten().filter(|v| !v.is_empty() && v.len() <= 64).count());
+            for join in &joins {
+                assert_eq!(reach.reaches(join), names.contains(join), "{values:?} reaching {join:?}");
+            }
+        }
+        let both = FilterReach::new(&[Some("a")]).and(&FilterReach::new(&[Some("b")]));
+        assert!(both.reaches("\u{1}a") && both.reaches("\u{1}b") && !both.reaches("\u{1}c"));
+        assert_eq!(both.suffixes().len(), 4);
+        assert!(FilterReach::default().is_empty());
     }
 
     #[test]

@@ -34,7 +34,7 @@ mod pattern;
 
 use std::fmt::Write;
 
-pub(crate) use filters::{FILTER_SEP, MAX_FILTERS, filter_fanout, filter_variants, is_variant_of, without_filters};
+pub(crate) use filters::{FILTER_SEP, FilterReach, MAX_FILTERS, filter_variants, is_variant_of, without_filters};
 pub(crate) use pattern::{Param, RoomPattern};
 
 /// Longest visible room name accepted from a client or rendered from a payload.

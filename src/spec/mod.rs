@@ -111,6 +111,18 @@ impl NamespaceSpec {
         self.rooms.iter().enumerate().find_map(|(id, f)| f.pattern.parse_name(visible).map(|values| (id, values)))
     }
 
+    /// Whether the one name of family `id`, whose pattern has no parameters, is taken by another
+    /// family that is server-only (routing then reaches neither). False for a pattern with
+    /// parameters: which name an event reaches there depends on its values.
+    pub fn is_shadowed(&self, id: RoomId) -> bool {
+        let family = &self.rooms[id];
+        if !family.pattern.params().is_empty() {
+            return false;
+        }
+        let Some(name) = family.pattern.render(&[]) else { return false };
+        self.family_of(&name).is_some_and(|(owner, _)| owner != id && self.rooms[owner].server_only)
+    }
+
     /// The room names clients may name, as patterns (`executions:{execution_id}`), for errors
     /// that tell a client what is valid.
     pub fn client_room_patterns(&self) -> String {

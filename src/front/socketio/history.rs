@@ -153,7 +153,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         for kept in &delivery.history {
             let mut sent = None;
             let given = event.given_position(&self.spec.path, &kept.room);
-            history.append_at(&kept.room, kept.spec, kept.variants.clone(), given, |position| {
+            history.append_at(&kept.room, kept.spec, kept.reach.clone(), given, |position| {
                 match positioned.tail(&kept.visible, position) {
                     Ok(tail) => {
                         let text = KeptText::new(positioned.head.clone(), tail, kept_in);

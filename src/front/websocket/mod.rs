@@ -439,7 +439,7 @@ impl Endpoint {
             for kept in &delivery.history {
                 let mut frame = None;
                 let given = event.given_position(&self.spec.path, &kept.room);
-                history.append_at(&kept.room, kept.spec, kept.variants.clone(), given, |position| {
+                history.append_at(&kept.room, kept.spec, kept.reach.clone(), given, |position| {
                     let text = KeptText::new(head.clone(), envelope::positioned_tail(&kept.visible, position), kept_in);
                     frame = Some((text.clone(), position.clone()));
                     text
@@ -528,9 +528,7 @@ impl Endpoint {
                 .map(|r| r[room.len()..].to_string())
                 .collect();
             for kept in kept {
-                let passes =
-                    kept.variants.is_empty() || kept.variants.iter().any(|v| theirs.iter().any(|t| **v == **t));
-                if passes && !kept.text.is_empty() {
+                if kept.passes(&theirs) && !kept.text.is_empty() {
                     missed.push(Frame::Text(envelope::positioned(&kept.text)));
                 }
             }
