@@ -545,8 +545,8 @@ impl<M: Member> Scope for ActionCtx<'_, M> {
         }
     }
 
-    fn computed(&self, root: Root, field: &str) -> Option<Value> {
-        match (root, field) {
+    fn computed(&self, root: Root, field: &str) -> Option<Cow<'_, Value>> {
+        let value = match (root, field) {
             (Root::Room, "snapshot") => self.snapshot(),
             (Root::Socket, "rooms") => {
                 let mut visible: Vec<String> = self
@@ -560,7 +560,8 @@ impl<M: Member> Scope for ActionCtx<'_, M> {
             }
             (Root::Gateway, "stats") => Some(self.ns.shared.gateway_stats()),
             _ => None,
-        }
+        };
+        value.map(Cow::Owned)
     }
 
     fn state(&self, store: &str, key: Option<&str>) -> Option<Value> {

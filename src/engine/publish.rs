@@ -24,7 +24,7 @@ use crate::{
     rooms::{self, FilterReach, RoomScope},
     spec::{
         HistorySpec, RESERVED_EVENTS, Route,
-        template::{Root, Scope},
+        template::{Root, Scope, ValueTemplate},
     },
 };
 
@@ -265,13 +265,15 @@ impl Scope for EventScope<'_> {
         }
     }
 
-    /// `event.type`, `event.tenantId` and `event.timestamp` without building `{event}`.
-    fn computed(&self, root: Root, field: &str) -> Option<Value> {
+    /// `event.type`, `event.tenantId`, `event.timestamp` and `event.data` (lent) without building
+    /// `{event}`, which holds a copy of the data.
+    fn computed(&self, root: Root, field: &str) -> Option<Cow<'_, Value>> {
         let event = self.event;
         match (root, field) {
-            (Root::Event, "type") => Some(Value::String(event.event_type.clone())),
-            (Root::Event, "tenantId") => Some(event.tenant.clone().map_or(Value::Null, Value::String)),
-            (Root::Event, "timestamp") => Some(Value::String(event.timestamp.clone())),
+            (Root::Event, "type") => Some(Cow::Owned(Value::String(event.event_type.clone()))),
+            (Root::Event, "tenantId") => Some(Cow::Owned(event.tenant.clone().map_or(Value::Null, Value::String))),
+            (Root::Event, "timestamp") => Some(Cow::Owned(Value::String(event.timestamp.clone()))),
+            (Root::Event, "data") => Some(Cow::Borrowed(&event.data)),
             _ => None,
         }
     }
@@ -461,25 +463,33 @@ pub(crate) struct Routed<'a> {
     scope: EventScope<'a>,
 }
 
-impl Routed<'_> {
-    /// Renders what the route emits.
-    pub(crate) fn render(self) -> Delivery {
+impl<'a> Routed<'a> {
+    /// Renders what the route emits: its event's name now, its data when asked
+    /// ([`Delivery::data`]).
+    pub(crate) fn render(self) -> Delivery<'a> {
         let event = self.route.emit.event.render_text(&self.scope);
-        let data = self.route.emit.data.as_ref().and_then(|d| d.render(&self.scope));
-        Delivery { rooms: self.rooms, history: self.history, event, data }
+        Delivery { rooms: self.rooms, history: self.history, event, data: self.route.emit.data.as_ref(), scope: self.scope }
     }
 }
 
 /// What one published event sends on one namespace.
-pub(crate) struct Delivery {
+pub(crate) struct Delivery<'a> {
     /// Internal room names.
     pub rooms: Vec<String>,
     /// The rooms with history among them.
     pub history: Vec<HistoryRoom>,
     /// The event name clients receive.
     pub event: String,
-    /// Its data (`None`: no argument).
-    pub data: Option<Value>,
+    data: Option<&'a ValueTemplate>,
+    scope: EventScope<'a>,
+}
+
+impl Delivery<'_> {
+    /// Its data (`None`: no argument), lent from the event where the route sends the event's
+    /// data as it is (`{event.data}`): serialized without a copy made first.
+    pub(crate) fn data(&self) -> Option<Cow<'_, Value>> {
+        self.data.and_then(|d| d.render_lent(&self.scope))
+    }
 }
 
 /// How many sockets an event reached, and how many acknowledged it in time.

@@ -26,7 +26,6 @@ use std::{
 };
 
 use bytes::Bytes;
-use serde_json::json;
 use tokio::sync::watch;
 
 mod cursor;
@@ -52,21 +51,39 @@ pub(crate) struct FedEvent {
     pub offset: u64,
 }
 
+/// A fed event's JSON, borrowed from the published event.
+#[derive(serde::Serialize)]
+struct FedFields<'a> {
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    #[serde(rename = "tenantId")]
+    tenant_id: Option<&'a str>,
+    data: &'a serde_json::Value,
+    timestamp: &'a str,
+    #[serde(rename = "eventId", skip_serializing_if = "Option::is_none")]
+    event_id: Option<&'a str>,
+}
+
 impl FedEvent {
     fn new(shard: usize, id: EventId, frontier: &Frontier, event: &PublishedEvent, offset: u64) -> Self {
         // `{type, tenantId, data, timestamp}`: the published event as `POST /api/v1/events`
-        // takes it, and `eventId` when its publisher named it (`id` there).
-        let mut data = json!({
-            "type": event.event_type(),
-            "tenantId": event.tenant_id(),
-            "data": event.published_data(),
-            "timestamp": event.timestamp(),
-        });
-        if let (Some(event_id), Some(fields)) = (event.id(), data.as_object_mut()) {
-            fields.insert("eventId".into(), event_id.into());
-        }
+        // takes it, and `eventId` when its publisher named it (`id` there). Serialized from the
+        // event where it is: no copy of its data is made for the frame.
+        let fields = FedFields {
+            event_type: event.event_type(),
+            tenant_id: event.tenant_id(),
+            data: event.published_data(),
+            timestamp: event.timestamp(),
+            event_id: event.id(),
+        };
         // JSON escapes line breaks, so the event is one `data:` line.
-        let frame = format!("id: {frontier}\ndata: {data}\n\n");
+        let mut frame = format!("id: {frontier}\ndata: ").into_bytes();
+        if let Err(e) = serde_json::to_writer(&mut frame, &fields) {
+            // A map whose keys are not strings cannot come from JSON; nothing else fails.
+            tracing::error!(error = %e, "an event could not be serialized for the event stream");
+            frame.extend_from_slice(b"null");
+        }
+        frame.extend_from_slice(b"\n\n");
         Self {
             shard,
             id,

@@ -37,7 +37,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             return;
         }
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
-        let message = match Encoded::new(&self.spec.path, &delivery.event, delivery.data.as_ref()) {
+        let message = match Encoded::new(&self.spec.path, &delivery.event, delivery.data().as_deref()) {
             Ok(message) => message,
             Err(e) => {
                 self.shared.metrics.dropped(crate::metrics::DropReason::Unserializable, 1);
@@ -59,7 +59,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
         self.record(event);
         let Some(delivery) = self.route(event).map(Routed::render) else { return AckReport::default() };
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return AckReport::default() };
-        let data = delivery.data.unwrap_or(Value::Null);
+        let data = delivery.data().map_or(Value::Null, std::borrow::Cow::into_owned);
         self.shared.metrics.published.inc();
         // Acks are counted by the origin, so this emit goes through the adapter to every node;
         // when the cluster is unreachable, to this node's sockets only.

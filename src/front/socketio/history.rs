@@ -136,7 +136,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
     pub(super) fn deliver_kept(&self, event: &PublishedEvent, delivery: Delivery) {
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
         // Serialized once, shared by every room it is kept in; each room adds its position.
-        let positioned = match Positioned::new(&delivery.event, delivery.data.as_ref()) {
+        let positioned = match Positioned::new(&delivery.event, delivery.data().as_deref()) {
             Ok(p) => p,
             Err(e) => {
                 self.shared.metrics.dropped(DropReason::Unserializable, 1);
@@ -189,7 +189,7 @@ impl<A: Adapter> NamespaceRuntime<A> {
             let seen: HashSet<&str> = reached.iter().map(String::as_str).collect();
             let plain: Vec<String> = delivery.rooms.iter().filter(|r| !seen.contains(r.as_str())).cloned().collect();
             if !plain.is_empty() {
-                match delivery.data.as_ref().map(serde_json::value::to_raw_value).transpose() {
+                match delivery.data().as_deref().map(serde_json::value::to_raw_value).transpose() {
                     Ok(data) => self.emit_plain_now(op.to(plain).except(reached), &delivery.event, data),
                     Err(e) => {
                         tracing::error!(ns = %self.spec.path, error = %e, "a published event could not be serialized")

@@ -49,8 +49,8 @@ impl<A: Adapter> Scope for TimerScope<'_, A> {
         }
     }
 
-    fn computed(&self, root: Root, field: &str) -> Option<Value> {
-        match (root, field) {
+    fn computed(&self, root: Root, field: &str) -> Option<Cow<'_, Value>> {
+        let value = match (root, field) {
             (Root::Tenant, "stats") => {
                 let stats = self.stats.cloned().unwrap_or_default();
                 // The other nodes' sockets of this tenant (users are counted per node).
@@ -77,7 +77,8 @@ impl<A: Adapter> Scope for TimerScope<'_, A> {
             }
             (Root::Gateway, "stats") => Some(self.ns.shared.gateway_stats()),
             _ => None,
-        }
+        };
+        value.map(Cow::Owned)
     }
 
     fn state(&self, store: &str, key: Option<&str>) -> Option<Value> {

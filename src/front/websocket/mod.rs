@@ -406,7 +406,7 @@ impl Endpoint {
         let frame = Frame::Text(envelope::render(
             &delivery.event,
             &timestamp_of(event),
-            delivery.data.as_ref().unwrap_or(&Value::Null),
+            delivery.data().as_deref().unwrap_or(&Value::Null),
         ));
         // Queueing may cut a slow consumer, which is logged: not under the connections' lock.
         let reached = self.conns_of(&members);
@@ -423,7 +423,8 @@ impl Endpoint {
     /// the history or live, never both.
     fn deliver_kept(&self, event: &PublishedEvent, delivery: crate::engine::publish::Delivery) {
         let timestamp = timestamp_of(event);
-        let data = delivery.data.as_ref().unwrap_or(&Value::Null);
+        let data = delivery.data();
+        let data = data.as_deref().unwrap_or(&Value::Null);
         let mut history = self.history.lock();
         // Per send: its members, its frame, and its room and position (a member that has it
         // already, from another node, is skipped).

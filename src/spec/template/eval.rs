@@ -13,9 +13,10 @@ pub trait Scope {
     /// The value of a root variable; `None` when it is unset here.
     fn root(&self, root: Root) -> Option<Cow<'_, Value>>;
 
-    /// A field computed only when a template asks for it (`room.snapshot`, `tenant.stats`);
-    /// `None` when `root.field` is an ordinary field of [`Scope::root`].
-    fn computed(&self, _root: Root, _field: &str) -> Option<Value> {
+    /// A field computed only when a template asks for it (`room.snapshot`, `tenant.stats`), or
+    /// lent without building its root (`event.data`); `None` when `root.field` is an ordinary
+    /// field of [`Scope::root`].
+    fn computed(&self, _root: Root, _field: &str) -> Option<Cow<'_, Value>> {
         None
     }
 
@@ -92,7 +93,7 @@ impl Path {
             match rest.first() {
                 Some(Segment::Field(field)) if let Some(v) = scope.computed(self.root, field) => {
                     rest = &rest[1..];
-                    Cow::Owned(v)
+                    v
                 }
                 _ => scope.root(self.root)?,
             }

@@ -100,6 +100,16 @@ impl ValueTemplate {
         }
     }
 
+    /// [`render`](Self::render), borrowing a lone placeholder's value where the scope lends it
+    /// (`{event.data}` is not copied to be serialized).
+    pub fn render_lent<'s>(&'s self, scope: &'s dyn Scope) -> Option<Cow<'s, Value>> {
+        match self {
+            ValueTemplate::Const(v) => Some(Cow::Borrowed(v)),
+            ValueTemplate::Str(t) => t.render_lent(scope),
+            _ => self.render(scope).map(Cow::Owned),
+        }
+    }
+
     /// Merges what the template renders into `target`, as [`deep_merge`] of
     /// [`render`](Self::render) would, without rendering it first: what the scope lends (an
     /// event's data, `{data}`) is read where it is, and only the values that differ from
