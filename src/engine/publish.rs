@@ -382,6 +382,18 @@ impl SpecRuntime {
     /// Finds the rooms the event's route sends it to (`None` when no route takes it or it names
     /// no room). What it sends is rendered only when asked ([`Routed::render`]).
     pub(crate) fn route<'a>(&'a self, event: &'a PublishedEvent) -> Option<Routed<'a>> {
+        self.route_where(event, |_| true)
+    }
+
+    /// [`route`](Self::route), naming the filtered variants of a room (internal name, without
+    /// filter values) only when `has_variants` says some have members: a front that knows its
+    /// rooms does not make names no one is in (a hub event reaches 16 variants of three rooms).
+    /// The rooms with history are all there whatever it says.
+    pub(crate) fn route_where<'a>(
+        &'a self,
+        event: &'a PublishedEvent,
+        has_variants: impl Fn(&str) -> bool,
+    ) -> Option<Routed<'a>> {
         let route = self.spec.routes.iter().find(|r| r.types.matches(event.event_type()))?;
         let scope = EventScope::new(event);
         let tenant = event.tenant_id();
@@ -394,15 +406,15 @@ impl SpecRuntime {
             let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
             let filter_values: Vec<Option<String>> =
                 target.filters.iter().map(|f| f.as_ref().and_then(|t| t.render_key(&scope))).collect();
-            // Filter values are escaped once, and each variant's name is its room's plus a suffix.
-            let (reach, suffixes) = if family.filters.is_empty() {
-                (FilterReach::default(), Vec::new())
+            // Filter values are escaped once, and each variant's name is its room's plus a suffix
+            // (made once, for the first room whose variants are named).
+            let reach = if family.filters.is_empty() {
+                FilterReach::default()
             } else {
                 let refs: Vec<Option<&str>> = filter_values.iter().map(|v| v.as_deref()).collect();
-                let reach = FilterReach::new(&refs);
-                let suffixes = reach.suffixes();
-                (reach, suffixes)
+                FilterReach::new(&refs)
             };
+            let mut suffixes: Option<Vec<String>> = None;
             for visible in family.pattern.fanout(&refs, target.exact) {
                 // A value that spells the name of another family's server-only room (a channel
                 // called `user:bob`) does not reach that room.
@@ -416,9 +428,10 @@ impl SpecRuntime {
                     continue;
                 }
                 let Some(room) = rooms::internal_name(family.scope, tenant, &visible) else { continue };
-                if suffixes.is_empty() {
+                if family.filters.is_empty() {
                     rooms.push(room.clone());
-                } else {
+                } else if has_variants(&room) {
+                    let suffixes = suffixes.get_or_insert_with(|| reach.suffixes());
                     rooms.extend(suffixes.iter().map(|suffix| format!("{room}{suffix}")));
                 }
                 if let Some(spec) = family.history {
@@ -431,7 +444,7 @@ impl SpecRuntime {
         }
         rooms.sort_unstable();
         rooms.dedup();
-        if rooms.is_empty() {
+        if rooms.is_empty() && history.is_empty() {
             return None;
         }
         Some(Routed { rooms, history, route, scope })
@@ -468,7 +481,13 @@ impl<'a> Routed<'a> {
     /// ([`Delivery::data`]).
     pub(crate) fn render(self) -> Delivery<'a> {
         let event = self.route.emit.event.render_text(&self.scope);
-        Delivery { rooms: self.rooms, history: self.history, event, data: self.route.emit.data.as_ref(), scope: self.scope }
+        Delivery {
+            rooms: self.rooms,
+            history: self.history,
+            event,
+            data: self.route.emit.data.as_ref(),
+            scope: self.scope,
+        }
     }
 }
 

@@ -10,10 +10,16 @@ use std::{
     sync::Arc,
 };
 
+use crate::rooms::FILTER_SEP;
+
 /// Rooms (internal names) to the connections (ids) in them.
 #[derive(Debug, Default)]
 pub(crate) struct RoomIndex {
     rooms: HashMap<Arc<str>, Members>,
+    /// Rooms of a family with filters (names without filter values) to how many of their
+    /// filtered variants have members: a published event's variants are named for delivery
+    /// only where some have (`has_variants`). Most filtered rooms an event reaches have none.
+    filtered: HashMap<Box<str>, usize>,
 }
 
 /// The connections of one room.
@@ -41,7 +47,28 @@ impl RoomIndex {
         }
         let key: Arc<str> = Arc::from(room);
         self.rooms.insert(key.clone(), Members::One(id));
+        if let Some((base, _)) = key.split_once(FILTER_SEP) {
+            *self.filtered.entry(Box::from(base)).or_default() += 1;
+        }
         Some(key)
+    }
+
+    /// Whether any filtered variant of `room` (internal name, without filter values) has a
+    /// member.
+    pub(crate) fn has_variants(&self, room: &str) -> bool {
+        self.filtered.contains_key(room)
+    }
+
+    fn room_gone(&mut self, room: &str) {
+        self.rooms.remove(room);
+        if let Some((base, _)) = room.split_once(FILTER_SEP)
+            && let Some(count) = self.filtered.get_mut(base)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.filtered.remove(base);
+            }
+        }
     }
 
     /// Takes connection `id` out of `room`; whether it was in it. An emptied room goes.
@@ -49,7 +76,7 @@ impl RoomIndex {
         let Some(members) = self.rooms.get_mut(room) else { return false };
         match members {
             Members::One(one) if *one == id => {
-                self.rooms.remove(room);
+                self.room_gone(room);
                 true
             }
             Members::One(_) => false,
@@ -130,6 +157,25 @@ mod tests {
         assert!(!index.leave("r", 9));
         assert!(index.leave("r", 1));
         assert!(index.rooms.is_empty(), "an empty room is forgotten");
+    }
+
+    #[test]
+    fn a_room_has_variants_while_one_of_them_has_a_member() {
+        let mut index = RoomIndex::default();
+        let (a, b) = ("t:t1:executions\u{1}w1\u{1}*", "t:t1:executions\u{1}*\u{1}*");
+        assert!(!index.has_variants("t:t1:executions"));
+        index.join(a.into(), 1);
+        index.join(a.into(), 2);
+        index.join(b.into(), 1);
+        index.join("t:t1:executions".into(), 3);
+        assert!(index.has_variants("t:t1:executions"));
+        assert!(!index.has_variants("t:t1:executions\u{1}w1"), "a room's name, not a prefix of a variant's");
+        index.leave(a, 1);
+        index.leave(b, 1);
+        assert!(index.has_variants("t:t1:executions"), "member 2 is in a variant still");
+        index.leave(a, 2);
+        assert!(!index.has_variants("t:t1:executions"), "only the unfiltered room has a member");
+        assert!(index.filtered.is_empty());
     }
 
     #[test]

@@ -381,9 +381,14 @@ impl Endpoint {
             return;
         }
         self.shared.metrics.published.inc();
+        // The history's lock first, as a join that recovers takes it: the filtered variants
+        // named for delivery below (those with members now) are then those a recovering member
+        // is in unless it recovers the event from the history.
+        let history = self.keeps_history.then(|| self.history.lock());
         // No connection here and nothing to keep, no room to look for.
         let routed = if self.keeps_history || !self.conns.read().unwrap_or_else(|e| e.into_inner()).is_empty() {
-            self.route(event)
+            let index = self.rooms.read().unwrap_or_else(|e| e.into_inner());
+            self.route_where(event, |room| index.has_variants(room))
         } else {
             None
         };
@@ -391,8 +396,10 @@ impl Endpoint {
             self.metrics.publish_delivery.observe(event.since_received());
             return;
         };
-        if !routed.history.is_empty() {
-            self.deliver_kept(event, routed.render());
+        if let Some(history) = history
+            && !routed.history.is_empty()
+        {
+            self.deliver_kept(event, routed.render(), history);
             self.metrics.publish_delivery.observe(event.since_received());
             return;
         }
@@ -421,11 +428,15 @@ impl Endpoint {
     /// it is in, in the route's order (plain, when it is in none of them). All under the
     /// history's lock, which a recovery holds too: a member joining meanwhile gets the event from
     /// the history or live, never both.
-    fn deliver_kept(&self, event: &PublishedEvent, delivery: crate::engine::publish::Delivery) {
+    fn deliver_kept(
+        &self,
+        event: &PublishedEvent,
+        delivery: crate::engine::publish::Delivery,
+        mut history: crate::engine::history::Locked<'_>,
+    ) {
         let timestamp = timestamp_of(event);
         let data = delivery.data();
         let data = data.as_deref().unwrap_or(&Value::Null);
-        let mut history = self.history.lock();
         // Per send: its members, its frame, and its room and position (a member that has it
         // already, from another node, is skipped).
         type Send<'a> = (Vec<u64>, Frame, Option<(&'a str, Position)>);
