@@ -10,9 +10,11 @@
 //!
 //! Bounds: per room, `size` events no older than `ttl` (the spec's); per node, `HISTORY_MAX_BYTES`
 //! for all rooms of all endpoints together ([`HistoryBudget`]), estimated as what the events'
-//! texts and filter values take plus a fixed cost per event and per room (an event kept in several
-//! rooms of an endpoint is one shared text with a short tail per room, [`KeptText`], and counted
-//! so: its shared part split among the rooms). Past the node's budget,
+//! texts and filter values take plus a fixed cost per event and per room. An event kept in several
+//! rooms of an endpoint is one shared head ([`KeptHead`], the front's message up to its room and
+//! position), counted so: its bytes split among the rooms; the front closes it with the room's
+//! name and the position when it sends it, so nothing is kept per room and event but the entry.
+//! Past the node's budget,
 //! the oldest events of the endpoint being written go first (as last-known state evicts within
 //! the store being written). A room that holds no event is forgotten, with its epoch. Every drop
 //! is counted by why (`history_evicted_total{reason}`).
@@ -103,15 +105,19 @@ impl HistoryBudget {
     }
 }
 
-/// One event kept: its offset, what the front sends for it, and the filter values it was routed
-/// with (which of the room's filtered variants it reached; empty for a room without filters), so
-/// a recovery sends a member only what its filters let through.
+/// One event as a read gives it back: where it stands in its room, the room's visible name, the
+/// front's serialized head for it, and the filter values it was routed with (which of the room's
+/// filtered variants it reached; empty for a room without filters), so a recovery sends a member
+/// only what its filters let through. The front closes the head with the room and position
+/// (they are the room's, kept once, not the event's).
 #[derive(Debug, Clone)]
 pub(crate) struct Kept {
-    /// Its offset in the room.
-    pub offset: u64,
-    /// The front's serialized message for it, position included.
-    pub text: KeptText,
+    /// Its offset in the room, and the room's epoch.
+    pub position: Position,
+    /// The room's visible name (a channel, a subscription key), which the message names.
+    pub room: Arc<str>,
+    /// The front's message for it, up to its room and position.
+    pub head: KeptHead,
     /// The variants it reached.
     pub reach: FilterReach,
 }
@@ -124,51 +130,42 @@ impl Kept {
     }
 }
 
-/// A kept event's message as the front serialized it: `head` then `tail`. An event kept in several
-/// rooms of an endpoint is serialized once: every room shares its `head` (the event, which can be
-/// large), and only `tail` (the room's name and position, a few dozen bytes) is the room's own.
+/// A kept event's message as the front serialized it, up to where its room and position go:
+/// every room it is kept in shares it (the event, which can be large), and the front closes it
+/// with the room's name and the event's position there when it sends it. Nothing is kept per room
+/// and event beyond the entry itself.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct KeptText {
-    head: Bytes,
-    tail: Box<str>,
-    /// The part of `head` this room is counted for: the shared head's bytes split among its
+pub(crate) struct KeptHead {
+    /// The message's first part.
+    pub bytes: Bytes,
+    /// How the front closes it (the front's own code: where the position goes).
+    pub form: u8,
+    /// The part of `bytes` each room is counted for: the shared head's bytes split among its
     /// rooms, so the budget counts it once, not once a room.
-    head_share: usize,
+    share: usize,
 }
 
-impl KeptText {
-    /// `head` (shared by `rooms` rooms) followed by `tail`.
-    pub(crate) fn new(head: Bytes, tail: String, rooms: usize) -> Self {
-        let head_share = head.len().div_ceil(rooms.max(1));
-        Self { head, tail: tail.into_boxed_str(), head_share }
-    }
-
-    /// The whole message's length.
-    pub(crate) fn len(&self) -> usize {
-        self.head.len() + self.tail.len()
+impl KeptHead {
+    /// `bytes`, closed as `form` says, shared by `rooms` rooms.
+    pub(crate) fn new(bytes: Bytes, form: u8, rooms: usize) -> Self {
+        let share = bytes.len().div_ceil(rooms.max(1));
+        Self { bytes, form, share }
     }
 
     /// Whether nothing was kept (the front could not serialize the event).
     pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The whole message, in one buffer.
-    pub(crate) fn to_vec(&self) -> Vec<u8> {
-        let mut whole = Vec::with_capacity(self.len());
-        whole.extend_from_slice(&self.head);
-        whole.extend_from_slice(self.tail.as_bytes());
-        whole
-    }
-
-    /// What this room is counted for of the message.
-    fn counted(&self) -> usize {
-        self.head_share + self.tail.len()
+        self.bytes.is_empty()
     }
 }
 
+/// What a room's name and a position add to a kept message, counted per entry beside its share of
+/// the head (the front renders them only when it sends the event).
+const TAIL_ESTIMATE: usize = 64;
+
 struct Entry {
-    kept: Kept,
+    offset: u64,
+    head: KeptHead,
+    reach: FilterReach,
     at: Instant,
     /// Its place in the endpoint's order of appends.
     seq: u64,
@@ -176,6 +173,9 @@ struct Entry {
 }
 
 struct Room {
+    /// Its key in the map (the internal name), and its visible name.
+    name: Arc<str>,
+    visible: Arc<str>,
     epoch: Arc<str>,
     /// The last offset given.
     last: u64,
@@ -183,6 +183,26 @@ struct Room {
     given: bool,
     spec: HistorySpec,
     entries: VecDeque<Entry>,
+    /// When its oldest event was kept: with the room, so that checking its age does not read an
+    /// entry written long ago.
+    oldest_at: Instant,
+}
+
+impl Room {
+    /// Whether its oldest event outlived the room's `ttl` at `now`.
+    fn oldest_expired(&self, now: Instant) -> bool {
+        !self.entries.is_empty() && now.saturating_duration_since(self.oldest_at) > self.spec.ttl
+    }
+
+    /// The event at `entry` as a read gives it back.
+    fn kept(&self, entry: &Entry) -> Kept {
+        Kept {
+            position: Position { offset: entry.offset, epoch: self.epoch.clone() },
+            room: self.visible.clone(),
+            head: entry.head.clone(),
+            reach: entry.reach.clone(),
+        }
+    }
 }
 
 /// Why events leave a history before a recovery could read them.
@@ -263,67 +283,97 @@ fn new_epoch() -> Arc<str> {
 }
 
 impl Locked<'_> {
-    /// Appends an event to `room` (kept as `spec` says), at the position the cluster gave it there
-    /// (`None`: numbered by this node), rendered by `render` once its position is known. A room numbered the other way, of another epoch, or whose last offset
-    /// is not the one before, starts again from this event (what it held is dropped, counted as
-    /// `lost`).
+    /// Appends an event to `room` (internal name; `visible`: the name its messages give it), kept
+    /// as `spec` says, at the position the cluster gave it there (`None`: numbered by this node);
+    /// returns its position. A room numbered the other way, of another epoch, or whose last
+    /// offset is not the one before, starts again from this event (what it held is dropped,
+    /// counted as `lost`).
     pub(crate) fn append_at(
         &mut self,
         room: &str,
+        visible: &str,
         spec: HistorySpec,
         reach: FilterReach,
         given: Option<&Position>,
-        render: impl FnOnce(&Position) -> KeptText,
-    ) {
+        head: KeptHead,
+    ) -> Position {
         let now = Instant::now();
-        self.expire(room, now);
-        let follows = self.rooms.rooms.get(room).is_none_or(|r| match given {
-            Some(p) => r.given && r.epoch == p.epoch && p.offset == r.last + 1,
-            None => !r.given,
-        });
-        if !follows {
-            while let Some(key) = self.rooms.rooms.get_key_value(room).map(|(k, _)| k.clone()) {
-                self.drop_oldest(&key, Eviction::Lost);
+        let history = self.history;
+        let Rooms { rooms, oldest, seq } = &mut *self.rooms;
+        *seq += 1;
+        let seq = *seq;
+        // The room as it stands, its aged events dropped; all of them when the event does not
+        // follow them. A room left empty is forgotten with its epoch and starts again.
+        let kept_on = match rooms.get_mut(room) {
+            Some(r) => {
+                while r.oldest_expired(now) {
+                    pop_oldest(r, oldest, history, Eviction::Age);
+                }
+                let follows = match given {
+                    Some(p) => r.given && r.epoch == p.epoch && p.offset == r.last + 1,
+                    None => !r.given,
+                };
+                while !follows && !r.entries.is_empty() {
+                    pop_oldest(r, oldest, history, Eviction::Lost);
+                }
+                !r.entries.is_empty()
             }
-        }
-        let rooms = &mut *self.rooms;
-        rooms.seq += 1;
-        let seq = rooms.seq;
-        let (key, created) = match rooms.rooms.get_key_value(room) {
-            Some((key, _)) => (key.clone(), false),
-            None => (Arc::<str>::from(room), true),
+            None => false,
         };
-        let entry = rooms.rooms.entry(key.clone()).or_insert_with(|| match given {
-            Some(p) => Room {
-                epoch: p.epoch.clone(),
-                last: p.offset.saturating_sub(1),
-                given: true,
-                spec,
-                entries: VecDeque::new(),
-            },
-            None => Room { epoch: new_epoch(), last: 0, given: false, spec, entries: VecDeque::new() },
-        });
+        let created = !kept_on;
+        let r = match rooms.get_mut(room) {
+            Some(r) if kept_on => r,
+            _ => {
+                let name: Arc<str> = Arc::from(room);
+                let (epoch, last, given) = match given {
+                    Some(p) => (p.epoch.clone(), p.offset.saturating_sub(1), true),
+                    None => (new_epoch(), 0, false),
+                };
+                let fresh = Room {
+                    name: name.clone(),
+                    visible: Arc::from(visible),
+                    epoch,
+                    last,
+                    given,
+                    spec,
+                    entries: VecDeque::new(),
+                    oldest_at: now,
+                };
+                match rooms.entry(name) {
+                    std::collections::hash_map::Entry::Occupied(mut slot) => {
+                        slot.insert(fresh);
+                        slot.into_mut()
+                    }
+                    std::collections::hash_map::Entry::Vacant(slot) => slot.insert(fresh),
+                }
+            }
+        };
         // A spec is fixed for the process; the latest is kept all the same.
-        entry.spec = spec;
-        entry.last += 1;
-        let position = Position { offset: entry.last, epoch: entry.epoch.clone() };
-        let text = render(&position);
-        let bytes =
-            ENTRY_OVERHEAD + text.counted() + reach.bytes() + if created { ROOM_OVERHEAD + room.len() } else { 0 };
-        if entry.entries.is_empty() {
-            rooms.oldest.insert((seq, key.clone()));
+        r.spec = spec;
+        r.last += 1;
+        let position = Position { offset: r.last, epoch: r.epoch.clone() };
+        let bytes = ENTRY_OVERHEAD
+            + head.share
+            + TAIL_ESTIMATE
+            + reach.bytes()
+            + if created { ROOM_OVERHEAD + room.len() + visible.len() } else { 0 };
+        if r.entries.is_empty() {
+            oldest.insert((seq, r.name.clone()));
+            r.oldest_at = now;
         }
-        entry.entries.push_back(Entry { kept: Kept { offset: position.offset, text, reach }, at: now, seq, bytes });
-        self.history.budget.used.fetch_add(bytes, Ordering::Relaxed);
-        self.history.metrics.entries.inc();
-        self.history.metrics.bytes.inc_by(bytes as i64);
-        while self.rooms.rooms.get(&key).is_some_and(|r| r.entries.len() > r.spec.size) {
-            self.drop_oldest(&key, Eviction::Size);
+        r.entries.push_back(Entry { offset: position.offset, head, reach, at: now, seq, bytes });
+        history.budget.used.fetch_add(bytes, Ordering::Relaxed);
+        history.metrics.entries.inc();
+        history.metrics.bytes.inc_by(bytes as i64);
+        while r.entries.len() > r.spec.size {
+            pop_oldest(r, oldest, history, Eviction::Size);
         }
-        while self.history.budget.used.load(Ordering::Relaxed) > self.history.budget.total {
-            let Some((_, oldest)) = self.rooms.oldest.first().cloned() else { break };
-            self.drop_oldest(&oldest, Eviction::Bytes);
+        // Within its size the room still holds this event: it is not emptied here.
+        while history.budget.used.load(Ordering::Relaxed) > history.budget.total {
+            let Some((_, name)) = self.rooms.oldest.first().cloned() else { break };
+            self.drop_oldest(&name, Eviction::Bytes);
         }
+        position
     }
 
     /// Every event of `room` after `offset` in history `epoch`, in order; `None` when the room's
@@ -340,11 +390,11 @@ impl Locked<'_> {
         if offset > r.last {
             return (r.given && offset - r.last <= MAX_AHEAD).then_some(Since::Ahead(offset));
         }
-        let first = r.entries.front().map_or(r.last + 1, |e| e.kept.offset);
+        let first = r.entries.front().map_or(r.last + 1, |e| e.offset);
         if first > offset + 1 {
             return None;
         }
-        Some(Since::Events(r.entries.iter().filter(|e| e.kept.offset > offset).map(|e| e.kept.clone()).collect()))
+        Some(Since::Events(r.entries.iter().filter(|e| e.offset > offset).map(|e| r.kept(e)).collect()))
     }
 
     /// The last `n` events of `room` (fewer when it holds fewer), oldest first: what a late
@@ -352,48 +402,54 @@ impl Locked<'_> {
     pub(crate) fn last(&mut self, room: &str, n: usize) -> Vec<Kept> {
         self.expire(room, Instant::now());
         let Some(r) = self.rooms.rooms.get(room) else { return Vec::new() };
-        r.entries.iter().skip(r.entries.len().saturating_sub(n)).map(|e| e.kept.clone()).collect()
+        r.entries.iter().skip(r.entries.len().saturating_sub(n)).map(|e| r.kept(e)).collect()
     }
 
-    /// Drops `room`'s events older than its `ttl`.
+    /// Drops `room`'s events older than its `ttl`; a room left empty is forgotten.
     fn expire(&mut self, room: &str, now: Instant) {
-        loop {
-            let Some(r) = self.rooms.rooms.get(room) else { return };
-            let Some(oldest) = r.entries.front() else { return };
-            if now.saturating_duration_since(oldest.at) <= r.spec.ttl {
-                return;
-            }
-            let key = self.rooms.rooms.get_key_value(room).map(|(k, _)| k.clone());
-            let Some(key) = key else { return };
-            self.drop_oldest(&key, Eviction::Age);
+        let Rooms { rooms, oldest, .. } = &mut *self.rooms;
+        let Some(r) = rooms.get_mut(room) else { return };
+        if !r.oldest_expired(now) {
+            return;
+        }
+        while r.oldest_expired(now) {
+            pop_oldest(r, oldest, self.history, Eviction::Age);
+        }
+        if r.entries.is_empty() {
+            rooms.remove(room);
         }
     }
 
     /// Drops the oldest event of `room`, counted for `why`; a room left empty is forgotten.
-    fn drop_oldest(&mut self, room: &Arc<str>, why: Eviction) {
-        let rooms = &mut *self.rooms;
-        let Some(r) = rooms.rooms.get_mut(room) else { return };
-        let Some(entry) = r.entries.pop_front() else { return };
-        rooms.oldest.remove(&(entry.seq, room.clone()));
-        match r.entries.front() {
-            Some(next) => {
-                rooms.oldest.insert((next.seq, room.clone()));
-            }
-            None => {
-                rooms.rooms.remove(room);
-            }
+    fn drop_oldest(&mut self, room: &str, why: Eviction) {
+        let Rooms { rooms, oldest, .. } = &mut *self.rooms;
+        let Some(r) = rooms.get_mut(room) else { return };
+        pop_oldest(r, oldest, self.history, why);
+        if r.entries.is_empty() {
+            rooms.remove(room);
         }
-        self.history.budget.used.fetch_sub(entry.bytes, Ordering::Relaxed);
-        let metrics = &self.history.metrics;
-        metrics.entries.dec();
-        metrics.bytes.dec_by(entry.bytes as i64);
-        match why {
-            Eviction::Size => metrics.evicted_size.inc(),
-            Eviction::Age => metrics.evicted_age.inc(),
-            Eviction::Bytes => metrics.evicted_bytes.inc(),
-            Eviction::Lost => metrics.evicted_lost.inc(),
-        };
     }
+}
+
+/// Drops the oldest event of `r`, counted for `why`, and keeps `oldest` (the rooms by their
+/// oldest event) up to date. A room left empty stays in the map: its caller forgets it.
+fn pop_oldest(r: &mut Room, oldest: &mut BTreeSet<(u64, Arc<str>)>, history: &History, why: Eviction) {
+    let Some(entry) = r.entries.pop_front() else { return };
+    oldest.remove(&(entry.seq, r.name.clone()));
+    if let Some(next) = r.entries.front() {
+        oldest.insert((next.seq, r.name.clone()));
+        r.oldest_at = next.at;
+    }
+    history.budget.used.fetch_sub(entry.bytes, Ordering::Relaxed);
+    let metrics = &history.metrics;
+    metrics.entries.dec();
+    metrics.bytes.dec_by(entry.bytes as i64);
+    match why {
+        Eviction::Size => metrics.evicted_size.inc(),
+        Eviction::Age => metrics.evicted_age.inc(),
+        Eviction::Bytes => metrics.evicted_bytes.inc(),
+        Eviction::Lost => metrics.evicted_lost.inc(),
+    };
 }
 
 #[cfg(test)]
@@ -411,28 +467,26 @@ mod tests {
     }
 
     fn append(h: &History, room: &str, spec: HistorySpec) -> Position {
-        let mut got = None;
-        h.lock().append_at(room, spec, FilterReach::default(), None, |p| {
-            got = Some(p.clone());
-            KeptText::new(Bytes::new(), format!("{}@{}", p.offset, p.epoch), 1)
-        });
-        got.unwrap()
+        h.lock().append_at(
+            room,
+            room,
+            spec,
+            FilterReach::default(),
+            None,
+            KeptHead::new(Bytes::from_static(b"e"), 0, 1),
+        )
     }
 
     fn append_given(h: &History, room: &str, spec: HistorySpec, offset: u64, epoch: &str) -> Position {
         let given = Position { offset, epoch: epoch.into() };
-        let mut got = None;
-        h.lock().append_at(room, spec, FilterReach::default(), Some(&given), |p| {
-            got = Some(p.clone());
-            KeptText::new(Bytes::new(), format!("{}@{}", p.offset, p.epoch), 1)
-        });
-        got.unwrap()
+        let head = KeptHead::new(Bytes::from_static(b"e"), 0, 1);
+        h.lock().append_at(room, room, spec, FilterReach::default(), Some(&given), head)
     }
 
     /// The offsets recovered after `offset` (`None`: not recovered, or ahead).
     fn since(h: &History, room: &str, offset: u64, epoch: &str) -> Option<Vec<u64>> {
         match h.lock().since_at(room, offset, epoch)? {
-            Since::Events(kept) => Some(kept.iter().map(|k| k.offset).collect()),
+            Since::Events(kept) => Some(kept.iter().map(|k| k.position.offset).collect()),
             Since::Ahead(_) => None,
         }
     }
@@ -466,7 +520,7 @@ mod tests {
         for _ in 0..7 {
             append(&h, "a", s);
         }
-        let last = |n| h.lock().last("a", n).iter().map(|k| k.offset).collect::<Vec<_>>();
+        let last = |n| h.lock().last("a", n).iter().map(|k| k.position.offset).collect::<Vec<_>>();
         assert_eq!(last(3), vec![5, 6, 7]);
         assert_eq!(last(10), vec![3, 4, 5, 6, 7], "no more than the room holds");
         assert!(h.lock().last("nope", 3).is_empty());
@@ -504,7 +558,7 @@ mod tests {
         // What is left is the newest of both rooms.
         let rooms = h.rooms.lock().unwrap();
         let a = &rooms.rooms["a"];
-        assert_eq!(a.entries.back().unwrap().kept.offset, 20);
+        assert_eq!(a.entries.back().unwrap().offset, 20);
         assert_eq!(rooms.oldest.len(), rooms.rooms.len());
     }
 

@@ -26,14 +26,13 @@ use std::{
     task::{Context, Poll, Waker},
 };
 
-use bytes::Bytes;
 use serde_json::{Value, value::RawValue};
 use socketioxide::{BroadcastError, adapter::Adapter, extract::SocketRef, operators::BroadcastOperators, socket::Sid};
 
 use super::namespace::NamespaceRuntime;
 use crate::{
     engine::{
-        history::{Kept, KeptText, Position},
+        history::{Kept, KeptHead, Position},
         publish::{Delivery, PublishedEvent},
     },
     metrics::DropReason,
@@ -48,61 +47,64 @@ enum Args {
     Two(Box<RawValue>, Box<RawValue>),
 }
 
-/// An event with history serialized once for every room it is kept in: the head, shared, and how
-/// each room's tail (its position) closes it.
-struct Positioned {
-    head: Bytes,
-    /// The position goes into the data object (which has fields already, or none).
-    into_data: Option<bool>,
+/// Where a kept head's position goes (its [`KeptHead::form`]).
+mod form {
+    /// A second argument `{position}` after the data.
+    pub(super) const SECOND_ARGUMENT: u8 = 0;
+    /// Into the data object, which has no field.
+    pub(super) const INTO_EMPTY_DATA: u8 = 1;
+    /// Into the data object, after its fields.
+    pub(super) const INTO_DATA: u8 = 2;
 }
 
-impl Positioned {
-    /// `["event", data` with the data's closing brace left open when the position goes into it.
-    fn new(event: &str, data: Option<&Value>) -> serde_json::Result<Self> {
-        let mut head = Vec::with_capacity(128);
-        head.push(b'[');
-        serde_json::to_writer(&mut head, event)?;
-        head.push(b',');
-        let into_data = match data {
-            Some(Value::Object(fields)) if !fields.contains_key("position") => {
-                serde_json::to_writer(&mut head, fields)?;
-                head.pop(); // the object's `}`: the tail closes it after the position
-                Some(!fields.is_empty())
-            }
-            other => {
-                serde_json::to_writer(&mut head, other.unwrap_or(&Value::Null))?;
-                None
-            }
-        };
-        Ok(Self { head: head.into(), into_data })
-    }
-
-    /// The tail of the event kept in room `room` (its visible name) at `position`: `,"position":
-    /// {..}}]` inside the data, or `,{"position": {..}}]` as a second argument.
-    fn tail(&self, room: &str, position: &Position) -> serde_json::Result<String> {
-        let mut tail = Vec::with_capacity(64 + room.len());
-        match self.into_data {
-            Some(true) => tail.extend_from_slice(b",\"position\":"),
-            Some(false) => tail.extend_from_slice(b"\"position\":"),
-            None => tail.extend_from_slice(b",{\"position\":"),
+/// An event with history serialized once for every room it is kept in (`rooms`): `["event", data`
+/// with the data's closing brace left open when the position goes into it. Each room's tail
+/// ([`tail`]) closes it.
+fn positioned_head(event: &str, data: Option<&Value>, rooms: usize) -> serde_json::Result<KeptHead> {
+    let mut head = Vec::with_capacity(128);
+    head.push(b'[');
+    serde_json::to_writer(&mut head, event)?;
+    head.push(b',');
+    let form = match data {
+        Some(Value::Object(fields)) if !fields.contains_key("position") => {
+            serde_json::to_writer(&mut head, fields)?;
+            head.pop(); // the object's `}`: the tail closes it after the position
+            if fields.is_empty() { form::INTO_EMPTY_DATA } else { form::INTO_DATA }
         }
-        tail.extend_from_slice(format!("{{\"offset\":{},\"epoch\":", position.offset).as_bytes());
-        serde_json::to_writer(&mut tail, &*position.epoch)?;
-        tail.extend_from_slice(b",\"room\":");
-        serde_json::to_writer(&mut tail, room)?;
-        tail.extend_from_slice(b"}}]");
-        // Only JSON was written.
-        Ok(String::from_utf8(tail).unwrap_or_default())
+        other => {
+            serde_json::to_writer(&mut head, other.unwrap_or(&Value::Null))?;
+            form::SECOND_ARGUMENT
+        }
+    };
+    Ok(KeptHead::new(head.into(), form, rooms))
+}
+
+/// The whole event array of a head kept in room `room` (its visible name) at `position`: the head,
+/// then `,"position": {..}}]` inside the data, or `,{"position": {..}}]` as a second argument.
+fn positioned(head: &KeptHead, room: &str, position: &Position) -> serde_json::Result<Vec<u8>> {
+    let mut whole = Vec::with_capacity(head.bytes.len() + 64 + room.len());
+    whole.extend_from_slice(&head.bytes);
+    match head.form {
+        form::INTO_DATA => whole.extend_from_slice(b",\"position\":"),
+        form::INTO_EMPTY_DATA => whole.extend_from_slice(b"\"position\":"),
+        _ => whole.extend_from_slice(b",{\"position\":"),
     }
+    whole.extend_from_slice(b"{\"offset\":");
+    whole.extend_from_slice(position.offset.to_string().as_bytes());
+    whole.extend_from_slice(b",\"epoch\":");
+    serde_json::to_writer(&mut whole, &*position.epoch)?;
+    whole.extend_from_slice(b",\"room\":");
+    serde_json::to_writer(&mut whole, room)?;
+    whole.extend_from_slice(b"}}]");
+    Ok(whole)
 }
 
 impl Args {
     /// The arguments of `event` with `data`, at `position` in room `room` (its visible name).
     #[cfg(test)]
     fn positioned(data: Option<&Value>, room: &str, position: &Position) -> serde_json::Result<Self> {
-        let p = Positioned::new("e", data)?;
-        let text = KeptText::new(p.head.clone(), p.tail(room, position)?, 1);
-        Ok(Self::parse(&text.to_vec()).map(|(_, args)| args).expect("a positioned event reads back"))
+        let text = positioned(&positioned_head("e", data, 1)?, room, position)?;
+        Ok(Self::parse(&text).map(|(_, args)| args).expect("a positioned event reads back"))
     }
 
     /// `["event", args...]`: the event as a Socket.IO event array, which the history keeps.
@@ -136,8 +138,8 @@ impl<A: Adapter> NamespaceRuntime<A> {
     pub(super) fn deliver_kept(&self, event: &PublishedEvent, delivery: Delivery) {
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
         // Serialized once, shared by every room it is kept in; each room adds its position.
-        let positioned = match Positioned::new(&delivery.event, delivery.data().as_deref()) {
-            Ok(p) => p,
+        let head = match positioned_head(&delivery.event, delivery.data().as_deref(), delivery.history.len()) {
+            Ok(head) => head,
             Err(e) => {
                 self.shared.metrics.dropped(DropReason::Unserializable, 1);
                 tracing::error!(ns = %self.spec.path, error = %e, "a published event could not be serialized");
@@ -146,35 +148,20 @@ impl<A: Adapter> NamespaceRuntime<A> {
         };
         // With no socket of this namespace here, the event is only kept: nothing to emit to.
         let emitting = self.has_sockets_here();
-        let kept_in = delivery.history.len();
         let mut history = self.history.lock();
         // The rooms of earlier groups: a socket in one of them has had the event.
         let mut reached: Vec<String> = Vec::new();
         for kept in &delivery.history {
-            let mut sent = None;
             let given = event.given_position(&self.spec.path, &kept.room);
-            history.append_at(&kept.room, kept.spec, kept.reach.clone(), given, |position| {
-                match positioned.tail(&kept.visible, position) {
-                    Ok(tail) => {
-                        let text = KeptText::new(positioned.head.clone(), tail, kept_in);
-                        if emitting {
-                            sent = Some((text.clone(), position.clone()));
-                        }
-                        text
-                    }
-                    Err(e) => {
-                        tracing::error!(ns = %self.spec.path, error = %e, "a published event could not be serialized");
-                        KeptText::default()
-                    }
-                }
-            });
+            let position =
+                history.append_at(&kept.room, &kept.visible, kept.spec, kept.reach.clone(), given, head.clone());
             if !emitting {
                 continue;
             }
             let variants: Vec<String> =
                 delivery.rooms.iter().filter(|r| rooms::is_variant_of(r, &kept.room)).cloned().collect();
-            if let Some((text, position)) = sent
-                && let Some((_, args)) = Args::parse(&text.to_vec())
+            if let Ok(text) = positioned(&head, &kept.visible, &position)
+                && let Some((_, args)) = Args::parse(&text)
             {
                 let to = op.clone().to(variants.clone()).except(reached.clone());
                 let having = self.skips.having(&kept.room, &position);
@@ -253,11 +240,12 @@ impl<A: Adapter> NamespaceRuntime<A> {
 
     /// Sends an event read from a history (kept by [`Self::deliver_kept`]) to one socket.
     pub(super) fn send_kept(&self, socket: &SocketRef<A>, kept: &Kept) {
-        let Some((event, args)) = Args::parse(&kept.text.to_vec()) else {
+        let text = positioned(&kept.head, &kept.room, &kept.position).unwrap_or_default();
+        let Some((event, args)) = Args::parse(&text) else {
             tracing::error!(ns = %self.spec.path, "an event kept in history could not be read back");
             return;
         };
-        self.charge_socket(socket, event_packet_len(&self.spec.path, kept.text.len()));
+        self.charge_socket(socket, event_packet_len(&self.spec.path, text.len()));
         let sent = match &args {
             Args::One(a) => socket.emit(&event, &**a),
             Args::Two(a, b) => socket.emit(&event, &(&**a, &**b)),

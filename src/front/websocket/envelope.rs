@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use bytes::Bytes;
 
-use crate::engine::history::{KeptText, Position};
+use crate::engine::history::{Kept, Position};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Longest message type accepted from a client.
@@ -60,10 +60,19 @@ pub(crate) fn positioned_tail(channel: &str, position: &Position) -> String {
     String::from_utf8(tail).unwrap_or_default()
 }
 
-/// A positioned event's whole message, its head and its room's tail in one buffer.
-pub(crate) fn positioned(text: &KeptText) -> Utf8Bytes {
-    // Both parts are JSON text (UTF-8), written above.
-    Utf8Bytes::try_from(Bytes::from(text.to_vec())).unwrap_or_else(|_| Utf8Bytes::from_static(""))
+/// A positioned event's whole message: its head, then its channel's and position's tail.
+pub(crate) fn positioned(head: &[u8], channel: &str, position: &Position) -> Utf8Bytes {
+    let tail = positioned_tail(channel, position);
+    let mut whole = Vec::with_capacity(head.len() + tail.len());
+    whole.extend_from_slice(head);
+    whole.extend_from_slice(tail.as_bytes());
+    // Both parts are JSON text (UTF-8), written here.
+    Utf8Bytes::try_from(Bytes::from(whole)).unwrap_or_else(|_| Utf8Bytes::from_static(""))
+}
+
+/// The message of an event read from a room's history.
+pub(crate) fn kept(kept: &Kept) -> Utf8Bytes {
+    positioned(&kept.head.bytes, &kept.room, &kept.position)
 }
 
 /// Writes `value` as JSON; a value that is already JSON cannot fail to serialize into memory.
@@ -110,9 +119,8 @@ mod tests {
     #[test]
     fn positioned_envelopes_add_channel_and_position_after_the_data() {
         let position = Position { offset: 7, epoch: "abc".into() };
-        let text = KeptText::new(positioned_head("e", "t", &json!({})), positioned_tail("executions", &position), 3);
         assert_eq!(
-            positioned(&text).as_str(),
+            positioned(&positioned_head("e", "t", &json!({})), "executions", &position).as_str(),
             r#"{"type":"e","timestamp":"t","data":{},"channel":"executions","position":{"offset":7,"epoch":"abc"}}"#
         );
     }

@@ -62,7 +62,7 @@ use crate::{
         actions::ActionCtx,
         dispatch::Handled,
         errors::ClientError,
-        history::{KeptText, Position, Since},
+        history::{KeptHead, Position, Since},
         member::MemberKey,
         member_state::MemberState,
         publish::PublishedEvent,
@@ -446,28 +446,19 @@ impl Endpoint {
             let index = self.rooms.read().unwrap_or_else(|e| e.into_inner());
             // The event serialized once, shared by every room it is kept in; each room adds its
             // channel and position.
-            let head = envelope::positioned_head(&delivery.event, &timestamp, data);
-            let kept_in = delivery.history.len();
+            let head =
+                KeptHead::new(envelope::positioned_head(&delivery.event, &timestamp, data), 0, delivery.history.len());
             for kept in &delivery.history {
-                let mut frame = None;
                 let given = event.given_position(&self.spec.path, &kept.room);
-                history.append_at(&kept.room, kept.spec, kept.reach.clone(), given, |position| {
-                    let text = KeptText::new(head.clone(), envelope::positioned_tail(&kept.visible, position), kept_in);
-                    frame = Some((text.clone(), position.clone()));
-                    text
-                });
+                let position =
+                    history.append_at(&kept.room, &kept.visible, kept.spec, kept.reach.clone(), given, head.clone());
                 let variants = delivery.rooms.iter().filter(|r| rooms::is_variant_of(r, &kept.room));
                 let members: Vec<u64> =
                     index.members_of(variants.map(String::as_str)).into_iter().filter(|m| reached.insert(*m)).collect();
                 // The whole message is put together only for a room with members here.
-                if let Some((text, position)) = frame
-                    && !members.is_empty()
-                {
-                    sends.push((
-                        members,
-                        Frame::Text(envelope::positioned(&text)),
-                        Some((kept.room.as_str(), position)),
-                    ));
+                if !members.is_empty() {
+                    let frame = Frame::Text(envelope::positioned(&head.bytes, &kept.visible, &position));
+                    sends.push((members, frame, Some((kept.room.as_str(), position))));
                 }
             }
             let plain =
@@ -540,8 +531,8 @@ impl Endpoint {
                 .map(|r| r[room.len()..].to_string())
                 .collect();
             for kept in kept {
-                if kept.passes(&theirs) && !kept.text.is_empty() {
-                    missed.push(Frame::Text(envelope::positioned(&kept.text)));
+                if kept.passes(&theirs) && !kept.head.is_empty() {
+                    missed.push(Frame::Text(envelope::kept(&kept)));
                 }
             }
         }
@@ -577,8 +568,8 @@ impl Endpoint {
         let mut reads = HistoryReads::new(self);
         let handled = self.dispatch_reading_history(member, &member.conn.session, name, data, bytes, &mut reads);
         for kept in reads.events() {
-            if !kept.text.is_empty() {
-                self.queue(member.conn, Frame::Text(envelope::positioned(&kept.text)));
+            if !kept.head.is_empty() {
+                self.queue(member.conn, Frame::Text(envelope::kept(&kept)));
             }
         }
         drop(reads);
