@@ -164,12 +164,19 @@ impl Stores {
                 }
             }
             (Entries::Records(records), StoreOp::Merge(parts), StoreKind::Records { .. }) => {
-                let removed = records.peek(&key).map_or(0, |old| key.len() + approx_bytes(old));
-                let record = records.get_or_insert_mut(key.clone(), || Value::Object(Default::default()));
+                let key_len = key.len();
+                // One lookup, and the key kept only for a new record (merges mostly update one).
+                let (record, removed) = match records.get_mut(&key) {
+                    Some(record) => {
+                        let removed = key_len + approx_bytes(record);
+                        (record, removed)
+                    }
+                    None => (records.get_or_insert_mut(key, || Value::Object(Default::default())), 0),
+                };
                 for part in parts {
                     part.merge_into(record, scope);
                 }
-                let added = key.len() + approx_bytes(record);
+                let added = key_len + approx_bytes(record);
                 data.bytes = (data.bytes + added).saturating_sub(removed);
             }
             (Entries::Lists(lists), StoreOp::Append(parts), StoreKind::Lists { keep, .. }) => {
