@@ -37,7 +37,7 @@
 //! live, never both (nothing awaits under it).
 
 use std::{
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     sync::{
         Arc, Mutex, MutexGuard,
         atomic::{AtomicUsize, Ordering},
@@ -72,6 +72,15 @@ pub(crate) struct Given {
     pub room: Box<str>,
     /// Where the event stands in it.
     pub position: Position,
+}
+
+/// Where an event [`Locked::append_at`] kept stands: its offset, and its room's epoch when the
+/// node's budget may have dropped the room meanwhile (else it is read from the room when asked).
+#[derive(Debug)]
+pub(crate) struct Appended {
+    /// Its offset in the room.
+    pub offset: u64,
+    epoch: Option<Arc<str>>,
 }
 
 /// What a history holds after a client's position.
@@ -205,7 +214,7 @@ impl Room {
     }
 }
 
-/// Why events leave a history before a recovery could read them.
+/// Why events leave a history before a recovery could read them (in [`Tally::evicted`]'s order).
 #[derive(Debug, Clone, Copy)]
 enum Eviction {
     Size,
@@ -225,14 +234,83 @@ pub(crate) struct History {
 struct Rooms {
     rooms: HashMap<Arc<str>, Room>,
     /// Each room once, by the `seq` of its oldest event: the endpoint's oldest event first.
-    oldest: BTreeSet<(u64, Arc<str>)>,
+    /// Keyed by `seq` alone (unique), so moving a room along moves its name, with no copy.
+    oldest: BTreeMap<u64, Arc<str>>,
     seq: u64,
+    /// What was added and dropped under the lock, not yet applied to the shared budget and
+    /// metrics.
+    tally: Tally,
+}
+
+/// Changes to the node's budget and the history's metrics made under the lock. Each of those is
+/// an atomic that other threads touch too: the budget is settled once per append and the metrics
+/// once the lock is let go, instead of several times per event and room.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Bytes kept and freed since the budget was settled.
+    added: usize,
+    freed: usize,
+    /// Since the metrics were settled: the change in entries and bytes held, and evictions by
+    /// reason (in [`Eviction`]'s order).
+    entries: i64,
+    bytes: i64,
+    evicted: [u64; 4],
+}
+
+impl Tally {
+    fn kept(&mut self, bytes: usize) {
+        self.added += bytes;
+        self.entries += 1;
+        self.bytes += bytes as i64;
+    }
+
+    fn dropped(&mut self, bytes: usize, why: Eviction) {
+        self.freed += bytes;
+        self.entries -= 1;
+        self.bytes -= bytes as i64;
+        self.evicted[why as usize] += 1;
+    }
+
+    /// Applies the bytes kept and freed to the node's budget; returns what it holds now.
+    fn settle_budget(&mut self, budget: &HistoryBudget) -> usize {
+        let (added, freed) = (std::mem::take(&mut self.added), std::mem::take(&mut self.freed));
+        let before = match added >= freed {
+            true => budget.used.fetch_add(added - freed, Ordering::Relaxed),
+            false => budget.used.fetch_sub(freed - added, Ordering::Relaxed),
+        };
+        (before + added).saturating_sub(freed)
+    }
+
+    /// Applies the entries, bytes and evictions to the metrics.
+    fn settle_metrics(&mut self, metrics: &HistoryMetrics) {
+        if self.entries != 0 {
+            metrics.entries.inc_by(std::mem::take(&mut self.entries));
+        }
+        if self.bytes != 0 {
+            metrics.bytes.inc_by(std::mem::take(&mut self.bytes));
+        }
+        let counters = [&metrics.evicted_size, &metrics.evicted_age, &metrics.evicted_bytes, &metrics.evicted_lost];
+        for (counter, n) in counters.into_iter().zip(std::mem::take(&mut self.evicted)) {
+            if n > 0 {
+                counter.inc_by(n);
+            }
+        }
+    }
 }
 
 /// The endpoint's history, locked (see the module's comment).
 pub(crate) struct Locked<'a> {
     rooms: MutexGuard<'a, Rooms>,
     history: &'a History,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let history = self.history;
+        let tally = &mut self.rooms.tally;
+        tally.settle_budget(&history.budget);
+        tally.settle_metrics(&history.metrics);
+    }
 }
 
 impl History {
@@ -285,9 +363,9 @@ fn new_epoch() -> Arc<str> {
 impl Locked<'_> {
     /// Appends an event to `room` (internal name; `visible`: the name its messages give it), kept
     /// as `spec` says, at the position the cluster gave it there (`None`: numbered by this node);
-    /// returns its position. A room numbered the other way, of another epoch, or whose last
-    /// offset is not the one before, starts again from this event (what it held is dropped,
-    /// counted as `lost`).
+    /// returns where it stands ([`Self::position`] gives the whole position to a caller that sends
+    /// it: the room's epoch is copied only then). A room numbered the other way, of another epoch, or whose last offset is not
+    /// the one before, starts again from this event (what it held is dropped, counted as `lost`).
     pub(crate) fn append_at(
         &mut self,
         room: &str,
@@ -296,10 +374,10 @@ impl Locked<'_> {
         reach: FilterReach,
         given: Option<&Position>,
         head: KeptHead,
-    ) -> Position {
+    ) -> Appended {
         let now = Instant::now();
         let history = self.history;
-        let Rooms { rooms, oldest, seq } = &mut *self.rooms;
+        let Rooms { rooms, oldest, seq, tally } = &mut *self.rooms;
         *seq += 1;
         let seq = *seq;
         // The room as it stands, its aged events dropped; all of them when the event does not
@@ -307,14 +385,14 @@ impl Locked<'_> {
         let kept_on = match rooms.get_mut(room) {
             Some(r) => {
                 while r.oldest_expired(now) {
-                    pop_oldest(r, oldest, history, Eviction::Age);
+                    pop_oldest(r, oldest, tally, Eviction::Age);
                 }
                 let follows = match given {
                     Some(p) => r.given && r.epoch == p.epoch && p.offset == r.last + 1,
                     None => !r.given,
                 };
                 while !follows && !r.entries.is_empty() {
-                    pop_oldest(r, oldest, history, Eviction::Lost);
+                    pop_oldest(r, oldest, tally, Eviction::Lost);
                 }
                 !r.entries.is_empty()
             }
@@ -351,29 +429,42 @@ impl Locked<'_> {
         // A spec is fixed for the process; the latest is kept all the same.
         r.spec = spec;
         r.last += 1;
-        let position = Position { offset: r.last, epoch: r.epoch.clone() };
+        let offset = r.last;
         let bytes = ENTRY_OVERHEAD
             + head.share
             + TAIL_ESTIMATE
             + reach.bytes()
             + if created { ROOM_OVERHEAD + room.len() + visible.len() } else { 0 };
         if r.entries.is_empty() {
-            oldest.insert((seq, r.name.clone()));
+            oldest.insert(seq, r.name.clone());
             r.oldest_at = now;
         }
-        r.entries.push_back(Entry { offset: position.offset, head, reach, at: now, seq, bytes });
-        history.budget.used.fetch_add(bytes, Ordering::Relaxed);
-        history.metrics.entries.inc();
-        history.metrics.bytes.inc_by(bytes as i64);
+        r.entries.push_back(Entry { offset, head, reach, at: now, seq, bytes });
+        tally.kept(bytes);
         while r.entries.len() > r.spec.size {
-            pop_oldest(r, oldest, history, Eviction::Size);
+            pop_oldest(r, oldest, tally, Eviction::Size);
         }
-        // Within its size the room still holds this event: it is not emptied here.
-        while history.budget.used.load(Ordering::Relaxed) > history.budget.total {
-            let Some((_, name)) = self.rooms.oldest.first().cloned() else { break };
+        // Within its size the room still holds this event: it is not emptied here. Past the
+        // node's budget, the oldest events go, which may be this room's, all of them: its epoch
+        // is taken first.
+        let mut used = tally.settle_budget(&history.budget);
+        let epoch = (used > history.budget.total).then(|| r.epoch.clone());
+        while used > history.budget.total {
+            let Some(name) = self.rooms.oldest.first_key_value().map(|(_, name)| name.clone()) else { break };
             self.drop_oldest(&name, Eviction::Bytes);
+            used = self.rooms.tally.settle_budget(&history.budget);
         }
-        position
+        Appended { offset, epoch }
+    }
+
+    /// The position of an event just appended to `room`.
+    pub(crate) fn position(&self, room: &str, appended: &Appended) -> Position {
+        let epoch = match &appended.epoch {
+            Some(epoch) => Some(epoch.clone()),
+            None => self.rooms.rooms.get(room).map(|r| r.epoch.clone()),
+        };
+        // Without a budget to meet the room is still there: its epoch is always found.
+        Position { offset: appended.offset, epoch: epoch.unwrap_or_else(|| Arc::from("")) }
     }
 
     /// Every event of `room` after `offset` in history `epoch`, in order; `None` when the room's
@@ -407,13 +498,13 @@ impl Locked<'_> {
 
     /// Drops `room`'s events older than its `ttl`; a room left empty is forgotten.
     fn expire(&mut self, room: &str, now: Instant) {
-        let Rooms { rooms, oldest, .. } = &mut *self.rooms;
+        let Rooms { rooms, oldest, tally, .. } = &mut *self.rooms;
         let Some(r) = rooms.get_mut(room) else { return };
         if !r.oldest_expired(now) {
             return;
         }
         while r.oldest_expired(now) {
-            pop_oldest(r, oldest, self.history, Eviction::Age);
+            pop_oldest(r, oldest, tally, Eviction::Age);
         }
         if r.entries.is_empty() {
             rooms.remove(room);
@@ -422,34 +513,25 @@ impl Locked<'_> {
 
     /// Drops the oldest event of `room`, counted for `why`; a room left empty is forgotten.
     fn drop_oldest(&mut self, room: &str, why: Eviction) {
-        let Rooms { rooms, oldest, .. } = &mut *self.rooms;
+        let Rooms { rooms, oldest, tally, .. } = &mut *self.rooms;
         let Some(r) = rooms.get_mut(room) else { return };
-        pop_oldest(r, oldest, self.history, why);
+        pop_oldest(r, oldest, tally, why);
         if r.entries.is_empty() {
             rooms.remove(room);
         }
     }
 }
 
-/// Drops the oldest event of `r`, counted for `why`, and keeps `oldest` (the rooms by their
-/// oldest event) up to date. A room left empty stays in the map: its caller forgets it.
-fn pop_oldest(r: &mut Room, oldest: &mut BTreeSet<(u64, Arc<str>)>, history: &History, why: Eviction) {
+/// Drops the oldest event of `r`, counted for `why` in `tally`, and keeps `oldest` (the rooms by
+/// their oldest event) up to date. A room left empty stays in the map: its caller forgets it.
+fn pop_oldest(r: &mut Room, oldest: &mut BTreeMap<u64, Arc<str>>, tally: &mut Tally, why: Eviction) {
     let Some(entry) = r.entries.pop_front() else { return };
-    oldest.remove(&(entry.seq, r.name.clone()));
+    let name = oldest.remove(&entry.seq);
     if let Some(next) = r.entries.front() {
-        oldest.insert((next.seq, r.name.clone()));
+        oldest.insert(next.seq, name.unwrap_or_else(|| r.name.clone()));
         r.oldest_at = next.at;
     }
-    history.budget.used.fetch_sub(entry.bytes, Ordering::Relaxed);
-    let metrics = &history.metrics;
-    metrics.entries.dec();
-    metrics.bytes.dec_by(entry.bytes as i64);
-    match why {
-        Eviction::Size => metrics.evicted_size.inc(),
-        Eviction::Age => metrics.evicted_age.inc(),
-        Eviction::Bytes => metrics.evicted_bytes.inc(),
-        Eviction::Lost => metrics.evicted_lost.inc(),
-    };
+    tally.dropped(entry.bytes, why);
 }
 
 #[cfg(test)]
@@ -467,20 +549,18 @@ mod tests {
     }
 
     fn append(h: &History, room: &str, spec: HistorySpec) -> Position {
-        h.lock().append_at(
-            room,
-            room,
-            spec,
-            FilterReach::default(),
-            None,
-            KeptHead::new(Bytes::from_static(b"e"), 0, 1),
-        )
+        let head = KeptHead::new(Bytes::from_static(b"e"), 0, 1);
+        let mut locked = h.lock();
+        let appended = locked.append_at(room, room, spec, FilterReach::default(), None, head);
+        locked.position(room, &appended)
     }
 
     fn append_given(h: &History, room: &str, spec: HistorySpec, offset: u64, epoch: &str) -> Position {
         let given = Position { offset, epoch: epoch.into() };
         let head = KeptHead::new(Bytes::from_static(b"e"), 0, 1);
-        h.lock().append_at(room, room, spec, FilterReach::default(), Some(&given), head)
+        let mut locked = h.lock();
+        let appended = locked.append_at(room, room, spec, FilterReach::default(), Some(&given), head);
+        locked.position(room, &appended)
     }
 
     /// The offsets recovered after `offset` (`None`: not recovered, or ahead).

@@ -153,11 +153,12 @@ impl<A: Adapter> NamespaceRuntime<A> {
         let mut reached: Vec<String> = Vec::new();
         for kept in &delivery.history {
             let given = event.given_position(&self.spec.path, &kept.room);
-            let position =
+            let appended =
                 history.append_at(&kept.room, &kept.visible, kept.spec, kept.reach.clone(), given, head.clone());
             if !emitting {
                 continue;
             }
+            let position = history.position(&kept.room, &appended);
             let variants: Vec<String> =
                 delivery.rooms.iter().filter(|r| rooms::is_variant_of(r, &kept.room)).cloned().collect();
             if let Ok(text) = positioned(&head, &kept.visible, &position)

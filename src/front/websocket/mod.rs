@@ -450,13 +450,14 @@ impl Endpoint {
                 KeptHead::new(envelope::positioned_head(&delivery.event, &timestamp, data), 0, delivery.history.len());
             for kept in &delivery.history {
                 let given = event.given_position(&self.spec.path, &kept.room);
-                let position =
+                let appended =
                     history.append_at(&kept.room, &kept.visible, kept.spec, kept.reach.clone(), given, head.clone());
                 let variants = delivery.rooms.iter().filter(|r| rooms::is_variant_of(r, &kept.room));
                 let members: Vec<u64> =
                     index.members_of(variants.map(String::as_str)).into_iter().filter(|m| reached.insert(*m)).collect();
                 // The whole message is put together only for a room with members here.
                 if !members.is_empty() {
+                    let position = history.position(&kept.room, &appended);
                     let frame = Frame::Text(envelope::positioned(&head.bytes, &kept.visible, &position));
                     sends.push((members, frame, Some((kept.room.as_str(), position))));
                 }
