@@ -3,7 +3,8 @@
 //
 //   bench/run [--quick] [--only memory,fanout,...] [--rounds 2] [--write]
 //
-// --write puts the table into docs/benchmarks.md and the charts into docs/bench/. CPU figures are
+// --write puts the table into docs/benchmarks.md and the charts into docs/bench/ (with --only, the
+// measured scenarios' rows replace theirs in the table and the rest stays). CPU figures are
 // the server's own CPU time (from /proc) divided by the work done, so they hold on a busy machine;
 // rates and latencies depend on the load generator sharing the machine and are reported as measured.
 
@@ -790,10 +791,32 @@ if (flag('write')) {
   const begin = '<!-- bench:results -->';
   const end = '<!-- /bench:results -->';
   const text = readFileSync(docs, 'utf8');
-  const block = `${begin}\n_${new Date().toISOString().slice(0, 10)}, ${machine()}; \`bench/run${QUICK ? ' --quick' : ''}\`, ${ROUNDS} round(s), medians._\n\n${table(rows)}\n${end}`;
+  const how = `\`bench/run${QUICK ? ' --quick' : ''}${ONLY.length ? ` --only ${ONLY.join(',')}` : ''}\`, ${ROUNDS} round(s), medians`;
+  const block = ONLY.length === 0
+    ? `${begin}\n_${new Date().toISOString().slice(0, 10)}, ${machine()}; ${how}._\n\n${table(rows)}\n${end}`
+    : refreshed(text.slice(text.indexOf(begin) + begin.length, text.indexOf(end)), how);
   writeFileSync(docs, text.slice(0, text.indexOf(begin)) + block + text.slice(text.indexOf(end) + end.length));
   mkdirSync(path.join(ROOT, 'docs', 'bench'), { recursive: true });
   for (const [name, svg] of Object.entries(charts)) writeFileSync(path.join(ROOT, 'docs', 'bench', name), svg);
   log(`wrote docs/benchmarks.md and ${Object.keys(charts).length} chart(s) in docs/bench/`);
+
+  // Some scenarios only (--only): their rows replace the table's rows they were measured for
+  // (the run of rows with the same figures, in order: some figures, such as latencies, repeat
+  // under several scenarios), or go at the table's end the first time; the rest stays as it was
+  // measured, and a line under the table's date says which rows are newer and how they were
+  // measured.
+  function refreshed(old, how) {
+    const out = old.trim().split('\n');
+    const fresh = table(rows).split('\n').slice(2);
+    const figureOf = (line) => line.split(' | ')[0];
+    const at = out.findIndex((_, i) => fresh.every((line, k) => out[i + k] !== undefined && figureOf(out[i + k]) === figureOf(line)));
+    if (at >= 0) out.splice(at, fresh.length, ...fresh);
+    else out.splice(out.findLastIndex((line) => line.startsWith('|')) + 1, 0, ...fresh);
+    const note = `_Rows of ${ONLY.map((id) => `\`${id}\``).join(', ')}: ${new Date().toISOString().slice(0, 10)}, ${machine()}; ${how}._`;
+    const noted = out.findIndex((line) => line.startsWith('_Rows of ') && line.includes(ONLY.map((id) => `\`${id}\``).join(', ') + ':'));
+    if (noted >= 0) out[noted] = note;
+    else out.splice(out.findIndex((line) => line.startsWith('|')) - 1, 0, '', note);
+    return `${begin}\n${out.join('\n')}\n${end}`;
+  }
 }
 process.exit(0);
