@@ -18,8 +18,9 @@
 //!   dropped at once (counted), and it is closed with 1008 "send buffer full".
 //!
 //! Frames are shared: a published event is serialized once and every connection queues the same
-//! bytes. Whoever queues a frame to an idle connection writes it at once, without waiting (the
-//! socket takes it, or what it cannot take is left to the connection's task), as Node's `ws` does:
+//! bytes. Whoever queues a frame to an idle connection writes it at once, without waiting and
+//! without putting it in the buffer (the socket takes it, or what it cannot take is left to the
+//! connection's task, counted as buffered until written), as Node's `ws` does:
 //! a delivery then costs one write, not a task woken on another thread, scheduled and polled. One
 //! task per connection reads, writes what could not be written at once, and closes, turn about;
 //! pings are queued by the endpoint's heartbeat (one task for all connections). Control frames
@@ -217,11 +218,10 @@ impl Writer {
     /// Hands `frames` to the socket and flushes, without waiting: what it cannot take now is put
     /// back in `outbox`, and a flush it cannot complete is left in `unflushed`. True when all of
     /// `frames` was written (false: the task has work left).
-    fn write_now(&mut self, conn: &Conn, frames: Vec<Frame>) -> bool {
+    fn write_now(&mut self, conn: &Conn, mut frames: impl DoubleEndedIterator<Item = Frame>) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         let (mut count, mut bytes) = (0, 0);
         let mut put_back = false;
-        let mut frames = frames.into_iter();
         while let Some(frame) = frames.next() {
             match self.sink.as_mut().poll_ready(&mut cx) {
                 Poll::Ready(Ok(())) => {}
@@ -371,6 +371,12 @@ impl Conn {
 
     /// Queues `frame` within `limits`, and writes it now when the connection is idle.
     pub(crate) fn queue(&self, frame: Frame, limits: BufferLimits) -> Queued {
+        // The common case, an idle connection: the frame is counted and written at once, without
+        // going through the buffer (one lock of it fewer, and no buffer made for one frame).
+        let frame = match self.write_idle(frame, limits) {
+            Ok(()) => return Queued::Yes,
+            Err(frame) => frame,
+        };
         let queued = self.outbox().queue(frame, limits);
         match queued {
             Queued::Yes => self.write_now(),
@@ -378,6 +384,31 @@ impl Conn {
             Queued::Closing => {}
         }
         queued
+    }
+
+    /// Writes `frame` from the caller's thread when nothing is queued before it and no one else is
+    /// writing (the writer is held throughout, so whatever is queued meanwhile goes after it);
+    /// counted within `limits` as a queued frame until written. `Err` gives it back to be queued.
+    fn write_idle(&self, frame: Frame, limits: BufferLimits) -> Result<(), Frame> {
+        if !tokio::task::coop::has_budget_remaining() {
+            return Err(frame);
+        }
+        let Ok(mut writer) = self.writer.try_lock() else { return Err(frame) };
+        let Some(writer) = writer.as_mut().filter(|w| w.unflushed.is_none() && !w.failed) else { return Err(frame) };
+        {
+            let mut out = self.outbox();
+            let len = frame.len();
+            let fits = out.count < limits.frames && out.bytes + len <= limits.bytes;
+            if !out.frames.is_empty() || out.closing.is_some() || !fits {
+                return Err(frame);
+            }
+            out.count += 1;
+            out.bytes += len;
+        }
+        if !writer.write_now(self, std::iter::once(frame)) {
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// Writes a chunk of what is queued from the caller's thread, without waiting, when no one
@@ -399,7 +430,7 @@ impl Conn {
             Taken::Close(_) => return self.wake.notify_one(),
             Taken::Idle => return,
         };
-        if !writer.write_now(self, frames) || more {
+        if !writer.write_now(self, frames.into_iter()) || more {
             self.wake.notify_one();
         }
     }
