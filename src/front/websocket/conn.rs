@@ -150,7 +150,7 @@ impl Outbox {
         if self.closing.is_some() {
             return Queued::Closing;
         }
-        if self.count >= limits.frames || self.bytes + frame.len() > limits.bytes {
+        if !self.fits(frame.len(), limits) {
             let dropped = self.frames.len() + 1;
             // Free the memory now, not when the client gets round to reading. What the writer
             // holds stays counted until its write ends.
@@ -168,6 +168,23 @@ impl Outbox {
         self.bytes += frame.len();
         self.frames.push_back(frame);
         Queued::Yes
+    }
+
+    /// Whether one more frame of `len` bytes stays within `limits`.
+    fn fits(&self, len: usize, limits: BufferLimits) -> bool {
+        self.count < limits.frames && self.bytes + len <= limits.bytes
+    }
+
+    /// Counts a frame of `len` bytes that is written at once, without being buffered, when
+    /// nothing is buffered before it, the connection is not closing and it fits; false otherwise
+    /// (it is then queued as usual).
+    fn count_unbuffered(&mut self, len: usize, limits: BufferLimits) -> bool {
+        let admitted = self.frames.is_empty() && self.closing.is_none() && self.fits(len, limits);
+        if admitted {
+            self.count += 1;
+            self.bytes += len;
+        }
+        admitted
     }
 
     fn take(&mut self, chunk_bytes: usize) -> Taken {
@@ -386,24 +403,26 @@ impl Conn {
         queued
     }
 
+    /// The writer, when the caller's thread may write now: no one else is writing, nothing is
+    /// left unflushed, the connection has not failed, and the caller's task has budget left
+    /// (tokio's cooperative scheduling: about 128 writes a turn; past it the socket would refuse
+    /// the write anyway, and a large fan-out is shared with the connections' own tasks, which run
+    /// on every worker).
+    fn free_writer(&self) -> Option<tokio::sync::MappedMutexGuard<'_, Writer>> {
+        if !tokio::task::coop::has_budget_remaining() {
+            return None;
+        }
+        let writer = self.writer.try_lock().ok()?;
+        tokio::sync::MutexGuard::try_map(writer, |w| w.as_mut().filter(|w| w.unflushed.is_none() && !w.failed)).ok()
+    }
+
     /// Writes `frame` from the caller's thread when nothing is queued before it and no one else is
     /// writing (the writer is held throughout, so whatever is queued meanwhile goes after it);
     /// counted within `limits` as a queued frame until written. `Err` gives it back to be queued.
     fn write_idle(&self, frame: Frame, limits: BufferLimits) -> Result<(), Frame> {
-        if !tokio::task::coop::has_budget_remaining() {
+        let Some(mut writer) = self.free_writer() else { return Err(frame) };
+        if !self.outbox().count_unbuffered(frame.len(), limits) {
             return Err(frame);
-        }
-        let Ok(mut writer) = self.writer.try_lock() else { return Err(frame) };
-        let Some(writer) = writer.as_mut().filter(|w| w.unflushed.is_none() && !w.failed) else { return Err(frame) };
-        {
-            let mut out = self.outbox();
-            let len = frame.len();
-            let fits = out.count < limits.frames && out.bytes + len <= limits.bytes;
-            if !out.frames.is_empty() || out.closing.is_some() || !fits {
-                return Err(frame);
-            }
-            out.count += 1;
-            out.bytes += len;
         }
         if !writer.write_now(self, std::iter::once(frame)) {
             self.wake.notify_one();
@@ -415,16 +434,7 @@ impl Conn {
     /// else is writing; leaves to the task (waking it) what the socket cannot take now, what is
     /// left past the chunk, a close, or a connection whose writer is busy.
     fn write_now(&self) {
-        // Past the caller's task's budget (tokio's cooperative scheduling: about 128 writes a
-        // turn), the socket would refuse the write anyway: a large fan-out is then shared with
-        // the connections' own tasks, which run on every worker.
-        if !tokio::task::coop::has_budget_remaining() {
-            return self.wake.notify_one();
-        }
-        let Ok(mut writer) = self.writer.try_lock() else { return self.wake.notify_one() };
-        let Some(writer) = writer.as_mut().filter(|w| w.unflushed.is_none() && !w.failed) else {
-            return self.wake.notify_one();
-        };
+        let Some(mut writer) = self.free_writer() else { return self.wake.notify_one() };
         let (frames, more) = match self.outbox().take(WRITE_CHUNK_BYTES) {
             Taken::Frames { frames, more, .. } => (frames, more),
             Taken::Close(_) => return self.wake.notify_one(),
