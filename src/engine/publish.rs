@@ -24,7 +24,7 @@ use crate::{
     rooms::{self, FilterReach, RoomScope},
     spec::{
         HistorySpec, RESERVED_EVENTS, Route,
-        template::{Root, Scope, ValueTemplate},
+        template::{Rendered, Root, Scope, ValueTemplate},
     },
 };
 
@@ -37,12 +37,14 @@ pub(crate) const MAX_ID_LEN: usize = 255;
 /// JSON map; the object templates see as `event` is built only when one asks for it whole.
 #[derive(Debug, Clone)]
 pub(crate) struct PublishedEvent {
-    event_type: String,
-    tenant: Option<String>,
+    /// The type, a JSON string: templates borrow it (`{event.type}`) rather than copy it.
+    event_type: Value,
+    /// The tenant, a JSON string or `null`, for the same reason.
+    tenant: Value,
     /// The publisher's id for it (`id`), by which the API recognises a repeat.
     id: Option<String>,
-    /// As published, or as stamped on receipt.
-    timestamp: String,
+    /// As published, or as stamped on receipt: a JSON string.
+    timestamp: Value,
     /// `data` exactly as published (`{event.data}`).
     data: Value,
     /// `data` with the camelCase names of its snake_case fields added (`execution_id` also as
@@ -109,10 +111,10 @@ impl PublishedEvent {
             _ => Map::new(),
         };
         Ok(Self {
-            event_type,
-            tenant,
+            event_type: Value::String(event_type),
+            tenant: tenant.map_or(Value::Null, Value::String),
             id,
-            timestamp,
+            timestamp: Value::String(timestamp),
             data,
             routing_data: None,
             json: OnceLock::new(),
@@ -167,17 +169,17 @@ impl PublishedEvent {
 
     /// The event type.
     pub(crate) fn event_type(&self) -> &str {
-        &self.event_type
+        self.event_type.as_str().unwrap_or_default()
     }
 
     /// The tenant, if any.
     pub(crate) fn tenant_id(&self) -> Option<&str> {
-        self.tenant.as_deref()
+        self.tenant.as_str()
     }
 
     /// The same event, of `tenant` (the tenant a tenant-scoped API key implies).
     pub(crate) fn with_tenant(mut self, tenant: String) -> Self {
-        self.tenant = Some(tenant);
+        self.tenant = Value::String(tenant);
         self.json = OnceLock::new();
         self
     }
@@ -200,7 +202,7 @@ impl PublishedEvent {
 
     /// The event's timestamp, as published (or as stamped on receipt).
     pub(crate) fn timestamp(&self) -> &str {
-        &self.timestamp
+        self.timestamp.as_str().unwrap_or_default()
     }
 
     /// Adds `aliases` (names not already in the data) to the data specs route on, leaving the
@@ -270,9 +272,9 @@ impl Scope for EventScope<'_> {
     fn computed(&self, root: Root, field: &str) -> Option<Cow<'_, Value>> {
         let event = self.event;
         match (root, field) {
-            (Root::Event, "type") => Some(Cow::Owned(Value::String(event.event_type.clone()))),
-            (Root::Event, "tenantId") => Some(Cow::Owned(event.tenant.clone().map_or(Value::Null, Value::String))),
-            (Root::Event, "timestamp") => Some(Cow::Owned(Value::String(event.timestamp.clone()))),
+            (Root::Event, "type") => Some(Cow::Borrowed(&event.event_type)),
+            (Root::Event, "tenantId") => Some(Cow::Borrowed(&event.tenant)),
+            (Root::Event, "timestamp") => Some(Cow::Borrowed(&event.timestamp)),
             (Root::Event, "data") => Some(Cow::Borrowed(&event.data)),
             _ => None,
         }
@@ -376,36 +378,37 @@ impl SpecRuntime {
         if !self.spec.rooms.iter().any(|f| f.history.is_some()) || !self.accepts(event) {
             return Vec::new();
         }
-        self.route(event).map(|r| r.history.into_iter().map(|h| (h.room, h.spec)).collect()).unwrap_or_default()
+        self.route_reached(event).map(|r| r.history.into_iter().map(|h| (h.room, h.spec)).collect()).unwrap_or_default()
     }
 
     /// Finds the rooms the event's route sends it to (`None` when no route takes it or it names
-    /// no room). What it sends is rendered only when asked ([`Routed::render`]).
+    /// no room), every filtered variant it reaches named. What it sends is rendered only when
+    /// asked ([`Routed::render`]).
     pub(crate) fn route<'a>(&'a self, event: &'a PublishedEvent) -> Option<Routed<'a>> {
-        self.route_where(event, |_| true)
+        self.route_naming(event, true)
     }
 
-    /// [`route`](Self::route), naming the filtered variants of a room (internal name, without
-    /// filter values) only when `has_variants` says some have members: a front that knows its
-    /// rooms does not make names no one is in (a hub event reaches 16 variants of three rooms).
-    /// The rooms with history are all there whatever it says.
-    pub(crate) fn route_where<'a>(
-        &'a self,
-        event: &'a PublishedEvent,
-        has_variants: impl Fn(&str) -> bool,
-    ) -> Option<Routed<'a>> {
+    /// [`route`](Self::route) for a front that finds the members of filtered variants itself:
+    /// no variant is named (a hub event reaches 16 variants of three rooms, most with no member);
+    /// each room of a family with filters is in [`Routed::filtered`] with the event's reach.
+    pub(crate) fn route_reached<'a>(&'a self, event: &'a PublishedEvent) -> Option<Routed<'a>> {
+        self.route_naming(event, false)
+    }
+
+    fn route_naming<'a>(&'a self, event: &'a PublishedEvent, name_variants: bool) -> Option<Routed<'a>> {
         let route = self.spec.routes.iter().find(|r| r.types.matches(event.event_type()))?;
         let scope = EventScope::new(event);
         let tenant = event.tenant_id();
         let mut rooms: Vec<String> = Vec::new();
+        let mut filtered: Vec<(String, FilterReach)> = Vec::new();
         let mut history: Vec<HistoryRoom> = Vec::new();
         for target in &route.targets {
             let family = &self.spec.rooms[target.room];
-            let values: Vec<Option<String>> =
-                target.params.iter().map(|p| p.as_ref().and_then(|t| t.render_key(&scope))).collect();
+            let values: Vec<Option<Cow<'_, str>>> =
+                target.params.iter().map(|p| p.as_ref().and_then(|t| t.render_key_lent(&scope))).collect();
             let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
-            let filter_values: Vec<Option<String>> =
-                target.filters.iter().map(|f| f.as_ref().and_then(|t| t.render_key(&scope))).collect();
+            let filter_values: Vec<Option<Cow<'_, str>>> =
+                target.filters.iter().map(|f| f.as_ref().and_then(|t| t.render_key_lent(&scope))).collect();
             // Filter values are escaped once, and each variant's name is its room's plus a suffix
             // (made once, for the first room whose variants are named).
             let reach = if family.filters.is_empty() {
@@ -421,8 +424,7 @@ impl SpecRuntime {
                 let shadowed = if family.pattern.params().is_empty() {
                     self.shadowed[target.room]
                 } else {
-                    let owner = self.spec.family_of(&visible).map(|(id, _)| id);
-                    owner.is_some_and(|o| o != target.room && self.spec.rooms[o].server_only)
+                    self.spec.is_shadowed_name(target.room, &visible)
                 };
                 if shadowed {
                     continue;
@@ -430,9 +432,11 @@ impl SpecRuntime {
                 let Some(room) = rooms::internal_name(family.scope, tenant, &visible) else { continue };
                 if family.filters.is_empty() {
                     rooms.push(room.clone());
-                } else if has_variants(&room) {
+                } else if name_variants {
                     let suffixes = suffixes.get_or_insert_with(|| reach.suffixes());
                     rooms.extend(suffixes.iter().map(|suffix| format!("{room}{suffix}")));
+                } else {
+                    filtered.push((room.clone(), reach.clone()));
                 }
                 if let Some(spec) = family.history {
                     match history.iter_mut().find(|h| h.room == room) {
@@ -444,10 +448,10 @@ impl SpecRuntime {
         }
         rooms.sort_unstable();
         rooms.dedup();
-        if rooms.is_empty() && history.is_empty() {
+        if rooms.is_empty() && filtered.is_empty() && history.is_empty() {
             return None;
         }
-        Some(Routed { rooms, history, route, scope })
+        Some(Routed { rooms, filtered, history, route, scope })
     }
 }
 
@@ -470,6 +474,10 @@ pub(crate) struct HistoryRoom {
 pub(crate) struct Routed<'a> {
     /// Internal room names.
     pub rooms: Vec<String>,
+    /// Rooms of families with filters (internal names, without filter values) with what the
+    /// event reaches of them, when their variants are not named in `rooms`
+    /// ([`SpecRuntime::route_reached`]).
+    pub filtered: Vec<(String, FilterReach)>,
     /// The rooms with history it reaches, in the route's order.
     pub history: Vec<HistoryRoom>,
     route: &'a Route,
@@ -483,6 +491,7 @@ impl<'a> Routed<'a> {
         let event = self.route.emit.event.render_text(&self.scope);
         Delivery {
             rooms: self.rooms,
+            filtered: self.filtered,
             history: self.history,
             event,
             data: self.route.emit.data.as_ref(),
@@ -495,6 +504,8 @@ impl<'a> Routed<'a> {
 pub(crate) struct Delivery<'a> {
     /// Internal room names.
     pub rooms: Vec<String>,
+    /// Rooms of families with filters, and what the event reaches of them (see [`Routed`]).
+    pub filtered: Vec<(String, FilterReach)>,
     /// The rooms with history among them.
     pub history: Vec<HistoryRoom>,
     /// The event name clients receive.
@@ -508,6 +519,14 @@ impl Delivery<'_> {
     /// data as it is (`{event.data}`): serialized without a copy made first.
     pub(crate) fn data(&self) -> Option<Cow<'_, Value>> {
         self.data.and_then(|d| d.render_lent(&self.scope))
+    }
+
+    /// Its data as an object to serialize as it renders, when the route emits an object whose
+    /// keys are literal, `except` not among them (`/workflow`'s `{type, payload: "{data}",
+    /// timestamp}`): the event's data is written where it is, not copied into a new value.
+    pub(crate) fn data_object(&self, except: &str) -> Option<Rendered<'_>> {
+        let template = self.data?;
+        (!template.literal_keys()?.contains(&except)).then(|| template.rendered(&self.scope))
     }
 }
 

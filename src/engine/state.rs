@@ -11,6 +11,7 @@
 //! lock, held only to copy a value in or out; nothing awaits under it.
 
 use std::{
+    borrow::Cow,
     collections::VecDeque,
     sync::{
         Arc, Mutex,
@@ -128,7 +129,7 @@ impl Stores {
     pub(crate) fn apply(&self, specs: &[StoreSpec], event_type: &str, tenant: &str, scope: &dyn Scope) {
         for (spec, store) in specs.iter().zip(&self.stores) {
             for rule in spec.rules.iter().filter(|r| r.types.matches(event_type)) {
-                let Some(key) = rule.key.render_key(scope).filter(|k| !k.is_empty()) else { continue };
+                let Some(key) = rule.key.render_key_lent(scope).filter(|k| !k.is_empty()) else { continue };
                 let mut tenants = store.tenants.lock().unwrap_or_else(|e| e.into_inner());
                 // Looked up before inserting: the tenant's name is copied only for a new tenant.
                 if !tenants.contains(tenant) {
@@ -149,29 +150,36 @@ impl Stores {
     /// limits; false when the operation does not fit the store's kind. What the rule writes is
     /// rendered here, under the store's lock: a merge reads the event where it is and copies in
     /// only what changes, and what a rule that does not fit would render is never made.
-    fn update(&self, data: &mut TenantData, key: String, op: &StoreOp, kind: StoreKind, scope: &dyn Scope) -> bool {
+    fn update(
+        &self,
+        data: &mut TenantData,
+        key: Cow<'_, str>,
+        op: &StoreOp,
+        kind: StoreKind,
+        scope: &dyn Scope,
+    ) -> bool {
         match (&mut data.entries, op, kind) {
             (Entries::Records(records), StoreOp::Delete, _) => {
-                if let Some(old) = records.pop(&key) {
+                if let Some(old) = records.pop(&*key) {
                     data.bytes -= (key.len() + approx_bytes(&old)).min(data.bytes);
                 }
             }
             (Entries::Records(records), StoreOp::Replace(template), StoreKind::Records { .. }) => {
                 if let Some(v) = template.render(scope) {
                     let added = key.len() + approx_bytes(&v);
-                    let removed = records.put(key.clone(), v).map_or(0, |old| key.len() + approx_bytes(&old));
+                    let removed = records.put(key.to_string(), v).map_or(0, |old| key.len() + approx_bytes(&old));
                     data.bytes = (data.bytes + added).saturating_sub(removed);
                 }
             }
             (Entries::Records(records), StoreOp::Merge(parts), StoreKind::Records { .. }) => {
                 let key_len = key.len();
                 // One lookup, and the key kept only for a new record (merges mostly update one).
-                let (record, removed) = match records.get_mut(&key) {
+                let (record, removed) = match records.get_mut(&*key) {
                     Some(record) => {
                         let removed = key_len + approx_bytes(record);
                         (record, removed)
                     }
-                    None => (records.get_or_insert_mut(key, || Value::Object(Default::default())), 0),
+                    None => (records.get_or_insert_mut(key.into_owned(), || Value::Object(Default::default())), 0),
                 };
                 for part in parts {
                     part.merge_into(record, scope);
@@ -188,10 +196,13 @@ impl Stores {
                 // Counted by what comes and goes, not by walking the list: a list of the last
                 // 50 events of every type is appended to on every publish.
                 let mut added = entry_bytes(&entry);
-                if !lists.contains(&key) {
-                    added += key.len();
-                }
-                let list = lists.get_or_insert_mut(key, VecDeque::new);
+                let list = match lists.get_mut(&*key) {
+                    Some(list) => list,
+                    None => {
+                        added += key.len();
+                        lists.get_or_insert_mut(key.into_owned(), VecDeque::new)
+                    }
+                };
                 list.push_back((seq, entry));
                 let mut removed = 0;
                 while list.len() > keep {

@@ -22,6 +22,10 @@ enum Seg {
     Param(usize),
 }
 
+/// Most parameters a pattern may have: a published event reaches up to 2^n names of a pattern
+/// whose n parameters are optional.
+pub(crate) const MAX_PARAMS: usize = 8;
+
 /// One parameter of a pattern.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Param {
@@ -54,6 +58,9 @@ impl RoomPattern {
                     }
                     if params.iter().any(|p| p.name == name) {
                         return Err(format!("parameter `{name}` appears twice in room pattern `{pattern}`"));
+                    }
+                    if params.len() == MAX_PARAMS {
+                        return Err(format!("room pattern `{pattern}` has more than {MAX_PARAMS} parameters"));
                     }
                     if matches!(segments.last(), Some(Seg::Param(_))) {
                         return Err(format!("room pattern `{pattern}` needs literal text between two parameters"));
@@ -149,10 +156,25 @@ impl RoomPattern {
     /// literal. That is exact for names this pattern rendered (literals are escaped in values) and
     /// lenient for single-parameter names typed by hand, such as `user.bob@example.com.private`.
     pub fn parse_name(&self, name: &str) -> Option<Vec<Option<String>>> {
+        let mut values = vec![None; self.params.len()];
+        self.walk_name(name, |i, raw| {
+            values[i] = Some(percent_decode(raw)?);
+            Some(())
+        })?;
+        Some(values)
+    }
+
+    /// Whether [`parse_name`](Self::parse_name) parses `name`, without making its values.
+    pub fn matches_name(&self, name: &str) -> bool {
+        self.walk_name(name, |_, raw| (!raw.contains('%') || percent_decode(raw).is_some()).then_some(())).is_some()
+    }
+
+    /// Walks `name` along the pattern, calling `value` with each parameter's raw (escaped) value
+    /// (not for `*`); `None` when the name is not one of the pattern's, or `value` refused one.
+    fn walk_name(&self, name: &str, mut value: impl FnMut(usize, &str) -> Option<()>) -> Option<()> {
         if name.is_empty() || name.len() > MAX_NAME_LEN {
             return None;
         }
-        let mut values = vec![None; self.params.len()];
         let mut rest = name;
         let last_param = self.segments.iter().rposition(|s| matches!(s, Seg::Param(_)));
         for (idx, seg) in self.segments.iter().enumerate() {
@@ -170,40 +192,53 @@ impl RoomPattern {
                     if raw.is_empty() {
                         return None;
                     }
-                    values[*i] = if raw == ANY {
+                    if raw == ANY {
                         if !self.params[*i].optional {
                             return None;
                         }
-                        None
                     } else {
-                        Some(percent_decode(raw)?)
-                    };
+                        value(*i, raw)?;
+                    }
                     rest = &rest[end..];
                 }
             }
         }
-        rest.is_empty().then_some(values)
+        rest.is_empty().then_some(())
     }
 
     /// The visible names a published event with these parameter values reaches: for every
     /// optional parameter, both its value and `*` (subscribers who did not filter on it). With
     /// `exact`, only the name with every value set. Unset required values reach nothing.
     pub fn fanout(&self, values: &[Option<&str>], exact: bool) -> Vec<String> {
-        let mut combos: Vec<Vec<Option<&str>>> = vec![Vec::with_capacity(self.params.len())];
+        let mut given = [None; MAX_PARAMS];
+        // Bit i of `wild`: parameter i has a value, and a variant with `*` in its place exists.
+        let mut wild = 0u32;
         for (i, param) in self.params.iter().enumerate() {
             let value = values.get(i).copied().flatten().filter(|v| !v.is_empty());
             match (value, param.optional, exact) {
                 (None, false, _) | (None, true, true) => return Vec::new(),
-                (Some(v), true, false) => {
-                    let mut with_any = combos.clone();
-                    combos.iter_mut().for_each(|c| c.push(Some(v)));
-                    with_any.iter_mut().for_each(|c| c.push(None));
-                    combos.extend(with_any);
-                }
-                (v, _, _) => combos.iter_mut().for_each(|c| c.push(v)),
+                (Some(_), true, false) => wild |= 1 << i,
+                _ => {}
             }
+            given[i] = value;
         }
-        combos.iter().filter_map(|c| self.render(c)).collect()
+        // Every subset of `wild` replaced by `*`, the values themselves first.
+        let mut names = Vec::with_capacity(1 << wild.count_ones());
+        let mut star = 0u32;
+        loop {
+            let mut combo = given;
+            for (i, slot) in combo.iter_mut().enumerate().take(self.params.len()) {
+                if star & (1 << i) != 0 {
+                    *slot = None;
+                }
+            }
+            names.extend(self.render(&combo[..self.params.len()]));
+            if star == wild {
+                break;
+            }
+            star = (star.wrapping_sub(wild)) & wild;
+        }
+        names
     }
 }
 
@@ -274,5 +309,7 @@ mod tests {
         assert!(RoomPattern::parse("a{b}.{b}").unwrap_err().contains("twice"));
         assert!(RoomPattern::parse("a*").is_err());
         assert!(RoomPattern::parse("").is_err());
+        let nine = (0..=MAX_PARAMS).map(|i| format!("{{p{i}?}}")).collect::<Vec<_>>().join(".");
+        assert!(RoomPattern::parse(&nine).unwrap_err().contains("more than 8 parameters"));
     }
 }

@@ -123,6 +123,17 @@ impl NamespaceSpec {
         self.family_of(&name).is_some_and(|(owner, _)| owner != id && self.rooms[owner].server_only)
     }
 
+    /// Whether `visible`, a name family `id` rendered, belongs to another family that is
+    /// server-only ([`family_of`](Self::family_of) would name it): routing then does not reach
+    /// it. Parses nothing when no other family is server-only.
+    pub fn is_shadowed_name(&self, id: RoomId, visible: &str) -> bool {
+        if !self.rooms.iter().enumerate().any(|(other, f)| other != id && f.server_only) {
+            return false;
+        }
+        let owner = self.rooms.iter().position(|f| f.pattern.matches_name(visible));
+        owner.is_some_and(|owner| owner != id && self.rooms[owner].server_only)
+    }
+
     /// The room names clients may name, as patterns (`executions:{execution_id}`), for errors
     /// that tell a client what is valid.
     pub fn client_room_patterns(&self) -> String {

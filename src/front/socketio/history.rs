@@ -38,6 +38,7 @@ use crate::{
     metrics::DropReason,
     net::backlog::event_packet_len,
     rooms,
+    spec::template::Rendered,
 };
 
 /// An event's arguments as kept and sent: one (the data, positioned) or two (the data, then
@@ -76,6 +77,19 @@ fn positioned_head(event: &str, data: Option<&Value>, rooms: usize) -> serde_jso
             form::SECOND_ARGUMENT
         }
     };
+    Ok(KeptHead::new(head.into(), form, rooms))
+}
+
+/// [`positioned_head`] of data that is an object written as it renders (see
+/// [`Delivery::data_object`]), without the position among its keys.
+fn positioned_object_head(event: &str, data: &Rendered<'_>, rooms: usize) -> serde_json::Result<KeptHead> {
+    let mut head = Vec::with_capacity(128);
+    head.push(b'[');
+    serde_json::to_writer(&mut head, event)?;
+    head.push(b',');
+    serde_json::to_writer(&mut head, data)?;
+    head.pop(); // the object's `}`: the tail closes it after the position
+    let form = if head.last() == Some(&b'{') { form::INTO_EMPTY_DATA } else { form::INTO_DATA };
     Ok(KeptHead::new(head.into(), form, rooms))
 }
 
@@ -138,7 +152,11 @@ impl<A: Adapter> NamespaceRuntime<A> {
     pub(super) fn deliver_kept(&self, event: &PublishedEvent, delivery: Delivery) {
         let Some(op) = self.io.of(self.spec.path.as_str()) else { return };
         // Serialized once, shared by every room it is kept in; each room adds its position.
-        let head = match positioned_head(&delivery.event, delivery.data().as_deref(), delivery.history.len()) {
+        let head = match delivery.data_object("position") {
+            Some(object) => positioned_object_head(&delivery.event, &object, delivery.history.len()),
+            None => positioned_head(&delivery.event, delivery.data().as_deref(), delivery.history.len()),
+        };
+        let head = match head {
             Ok(head) => head,
             Err(e) => {
                 self.shared.metrics.dropped(DropReason::Unserializable, 1);
@@ -283,6 +301,28 @@ mod tests {
         assert_eq!(args.text("e"), r#"["e",{"position":{"offset":4,"epoch":"abc","room":"r"}}]"#);
         let args = Args::positioned(None, "r", &position()).unwrap();
         assert!(args.text("e").starts_with(r#"["e",null,{"position""#));
+    }
+
+    #[test]
+    fn an_object_written_as_it_renders_is_kept_as_its_rendered_value_would_be() {
+        use crate::spec::template::{Root, Scope, ValueTemplate};
+        struct Data(Value);
+        impl Scope for Data {
+            fn root(&self, root: Root) -> Option<std::borrow::Cow<'_, Value>> {
+                (root == Root::Data).then_some(std::borrow::Cow::Borrowed(&self.0))
+            }
+        }
+        let scope = Data(json!({ "executionId": "e1", "status": "running" }));
+        for template in [
+            json!({ "type": "update", "payload": "{data}", "gone": "{data.missing}" }),
+            json!({ "gone": "{data.missing}" }),
+        ] {
+            let template = ValueTemplate::parse(&template).unwrap();
+            let rendered = template.render(&scope);
+            let by_value = positioned_head("e", rendered.as_ref(), 1).unwrap();
+            let as_rendered = positioned_object_head("e", &template.rendered(&scope), 1).unwrap();
+            assert_eq!((as_rendered.bytes.clone(), as_rendered.form), (by_value.bytes.clone(), by_value.form));
+        }
     }
 
     #[test]

@@ -2,70 +2,89 @@
 //! delivery. A join, a leave or a disconnect costs the same in a room of a million members as in
 //! a room of one (a set per room), so a reconnect storm into one tenant's room is linear, not
 //! quadratic. Most rooms have one member (a user's channel, one execution's watcher): it is kept
-//! inline, without a set.
+//! inline, without a set. The index holds the members themselves (the endpoint's connections),
+//! not only their ids: a delivery reaches them from their rooms without a second lookup.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     hash::{BuildHasherDefault, Hasher},
     sync::Arc,
 };
 
-use crate::rooms::FILTER_SEP;
+use crate::rooms::{FILTER_SEP, FilterReach};
 
-/// Rooms (internal names) to the connections (ids) in them.
-#[derive(Debug, Default)]
-pub(crate) struct RoomIndex {
-    rooms: HashMap<Arc<str>, Members>,
-    /// Rooms of a family with filters (names without filter values) to how many of their
-    /// filtered variants have members: a published event's variants are named for delivery
-    /// only where some have (`has_variants`). Most filtered rooms an event reaches have none.
-    filtered: HashMap<Box<str>, usize>,
+/// What the index holds of a member: cheap to clone (an `Arc`), known by its connection id.
+pub(crate) trait Indexed: Clone {
+    fn id(&self) -> u64;
 }
 
-/// The connections of one room.
+/// Rooms (internal names) to the members (connections) in them.
 #[derive(Debug)]
-enum Members {
-    One(u64),
-    Many(HashSet<u64, IdHash>),
+pub(crate) struct RoomIndex<M> {
+    rooms: HashMap<Arc<str>, Members<M>>,
+    /// Rooms of a family with filters (names without filter values) to their filtered variants
+    /// that have members: a published event's reach is checked against those
+    /// ([`members_reached`](Self::members_reached)), not looked up for each variant it reaches
+    /// (eight for three filters, most with no member).
+    filtered: HashMap<Box<str>, Vec<Arc<str>>>,
 }
 
-impl RoomIndex {
-    /// Puts connection `id` in `room`; the room's shared name when it was not in it yet.
-    pub(crate) fn join(&mut self, room: String, id: u64) -> Option<Arc<str>> {
+impl<M> Default for RoomIndex<M> {
+    fn default() -> Self {
+        Self { rooms: HashMap::new(), filtered: HashMap::new() }
+    }
+}
+
+/// The members of one room.
+#[derive(Debug)]
+enum Members<M> {
+    One(M),
+    Many(HashMap<u64, M, IdHash>),
+}
+
+impl<M: Indexed> RoomIndex<M> {
+    /// Puts `member` in `room`; the room's shared name when it was not in it yet.
+    pub(crate) fn join(&mut self, room: String, member: M) -> Option<Arc<str>> {
         if let Some(key) = self.rooms.get_key_value(room.as_str()).map(|(key, _)| key.clone())
             && let Some(members) = self.rooms.get_mut(&key)
         {
             let added = match members {
-                Members::One(one) if *one == id => false,
+                Members::One(one) if one.id() == member.id() => false,
                 Members::One(one) => {
-                    *members = Members::Many([*one, id].into_iter().collect());
+                    let many = [(one.id(), one.clone()), (member.id(), member)].into_iter().collect();
+                    *members = Members::Many(many);
                     true
                 }
-                Members::Many(set) => set.insert(id),
+                Members::Many(set) => match set.entry(member.id()) {
+                    std::collections::hash_map::Entry::Occupied(_) => false,
+                    std::collections::hash_map::Entry::Vacant(slot) => {
+                        slot.insert(member);
+                        true
+                    }
+                },
             };
             return added.then(|| key.clone());
         }
         let key: Arc<str> = Arc::from(room);
-        self.rooms.insert(key.clone(), Members::One(id));
+        self.rooms.insert(key.clone(), Members::One(member));
         if let Some((base, _)) = key.split_once(FILTER_SEP) {
-            *self.filtered.entry(Box::from(base)).or_default() += 1;
+            match self.filtered.get_mut(base) {
+                Some(variants) => variants.push(key.clone()),
+                None => {
+                    self.filtered.insert(Box::from(base), vec![key.clone()]);
+                }
+            }
         }
         Some(key)
-    }
-
-    /// Whether any filtered variant of `room` (internal name, without filter values) has a
-    /// member.
-    pub(crate) fn has_variants(&self, room: &str) -> bool {
-        self.filtered.contains_key(room)
     }
 
     fn room_gone(&mut self, room: &str) {
         self.rooms.remove(room);
         if let Some((base, _)) = room.split_once(FILTER_SEP)
-            && let Some(count) = self.filtered.get_mut(base)
+            && let Some(variants) = self.filtered.get_mut(base)
         {
-            *count -= 1;
-            if *count == 0 {
+            variants.retain(|v| &**v != room);
+            if variants.is_empty() {
                 self.filtered.remove(base);
             }
         }
@@ -75,40 +94,59 @@ impl RoomIndex {
     pub(crate) fn leave(&mut self, room: &str, id: u64) -> bool {
         let Some(members) = self.rooms.get_mut(room) else { return false };
         match members {
-            Members::One(one) if *one == id => {
+            Members::One(one) if one.id() == id => {
                 self.room_gone(room);
                 true
             }
             Members::One(_) => false,
             Members::Many(set) => {
-                let removed = set.remove(&id);
-                if set.len() == 1 {
-                    let last = set.iter().next().copied();
-                    *members = Members::One(last.unwrap_or(id));
+                let removed = set.remove(&id).is_some();
+                let last = (set.len() == 1).then(|| set.drain().next()).flatten();
+                if let Some((_, last)) = last {
+                    *members = Members::One(last);
                 }
                 removed
             }
         }
     }
 
-    /// The connections in any of `rooms`, each once, in id order.
-    pub(crate) fn members_of<'a>(&self, rooms: impl Iterator<Item = &'a str>) -> Vec<u64> {
-        let mut ids = Vec::new();
-        for members in rooms.filter_map(|room| self.rooms.get(room)) {
-            match members {
-                Members::One(id) => ids.push(*id),
-                Members::Many(set) => ids.extend(set.iter().copied()),
-            }
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        ids
+    /// The members of any of `rooms`, each once, in id order.
+    pub(crate) fn members_of<'a>(&self, rooms: impl Iterator<Item = &'a str>) -> Vec<M> {
+        self.members_reached(rooms, std::iter::empty())
     }
 
-    /// The connections in `room` or in any of its filtered variants, each once (for presence:
-    /// a subscriber with filters sits in a variant only). Looks at every room of the endpoint,
+    /// The members of any of `rooms` or of any variant that `filtered` (rooms with filters,
+    /// without filter values, each with a published event's reach) reaches, each once, in id
+    /// order.
+    pub(crate) fn members_reached<'a>(
+        &self,
+        rooms: impl Iterator<Item = &'a str>,
+        filtered: impl Iterator<Item = (&'a str, &'a FilterReach)>,
+    ) -> Vec<M> {
+        let mut found = Vec::new();
+        let mut add = |members: &Members<M>| match members {
+            Members::One(one) => found.push(one.clone()),
+            Members::Many(set) => found.extend(set.values().cloned()),
+        };
+        rooms.filter_map(|room| self.rooms.get(room)).for_each(&mut add);
+        for (room, reach) in filtered {
+            for variant in self.filtered.get(room).into_iter().flatten() {
+                if reach.reaches(&variant[room.len()..])
+                    && let Some(members) = self.rooms.get(variant)
+                {
+                    add(members);
+                }
+            }
+        }
+        found.sort_unstable_by_key(M::id);
+        found.dedup_by_key(|m| m.id());
+        found
+    }
+
+    /// The members of `room` or of any of its filtered variants, each once (for presence: a
+    /// subscriber with filters sits in a variant only). Looks at every room of the endpoint,
     /// which a question may; a delivery never does.
-    pub(crate) fn members_of_variants(&self, room: &str) -> Vec<u64> {
+    pub(crate) fn members_of_variants(&self, room: &str) -> Vec<M> {
         self.members_of(self.rooms.keys().map(|r| &**r).filter(|r| crate::rooms::is_variant_of(r, room)))
     }
 }
@@ -141,9 +179,15 @@ impl Hasher for IdHasher {
 mod tests {
     use super::*;
 
+    impl Indexed for u64 {
+        fn id(&self) -> u64 {
+            *self
+        }
+    }
+
     #[test]
     fn members_join_once_leave_once_and_an_empty_room_goes() {
-        let mut index = RoomIndex::default();
+        let mut index = RoomIndex::<u64>::default();
         let key = index.join("r".into(), 1).expect("joined");
         assert_eq!(&*key, "r");
         assert_eq!(index.join("r".into(), 1), None, "already in");
@@ -160,27 +204,34 @@ mod tests {
     }
 
     #[test]
-    fn a_room_has_variants_while_one_of_them_has_a_member() {
-        let mut index = RoomIndex::default();
-        let (a, b) = ("t:t1:executions\u{1}w1\u{1}*", "t:t1:executions\u{1}*\u{1}*");
-        assert!(!index.has_variants("t:t1:executions"));
-        index.join(a.into(), 1);
-        index.join(a.into(), 2);
-        index.join(b.into(), 1);
-        index.join("t:t1:executions".into(), 3);
-        assert!(index.has_variants("t:t1:executions"));
-        assert!(!index.has_variants("t:t1:executions\u{1}w1"), "a room's name, not a prefix of a variant's");
-        index.leave(a, 1);
-        index.leave(b, 1);
-        assert!(index.has_variants("t:t1:executions"), "member 2 is in a variant still");
-        index.leave(a, 2);
-        assert!(!index.has_variants("t:t1:executions"), "only the unfiltered room has a member");
-        assert!(index.filtered.is_empty());
+    fn an_event_reaches_the_members_of_the_variants_its_filter_values_reach() {
+        let mut index = RoomIndex::<u64>::default();
+        let base = "t:t1:executions";
+        let (w1, any, w2) =
+            ("t:t1:executions\u{1}w1\u{1}*", "t:t1:executions\u{1}*\u{1}*", "t:t1:executions\u{1}w2\u{1}*");
+        let reach = FilterReach::new(&[Some("w1"), Some("running")]);
+        let reached =
+            |index: &RoomIndex<u64>| index.members_reached(std::iter::empty(), std::iter::once((base, &reach)));
+        assert!(reached(&index).is_empty());
+        index.join(w1.into(), 1);
+        index.join(w1.into(), 2);
+        index.join(any.into(), 1);
+        index.join(w2.into(), 4);
+        index.join(base.into(), 3);
+        assert_eq!(reached(&index), [1, 2], "not w2's, nor the unfiltered room's");
+        assert_eq!(index.members_reached([base].into_iter(), std::iter::once((base, &reach))), [1, 2, 3]);
+        index.leave(w1, 1);
+        index.leave(w1, 2);
+        assert_eq!(reached(&index), [1], "member 1 is in the variant of any workflow still");
+        index.leave(any, 1);
+        index.leave(w2, 4);
+        assert!(reached(&index).is_empty());
+        assert!(index.filtered.is_empty(), "no variant with members is kept");
     }
 
     #[test]
     fn delivery_reaches_each_member_of_several_rooms_once() {
-        let mut index = RoomIndex::default();
+        let mut index = RoomIndex::<u64>::default();
         for (room, id) in [("a", 5), ("a", 1), ("b", 1), ("b", 7), ("c", 9)] {
             index.join(room.into(), id);
         }
@@ -193,7 +244,7 @@ mod tests {
         let room =
             |tenant: &str, visible: &str| internal_name(RoomScope::Tenant, Some(tenant), visible).expect("tenant room");
         let running = format!("{}{FILTER_SEP}running", room("t1", "executions:e1"));
-        let mut index = RoomIndex::default();
+        let mut index = RoomIndex::<u64>::default();
         for (name, id) in
             [(room("t1", "executions:e1"), 1), (running.clone(), 2), (running, 1), (room("t1", "executions:e10"), 3)]
         {
@@ -206,7 +257,7 @@ mod tests {
     #[test]
     fn a_reconnect_storm_joins_and_leaves_one_large_room() {
         // 100,000 members in and out of one room (minutes, were each join or leave to scan it).
-        let mut index = RoomIndex::default();
+        let mut index = RoomIndex::<u64>::default();
         for id in 0..100_000 {
             index.join("tenant".into(), id);
         }

@@ -71,7 +71,15 @@ use crate::{
     },
 };
 use conn::{BufferLimits, Closing, Conn, Frame, NativeMember, Queued, Recovering};
-use index::{IdHash, RoomIndex};
+use index::{IdHash, Indexed, RoomIndex};
+
+/// The room index holds the connections themselves: a delivery reaches them without looking each
+/// up again. A connection leaves every room before it leaves `conns`.
+impl Indexed for Arc<Conn> {
+    fn id(&self) -> u64 {
+        self.id
+    }
+}
 
 /// A spec served as a plain WebSocket endpoint.
 pub(crate) struct Endpoint {
@@ -83,7 +91,7 @@ pub(crate) struct Endpoint {
     /// Connections by id.
     conns: RwLock<HashMap<u64, Arc<Conn>, IdHash>>,
     /// Room (internal name) to the connections in it.
-    rooms: RwLock<RoomIndex>,
+    rooms: RwLock<RoomIndex<Arc<Conn>>>,
     /// Upgrades accepted whose connection is not registered yet (the hub's `register` queue), per
     /// tenant (`None`: connections without one).
     registering: Mutex<HashMap<Option<Arc<str>>, usize>>,
@@ -196,7 +204,7 @@ impl Endpoint {
 
     fn join(&self, conn: &Arc<Conn>, room: String) {
         let mut index = self.rooms.write().unwrap_or_else(|e| e.into_inner());
-        let Some(key) = index.join(room, conn.id) else { return };
+        let Some(key) = index.join(room, conn.clone()) else { return };
         conn.rooms.lock().unwrap_or_else(|e| e.into_inner()).push(key.clone());
         drop(index);
         if let Some(observer) = self.shared.watcher() {
@@ -381,14 +389,13 @@ impl Endpoint {
             return;
         }
         self.shared.metrics.published.inc();
-        // The history's lock first, as a join that recovers takes it: the filtered variants
-        // named for delivery below (those with members now) are then those a recovering member
-        // is in unless it recovers the event from the history.
+        // The history's lock first, as a join that recovers takes it: the members found for
+        // delivery below (under it) are then those a recovering member is one of unless it
+        // recovers the event from the history.
         let history = self.keeps_history.then(|| self.history.lock());
         // No connection here and nothing to keep, no room to look for.
         let routed = if self.keeps_history || !self.conns.read().unwrap_or_else(|e| e.into_inner()).is_empty() {
-            let index = self.rooms.read().unwrap_or_else(|e| e.into_inner());
-            self.route_where(event, |room| index.has_variants(room))
+            self.route_reached(event)
         } else {
             None
         };
@@ -403,8 +410,10 @@ impl Endpoint {
             self.metrics.publish_delivery.observe(event.since_received());
             return;
         }
-        let members =
-            self.rooms.read().unwrap_or_else(|e| e.into_inner()).members_of(routed.rooms.iter().map(String::as_str));
+        let members = self.rooms.read().unwrap_or_else(|e| e.into_inner()).members_reached(
+            routed.rooms.iter().map(String::as_str),
+            routed.filtered.iter().map(|(room, reach)| (room.as_str(), reach)),
+        );
         if members.is_empty() {
             self.metrics.publish_delivery.observe(event.since_received());
             return;
@@ -415,9 +424,8 @@ impl Endpoint {
             &timestamp_of(event),
             delivery.data().as_deref().unwrap_or(&Value::Null),
         ));
-        // Queueing may cut a slow consumer, which is logged: not under the connections' lock.
-        let reached = self.conns_of(&members);
-        for conn in &reached {
+        // Queueing may cut a slow consumer, which is logged: not under the index's lock.
+        for conn in &members {
             self.queue(conn, frame.clone());
         }
         self.metrics.publish_delivery.observe(event.since_received());
@@ -439,7 +447,7 @@ impl Endpoint {
         let data = data.as_deref().unwrap_or(&Value::Null);
         // Per send: its members, its frame, and its room and position (a member that has it
         // already, from another node, is skipped).
-        type Send<'a> = (Vec<u64>, Frame, Option<(&'a str, Position)>);
+        type Send<'a> = (Vec<Arc<Conn>>, Frame, Option<(&'a str, Position)>);
         let mut sends: Vec<Send<'_>> = Vec::with_capacity(delivery.history.len() + 1);
         let mut reached: std::collections::HashSet<u64, IdHash> = Default::default();
         {
@@ -452,9 +460,13 @@ impl Endpoint {
                 let given = event.given_position(&self.spec.path, &kept.room);
                 let appended =
                     history.append_at(&kept.room, &kept.visible, kept.spec, kept.reach.clone(), given, head.clone());
-                let variants = delivery.rooms.iter().filter(|r| rooms::is_variant_of(r, &kept.room));
-                let members: Vec<u64> =
-                    index.members_of(variants.map(String::as_str)).into_iter().filter(|m| reached.insert(*m)).collect();
+                // The room itself (a family without filters), or the variants the event reaches.
+                let room = delivery.rooms.iter().map(String::as_str).filter(|r| *r == kept.room);
+                let members: Vec<Arc<Conn>> = index
+                    .members_reached(room, std::iter::once((kept.room.as_str(), &kept.reach)))
+                    .into_iter()
+                    .filter(|m| reached.insert(m.id))
+                    .collect();
                 // The whole message is put together only for a room with members here.
                 if !members.is_empty() {
                     let position = history.position(&kept.room, &appended);
@@ -462,16 +474,18 @@ impl Endpoint {
                     sends.push((members, frame, Some((kept.room.as_str(), position))));
                 }
             }
-            let plain =
-                delivery.rooms.iter().filter(|r| !delivery.history.iter().any(|k| rooms::is_variant_of(r, &k.room)));
-            let members: Vec<u64> =
-                index.members_of(plain.map(String::as_str)).into_iter().filter(|m| reached.insert(*m)).collect();
+            let kept = |room: &str| delivery.history.iter().any(|k| k.room == room);
+            let plain = delivery.rooms.iter().map(String::as_str).filter(|r| !kept(r));
+            let filtered =
+                delivery.filtered.iter().filter(|(room, _)| !kept(room)).map(|(room, reach)| (room.as_str(), reach));
+            let members: Vec<Arc<Conn>> =
+                index.members_reached(plain, filtered).into_iter().filter(|m| reached.insert(m.id)).collect();
             if !members.is_empty() {
                 sends.push((members, Frame::Text(envelope::render(&delivery.event, &timestamp, data)), None));
             }
         }
         for (members, frame, at) in sends {
-            for conn in self.conns_of(&members) {
+            for conn in members {
                 if let Some((room, position)) = &at
                     && conn.has_already(room, position)
                 {
@@ -481,12 +495,6 @@ impl Endpoint {
             }
         }
         drop(history);
-    }
-
-    /// The connections of these ids that are still here.
-    fn conns_of(&self, ids: &[u64]) -> Vec<Arc<Conn>> {
-        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
-        ids.iter().filter_map(|id| conns.get(id).cloned()).collect()
     }
 
     /// Handles a message that carries `since` (`{offset, epoch}`, taken out of its data): its

@@ -15,23 +15,19 @@ impl Endpoint {
     /// `service` of its tenant (as in `/ws/stats` and the admin's listings).
     pub(crate) fn presence_here(&self, question: &PresenceQuestion) -> LocalPresence {
         let mut out = LocalPresence::default();
-        // The index is read, then let go before the connections are: a connection gone between
-        // the two is not counted, as it would not be a moment later.
-        let members = question
-            .room
-            .as_deref()
-            .map(|room| self.rooms.read().unwrap_or_else(|e| e.into_inner()).members_of_variants(room));
-        let conns = self.conns.read().unwrap_or_else(|e| e.into_inner());
         let mut count = |conn: &super::Conn| {
             let identity = conn.session.identity();
             let tenant = identity.tenant_id.as_deref();
-            if members.is_some() || question.tenant.is_none() || question.tenant.as_deref() == tenant {
+            if question.room.is_some() || question.tenant.is_none() || question.tenant.as_deref() == tenant {
                 out.add(tenant, identity.user_id.as_deref());
             }
         };
-        match &members {
-            Some(ids) => ids.iter().filter_map(|id| conns.get(id)).for_each(|conn| count(conn)),
-            None => conns.values().for_each(|conn| count(conn)),
+        match question.room.as_deref() {
+            Some(room) => {
+                let members = self.rooms.read().unwrap_or_else(|e| e.into_inner()).members_of_variants(room);
+                members.iter().for_each(|conn| count(conn));
+            }
+            None => self.conns.read().unwrap_or_else(|e| e.into_inner()).values().for_each(|conn| count(conn)),
         }
         out
     }

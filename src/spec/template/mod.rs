@@ -27,7 +27,7 @@ use serde_json::Value;
 
 pub use eval::{Scope, key_string};
 pub use string::StrTemplate;
-pub use value::{ValueTemplate, deep_merge};
+pub use value::{Rendered, ValueTemplate, deep_merge};
 
 /// The variables an expression can start from. Which ones exist depends on where the template is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

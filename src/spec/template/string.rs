@@ -104,8 +104,8 @@ impl StrTemplate {
         for part in &self.parts {
             match part {
                 Part::Text(t) => out.push_str(t),
-                Part::Expr(e) => match e.eval(scope) {
-                    Some(Value::String(s)) => out.push_str(&s),
+                Part::Expr(e) => match e.eval_lent(scope).as_deref() {
+                    Some(Value::String(s)) => out.push_str(s),
                     Some(Value::Null) | None => {}
                     Some(v) => out.push_str(&v.to_string()),
                 },
@@ -116,9 +116,19 @@ impl StrTemplate {
 
     /// Renders to a key string: a lone placeholder must be a string or number; `None` if unset.
     pub fn render_key(&self, scope: &dyn Scope) -> Option<String> {
+        self.render_key_lent(scope).map(Cow::into_owned)
+    }
+
+    /// [`render_key`](Self::render_key), borrowing a lone placeholder's string where the scope
+    /// lends it (an id routed on is read where the event holds it, not copied).
+    pub fn render_key_lent<'s>(&'s self, scope: &'s dyn Scope) -> Option<Cow<'s, str>> {
         match self.parts.as_slice() {
-            [Part::Expr(e)] => key_string(&e.eval(scope)?),
-            _ => Some(self.render_text(scope)),
+            [Part::Expr(e)] => match e.eval_lent(scope)? {
+                Cow::Borrowed(Value::String(s)) => Some(Cow::Borrowed(s.as_str())),
+                value => key_string(&value).map(Cow::Owned),
+            },
+            [Part::Text(t)] => Some(Cow::Borrowed(t.as_str())),
+            _ => Some(Cow::Owned(self.render_text(scope))),
         }
     }
 

@@ -136,3 +136,24 @@ fn deep_merge_merges_objects_and_replaces_the_rest() {
     deep_merge(&mut v, json!({ "a": 2, "steps": { "s2": { "y": 2 } } }));
     assert_eq!(v, json!({ "a": 2, "steps": { "s1": { "x": 1 }, "s2": { "y": 2 } } }));
 }
+
+#[test]
+fn serializing_as_rendered_writes_what_rendering_makes() {
+    let templates = [
+        json!("{payload}"),
+        json!("{payload.missing}"),
+        json!("id {user.id}"),
+        json!({ "type": "{payload.type}", "payload": "{payload}", "unset": "{payload.missing}", "at": "{now}" }),
+        json!({ "steps": { "{payload.resourceId}": "{payload}" }, "{user.id}": 1, "u1": 2 }),
+        json!({ "nested": { "n": "{payload.n}", "gone": "{payload.missing}" }, "list": ["{user.id}", "{payload.missing}"] }),
+        json!({ "constant": { "a": [1, 2] } }),
+        json!(["{payload.n}", "{payload.missing}", { "x": "{user.roles}" }]),
+    ];
+    let scope = scope();
+    for template in &templates {
+        let parsed = ValueTemplate::parse(template).unwrap();
+        let rendered = parsed.render(&scope).unwrap_or(Value::Null);
+        let written = serde_json::to_string(&parsed.rendered(&scope)).unwrap();
+        assert_eq!(written, rendered.to_string(), "{template}");
+    }
+}

@@ -1,9 +1,11 @@
 //! JSON-shaped templates ([`ValueTemplate`]): objects, arrays and literals with template strings
 //! inside, rendered with unset fields left out, or merged straight into a value
-//! ([`ValueTemplate::merge_into`]); and [`deep_merge`], which lays one value over another.
+//! ([`ValueTemplate::merge_into`]), or serialized as rendered ([`Rendered`]); and
+//! [`deep_merge`], which lays one value over another.
 
 use std::borrow::Cow;
 
+use serde::{Serialize, Serializer, ser::SerializeMap, ser::SerializeSeq};
 use serde_json::{Map, Value};
 
 use super::{Path, Scope, StrTemplate};
@@ -125,12 +127,12 @@ impl ValueTemplate {
             },
             (ValueTemplate::Object(fields), Value::Object(map)) => {
                 for (key, value) in fields {
-                    let Some(key) = key.render_key(scope) else { continue };
-                    match map.get_mut(&key) {
+                    let Some(key) = key.render_key_lent(scope) else { continue };
+                    match map.get_mut(&*key) {
                         Some(existing) => value.merge_into(existing, scope),
                         None => {
                             if let Some(v) = value.render(scope) {
-                                map.insert(key, v);
+                                map.insert(key.into_owned(), v);
                             }
                         }
                     }
@@ -144,6 +146,20 @@ impl ValueTemplate {
         }
     }
 
+    /// What it renders with `scope`, to serialize as it renders ([`Rendered`]).
+    pub fn rendered<'a>(&'a self, scope: &'a dyn Scope) -> Rendered<'a> {
+        Rendered { template: self, scope }
+    }
+
+    /// The keys of an object whose keys are all literal (`None` for anything else): the keys it
+    /// may render, known without rendering.
+    pub fn literal_keys(&self) -> Option<Vec<&str>> {
+        match self {
+            ValueTemplate::Object(fields) => fields.iter().map(|(k, _)| k.as_literal()).collect(),
+            _ => None,
+        }
+    }
+
     /// Calls `f` with every path in the template.
     pub fn for_each_path(&self, f: &mut dyn FnMut(&Path)) {
         match self {
@@ -154,6 +170,47 @@ impl ValueTemplate {
                 v.for_each_path(f);
             }),
             ValueTemplate::Array(items) => items.iter().for_each(|v| v.for_each_path(f)),
+        }
+    }
+}
+
+/// What a template renders, serialized as it is rendered: the values the scope lends (an
+/// event's data, `{data}`) are written where they are, not copied into a new value first as
+/// [`ValueTemplate::render`] does. The same JSON as `render`'s (`null` where it gives `None`).
+pub struct Rendered<'a> {
+    template: &'a ValueTemplate,
+    scope: &'a dyn Scope,
+}
+
+impl Serialize for Rendered<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let scope = self.scope;
+        match self.template {
+            // Keys that are templates may render the same: `render` keeps the last of those.
+            ValueTemplate::Object(fields) if fields.iter().all(|(k, _)| k.as_literal().is_some()) => {
+                let mut map = serializer.serialize_map(None)?;
+                for (key, value) in fields {
+                    let key = key.as_literal().unwrap_or_default();
+                    match value {
+                        // An unset placeholder leaves its field out.
+                        ValueTemplate::Str(t) => {
+                            if let Some(v) = t.render_lent(scope) {
+                                map.serialize_entry(key, &*v)?;
+                            }
+                        }
+                        nested => map.serialize_entry(key, &nested.rendered(scope))?,
+                    }
+                }
+                map.end()
+            }
+            ValueTemplate::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&item.rendered(scope))?;
+                }
+                seq.end()
+            }
+            other => other.render_lent(scope).as_deref().unwrap_or(&Value::Null).serialize(serializer),
         }
     }
 }
