@@ -341,6 +341,21 @@ describe('bursts and floods on /ws', () => {
     await reader.next('pong');
   });
 
+  it('delivers every event of a batch, in order, to each of 300 members of one channel: those the publisher writes to and those left to their connections', async (t) => {
+    // The publisher writes an event to the first 128 members itself, the rest go through their
+    // connections' tasks: both halves must get everything, once, in order.
+    const tenantId = `wide-${h.uid()}`;
+    const token = h.mintToken({ tenantId });
+    const readers = await Promise.all(Array.from({ length: 300 }, () => openHub(t, gw.url, token)));
+    await Promise.all(readers.map((r) => r.subscribe('executions')));
+    await h.publishOk(gw.url, batch(tenantId, 0, 20));
+    await Promise.all(readers.map(async (reader) => {
+      for (let n = 0; n < 20; n++) assert.equal((await reader.next('execution.progress')).data.n, n);
+    }));
+    readers[299].send('ping');
+    await readers[299].next('pong');
+  });
+
   it('delivers two concurrent batches of 1,000 events (1 MB each) in full to a client that keeps reading', async (t) => {
     const tenantId = `bursts-${h.uid()}`;
     const reader = await openHub(t, gw.url, h.mintToken({ tenantId }));

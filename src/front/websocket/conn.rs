@@ -89,6 +89,16 @@ impl Frame {
     }
 }
 
+/// Who writes a queued frame to an idle connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Writing {
+    /// The caller, at once (one write, as Node's `ws` does).
+    Now,
+    /// The connection's task, woken for it (a large fan-out is shared with the tasks, which run
+    /// on every worker).
+    ByTask,
+}
+
 /// Why a connection is being closed, as its close frame says, and as it is counted.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Closing {
@@ -235,7 +245,18 @@ impl Writer {
     /// Hands `frames` to the socket and flushes, without waiting: what it cannot take now is put
     /// back in `outbox`, and a flush it cannot complete is left in `unflushed`. True when all of
     /// `frames` was written (false: the task has work left).
-    fn write_now(&mut self, conn: &Conn, mut frames: impl DoubleEndedIterator<Item = Frame>) -> bool {
+    fn write_now(&mut self, conn: &Conn, frames: impl DoubleEndedIterator<Item = Frame>) -> bool {
+        // Outside tokio's budget: a socket's write counts against the writing task's turn, so a
+        // publish call writing to its events' subscribers would find the socket refusing after
+        // about 128 writes and leave the rest to the connections' tasks (a wake-up, a task
+        // scheduled on another thread, and a lock each), at once and for every batch. How much
+        // of a fan-out the publisher writes itself is the endpoint's choice (`Writing`).
+        let mut frames = Some(frames);
+        let write = std::future::poll_fn(move |_| Poll::Ready(frames.take().map(|f| self.write_polling(conn, f))));
+        futures_util::FutureExt::now_or_never(tokio::task::coop::unconstrained(write)).flatten().unwrap_or(false)
+    }
+
+    fn write_polling(&mut self, conn: &Conn, mut frames: impl DoubleEndedIterator<Item = Frame>) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
         let (mut count, mut bytes) = (0, 0);
         let mut put_back = false;
@@ -386,28 +407,31 @@ impl Conn {
         self.outbox.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `frame` within `limits`, and writes it now when the connection is idle.
-    pub(crate) fn queue(&self, frame: Frame, limits: BufferLimits) -> Queued {
+    /// Queues `frame` within `limits`: written by the caller now when `writing` says so and the
+    /// connection is idle, otherwise by the connection's task, woken for it.
+    pub(crate) fn queue(&self, frame: Frame, limits: BufferLimits, writing: Writing) -> Queued {
         // The common case, an idle connection: the frame is counted and written at once, without
         // going through the buffer (one lock of it fewer, and no buffer made for one frame).
-        let frame = match self.write_idle(frame, limits) {
-            Ok(()) => return Queued::Yes,
-            Err(frame) => frame,
+        let frame = match writing {
+            Writing::Now => match self.write_idle(frame, limits) {
+                Ok(()) => return Queued::Yes,
+                Err(frame) => frame,
+            },
+            Writing::ByTask => frame,
         };
         let queued = self.outbox().queue(frame, limits);
-        match queued {
-            Queued::Yes => self.write_now(),
-            Queued::Overflowed(_) => self.wake.notify_one(),
-            Queued::Closing => {}
+        match (&queued, writing) {
+            (Queued::Yes, Writing::Now) => self.write_now(),
+            (Queued::Yes, Writing::ByTask) | (Queued::Overflowed(_), _) => self.wake.notify_one(),
+            (Queued::Closing, _) => {}
         }
         queued
     }
 
     /// The writer, when the caller's thread may write now: no one else is writing, nothing is
     /// left unflushed, the connection has not failed, and the caller's task has budget left
-    /// (tokio's cooperative scheduling: about 128 writes a turn; past it the socket would refuse
-    /// the write anyway, and a large fan-out is shared with the connections' own tasks, which run
-    /// on every worker).
+    /// (tokio's cooperative scheduling: a task that has used its turn yields; the writes
+    /// themselves do not count against it, see [`Writer::write_now`]).
     fn free_writer(&self) -> Option<tokio::sync::MappedMutexGuard<'_, Writer>> {
         if !tokio::task::coop::has_budget_remaining() {
             return None;
@@ -665,17 +689,17 @@ mod tests {
     fn the_buffer_is_bounded_in_frames_and_bytes_and_overflow_frees_it() {
         let limits = BufferLimits { frames: 3, bytes: 100 };
         let c = conn();
-        assert_eq!(c.queue(text(10), limits), Queued::Yes);
-        assert_eq!(c.queue(text(10), limits), Queued::Yes);
-        assert_eq!(c.queue(text(10), limits), Queued::Yes);
-        assert_eq!(c.queue(text(10), limits), Queued::Overflowed(4), "the fourth frame");
+        assert_eq!(c.queue(text(10), limits, Writing::Now), Queued::Yes);
+        assert_eq!(c.queue(text(10), limits, Writing::Now), Queued::Yes);
+        assert_eq!(c.queue(text(10), limits, Writing::Now), Queued::Yes);
+        assert_eq!(c.queue(text(10), limits, Writing::Now), Queued::Overflowed(4), "the fourth frame");
         assert_eq!(c.queued(), 0, "freed at once");
         assert!(c.is_closing());
-        assert_eq!(c.queue(text(1), limits), Queued::Closing);
+        assert_eq!(c.queue(text(1), limits, Writing::Now), Queued::Closing);
 
         let c = conn();
-        assert_eq!(c.queue(text(60), limits), Queued::Yes);
-        assert_eq!(c.queue(text(60), limits), Queued::Overflowed(2), "bytes, before frames");
+        assert_eq!(c.queue(text(60), limits, Writing::Now), Queued::Yes);
+        assert_eq!(c.queue(text(60), limits, Writing::Now), Queued::Overflowed(2), "bytes, before frames");
     }
 
     #[test]
@@ -683,12 +707,16 @@ mod tests {
         let limits = BufferLimits { frames: 10, bytes: 100 };
         let c = conn();
         for _ in 0..4 {
-            assert_eq!(c.queue(text(20), limits), Queued::Yes);
+            assert_eq!(c.queue(text(20), limits, Writing::Now), Queued::Yes);
         }
         assert_eq!(taken(&c, 30), (2, 40, true), "a chunk of at least 30 bytes, whole frames");
         assert_eq!(c.queued(), 4, "the two being written still count");
-        assert_eq!(c.queue(text(20), limits), Queued::Yes);
-        assert_eq!(c.queue(text(20), limits), Queued::Overflowed(4), "100 bytes held: 40 in the writer, 60 waiting");
+        assert_eq!(c.queue(text(20), limits, Writing::Now), Queued::Yes);
+        assert_eq!(
+            c.queue(text(20), limits, Writing::Now),
+            Queued::Overflowed(4),
+            "100 bytes held: 40 in the writer, 60 waiting"
+        );
         assert_eq!(c.queued(), 2, "what the writer holds stays counted until written");
         c.outbox().written(2, 40);
         assert_eq!(c.queued(), 0);
@@ -703,12 +731,12 @@ mod tests {
         let c = conn();
         // Twice the limits in all, taken and written as they come.
         for _ in 0..200 {
-            assert_eq!(c.queue(text(100), limits), Queued::Yes);
+            assert_eq!(c.queue(text(100), limits, Writing::Now), Queued::Yes);
             let (n, bytes, _) = taken(&c, 1000);
             c.outbox().written(n, bytes);
         }
         for _ in 0..50 {
-            c.queue(text(1), limits);
+            c.queue(text(1), limits, Writing::Now);
         }
         assert!(c.outbox().frames.capacity() >= 50);
         let (n, bytes, more) = taken(&c, usize::MAX);
@@ -722,7 +750,7 @@ mod tests {
     fn the_first_close_wins_and_is_sent_after_what_is_queued() {
         let limits = BufferLimits { frames: 10, bytes: 100 };
         let c = conn();
-        c.queue(text(5), limits);
+        c.queue(text(5), limits, Writing::Now);
         let expired =
             Closing { code: CloseCode::Policy, reason: "token expired", counted_as: CloseReason::ServerDisconnect };
         assert!(c.close(expired));

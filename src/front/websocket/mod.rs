@@ -70,8 +70,13 @@ use crate::{
         runtime::SpecRuntime,
     },
 };
-use conn::{BufferLimits, Closing, Conn, Frame, NativeMember, Queued, Recovering};
+use conn::{BufferLimits, Closing, Conn, Frame, NativeMember, Queued, Recovering, Writing};
 use index::{IdHash, Indexed, RoomIndex};
+
+/// How many connections a published event's sender writes to itself, at most: the rest of a
+/// large room's fan-out is written by the connections' own tasks, which run on every worker
+/// (about what tokio's budget let one task write in a turn before writes were left out of it).
+const DIRECT_WRITES_PER_EVENT: usize = 128;
 
 /// The room index holds the connections themselves: a delivery reaches them without looking each
 /// up again. A connection leaves every room before it leaves `conns`.
@@ -262,7 +267,18 @@ impl Endpoint {
 
     /// Queues a frame for one connection; an overflow closes it and is counted.
     fn queue(&self, conn: &Conn, frame: Frame) {
-        match conn.queue(frame, self.limits()) {
+        self.queue_as(conn, frame, Writing::Now)
+    }
+
+    /// Queues the frame of a delivery for its `nth` connection: written by the publisher for the
+    /// first [`DIRECT_WRITES_PER_EVENT`], by the connections' tasks past them.
+    fn queue_nth(&self, conn: &Conn, frame: Frame, nth: usize) {
+        let writing = if nth < DIRECT_WRITES_PER_EVENT { Writing::Now } else { Writing::ByTask };
+        self.queue_as(conn, frame, writing)
+    }
+
+    fn queue_as(&self, conn: &Conn, frame: Frame, writing: Writing) {
+        match conn.queue(frame, self.limits(), writing) {
             Queued::Yes => {}
             Queued::Closing => self.shared.metrics.dropped(DropReason::Closed, 1),
             Queued::Overflowed(dropped) => {
@@ -425,8 +441,8 @@ impl Endpoint {
             delivery.data().as_deref().unwrap_or(&Value::Null),
         ));
         // Queueing may cut a slow consumer, which is logged: not under the index's lock.
-        for conn in &members {
-            self.queue(conn, frame.clone());
+        for (nth, conn) in members.iter().enumerate() {
+            self.queue_nth(conn, frame.clone(), nth);
         }
         self.metrics.publish_delivery.observe(event.since_received());
     }
@@ -484,6 +500,7 @@ impl Endpoint {
                 sends.push((members, Frame::Text(envelope::render(&delivery.event, &timestamp, data)), None));
             }
         }
+        let mut nth = 0;
         for (members, frame, at) in sends {
             for conn in members {
                 if let Some((room, position)) = &at
@@ -491,7 +508,8 @@ impl Endpoint {
                 {
                     continue;
                 }
-                self.queue(&conn, frame.clone());
+                self.queue_nth(&conn, frame.clone(), nth);
+                nth += 1;
             }
         }
         drop(history);
