@@ -14,6 +14,7 @@ use std::{
 };
 
 use serde_json::{Map, Value, json};
+use smallvec::SmallVec;
 
 use super::{
     history::{Given, Position},
@@ -287,8 +288,10 @@ impl SpecRuntime {
         self.spec.routes_type(event.event_type())
     }
 
-    /// Checks what this namespace's route needs of the event; the error names `at`.
-    pub(crate) fn check(&self, event: &PublishedEvent, at: &str) -> Result<(), String> {
+    /// Checks what this namespace's route needs of the event, the `index`-th of its batch (the
+    /// error names it: `events[2]`).
+    pub(crate) fn check(&self, event: &PublishedEvent, index: usize) -> Result<(), String> {
+        let at = Batched(index);
         let Some(route) = self.spec.routes.iter().find(|r| r.types.matches(event.event_type())) else {
             return Ok(());
         };
@@ -307,7 +310,7 @@ impl SpecRuntime {
         // An id that is an object or a list names no room: the event would reach no one, silently.
         let scope = EventScope::new(event);
         for target in &route.targets {
-            for value in target.params.iter().flatten().filter_map(|p| p.render_value(&scope)) {
+            for value in target.params.iter().flatten().filter_map(|p| p.render_lent(&scope)) {
                 if value.is_object() || value.is_array() {
                     return Err(format!(
                         "{at}: `{}` events are routed to `{}` rooms by an id, and the id given is {}; ids must be strings or numbers",
@@ -404,17 +407,18 @@ impl SpecRuntime {
         let mut history: Vec<HistoryRoom> = Vec::new();
         for target in &route.targets {
             let family = &self.spec.rooms[target.room];
-            let values: Vec<Option<Cow<'_, str>>> =
+            // On the stack: a target has a few parameters and at most `MAX_FILTERS` filters.
+            let values: Lent<'_> =
                 target.params.iter().map(|p| p.as_ref().and_then(|t| t.render_key_lent(&scope))).collect();
-            let refs: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
-            let filter_values: Vec<Option<Cow<'_, str>>> =
+            let refs: SmallVec<[Option<&str>; 4]> = values.iter().map(|v| v.as_deref()).collect();
+            let filter_values: Lent<'_> =
                 target.filters.iter().map(|f| f.as_ref().and_then(|t| t.render_key_lent(&scope))).collect();
             // Filter values are escaped once, and each variant's name is its room's plus a suffix
             // (made once, for the first room whose variants are named).
             let reach = if family.filters.is_empty() {
                 FilterReach::default()
             } else {
-                let refs: Vec<Option<&str>> = filter_values.iter().map(|v| v.as_deref()).collect();
+                let refs: SmallVec<[Option<&str>; 4]> = filter_values.iter().map(|v| v.as_deref()).collect();
                 FilterReach::new(&refs)
             };
             let mut suffixes: Option<Vec<String>> = None;
@@ -454,6 +458,18 @@ impl SpecRuntime {
         Some(Routed { rooms, filtered, history, route, scope })
     }
 }
+
+/// Where an event is in its batch, as errors name it (`events[2]`): formatted only for an error.
+struct Batched(usize);
+
+impl std::fmt::Display for Batched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "events[{}]", self.0)
+    }
+}
+
+/// A target's parameter or filter values as rendered, lent by the event where it holds them.
+type Lent<'a> = SmallVec<[Option<Cow<'a, str>>; 4]>;
 
 /// A room with history that a published event reaches: every filtered variant of it the event
 /// reaches is one of the routed rooms.

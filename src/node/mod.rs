@@ -303,14 +303,13 @@ impl<A: Adapter> Node<A> {
     /// Checks a batch of published events against every spec; the error names the event.
     pub(crate) fn check(&self, events: &[PublishedEvent]) -> Result<(), String> {
         for (i, event) in events.iter().enumerate() {
-            let at = format!("events[{i}]");
             let mut routed = false;
             for rt in self.runtimes().filter(|rt| rt.accepts(event)) {
                 routed = true;
-                rt.check(event, &at)?;
+                rt.check(event, i)?;
             }
             if !routed {
-                return Err(format!("{at}.type `{}` is not routed by any namespace spec", event.event_type()));
+                return Err(format!("events[{i}].type `{}` is not routed by any namespace spec", event.event_type()));
             }
         }
         Ok(())

@@ -465,7 +465,17 @@ impl Endpoint {
         // already, from another node, is skipped).
         type Send<'a> = (Vec<Arc<Conn>>, Frame, Option<(&'a str, Position)>);
         let mut sends: Vec<Send<'_>> = Vec::with_capacity(delivery.history.len() + 1);
-        let mut reached: std::collections::HashSet<u64, IdHash> = Default::default();
+        // The members of earlier sends, made only when a second send has members (most events
+        // reach members through one room).
+        let mut reached: Option<std::collections::HashSet<u64, IdHash>> = None;
+        let mut not_reached_yet = |sends: &[Send<'_>], members: Vec<Arc<Conn>>| -> Vec<Arc<Conn>> {
+            if sends.is_empty() || members.is_empty() {
+                return members;
+            }
+            let reached = reached
+                .get_or_insert_with(|| sends.iter().flat_map(|(members, ..)| members.iter().map(|m| m.id)).collect());
+            members.into_iter().filter(|m| reached.insert(m.id)).collect()
+        };
         {
             let index = self.rooms.read().unwrap_or_else(|e| e.into_inner());
             // The event serialized once, shared by every room it is kept in; each room adds its
@@ -478,11 +488,10 @@ impl Endpoint {
                     history.append_at(&kept.room, &kept.visible, kept.spec, kept.reach.clone(), given, head.clone());
                 // The room itself (a family without filters), or the variants the event reaches.
                 let room = delivery.rooms.iter().map(String::as_str).filter(|r| *r == kept.room);
-                let members: Vec<Arc<Conn>> = index
-                    .members_reached(room, std::iter::once((kept.room.as_str(), &kept.reach)))
-                    .into_iter()
-                    .filter(|m| reached.insert(m.id))
-                    .collect();
+                let members = not_reached_yet(
+                    &sends,
+                    index.members_reached(room, std::iter::once((kept.room.as_str(), &kept.reach))),
+                );
                 // The whole message is put together only for a room with members here.
                 if !members.is_empty() {
                     let position = history.position(&kept.room, &appended);
@@ -494,8 +503,7 @@ impl Endpoint {
             let plain = delivery.rooms.iter().map(String::as_str).filter(|r| !kept(r));
             let filtered =
                 delivery.filtered.iter().filter(|(room, _)| !kept(room)).map(|(room, reach)| (room.as_str(), reach));
-            let members: Vec<Arc<Conn>> =
-                index.members_reached(plain, filtered).into_iter().filter(|m| reached.insert(m.id)).collect();
+            let members: Vec<Arc<Conn>> = not_reached_yet(&sends, index.members_reached(plain, filtered));
             if !members.is_empty() {
                 sends.push((members, Frame::Text(envelope::render(&delivery.event, &timestamp, data)), None));
             }
