@@ -167,6 +167,12 @@ impl FilterReach {
         })
     }
 
+    /// How many variants it reaches (what [`suffixes`](Self::suffixes) would name): for each
+    /// target, two per filter with a value, one per filter without.
+    pub(crate) fn variant_count(&self) -> usize {
+        self.0.iter().map(|values| 1usize << values.iter().filter(|v| v.is_some()).count()).sum()
+    }
+
     /// The suffixes of the variants reached: for each filter, the event's value (when it has one
     /// a join could choose) and `*`.
     pub(crate) fn suffixes(&self) -> Vec<String> {
@@ -217,6 +223,8 @@ mod tests {
         assert_eq!(split_internal(&internal).unwrap(), (Some("t1".to_string()), "executions"));
         let reached = filter_fanout("executions", &[Some("w1"), Some("e9"), Some("running")]);
         assert_eq!(reached.len(), 8);
+        assert_eq!(FilterReach::new(&[Some("w1"), Some("e9"), Some("running")]).variant_count(), 8);
+        assert_eq!(FilterReach::new(&[Some("w1"), None]).variant_count(), 2);
         assert!(reached.contains(&joined), "{reached:?}");
         assert!(!reached.contains(&with_filters("executions", &[Some("w2"), None, Some("running")])));
         assert_eq!(

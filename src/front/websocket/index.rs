@@ -6,7 +6,7 @@
 //! not only their ids: a delivery reaches them from their rooms without a second lookup.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     hash::{BuildHasherDefault, Hasher},
     sync::Arc,
 };
@@ -23,10 +23,11 @@ pub(crate) trait Indexed: Clone {
 pub(crate) struct RoomIndex<M> {
     rooms: HashMap<Arc<str>, Members<M>>,
     /// Rooms of a family with filters (names without filter values) to their filtered variants
-    /// that have members: a published event's reach is checked against those
-    /// ([`members_reached`](Self::members_reached)), not looked up for each variant it reaches
-    /// (eight for three filters, most with no member).
-    filtered: HashMap<Box<str>, Vec<Arc<str>>>,
+    /// that have members: a published event's reach is checked against those when they are
+    /// fewer than the variants it reaches (eight for three filters, most with no member), and
+    /// the variants it reaches are looked up among them otherwise
+    /// ([`members_reached`](Self::members_reached)).
+    filtered: HashMap<Box<str>, HashSet<Arc<str>>>,
 }
 
 impl<M> Default for RoomIndex<M> {
@@ -69,9 +70,11 @@ impl<M: Indexed> RoomIndex<M> {
         self.rooms.insert(key.clone(), Members::One(member));
         if let Some((base, _)) = key.split_once(FILTER_SEP) {
             match self.filtered.get_mut(base) {
-                Some(variants) => variants.push(key.clone()),
+                Some(variants) => {
+                    variants.insert(key.clone());
+                }
                 None => {
-                    self.filtered.insert(Box::from(base), vec![key.clone()]);
+                    self.filtered.insert(Box::from(base), HashSet::from([key.clone()]));
                 }
             }
         }
@@ -83,7 +86,7 @@ impl<M: Indexed> RoomIndex<M> {
         if let Some((base, _)) = room.split_once(FILTER_SEP)
             && let Some(variants) = self.filtered.get_mut(base)
         {
-            variants.retain(|v| &**v != room);
+            variants.remove(room);
             if variants.is_empty() {
                 self.filtered.remove(base);
             }
@@ -130,12 +133,15 @@ impl<M: Indexed> RoomIndex<M> {
         };
         rooms.filter_map(|room| self.rooms.get(room)).for_each(&mut add);
         for (room, reach) in filtered {
-            for variant in self.filtered.get(room).into_iter().flatten() {
-                if reach.reaches(&variant[room.len()..])
-                    && let Some(members) = self.rooms.get(variant)
-                {
-                    add(members);
-                }
+            let Some(variants) = self.filtered.get(room) else { continue };
+            // Whichever is fewer: the variants with members, or those the event reaches (a
+            // channel whose subscribers chose thousands of different values costs the same).
+            if variants.len() <= reach.variant_count() {
+                let reached = variants.iter().filter(|v| reach.reaches(&v[room.len()..]));
+                reached.filter_map(|v| self.rooms.get(v)).for_each(&mut add);
+            } else {
+                let names = reach.suffixes().into_iter().map(|suffix| format!("{room}{suffix}"));
+                names.filter_map(|name| self.rooms.get(name.as_str())).for_each(&mut add);
             }
         }
         found.sort_unstable_by_key(M::id);
@@ -227,6 +233,24 @@ mod tests {
         index.leave(w2, 4);
         assert!(reached(&index).is_empty());
         assert!(index.filtered.is_empty(), "no variant with members is kept");
+    }
+
+    #[test]
+    fn a_room_of_many_variants_is_reached_through_the_event_s_own() {
+        // Thousands of subscribers, each filtering on its own workflow: the event's two variants
+        // of each filter are looked up, not every variant checked.
+        let mut index = RoomIndex::<u64>::default();
+        let base = "t:t1:executions";
+        for id in 0..5_000u64 {
+            index.join(format!("{base}\u{1}w{id}\u{1}*"), id);
+        }
+        index.join(format!("{base}\u{1}*\u{1}running"), 9_999);
+        let reach = FilterReach::new(&[Some("w42"), Some("running")]);
+        assert_eq!(index.members_reached(std::iter::empty(), std::iter::once((base, &reach))), [42, 9_999]);
+        for id in 0..5_000u64 {
+            assert!(index.leave(&format!("{base}\u{1}w{id}\u{1}*"), id));
+        }
+        assert_eq!(index.members_reached(std::iter::empty(), std::iter::once((base, &reach))), [9_999]);
     }
 
     #[test]
