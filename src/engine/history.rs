@@ -195,6 +195,8 @@ struct Room {
     /// When its oldest event was kept: with the room, so that checking its age does not read an
     /// entry written long ago.
     oldest_at: Instant,
+    /// Its key in [`Rooms::oldest`]: the `seq` of an event no newer than its oldest.
+    listed: u64,
 }
 
 impl Room {
@@ -233,8 +235,13 @@ pub(crate) struct History {
 #[derive(Default)]
 struct Rooms {
     rooms: HashMap<Arc<str>, Room>,
-    /// Each room once, by the `seq` of its oldest event: the endpoint's oldest event first.
-    /// Keyed by `seq` alone (unique), so moving a room along moves its name, with no copy.
+    /// Each room holding events once, by the `seq` of its oldest event when it was listed: the
+    /// endpoint's oldest event first. A room's own evictions (one per append, past its size) do
+    /// not move it: its key only gets older than its oldest event, never newer, so the first
+    /// key whose room still starts with that event is the endpoint's oldest, and only the
+    /// budget's evictions look for it, moving the rooms listed too early on their way
+    /// ([`Locked::drop_endpoints_oldest`]). Keyed by `seq` alone (unique), so moving a room moves
+    /// its name, with no copy.
     oldest: BTreeMap<u64, Arc<str>>,
     seq: u64,
     /// What was added and dropped under the lock, not yet applied to the shared budget and
@@ -416,6 +423,7 @@ impl Locked<'_> {
                     spec,
                     entries: VecDeque::new(),
                     oldest_at: now,
+                    listed: seq,
                 };
                 match rooms.entry(name) {
                     std::collections::hash_map::Entry::Occupied(mut slot) => {
@@ -437,6 +445,7 @@ impl Locked<'_> {
             + if created { ROOM_OVERHEAD + room.len() + visible.len() } else { 0 };
         if r.entries.is_empty() {
             oldest.insert(seq, r.name.clone());
+            r.listed = seq;
             r.oldest_at = now;
         }
         r.entries.push_back(Entry { offset, head, reach, at: now, seq, bytes });
@@ -449,12 +458,34 @@ impl Locked<'_> {
         // is taken first.
         let mut used = tally.settle_budget(&history.budget);
         let epoch = (used > history.budget.total).then(|| r.epoch.clone());
-        while used > history.budget.total {
-            let Some(name) = self.rooms.oldest.first_key_value().map(|(_, name)| name.clone()) else { break };
-            self.drop_oldest(&name, Eviction::Bytes);
+        while used > history.budget.total && self.drop_endpoints_oldest() {
             used = self.rooms.tally.settle_budget(&history.budget);
         }
         Appended { offset, epoch }
+    }
+
+    /// Drops the endpoint's oldest event (for the node's budget); false when it holds none.
+    fn drop_endpoints_oldest(&mut self) -> bool {
+        let Rooms { rooms, oldest, .. } = &mut *self.rooms;
+        let name = loop {
+            let Some((&key, name)) = oldest.first_key_value() else { return false };
+            let name = name.clone();
+            match rooms.get_mut(&name).and_then(|r| Some((r.entries.front()?.seq, r))) {
+                Some((seq, _)) if seq == key => break name,
+                // Listed before its oldest event: moved to where that event stands.
+                Some((seq, r)) => {
+                    r.listed = seq;
+                    oldest.remove(&key);
+                    oldest.insert(seq, name);
+                }
+                // Not held (the map and the list disagree, which nothing should make happen).
+                None => {
+                    oldest.remove(&key);
+                }
+            }
+        };
+        self.drop_oldest(&name, Eviction::Bytes);
+        true
     }
 
     /// The position of an event just appended to `room`.
@@ -522,14 +553,15 @@ impl Locked<'_> {
     }
 }
 
-/// Drops the oldest event of `r`, counted for `why` in `tally`, and keeps `oldest` (the rooms by
-/// their oldest event) up to date. A room left empty stays in the map: its caller forgets it.
+/// Drops the oldest event of `r`, counted for `why` in `tally`; a room left empty leaves `oldest`
+/// (the rooms by their oldest event), and stays in the map: its caller forgets it.
 fn pop_oldest(r: &mut Room, oldest: &mut BTreeMap<u64, Arc<str>>, tally: &mut Tally, why: Eviction) {
     let Some(entry) = r.entries.pop_front() else { return };
-    let name = oldest.remove(&entry.seq);
-    if let Some(next) = r.entries.front() {
-        oldest.insert(next.seq, name.unwrap_or_else(|| r.name.clone()));
-        r.oldest_at = next.at;
+    match r.entries.front() {
+        Some(next) => r.oldest_at = next.at,
+        None => {
+            oldest.remove(&r.listed);
+        }
     }
     tally.dropped(entry.bytes, why);
 }
@@ -640,6 +672,25 @@ mod tests {
         let a = &rooms.rooms["a"];
         assert_eq!(a.entries.back().unwrap().offset, 20);
         assert_eq!(rooms.oldest.len(), rooms.rooms.len());
+    }
+
+    #[test]
+    fn the_budget_finds_the_oldest_event_though_rooms_dropped_their_own_since_they_were_listed() {
+        let h = history(1 << 20);
+        let (small, large) = (spec(2, 60_000), spec(100, 60_000));
+        for room in ["a", "a", "b", "a", "a"] {
+            append(&h, room, if room == "a" { small } else { large });
+        }
+        // "a" holds the 4th and 5th events, listed by the 1st; "b" holds the 3rd: the oldest.
+        assert!(h.lock().drop_endpoints_oldest());
+        assert_eq!(h.counts(), (1, 2), "b's event went, and b with it");
+        assert!(h.lock().drop_endpoints_oldest());
+        let left: Vec<u64> = h.lock().last("a", 10).iter().map(|k| k.position.offset).collect();
+        assert_eq!(left, vec![4]);
+        assert!(h.lock().drop_endpoints_oldest());
+        assert!(!h.lock().drop_endpoints_oldest(), "nothing is left");
+        assert_eq!(h.counts(), (0, 0));
+        assert!(h.rooms.lock().unwrap().oldest.is_empty());
     }
 
     #[test]
