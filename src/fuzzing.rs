@@ -35,7 +35,7 @@ pub fn parse_envelope(text: &str) -> Result<(String, Value), String> {
 
 /// A message to a plain WebSocket client, as the gateway writes it.
 pub fn render_envelope(kind: &str, timestamp: &str, data: &Value) -> String {
-    crate::front::websocket::envelope::render(kind, timestamp, data).as_str().to_string()
+    String::from_utf8_lossy(crate::front::websocket::envelope::render(kind, timestamp, data).payload()).into_owned()
 }
 
 /// A published event, as the API reads one.

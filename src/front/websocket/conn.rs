@@ -17,8 +17,8 @@
 //!   connection that would exceed them is a client that does not read: what it had queued is
 //!   dropped at once (counted), and it is closed with 1008 "send buffer full".
 //!
-//! Frames are shared: a published event is serialized once and every connection queues the same
-//! bytes. Whoever queues a frame to an idle connection writes it at once, without waiting and
+//! Frames are shared: a published event is serialized once, as a WebSocket frame (`wire`), and
+//! every connection queues and writes the same bytes. Whoever queues a frame to an idle connection writes it at once, without waiting and
 //! without putting it in the buffer (the socket takes it, or what it cannot take is left to the
 //! connection's task, counted as buffered until written), as Node's `ws` does:
 //! a delivery then costs one write, not a task woken on another thread, scheduled and polled. One
@@ -47,13 +47,17 @@ use tokio::{
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
-        Message, Utf8Bytes,
+        Message,
         error::{CapacityError, Error as WsError},
         protocol::{CloseFrame, frame::coding::CloseCode},
     },
 };
 
-use crate::front::websocket::{Endpoint, envelope};
+pub(crate) use crate::front::websocket::wire::Frame;
+use crate::front::websocket::{
+    Endpoint, envelope,
+    wire::{FrameSink, WireIo},
+};
 use crate::{
     clock::now_millis,
     engine::{
@@ -63,31 +67,6 @@ use crate::{
     },
     metrics::CloseReason,
 };
-
-/// A frame waiting to be written.
-#[derive(Debug, Clone)]
-pub(crate) enum Frame {
-    /// An envelope, serialized (shared by every connection a delivery reaches).
-    Text(Utf8Bytes),
-    /// A heartbeat ping.
-    Ping,
-}
-
-impl Frame {
-    fn len(&self) -> usize {
-        match self {
-            Frame::Text(text) => text.len(),
-            Frame::Ping => 0,
-        }
-    }
-
-    fn into_message(self) -> Message {
-        match self {
-            Frame::Text(text) => Message::Text(text),
-            Frame::Ping => Message::Ping(Default::default()),
-        }
-    }
-}
 
 /// Who writes a queued frame to an idle connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,7 +212,11 @@ impl Outbox {
 
 /// The connection's write side, shared by its task and whoever queues a frame.
 struct Writer {
-    sink: Pin<Box<dyn Sink<Message, Error = WsError> + Send>>,
+    /// The socket, for the connection's frames (`wire`).
+    wire: Arc<dyn FrameSink>,
+    /// The WebSocket layer's side, for the frames it writes itself: the close handshake, and the
+    /// pongs it owes (it writes them through `wire`, whole frames, after what `wire` has begun).
+    control: Pin<Box<dyn Sink<Message, Error = WsError> + Send>>,
     /// Frames handed to the socket whose flush did not complete at once (count, bytes): the
     /// task completes it (under the write deadline) and only then are they written.
     unflushed: Option<(usize, usize)>,
@@ -245,46 +228,38 @@ impl Writer {
     /// Hands `frames` to the socket and flushes, without waiting: what it cannot take now is put
     /// back in `outbox`, and a flush it cannot complete is left in `unflushed`. True when all of
     /// `frames` was written (false: the task has work left).
-    fn write_now(&mut self, conn: &Conn, frames: impl DoubleEndedIterator<Item = Frame>) -> bool {
+    fn write_now(&mut self, conn: &Conn, frames: &[Frame]) -> bool {
         // Outside tokio's budget: a socket's write counts against the writing task's turn, so a
         // publish call writing to its events' subscribers would find the socket refusing after
         // about 128 writes and leave the rest to the connections' tasks (a wake-up, a task
         // scheduled on another thread, and a lock each), at once and for every batch. How much
         // of a fan-out the publisher writes itself is the endpoint's choice (`Writing`).
-        let mut frames = Some(frames);
-        let write = std::future::poll_fn(move |_| Poll::Ready(frames.take().map(|f| self.write_polling(conn, f))));
+        let mut once = true;
+        let write = std::future::poll_fn(move |_| {
+            Poll::Ready(std::mem::take(&mut once).then(|| self.write_polling(conn, frames)))
+        });
         futures_util::FutureExt::now_or_never(tokio::task::coop::unconstrained(write)).flatten().unwrap_or(false)
     }
 
-    fn write_polling(&mut self, conn: &Conn, mut frames: impl DoubleEndedIterator<Item = Frame>) -> bool {
+    fn write_polling(&mut self, conn: &Conn, frames: &[Frame]) -> bool {
         let mut cx = Context::from_waker(Waker::noop());
-        let (mut count, mut bytes) = (0, 0);
-        let mut put_back = false;
-        while let Some(frame) = frames.next() {
-            match self.sink.as_mut().poll_ready(&mut cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(_)) => {
-                    self.failed = true;
-                    return false;
-                }
-                Poll::Pending => {
-                    conn.outbox().put_back(std::iter::once(frame).chain(frames));
-                    put_back = true;
-                    break;
-                }
-            }
-            let len = frame.len();
-            if self.sink.as_mut().start_send(frame.into_message()).is_err() {
+        match self.wire.poll_frames(&mut cx, frames) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(_)) => {
                 self.failed = true;
                 return false;
             }
-            count += 1;
-            bytes += len;
+            // The socket takes nothing now: the task writes them when it does.
+            Poll::Pending => {
+                conn.outbox().put_back(frames.iter().cloned());
+                return false;
+            }
         }
-        match self.sink.as_mut().poll_flush(&mut cx) {
+        let (count, bytes) = (frames.len(), frames.iter().map(Frame::len).sum());
+        match self.wire.poll_flush(&mut cx) {
             Poll::Ready(Ok(())) => {
                 conn.outbox().written(count, bytes);
-                !put_back
+                true
             }
             Poll::Ready(Err(_)) => {
                 self.failed = true;
@@ -297,10 +272,17 @@ impl Writer {
         }
     }
 
-    /// Flushes the socket, waiting (under the write deadline); frames whose flush was pending
-    /// are then written.
+    /// Writes `frames` and flushes, waiting (under the write deadline).
+    async fn write(&mut self, frames: &[Frame]) -> std::io::Result<()> {
+        std::future::poll_fn(|cx| self.wire.poll_frames(cx, frames)).await?;
+        std::future::poll_fn(|cx| self.wire.poll_flush(cx)).await
+    }
+
+    /// Flushes the socket and what the WebSocket layer holds (a pong it owes), waiting (under the
+    /// write deadline); frames whose flush was pending are then written.
     async fn flush(&mut self, conn: &Conn) -> Result<(), WsError> {
-        self.sink.flush().await?;
+        std::future::poll_fn(|cx| self.wire.poll_flush(cx)).await?;
+        self.control.flush().await?;
         if let Some((count, bytes)) = self.unflushed.take() {
             conn.outbox().written(count, bytes);
         }
@@ -448,7 +430,7 @@ impl Conn {
         if !self.outbox().count_unbuffered(frame.len(), limits) {
             return Err(frame);
         }
-        if !writer.write_now(self, std::iter::once(frame)) {
+        if !writer.write_now(self, std::slice::from_ref(&frame)) {
             self.wake.notify_one();
         }
         Ok(())
@@ -464,7 +446,7 @@ impl Conn {
             Taken::Close(_) => return self.wake.notify_one(),
             Taken::Idle => return,
         };
-        if !writer.write_now(self, frames.into_iter()) || more {
+        if !writer.write_now(self, &frames) || more {
             self.wake.notify_one();
         }
     }
@@ -503,13 +485,18 @@ impl Conn {
     }
 }
 
-/// Serves `conn` over `ws` until either side closes; then the endpoint forgets it.
-pub(crate) async fn serve<S>(ep: Arc<Endpoint>, conn: Arc<Conn>, ws: WebSocketStream<S>)
-where
+/// Serves `conn` over `ws` (whose socket is `wire`'s) until either side closes; then the endpoint
+/// forgets it.
+pub(crate) async fn serve<S>(
+    ep: Arc<Endpoint>,
+    conn: Arc<Conn>,
+    ws: WebSocketStream<WireIo<S>>,
+    wire: Arc<dyn FrameSink>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (sink, mut stream) = ws.split();
-    *conn.writer.lock().await = Some(Writer { sink: Box::pin(sink), unflushed: None, failed: false });
+    let (control, mut stream) = ws.split();
+    *conn.writer.lock().await = Some(Writer { wire, control: Box::pin(control), unflushed: None, failed: false });
     // `Ok`: the gateway closes, with this close frame; `Err`: the connection is gone, for this.
     // Neither side is preferred: the writer gives the reader a turn after each chunk.
     let ending: Result<Closing, CloseReason> = loop {
@@ -527,14 +514,7 @@ where
                 match taken {
                     Taken::Frames { frames, bytes, more } => {
                         let count = frames.len();
-                        let mut written = true;
-                        for frame in frames {
-                            if writer.sink.feed(frame.into_message()).await.is_err() {
-                                written = false;
-                                break;
-                            }
-                        }
-                        if !written || writer.sink.flush().await.is_err() {
+                        if writer.write(&frames).await.is_err() {
                             break Err(CloseReason::TransportError);
                         }
                         conn.outbox().written(count, bytes);
@@ -591,7 +571,7 @@ where
             let frame = CloseFrame { code, reason: reason.into() };
             let mut writer = conn.writer.lock().await;
             let sent = match writer.as_mut() {
-                Some(writer) => writer.sink.send(Message::Close(Some(frame))).await.is_ok(),
+                Some(writer) => writer.control.send(Message::Close(Some(frame))).await.is_ok(),
                 None => false,
             };
             drop(writer);
@@ -651,8 +631,7 @@ impl Member for NativeMember<'_> {
             recovering.replies.push((event.to_string(), data.cloned().unwrap_or(Value::Null)));
             return;
         }
-        let text = envelope::render(event, &crate::clock::iso_now(), data.unwrap_or(&Value::Null));
-        self.ep.queue(self.conn, Frame::Text(text));
+        self.ep.queue(self.conn, envelope::render(event, &crate::clock::iso_now(), data.unwrap_or(&Value::Null)));
     }
 
     fn transport(&self) -> &'static str {
@@ -675,7 +654,7 @@ mod tests {
     }
 
     fn text(n: usize) -> Frame {
-        Frame::Text(Utf8Bytes::from("x".repeat(n)))
+        Frame::text("x".repeat(n).as_bytes())
     }
 
     fn taken(c: &Conn, chunk: usize) -> (usize, usize, bool) {

@@ -6,12 +6,14 @@
 //! `channel` and its `position` there (`{offset, epoch}`), which a client sends back as `since`
 //! when it subscribes again (`subscribe`'s `data.since`).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use bytes::Bytes;
 
-use crate::engine::history::{Kept, Position};
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use crate::{
+    engine::history::{Kept, Position},
+    front::websocket::wire::Frame,
+};
 
 /// Longest message type accepted from a client.
 const MAX_TYPE_LEN: usize = 100;
@@ -36,42 +38,44 @@ pub(crate) fn parse(text: &str) -> Result<(String, Value), String> {
 
 /// `{"type", "timestamp", "data", "channel", "position": {"offset", "epoch"}}`, an event of a room
 /// with history, in two parts: the head, up to the data, serialized once for every room the event
-/// is kept in ([`positioned_head`]), and each room's tail ([`positioned_tail`]).
+/// is kept in ([`positioned_head`]), and each room's tail, written after it ([`positioned`]).
 pub(crate) fn positioned_head(kind: &str, timestamp: &str, data: &Value) -> Bytes {
     let mut head = Vec::with_capacity(64);
-    head.extend_from_slice(b"{\"type\":");
-    write_json(&mut head, kind);
-    head.extend_from_slice(b",\"timestamp\":");
-    write_json(&mut head, timestamp);
-    head.extend_from_slice(b",\"data\":");
-    write_json(&mut head, data);
+    write_head(&mut head, kind, timestamp, data);
     Bytes::from(head)
 }
 
+/// `{"type": kind, "timestamp": timestamp, "data": data`: an envelope up to its end or its tail.
+fn write_head(out: &mut Vec<u8>, kind: &str, timestamp: &str, data: &Value) {
+    out.extend_from_slice(b"{\"type\":");
+    write_json(out, kind);
+    out.extend_from_slice(b",\"timestamp\":");
+    write_json(out, timestamp);
+    out.extend_from_slice(b",\"data\":");
+    write_json(out, data);
+}
+
 /// The rest of a positioned event after [`positioned_head`]: its channel and position.
-pub(crate) fn positioned_tail(channel: &str, position: &Position) -> String {
-    let mut tail = Vec::with_capacity(48 + channel.len());
-    tail.extend_from_slice(b",\"channel\":");
-    write_json(&mut tail, channel);
-    tail.extend_from_slice(format!(",\"position\":{{\"offset\":{},\"epoch\":", position.offset).as_bytes());
-    write_json(&mut tail, &*position.epoch);
-    tail.extend_from_slice(b"}}");
-    // Only JSON was written.
-    String::from_utf8(tail).unwrap_or_default()
+fn write_positioned_tail(out: &mut Vec<u8>, channel: &str, position: &Position) {
+    out.extend_from_slice(b",\"channel\":");
+    write_json(out, channel);
+    out.extend_from_slice(b",\"position\":{\"offset\":");
+    out.extend_from_slice(position.offset.to_string().as_bytes());
+    out.extend_from_slice(b",\"epoch\":");
+    write_json(out, &*position.epoch);
+    out.extend_from_slice(b"}}");
 }
 
 /// A positioned event's whole message: its head, then its channel's and position's tail.
-pub(crate) fn positioned(head: &[u8], channel: &str, position: &Position) -> Utf8Bytes {
-    let tail = positioned_tail(channel, position);
-    let mut whole = Vec::with_capacity(head.len() + tail.len());
-    whole.extend_from_slice(head);
-    whole.extend_from_slice(tail.as_bytes());
-    // Both parts are JSON text (UTF-8), written here.
-    Utf8Bytes::try_from(Bytes::from(whole)).unwrap_or_else(|_| Utf8Bytes::from_static(""))
+pub(crate) fn positioned(head: &[u8], channel: &str, position: &Position) -> Frame {
+    Frame::writing(|out| {
+        out.extend_from_slice(head);
+        write_positioned_tail(out, channel, position);
+    })
 }
 
 /// The message of an event read from a room's history.
-pub(crate) fn kept(kept: &Kept) -> Utf8Bytes {
+pub(crate) fn kept(kept: &Kept) -> Frame {
     positioned(&kept.head.bytes, &kept.room, &kept.position)
 }
 
@@ -89,13 +93,12 @@ pub(crate) fn take_since(data: &mut Value) -> Result<Option<(u64, String)>, Stri
     crate::engine::recovery::parse_since(&since).map(Some)
 }
 
-/// `{"type": kind, "timestamp": timestamp, "data": data}`, serialized once.
-pub(crate) fn render(kind: &str, timestamp: &str, data: &Value) -> Utf8Bytes {
-    let mut envelope = Map::with_capacity(3);
-    envelope.insert("type".into(), Value::String(kind.to_string()));
-    envelope.insert("timestamp".into(), Value::String(timestamp.to_string()));
-    envelope.insert("data".into(), data.clone());
-    Utf8Bytes::from(Value::Object(envelope).to_string())
+/// `{"type": kind, "timestamp": timestamp, "data": data}`, serialized once, as a frame.
+pub(crate) fn render(kind: &str, timestamp: &str, data: &Value) -> Frame {
+    Frame::writing(|out| {
+        write_head(out, kind, timestamp, data);
+        out.push(b'}');
+    })
 }
 
 #[cfg(test)]
@@ -120,7 +123,8 @@ mod tests {
     fn positioned_envelopes_add_channel_and_position_after_the_data() {
         let position = Position { offset: 7, epoch: "abc".into() };
         assert_eq!(
-            positioned(&positioned_head("e", "t", &json!({})), "executions", &position).as_str(),
+            std::str::from_utf8(positioned(&positioned_head("e", "t", &json!({})), "executions", &position).payload())
+                .unwrap(),
             r#"{"type":"e","timestamp":"t","data":{},"channel":"executions","position":{"offset":7,"epoch":"abc"}}"#
         );
     }
@@ -145,6 +149,9 @@ mod tests {
     #[test]
     fn envelopes_render_type_timestamp_and_data_in_that_order() {
         let text = render("pong", "2024-01-15T10:30:00.000Z", &json!({ "b": 1, "a": 2 }));
-        assert_eq!(text.as_str(), r#"{"type":"pong","timestamp":"2024-01-15T10:30:00.000Z","data":{"b":1,"a":2}}"#);
+        assert_eq!(
+            std::str::from_utf8(text.payload()).unwrap(),
+            r#"{"type":"pong","timestamp":"2024-01-15T10:30:00.000Z","data":{"b":1,"a":2}}"#
+        );
     }
 }

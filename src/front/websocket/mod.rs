@@ -4,6 +4,8 @@
 //! - `upgrade`: who may connect (a token, or an API key as a tenant's service, from an allowed
 //!   origin), checked before the upgrade; then the 101 and the connection's task;
 //! - `conn`: one connection: its bounded send buffer, its task, the `Member` actions act on;
+//! - `wire`: a connection's socket, shared by the WebSocket layer (its pongs and close handshake)
+//!   and the connection's writers (events, each encoded as a frame once and written as it is);
 //! - `envelope`: the message format;
 //! - `index`: the room index (room → members), in constant time per join and leave;
 //! - this module: an endpoint's connections and rooms, through which published events are
@@ -31,6 +33,7 @@ mod index;
 mod presence;
 mod stats;
 mod upgrade;
+mod wire;
 
 use std::{
     collections::HashMap,
@@ -351,7 +354,7 @@ impl Endpoint {
                     match pending.outcome().await {
                         Ok(answer) => {
                             if let Some(name) = &reply_event {
-                                ep.queue(&conn, Frame::Text(envelope::render(name, &iso_now(), &answer)));
+                                ep.queue(&conn, envelope::render(name, &iso_now(), &answer));
                             }
                         }
                         Err(error) => {
@@ -365,9 +368,7 @@ impl Endpoint {
                 self.reply_error(conn, event, error)
             }
             Handled::Expired => self.end_expired(conn),
-            Handled::Refreshed(reply) => {
-                self.queue(conn, Frame::Text(envelope::render("auth:refreshed", &iso_now(), &reply)))
-            }
+            Handled::Refreshed(reply) => self.queue(conn, envelope::render("auth:refreshed", &iso_now(), &reply)),
         }
     }
 
@@ -375,7 +376,7 @@ impl Endpoint {
     fn reply_error(&self, conn: &Conn, event: Option<&str>, error: ClientError) {
         self.shared.metrics.events_rejected.inc();
         tracing::debug!(endpoint = %self.spec.path, event, kind = error.kind.as_str(), message = %error.message, "client message refused");
-        self.queue(conn, Frame::Text(envelope::render("error", &iso_now(), &error.payload(event))));
+        self.queue(conn, envelope::render("error", &iso_now(), &error.payload(event)));
     }
 
     /// Tells the client its token expired, and closes.
@@ -435,11 +436,8 @@ impl Endpoint {
             return;
         }
         let delivery = routed.render();
-        let frame = Frame::Text(envelope::render(
-            &delivery.event,
-            &timestamp_of(event),
-            delivery.data().as_deref().unwrap_or(&Value::Null),
-        ));
+        let frame =
+            envelope::render(&delivery.event, &timestamp_of(event), delivery.data().as_deref().unwrap_or(&Value::Null));
         // Queueing may cut a slow consumer, which is logged: not under the index's lock.
         for (nth, conn) in members.iter().enumerate() {
             self.queue_nth(conn, frame.clone(), nth);
@@ -495,7 +493,7 @@ impl Endpoint {
                 // The whole message is put together only for a room with members here.
                 if !members.is_empty() {
                     let position = history.position(&kept.room, &appended);
-                    let frame = Frame::Text(envelope::positioned(&head.bytes, &kept.visible, &position));
+                    let frame = envelope::positioned(&head.bytes, &kept.visible, &position);
                     sends.push((members, frame, Some((kept.room.as_str(), position))));
                 }
             }
@@ -505,7 +503,7 @@ impl Endpoint {
                 delivery.filtered.iter().filter(|(room, _)| !kept(room)).map(|(room, reach)| (room.as_str(), reach));
             let members: Vec<Arc<Conn>> = not_reached_yet(&sends, index.members_reached(plain, filtered));
             if !members.is_empty() {
-                sends.push((members, Frame::Text(envelope::render(&delivery.event, &timestamp, data)), None));
+                sends.push((members, envelope::render(&delivery.event, &timestamp, data), None));
             }
         }
         let mut nth = 0;
@@ -567,7 +565,7 @@ impl Endpoint {
                 .collect();
             for kept in kept {
                 if kept.passes(&theirs) && !kept.head.is_empty() {
-                    missed.push(Frame::Text(envelope::kept(&kept)));
+                    missed.push(envelope::kept(&kept));
                 }
             }
         }
@@ -581,7 +579,7 @@ impl Endpoint {
             if let Value::Object(fields) = &mut data {
                 fields.insert("recovered".into(), Value::Bool(recovered));
             }
-            self.queue(conn, Frame::Text(envelope::render(&event, &iso_now(), &data)));
+            self.queue(conn, envelope::render(&event, &iso_now(), &data));
         }
         if recovered {
             for frame in missed {
@@ -604,7 +602,7 @@ impl Endpoint {
         let handled = self.dispatch_reading_history(member, &member.conn.session, name, data, bytes, &mut reads);
         for kept in reads.events() {
             if !kept.head.is_empty() {
-                self.queue(member.conn, Frame::Text(envelope::kept(&kept)));
+                self.queue(member.conn, envelope::kept(&kept));
             }
         }
         drop(reads);
@@ -640,7 +638,7 @@ impl Endpoint {
                     counted_as: CloseReason::HeartbeatTimeout,
                 });
             } else {
-                self.queue(&conn, Frame::Ping);
+                self.queue(&conn, Frame::ping());
             }
         }
     }

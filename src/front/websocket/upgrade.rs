@@ -27,7 +27,7 @@ use tokio_tungstenite::{
     },
 };
 
-use crate::front::websocket::{Endpoint, conn};
+use crate::front::websocket::{Endpoint, conn, wire};
 use crate::{
     auth::{ApiKeys, Identity, TokenError, TokenSource, handshake_token, query_param},
     engine::member_state::MemberState,
@@ -80,8 +80,9 @@ pub(crate) async fn upgrade(ep: Arc<Endpoint>, api_keys: &ApiKeys, request: Requ
         ep.registering_changed(&tenant, false);
         match registered {
             Ok((io, conn)) => {
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, Some(config)).await;
-                conn::serve(ep, conn, ws).await;
+                let (wire, io) = wire::shared(TokioIo::new(io));
+                let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+                conn::serve(ep, conn, ws, wire).await;
             }
             Err(e) => tracing::debug!(error = %e, "a WebSocket upgrade did not complete"),
         }
