@@ -6,6 +6,8 @@
 //! `channel` and its `position` there (`{offset, epoch}`), which a client sends back as `since`
 //! when it subscribes again (`subscribe`'s `data.since`).
 
+use std::io::Write;
+
 use serde_json::Value;
 
 use bytes::Bytes;
@@ -59,9 +61,8 @@ fn write_head(out: &mut Vec<u8>, kind: &str, timestamp: &str, data: &Value) {
 fn write_positioned_tail(out: &mut Vec<u8>, channel: &str, position: &Position) {
     out.extend_from_slice(b",\"channel\":");
     write_json(out, channel);
-    out.extend_from_slice(b",\"position\":{\"offset\":");
-    out.extend_from_slice(position.offset.to_string().as_bytes());
-    out.extend_from_slice(b",\"epoch\":");
+    // Into the frame's buffer, without a string of its own (`Write` for a `Vec` cannot fail).
+    let _ = write!(out, ",\"position\":{{\"offset\":{},\"epoch\":", position.offset);
     write_json(out, &*position.epoch);
     out.extend_from_slice(b"}}");
 }

@@ -185,7 +185,8 @@ impl<S: AsyncWrite + Unpin + Send> FrameSink for Wire<S> {
             _ => {
                 let mut all = Vec::with_capacity(frames.iter().map(|f| f.wire.len()).sum());
                 frames.iter().for_each(|f| all.extend_from_slice(&f.wire));
-                state.poll_whole(cx, &all, |n| Bytes::from(all[n..].to_vec())).map_ok(|_| ())
+                let all = Bytes::from(all);
+                state.poll_whole(cx, &all, |n| all.slice(n..)).map_ok(|_| ())
             }
         }
     }
